@@ -1,0 +1,14 @@
+//! `rmq-common`: the data of Apache RocketMQ's remoting protocol, with no I/O.
+//!
+//! Messages and their properties, message queues, request/response/language codes, command
+//! headers (as plain structs that map to ext fields), topic route data, message ids, and the
+//! validation rules the Java client applies before sending.
+#![warn(missing_docs)]
+
+pub mod code;
+pub mod ext_fields;
+pub mod header;
+
+pub use code::{LanguageCode, RequestCode, ResponseCode};
+pub use ext_fields::ExtFields;
+pub use header::{CommandHeader, HeaderError};

@@ -1,0 +1,1 @@
+//! rmq-nameserver-client (in progress).
