@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# rocketmq-dev.sh: a real RocketMQ dev cluster on loopback, for interop tests and local development.
+#
+# One name server and two master brokers (broker-a, broker-b) of one cluster, auto topic creation on,
+# using the Rust implementations from crates.io (rocketmq-namesrv / rocketmq-broker 1.0.0).
+#
+#   install              build the binaries once into a cache outside the clone (reused when present)
+#   start                install if needed, start the cluster, wait until both brokers are routable;
+#                        prints `export ...` lines on stdout:  eval "$(scripts/rocketmq-dev.sh start)"
+#   stop                 stop exactly the processes this script started (by pid)
+#   status               what is running
+#   env                  print the export lines again
+#   stop-broker NAME     stop one broker (e.g. broker-b); start-broker NAME starts it again
+#
+# Environment (all optional):
+#   RMQ_DEV_CACHE   where the binaries are installed   (default: ${XDG_CACHE_HOME:-$HOME/.cache}/rmq-dev)
+#   RMQ_DEV_STATE   pid files, configs, logs, stores    (default: ${TMPDIR:-/tmp}/rmq-dev-$UID)
+#   RMQ_DEV_NAMESRV_PORT (9876), RMQ_DEV_BROKER_A_PORT (10911), RMQ_DEV_BROKER_B_PORT (10921)
+#   RMQ_DEV_START_TIMEOUT seconds to wait for readiness (default 120)
+set -euo pipefail
+
+VERSION=1.0.0
+CACHE=${RMQ_DEV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rmq-dev}
+ROOT="$CACHE/rocketmq-$VERSION"
+BIN="$ROOT/bin"
+STATE=${RMQ_DEV_STATE:-${TMPDIR:-/tmp}/rmq-dev-$(id -u)}
+NAMESRV_PORT=${RMQ_DEV_NAMESRV_PORT:-9876}
+BROKER_A_PORT=${RMQ_DEV_BROKER_A_PORT:-10911}
+BROKER_B_PORT=${RMQ_DEV_BROKER_B_PORT:-10921}
+START_TIMEOUT=${RMQ_DEV_START_TIMEOUT:-120}
+HOST=127.0.0.1
+SCRIPT_PATH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
+
+log() { echo "rocketmq-dev: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+broker_port() {
+  case "$1" in
+    broker-a) echo "$BROKER_A_PORT" ;;
+    broker-b) echo "$BROKER_B_PORT" ;;
+    *) die "unknown broker '$1' (broker-a or broker-b)" ;;
+  esac
+}
+
+installed() { [ -x "$BIN/rocketmq-namesrv-rust" ] && [ -x "$BIN/rocketmq-broker-rust" ]; }
+
+cmd_install() {
+  if installed; then
+    log "using cached binaries in $BIN"
+    return 0
+  fi
+  command -v cargo >/dev/null || die "cargo is required to build the RocketMQ binaries"
+  mkdir -p "$CACHE"
+  log "building rocketmq-namesrv and rocketmq-broker $VERSION from crates.io into $ROOT (once; ~15-25 min on 2 cores)"
+  # A private target dir keeps the build out of the clone; it is removed after a successful install.
+  # Run outside the clone so its rust-toolchain.toml does not apply to this unrelated build.
+  (cd "$CACHE" && CARGO_TARGET_DIR="$CACHE/target" cargo install --locked --root "$ROOT" \
+    "rocketmq-namesrv@$VERSION" "rocketmq-broker@$VERSION") >&2 || die "cargo install failed"
+  installed || die "binaries missing after install"
+  rm -rf "$CACHE/target"
+  log "installed: $BIN"
+}
+
+# Sends a GET_ROUTEINFO_BY_TOPIC(TBW102) frame (JSON header, version 437) and prints the reply.
+route_tbw102() {
+  local hex='00000084000000807b22636f6465223a3130352c226578744669656c6473223a7b22746f706963223a22544257313032227d2c22666c6167223a302c226c616e6775616765223a224a415641222c226f7061717565223a312c2273657269616c697a655479706543757272656e74525043223a224a534f4e222c2276657273696f6e223a3433377d'
+  local esc
+  esc=$(printf '%s' "$hex" | sed 's/../\\x&/g')
+  timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2" || exit 1; printf "$3" >&3; timeout 2 head -c 4096 <&3' \
+    _ "$HOST" "$NAMESRV_PORT" "$esc" 2>/dev/null | tr -d '\000' || true
+}
+
+port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+write_namesrv_config() {
+  mkdir -p "$STATE/namesrv"
+  cat >"$STATE/namesrv/namesrv.toml" <<EOF
+rocketmqHome = "$STATE/home"
+kvConfigPath = "$STATE/namesrv/kvConfig.json"
+configStorePath = "$STATE/namesrv/namesrv.properties"
+EOF
+}
+
+write_broker_config() {
+  local name=$1 port=$2 dir="$STATE/$1"
+  mkdir -p "$dir/store"
+  cat >"$dir/broker.toml" <<EOF
+[broker]
+namesrvAddr = "$HOST:$NAMESRV_PORT"
+brokerIp1 = "$HOST"
+listenPort = $port
+storePathRootDir = "$dir/store"
+autoCreateTopicEnable = true
+
+[broker.brokerServerConfig]
+bindAddress = "$HOST"
+
+[broker.brokerIdentity]
+brokerName = "$name"
+brokerClusterName = "DefaultCluster"
+brokerId = 0
+
+[store]
+storeType = "LocalFile"
+brokerRole = "ASYNC_MASTER"
+storePathRootDir = "$dir/store"
+haListenAddress = "$HOST"
+haListenPort = $((port + 1))
+EOF
+}
+
+run_env() {
+  export ROCKETMQ_HOME="$STATE/home"
+  export ROCKETMQ_SECURITY_PROFILE=development-insecure-loopback
+  unset NAMESRV_ADDR
+}
+
+start_namesrv() {
+  local pidf="$STATE/namesrv.pid"
+  if pid_alive "$pidf"; then log "name server already running (pid $(cat "$pidf"))"; return 0; fi
+  port_open "$NAMESRV_PORT" && die "port $NAMESRV_PORT is in use by another process"
+  write_namesrv_config
+  (run_env; cd "$STATE/namesrv" && exec setsid "$BIN/rocketmq-namesrv-rust" -c "$STATE/namesrv/namesrv.toml" \
+      --listenPort "$NAMESRV_PORT" --bindAddress "$HOST" >"$STATE/namesrv/out.log" 2>&1 </dev/null) &
+  echo $! >"$pidf"
+  log "name server starting on $HOST:$NAMESRV_PORT (pid $!)"
+}
+
+start_broker() {
+  local name=$1 port pidf="$STATE/$1.pid"
+  port=$(broker_port "$name")
+  if pid_alive "$pidf"; then log "$name already running (pid $(cat "$pidf"))"; return 0; fi
+  port_open "$port" && die "port $port is in use by another process"
+  write_broker_config "$name" "$port"
+  (run_env; cd "$STATE/$name" && exec setsid "$BIN/rocketmq-broker-rust" -c "$STATE/$name/broker.toml" \
+      -n "$HOST:$NAMESRV_PORT" >"$STATE/$name/out.log" 2>&1 </dev/null) &
+  echo $! >"$pidf"
+  log "$name starting on $HOST:$port (pid $!)"
+}
+
+# Waits until the name server routes TBW102 to every broker in "$@".
+wait_routable() {
+  local deadline=$((SECONDS + START_TIMEOUT)) reply missing
+  while :; do
+    reply=$(route_tbw102)
+    missing=""
+    for b in "$@"; do
+      case "$reply" in *"\"brokerName\":\"$b\""*) ;; *) missing="$missing $b" ;; esac
+    done
+    case "$reply" in *'"code":0'*) [ -z "$missing" ] && return 0 ;; esac
+    for p in "$STATE"/*.pid; do
+      [ -f "$p" ] || continue
+      pid_alive "$p" || { tail -n 30 "$STATE/$(basename "$p" .pid)"/out.log >&2 2>/dev/null; die "$(basename "$p" .pid) exited during startup"; }
+    done
+    [ $SECONDS -ge $deadline ] && die "cluster not routable after ${START_TIMEOUT}s (missing:${missing:- name server}); logs in $STATE"
+    sleep 0.5
+  done
+}
+
+print_env() {
+  echo "export RMQ_INTEROP_NAMESRV=$HOST:$NAMESRV_PORT"
+  echo "export RMQ_INTEROP_BROKERS='broker-a=$HOST:$BROKER_A_PORT;broker-b=$HOST:$BROKER_B_PORT'"
+  echo "export RMQ_INTEROP_SCRIPT=$SCRIPT_PATH"
+  echo "export NAMESRV_ADDR=$HOST:$NAMESRV_PORT"
+}
+
+cmd_start() {
+  cmd_install
+  mkdir -p "$STATE/home/conf"
+  start_namesrv
+  local deadline=$((SECONDS + START_TIMEOUT))
+  until port_open "$NAMESRV_PORT"; do
+    pid_alive "$STATE/namesrv.pid" || { tail -n 30 "$STATE/namesrv/out.log" >&2; die "name server exited"; }
+    [ $SECONDS -ge $deadline ] && die "name server not listening after ${START_TIMEOUT}s"
+    sleep 0.2
+  done
+  start_broker broker-a
+  start_broker broker-b
+  wait_routable broker-a broker-b
+  log "cluster ready: name server $HOST:$NAMESRV_PORT, broker-a $HOST:$BROKER_A_PORT, broker-b $HOST:$BROKER_B_PORT"
+  print_env
+}
+
+stop_one() {
+  local what=$1 pidf="$STATE/$1.pid" pid
+  [ -f "$pidf" ] || return 0
+  pid=$(cat "$pidf")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && { log "$what did not stop in 5 s; killing"; kill -KILL "$pid" 2>/dev/null || true; }
+    log "stopped $what (pid $pid)"
+  fi
+  rm -f "$pidf"
+}
+
+cmd_stop() {
+  stop_one broker-a
+  stop_one broker-b
+  stop_one namesrv
+}
+
+cmd_status() {
+  local any=1
+  for w in namesrv broker-a broker-b; do
+    if pid_alive "$STATE/$w.pid"; then echo "$w running (pid $(cat "$STATE/$w.pid"))"; any=0; else echo "$w stopped"; fi
+  done
+  return $any
+}
+
+case "${1:-}" in
+  install) cmd_install ;;
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  status) cmd_status ;;
+  env) print_env ;;
+  stop-broker) [ -n "${2:-}" ] || die "usage: $0 stop-broker NAME"; broker_port "$2" >/dev/null; stop_one "$2" ;;
+  start-broker)
+    [ -n "${2:-}" ] || die "usage: $0 start-broker NAME"
+    start_broker "$2"
+    wait_routable "$2"
+    ;;
+  *) echo "usage: $0 install|start|stop|status|env|stop-broker NAME|start-broker NAME" >&2; exit 2 ;;
+esac

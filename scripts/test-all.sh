@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs every check and test of the workspace, including the interop tests against a real RocketMQ
+# cluster (started here with scripts/rocketmq-dev.sh, which builds and caches the binaries once).
+#
+#   bash scripts/test-all.sh
+#
+# RMQ_SKIP_INTEROP=1 skips starting the real cluster (the interop tests then skip themselves,
+# except under CI, where a missing cluster is a failure).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo doc (warnings are errors)"
+RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --locked
+
+if [ "${RMQ_SKIP_INTEROP:-0}" != 1 ]; then
+  step "real RocketMQ cluster (scripts/rocketmq-dev.sh)"
+  trap 'bash scripts/rocketmq-dev.sh stop || true' EXIT
+  cluster_env=$(bash scripts/rocketmq-dev.sh start)
+  eval "$cluster_env"
+  printf '%s\n' "$cluster_env" >&2
+fi
+
+if [ -f fuzz/Cargo.toml ]; then
+  step "fuzz crate builds (corpus replay runs in rmq-remoting's tests)"
+  cargo build --manifest-path fuzz/Cargo.toml --locked
+fi
+
+step "cargo test (unit, integration, interop, benches in test mode)"
+PROPTEST_CASES=${PROPTEST_CASES:-256} cargo test --workspace --all-targets --locked
+
+step "cargo test --doc"
+cargo test --workspace --doc --locked
