@@ -1,1 +1,4 @@
-//! rmq-producer (in progress).
+//! `rmq-producer`: the send path of RocketMQ's `DefaultMQProducer` in async Rust.
+#![warn(missing_docs)]
+
+pub mod fault;
