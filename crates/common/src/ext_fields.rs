@@ -30,13 +30,17 @@ impl ExtFields {
     /// An empty map.
     #[must_use]
     pub const fn new() -> Self {
-        Self { entries: Vec::new() }
+        Self {
+            entries: Vec::new(),
+        }
     }
 
     /// An empty map with room for `n` entries.
     #[must_use]
     pub fn with_capacity(n: usize) -> Self {
-        Self { entries: Vec::with_capacity(n) }
+        Self {
+            entries: Vec::with_capacity(n),
+        }
     }
 
     /// Sets `key` to `value`, replacing an existing value of the same key.
@@ -59,12 +63,21 @@ impl ExtFields {
     /// The value of `key` (the last one if the key is duplicated).
     #[must_use]
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| &**v)
+        self.entries
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| &**v)
     }
 
     /// Removes every entry of `key`, returning the value that [`get`](Self::get) would have returned.
     pub fn remove(&mut self, key: &str) -> Option<ByteString> {
-        let found = self.entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        let found = self
+            .entries
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone());
         self.entries.retain(|(k, _)| k != key);
         found
     }

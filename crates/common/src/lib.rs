@@ -8,7 +8,14 @@
 pub mod code;
 pub mod ext_fields;
 pub mod header;
+pub mod message;
+pub mod message_queue;
+pub mod properties;
+pub mod property;
 
 pub use code::{LanguageCode, RequestCode, ResponseCode};
 pub use ext_fields::ExtFields;
 pub use header::{CommandHeader, HeaderError};
+pub use message::{Message, MessageError};
+pub use message_queue::MessageQueue;
+pub use properties::Properties;

@@ -54,7 +54,9 @@ pub enum HeaderError {
 /// # Errors
 /// [`HeaderError::Missing`] when absent.
 pub fn required_str(ext: &ExtFields, field: &'static str) -> Result<String, HeaderError> {
-    ext.get(field).map(str::to_owned).ok_or(HeaderError::Missing { field })
+    ext.get(field)
+        .map(str::to_owned)
+        .ok_or(HeaderError::Missing { field })
 }
 
 /// Reads an optional string field.
