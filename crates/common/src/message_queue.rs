@@ -54,7 +54,7 @@ mod tests {
 
     #[test]
     fn ordering_is_topic_broker_id() {
-        let mut v = vec![
+        let mut v = [
             MessageQueue::new("B", "a", 0),
             MessageQueue::new("A", "b", 0),
             MessageQueue::new("A", "a", 3),
