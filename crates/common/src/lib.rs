@@ -12,10 +12,15 @@ pub mod message;
 pub mod message_queue;
 pub mod properties;
 pub mod property;
+pub mod sysflag;
 
 pub use code::{LanguageCode, RequestCode, ResponseCode};
 pub use ext_fields::ExtFields;
-pub use header::{CommandHeader, HeaderError};
+pub use header::{
+    CheckTransactionStateRequestHeader, CommandHeader, EndTransactionRequestHeader,
+    GetRouteInfoRequestHeader, HeaderError, SendMessageRequestHeader, SendMessageRequestHeaderV2,
+    SendMessageResponseHeader, UnregisterClientRequestHeader, ViewMessageRequestHeader,
+};
 pub use message::{Message, MessageError};
 pub use message_queue::MessageQueue;
 pub use properties::Properties;

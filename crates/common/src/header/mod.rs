@@ -8,6 +8,18 @@ use std::str::FromStr;
 
 use crate::ExtFields;
 
+pub mod client;
+pub mod route;
+pub mod send;
+pub mod transaction;
+pub mod view;
+
+pub use client::UnregisterClientRequestHeader;
+pub use route::GetRouteInfoRequestHeader;
+pub use send::{SendMessageRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader};
+pub use transaction::{CheckTransactionStateRequestHeader, EndTransactionRequestHeader};
+pub use view::ViewMessageRequestHeader;
+
 /// A header that maps to and from a command's ext fields.
 pub trait CommandHeader: Sized {
     /// Writes every present field into `ext` (replacing existing keys).

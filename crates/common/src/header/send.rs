@@ -1,0 +1,425 @@
+//! Send headers: `SendMessageRequestHeader` (V1 long names), its V2 short-name form, and
+//! `SendMessageResponseHeader` (PROTOCOL §3.1–3.3).
+
+use super::{bool_str, optional_bool, optional_num, optional_str, required_num, required_str};
+use crate::{CommandHeader, ExtFields, HeaderError, RequestCode};
+
+/// The send request header (Java's `SendMessageRequestHeader`, V1 long names, codes 10 / 324).
+///
+/// Wrap it in [`SendMessageRequestHeaderV2`] for the short names `a`..`n` of codes 310 / 320 /
+/// 325. The Java client always sends `unitMode` and `batch` (`Some(false)` unless batching).
+///
+/// ```
+/// use rmq_common::header::send::SendMessageRequestHeader;
+/// use rmq_common::CommandHeader;
+/// let h = SendMessageRequestHeader {
+///     producer_group: "pg".into(),
+///     topic: "TopicTest".into(),
+///     default_topic: "TBW102".into(),
+///     default_topic_queue_nums: 4,
+///     unit_mode: Some(false),
+///     batch: Some(false),
+///     ..Default::default()
+/// };
+/// let ext = h.to_ext_fields();
+/// assert_eq!(ext.get("producerGroup"), Some("pg"));
+/// assert_eq!(ext.get("unitMode"), Some("false"));
+/// assert_eq!(ext.get("properties"), None);
+/// assert_eq!(SendMessageRequestHeader::read_from(&ext)?, h);
+/// # Ok::<(), rmq_common::HeaderError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SendMessageRequestHeader {
+    /// `producerGroup` / `a`.
+    pub producer_group: String,
+    /// `topic` / `b`.
+    pub topic: String,
+    /// `defaultTopic` / `c` (`"TBW102"`).
+    pub default_topic: String,
+    /// `defaultTopicQueueNums` / `d` (4).
+    pub default_topic_queue_nums: i32,
+    /// `queueId` / `e` (negative: the broker picks one).
+    pub queue_id: i32,
+    /// `sysFlag` / `f` (see [`crate::sysflag`]).
+    pub sys_flag: i32,
+    /// `bornTimestamp` / `g` (epoch ms).
+    pub born_timestamp: i64,
+    /// `flag` / `h` (the message's user flag).
+    pub flag: i32,
+    /// `properties` / `i` (the encoded [`crate::Properties`]).
+    pub properties: Option<String>,
+    /// `reconsumeTimes` / `j`.
+    pub reconsume_times: Option<i32>,
+    /// `unitMode` / `k`.
+    pub unit_mode: Option<bool>,
+    /// `batch` / `m`.
+    pub batch: Option<bool>,
+    /// `maxReconsumeTimes` / `l`.
+    pub max_reconsume_times: Option<i32>,
+    /// `bname` / `n`: the target broker's name.
+    pub broker_name: Option<String>,
+}
+
+/// Wire names of the send request fields: (V1 long name, V2 short name).
+struct Names {
+    producer_group: &'static str,
+    topic: &'static str,
+    default_topic: &'static str,
+    default_topic_queue_nums: &'static str,
+    queue_id: &'static str,
+    sys_flag: &'static str,
+    born_timestamp: &'static str,
+    flag: &'static str,
+    properties: &'static str,
+    reconsume_times: &'static str,
+    unit_mode: &'static str,
+    max_reconsume_times: &'static str,
+    batch: &'static str,
+    broker_name: &'static str,
+}
+
+const V1: Names = Names {
+    producer_group: "producerGroup",
+    topic: "topic",
+    default_topic: "defaultTopic",
+    default_topic_queue_nums: "defaultTopicQueueNums",
+    queue_id: "queueId",
+    sys_flag: "sysFlag",
+    born_timestamp: "bornTimestamp",
+    flag: "flag",
+    properties: "properties",
+    reconsume_times: "reconsumeTimes",
+    unit_mode: "unitMode",
+    max_reconsume_times: "maxReconsumeTimes",
+    batch: "batch",
+    broker_name: "bname",
+};
+
+const V2: Names = Names {
+    producer_group: "a",
+    topic: "b",
+    default_topic: "c",
+    default_topic_queue_nums: "d",
+    queue_id: "e",
+    sys_flag: "f",
+    born_timestamp: "g",
+    flag: "h",
+    properties: "i",
+    reconsume_times: "j",
+    unit_mode: "k",
+    max_reconsume_times: "l",
+    batch: "m",
+    broker_name: "n",
+};
+
+impl SendMessageRequestHeader {
+    fn write_with(&self, n: &Names, ext: &mut ExtFields) {
+        ext.insert(n.producer_group, self.producer_group.as_str());
+        ext.insert(n.topic, self.topic.as_str());
+        ext.insert(n.default_topic, self.default_topic.as_str());
+        ext.insert(
+            n.default_topic_queue_nums,
+            self.default_topic_queue_nums.to_string(),
+        );
+        ext.insert(n.queue_id, self.queue_id.to_string());
+        ext.insert(n.sys_flag, self.sys_flag.to_string());
+        ext.insert(n.born_timestamp, self.born_timestamp.to_string());
+        ext.insert(n.flag, self.flag.to_string());
+        if let Some(v) = &self.properties {
+            ext.insert(n.properties, v.as_str());
+        }
+        if let Some(v) = self.reconsume_times {
+            ext.insert(n.reconsume_times, v.to_string());
+        }
+        if let Some(v) = self.unit_mode {
+            ext.insert(n.unit_mode, bool_str(v));
+        }
+        if let Some(v) = self.max_reconsume_times {
+            ext.insert(n.max_reconsume_times, v.to_string());
+        }
+        if let Some(v) = self.batch {
+            ext.insert(n.batch, bool_str(v));
+        }
+        if let Some(v) = &self.broker_name {
+            ext.insert(n.broker_name, v.as_str());
+        }
+    }
+
+    fn read_with(n: &Names, ext: &ExtFields) -> Result<Self, HeaderError> {
+        Ok(Self {
+            producer_group: required_str(ext, n.producer_group)?,
+            topic: required_str(ext, n.topic)?,
+            default_topic: required_str(ext, n.default_topic)?,
+            default_topic_queue_nums: required_num(ext, n.default_topic_queue_nums, "i32")?,
+            queue_id: required_num(ext, n.queue_id, "i32")?,
+            sys_flag: required_num(ext, n.sys_flag, "i32")?,
+            born_timestamp: required_num(ext, n.born_timestamp, "i64")?,
+            flag: required_num(ext, n.flag, "i32")?,
+            properties: optional_str(ext, n.properties),
+            reconsume_times: optional_num(ext, n.reconsume_times, "i32")?,
+            unit_mode: optional_bool(ext, n.unit_mode),
+            batch: optional_bool(ext, n.batch),
+            max_reconsume_times: optional_num(ext, n.max_reconsume_times, "i32")?,
+            broker_name: optional_str(ext, n.broker_name),
+        })
+    }
+
+    /// Reads the header the way a broker does for `code`: the V2 short names for
+    /// `SEND_MESSAGE_V2` (310), `SEND_BATCH_MESSAGE` (320) and `SEND_REPLY_MESSAGE_V2` (325),
+    /// the V1 long names otherwise.
+    ///
+    /// # Errors
+    /// [`HeaderError`] naming the missing or malformed field (by its wire name).
+    ///
+    /// ```
+    /// use rmq_common::header::send::{SendMessageRequestHeader, SendMessageRequestHeaderV2};
+    /// use rmq_common::{CommandHeader, RequestCode};
+    /// let h = SendMessageRequestHeader { topic: "T".into(), ..Default::default() };
+    /// let ext = SendMessageRequestHeaderV2(h.clone()).to_ext_fields();
+    /// assert_eq!(SendMessageRequestHeader::read_for_code(RequestCode::SEND_MESSAGE_V2, &ext)?, h);
+    /// assert!(SendMessageRequestHeader::read_for_code(RequestCode::SEND_MESSAGE, &ext).is_err());
+    /// # Ok::<(), rmq_common::HeaderError>(())
+    /// ```
+    pub fn read_for_code(code: RequestCode, ext: &ExtFields) -> Result<Self, HeaderError> {
+        if Self::is_v2_code(code) {
+            Self::read_with(&V2, ext)
+        } else {
+            Self::read_with(&V1, ext)
+        }
+    }
+
+    /// Whether `code` carries the V2 (short names) header: 310, 320 and 325.
+    #[must_use]
+    pub fn is_v2_code(code: RequestCode) -> bool {
+        matches!(
+            code,
+            RequestCode::SEND_MESSAGE_V2
+                | RequestCode::SEND_BATCH_MESSAGE
+                | RequestCode::SEND_REPLY_MESSAGE_V2
+        )
+    }
+}
+
+impl CommandHeader for SendMessageRequestHeader {
+    fn write_to(&self, ext: &mut ExtFields) {
+        self.write_with(&V1, ext);
+    }
+
+    fn read_from(ext: &ExtFields) -> Result<Self, HeaderError> {
+        Self::read_with(&V1, ext)
+    }
+}
+
+/// The send request header with the V2 short names `a`..`n` (Java's
+/// `SendMessageRequestHeaderV2`), used by the Java client for codes 310, 320 and 325.
+///
+/// ```
+/// use rmq_common::header::send::{SendMessageRequestHeader, SendMessageRequestHeaderV2};
+/// use rmq_common::CommandHeader;
+/// let v2 = SendMessageRequestHeaderV2(SendMessageRequestHeader {
+///     producer_group: "pg".into(),
+///     batch: Some(true),
+///     ..Default::default()
+/// });
+/// let ext = v2.to_ext_fields();
+/// assert_eq!(ext.get("a"), Some("pg"));
+/// assert_eq!(ext.get("m"), Some("true"));
+/// assert_eq!(ext.get("producerGroup"), None);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SendMessageRequestHeaderV2(pub SendMessageRequestHeader);
+
+impl CommandHeader for SendMessageRequestHeaderV2 {
+    fn write_to(&self, ext: &mut ExtFields) {
+        self.0.write_with(&V2, ext);
+    }
+
+    fn read_from(ext: &ExtFields) -> Result<Self, HeaderError> {
+        SendMessageRequestHeader::read_with(&V2, ext).map(Self)
+    }
+}
+
+impl From<SendMessageRequestHeader> for SendMessageRequestHeaderV2 {
+    fn from(h: SendMessageRequestHeader) -> Self {
+        Self(h)
+    }
+}
+
+impl From<SendMessageRequestHeaderV2> for SendMessageRequestHeader {
+    fn from(h: SendMessageRequestHeaderV2) -> Self {
+        h.0
+    }
+}
+
+/// The send response header (Java's `SendMessageResponseHeader`, plus the `MSG_REGION` and
+/// `TRACE_ON` ext fields the broker adds).
+///
+/// `trace_on` is read as Java's `processSendResponse` does: anything but exactly `"false"`
+/// is `true`.
+///
+/// ```
+/// use rmq_common::header::send::SendMessageResponseHeader;
+/// use rmq_common::{CommandHeader, ExtFields};
+/// let ext: ExtFields = [
+///     ("msgId", "7F00000100002A9F00000000004988BA"),
+///     ("queueId", "0"),
+///     ("queueOffset", "0"),
+///     ("MSG_REGION", "DefaultRegion"),
+///     ("TRACE_ON", "true"),
+/// ]
+/// .into_iter()
+/// .collect();
+/// let h = SendMessageResponseHeader::read_from(&ext)?;
+/// assert_eq!(h.queue_offset, 0);
+/// assert_eq!(h.region_id.as_deref(), Some("DefaultRegion"));
+/// assert_eq!(h.trace_on, Some(true));
+/// # Ok::<(), rmq_common::HeaderError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SendMessageResponseHeader {
+    /// `msgId`: the offset message id (comma-separated for a batch).
+    pub msg_id: String,
+    /// `queueId`: the queue actually written.
+    pub queue_id: i32,
+    /// `queueOffset`: the consume-queue offset.
+    pub queue_offset: i64,
+    /// `transactionId` (= the stored message's `UNIQ_KEY`).
+    pub transaction_id: Option<String>,
+    /// `batchUniqId` (inner batches only).
+    pub batch_uniq_id: Option<String>,
+    /// `MSG_REGION` ext field.
+    pub region_id: Option<String>,
+    /// `TRACE_ON` ext field.
+    pub trace_on: Option<bool>,
+}
+
+impl CommandHeader for SendMessageResponseHeader {
+    fn write_to(&self, ext: &mut ExtFields) {
+        ext.insert("msgId", self.msg_id.as_str());
+        ext.insert("queueId", self.queue_id.to_string());
+        ext.insert("queueOffset", self.queue_offset.to_string());
+        if let Some(v) = &self.transaction_id {
+            ext.insert("transactionId", v.as_str());
+        }
+        if let Some(v) = &self.batch_uniq_id {
+            ext.insert("batchUniqId", v.as_str());
+        }
+        if let Some(v) = &self.region_id {
+            ext.insert(crate::property::MSG_REGION, v.as_str());
+        }
+        if let Some(v) = self.trace_on {
+            ext.insert(crate::property::TRACE_ON, bool_str(v));
+        }
+    }
+
+    fn read_from(ext: &ExtFields) -> Result<Self, HeaderError> {
+        Ok(Self {
+            msg_id: required_str(ext, "msgId")?,
+            queue_id: required_num(ext, "queueId", "i32")?,
+            queue_offset: required_num(ext, "queueOffset", "i64")?,
+            transaction_id: optional_str(ext, "transactionId"),
+            batch_uniq_id: optional_str(ext, "batchUniqId"),
+            region_id: optional_str(ext, crate::property::MSG_REGION),
+            trace_on: ext.get(crate::property::TRACE_ON).map(|v| v != "false"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> SendMessageRequestHeader {
+        SendMessageRequestHeader {
+            producer_group: "pg".into(),
+            topic: "T".into(),
+            default_topic: "TBW102".into(),
+            default_topic_queue_nums: 4,
+            queue_id: 1,
+            sys_flag: 0,
+            born_timestamp: 1_700_000_000_000,
+            flag: 0,
+            properties: Some("WAIT\u{1}true\u{2}".into()),
+            reconsume_times: Some(0),
+            unit_mode: Some(false),
+            batch: Some(false),
+            max_reconsume_times: None,
+            broker_name: Some("broker-a".into()),
+        }
+    }
+
+    #[test]
+    fn v1_keys() {
+        let ext = sample().to_ext_fields();
+        let keys: Vec<&str> = ext.iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            [
+                "producerGroup",
+                "topic",
+                "defaultTopic",
+                "defaultTopicQueueNums",
+                "queueId",
+                "sysFlag",
+                "bornTimestamp",
+                "flag",
+                "properties",
+                "reconsumeTimes",
+                "unitMode",
+                "batch",
+                "bname"
+            ]
+        );
+    }
+
+    #[test]
+    fn read_for_code_picks_names() {
+        let h = sample();
+        let v1 = h.to_ext_fields();
+        let v2 = SendMessageRequestHeaderV2(h.clone()).to_ext_fields();
+        for code in [RequestCode::SEND_MESSAGE, RequestCode::SEND_REPLY_MESSAGE] {
+            assert_eq!(
+                SendMessageRequestHeader::read_for_code(code, &v1),
+                Ok(h.clone())
+            );
+        }
+        for code in [
+            RequestCode::SEND_MESSAGE_V2,
+            RequestCode::SEND_BATCH_MESSAGE,
+            RequestCode::SEND_REPLY_MESSAGE_V2,
+        ] {
+            assert_eq!(
+                SendMessageRequestHeader::read_for_code(code, &v2),
+                Ok(h.clone())
+            );
+            assert_eq!(
+                SendMessageRequestHeader::read_for_code(code, &v1),
+                Err(HeaderError::Missing { field: "a" })
+            );
+        }
+    }
+
+    #[test]
+    fn trace_on_is_true_unless_exactly_false() {
+        let base: ExtFields = [("msgId", "X"), ("queueId", "1"), ("queueOffset", "2")]
+            .into_iter()
+            .collect();
+        for (v, want) in [
+            ("true", true),
+            ("false", false),
+            ("FALSE", true),
+            ("", true),
+        ] {
+            let mut ext = base.clone();
+            ext.insert("TRACE_ON", v);
+            assert_eq!(
+                SendMessageResponseHeader::read_from(&ext).map(|h| h.trace_on),
+                Ok(Some(want))
+            );
+        }
+        assert_eq!(
+            SendMessageResponseHeader::read_from(&base).map(|h| h.trace_on),
+            Ok(None)
+        );
+    }
+}
