@@ -2,3 +2,8 @@
 #![warn(missing_docs)]
 
 pub mod fault;
+mod select;
+mod send_result;
+
+pub use select::{HashSelector, QueueSelector, RandomSelector};
+pub use send_result::{SendResult, SendStatus};
