@@ -8,10 +8,12 @@
 pub mod code;
 pub mod ext_fields;
 pub mod header;
+pub mod heartbeat;
 pub mod message;
 pub mod message_queue;
 pub mod properties;
 pub mod property;
+pub mod route;
 pub mod sysflag;
 
 pub use code::{LanguageCode, RequestCode, ResponseCode};
@@ -21,6 +23,8 @@ pub use header::{
     GetRouteInfoRequestHeader, HeaderError, SendMessageRequestHeader, SendMessageRequestHeaderV2,
     SendMessageResponseHeader, UnregisterClientRequestHeader, ViewMessageRequestHeader,
 };
+pub use heartbeat::{HeartbeatData, ProducerData};
 pub use message::{Message, MessageError};
 pub use message_queue::MessageQueue;
 pub use properties::Properties;
+pub use route::{BrokerData, QueueData, TopicRouteData, MASTER_ID};
