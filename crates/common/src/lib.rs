@@ -9,7 +9,9 @@ pub mod code;
 pub mod ext_fields;
 pub mod header;
 pub mod heartbeat;
+mod hex;
 pub mod message;
+pub mod message_id;
 pub mod message_queue;
 pub mod properties;
 pub mod property;
@@ -25,6 +27,7 @@ pub use header::{
 };
 pub use heartbeat::{HeartbeatData, ProducerData};
 pub use message::{Message, MessageError};
+pub use message_id::{MessageIdError, OffsetMessageId, UniqIdGenerator};
 pub use message_queue::MessageQueue;
 pub use properties::Properties;
 pub use route::{BrokerData, QueueData, TopicRouteData, MASTER_ID};
