@@ -5,7 +5,9 @@
 //! validation rules the Java client applies before sending.
 #![warn(missing_docs)]
 
+pub mod batch;
 pub mod code;
+pub mod compression;
 pub mod ext_fields;
 pub mod header;
 pub mod heartbeat;
