@@ -1,1 +1,22 @@
-//! rmq-nameserver-client (in progress).
+//! `rmq-nameserver-client`: where a RocketMQ topic can be written.
+//!
+//! - [`NameServerClient`] asks name servers for a topic's route (`GET_ROUTEINFO_BY_TOPIC`),
+//!   with a round-robin start and failover between addresses within one deadline.
+//! - [`decode_route`] reads the route body: standard JSON or fastjson's unquoted numeric keys.
+//! - [`TopicPublishInfo::from_route`] turns a route into the queues a producer may write,
+//!   exactly as the Java client does.
+//! - [`RouteCache`] is shared by the producers of one client: it loads routes on demand (with
+//!   the `TBW102` fallback for auto-created topics), refreshes the topics in use periodically or
+//!   at once after a send failure, replaces a route only when it changed, and keeps a stale
+//!   route usable while every name server is down.
+#![warn(missing_docs)]
+
+mod config;
+mod error;
+mod publish_info;
+mod route_json;
+
+pub use config::{parse_addr_list, NameServerConfig, DEFAULT_TOPIC, DEFAULT_TOPIC_QUEUE_NUMS};
+pub use error::{NameServerError, RouteDecodeError};
+pub use publish_info::TopicPublishInfo;
+pub use route_json::decode_route;

@@ -1,0 +1,84 @@
+//! Errors of the name-server layer.
+
+use rmq_common::ResponseCode;
+use rmq_remoting::RemotingError;
+
+/// A route body that is neither standard JSON nor fastjson's numeric-key form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouteDecodeError {
+    /// The name server answered SUCCESS without a body.
+    #[error("route body is empty")]
+    Empty,
+    /// The body does not parse as route data.
+    #[error("route body is not valid route JSON: {message} (line {line}, column {column})")]
+    Invalid {
+        /// serde_json's description of the problem.
+        message: String,
+        /// 1-based line of the problem.
+        line: usize,
+        /// 1-based column of the problem.
+        column: usize,
+    },
+}
+
+impl RouteDecodeError {
+    pub(crate) fn invalid(e: &serde_json::Error) -> Self {
+        Self::Invalid {
+            message: e.to_string(),
+            line: e.line(),
+            column: e.column(),
+        }
+    }
+}
+
+/// Why a route could not be obtained.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NameServerError {
+    /// No name-server address is configured.
+    #[error("no name server address configured")]
+    NoNameServer,
+    /// Every name server tried was refused, closed, or timed out within the deadline.
+    #[error("no name server reachable (tried {}): {last}", .tried.join(", "))]
+    Unreachable {
+        /// The addresses tried, in order.
+        tried: Vec<String>,
+        /// The error of the last attempt.
+        #[source]
+        last: RemotingError,
+    },
+    /// The name server knows no route for the topic.
+    #[error("topic {topic} does not exist: {}", .remark.as_deref().unwrap_or("(no remark)"))]
+    TopicNotExist {
+        /// The topic asked for.
+        topic: String,
+        /// The name server's remark.
+        remark: Option<String>,
+    },
+    /// The name server answered with another error code.
+    #[error("name server answered {code}: {}", .remark.as_deref().unwrap_or("(no remark)"))]
+    Server {
+        /// The response code.
+        code: ResponseCode,
+        /// The name server's remark.
+        remark: Option<String>,
+    },
+    /// The route exists but no queue is writable on a broker with a master.
+    #[error("route of topic {topic} has no writable queue on a master broker")]
+    NoWritableMaster {
+        /// The topic.
+        topic: String,
+    },
+    /// The route body could not be decoded.
+    #[error("bad route body: {0}")]
+    BadRouteBody(#[from] RouteDecodeError),
+}
+
+impl NameServerError {
+    /// True when the name server said the topic does not exist.
+    #[must_use]
+    pub fn is_topic_not_exist(&self) -> bool {
+        matches!(self, Self::TopicNotExist { .. })
+    }
+}

@@ -1,0 +1,188 @@
+//! `TopicPublishInfo`: the queues a producer may write, built from a route exactly as Java's
+//! `MQClientInstance.topicRouteData2TopicPublishInfo` does (§7.4).
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use rmq_common::route::{self, TopicRouteData};
+use rmq_common::MessageQueue;
+
+/// Where a topic can be written: its message queues and the master address of every broker.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TopicPublishInfo {
+    /// The writable queues, in Java's order (brokers sorted by name, queue ids ascending), or the
+    /// order-topic configuration's order.
+    pub queues: Vec<MessageQueue>,
+    /// True when the queues come from the route's `orderTopicConf`.
+    pub order_topic: bool,
+    /// Master (broker id 0) address per broker name, for every broker of the route.
+    pub broker_addrs: BTreeMap<String, String>,
+}
+
+impl TopicPublishInfo {
+    /// Builds the publish info of `topic` from its route, exactly as Java does.
+    ///
+    /// - With a non-empty `orderTopicConf` (`"broker-a:4;broker-b:2"`), one queue per configured
+    ///   id, in configuration order, without permission or master checks (malformed items are
+    ///   skipped where Java would throw).
+    /// - Otherwise the queue data sorted by broker name (Java `String.compareTo`, stable), and for
+    ///   every writable queue data whose broker has a master (id 0), one queue per write queue.
+    ///
+    /// ```
+    /// use rmq_common::route::TopicRouteData;
+    /// use rmq_nameserver_client::TopicPublishInfo;
+    ///
+    /// let route: TopicRouteData = serde_json::from_str(r#"{
+    ///   "queueDatas":[{"brokerName":"b","readQueueNums":2,"writeQueueNums":2,"perm":6},
+    ///                 {"brokerName":"a","readQueueNums":1,"writeQueueNums":1,"perm":6}],
+    ///   "brokerDatas":[{"cluster":"c","brokerName":"a","brokerAddrs":{"0":"h:1"}},
+    ///                  {"cluster":"c","brokerName":"b","brokerAddrs":{"0":"h:2"}}]}"#).unwrap();
+    /// let info = TopicPublishInfo::from_route("T", &route);
+    /// let queues: Vec<_> = info.queues.iter().map(|q| (q.broker_name.as_str(), q.queue_id)).collect();
+    /// assert_eq!(queues, [("a", 0), ("b", 0), ("b", 1)]);
+    /// assert_eq!(info.master_addr("b"), Some("h:2"));
+    /// ```
+    #[must_use]
+    pub fn from_route(topic: &str, route: &TopicRouteData) -> Self {
+        let broker_addrs = route
+            .broker_datas
+            .iter()
+            .filter_map(|bd| {
+                let addr = bd.broker_addrs.get(&route::MASTER_ID)?;
+                Some((bd.broker_name.clone(), addr.clone()))
+            })
+            .collect();
+        let conf = route.order_topic_conf.as_deref().unwrap_or("");
+        if !conf.is_empty() {
+            return Self {
+                queues: order_topic_queues(topic, conf),
+                order_topic: true,
+                broker_addrs,
+            };
+        }
+        let mut queue_datas: Vec<_> = route.queue_datas.iter().collect();
+        queue_datas.sort_by(|a, b| java_string_cmp(&a.broker_name, &b.broker_name));
+        let mut queues = Vec::new();
+        for qd in queue_datas {
+            if !route::perm::is_writeable(qd.perm) {
+                continue;
+            }
+            let Some(bd) = route
+                .broker_datas
+                .iter()
+                .find(|bd| bd.broker_name == qd.broker_name)
+            else {
+                continue;
+            };
+            if !bd.broker_addrs.contains_key(&route::MASTER_ID) {
+                continue;
+            }
+            for queue_id in 0..qd.write_queue_nums.max(0) {
+                queues.push(MessageQueue::new(topic, qd.broker_name.clone(), queue_id));
+            }
+        }
+        Self {
+            queues,
+            order_topic: false,
+            broker_addrs,
+        }
+    }
+
+    /// The publish info of an auto-created `topic` from the default topic's (`TBW102`) route
+    /// (§7.5): every queue data's read and write counts become
+    /// `min(default_topic_queue_nums, readQueueNums)`, then [`from_route`](Self::from_route).
+    ///
+    /// ```
+    /// use rmq_common::route::TopicRouteData;
+    /// use rmq_nameserver_client::TopicPublishInfo;
+    ///
+    /// let tbw102: TopicRouteData = serde_json::from_str(r#"{
+    ///   "queueDatas":[{"brokerName":"a","readQueueNums":8,"writeQueueNums":8,"perm":7}],
+    ///   "brokerDatas":[{"cluster":"c","brokerName":"a","brokerAddrs":{"0":"h:1"}}]}"#).unwrap();
+    /// let info = TopicPublishInfo::from_default_route("NewTopic", &tbw102, 4);
+    /// assert_eq!(info.queues.len(), 4);
+    /// assert!(info.queues.iter().all(|q| q.topic == "NewTopic"));
+    /// ```
+    #[must_use]
+    pub fn from_default_route(
+        topic: &str,
+        default_route: &TopicRouteData,
+        default_topic_queue_nums: i32,
+    ) -> Self {
+        Self::from_route(
+            topic,
+            &cap_default_route(default_route, default_topic_queue_nums),
+        )
+    }
+
+    /// Java's `ok()`: at least one queue.
+    #[must_use]
+    pub fn is_ok(&self) -> bool {
+        !self.queues.is_empty()
+    }
+
+    /// The master address of a broker of this route.
+    #[must_use]
+    pub fn master_addr(&self, broker_name: &str) -> Option<&str> {
+        self.broker_addrs.get(broker_name).map(String::as_str)
+    }
+}
+
+/// The default topic's route with Java's queue cap applied (read = write = min(cap, read)).
+pub(crate) fn cap_default_route(route: &TopicRouteData, cap: i32) -> TopicRouteData {
+    let mut route = route.clone();
+    for qd in &mut route.queue_datas {
+        let nums = cap.min(qd.read_queue_nums);
+        qd.read_queue_nums = nums;
+        qd.write_queue_nums = nums;
+    }
+    route
+}
+
+/// `orderTopicConf.split(";")`, each item `name:N` → queues `0..N` of `name`.
+fn order_topic_queues(topic: &str, conf: &str) -> Vec<MessageQueue> {
+    let mut queues = Vec::new();
+    for item in conf.split(';').filter(|s| !s.is_empty()) {
+        let mut parts = item.split(':');
+        let (Some(name), Some(nums)) = (parts.next(), parts.next()) else {
+            tracing::warn!(item, "malformed orderTopicConf item skipped");
+            continue;
+        };
+        let Ok(nums) = nums.parse::<i32>() else {
+            tracing::warn!(item, "malformed orderTopicConf queue count skipped");
+            continue;
+        };
+        for queue_id in 0..nums.max(0) {
+            queues.push(MessageQueue::new(topic, name, queue_id));
+        }
+    }
+    queues
+}
+
+/// Java's `String.compareTo`: lexicographic over UTF-16 code units.
+pub(crate) fn java_string_cmp(a: &str, b: &str) -> Ordering {
+    a.encode_utf16().cmp(b.encode_utf16())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_order_differs_from_utf8_above_the_bmp() {
+        // U+FF5E (BMP, 0xFF5E) vs U+1F600 (surrogates 0xD83D...): Java puts the emoji first.
+        assert_eq!(java_string_cmp("\u{1F600}", "\u{FF5E}"), Ordering::Less);
+        assert_eq!("\u{1F600}".cmp("\u{FF5E}"), Ordering::Greater);
+        assert_eq!(java_string_cmp("broker-a", "broker-b"), Ordering::Less);
+    }
+
+    #[test]
+    fn order_conf_items() {
+        let q = order_topic_queues("T", "b:2;;a:1;bad;c:x;d:-1;");
+        let got: Vec<_> = q
+            .iter()
+            .map(|q| (q.broker_name.as_str(), q.queue_id))
+            .collect();
+        assert_eq!(got, [("b", 0), ("b", 1), ("a", 0)]);
+    }
+}
