@@ -1,0 +1,70 @@
+//! [`RemotingConfig`]: transport settings shared by the client and the server.
+
+use std::time::Duration;
+
+use crate::codec::DEFAULT_MAX_FRAME_LENGTH;
+use crate::command::SerializeType;
+
+/// What an async or oneway call does when all in-flight permits are taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OverloadPolicy {
+    /// Wait for a permit (within the call's timeout), as Java's `tryAcquire(timeout)`.
+    #[default]
+    Wait,
+    /// Fail at once with [`RemotingError::Overloaded`](crate::RemotingError::Overloaded).
+    Fail,
+}
+
+/// Transport settings. A plain struct: override fields over [`Default`].
+///
+/// ```
+/// use std::time::Duration;
+/// use rmq_remoting::{OverloadPolicy, RemotingConfig};
+/// let cfg = RemotingConfig {
+///     connect_timeout: Duration::from_secs(1),
+///     overload: OverloadPolicy::Fail,
+///     ..RemotingConfig::default()
+/// };
+/// assert_eq!(cfg.max_frame_length, 16 * 1024 * 1024);
+/// assert!(cfg.close_on_timeout);
+/// ```
+#[derive(Debug, Clone)]
+pub struct RemotingConfig {
+    /// Longest time a connect may take (Java `connectTimeoutMillis`, 3 s).
+    pub connect_timeout: Duration,
+    /// Largest accepted frame, length field included (Java `frameMaxLength`, 16 MiB).
+    pub max_frame_length: usize,
+    /// Header serialization of the requests the client sends (Java default JSON).
+    pub serialize_type: SerializeType,
+    /// Async calls in flight per client (Java `clientAsyncSemaphoreValue`, 65535).
+    pub max_async_in_flight: usize,
+    /// Oneway calls in flight per client (Java `clientOnewaySemaphoreValue`, 65535).
+    pub max_oneway_in_flight: usize,
+    /// Waiting for a permit or failing at once.
+    pub overload: OverloadPolicy,
+    /// Close the connection when a call times out (Java `clientCloseSocketIfTimeout`, true).
+    pub close_on_timeout: bool,
+    /// Close a connection with no read and no write for this long (Java 120 s); zero disables.
+    pub idle_timeout: Duration,
+    /// Set `TCP_NODELAY` on every socket (Java: true).
+    pub tcp_nodelay: bool,
+    /// Stop gathering queued frames into one write beyond this many bytes.
+    pub write_batch_bytes: usize,
+}
+
+impl Default for RemotingConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(3),
+            max_frame_length: DEFAULT_MAX_FRAME_LENGTH,
+            serialize_type: SerializeType::Json,
+            max_async_in_flight: 65535,
+            max_oneway_in_flight: 65535,
+            overload: OverloadPolicy::Wait,
+            close_on_timeout: true,
+            idle_timeout: Duration::from_secs(120),
+            tcp_nodelay: true,
+            write_batch_bytes: 64 * 1024,
+        }
+    }
+}

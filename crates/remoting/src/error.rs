@@ -1,0 +1,202 @@
+//! Error types of the remoting layer: [`EncodeError`], [`DecodeError`] and [`RemotingError`].
+
+use std::io;
+use std::time::Duration;
+
+/// A command could not be encoded into a frame.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// The request code does not fit the ROCKETMQ header's signed 16-bit field.
+    #[error("code {code} does not fit the ROCKETMQ header (i16)")]
+    CodeOutOfRange {
+        /// The code.
+        code: i32,
+    },
+    /// The version does not fit the ROCKETMQ header's signed 16-bit field.
+    #[error("version {version} does not fit the ROCKETMQ header (i16)")]
+    VersionOutOfRange {
+        /// The version.
+        version: i32,
+    },
+    /// An ext-field key is longer than the ROCKETMQ header's 16-bit key length allows.
+    #[error("ext-field key of {len} bytes is too long for the ROCKETMQ header (max 32767)")]
+    KeyTooLong {
+        /// Key length in bytes.
+        len: usize,
+    },
+    /// The header is longer than the 24-bit header length field allows.
+    #[error("header of {len} bytes exceeds the 24-bit header length (max 16777215)")]
+    HeaderTooLarge {
+        /// Header length in bytes.
+        len: usize,
+    },
+    /// The whole frame is longer than the configured (or the absolute `i32`) maximum.
+    #[error("frame of {len} bytes exceeds the maximum frame length {max}")]
+    FrameTooLarge {
+        /// Frame length including the 4-byte length field.
+        len: usize,
+        /// The maximum allowed.
+        max: usize,
+    },
+    /// Writing the frame failed.
+    #[error("i/o error while encoding: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// A frame could not be decoded. The connection it came from cannot be trusted any more.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The length field announces a frame longer than the maximum (Java: `length + 4 > max`).
+    #[error("frame of {len} bytes (length field + 4) exceeds the maximum frame length {max}")]
+    FrameTooLarge {
+        /// The announced frame length including the 4-byte length field.
+        len: u64,
+        /// The maximum allowed.
+        max: usize,
+    },
+    /// The length field is smaller than the 4-byte header-length word that must follow it.
+    #[error("frame length {len} is shorter than the 4-byte header length word")]
+    FrameTooShort {
+        /// The length field value.
+        len: u32,
+    },
+    /// The high byte of the header-length word is neither JSON (0) nor ROCKETMQ (1).
+    #[error("unknown serialize type {0}")]
+    UnknownSerializeType(u8),
+    /// The header length is larger than the frame (Java: "bad header length").
+    #[error("header length {header_len} exceeds the frame's {available} bytes after the header length word")]
+    HeaderTooLong {
+        /// The 24-bit header length.
+        header_len: usize,
+        /// Bytes available for header and body.
+        available: usize,
+    },
+    /// The JSON header is not valid.
+    #[error("bad JSON header: {0}")]
+    Json(String),
+    /// The ROCKETMQ binary header is not valid.
+    #[error("bad ROCKETMQ header: {0}")]
+    Binary(String),
+    /// Reading failed.
+    #[error("i/o error while decoding: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// The error of a remote call (`RemotingClient` and connection handles).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemotingError {
+    /// Connecting to `addr` failed.
+    #[error("connect to {addr} failed: {source}")]
+    Connect {
+        /// The address.
+        addr: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Connecting to `addr` did not finish in time.
+    #[error("connect to {addr} timed out after {after:?}")]
+    ConnectTimeout {
+        /// The address.
+        addr: String,
+        /// The time spent.
+        after: Duration,
+    },
+    /// No reply arrived before the deadline.
+    #[error("request {opaque} to {addr} timed out after {after:?} (written: {written})")]
+    Timeout {
+        /// The address.
+        addr: String,
+        /// The request's opaque.
+        opaque: i32,
+        /// The timeout.
+        after: Duration,
+        /// Whether the frame was handed to the socket before the deadline.
+        written: bool,
+    },
+    /// The connection closed before a reply arrived.
+    #[error("connection to {addr} closed (request written: {written})")]
+    ConnectionClosed {
+        /// The address.
+        addr: String,
+        /// Whether the frame was handed to the socket before the connection closed.
+        written: bool,
+    },
+    /// Too many async or oneway calls in flight and [`OverloadPolicy::Fail`](crate::OverloadPolicy::Fail).
+    #[error("too many requests in flight to {addr}")]
+    Overloaded {
+        /// The address.
+        addr: String,
+    },
+    /// The request frame is larger than the configured maximum frame length.
+    #[error("frame of {len} bytes exceeds the maximum frame length {max}")]
+    FrameTooLarge {
+        /// Frame length including the 4-byte length field.
+        len: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// The peer sent a frame that cannot be decoded.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The request cannot be encoded.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// The client or server was shut down.
+    #[error("remoting client shut down")]
+    Shutdown,
+}
+
+impl RemotingError {
+    /// Whether this is a reply or connect timeout.
+    #[must_use]
+    pub const fn is_timeout(&self) -> bool {
+        matches!(self, Self::Timeout { .. } | Self::ConnectTimeout { .. })
+    }
+
+    /// Whether this is a connection-level failure (connect failed, timed out, or the connection closed).
+    #[must_use]
+    pub const fn is_connection(&self) -> bool {
+        matches!(
+            self,
+            Self::Connect { .. } | Self::ConnectTimeout { .. } | Self::ConnectionClosed { .. }
+        )
+    }
+
+    /// Whether the request may have reached the peer.
+    ///
+    /// `false` when the request certainly never reached the socket: connect failure or
+    /// timeout, overload, shutdown, encode failure or oversize frame, or a frame that was still
+    /// queued when the connection died or the deadline passed. `true` otherwise.
+    ///
+    /// ```
+    /// use rmq_remoting::RemotingError;
+    /// let e = RemotingError::ConnectionClosed { addr: "127.0.0.1:1".into(), written: false };
+    /// assert!(!e.maybe_delivered());
+    /// assert!(RemotingError::Timeout {
+    ///     addr: "a".into(), opaque: 1, after: std::time::Duration::from_secs(1), written: true
+    /// }.maybe_delivered());
+    /// ```
+    #[must_use]
+    pub const fn maybe_delivered(&self) -> bool {
+        match self {
+            Self::Connect { .. }
+            | Self::ConnectTimeout { .. }
+            | Self::Overloaded { .. }
+            | Self::Shutdown
+            | Self::Encode(_)
+            | Self::FrameTooLarge { .. } => false,
+            Self::Timeout { written, .. } | Self::ConnectionClosed { written, .. } => *written,
+            Self::Decode(_) => true,
+        }
+    }
+}
+
+#[allow(dead_code)]
+const fn assert_send_sync<T: Send + Sync + 'static>() {}
+const _: () = assert_send_sync::<RemotingError>();
+const _: () = assert_send_sync::<DecodeError>();
+const _: () = assert_send_sync::<EncodeError>();

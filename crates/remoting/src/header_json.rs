@@ -1,0 +1,360 @@
+//! The JSON header (serialize type 0): fastjson's serialization of Java's `RemotingCommand`.
+//!
+//! Encoding writes the keys in Java's order (fastjson `SortField`: alphabetical): `code`,
+//! `extFields` (omitted when empty), `flag`, `language`, `opaque`, `remark` (omitted when
+//! `None`), `serializeTypeCurrentRPC` (always), `version`. Ext fields are written in their
+//! insertion order. Decoding accepts what Java accepts: missing keys (defaults), `null` remark
+//! and ext fields, unknown keys, unknown language names (→ `OTHER`), and ext values that are
+//! strings, numbers or booleans. Unescaped ext strings are slices of the received frame.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use bytestring::ByteString;
+use rmq_common::{ExtFields, LanguageCode};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde::Deserializer;
+
+use crate::command::{self, RemotingCommand};
+use crate::error::DecodeError;
+
+/// Appends the JSON header of `cmd` to `dst`.
+pub(crate) fn encode(cmd: &RemotingCommand, dst: &mut BytesMut) {
+    dst.put_slice(b"{\"code\":");
+    put_i32(dst, cmd.code);
+    if !cmd.ext_fields.is_empty() {
+        dst.put_slice(b",\"extFields\":{");
+        for (i, (k, v)) in cmd.ext_fields.iter().enumerate() {
+            if i > 0 {
+                dst.put_u8(b',');
+            }
+            put_str(dst, k);
+            dst.put_u8(b':');
+            put_str(dst, v);
+        }
+        dst.put_u8(b'}');
+    }
+    dst.put_slice(b",\"flag\":");
+    put_i32(dst, cmd.flag);
+    dst.put_slice(b",\"language\":");
+    put_str(dst, cmd.language.name().unwrap_or("OTHER"));
+    dst.put_slice(b",\"opaque\":");
+    put_i32(dst, cmd.opaque);
+    if let Some(remark) = &cmd.remark {
+        dst.put_slice(b",\"remark\":");
+        put_str(dst, remark);
+    }
+    dst.put_slice(b",\"serializeTypeCurrentRPC\":");
+    put_str(dst, cmd.serialize_type.java_name());
+    dst.put_slice(b",\"version\":");
+    put_i32(dst, cmd.version);
+    dst.put_u8(b'}');
+}
+
+/// Writes `v` in decimal.
+fn put_i32(dst: &mut BytesMut, v: i32) {
+    let mut buf = [0u8; 11];
+    let mut i = buf.len();
+    let mut n = v.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    dst.put_slice(&buf[i..]);
+}
+
+/// Writes `s` as a JSON string: `"` and `\` escaped, `\b \f \n \r \t` in short form, other
+/// control characters as `\u00XX` (uppercase hex, as fastjson); everything else raw UTF-8.
+fn put_str(dst: &mut BytesMut, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let bytes = s.as_bytes();
+    dst.reserve(bytes.len() + 2);
+    dst.put_u8(b'"');
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short = match b {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            0x08 => b'b',
+            0x0C => b'f',
+            b'\n' => b'n',
+            b'\r' => b'r',
+            b'\t' => b't',
+            0..=0x1F => 0,
+            _ => continue,
+        };
+        dst.put_slice(&bytes[start..i]);
+        start = i + 1;
+        if short == 0 {
+            dst.put_slice(b"\\u00");
+            dst.put_u8(HEX[usize::from(b >> 4)]);
+            dst.put_u8(HEX[usize::from(b & 0xF)]);
+        } else {
+            dst.put_u8(b'\\');
+            dst.put_u8(short);
+        }
+    }
+    dst.put_slice(&bytes[start..]);
+    dst.put_u8(b'"');
+}
+
+/// Decodes a JSON header. `header` must be a slice of the received frame: unescaped ext
+/// strings are returned as slices of it.
+pub(crate) fn decode(header: &Bytes) -> Result<RemotingCommand, DecodeError> {
+    let mut de = serde_json::Deserializer::from_slice(header);
+    let cmd = HeaderSeed { src: header }
+        .deserialize(&mut de)
+        .and_then(|cmd| de.end().map(|()| cmd))
+        .map_err(|e| DecodeError::Json(e.to_string()))?;
+    Ok(cmd)
+}
+
+struct HeaderSeed<'a> {
+    src: &'a Bytes,
+}
+
+impl<'de> DeserializeSeed<'de> for HeaderSeed<'_> {
+    type Value = RemotingCommand;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for HeaderSeed<'_> {
+    type Value = RemotingCommand;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a remoting command header object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut cmd = command::blank();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match &*key {
+                "code" => cmd.code = map.next_value::<Option<i32>>()?.unwrap_or(0),
+                "version" => cmd.version = map.next_value::<Option<i32>>()?.unwrap_or(0),
+                "opaque" => cmd.opaque = map.next_value::<Option<i32>>()?.unwrap_or(0),
+                "flag" => cmd.flag = map.next_value::<Option<i32>>()?.unwrap_or(0),
+                "remark" => cmd.remark = map.next_value::<Option<String>>()?,
+                "language" => cmd.language = map.next_value::<LanguageValue>()?.0,
+                "extFields" => {
+                    cmd.ext_fields = map.next_value_seed(ExtSeed { src: self.src })?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(cmd)
+    }
+}
+
+/// A `language` value: an enum name (unknown → `OTHER`), an ordinal, or `null` (→ `JAVA`).
+struct LanguageValue(LanguageCode);
+
+impl<'de> de::Deserialize<'de> for LanguageValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = LanguageValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a language name or code")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(LanguageValue(
+                    LanguageCode::from_name(v).unwrap_or(LanguageCode::OTHER),
+                ))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(LanguageValue(known(u8::try_from(v).ok())))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(LanguageValue(known(u8::try_from(v).ok())))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(LanguageValue(LanguageCode::JAVA))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A language ordinal this crate can name, else `OTHER` (what the encoder could write back).
+fn known(code: Option<u8>) -> LanguageCode {
+    code.map(LanguageCode)
+        .filter(|c| c.name().is_some())
+        .unwrap_or(LanguageCode::OTHER)
+}
+
+/// The `extFields` object (or `null`).
+struct ExtSeed<'a> {
+    src: &'a Bytes,
+}
+
+impl<'de> DeserializeSeed<'de> for ExtSeed<'_> {
+    type Value = ExtFields;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ExtSeed<'_> {
+    type Value = ExtFields;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object of string values or null")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(ExtFields::new())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut ext = ExtFields::with_capacity(map.size_hint().unwrap_or(16));
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            let key = self.string(key);
+            match map.next_value::<ExtValue<'de>>()? {
+                ExtValue::Str(v) => ext.push(key, self.string(v)),
+                ExtValue::Text(v) => ext.push(key, ByteString::from(v)),
+                ExtValue::Null => {
+                    ext.remove(&key);
+                }
+            }
+        }
+        Ok(ext)
+    }
+}
+
+impl ExtSeed<'_> {
+    /// A borrowed string becomes a slice of the frame; an unescaped copy is moved in.
+    fn string(&self, s: Cow<'_, str>) -> ByteString {
+        match s {
+            Cow::Borrowed(b) => slice_of(self.src, b),
+            Cow::Owned(o) => ByteString::from(o),
+        }
+    }
+}
+
+/// `s` as a zero-copy [`ByteString`] when it lies inside `src`, else a copy.
+fn slice_of(src: &Bytes, s: &str) -> ByteString {
+    let base = src.as_ptr() as usize;
+    let p = s.as_ptr() as usize;
+    if p >= base && p + s.len() <= base + src.len() {
+        if let Ok(b) = ByteString::try_from(src.slice_ref(s.as_bytes())) {
+            return b;
+        }
+    }
+    ByteString::from(s)
+}
+
+/// An ext-field value: a string (borrowed when unescaped), a number or boolean as its text, or null.
+enum ExtValue<'de> {
+    Str(Cow<'de, str>),
+    Text(String),
+    Null,
+}
+
+impl<'de> de::Deserialize<'de> for ExtValue<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ExtValue<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, number, boolean or null")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(ExtValue::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(ExtValue::Text(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(ExtValue::Text(v))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(ExtValue::Text(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(ExtValue::Text(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(ExtValue::Text(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(ExtValue::Text(v.to_string()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(ExtValue::Null)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dec(s: &str) -> Result<RemotingCommand, DecodeError> {
+        decode(&Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    #[test]
+    fn escapes_like_fastjson() {
+        let mut b = BytesMut::new();
+        put_str(&mut b, "a\"b\\c\u{1}\u{2}\n\u{1f}é");
+        assert_eq!(
+            &b[..],
+            "\"a\\\"b\\\\c\\u0001\\u0002\\n\\u001Fé\"".as_bytes()
+        );
+    }
+
+    #[test]
+    fn integers() {
+        for v in [0, 1, -1, 9, 10, 437, i32::MAX, i32::MIN] {
+            let mut b = BytesMut::new();
+            put_i32(&mut b, v);
+            assert_eq!(std::str::from_utf8(&b).unwrap(), v.to_string());
+        }
+    }
+
+    #[test]
+    fn tolerant_decode() {
+        let c =
+            dec(r#"{"code":17,"language":"COBOL","remark":null,"extFields":null,"x":[1,{"y":2}]}"#)
+                .unwrap();
+        assert_eq!(c.code, 17);
+        assert_eq!(c.language, LanguageCode::OTHER);
+        assert_eq!(c.remark, None);
+        assert!(c.ext_fields.is_empty());
+        assert_eq!(c.version, 0);
+
+        let c = dec(r#"{"extFields":{"a":"1","b":2,"c":true,"d":null,"e":"x\u0001y"}}"#).unwrap();
+        assert_eq!(c.ext_fields.get("a"), Some("1"));
+        assert_eq!(c.ext_fields.get("b"), Some("2"));
+        assert_eq!(c.ext_fields.get("c"), Some("true"));
+        assert_eq!(c.ext_fields.get("d"), None);
+        assert_eq!(c.ext_fields.get("e"), Some("x\u{1}y"));
+        assert_eq!(c.language, LanguageCode::JAVA);
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(dec("{").is_err());
+        assert!(dec("[]").is_err());
+        assert!(dec(r#"{"code":"x"}"#).is_err());
+        assert!(dec(r#"{"code":1} trailing"#).is_err());
+        assert!(dec(r#"{"extFields":{"a":[1]}}"#).is_err());
+    }
+}
