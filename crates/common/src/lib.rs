@@ -18,9 +18,13 @@ pub mod message_queue;
 pub mod properties;
 pub mod property;
 pub mod route;
+pub mod stored;
 pub mod sysflag;
+pub mod validate;
 
+pub use batch::{decode_batch, encode_batch, BatchError};
 pub use code::{LanguageCode, RequestCode, ResponseCode};
+pub use compression::CompressionError;
 pub use ext_fields::ExtFields;
 pub use header::{
     CheckTransactionStateRequestHeader, CommandHeader, EndTransactionRequestHeader,
@@ -33,3 +37,5 @@ pub use message_id::{MessageIdError, OffsetMessageId, UniqIdGenerator};
 pub use message_queue::MessageQueue;
 pub use properties::Properties;
 pub use route::{BrokerData, QueueData, TopicRouteData, MASTER_ID};
+pub use stored::{MessageExt, StoredMessageError};
+pub use validate::ValidationError;
