@@ -84,6 +84,16 @@ pub enum BatchError {
 ///
 /// # Errors
 /// The first rule broken, as a [`BatchError`].
+///
+/// ```
+/// use rmq_common::batch::{check_batch, BatchError};
+/// use rmq_common::Message;
+/// assert_eq!(check_batch(&[Message::new("T", "a"), Message::new("T", "b")]), Ok(()));
+/// assert_eq!(
+///     check_batch(&[Message::new("T", "a").with_delay_level(1)]),
+///     Err(BatchError::DelayNotSupported { index: 0 })
+/// );
+/// ```
 pub fn check_batch(messages: &[Message]) -> Result<(), BatchError> {
     let first = messages.first().ok_or(BatchError::Empty)?;
     for (index, m) in messages.iter().enumerate() {

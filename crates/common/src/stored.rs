@@ -296,6 +296,16 @@ fn decode_record(rec: &mut Bytes, inflate_limit: usize) -> Result<MessageExt, St
 ///
 /// # Errors
 /// The first [`StoredMessageError`] met.
+///
+/// ```
+/// use rmq_common::stored::{decode_stored_messages, encode_stored_message, MessageExt};
+/// use rmq_common::Message;
+/// let a = MessageExt { message: Message::new("T", "a"), ..Default::default() };
+/// let b = MessageExt { message: Message::new("T", "b"), queue_offset: 1, ..Default::default() };
+/// let wire = [encode_stored_message(&a), encode_stored_message(&b)].concat();
+/// assert_eq!(decode_stored_messages(wire.into())?, [a, b]);
+/// # Ok::<(), rmq_common::stored::StoredMessageError>(())
+/// ```
 pub fn decode_stored_messages(mut buf: Bytes) -> Result<Vec<MessageExt>, StoredMessageError> {
     let mut out = Vec::new();
     while buf.has_remaining() {

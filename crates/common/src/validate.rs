@@ -97,6 +97,11 @@ pub enum ValidationError {
 }
 
 /// Whether `c` may appear in a topic or group (`TopicValidator.VALID_CHAR_BIT_MAP`).
+///
+/// ```
+/// use rmq_common::validate::is_valid_name_char;
+/// assert!(is_valid_name_char('%') && is_valid_name_char('|') && !is_valid_name_char('.'));
+/// ```
 #[must_use]
 pub const fn is_valid_name_char(c: char) -> bool {
     matches!(c, 'a'..='z' | 'A'..='Z' | '0'..='9' | '%' | '|' | '_' | '-')
@@ -134,6 +139,12 @@ pub fn validate_topic(topic: &str) -> Result<(), ValidationError> {
 }
 
 /// Whether a client may not send to `topic` (`TopicValidator.isNotAllowedSendTopic`).
+///
+/// ```
+/// use rmq_common::validate::is_not_allowed_send_topic;
+/// assert!(is_not_allowed_send_topic("RMQ_SYS_TRANS_HALF_TOPIC"));
+/// assert!(!is_not_allowed_send_topic("TBW102"));
+/// ```
 #[must_use]
 pub fn is_not_allowed_send_topic(topic: &str) -> bool {
     NOT_ALLOWED_SEND_TOPICS.contains(&topic)
@@ -158,6 +169,12 @@ pub fn is_system_topic(topic: &str) -> bool {
 /// # Errors
 /// [`ValidationError::EmptyGroup`], [`ValidationError::GroupTooLong`] or
 /// [`ValidationError::IllegalGroupChar`].
+///
+/// ```
+/// use rmq_common::validate::{validate_group, ValidationError};
+/// assert_eq!(validate_group("CID_orders"), Ok(()));
+/// assert_eq!(validate_group(" "), Err(ValidationError::EmptyGroup));
+/// ```
 pub fn validate_group(group: &str) -> Result<(), ValidationError> {
     if group.trim().is_empty() {
         return Err(ValidationError::EmptyGroup);
