@@ -61,13 +61,34 @@ cmd_install() {
   log "installed: $BIN"
 }
 
-# Sends a GET_ROUTEINFO_BY_TOPIC(TBW102) frame (JSON header, version 437) and prints the reply.
-route_tbw102() {
-  local hex='00000084000000807b22636f6465223a3130352c226578744669656c6473223a7b22746f706963223a22544257313032227d2c22666c6167223a302c226c616e6775616765223a224a415641222c226f7061717565223a312c2273657269616c697a655479706543757272656e74525043223a224a534f4e222c2276657273696f6e223a3433377d'
-  local esc
-  esc=$(printf '%s' "$hex" | sed 's/../\\x&/g')
-  timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2" || exit 1; printf "$3" >&3; timeout 2 head -c 4096 <&3' \
-    _ "$HOST" "$NAMESRV_PORT" "$esc" 2>/dev/null | tr -d '\000' || true
+# Asks the name server for the route of TBW102 (GET_ROUTEINFO_BY_TOPIC, JSON header) and prints
+# the broker names it lists, one per line; prints nothing when it does not answer SUCCESS.
+route_brokers() {
+  command -v python3 >/dev/null || die "python3 is required for the readiness probe"
+  python3 - "$HOST" "$NAMESRV_PORT" <<'PY' 2>/dev/null || true
+import json, socket, struct, sys
+host, port = sys.argv[1], int(sys.argv[2])
+hdr = json.dumps({"code": 105, "extFields": {"topic": "TBW102"}, "flag": 0, "language": "JAVA",
+                  "opaque": 1, "serializeTypeCurrentRPC": "JSON", "version": 401},
+                 separators=(",", ":")).encode()
+with socket.create_connection((host, port), timeout=2) as s:
+    s.settimeout(2)
+    s.sendall(struct.pack(">II", 4 + len(hdr), len(hdr)) + hdr)
+    buf = b""
+    while len(buf) < 4 or len(buf) < 4 + struct.unpack(">I", buf[:4])[0]:
+        chunk = s.recv(65536)
+        if not chunk:
+            sys.exit(1)
+        buf += chunk
+total, word = struct.unpack(">II", buf[:8])
+hlen = word & 0xFFFFFF
+header = json.loads(buf[8:8 + hlen])
+if header.get("code") != 0:
+    sys.exit(1)
+route = json.loads(buf[8 + hlen:4 + total])
+for qd in route.get("queueDatas") or []:
+    print(qd["brokerName"])
+PY
 }
 
 port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
@@ -142,14 +163,14 @@ start_broker() {
 
 # Waits until the name server routes TBW102 to every broker in "$@".
 wait_routable() {
-  local deadline=$((SECONDS + START_TIMEOUT)) reply missing
+  local deadline=$((SECONDS + START_TIMEOUT)) reply missing b p
   while :; do
-    reply=$(route_tbw102)
+    reply=$(route_brokers)
     missing=""
     for b in "$@"; do
-      case "$reply" in *"\"brokerName\":\"$b\""*) ;; *) missing="$missing $b" ;; esac
+      printf '%s\n' "$reply" | grep -qx -- "$b" || missing="$missing $b"
     done
-    case "$reply" in *'"code":0'*) [ -z "$missing" ] && return 0 ;; esac
+    [ -n "$reply" ] && [ -z "$missing" ] && return 0
     for p in "$STATE"/*.pid; do
       [ -f "$p" ] || continue
       pid_alive "$p" || { tail -n 30 "$STATE/$(basename "$p" .pid)"/out.log >&2 2>/dev/null; die "$(basename "$p" .pid) exited during startup"; }
@@ -168,6 +189,10 @@ print_env() {
 
 cmd_start() {
   cmd_install
+  if ! pid_alive "$STATE/namesrv.pid" && ! pid_alive "$STATE/broker-a.pid" && ! pid_alive "$STATE/broker-b.pid"; then
+    # A fresh cluster: no topics, offsets or messages left over from an earlier run.
+    rm -rf "${STATE:?}/namesrv" "${STATE:?}/broker-a" "${STATE:?}/broker-b" "${STATE:?}/home"
+  fi
   mkdir -p "$STATE/home/conf"
   start_namesrv
   local deadline=$((SECONDS + START_TIMEOUT))
