@@ -84,7 +84,7 @@ pub enum DecodeError {
     Io(#[from] io::Error),
 }
 
-/// The error of a remote call (`RemotingClient` and connection handles).
+/// The error of a remote call ([`RemotingClient`](crate::RemotingClient) and connection handles).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RemotingError {

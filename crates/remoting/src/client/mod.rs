@@ -1,0 +1,360 @@
+//! [`RemotingClient`]: RPC over one multiplexed connection per address.
+
+mod pool;
+mod response_future;
+
+use std::fmt;
+use std::sync::atomic::AtomicI32;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use rmq_common::RequestCode;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{field, Instrument};
+
+use crate::command::{RemotingCommand, SerializeType};
+use crate::config::{OverloadPolicy, RemotingConfig};
+use crate::connection::Connection;
+use crate::error::RemotingError;
+use crate::processor::{ProcessorTable, RequestProcessor, RpcHook};
+
+pub use response_future::ResponseFuture;
+
+/// How long [`RemotingClient::shutdown`] waits for each connection to finish closing.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// An RPC client for the remoting protocol: one multiplexed connection per address string,
+/// connected lazily (within the connect timeout) and replaced on next use once closed.
+///
+/// Cheap to clone; clones share connections, processors and the hook. Requests are matched to
+/// replies by opaque. Every call ends with a reply or a typed [`RemotingError`]: a timed-out
+/// call removes its entry, and when a connection dies every waiter on it fails at once.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), rmq_remoting::RemotingError> {
+/// use std::time::Duration;
+/// use rmq_common::{ExtFields, RequestCode};
+/// use rmq_remoting::{RemotingClient, RemotingCommand, RemotingConfig};
+///
+/// let client = RemotingClient::new(RemotingConfig::default());
+/// let mut ext = ExtFields::new();
+/// ext.insert("topic", "TBW102");
+/// let req = RemotingCommand::request(RequestCode::GET_ROUTEINFO_BY_TOPIC, ext);
+/// let resp = client.invoke_sync("127.0.0.1:9876", req, Duration::from_secs(3)).await?;
+/// println!("code {}", resp.response_code());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RemotingClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: RemotingConfig,
+    pool: pool::Pool,
+    processors: ProcessorTable,
+    hook: RwLock<Option<Arc<dyn RpcHook>>>,
+    async_permits: Arc<Semaphore>,
+    oneway_permits: Arc<Semaphore>,
+    opaque: Arc<AtomicI32>,
+    shut: CancellationToken,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle is gone: nobody can wait on these connections any more.
+        self.shut.cancel();
+        self.pool.close_all();
+    }
+}
+
+impl fmt::Debug for RemotingClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemotingClient")
+            .field("connections", &self.inner.pool.all().len())
+            .field("pending", &self.pending_len())
+            .field("shut_down", &self.inner.shut.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemotingClient {
+    /// A client with no connection yet.
+    #[must_use]
+    pub fn new(config: RemotingConfig) -> Self {
+        let async_permits = Arc::new(Semaphore::new(
+            config.max_async_in_flight.min(Semaphore::MAX_PERMITS),
+        ));
+        let oneway_permits = Arc::new(Semaphore::new(
+            config.max_oneway_in_flight.min(Semaphore::MAX_PERMITS),
+        ));
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                pool: pool::Pool::default(),
+                processors: ProcessorTable::new(),
+                hook: RwLock::new(None),
+                async_permits,
+                oneway_permits,
+                opaque: Arc::new(AtomicI32::new(1)),
+                shut: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &RemotingConfig {
+        &self.inner.config
+    }
+
+    /// Sends `req` to `addr` and waits for the reply. `timeout` covers connect, write and reply.
+    ///
+    /// # Errors
+    /// [`RemotingError::Connect`]/[`ConnectTimeout`](RemotingError::ConnectTimeout) (never
+    /// delivered), [`RemotingError::Timeout`], [`RemotingError::ConnectionClosed`],
+    /// [`RemotingError::FrameTooLarge`], [`RemotingError::Encode`], [`RemotingError::Shutdown`].
+    pub async fn invoke_sync(
+        &self,
+        addr: &str,
+        req: RemotingCommand,
+        timeout: Duration,
+    ) -> Result<RemotingCommand, RemotingError> {
+        let span = tracing::debug_span!(
+            "rmq.invoke_sync",
+            addr,
+            code = req.code,
+            opaque = field::Empty
+        );
+        async {
+            let deadline = Instant::now() + timeout;
+            let conn = self.connection(addr, deadline).await?;
+            let req = self.prepare(addr, req, &conn);
+            tracing::Span::current().record("opaque", req.opaque);
+            let mut resp = conn
+                .call(&req, deadline, timeout, self.inner.config.close_on_timeout)
+                .await?;
+            self.after_response(addr, &mut resp);
+            Ok(resp)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Sends `req` to `addr` in two phases: this future resolves once the request is accepted
+    /// for writing (connection up, in-flight permit held: this is where back-pressure waits or
+    /// fails with [`RemotingError::Overloaded`]); the returned [`ResponseFuture`] resolves with
+    /// the reply or the deadline (`timeout` from now, connect included).
+    ///
+    /// # Errors
+    /// As [`invoke_sync`](Self::invoke_sync), plus [`RemotingError::Overloaded`].
+    pub async fn invoke_async(
+        &self,
+        addr: &str,
+        req: RemotingCommand,
+        timeout: Duration,
+    ) -> Result<ResponseFuture, RemotingError> {
+        let span = tracing::debug_span!(
+            "rmq.invoke_async",
+            addr,
+            code = req.code,
+            opaque = field::Empty
+        );
+        async {
+            let deadline = Instant::now() + timeout;
+            let conn = self.connection(addr, deadline).await?;
+            let permit = self
+                .permit(&self.inner.async_permits, addr, deadline)
+                .await?;
+            let req = self.prepare(addr, req, &conn);
+            tracing::Span::current().record("opaque", req.opaque);
+            let (rx, guard) = conn.send_request(&req)?;
+            Ok(ResponseFuture {
+                rx,
+                guard,
+                sleep: Box::pin(tokio::time::sleep_until(deadline)),
+                conn,
+                opaque: req.opaque,
+                timeout,
+                close_on_timeout: self.inner.config.close_on_timeout,
+                hook: self.hook(),
+                permit: Some(permit),
+                done: false,
+            })
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Callback form of [`invoke_async`](Self::invoke_async): spawns the call on the current
+    /// tokio runtime; `callback` runs exactly once with the outcome.
+    ///
+    /// # Panics
+    /// When called outside a tokio runtime.
+    pub fn invoke_async_callback(
+        &self,
+        addr: &str,
+        req: RemotingCommand,
+        timeout: Duration,
+        callback: impl FnOnce(Result<RemotingCommand, RemotingError>) + Send + 'static,
+    ) {
+        let this = self.clone();
+        let addr = addr.to_owned();
+        tokio::spawn(async move {
+            let outcome = match this.invoke_async(&addr, req, timeout).await {
+                Ok(fut) => fut.await,
+                Err(e) => Err(e),
+            };
+            callback(outcome);
+        });
+    }
+
+    /// Sends `req` with the oneway bit set; resolves once it is written. Registers nothing.
+    ///
+    /// # Errors
+    /// As [`invoke_async`](Self::invoke_async); [`RemotingError::Timeout`] when it could not
+    /// be written in time.
+    pub async fn invoke_oneway(
+        &self,
+        addr: &str,
+        mut req: RemotingCommand,
+        timeout: Duration,
+    ) -> Result<(), RemotingError> {
+        let span = tracing::debug_span!(
+            "rmq.invoke_oneway",
+            addr,
+            code = req.code,
+            opaque = field::Empty
+        );
+        async {
+            let deadline = Instant::now() + timeout;
+            let conn = self.connection(addr, deadline).await?;
+            let _permit = self
+                .permit(&self.inner.oneway_permits, addr, deadline)
+                .await?;
+            req.mark_oneway();
+            let req = self.prepare(addr, req, &conn);
+            tracing::Span::current().record("opaque", req.opaque);
+            conn.oneway(&req, deadline, timeout).await
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Registers the processor for server-initiated requests of `code` (on every connection).
+    pub fn register_processor(&self, code: RequestCode, processor: Arc<dyn RequestProcessor>) {
+        self.inner.processors.register(code, processor);
+    }
+
+    /// Sets the hook run before each request and after each response.
+    pub fn set_hook(&self, hook: Arc<dyn RpcHook>) {
+        *self
+            .inner
+            .hook
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(hook);
+    }
+
+    /// Requests waiting for a reply, over all connections.
+    #[must_use]
+    pub fn pending_len(&self) -> usize {
+        self.inner
+            .pool
+            .all()
+            .iter()
+            .map(Connection::pending_len)
+            .sum()
+    }
+
+    /// Closes the connection to `addr` (its waiters fail at once); the next call reconnects.
+    pub fn close(&self, addr: &str) {
+        self.inner.pool.close(addr);
+    }
+
+    /// Fails every waiter, closes every connection and refuses new calls with
+    /// [`RemotingError::Shutdown`]. Waits (boundedly) until the connections have closed.
+    pub async fn shutdown(&self) {
+        tracing::info!("remoting client shutting down");
+        self.inner.shut.cancel();
+        self.inner.async_permits.close();
+        self.inner.oneway_permits.close();
+        for conn in self.inner.pool.close_all() {
+            if tokio::time::timeout(SHUTDOWN_GRACE, conn.finished())
+                .await
+                .is_err()
+            {
+                tracing::warn!(addr = conn.addr(), "connection did not close in time");
+            }
+        }
+    }
+
+    async fn connection(&self, addr: &str, deadline: Instant) -> Result<Connection, RemotingError> {
+        let i = &*self.inner;
+        i.pool
+            .get(addr, deadline, &i.config, &i.processors, &i.opaque, &i.shut)
+            .await
+    }
+
+    /// An in-flight permit per the overload policy.
+    async fn permit(
+        &self,
+        sem: &Arc<Semaphore>,
+        addr: &str,
+        deadline: Instant,
+    ) -> Result<OwnedSemaphorePermit, RemotingError> {
+        match Arc::clone(sem).try_acquire_owned() {
+            Ok(p) => return Ok(p),
+            Err(TryAcquireError::Closed) => return Err(RemotingError::Shutdown),
+            Err(TryAcquireError::NoPermits) => {}
+        }
+        let overloaded = || {
+            tracing::debug!(addr, "too many requests in flight");
+            RemotingError::Overloaded {
+                addr: addr.to_owned(),
+            }
+        };
+        match self.inner.config.overload {
+            OverloadPolicy::Fail => Err(overloaded()),
+            OverloadPolicy::Wait => {
+                match tokio::time::timeout_at(deadline, Arc::clone(sem).acquire_owned()).await {
+                    Ok(Ok(p)) => Ok(p),
+                    Ok(Err(_)) => Err(RemotingError::Shutdown),
+                    Err(_) => Err(overloaded()),
+                }
+            }
+        }
+    }
+
+    fn hook(&self) -> Option<Arc<dyn RpcHook>> {
+        self.inner
+            .hook
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Runs the hook, applies the configured serialization and assigns the opaque.
+    fn prepare(&self, addr: &str, mut req: RemotingCommand, conn: &Connection) -> RemotingCommand {
+        if let Some(hook) = self.hook() {
+            hook.before_request(addr, &mut req);
+        }
+        if self.inner.config.serialize_type == SerializeType::RocketMq {
+            req.serialize_type = SerializeType::RocketMq;
+        }
+        req.opaque = conn.next_opaque();
+        req
+    }
+
+    fn after_response(&self, addr: &str, resp: &mut RemotingCommand) {
+        if let Some(hook) = self.hook() {
+            hook.after_response(addr, resp);
+        }
+    }
+}
+
+#[allow(dead_code)]
+const fn assert_send_sync<T: Send + Sync + 'static>() {}
+const _: () = assert_send_sync::<RemotingClient>();
+const _: () = assert_send_sync::<ResponseFuture>();

@@ -1,0 +1,129 @@
+//! One connection per address: lazily connected, replaced on next use once closed.
+
+use std::sync::atomic::AtomicI32;
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use tokio::net::TcpStream;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RemotingConfig;
+use crate::connection::{ConnOptions, Connection};
+use crate::error::RemotingError;
+use crate::processor::ProcessorTable;
+
+#[derive(Debug, Default)]
+pub(super) struct Pool {
+    conns: DashMap<String, Connection>,
+    /// One connect at a time per address.
+    connecting: DashMap<String, Arc<Mutex<()>>>,
+}
+
+impl Pool {
+    /// The live connection to `addr`, connecting first if there is none.
+    pub(super) async fn get(
+        &self,
+        addr: &str,
+        deadline: Instant,
+        config: &RemotingConfig,
+        processors: &ProcessorTable,
+        opaque: &Arc<AtomicI32>,
+        shut: &CancellationToken,
+    ) -> Result<Connection, RemotingError> {
+        if shut.is_cancelled() {
+            return Err(RemotingError::Shutdown);
+        }
+        if let Some(c) = self.live(addr) {
+            return Ok(c);
+        }
+        let start = Instant::now();
+        let limit = deadline.min(start + config.connect_timeout);
+        let connect = self.connect(addr, config, processors, opaque, shut);
+        match tokio::time::timeout_at(limit, connect).await {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::debug!(addr, "connect timed out");
+                Err(RemotingError::ConnectTimeout {
+                    addr: addr.to_owned(),
+                    after: start.elapsed(),
+                })
+            }
+        }
+    }
+
+    fn live(&self, addr: &str) -> Option<Connection> {
+        let c = self.conns.get(addr).map(|c| c.clone())?;
+        (!c.is_closed()).then_some(c)
+    }
+
+    async fn connect(
+        &self,
+        addr: &str,
+        config: &RemotingConfig,
+        processors: &ProcessorTable,
+        opaque: &Arc<AtomicI32>,
+        shut: &CancellationToken,
+    ) -> Result<Connection, RemotingError> {
+        let lock = Arc::clone(&self.connecting.entry(addr.to_owned()).or_default());
+        let _one_at_a_time = lock.lock().await;
+        if let Some(c) = self.live(addr) {
+            return Ok(c);
+        }
+        if shut.is_cancelled() {
+            return Err(RemotingError::Shutdown);
+        }
+        let stream = TcpStream::connect(addr).await.map_err(|source| {
+            tracing::debug!(addr, error = %source, "connect failed");
+            RemotingError::Connect {
+                addr: addr.to_owned(),
+                source,
+            }
+        })?;
+        if let Err(e) = stream.set_nodelay(config.tcp_nodelay) {
+            tracing::debug!(addr, error = %e, "could not set TCP_NODELAY");
+        }
+        let opts = ConnOptions {
+            addr: addr.to_owned(),
+            max_frame_length: config.max_frame_length,
+            idle_timeout: config.idle_timeout,
+            write_batch_bytes: config.write_batch_bytes,
+            processors: processors.clone(),
+            opaque: Arc::clone(opaque),
+        };
+        let conn = Connection::start(stream, opts);
+        tracing::info!(addr, "connected");
+        if let Some(old) = self.conns.insert(addr.to_owned(), conn.clone()) {
+            old.close();
+        }
+        if shut.is_cancelled() {
+            // Raced with shutdown: do not leave a connection behind.
+            conn.close();
+            return Err(RemotingError::Shutdown);
+        }
+        Ok(conn)
+    }
+
+    /// Removes and closes the connection to `addr`.
+    pub(super) fn close(&self, addr: &str) {
+        if let Some((_, c)) = self.conns.remove(addr) {
+            c.close();
+        }
+    }
+
+    /// Every connection (live or closing).
+    pub(super) fn all(&self) -> Vec<Connection> {
+        self.conns.iter().map(|e| e.value().clone()).collect()
+    }
+
+    /// Removes and closes every connection, returning them.
+    pub(super) fn close_all(&self) -> Vec<Connection> {
+        let all = self.all();
+        self.conns.clear();
+        for c in &all {
+            c.close();
+        }
+        all
+    }
+}

@@ -1,0 +1,91 @@
+//! [`ConnectionHandle`]: what a processor (or a test broker) may do with its connection.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use super::Connection;
+use crate::command::RemotingCommand;
+use crate::error::RemotingError;
+
+/// A handle to one live connection (client or server side). Cheap to clone.
+///
+/// Besides answering, it can push requests to the peer (a broker's CHECK_TRANSACTION_STATE),
+/// write arbitrary bytes (to inject malformed frames in tests) and close the connection.
+#[derive(Debug, Clone)]
+pub struct ConnectionHandle {
+    conn: Connection,
+}
+
+impl ConnectionHandle {
+    pub(crate) const fn new(conn: Connection) -> Self {
+        Self { conn }
+    }
+
+    /// The peer's socket address.
+    #[must_use]
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.conn.shared.peer
+    }
+
+    /// Queues a response as it is (set its opaque and response bit yourself, e.g. with
+    /// [`RemotingCommand::response_to`]).
+    ///
+    /// # Errors
+    /// [`RemotingError::ConnectionClosed`] when the connection is closed; encode errors.
+    pub fn send_response(&self, resp: &RemotingCommand) -> Result<(), RemotingError> {
+        self.conn.send_untracked(resp)
+    }
+
+    /// Queues raw bytes, written as they are (for fault injection: malformed frames).
+    ///
+    /// # Errors
+    /// [`RemotingError::ConnectionClosed`] when the connection is closed.
+    pub fn send_raw(&self, bytes: Bytes) -> Result<(), RemotingError> {
+        self.conn.send_raw(bytes)
+    }
+
+    /// Sends a request to the peer and waits for its reply (a fresh opaque is assigned).
+    ///
+    /// # Errors
+    /// [`RemotingError::Timeout`], [`RemotingError::ConnectionClosed`], encode errors.
+    pub async fn invoke(
+        &self,
+        mut req: RemotingCommand,
+        timeout: Duration,
+    ) -> Result<RemotingCommand, RemotingError> {
+        req.opaque = self.conn.next_opaque();
+        self.conn
+            .call(&req, Instant::now() + timeout, timeout, false)
+            .await
+    }
+
+    /// Sends a oneway request to the peer (sets the oneway bit); resolves once written.
+    ///
+    /// # Errors
+    /// [`RemotingError::Timeout`], [`RemotingError::ConnectionClosed`], encode errors.
+    pub async fn invoke_oneway(
+        &self,
+        mut req: RemotingCommand,
+        timeout: Duration,
+    ) -> Result<(), RemotingError> {
+        req.mark_oneway();
+        req.opaque = self.conn.next_opaque();
+        self.conn
+            .oneway(&req, Instant::now() + timeout, timeout)
+            .await
+    }
+
+    /// Closes the connection: waiters on it fail at once.
+    pub fn close(&self) {
+        self.conn.close();
+    }
+
+    /// Whether the connection is closed or closing.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.conn.is_closed()
+    }
+}

@@ -1,0 +1,221 @@
+//! The correlation table of one connection: opaque → waiter, with an RAII guard.
+
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use tokio::sync::oneshot;
+
+use crate::command::RemotingCommand;
+use crate::error::RemotingError;
+
+/// What a waiter receives: the reply, or the reason there will be none.
+pub(crate) type Reply = Result<RemotingCommand, RemotingError>;
+
+/// One registered request.
+#[derive(Debug)]
+pub(crate) struct Waiter {
+    tx: oneshot::Sender<Reply>,
+    /// Set by the writer just before the frame goes to the socket.
+    written: AtomicBool,
+}
+
+/// Hashes an opaque with a multiply (opaques are sequential; DashMap picks shards from the high bits).
+#[derive(Default)]
+pub(crate) struct OpaqueHasher(u64);
+
+impl Hasher for OpaqueHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_i32(&mut self, i: i32) {
+        self.0 = u64::from(i as u32).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// opaque → waiter. Entries leave by reply, by [`PendingGuard`] drop (timeout, cancellation), or
+/// by [`fail_all`](Self::fail_all) when the connection dies.
+#[derive(Debug, Default)]
+pub(crate) struct PendingTable {
+    map: DashMap<i32, Waiter, BuildHasherDefault<OpaqueHasher>>,
+}
+
+impl PendingTable {
+    /// Registers `opaque`; the returned guard removes the entry when dropped.
+    pub(crate) fn register(
+        self: &Arc<Self>,
+        opaque: i32,
+    ) -> (oneshot::Receiver<Reply>, PendingGuard) {
+        let (tx, rx) = oneshot::channel();
+        let previous = self.map.insert(
+            opaque,
+            Waiter {
+                tx,
+                written: AtomicBool::new(false),
+            },
+        );
+        if previous.is_some() {
+            // An opaque 2^32 calls old is still waiting: the newer call takes the slot.
+            tracing::warn!(opaque, "opaque reused while a request was still pending");
+        }
+        (
+            rx,
+            PendingGuard {
+                table: Arc::clone(self),
+                opaque,
+                armed: true,
+            },
+        )
+    }
+
+    /// Completes the waiter of `opaque`; false when nobody waits (timed out or unknown).
+    pub(crate) fn complete(&self, opaque: i32, reply: Reply) -> bool {
+        match self.map.remove(&opaque) {
+            Some((_, w)) => {
+                // The receiver may have been dropped just now; nothing to do then.
+                let _ = w.tx.send(reply);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Marks the frame of `opaque` as handed to the socket; false when its waiter is gone (the
+    /// writer then skips the frame: nobody waits for it, and it must not be sent after a
+    /// timeout said it was not).
+    pub(crate) fn claim_for_write(&self, opaque: i32) -> bool {
+        match self.map.get(&opaque) {
+            Some(w) => {
+                w.written.store(true, Ordering::Release);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Fails the waiter of `opaque` (its frame was never written).
+    pub(crate) fn fail(&self, opaque: i32, err: RemotingError) {
+        if let Some((_, w)) = self.map.remove(&opaque) {
+            let _ = w.tx.send(Err(err));
+        }
+    }
+
+    /// Fails every waiter with the error `make(written)` builds for it.
+    pub(crate) fn fail_all(&self, make: impl Fn(bool) -> RemotingError) -> usize {
+        let keys: Vec<i32> = self.map.iter().map(|e| *e.key()).collect();
+        let mut n = 0;
+        for k in keys {
+            if let Some((_, w)) = self.map.remove(&k) {
+                let written = w.written.load(Ordering::Acquire);
+                let _ = w.tx.send(Err(make(written)));
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Number of waiting requests.
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Removes `opaque`, returning whether its frame had been written.
+    fn remove(&self, opaque: i32) -> Option<bool> {
+        self.map
+            .remove(&opaque)
+            .map(|(_, w)| w.written.load(Ordering::Acquire))
+    }
+}
+
+/// Removes its entry on drop (a dropped future, a timeout or a failed send all clean up).
+#[derive(Debug)]
+pub(crate) struct PendingGuard {
+    table: Arc<PendingTable>,
+    opaque: i32,
+    armed: bool,
+}
+
+impl PendingGuard {
+    /// The entry is gone already (the reply was delivered): nothing to remove.
+    pub(crate) fn disarm(&mut self) {
+        self.armed = false;
+    }
+
+    /// Removes the entry now; `Some(written)` if it was still there.
+    pub(crate) fn take(&mut self) -> Option<bool> {
+        self.armed = false;
+        self.table.remove(self.opaque)
+    }
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.table.remove(self.opaque);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guard_drop_removes_the_entry() {
+        let t = Arc::new(PendingTable::default());
+        let (_rx, g) = t.register(1);
+        assert_eq!(t.len(), 1);
+        drop(g);
+        assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn complete_then_disarm() {
+        let t = Arc::new(PendingTable::default());
+        let (mut rx, mut g) = t.register(7);
+        assert!(t.complete(7, Err(RemotingError::Shutdown)));
+        assert!(!t.complete(7, Err(RemotingError::Shutdown)));
+        g.disarm();
+        drop(g);
+        assert!(matches!(rx.try_recv(), Ok(Err(RemotingError::Shutdown))));
+    }
+
+    #[test]
+    fn fail_all_reports_written_per_entry() {
+        let t = Arc::new(PendingTable::default());
+        let (mut a, _ga) = t.register(1);
+        let (mut b, _gb) = t.register(2);
+        assert!(t.claim_for_write(1));
+        let n = t.fail_all(|written| RemotingError::ConnectionClosed {
+            addr: "x".into(),
+            written,
+        });
+        assert_eq!(n, 2);
+        assert_eq!(t.len(), 0);
+        assert!(matches!(
+            a.try_recv(),
+            Ok(Err(RemotingError::ConnectionClosed { written: true, .. }))
+        ));
+        assert!(matches!(
+            b.try_recv(),
+            Ok(Err(RemotingError::ConnectionClosed { written: false, .. }))
+        ));
+        assert!(!t.claim_for_write(1), "a removed entry is not written");
+    }
+
+    #[test]
+    fn take_reports_written() {
+        let t = Arc::new(PendingTable::default());
+        let (_rx, mut g) = t.register(3);
+        t.claim_for_write(3);
+        assert_eq!(g.take(), Some(true));
+        assert_eq!(g.take(), None);
+        assert_eq!(t.len(), 0);
+    }
+}

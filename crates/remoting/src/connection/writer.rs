@@ -1,0 +1,168 @@
+//! The writer task: drains the outbound channel, gathering queued frames into one write.
+
+use std::io;
+use std::pin::pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::{Kind, Outbound, Shared, CLAIMED, QUEUED};
+use crate::error::RemotingError;
+
+/// Why the writer stopped.
+enum Stop {
+    Closed,
+    Idle,
+    Io(io::Error),
+}
+
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    mut rx: mpsc::UnboundedReceiver<Outbound>,
+    mut wr: OwnedWriteHalf,
+) {
+    let stop = serve(&shared, &mut rx, &mut wr).await;
+    match &stop {
+        Stop::Closed => tracing::debug!("writer stopped: connection closed"),
+        Stop::Idle => tracing::debug!("connection idle; closing"),
+        Stop::Io(e) => tracing::debug!(error = %e, "write failed; closing"),
+    }
+    shared.closed.cancel();
+
+    // Frames still queued were never written: fail their waiters with `written: false`.
+    rx.close();
+    let mut unwritten = 0usize;
+    while let Ok(out) = rx.try_recv() {
+        unwritten += 1;
+        if let Kind::Request(opaque) = out.kind {
+            shared.pending.fail(
+                opaque,
+                RemotingError::ConnectionClosed {
+                    addr: shared.opts.addr.clone(),
+                    written: false,
+                },
+            );
+        }
+        // Oneway: dropping the ack tells the caller; its state is still QUEUED (not written).
+    }
+    let failed = shared
+        .pending
+        .fail_all(|written| RemotingError::ConnectionClosed {
+            addr: shared.opts.addr.clone(),
+            written,
+        });
+    tracing::debug!(unwritten, failed, "connection closed");
+    drop(wr);
+    shared.finished.cancel();
+}
+
+async fn serve(
+    shared: &Shared,
+    rx: &mut mpsc::UnboundedReceiver<Outbound>,
+    wr: &mut OwnedWriteHalf,
+) -> Stop {
+    let idle = shared.opts.idle_timeout;
+    let batch_limit = shared.opts.write_batch_bytes.max(1);
+    let mut batch = BytesMut::with_capacity(16 * 1024);
+    let mut acks: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut last_write = Instant::now();
+    let mut idle_sleep = pin!(tokio::time::sleep(if idle.is_zero() { FAR } else { idle }));
+
+    loop {
+        let first = tokio::select! {
+            biased;
+            () = shared.closed.cancelled() => return Stop::Closed,
+            m = rx.recv() => match m {
+                Some(m) => m,
+                None => return Stop::Closed,
+            },
+            () = &mut idle_sleep, if !idle.is_zero() => {
+                let last_read = shared.started
+                    + Duration::from_millis(shared.last_read_ms.load(Ordering::Relaxed));
+                let due = last_write.max(last_read) + idle;
+                if Instant::now() >= due {
+                    return Stop::Idle;
+                }
+                idle_sleep.as_mut().reset(due);
+                continue;
+            }
+        };
+
+        let mut next = Some(first);
+        while let Some(out) = next.take() {
+            if !claim(shared, out.kind, &mut acks) {
+                // Its caller gave up (timeout, drop): it must not be sent.
+            } else {
+                batch.extend_from_slice(&out.head);
+                if !out.body.is_empty() {
+                    // A large body: flush what is gathered, then write the body without copying.
+                    if let Err(stop) = flush(shared, wr, &mut batch, &mut acks).await {
+                        return stop;
+                    }
+                    if let Err(stop) = write(shared, wr, &out.body).await {
+                        return stop;
+                    }
+                }
+            }
+            if batch.len() < batch_limit {
+                next = rx.try_recv().ok();
+            }
+        }
+        if let Err(stop) = flush(shared, wr, &mut batch, &mut acks).await {
+            return stop;
+        }
+        last_write = Instant::now();
+    }
+}
+
+/// A deadline far enough away to mean "never" (the idle timeout disabled).
+const FAR: Duration = Duration::from_secs(86_400 * 365);
+
+/// Marks the frame as handed to the socket; false when nobody wants it written any more.
+fn claim(shared: &Shared, kind: Kind, acks: &mut Vec<oneshot::Sender<()>>) -> bool {
+    match kind {
+        Kind::Request(opaque) => shared.pending.claim_for_write(opaque),
+        Kind::Oneway { state, ack } => {
+            let won = state
+                .compare_exchange(QUEUED, CLAIMED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+            if won {
+                acks.push(ack);
+            }
+            won
+        }
+        Kind::Untracked => true,
+    }
+}
+
+/// Writes the gathered frames and acknowledges the oneway ones among them.
+async fn flush(
+    shared: &Shared,
+    wr: &mut OwnedWriteHalf,
+    batch: &mut BytesMut,
+    acks: &mut Vec<oneshot::Sender<()>>,
+) -> Result<(), Stop> {
+    if !batch.is_empty() {
+        write(shared, wr, batch).await?;
+        batch.clear();
+    }
+    for ack in acks.drain(..) {
+        let _ = ack.send(());
+    }
+    Ok(())
+}
+
+/// Writes all of `buf`, unless the connection is closed meanwhile.
+async fn write(shared: &Shared, wr: &mut OwnedWriteHalf, buf: &[u8]) -> Result<(), Stop> {
+    tokio::select! {
+        biased;
+        () = shared.closed.cancelled() => Err(Stop::Closed),
+        r = wr.write_all(buf) => r.map_err(Stop::Io),
+    }
+}

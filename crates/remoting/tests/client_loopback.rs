@@ -1,0 +1,558 @@
+//! RemotingClient against scripted raw servers on loopback.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{accept, echo, listener, next, request, send, within};
+use futures_util::StreamExt;
+use rmq_common::{RequestCode, ResponseCode};
+use rmq_remoting::{
+    BoxFuture, OverloadPolicy, RemotingClient, RemotingCommand, RemotingConfig, RemotingError,
+    RequestContext, RpcHook,
+};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+const CODE: RequestCode = RequestCode::GET_ROUTEINFO_BY_TOPIC;
+
+fn client() -> RemotingClient {
+    RemotingClient::new(RemotingConfig::default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_concurrent_sync_calls_each_get_their_own_answer() {
+    const N: usize = 1000;
+    let (l, addr) = listener().await;
+    // The server answers in reverse order of arrival, in groups of whatever has arrived.
+    let server = tokio::spawn(async move {
+        let mut f = accept(&l).await;
+        let mut answered = 0;
+        while answered < N {
+            let mut group = vec![next(&mut f).await];
+            while let Ok(Some(Ok(cmd))) =
+                tokio::time::timeout(Duration::from_millis(2), f.next()).await
+            {
+                group.push(cmd);
+            }
+            answered += group.len();
+            for req in group.iter().rev() {
+                send(&mut f, echo(req)).await;
+            }
+        }
+        f
+    });
+    let c = client();
+    let mut set = JoinSet::new();
+    for i in 0..N {
+        let c = c.clone();
+        let addr = addr.to_string();
+        set.spawn(async move {
+            let body = format!("call-{i}");
+            let resp = c
+                .invoke_sync(&addr, request(CODE, body.clone()), Duration::from_secs(10))
+                .await
+                .expect("reply");
+            assert_eq!(
+                resp.body,
+                Bytes::from(body),
+                "call {i} got someone else's answer"
+            );
+        });
+    }
+    let mut done = 0;
+    while let Some(r) = within(set.join_next()).await {
+        r.expect("task");
+        done += 1;
+    }
+    assert_eq!(done, N);
+    assert_eq!(c.pending_len(), 0);
+    drop(within(server).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timed_out_calls_leave_no_entry() {
+    let (l, addr) = listener().await;
+    // Reads everything, answers nothing.
+    let server = tokio::spawn(async move {
+        let mut f = accept(&l).await;
+        let mut n = 0;
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_secs(5), f.next()).await {
+            n += 1;
+        }
+        n
+    });
+    let c = RemotingClient::new(RemotingConfig {
+        close_on_timeout: false,
+        ..RemotingConfig::default()
+    });
+    let addr = addr.to_string();
+    let mut set = JoinSet::new();
+    for i in 0..50 {
+        let (c, addr) = (c.clone(), addr.clone());
+        set.spawn(async move {
+            c.invoke_sync(
+                &addr,
+                request(CODE, format!("{i}")),
+                Duration::from_millis(150),
+            )
+            .await
+        });
+    }
+    while let Some(r) = within(set.join_next()).await {
+        match r.expect("task") {
+            Err(e @ RemotingError::Timeout { written: true, .. }) => {
+                assert!(e.is_timeout());
+                assert!(e.maybe_delivered());
+            }
+            other => panic!("expected a written timeout, got {other:?}"),
+        }
+    }
+    assert_eq!(c.pending_len(), 0, "timeouts removed their entries");
+
+    // Async: a timed-out future and a dropped one both clean up.
+    let fut = within(c.invoke_async(&addr, request(CODE, "a"), Duration::from_millis(100)))
+        .await
+        .expect("accepted");
+    assert_eq!(c.pending_len(), 1);
+    assert!(matches!(
+        within(fut).await,
+        Err(RemotingError::Timeout { .. })
+    ));
+    let fut = within(c.invoke_async(&addr, request(CODE, "b"), Duration::from_secs(10)))
+        .await
+        .expect("accepted");
+    assert_eq!(c.pending_len(), 1);
+    drop(fut);
+    assert_eq!(c.pending_len(), 0);
+    c.shutdown().await;
+    assert!(within(server).await.expect("server") >= 51);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_closes_the_connection_by_default() {
+    let (l, addr) = listener().await;
+    let server = tokio::spawn(async move {
+        let mut first = accept(&l).await;
+        let _ = next(&mut first).await; // never answered
+        let mut second = accept(&l).await; // the client reconnects
+        let req = next(&mut second).await;
+        send(&mut second, echo(&req)).await;
+        (first, second)
+    });
+    let c = client();
+    let addr = addr.to_string();
+    let err = within(c.invoke_sync(&addr, request(CODE, "x"), Duration::from_millis(100)))
+        .await
+        .expect_err("times out");
+    assert!(err.is_timeout());
+    let resp = within(c.invoke_sync(&addr, request(CODE, "y"), Duration::from_secs(5)))
+        .await
+        .expect("a new connection answers");
+    assert_eq!(&resp.body[..], b"y");
+    drop(within(server).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_closing_its_socket_fails_every_waiter_within_100ms() {
+    const N: usize = 100;
+    let (l, addr) = listener().await;
+    let server = tokio::spawn(async move {
+        let mut f = accept(&l).await;
+        for _ in 0..N {
+            let _ = next(&mut f).await;
+        }
+        let closed_at = Instant::now();
+        drop(f);
+        closed_at
+    });
+    let c = client();
+    let mut set = JoinSet::new();
+    for i in 0..N {
+        let (c, addr) = (c.clone(), addr.to_string());
+        set.spawn(async move {
+            let r = c
+                .invoke_sync(
+                    &addr,
+                    request(CODE, format!("{i}")),
+                    Duration::from_secs(10),
+                )
+                .await;
+            (r, Instant::now())
+        });
+    }
+    let closed_at = within(server).await.expect("server");
+    let mut latest = closed_at;
+    while let Some(r) = within(set.join_next()).await {
+        let (r, at) = r.expect("task");
+        match r {
+            Err(RemotingError::ConnectionClosed { written: true, .. }) => {}
+            other => panic!("expected ConnectionClosed after write, got {other:?}"),
+        }
+        latest = latest.max(at);
+    }
+    let took = latest.duration_since(closed_at);
+    assert!(
+        took < Duration::from_millis(100),
+        "waiters failed {took:?} after the close"
+    );
+    assert_eq!(c.pending_len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oneway_is_flagged_and_leaves_no_entry() {
+    let (l, addr) = listener().await;
+    let server = tokio::spawn(async move {
+        let mut f = accept(&l).await;
+        next(&mut f).await
+    });
+    let c = client();
+    within(c.invoke_oneway(
+        &addr.to_string(),
+        request(RequestCode::END_TRANSACTION, "o"),
+        Duration::from_secs(5),
+    ))
+    .await
+    .expect("written");
+    assert_eq!(c.pending_len(), 0);
+    let got = within(server).await.expect("server");
+    assert!(got.is_oneway());
+    assert!(!got.is_response());
+    assert_eq!(&got.body[..], b"o");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_initiated_requests_unknown_registered_and_oneway() {
+    let (l, addr) = listener().await;
+    let c = client();
+    let running_info = |_: RequestContext,
+                        req: RemotingCommand|
+     -> BoxFuture<'static, Option<RemotingCommand>> {
+        Box::pin(async move {
+            tokio::task::yield_now().await; // answered from a spawned task
+            Some(RemotingCommand::response(ResponseCode::SUCCESS, None).with_body(req.body.clone()))
+        })
+    };
+    c.register_processor(
+        RequestCode::GET_CONSUMER_RUNNING_INFO,
+        Arc::new(running_info),
+    );
+    let addr_s = addr.to_string();
+    let server = tokio::spawn(async move {
+        let mut f = accept(&l).await;
+        let first = next(&mut f).await;
+        send(&mut f, echo(&first)).await;
+
+        // A oneway request with an unknown code gets no answer...
+        let mut oneway = request(RequestCode(9999), "");
+        oneway.opaque = 41;
+        oneway.mark_oneway();
+        send(&mut f, oneway).await;
+        // ...a plain one gets REQUEST_CODE_NOT_SUPPORTED, so it is the first answer we read.
+        let mut unknown = request(RequestCode(9999), "");
+        unknown.opaque = 42;
+        send(&mut f, unknown).await;
+        let answer = next(&mut f).await;
+
+        let mut known = request(RequestCode::GET_CONSUMER_RUNNING_INFO, "info?");
+        known.opaque = 43;
+        send(&mut f, known).await;
+        let processed = next(&mut f).await;
+        (answer, processed)
+    });
+    within(c.invoke_sync(&addr_s, request(CODE, "hello"), Duration::from_secs(5)))
+        .await
+        .expect("first call");
+    let (answer, processed) = within(server).await.expect("server");
+    assert!(answer.is_response());
+    assert_eq!(answer.opaque, 42);
+    assert_eq!(
+        answer.response_code(),
+        ResponseCode::REQUEST_CODE_NOT_SUPPORTED
+    );
+    assert_eq!(
+        answer.remark.as_deref(),
+        Some(" request type 9999 not supported")
+    );
+    assert!(processed.is_response());
+    assert_eq!(processed.opaque, 43);
+    assert_eq!(processed.response_code(), ResponseCode::SUCCESS);
+    assert_eq!(&processed.body[..], b"info?");
+}
+
+#[derive(Default)]
+struct RecordingHook {
+    seen: Mutex<Vec<String>>,
+}
+
+impl RpcHook for RecordingHook {
+    fn before_request(&self, addr: &str, req: &mut RemotingCommand) {
+        req.ext_fields.insert("Signature", "signed");
+        self.seen
+            .lock()
+            .expect("lock")
+            .push(format!("before {addr} {}", req.code));
+    }
+    fn after_response(&self, addr: &str, resp: &mut RemotingCommand) {
+        self.seen
+            .lock()
+            .expect("lock")
+            .push(format!("after {addr} {}", resp.code));
+        resp.remark = Some("seen by hook".into());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_sees_request_and_response() {
+    let (l, addr) = listener().await;
+    let server = tokio::spawn(async move {
+        let mut f = accept(&l).await;
+        let mut sigs = Vec::new();
+        for _ in 0..2 {
+            let req = next(&mut f).await;
+            sigs.push(req.ext_fields.get("Signature").map(str::to_owned));
+            send(&mut f, echo(&req)).await;
+        }
+        sigs
+    });
+    let c = client();
+    let hook = Arc::new(RecordingHook::default());
+    c.set_hook(hook.clone());
+    let addr = addr.to_string();
+    let resp = within(c.invoke_sync(&addr, request(CODE, "1"), Duration::from_secs(5)))
+        .await
+        .expect("reply");
+    assert_eq!(resp.remark.as_deref(), Some("seen by hook"));
+    let fut = within(c.invoke_async(&addr, request(CODE, "2"), Duration::from_secs(5)))
+        .await
+        .expect("accepted");
+    let resp = within(fut).await.expect("reply");
+    assert_eq!(resp.remark.as_deref(), Some("seen by hook"));
+    let sigs = within(server).await.expect("server");
+    assert_eq!(
+        sigs,
+        vec![Some("signed".to_owned()), Some("signed".to_owned())]
+    );
+    let seen = hook.seen.lock().expect("lock").clone();
+    assert_eq!(
+        seen,
+        vec![
+            format!("before {addr} 105"),
+            format!("after {addr} 0"),
+            format!("before {addr} 105"),
+            format!("after {addr} 0"),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_with_fail_policy() {
+    let (l, addr) = listener().await;
+    let server = tokio::spawn(async move {
+        let mut f = accept(&l).await;
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_secs(5), f.next()).await {}
+    });
+    let c = RemotingClient::new(RemotingConfig {
+        max_async_in_flight: 2,
+        max_oneway_in_flight: 1,
+        overload: OverloadPolicy::Fail,
+        close_on_timeout: false,
+        ..RemotingConfig::default()
+    });
+    let addr = addr.to_string();
+    let t = Duration::from_secs(10);
+    let a = within(c.invoke_async(&addr, request(CODE, "a"), t))
+        .await
+        .expect("first");
+    let _b = within(c.invoke_async(&addr, request(CODE, "b"), t))
+        .await
+        .expect("second");
+    let err = within(c.invoke_async(&addr, request(CODE, "c"), t))
+        .await
+        .expect_err("third is refused");
+    assert!(matches!(err, RemotingError::Overloaded { .. }), "{err:?}");
+    assert!(!err.maybe_delivered());
+    assert_eq!(c.pending_len(), 2);
+    drop(a); // frees a permit
+    let _c = within(c.invoke_async(&addr, request(CODE, "c"), t))
+        .await
+        .expect("accepted again");
+    c.shutdown().await;
+    drop(within(server).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_with_wait_policy_waits_then_gives_up() {
+    let (l, addr) = listener().await;
+    let server = tokio::spawn(async move {
+        let mut f = accept(&l).await;
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_secs(5), f.next()).await {}
+    });
+    let c = RemotingClient::new(RemotingConfig {
+        max_async_in_flight: 1,
+        close_on_timeout: false,
+        ..RemotingConfig::default()
+    });
+    let addr = addr.to_string();
+    let held = within(c.invoke_async(&addr, request(CODE, "a"), Duration::from_secs(10)))
+        .await
+        .expect("first");
+    let start = Instant::now();
+    let err = within(c.invoke_async(&addr, request(CODE, "b"), Duration::from_millis(150)))
+        .await
+        .expect_err("no permit in time");
+    assert!(matches!(err, RemotingError::Overloaded { .. }), "{err:?}");
+    assert!(
+        start.elapsed() >= Duration::from_millis(150),
+        "it waited for a permit"
+    );
+    drop(held);
+    c.shutdown().await;
+    drop(within(server).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_failure_is_never_delivered() {
+    let (l, addr) = listener().await;
+    drop(l); // nothing listens there any more
+    let c = client();
+    let err = within(c.invoke_sync(
+        &addr.to_string(),
+        request(CODE, "x"),
+        Duration::from_secs(3),
+    ))
+    .await
+    .expect_err("refused");
+    assert!(matches!(err, RemotingError::Connect { .. }), "{err:?}");
+    assert!(err.is_connection());
+    assert!(!err.maybe_delivered());
+    let err = within(c.invoke_oneway(
+        &addr.to_string(),
+        request(CODE, "x"),
+        Duration::from_secs(3),
+    ))
+    .await
+    .expect_err("refused");
+    assert!(!err.maybe_delivered());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_request_is_refused_before_sending() {
+    let (l, addr) = listener().await;
+    let server = tokio::spawn(async move { accept(&l).await });
+    let c = RemotingClient::new(RemotingConfig {
+        max_frame_length: 1024,
+        ..RemotingConfig::default()
+    });
+    let err = within(c.invoke_sync(
+        &addr.to_string(),
+        request(CODE, vec![0u8; 2000]),
+        Duration::from_secs(3),
+    ))
+    .await
+    .expect_err("too large");
+    assert!(
+        matches!(err, RemotingError::FrameTooLarge { max: 1024, .. }),
+        "{err:?}"
+    );
+    assert!(!err.maybe_delivered());
+    assert_eq!(c.pending_len(), 0);
+    drop(within(server).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_queued_when_the_connection_dies_are_not_written() {
+    // A server that never reads: the socket buffers fill, later frames stay queued.
+    let (l, addr) = listener().await;
+    let (close_tx, close_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let (s, _) = within(l.accept()).await.expect("accept");
+        let _ = within(close_rx).await;
+        drop(s);
+    });
+    let c = RemotingClient::new(RemotingConfig {
+        close_on_timeout: false,
+        ..RemotingConfig::default()
+    });
+    let addr = addr.to_string();
+    let body = Bytes::from(vec![7u8; 4 * 1024 * 1024]);
+    let mut futs = Vec::new();
+    for _ in 0..12 {
+        let f = within(c.invoke_async(&addr, request(CODE, body.clone()), Duration::from_secs(15)))
+            .await
+            .expect("accepted");
+        futs.push(f);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    close_tx.send(()).expect("server waits");
+    let mut unwritten = 0;
+    for f in futs {
+        match within(f).await {
+            Err(RemotingError::ConnectionClosed { written, .. }) => {
+                unwritten += usize::from(!written)
+            }
+            other => panic!("expected ConnectionClosed, got {other:?}"),
+        }
+    }
+    // 48 MiB cannot all sit in loopback socket buffers: some frames were still queued.
+    assert!(unwritten > 0, "no frame was reported unwritten");
+    assert_eq!(c.pending_len(), 0);
+    within(server).await.expect("server");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callback_runs_exactly_once() {
+    let (l, addr) = listener().await;
+    let server = tokio::spawn(async move {
+        let mut f = accept(&l).await;
+        let req = next(&mut f).await;
+        send(&mut f, echo(&req)).await;
+        f
+    });
+    let c = client();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let counter = Arc::clone(&calls);
+    c.invoke_async_callback(
+        &addr.to_string(),
+        request(CODE, "cb"),
+        Duration::from_secs(5),
+        move |r| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let _ = tx.send(r.map(|resp| resp.body));
+        },
+    );
+    let body = within(rx).await.expect("callback ran").expect("reply");
+    assert_eq!(&body[..], b"cb");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    drop(within(server).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_fails_waiters_and_refuses_new_calls() {
+    let (l, addr) = listener().await;
+    let server = tokio::spawn(async move {
+        let mut f = accept(&l).await;
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_secs(5), f.next()).await {}
+    });
+    let c = client();
+    let addr = addr.to_string();
+    let fut = within(c.invoke_async(&addr, request(CODE, "a"), Duration::from_secs(10)))
+        .await
+        .expect("accepted");
+    within(c.shutdown()).await;
+    assert!(matches!(
+        within(fut).await,
+        Err(RemotingError::ConnectionClosed { .. })
+    ));
+    let err = within(c.invoke_sync(&addr, request(CODE, "b"), Duration::from_secs(1)))
+        .await
+        .expect_err("shut");
+    assert!(matches!(err, RemotingError::Shutdown));
+    assert!(!err.maybe_delivered());
+    drop(within(server).await);
+}

@@ -1,0 +1,57 @@
+//! Helpers shared by the loopback tests: raw scripted servers on 127.0.0.1:0.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use rmq_common::{ExtFields, RequestCode, ResponseCode};
+use rmq_remoting::{RemotingCodec, RemotingCommand};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::Framed;
+
+/// Every await in a test runs under this bound.
+pub(crate) const LIMIT: Duration = Duration::from_secs(20);
+
+/// Awaits `f` within [`LIMIT`].
+pub(crate) async fn within<F: Future>(f: F) -> F::Output {
+    tokio::time::timeout(LIMIT, f)
+        .await
+        .expect("test step timed out")
+}
+
+/// A listener on an ephemeral loopback port.
+pub(crate) async fn listener() -> (TcpListener, SocketAddr) {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let a = l.local_addr().expect("addr");
+    (l, a)
+}
+
+/// Accepts one connection and frames it.
+pub(crate) async fn accept(l: &TcpListener) -> Framed<TcpStream, RemotingCodec> {
+    let (s, _) = within(l.accept()).await.expect("accept");
+    Framed::new(s, RemotingCodec::new())
+}
+
+/// A request with a body.
+pub(crate) fn request(code: RequestCode, body: impl Into<Bytes>) -> RemotingCommand {
+    RemotingCommand::request(code, ExtFields::new()).with_body(body)
+}
+
+/// The echo answer: SUCCESS, same opaque, same body.
+pub(crate) fn echo(req: &RemotingCommand) -> RemotingCommand {
+    req.response_to(ResponseCode::SUCCESS, None)
+        .with_body(req.body.clone())
+}
+
+/// Reads the next frame.
+pub(crate) async fn next(f: &mut Framed<TcpStream, RemotingCodec>) -> RemotingCommand {
+    within(f.next()).await.expect("a frame").expect("decodes")
+}
+
+/// Writes a frame.
+pub(crate) async fn send(f: &mut Framed<TcpStream, RemotingCodec>, cmd: RemotingCommand) {
+    within(f.send(cmd)).await.expect("write");
+}
