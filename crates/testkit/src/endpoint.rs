@@ -1,0 +1,97 @@
+//! The listening side every mock shares: a `RemotingServer` on `127.0.0.1:0` plus the
+//! connection-level fault knobs.
+
+use std::io;
+use std::net::SocketAddr;
+
+use rmq_remoting::{ProcessorTable, RemotingConfig, RemotingServer};
+
+use crate::faults::Faults;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoint {
+    pub(crate) server: RemotingServer,
+    pub(crate) faults: Faults,
+}
+
+impl Endpoint {
+    pub(crate) async fn bind(processors: ProcessorTable, faults: Faults) -> io::Result<Self> {
+        let server =
+            RemotingServer::bind("127.0.0.1:0", RemotingConfig::default(), processors).await?;
+        Ok(Self { server, faults })
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+}
+
+/// Generates the knob methods every mock offers by forwarding to its `endpoint` field.
+macro_rules! endpoint_knobs {
+    ($ty:ty) => {
+        impl $ty {
+            /// The listening address as `"127.0.0.1:port"` (the form routes and clients use).
+            #[must_use]
+            pub fn addr(&self) -> String {
+                self.endpoint.addr().to_string()
+            }
+
+            /// The listening socket address.
+            #[must_use]
+            pub fn socket_addr(&self) -> std::net::SocketAddr {
+                self.endpoint.addr()
+            }
+
+            /// The run-time fault knobs (delay, black hole, scripted replies).
+            #[must_use]
+            pub fn faults(&self) -> &$crate::Faults {
+                &self.endpoint.faults
+            }
+
+            /// New connections are refused from now on (live ones stay up).
+            pub async fn refuse_connections(&self) {
+                self.endpoint.server.pause_accept().await;
+            }
+
+            /// Accepts connections again on the same port.
+            ///
+            /// # Errors
+            /// The bind error, if the port was taken meanwhile.
+            pub async fn accept_connections(&self) -> std::io::Result<()> {
+                self.endpoint.server.resume_accept().await
+            }
+
+            /// Closes every live connection (clients see the socket close).
+            pub fn close_connections(&self) {
+                self.endpoint.server.close_connections();
+            }
+
+            /// Refuses new connections and closes the live ones: the server looks down.
+            pub async fn down(&self) {
+                self.refuse_connections().await;
+                self.close_connections();
+            }
+
+            /// Undoes [`down`](Self::down).
+            ///
+            /// # Errors
+            /// The bind error, if the port was taken meanwhile.
+            pub async fn up(&self) -> std::io::Result<()> {
+                self.accept_connections().await
+            }
+
+            /// Live connections.
+            #[must_use]
+            pub fn connection_count(&self) -> usize {
+                self.endpoint.server.connection_count()
+            }
+
+            /// Stops the server: closes every connection and ends its tasks.
+            pub async fn shutdown(&self) {
+                self.endpoint.server.shutdown().await;
+            }
+        }
+    };
+}
+
+pub(crate) use endpoint_knobs;

@@ -1,0 +1,146 @@
+//! Run-time fault knobs shared by the mock name server and broker.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rmq_common::ResponseCode;
+use rmq_remoting::RequestContext;
+
+/// A frame no RocketMQ peer can decode: the header-length word announces 255 header bytes but
+/// only 4 follow (Java: "bad header length"; [`rmq_remoting::DecodeError::HeaderTooLong`]).
+pub const MALFORMED_FRAME: &[u8] = &[0, 0, 0, 8, 0, 0, 0, 0xFF, b'{', b'}', b'{', b'}'];
+
+/// One scripted answer, consumed by one request (a send for a broker, a route request for a
+/// name server).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reply {
+    /// Answer with this code and remark. For a broker, the stored codes (`FLUSH_DISK_TIMEOUT`,
+    /// `FLUSH_SLAVE_TIMEOUT`, `SLAVE_NOT_AVAILABLE`) store the message and answer with the full
+    /// send response header; the others store nothing.
+    Code(ResponseCode, Option<String>),
+    /// Write [`MALFORMED_FRAME`] instead of the answer.
+    Malformed,
+    /// Swallow the request: no answer.
+    NoReply,
+    /// Close the connection instead of answering.
+    Close,
+}
+
+impl From<ResponseCode> for Reply {
+    fn from(code: ResponseCode) -> Self {
+        Self::Code(code, Some(format!("scripted {code}")))
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    delay: Duration,
+    black_hole: bool,
+    script: VecDeque<Reply>,
+}
+
+/// Fault settings of one mock server, changeable at run time from any clone.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    state: Arc<Mutex<State>>,
+}
+
+impl Faults {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Delays every answer by `delay` (zero: no delay).
+    pub fn set_delay(&self, delay: Duration) {
+        self.lock().delay = delay;
+    }
+
+    /// When on, requests are read and never answered.
+    pub fn set_black_hole(&self, on: bool) {
+        self.lock().black_hole = on;
+    }
+
+    /// Queues scripted answers, consumed one per request in order.
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.lock().script.extend(replies);
+    }
+
+    /// Queues scripted response codes (see [`Reply::Code`]).
+    pub fn script_codes(&self, codes: impl IntoIterator<Item = ResponseCode>) {
+        self.script(codes.into_iter().map(Reply::from));
+    }
+
+    /// Drops every scripted answer not yet consumed.
+    pub fn clear_script(&self) {
+        self.lock().script.clear();
+    }
+
+    /// Scripted answers not yet consumed.
+    #[must_use]
+    pub fn scripted_left(&self) -> usize {
+        self.lock().script.len()
+    }
+
+    /// Resets delay, black hole and script.
+    pub fn reset(&self) {
+        *self.lock() = State::default();
+    }
+
+    pub(crate) fn delay(&self) -> Duration {
+        self.lock().delay
+    }
+
+    pub(crate) fn black_hole(&self) -> bool {
+        self.lock().black_hole
+    }
+
+    pub(crate) fn next_scripted(&self) -> Option<Reply> {
+        self.lock().script.pop_front()
+    }
+}
+
+pub(crate) fn malformed_frame() -> Bytes {
+    Bytes::from_static(MALFORMED_FRAME)
+}
+
+/// What a request should get after the fault knobs had their say.
+pub(crate) enum Gate {
+    /// Handle it; `Some` is a scripted code to answer instead of the normal answer.
+    Proceed(Option<(ResponseCode, Option<String>)>),
+    /// Already dealt with (black hole, malformed frame, close): send nothing.
+    Done,
+}
+
+impl Faults {
+    /// Applies delay and black hole, then (when `scripted`) the next scripted reply.
+    pub(crate) async fn gate(&self, ctx: &RequestContext, scripted: bool) -> Gate {
+        if self.black_hole() {
+            return Gate::Done;
+        }
+        let delay = self.delay();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if !scripted {
+            return Gate::Proceed(None);
+        }
+        match self.next_scripted() {
+            None => Gate::Proceed(None),
+            Some(Reply::Code(code, remark)) => Gate::Proceed(Some((code, remark))),
+            Some(Reply::Malformed) => {
+                if let Err(e) = ctx.connection().send_raw(malformed_frame()) {
+                    tracing::debug!(error = %e, "malformed frame not sent");
+                }
+                Gate::Done
+            }
+            Some(Reply::NoReply) => Gate::Done,
+            Some(Reply::Close) => {
+                ctx.connection().close();
+                Gate::Done
+            }
+        }
+    }
+}
