@@ -11,11 +11,16 @@
 //!   route usable while every name server is down.
 #![warn(missing_docs)]
 
+mod cache;
+mod client;
 mod config;
 mod error;
 mod publish_info;
+mod refresher;
 mod route_json;
 
+pub use cache::RouteCache;
+pub use client::NameServerClient;
 pub use config::{parse_addr_list, NameServerConfig, DEFAULT_TOPIC, DEFAULT_TOPIC_QUEUE_NUMS};
 pub use error::{NameServerError, RouteDecodeError};
 pub use publish_info::TopicPublishInfo;

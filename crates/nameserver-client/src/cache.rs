@@ -1,0 +1,513 @@
+//! `RouteCache`: the publish info of every topic in use, shared by the producers of one client.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use rmq_common::route::TopicRouteData;
+use rmq_remoting::RemotingClient;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::client::NameServerClient;
+use crate::config::NameServerConfig;
+use crate::error::NameServerError;
+use crate::publish_info::{cap_default_route, java_string_cmp, TopicPublishInfo};
+
+/// Routes of the topics in use, loaded on demand and kept fresh.
+///
+/// Cheap to clone; all clones share one cache. `publish_info` loads a topic's route on first use
+/// (falling back to the default topic `TBW102` for topics that do not exist yet when the caller
+/// allows auto-creation, §7.5); the refresher started by [`start_refresher`](Self::start_refresher)
+/// refreshes every topic used within `topic_idle_expiry` once per `poll_interval` and drops the
+/// others; [`refresh_now`](Self::refresh_now) refreshes one topic at once (after a send failure).
+/// A refreshed route replaces the cached one only when it differs, and a cached route stays in use
+/// while no name server answers.
+#[derive(Clone)]
+pub struct RouteCache {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    client: NameServerClient,
+    config: NameServerConfig,
+    topics: DashMap<String, Entry>,
+    /// One loader at a time per topic (the others wait and reuse its result).
+    load_locks: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    /// Topics with a spawned refresh in flight.
+    refreshing: DashMap<String, ()>,
+    /// Broker name → broker id → address, from every cached route (newest route wins).
+    brokers: RwLock<Arc<BTreeMap<String, BTreeMap<i64, String>>>>,
+    rebuild: Mutex<()>,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Where a cached route came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// The topic's own route.
+    Own,
+    /// The default topic's route, capped (the topic does not exist yet).
+    Default,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    route: Arc<TopicRouteData>,
+    info: Arc<TopicPublishInfo>,
+    source: Source,
+    last_used: Instant,
+    updated: Instant,
+    /// Bumped on every store (changed or not), so waiting loaders see a load happened.
+    generation: u64,
+}
+
+/// What a refresh did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refreshed {
+    /// The route differs from the cached one and replaced it.
+    Changed,
+    /// Same route: the cached one is kept.
+    Unchanged,
+}
+
+impl fmt::Debug for RouteCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RouteCache")
+            .field("client", &self.inner.client)
+            .field("topics", &self.inner.topics.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RouteCache {
+    /// A cache asking the name servers of `config.addrs` through `remoting`.
+    #[must_use]
+    pub fn new(remoting: RemotingClient, config: NameServerConfig) -> Self {
+        let client = NameServerClient::new(remoting, config.addrs.clone());
+        Self::with_client(client, config)
+    }
+
+    /// A cache over an existing [`NameServerClient`] (its addresses win over `config.addrs`).
+    #[must_use]
+    pub fn with_client(client: NameServerClient, config: NameServerConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                client,
+                config,
+                topics: DashMap::new(),
+                load_locks: DashMap::new(),
+                refreshing: DashMap::new(),
+                brokers: RwLock::new(Arc::new(BTreeMap::new())),
+                rebuild: Mutex::new(()),
+                cancel: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+            }),
+        }
+    }
+
+    /// The name-server client.
+    #[must_use]
+    pub fn client(&self) -> &NameServerClient {
+        &self.inner.client
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &NameServerConfig {
+        &self.inner.config
+    }
+
+    /// The publish info of `topic`, loading its route on first use (or while it has no queue).
+    ///
+    /// Marks the topic as in use. A cached route with queues is returned at once, even when it
+    /// is stale because no name server answered the last refreshes. When the name server says the
+    /// topic does not exist and `allow_auto_create` is set, the default topic's route is used with
+    /// the queue count capped at `default_topic_queue_nums` (the broker creates the topic on the
+    /// first send, §7.5). Concurrent first uses of a topic share one load.
+    ///
+    /// # Errors
+    /// The [`NameServerError`] of the load; [`NameServerError::NoWritableMaster`] when the route
+    /// has no writable queue on a master.
+    pub async fn publish_info(
+        &self,
+        topic: &str,
+        allow_auto_create: bool,
+        timeout: Duration,
+    ) -> Result<Arc<TopicPublishInfo>, NameServerError> {
+        let deadline = Instant::now() + timeout;
+        let seen = match self.touch(topic) {
+            Some((info, _)) if info.is_ok() => return Ok(info),
+            other => other.map(|(_, generation)| generation),
+        };
+        let lock = self
+            .inner
+            .load_locks
+            .entry(topic.to_owned())
+            .or_default()
+            .clone();
+        let result = self
+            .load_once(topic, seen, allow_auto_create, deadline, &lock)
+            .await;
+        drop(lock);
+        self.inner
+            .load_locks
+            .remove_if(topic, |_, l| Arc::strong_count(l) == 1);
+        result
+    }
+
+    /// Loads `topic` under its load lock unless another caller did meanwhile.
+    async fn load_once(
+        &self,
+        topic: &str,
+        seen: Option<u64>,
+        allow_auto_create: bool,
+        deadline: Instant,
+        lock: &Arc<tokio::sync::Mutex<()>>,
+    ) -> Result<Arc<TopicPublishInfo>, NameServerError> {
+        // Past the deadline the load below fails fast with the name server's timeout.
+        let _guard = tokio::time::timeout_at(deadline, lock.lock()).await.ok();
+        if let Some((info, generation)) = self.touch(topic) {
+            if info.is_ok() {
+                return Ok(info);
+            }
+            if Some(generation) != seen {
+                // Loaded by another caller meanwhile, and still without a writable queue.
+                return Err(no_writable_master(topic));
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.load(topic, allow_auto_create, left).await
+    }
+
+    /// Fetches and stores the route of `topic` (own route, else the default topic's when allowed).
+    async fn load(
+        &self,
+        topic: &str,
+        allow_auto_create: bool,
+        timeout: Duration,
+    ) -> Result<Arc<TopicPublishInfo>, NameServerError> {
+        let deadline = Instant::now() + timeout;
+        let (source, route) = match self.inner.client.topic_route(topic, timeout).await {
+            Ok(route) => (Source::Own, route),
+            Err(NameServerError::TopicNotExist { topic: t, remark }) if allow_auto_create => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match self.default_route(left).await {
+                    Ok(route) => {
+                        tracing::info!(topic, "topic not found, using the default topic's route");
+                        (Source::Default, route)
+                    }
+                    // The topic's own answer says more than "TBW102 does not exist".
+                    Err(NameServerError::TopicNotExist { .. }) => {
+                        return Err(NameServerError::TopicNotExist { topic: t, remark })
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        let (_, info) = self.store(topic, source, route);
+        if info.is_ok() {
+            Ok(info)
+        } else {
+            Err(no_writable_master(topic))
+        }
+    }
+
+    /// The default topic's route with the queue cap applied.
+    async fn default_route(&self, timeout: Duration) -> Result<TopicRouteData, NameServerError> {
+        let config = &self.inner.config;
+        let route = self
+            .inner
+            .client
+            .topic_route(&config.default_topic, timeout)
+            .await?;
+        Ok(cap_default_route(&route, config.default_topic_queue_nums))
+    }
+
+    /// Marks `topic` as used now; returns its info and generation when cached.
+    fn touch(&self, topic: &str) -> Option<(Arc<TopicPublishInfo>, u64)> {
+        let mut entry = self.inner.topics.get_mut(topic)?;
+        entry.last_used = Instant::now();
+        Some((entry.info.clone(), entry.generation))
+    }
+
+    /// Stores a fetched route, replacing the cached one only when it differs (§7.5
+    /// `topicRouteDataChanged`: order-insensitive comparison of queue and broker data).
+    fn store(
+        &self,
+        topic: &str,
+        source: Source,
+        route: TopicRouteData,
+    ) -> (Refreshed, Arc<TopicPublishInfo>) {
+        let route = normalized(route);
+        let now = Instant::now();
+        let outcome = {
+            let mut slot = self.inner.topics.entry(topic.to_owned());
+            match &mut slot {
+                dashmap::Entry::Occupied(e) if *e.get().route == route => {
+                    let entry = e.get_mut();
+                    entry.source = source;
+                    entry.updated = now;
+                    entry.generation += 1;
+                    (Refreshed::Unchanged, entry.info.clone())
+                }
+                _ => {
+                    let info = TopicPublishInfo::from_route(topic, &route);
+                    let (generation, last_used) = match &slot {
+                        dashmap::Entry::Occupied(e) => (e.get().generation + 1, e.get().last_used),
+                        dashmap::Entry::Vacant(_) => (0, now),
+                    };
+                    tracing::info!(
+                        topic,
+                        from_default_topic = source == Source::Default,
+                        queues = info.queues.len(),
+                        brokers = ?info.broker_addrs,
+                        "topic route changed"
+                    );
+                    let info = Arc::new(info);
+                    let entry = Entry {
+                        route: Arc::new(route),
+                        info: info.clone(),
+                        source,
+                        last_used,
+                        updated: now,
+                        generation,
+                    };
+                    slot.insert(entry);
+                    (Refreshed::Changed, info)
+                }
+            }
+        };
+        if outcome.0 == Refreshed::Changed {
+            self.rebuild_brokers();
+        }
+        outcome
+    }
+
+    /// Re-reads the route of a cached topic and stores it when it changed.
+    ///
+    /// A topic that is not cached is left alone (`Ok(false)`). When no name server answers, or
+    /// the topic disappeared from the name server, the cached route is kept and the error
+    /// returned. Returns whether the cached route changed.
+    ///
+    /// # Errors
+    /// The [`NameServerError`] of the fetch.
+    pub async fn refresh(&self, topic: &str) -> Result<bool, NameServerError> {
+        let Some(source) = self.inner.topics.get(topic).map(|e| e.source) else {
+            return Ok(false);
+        };
+        let timeout = self.inner.config.request_timeout;
+        let deadline = Instant::now() + timeout;
+        let (source, route) = match self.inner.client.topic_route(topic, timeout).await {
+            Ok(route) => (Source::Own, route),
+            Err(e) if e.is_topic_not_exist() && source == Source::Default => {
+                // Not created by a broker yet: follow the default topic's route meanwhile.
+                let left = deadline.saturating_duration_since(Instant::now());
+                (Source::Default, self.default_route(left).await?)
+            }
+            Err(e) => {
+                tracing::warn!(topic, error = %e, "route refresh failed, keeping the cached route");
+                return Err(e);
+            }
+        };
+        if !self.inner.topics.contains_key(topic) {
+            // Dropped (idle) while the request was in flight.
+            return Ok(false);
+        }
+        Ok(self.store(topic, source, route).0 == Refreshed::Changed)
+    }
+
+    /// Refreshes `topic` at once in a spawned task (after a send to one of its brokers failed).
+    ///
+    /// At most one such refresh per topic runs at a time; a call while one is in flight, or
+    /// outside a tokio runtime, or after shutdown does nothing.
+    pub fn refresh_now(&self, topic: &str) {
+        if self.inner.cancel.is_cancelled() || !self.inner.topics.contains_key(topic) {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(topic, "refresh_now outside a tokio runtime ignored");
+            return;
+        };
+        if self.inner.refreshing.insert(topic.to_owned(), ()).is_some() {
+            return;
+        }
+        tracing::debug!(topic, "immediate route refresh");
+        let cache = self.clone();
+        let topic = topic.to_owned();
+        let cancel = self.inner.cancel.clone();
+        handle.spawn(self.inner.tasks.track_future(async move {
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => {}
+                _ = cache.refresh(&topic) => {}
+            }
+            cache.inner.refreshing.remove(&topic);
+        }));
+    }
+
+    /// Refreshes every topic in use and drops the topics idle longer than `topic_idle_expiry`.
+    pub(crate) async fn refresh_all(&self) {
+        let now = Instant::now();
+        let expiry = self.inner.config.topic_idle_expiry;
+        let mut in_use = Vec::new();
+        let mut dropped = false;
+        self.inner.topics.retain(|topic, e| {
+            let keep = now.saturating_duration_since(e.last_used) <= expiry;
+            if keep {
+                in_use.push(topic.clone());
+            } else {
+                tracing::info!(topic, "topic idle, route dropped from the cache");
+                dropped = true;
+            }
+            keep
+        });
+        if dropped {
+            self.rebuild_brokers();
+        }
+        for topic in in_use {
+            if self.inner.cancel.is_cancelled() {
+                return;
+            }
+            // Errors are logged by `refresh`; the cached route stays.
+            let _ = self.refresh(&topic).await;
+        }
+    }
+
+    /// The cached publish info of `topic`, without loading it or marking it as used.
+    #[must_use]
+    pub fn cached(&self, topic: &str) -> Option<Arc<TopicPublishInfo>> {
+        self.inner.topics.get(topic).map(|e| e.info.clone())
+    }
+
+    /// The cached topics.
+    #[must_use]
+    pub fn topics(&self) -> Vec<String> {
+        self.inner.topics.iter().map(|e| e.key().clone()).collect()
+    }
+
+    /// Forgets `topic`: it is no longer refreshed until used again.
+    pub fn remove(&self, topic: &str) {
+        if self.inner.topics.remove(topic).is_some() {
+            self.rebuild_brokers();
+        }
+    }
+
+    /// The master address of a broker, from every cached route (Java `findBrokerAddressInPublish`).
+    #[must_use]
+    pub fn master_addr(&self, broker_name: &str) -> Option<String> {
+        let brokers = self.brokers();
+        brokers
+            .get(broker_name)?
+            .get(&rmq_common::MASTER_ID)
+            .cloned()
+    }
+
+    /// The master addresses of every broker of every cached route, sorted (heartbeat targets).
+    #[must_use]
+    pub fn all_master_addrs(&self) -> Vec<String> {
+        let brokers = self.brokers();
+        let mut addrs: Vec<String> = brokers
+            .values()
+            .filter_map(|ids| ids.get(&rmq_common::MASTER_ID).cloned())
+            .collect();
+        addrs.sort();
+        addrs.dedup();
+        addrs
+    }
+
+    /// Every broker address (masters and slaves) of every cached route, sorted (unregister targets).
+    #[must_use]
+    pub fn all_broker_addrs(&self) -> Vec<String> {
+        let brokers = self.brokers();
+        let mut addrs: Vec<String> = brokers
+            .values()
+            .flat_map(|ids| ids.values().cloned())
+            .collect();
+        addrs.sort();
+        addrs.dedup();
+        addrs
+    }
+
+    fn brokers(&self) -> Arc<BTreeMap<String, BTreeMap<i64, String>>> {
+        match self.inner.brokers.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Rebuilds the broker table from the cached routes, newest last so it wins.
+    fn rebuild_brokers(&self) {
+        let _serial = self.inner.rebuild.lock().unwrap_or_else(|p| p.into_inner());
+        let mut routes: Vec<(Instant, Arc<TopicRouteData>)> = self
+            .inner
+            .topics
+            .iter()
+            .map(|e| (e.updated, e.route.clone()))
+            .collect();
+        routes.sort_by_key(|(updated, _)| *updated);
+        let mut table = BTreeMap::new();
+        for (_, route) in routes {
+            for bd in &route.broker_datas {
+                table.insert(bd.broker_name.clone(), bd.broker_addrs.clone());
+            }
+        }
+        let mut slot = self
+            .inner
+            .brokers
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        *slot = Arc::new(table);
+    }
+
+    /// Stops the refresher and every spawned refresh, and waits for them to end.
+    pub async fn shutdown(&self) {
+        self.inner.cancel.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+
+    pub(crate) fn downgrade(&self) -> Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    pub(crate) fn upgrade(weak: &Weak<Inner>) -> Option<Self> {
+        weak.upgrade().map(|inner| Self { inner })
+    }
+
+    pub(crate) fn cancel_token(&self) -> &CancellationToken {
+        &self.inner.cancel
+    }
+
+    pub(crate) fn tracker(&self) -> &TaskTracker {
+        &self.inner.tasks
+    }
+}
+
+fn no_writable_master(topic: &str) -> NameServerError {
+    NameServerError::NoWritableMaster {
+        topic: topic.to_owned(),
+    }
+}
+
+/// Sorts queue and broker data by broker name so that equal routes compare equal.
+fn normalized(mut route: TopicRouteData) -> TopicRouteData {
+    route
+        .queue_datas
+        .sort_by(|a, b| java_string_cmp(&a.broker_name, &b.broker_name));
+    route
+        .broker_datas
+        .sort_by(|a, b| java_string_cmp(&a.broker_name, &b.broker_name));
+    route
+}
