@@ -1,0 +1,113 @@
+//! How much a benchmark may still send: a message count and/or a deadline, shared by the tasks.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Hands out messages to send until the count is reached or the deadline passed.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    limit: Option<u64>,
+    deadline: Option<Instant>,
+    issued: AtomicU64,
+}
+
+impl Budget {
+    /// A budget of `limit` messages (unbounded when `None`) until `deadline` (none when `None`).
+    pub(crate) fn new(limit: Option<u64>, deadline: Option<Instant>) -> Self {
+        Self {
+            limit,
+            deadline,
+            issued: AtomicU64::new(0),
+        }
+    }
+
+    /// Reserves up to `want` messages (at least 1 is asked); 0 means stop.
+    pub(crate) fn take(&self, want: u64) -> u64 {
+        self.take_at(want, Instant::now())
+    }
+
+    /// [`Budget::take`] at `now`.
+    pub(crate) fn take_at(&self, want: u64, now: Instant) -> u64 {
+        if self.deadline.is_some_and(|d| now >= d) {
+            return 0;
+        }
+        let want = want.max(1);
+        let Some(limit) = self.limit else {
+            self.issued.fetch_add(want, Ordering::Relaxed);
+            return want;
+        };
+        let prev = self
+            .issued
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |issued| {
+                (issued < limit).then(|| issued + want.min(limit - issued))
+            });
+        match prev {
+            Ok(issued) => want.min(limit - issued),
+            Err(_) => 0,
+        }
+    }
+
+    /// Messages handed out so far.
+    #[cfg(test)]
+    pub(crate) fn issued(&self) -> u64 {
+        self.issued.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn count_is_handed_out_exactly_in_chunks() {
+        let b = Budget::new(Some(10), None);
+        assert_eq!(b.take(4), 4);
+        assert_eq!(b.take(4), 4);
+        assert_eq!(b.take(4), 2, "the last chunk is what is left");
+        assert_eq!(b.take(4), 0);
+        assert_eq!(b.take(1), 0);
+        assert_eq!(b.issued(), 10);
+    }
+
+    #[test]
+    fn zero_is_asked_as_one() {
+        let b = Budget::new(Some(1), None);
+        assert_eq!(b.take(0), 1);
+        assert_eq!(b.take(0), 0);
+    }
+
+    #[test]
+    fn the_deadline_stops_an_unbounded_budget() {
+        let start = Instant::now();
+        let b = Budget::new(None, Some(start + Duration::from_secs(1)));
+        assert_eq!(b.take_at(3, start), 3);
+        assert_eq!(b.take_at(3, start + Duration::from_millis(999)), 3);
+        assert_eq!(b.take_at(3, start + Duration::from_secs(1)), 0);
+        assert_eq!(b.issued(), 6);
+    }
+
+    #[test]
+    fn concurrent_takers_never_exceed_the_count() {
+        let b = Arc::new(Budget::new(Some(10_007), None));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let b = Arc::clone(&b);
+                std::thread::spawn(move || {
+                    let mut got = 0;
+                    loop {
+                        match b.take(3) {
+                            0 => break got,
+                            n => got += n,
+                        }
+                    }
+                })
+            })
+            .collect();
+        let total: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(total, 10_007);
+        assert_eq!(b.issued(), 10_007);
+    }
+}

@@ -1,0 +1,230 @@
+//! The dev broker: the testkit's in-memory name server and brokers, with topic auto-creation on,
+//! for `rmq dev-broker` and `--embedded`.
+//!
+//! The mock name server always listens on an ephemeral port; when a fixed port is asked for
+//! (`rmq dev-broker --port 9876`), a plain TCP relay listens there and forwards every connection
+//! to it. The brokers keep recent messages only: their stores are cleared every
+//! [`TRIM_EVERY_REQUESTS`] send requests, so a long benchmark does not grow memory without bound.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmq_common::RequestCode;
+use rmq_testkit::MockCluster;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// Send requests a broker answers between two clears of its store.
+pub(crate) const TRIM_EVERY_REQUESTS: usize = 20_000;
+
+/// How often the stores are checked.
+const TRIM_CHECK: Duration = Duration::from_millis(500);
+
+/// The send request codes a broker stores messages for.
+const SEND_CODES: [RequestCode; 3] = [
+    RequestCode::SEND_MESSAGE,
+    RequestCode::SEND_MESSAGE_V2,
+    RequestCode::SEND_BATCH_MESSAGE,
+];
+
+/// A running dev cluster; [`DevCluster::shutdown`] stops it (dropping it stops the relay and the
+/// trimmer too).
+#[derive(Debug)]
+pub(crate) struct DevCluster {
+    cluster: Arc<MockCluster>,
+    addr: String,
+    relay: Option<JoinHandle<()>>,
+    trimmer: JoinHandle<()>,
+}
+
+impl DevCluster {
+    /// Starts a name server and `brokers` brokers with auto-creation on. With `port`, the name
+    /// server is reachable on `127.0.0.1:port` (0: any free port); without, on the mock's own
+    /// ephemeral port.
+    ///
+    /// # Errors
+    /// A bind error (e.g. the port is taken).
+    pub(crate) async fn start(brokers: usize, port: Option<u16>) -> io::Result<Self> {
+        let cluster = Arc::new(MockCluster::start(brokers).await?);
+        cluster.set_auto_create(true);
+        let upstream = cluster.namesrv().socket_addr();
+        let (addr, relay) = match port {
+            None | Some(0) => (cluster.namesrv_addr(), None),
+            Some(port) => {
+                let listener = match TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        cluster.shutdown().await;
+                        let what = format!("cannot listen on 127.0.0.1:{port}: {e}");
+                        return Err(io::Error::new(e.kind(), what));
+                    }
+                };
+                let addr = listener.local_addr()?.to_string();
+                (addr, Some(tokio::spawn(relay(listener, upstream))))
+            }
+        };
+        let trimmer = tokio::spawn(trim(Arc::clone(&cluster)));
+        tracing::info!(namesrv = %addr, brokers, "dev cluster started");
+        Ok(Self {
+            cluster,
+            addr,
+            relay,
+            trimmer,
+        })
+    }
+
+    /// The name server address clients use.
+    pub(crate) fn namesrv_addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// `(broker name, address)` of every broker.
+    pub(crate) fn brokers(&self) -> Vec<(String, String)> {
+        self.cluster
+            .brokers()
+            .iter()
+            .map(|b| (b.name().to_owned(), b.addr()))
+            .collect()
+    }
+
+    /// Stops the relay, the trimmer, the brokers and the name server.
+    pub(crate) async fn shutdown(mut self) {
+        self.stop_tasks();
+        self.cluster.shutdown().await;
+        tracing::info!("dev cluster stopped");
+    }
+
+    fn stop_tasks(&mut self) {
+        if let Some(relay) = self.relay.take() {
+            relay.abort();
+        }
+        self.trimmer.abort();
+    }
+}
+
+impl Drop for DevCluster {
+    fn drop(&mut self) {
+        self.stop_tasks();
+    }
+}
+
+/// Accepts connections on `listener` and relays each to `upstream`.
+async fn relay(listener: TcpListener, upstream: SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok((mut client, peer)) => {
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(upstream).await else {
+                        tracing::warn!(%peer, "dev name server unreachable");
+                        return;
+                    };
+                    // Either side closing ends the relay; its errors are a peer's business.
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Clears a broker's store whenever it answered [`TRIM_EVERY_REQUESTS`] more send requests.
+async fn trim(cluster: Arc<MockCluster>) {
+    let sends = |b: &rmq_testkit::MockBroker| -> usize {
+        SEND_CODES.iter().map(|&c| b.request_count(c)).sum()
+    };
+    let mut at_last_clear: Vec<usize> = cluster.brokers().iter().map(sends).collect();
+    loop {
+        tokio::time::sleep(TRIM_CHECK).await;
+        for (b, last) in cluster.brokers().iter().zip(at_last_clear.iter_mut()) {
+            let now = sends(b);
+            if now.saturating_sub(*last) >= TRIM_EVERY_REQUESTS {
+                b.clear_messages();
+                *last = now;
+                tracing::debug!(broker = b.name(), "dev broker store cleared");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rmq_nameserver_client::NameServerClient;
+    use rmq_remoting::{RemotingClient, RemotingConfig};
+
+    use super::*;
+
+    const T: Duration = Duration::from_secs(10);
+
+    async fn route_brokers(addr: &str, topic: &str) -> Vec<String> {
+        let remoting = RemotingClient::new(RemotingConfig::default());
+        let client = NameServerClient::new(remoting.clone(), vec![addr.to_owned()]);
+        let route = tokio::time::timeout(T, client.topic_route(topic, T))
+            .await
+            .unwrap()
+            .unwrap();
+        remoting.shutdown().await;
+        route
+            .broker_datas
+            .iter()
+            .map(|b| b.broker_name.clone())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_relay_serves_the_mock_name_server_on_a_fixed_port() {
+        // Ask the OS for a free port, then ask the dev cluster for exactly that port.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dev = tokio::time::timeout(T, DevCluster::start(2, Some(port)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(dev.namesrv_addr(), format!("127.0.0.1:{port}"));
+        let mut brokers = route_brokers(dev.namesrv_addr(), rmq_testkit::AUTO_CREATE_TOPIC).await;
+        brokers.sort();
+        assert_eq!(brokers, vec!["broker-a", "broker-b"]);
+        assert_eq!(dev.brokers().len(), 2);
+        tokio::time::timeout(T, dev.shutdown()).await.unwrap();
+        // The port is free again.
+        let again = TcpListener::bind(("127.0.0.1", port)).await;
+        assert!(again.is_ok(), "{again:?}");
+    }
+
+    #[tokio::test]
+    async fn a_taken_port_is_a_readable_error() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let err = tokio::time::timeout(T, DevCluster::start(1, Some(port)))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains(&format!("127.0.0.1:{port}")),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_port_the_mock_address_is_used() {
+        let dev = tokio::time::timeout(T, DevCluster::start(1, None))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(dev.namesrv_addr().starts_with("127.0.0.1:"));
+        assert_eq!(
+            route_brokers(dev.namesrv_addr(), rmq_testkit::AUTO_CREATE_TOPIC).await,
+            vec!["broker-a"]
+        );
+        tokio::time::timeout(T, dev.shutdown()).await.unwrap();
+    }
+}

@@ -1,0 +1,63 @@
+//! [`Fatal`]: an error that ends a command, printed on stderr in one line with its exit code.
+
+use std::fmt;
+
+use crate::output::exit;
+
+/// An error that ends the command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Fatal {
+    /// The process exit code.
+    pub(crate) code: u8,
+    /// One readable line.
+    pub(crate) message: String,
+}
+
+impl Fatal {
+    /// Bad usage (exit code 2).
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        Self {
+            code: exit::USAGE,
+            message: one_line(message.into()),
+        }
+    }
+
+    /// The command failed (exit code 1).
+    pub(crate) fn failed(message: impl Into<String>) -> Self {
+        Self {
+            code: exit::FAILED,
+            message: one_line(message.into()),
+        }
+    }
+}
+
+fn one_line(s: String) -> String {
+    if s.contains(['\n', '\r']) {
+        s.split(['\n', '\r'])
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    } else {
+        s
+    }
+}
+
+impl fmt::Display for Fatal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "rmq: error: {}", self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_readable_line_with_its_code() {
+        let f = Fatal::failed("cannot connect\n  to 127.0.0.1:1\n");
+        assert_eq!(f.to_string(), "rmq: error: cannot connect to 127.0.0.1:1");
+        assert_eq!(f.code, exit::FAILED);
+        assert_eq!(Fatal::usage("bad").code, exit::USAGE);
+    }
+}

@@ -1,0 +1,180 @@
+//! `rmq`: send to, inspect and benchmark Apache RocketMQ from a terminal, and run an in-memory
+//! dev broker.
+//!
+//! ```text
+//! rmq dev-broker [--port 9876] [--brokers N]
+//! rmq send  (--namesrv ADDR | --embedded) --topic T [--tag TAG] [--keys K1,K2] [--property k=v]...
+//!           [--body TEXT | --body-file F] [--count N] [--mode sync|async|oneway] [--batch N]
+//!           [--queue BROKER:ID] [--timeout-ms MS]
+//! rmq route --namesrv ADDR TOPIC
+//! rmq bench (--namesrv ADDR | --embedded) --topic T --mode sync|async|oneway|batch --size BYTES
+//!           --concurrency N (--count N | --duration SECS) [--batch N]
+//! ```
+//!
+//! `NAMESRV_ADDR` is used when `--namesrv` is absent. Results go to stdout as JSON; diagnostics,
+//! live lines and errors (one line each) to stderr; `-v` turns tracing on.
+//!
+//! Exit codes: 0 every message succeeded; 1 a failure after which no message may have been stored
+//! (or the command failed); 2 bad usage; 3 a failure after which a message may have been stored.
+
+mod args;
+mod bench;
+mod cli;
+mod dev_broker;
+mod dev_cluster;
+mod fatal;
+mod output;
+mod route;
+mod send;
+
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command, TargetArgs};
+use crate::dev_cluster::DevCluster;
+use crate::fatal::Fatal;
+use crate::output::exit;
+
+/// Bound on stopping an embedded dev broker at the end of a command.
+const EMBEDDED_STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            e.exit()
+        }
+        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+        Err(e) => {
+            eprintln!("{}", usage_line(&e));
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return fail(&Fatal::failed(format!(
+                "cannot start the async runtime: {e}"
+            )))
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => ExitCode::from(code),
+        Err(fatal) => fail(&fatal),
+    }
+}
+
+fn fail(fatal: &Fatal) -> ExitCode {
+    eprintln!("{fatal}");
+    ExitCode::from(fatal.code)
+}
+
+/// clap's error in one line: its first line, plus where to look.
+fn usage_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let first = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("invalid usage");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    format!("rmq: error: {first} (see `rmq --help`)")
+}
+
+/// Tracing on stderr when `-v` is given (or `RUST_LOG` is set, which then decides the filter).
+fn init_tracing(verbose: u8) {
+    let from_env = std::env::var_os("RUST_LOG").is_some();
+    if verbose == 0 && !from_env {
+        return;
+    }
+    let level = match verbose {
+        0 | 1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = if from_env {
+        EnvFilter::from_default_env()
+    } else {
+        EnvFilter::new(level)
+    };
+    // Fails only when a subscriber is already set, which this process never does.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .try_init();
+}
+
+async fn run(command: Command) -> Result<u8, Fatal> {
+    match command {
+        Command::Send(args) => {
+            let (namesrv, embedded) = resolve(&args.target).await?;
+            let result = send::run(&args, &namesrv).await;
+            stop(embedded).await;
+            result
+        }
+        Command::Bench(args) => {
+            let (namesrv, embedded) = resolve(&args.target).await?;
+            let result = bench::command(&args, &namesrv).await;
+            stop(embedded).await;
+            result
+        }
+        Command::Route(args) => {
+            let namesrv = args.namesrv.namesrv.clone().ok_or_else(no_namesrv)?;
+            route::run(&args, &namesrv).await
+        }
+        Command::DevBroker(args) => dev_broker::run(&args).await,
+    }
+}
+
+/// The name server to use: an embedded dev broker's with `--embedded`, else `--namesrv` /
+/// `NAMESRV_ADDR`.
+async fn resolve(target: &TargetArgs) -> Result<(String, Option<DevCluster>), Fatal> {
+    if target.embedded {
+        let dev = DevCluster::start(1, None)
+            .await
+            .map_err(|e| Fatal::failed(format!("cannot start the embedded dev broker: {e}")))?;
+        eprintln!(
+            "rmq: embedded dev broker, name server on {}",
+            dev.namesrv_addr()
+        );
+        return Ok((dev.namesrv_addr().to_owned(), Some(dev)));
+    }
+    let namesrv = target.namesrv.namesrv.clone().ok_or_else(no_namesrv)?;
+    Ok((namesrv, None))
+}
+
+fn no_namesrv() -> Fatal {
+    Fatal::usage("no name server: pass --namesrv ADDR or set NAMESRV_ADDR (or use --embedded)")
+}
+
+async fn stop(embedded: Option<DevCluster>) {
+    if let Some(dev) = embedded {
+        if tokio::time::timeout(EMBEDDED_STOP_TIMEOUT, dev.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the embedded dev broker did not stop in time");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_errors_fit_on_one_line() {
+        let e = Cli::try_parse_from(["rmq", "send", "--topic", "T", "--bogus"]).unwrap_err();
+        let line = usage_line(&e);
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.starts_with("rmq: error: "), "{line}");
+        assert!(line.contains("--bogus"), "{line}");
+    }
+}

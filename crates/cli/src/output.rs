@@ -1,0 +1,330 @@
+//! What `rmq send` prints: one JSON line per result, and the exit code of the whole run.
+//!
+//! - stored: `{"status":"SEND_OK","msgId":..,"offsetMsgId":..,"topic":..,"brokerName":..,
+//!   "queueId":..,"queueOffset":..}`
+//! - oneway: `{"status":"ONEWAY_WRITTEN","msgId":..,"topic":..}`
+//! - failed: `{"error":{"kind":..,"maybeStored":bool,"message":..}}` (plus `"responseCode"` when
+//!   a broker answered with one).
+
+use std::error::Error;
+
+use rmq_producer::{ProducerError, SendResult};
+use serde::Serialize;
+
+/// The status printed for a oneway send once it is written.
+pub(crate) const ONEWAY_WRITTEN: &str = "ONEWAY_WRITTEN";
+
+/// A stored message (or batch).
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SendLine<'a> {
+    pub(crate) status: &'static str,
+    pub(crate) msg_id: &'a str,
+    pub(crate) offset_msg_id: &'a str,
+    pub(crate) topic: &'a str,
+    pub(crate) broker_name: &'a str,
+    pub(crate) queue_id: i32,
+    pub(crate) queue_offset: i64,
+}
+
+impl<'a> From<&'a SendResult> for SendLine<'a> {
+    fn from(r: &'a SendResult) -> Self {
+        Self {
+            status: r.status.as_str(),
+            msg_id: &r.msg_id,
+            offset_msg_id: &r.offset_msg_id,
+            topic: &r.queue.topic,
+            broker_name: &r.queue.broker_name,
+            queue_id: r.queue.queue_id,
+            queue_offset: r.queue_offset,
+        }
+    }
+}
+
+/// A oneway message, written to a broker (no answer is awaited).
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct OnewayLine<'a> {
+    pub(crate) status: &'static str,
+    pub(crate) msg_id: &'a str,
+    pub(crate) topic: &'a str,
+}
+
+/// A failed send.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub(crate) struct ErrorLine {
+    pub(crate) error: ErrorBody,
+}
+
+/// The body of [`ErrorLine`].
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ErrorBody {
+    /// The [`ProducerError`] variant.
+    pub(crate) kind: &'static str,
+    /// Whether the message may have been stored (a retry may duplicate it).
+    pub(crate) maybe_stored: bool,
+    /// The broker's response code, when one caused the failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) response_code: Option<i32>,
+    /// The error and its causes, in one line.
+    pub(crate) message: String,
+}
+
+impl From<&ProducerError> for ErrorLine {
+    fn from(e: &ProducerError) -> Self {
+        Self {
+            error: ErrorBody {
+                kind: error_kind(e),
+                maybe_stored: e.maybe_stored(),
+                response_code: e.response_code().map(|c| c.0),
+                message: one_line(e),
+            },
+        }
+    }
+}
+
+impl ErrorLine {
+    /// A failure inside the CLI itself (a send task that panicked): its outcome is unknown, so
+    /// the message may have been stored.
+    pub(crate) fn internal(message: String) -> Self {
+        Self {
+            error: ErrorBody {
+                kind: "Internal",
+                maybe_stored: true,
+                response_code: None,
+                message,
+            },
+        }
+    }
+}
+
+/// The name of a [`ProducerError`] variant.
+pub(crate) fn error_kind(e: &ProducerError) -> &'static str {
+    match e {
+        ProducerError::Config(_) => "Config",
+        ProducerError::InvalidMessage { .. } => "InvalidMessage",
+        ProducerError::InvalidBatch { .. } => "InvalidBatch",
+        ProducerError::NotRunning { .. } => "NotRunning",
+        ProducerError::NoRoute { .. } => "NoRoute",
+        ProducerError::NameServer { .. } => "NameServer",
+        ProducerError::QueueUnavailable { .. } => "QueueUnavailable",
+        ProducerError::BrokerNotFound { .. } => "BrokerNotFound",
+        ProducerError::Broker { .. } => "Broker",
+        ProducerError::Remoting { .. } => "Remoting",
+        ProducerError::InvalidResponse { .. } => "InvalidResponse",
+        ProducerError::Timeout { .. } => "Timeout",
+        ProducerError::RetriesExhausted { .. } => "RetriesExhausted",
+        ProducerError::Overloaded { .. } => "Overloaded",
+        ProducerError::Cancelled { .. } => "Cancelled",
+        _ => "Other",
+    }
+}
+
+/// An error and its sources in one line, `a: b: c`; a source already quoted by the message
+/// before it is not repeated.
+pub(crate) fn one_line(e: &(dyn Error + 'static)) -> String {
+    let mut line = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !text.is_empty() && !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cur = s.source();
+    }
+    line.replace(['\n', '\r'], " ")
+}
+
+/// The JSON text of a line (serializing these plain structs cannot fail; an empty object is
+/// printed if it ever did).
+pub(crate) fn to_json(value: &impl Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// Exit codes.
+pub(crate) mod exit {
+    /// Every message succeeded.
+    pub(crate) const OK: u8 = 0;
+    /// A failure; every failed message was certainly not stored (or the command failed).
+    pub(crate) const FAILED: u8 = 1;
+    /// Bad usage (clap's own code).
+    pub(crate) const USAGE: u8 = 2;
+    /// A failure after which a message may have been stored (a retry may duplicate it).
+    pub(crate) const MAYBE_STORED: u8 = 3;
+}
+
+/// Counts the outcomes of a run and gives its exit code.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tally {
+    pub(crate) ok: u64,
+    pub(crate) failed: u64,
+    pub(crate) maybe_stored: u64,
+}
+
+impl Tally {
+    /// Records one success.
+    pub(crate) fn ok(&mut self) {
+        self.ok += 1;
+    }
+
+    /// Records one failure.
+    pub(crate) fn failed(&mut self, maybe_stored: bool) {
+        self.failed += 1;
+        if maybe_stored {
+            self.maybe_stored += 1;
+        }
+    }
+
+    /// 0 when nothing failed; 3 when a failed message may have been stored; 1 otherwise.
+    pub(crate) fn exit_code(&self) -> u8 {
+        if self.maybe_stored > 0 {
+            exit::MAYBE_STORED
+        } else if self.failed > 0 {
+            exit::FAILED
+        } else {
+            exit::OK
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rmq_common::validate::ValidationError;
+    use rmq_common::ResponseCode;
+    use rmq_producer::{SendStatus, Unsent};
+    use rmq_remoting::RemotingError;
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    fn parse(s: &str) -> Value {
+        assert!(!s.contains('\n'), "one line: {s}");
+        serde_json::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn send_line_has_the_documented_fields() {
+        let line = SendLine {
+            status: SendStatus::SendOk.as_str(),
+            msg_id: "7F00000100002A9F0000000000000001",
+            offset_msg_id: "7F00000100002A9F0000000000000042",
+            topic: "T",
+            broker_name: "broker-a",
+            queue_id: 3,
+            queue_offset: 17,
+        };
+        assert_eq!(
+            parse(&to_json(&line)),
+            json!({"status":"SEND_OK","msgId":"7F00000100002A9F0000000000000001",
+                   "offsetMsgId":"7F00000100002A9F0000000000000042","topic":"T",
+                   "brokerName":"broker-a","queueId":3,"queueOffset":17})
+        );
+    }
+
+    #[test]
+    fn oneway_line() {
+        let line = OnewayLine {
+            status: ONEWAY_WRITTEN,
+            msg_id: "ID",
+            topic: "T",
+        };
+        assert_eq!(
+            parse(&to_json(&line)),
+            json!({"status":"ONEWAY_WRITTEN","msgId":"ID","topic":"T"})
+        );
+    }
+
+    #[test]
+    fn invalid_topic_is_a_certain_failure() {
+        let e = ProducerError::InvalidMessage {
+            source: ValidationError::IllegalTopicChar { ch: '!' },
+            unsent: Unsent::none(),
+        };
+        let v = parse(&to_json(&ErrorLine::from(&e)));
+        assert_eq!(v["error"]["kind"], "InvalidMessage");
+        assert_eq!(v["error"]["maybeStored"], false);
+        assert!(v["error"].get("responseCode").is_none());
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("invalid message"),
+            "{v}"
+        );
+    }
+
+    #[test]
+    fn timeout_after_write_may_be_stored() {
+        let e = ProducerError::Remoting {
+            broker: "broker-a".into(),
+            source: RemotingError::Timeout {
+                addr: "127.0.0.1:1".into(),
+                opaque: 7,
+                after: Duration::from_millis(500),
+                written: true,
+            },
+            unsent: Unsent::none(),
+        };
+        let v = parse(&to_json(&ErrorLine::from(&e)));
+        assert_eq!(v["error"]["kind"], "Remoting");
+        assert_eq!(v["error"]["maybeStored"], true);
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("broker-a"),
+            "{v}"
+        );
+    }
+
+    #[test]
+    fn broker_refusal_carries_its_code() {
+        let e = ProducerError::Broker {
+            code: ResponseCode::TOPIC_NOT_EXIST,
+            remark: Some("topic[X] not exist,\napply first".into()),
+            broker: "broker-a".into(),
+            addr: "127.0.0.1:10911".into(),
+            unsent: Unsent::none(),
+        };
+        let line = to_json(&ErrorLine::from(&e));
+        let v = parse(&line);
+        assert_eq!(v["error"]["kind"], "Broker");
+        assert_eq!(v["error"]["responseCode"], ResponseCode::TOPIC_NOT_EXIST.0);
+        assert_eq!(v["error"]["maybeStored"], false);
+    }
+
+    #[test]
+    fn one_line_joins_new_sources_only() {
+        #[derive(Debug)]
+        struct E(&'static str, Option<Box<E>>);
+        impl std::fmt::Display for E {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl Error for E {
+            fn source(&self) -> Option<&(dyn Error + 'static)> {
+                self.1.as_deref().map(|e| e as _)
+            }
+        }
+        let e = E(
+            "outer: inner",
+            Some(Box::new(E("inner", Some(Box::new(E("root\ncause", None)))))),
+        );
+        assert_eq!(one_line(&e), "outer: inner: root cause");
+    }
+
+    #[test]
+    fn exit_codes() {
+        let mut t = Tally::default();
+        t.ok();
+        assert_eq!(t.exit_code(), exit::OK);
+        t.failed(false);
+        assert_eq!(t.exit_code(), exit::FAILED);
+        t.failed(true);
+        assert_eq!(t.exit_code(), exit::MAYBE_STORED);
+        assert_eq!((t.ok, t.failed, t.maybe_stored), (1, 2, 1));
+        assert_ne!(exit::USAGE, exit::FAILED);
+    }
+}
