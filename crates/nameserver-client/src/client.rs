@@ -10,6 +10,7 @@ use rmq_common::GetRouteInfoRequestHeader;
 use rmq_common::{RequestCode, ResponseCode};
 use rmq_remoting::{RemotingClient, RemotingCommand};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::error::NameServerError;
 use crate::route_json::decode_route;
@@ -83,6 +84,15 @@ impl NameServerClient {
     /// with the name server's remark; [`NameServerError::Server`] for another error code;
     /// [`NameServerError::BadRouteBody`] when the body does not decode.
     pub async fn topic_route(
+        &self,
+        topic: &str,
+        timeout: Duration,
+    ) -> Result<TopicRouteData, NameServerError> {
+        let span = tracing::debug_span!("topic_route", topic, ?timeout);
+        self.topic_route_in(topic, timeout).instrument(span).await
+    }
+
+    async fn topic_route_in(
         &self,
         topic: &str,
         timeout: Duration,

@@ -521,3 +521,32 @@ async fn standalone_broker_policy_reject() {
     assert_eq!(b.message_count(), 0);
     within(b.shutdown()).await;
 }
+
+#[tokio::test]
+async fn dropping_the_cluster_stops_every_server() {
+    let cluster = within(MockCluster::start(2)).await.unwrap();
+    cluster.create_topic("T", 1);
+    let c = client();
+    let ns = cluster.namesrv_addr();
+    let broker = cluster.brokers()[1].addr();
+    let resp = within(c.invoke_sync(&broker, send_v2("T", 0, "u", b"x"), T))
+        .await
+        .unwrap();
+    assert_eq!(resp.response_code(), ResponseCode::SUCCESS);
+    within(c.invoke_sync(&ns, route_request("T"), T))
+        .await
+        .unwrap();
+    drop(cluster);
+    // The live connections close and the listeners go away.
+    for addr in [broker, ns] {
+        within(async {
+            loop {
+                match c.invoke_sync(&addr, route_request("T"), T).await {
+                    Err(RemotingError::Connect { .. }) => break,
+                    _ => tokio::time::sleep(Duration::from_millis(10)).await,
+                }
+            }
+        })
+        .await;
+    }
+}
