@@ -82,3 +82,8 @@ impl NameServerError {
         matches!(self, Self::TopicNotExist { .. })
     }
 }
+
+#[allow(dead_code)]
+const fn assert_send_sync<T: Send + Sync + 'static>() {}
+const _: () = assert_send_sync::<NameServerError>();
+const _: () = assert_send_sync::<RouteDecodeError>();
