@@ -97,7 +97,11 @@ impl LatencyFaultTolerance {
         reachable: bool,
         now: Instant,
     ) {
-        let window = not_available_duration(if isolation { ISOLATION_LATENCY } else { latency });
+        let window = not_available_duration(if isolation {
+            ISOLATION_LATENCY
+        } else {
+            latency
+        });
         // Fast path: an unseen broker with nothing to remember stays unseen (same selection).
         if window.is_zero() && reachable && !self.items.contains_key(broker) {
             return;
@@ -188,7 +192,11 @@ mod tests {
             (u64::MAX / 2, 30000),
         ];
         for &(latency, window) in cases {
-            assert_eq!(not_available_duration(MS(latency)), MS(window), "latency {latency} ms");
+            assert_eq!(
+                not_available_duration(MS(latency)),
+                MS(window),
+                "latency {latency} ms"
+            );
         }
     }
 
@@ -216,7 +224,10 @@ mod tests {
                 expected,
                 "latency {latency} isolation {isolation} probe +{probe} ms"
             );
-            assert!(faults.is_available("other", t0), "unrelated broker untouched");
+            assert!(
+                faults.is_available("other", t0),
+                "unrelated broker untouched"
+            );
         }
     }
 

@@ -168,7 +168,9 @@ pub(crate) fn select_queue<'q>(
             not_avoided(mq) && table.is_available(&mq.broker_name, now)
         })
         .or_else(|| {
-            probe(queues, counter, |mq| not_avoided(mq) && table.is_reachable(&mq.broker_name))
+            probe(queues, counter, |mq| {
+                not_avoided(mq) && table.is_reachable(&mq.broker_name)
+            })
         });
         if found.is_some() {
             return found;
@@ -188,7 +190,9 @@ fn probe<'q>(
     counter: &AtomicU32,
     keep: impl Fn(&MessageQueue) -> bool,
 ) -> Option<&'q MessageQueue> {
-    (0..queues.len()).map(|_| &queues[next_index(counter, queues.len())]).find(|mq| keep(mq))
+    (0..queues.len())
+        .map(|_| &queues[next_index(counter, queues.len())])
+        .find(|mq| keep(mq))
 }
 
 /// `(counter.incrementAndGet() & 0x7FFF_FFFF) % len`.
@@ -218,7 +222,9 @@ mod tests {
     fn round_robin_visits_every_queue() {
         let qs = queues(&[("a", 2), ("b", 2)]);
         let c = AtomicU32::new(7);
-        let seen: Vec<_> = (0..4).map(|_| select_queue(&qs, &c, None, None).cloned()).collect();
+        let seen: Vec<_> = (0..4)
+            .map(|_| select_queue(&qs, &c, None, None).cloned())
+            .collect();
         let distinct: HashSet<_> = seen.iter().flatten().collect();
         assert_eq!(distinct.len(), 4, "{seen:?}");
     }
@@ -241,7 +247,12 @@ mod tests {
             assert_eq!(mq.broker_name, "b");
         }
         let only_a = queues(&[("a", 2)]);
-        assert_eq!(select_queue(&only_a, &c, Some("a"), None).expect("queue").broker_name, "a");
+        assert_eq!(
+            select_queue(&only_a, &c, Some("a"), None)
+                .expect("queue")
+                .broker_name,
+            "a"
+        );
         assert!(select_queue(&[], &c, None, None).is_none());
     }
 
@@ -258,7 +269,12 @@ mod tests {
         }
         let later = t0 + Duration::from_secs(10);
         let brokers: HashSet<_> = (0..16)
-            .map(|_| select_queue(&qs, &c, None, Some((&faults, later))).expect("q").broker_name.clone())
+            .map(|_| {
+                select_queue(&qs, &c, None, Some((&faults, later)))
+                    .expect("q")
+                    .broker_name
+                    .clone()
+            })
             .collect();
         assert_eq!(brokers.len(), 2, "a is chosen again once its window passed");
     }
@@ -301,10 +317,17 @@ mod tests {
         let qs = queues(&[("a", 8)]);
         let msg = Message::new("T", "x");
         let picks: HashSet<_> = (0..64)
-            .map(|k| HashSelector.select(&qs, &msg, &format!("key-{k}")).expect("index"))
+            .map(|k| {
+                HashSelector
+                    .select(&qs, &msg, &format!("key-{k}"))
+                    .expect("index")
+            })
             .collect();
         assert!(picks.len() > 4, "{picks:?}");
-        assert_eq!(HashSelector.select(&qs, &msg, &1u32), HashSelector.select(&qs, &msg, &1u32));
+        assert_eq!(
+            HashSelector.select(&qs, &msg, &1u32),
+            HashSelector.select(&qs, &msg, &1u32)
+        );
         assert_eq!(HashSelector.select(&[], &msg, &1u32), None);
     }
 

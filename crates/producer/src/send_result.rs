@@ -111,13 +111,24 @@ mod tests {
             (11, SendStatus::SlaveNotAvailable),
         ];
         for (code, status) in stored {
-            assert_eq!(SendStatus::from_code(ResponseCode(code)), Some(status), "code {code}");
+            assert_eq!(
+                SendStatus::from_code(ResponseCode(code)),
+                Some(status),
+                "code {code}"
+            );
         }
         for code in [1, 2, 3, 13, 14, 16, 17, 204, 205, 1500, -1, 9999] {
-            assert_eq!(SendStatus::from_code(ResponseCode(code)), None, "code {code}");
+            assert_eq!(
+                SendStatus::from_code(ResponseCode(code)),
+                None,
+                "code {code}"
+            );
         }
         assert!(SendStatus::SendOk.is_ok());
         assert!(!SendStatus::SlaveNotAvailable.is_ok());
-        assert_eq!(SendStatus::FlushSlaveTimeout.to_string(), "FLUSH_SLAVE_TIMEOUT");
+        assert_eq!(
+            SendStatus::FlushSlaveTimeout.to_string(),
+            "FLUSH_SLAVE_TIMEOUT"
+        );
     }
 }

@@ -1,0 +1,204 @@
+//! [`ProducerBuilder`]: consuming setters over [`ProducerConfig`], then `start().await`.
+
+use std::time::Duration;
+
+use rmq_common::{LanguageCode, ResponseCode};
+use rmq_remoting::{RemotingConfig, SerializeType};
+
+use crate::config::{ConfigError, ProducerConfig};
+use crate::error::ProducerError;
+use crate::Producer;
+
+/// Builds and starts a [`Producer`]. There is no "created but not started" producer: a
+/// configuration is validated, then [`ProducerBuilder::start`] returns a running one.
+///
+/// ```
+/// use std::time::Duration;
+/// use rmq_producer::ProducerBuilder;
+///
+/// let cfg = ProducerBuilder::new("orders")
+///     .name_server("10.0.0.1:9876")
+///     .send_timeout(Duration::from_secs(5))
+///     .retries(3)
+///     .build_config()?;
+/// assert_eq!(cfg.retries, 3);
+/// assert!(ProducerBuilder::new("orders").build_config().is_err(), "no name server");
+/// # Ok::<(), rmq_producer::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `start` is awaited"]
+pub struct ProducerBuilder {
+    cfg: ProducerConfig,
+}
+
+impl ProducerBuilder {
+    /// A builder for a producer of `group`, with Java's defaults.
+    pub fn new(group: impl Into<String>) -> Self {
+        Self {
+            cfg: ProducerConfig::new(group),
+        }
+    }
+
+    /// A builder starting from a whole configuration.
+    pub fn from_config(cfg: ProducerConfig) -> Self {
+        Self { cfg }
+    }
+
+    /// Adds a name-server address (`host:port`); a `;`-separated list is split.
+    pub fn name_server(mut self, addr: impl AsRef<str>) -> Self {
+        for a in rmq_nameserver_client::parse_addr_list(addr.as_ref()) {
+            if !self.cfg.name_server.addrs.contains(&a) {
+                self.cfg.name_server.addrs.push(a);
+            }
+        }
+        self
+    }
+
+    /// The send deadline (route lookup + every attempt; default 3 s).
+    pub fn send_timeout(mut self, timeout: Duration) -> Self {
+        self.cfg.send_timeout = timeout;
+        self
+    }
+
+    /// Retries of a synchronous send (default 2).
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.cfg.retries = retries;
+        self
+    }
+
+    /// Retries of an asynchronous send (default 2).
+    pub fn retries_async(mut self, retries: u32) -> Self {
+        self.cfg.retries_async = retries;
+        self
+    }
+
+    /// A fixed cap for an attempt that is not the last (default: the time left split over the
+    /// brokers not yet tried).
+    pub fn attempt_timeout(mut self, cap: Duration) -> Self {
+        self.cfg.attempt_timeout = Some(cap);
+        self
+    }
+
+    /// Retry on another broker after a non-OK stored status (default false).
+    pub fn retry_another_broker_when_not_store_ok(mut self, on: bool) -> Self {
+        self.cfg.retry_another_broker_when_not_store_ok = on;
+        self
+    }
+
+    /// The broker codes retried on another broker (default: Java's set).
+    pub fn retry_response_codes(mut self, codes: impl IntoIterator<Item = ResponseCode>) -> Self {
+        self.cfg.retry_response_codes = codes.into_iter().collect();
+        self
+    }
+
+    /// Pause before retrying after `SYSTEM_BUSY` (default 50 ms).
+    pub fn busy_backoff(mut self, pause: Duration) -> Self {
+        self.cfg.busy_backoff = pause;
+        self
+    }
+
+    /// Compress bodies of at least `bytes` (default 4096) with zlib `level` (default 5).
+    pub fn compression(mut self, bytes: usize, level: u32) -> Self {
+        self.cfg.compress_threshold = bytes;
+        self.cfg.compress_level = level;
+        self
+    }
+
+    /// Largest body accepted (default 4 MiB).
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.cfg.max_message_size = bytes;
+        self
+    }
+
+    /// Latency fault tolerance on or off (default on).
+    pub fn latency_fault_tolerance(mut self, on: bool) -> Self {
+        self.cfg.latency_fault_tolerance = on;
+        self
+    }
+
+    /// Heartbeat period (default 30 s).
+    pub fn heartbeat_interval(mut self, every: Duration) -> Self {
+        self.cfg.heartbeat_interval = every;
+        self
+    }
+
+    /// Bounds of asynchronous sends in flight (default 1024 sends, 100 MiB).
+    pub fn async_backpressure(mut self, max_in_flight: usize, max_bytes: usize) -> Self {
+        self.cfg.async_backpressure = true;
+        self.cfg.async_max_in_flight = max_in_flight;
+        self.cfg.async_max_bytes = max_bytes;
+        self
+    }
+
+    /// No bound on asynchronous sends in flight.
+    pub fn without_async_backpressure(mut self) -> Self {
+        self.cfg.async_backpressure = false;
+        self
+    }
+
+    /// How long shutdown waits for sends in flight (default 5 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.cfg.shutdown_timeout = timeout;
+        self
+    }
+
+    /// The instance name in the client id (default `pid#nanos`).
+    pub fn instance_name(mut self, name: impl Into<String>) -> Self {
+        self.cfg.instance_name = Some(name.into());
+        self
+    }
+
+    /// The IP in the client id (default: the first non-loopback address).
+    pub fn client_ip(mut self, ip: impl Into<String>) -> Self {
+        self.cfg.client_ip = Some(ip.into());
+        self
+    }
+
+    /// The language announced in requests (default `JAVA`).
+    pub fn language(mut self, language: LanguageCode) -> Self {
+        self.cfg.language = language;
+        self
+    }
+
+    /// The header serialization of requests (default JSON).
+    pub fn serialize_type(mut self, serialize_type: SerializeType) -> Self {
+        self.cfg.serialize_type = serialize_type;
+        self
+    }
+
+    /// Transport settings.
+    pub fn remoting(mut self, remoting: RemotingConfig) -> Self {
+        self.cfg.remoting = remoting;
+        self
+    }
+
+    /// Route refresh period (default 30 s).
+    pub fn route_poll_interval(mut self, every: Duration) -> Self {
+        self.cfg.name_server.poll_interval = every;
+        self
+    }
+
+    /// The configuration so far.
+    #[must_use]
+    pub fn config(&self) -> &ProducerConfig {
+        &self.cfg
+    }
+
+    /// The validated configuration.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first unusable setting.
+    pub fn build_config(self) -> Result<ProducerConfig, ConfigError> {
+        self.cfg.validate()?;
+        Ok(self.cfg)
+    }
+
+    /// Validates the configuration and starts the producer (background heartbeat and route
+    /// refresh tasks on the current tokio runtime). No network call is made until the first send.
+    ///
+    /// # Errors
+    /// [`ProducerError::Config`] when the configuration is unusable.
+    pub async fn start(self) -> Result<Producer, ProducerError> {
+        Producer::start(self.cfg).await
+    }
+}

@@ -1,0 +1,290 @@
+//! [`ProducerConfig`]: every setting of a producer, with Java's defaults.
+
+use std::time::Duration;
+
+use rmq_common::{LanguageCode, ResponseCode};
+use rmq_nameserver_client::NameServerConfig;
+use rmq_remoting::{RemotingConfig, SerializeType};
+
+/// Java's `DefaultMQProducer.retryResponseCodes` (5.3.1+): the broker codes after which a send is
+/// retried on another broker.
+pub const JAVA_RETRY_RESPONSE_CODES: [ResponseCode; 8] = [
+    ResponseCode::TOPIC_NOT_EXIST,
+    ResponseCode::SERVICE_NOT_AVAILABLE,
+    ResponseCode::SYSTEM_ERROR,
+    ResponseCode::SYSTEM_BUSY,
+    ResponseCode::NO_PERMISSION,
+    ResponseCode::NO_BUYER_ID,
+    ResponseCode::NOT_IN_CURRENT_UNIT,
+    ResponseCode::GO_AWAY,
+];
+
+/// The producer group Java refuses at start (`MixAll.DEFAULT_PRODUCER_GROUP`).
+pub const DEFAULT_PRODUCER_GROUP: &str = "DEFAULT_PRODUCER";
+
+/// The settings of a [`Producer`](crate::Producer). A plain struct with Java's defaults; build it
+/// through [`ProducerBuilder`](crate::ProducerBuilder), which validates it.
+///
+/// ```
+/// use std::time::Duration;
+/// use rmq_producer::ProducerConfig;
+///
+/// let cfg = ProducerConfig::new("my_group");
+/// assert_eq!(cfg.send_timeout, Duration::from_secs(3));
+/// assert_eq!((cfg.retries, cfg.retries_async), (2, 2));
+/// assert_eq!(cfg.compress_threshold, 4096);
+/// assert!(cfg.latency_fault_tolerance);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ProducerConfig {
+    /// The producer group (required; Java's charset, at most 120 chars, not `DEFAULT_PRODUCER`).
+    pub group: String,
+    /// Name servers and route refresh settings (`NameServerConfig::addrs` must not be empty).
+    pub name_server: NameServerConfig,
+    /// Transport settings (connect timeout, frame limit, in-flight bounds, ...).
+    pub remoting: RemotingConfig,
+    /// One deadline per send covering the route lookup and every attempt (Java
+    /// `sendMsgTimeout`, 3 s).
+    pub send_timeout: Duration,
+    /// Retries of a synchronous send after the first attempt (Java `retryTimesWhenSendFailed`, 2).
+    pub retries: u32,
+    /// Retries of an asynchronous send after the first attempt (Java
+    /// `retryTimesWhenSendAsyncFailed`, 2). Unlike Java, async retries follow the same rules
+    /// (codes, broker avoidance, deadline) as sync ones.
+    pub retries_async: u32,
+    /// Cap of one attempt while another attempt is still possible, so that one hung broker cannot
+    /// eat the whole budget. `None` (default): the time left divided by the brokers not yet tried
+    /// (at most the attempts left), so a single broker gets it all, as in Java. The last attempt
+    /// always gets all the time left.
+    pub attempt_timeout: Option<Duration>,
+    /// Retry on another broker when the broker stored the message but reported a non-OK status
+    /// (`FLUSH_DISK_TIMEOUT`, ...); this may store the message twice (Java
+    /// `retryAnotherBrokerWhenNotStoreOK`, false).
+    pub retry_another_broker_when_not_store_ok: bool,
+    /// Broker response codes that are retried on another broker (Java 5.3.1+ set by default).
+    pub retry_response_codes: Vec<ResponseCode>,
+    /// Pause before retrying after `SYSTEM_BUSY` (at most a quarter of the time left).
+    pub busy_backoff: Duration,
+    /// Bodies of at least this many bytes are zlib-compressed (Java
+    /// `compressMsgBodyOverHowmuch`, 4096). Batches are never compressed.
+    pub compress_threshold: usize,
+    /// zlib level, 0..=9 (Java `rocketmq.message.compressLevel`, 5).
+    pub compress_level: u32,
+    /// Largest body (before compression) and largest batch body accepted (Java `maxMessageSize`,
+    /// 4 MiB).
+    pub max_message_size: usize,
+    /// Latency fault tolerance: isolate slow or failing brokers (Java's `MQFaultStrategy`,
+    /// **on** by default here, off in Java).
+    pub latency_fault_tolerance: bool,
+    /// Period of the heartbeat to every broker in use (Java `heartbeatBrokerInterval`, 30 s).
+    pub heartbeat_interval: Duration,
+    /// Bound the asynchronous sends in flight (on by default, like Java 5's
+    /// `enableBackpressureForAsyncMode` but enabled).
+    pub async_backpressure: bool,
+    /// Most asynchronous sends in flight (Java `backPressureForAsyncSendNum`, 1024).
+    pub async_max_in_flight: usize,
+    /// Most body bytes of asynchronous sends in flight (Java `backPressureForAsyncSendSize`,
+    /// 100 MiB).
+    pub async_max_bytes: usize,
+    /// How long `shutdown` waits for in-flight sends before cancelling them (default 5 s).
+    pub shutdown_timeout: Duration,
+    /// Instance name in the client id (Java `rocketmq.client.name`); `None`: `pid#nanos`, as Java
+    /// does for its `DEFAULT` instance name.
+    pub instance_name: Option<String>,
+    /// Client IP in the client id; `None`: the first non-loopback address found, else 127.0.0.1.
+    pub client_ip: Option<String>,
+    /// Unit name appended to the client id when set (Java `unitName`).
+    pub unit_name: Option<String>,
+    /// The language the requests announce (Java sends `JAVA`, the default here too).
+    pub language: LanguageCode,
+    /// Header serialization of requests (JSON, as Java's default).
+    pub serialize_type: SerializeType,
+    /// The `unitMode` header flag (Java `unitMode`, false).
+    pub unit_mode: bool,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        Self {
+            group: String::new(),
+            name_server: NameServerConfig::default(),
+            remoting: RemotingConfig::default(),
+            send_timeout: Duration::from_secs(3),
+            retries: 2,
+            retries_async: 2,
+            attempt_timeout: None,
+            retry_another_broker_when_not_store_ok: false,
+            retry_response_codes: JAVA_RETRY_RESPONSE_CODES.to_vec(),
+            busy_backoff: Duration::from_millis(50),
+            compress_threshold: 4096,
+            compress_level: 5,
+            max_message_size: 4 * 1024 * 1024,
+            latency_fault_tolerance: true,
+            heartbeat_interval: Duration::from_secs(30),
+            async_backpressure: true,
+            async_max_in_flight: 1024,
+            async_max_bytes: 100 * 1024 * 1024,
+            shutdown_timeout: Duration::from_secs(5),
+            instance_name: None,
+            client_ip: None,
+            unit_name: None,
+            language: LanguageCode::JAVA,
+            serialize_type: SerializeType::Json,
+            unit_mode: false,
+        }
+    }
+}
+
+impl ProducerConfig {
+    /// Defaults with this producer group.
+    #[must_use]
+    pub fn new(group: impl Into<String>) -> Self {
+        Self {
+            group: group.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Whether a broker answering `code` is retried on another broker.
+    #[must_use]
+    pub fn is_retryable_code(&self, code: ResponseCode) -> bool {
+        self.retry_response_codes.contains(&code)
+    }
+
+    /// Checks the settings that would make the producer unusable.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first invalid setting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        rmq_common::validate::validate_group(&self.group).map_err(ConfigError::Group)?;
+        if self.group == DEFAULT_PRODUCER_GROUP {
+            return Err(ConfigError::ReservedGroup);
+        }
+        if self.name_server.addrs.is_empty() {
+            return Err(ConfigError::NoNameServer);
+        }
+        let checks = [
+            (self.send_timeout.is_zero(), "send_timeout must be positive"),
+            (
+                self.attempt_timeout.is_some_and(|d| d.is_zero()),
+                "attempt_timeout must be positive",
+            ),
+            (self.compress_level > 9, "compress_level must be 0..=9"),
+            (
+                self.max_message_size == 0,
+                "max_message_size must be positive",
+            ),
+            (
+                self.heartbeat_interval.is_zero(),
+                "heartbeat_interval must be positive",
+            ),
+            (
+                self.async_backpressure && self.async_max_in_flight == 0,
+                "async_max_in_flight must be positive",
+            ),
+            (
+                self.async_backpressure && self.async_max_bytes == 0,
+                "async_max_bytes must be positive",
+            ),
+            (
+                self.retries > 64 || self.retries_async > 64,
+                "retries must be at most 64",
+            ),
+        ];
+        match checks.iter().find(|(bad, _)| *bad) {
+            Some((_, reason)) => Err(ConfigError::Invalid(reason)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A [`ProducerConfig`] that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The producer group is blank, too long or has illegal characters.
+    #[error("invalid producer group: {0}")]
+    Group(#[source] rmq_common::validate::ValidationError),
+    /// The producer group is Java's reserved `DEFAULT_PRODUCER`.
+    #[error("the producer group DEFAULT_PRODUCER is reserved")]
+    ReservedGroup,
+    /// No name server address is configured.
+    #[error("no name server address configured")]
+    NoNameServer,
+    /// A setting is out of range.
+    #[error("invalid setting: {0}")]
+    Invalid(&'static str),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> ProducerConfig {
+        let mut cfg = ProducerConfig::new("pg");
+        cfg.name_server.addrs = vec!["127.0.0.1:9876".to_owned()];
+        cfg
+    }
+
+    #[test]
+    fn java_defaults() {
+        let cfg = ProducerConfig::default();
+        assert_eq!(cfg.send_timeout, Duration::from_millis(3000));
+        assert_eq!(cfg.max_message_size, 4 * 1024 * 1024);
+        assert_eq!(cfg.compress_level, 5);
+        assert_eq!(
+            (cfg.async_max_in_flight, cfg.async_max_bytes),
+            (1024, 100 << 20)
+        );
+        assert_eq!(cfg.heartbeat_interval, Duration::from_secs(30));
+        assert!(!cfg.retry_another_broker_when_not_store_ok);
+        for code in [1, 2, 14, 16, 17, 204, 205, 1500] {
+            assert!(cfg.is_retryable_code(ResponseCode(code)), "{code}");
+        }
+        for code in [0, 3, 10, 13, 29, 215] {
+            assert!(!cfg.is_retryable_code(ResponseCode(code)), "{code}");
+        }
+    }
+
+    #[test]
+    fn validation_rejects_unusable_settings() {
+        assert_eq!(valid().validate(), Ok(()));
+        type Mutation = Box<dyn Fn(&mut ProducerConfig)>;
+        let cases: Vec<(Mutation, &str)> = vec![
+            (Box::new(|c| c.group = String::new()), "group"),
+            (Box::new(|c| c.group = "bad group!".into()), "group"),
+            (
+                Box::new(|c| c.group = DEFAULT_PRODUCER_GROUP.into()),
+                "reserved",
+            ),
+            (Box::new(|c| c.name_server.addrs.clear()), "no name server"),
+            (
+                Box::new(|c| c.send_timeout = Duration::ZERO),
+                "send_timeout",
+            ),
+            (Box::new(|c| c.compress_level = 10), "compress_level"),
+            (
+                Box::new(|c| c.async_max_in_flight = 0),
+                "async_max_in_flight",
+            ),
+            (
+                Box::new(|c| c.attempt_timeout = Some(Duration::ZERO)),
+                "attempt_timeout",
+            ),
+        ];
+        for (mutate, what) in cases {
+            let mut cfg = valid();
+            mutate(&mut cfg);
+            assert!(cfg.validate().is_err(), "{what} accepted");
+        }
+        let mut off = valid();
+        off.async_backpressure = false;
+        off.async_max_in_flight = 0;
+        assert_eq!(
+            off.validate(),
+            Ok(()),
+            "bounds unused when back-pressure is off"
+        );
+    }
+}

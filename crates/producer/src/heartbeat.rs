@@ -1,0 +1,157 @@
+//! Registration with the brokers: `HEART_BEAT` (34) with the producer group to every broker in
+//! use, at start, on first use of a broker and every `heartbeat_interval` (Java 30 s); and
+//! `UNREGISTER_CLIENT` (35) to every broker on shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmq_common::{
+    ExtFields, HeartbeatData, ProducerData, RequestCode, ResponseCode,
+    UnregisterClientRequestHeader,
+};
+use rmq_remoting::RemotingCommand;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ProducerConfig;
+use crate::producer::Inner;
+
+/// Java's `mqClientApiTimeout` for heartbeats and unregistration.
+pub(crate) const CLIENT_API_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The `HEART_BEAT` request: an empty header (J5's `HeartbeatRequestHeader` has no non-null
+/// field) and the JSON `HeartbeatData` body.
+pub(crate) fn heartbeat_request(cfg: &ProducerConfig, client_id: &str) -> RemotingCommand {
+    let data = HeartbeatData {
+        client_id: client_id.to_owned(),
+        producer_data_set: vec![ProducerData::new(cfg.group.clone())],
+        consumer_data_set: Vec::new(),
+    };
+    // Serializing plain strings and vectors cannot fail; an empty body would only be refused.
+    let body = serde_json::to_vec(&data).unwrap_or_default();
+    let mut req = RemotingCommand::request(RequestCode::HEART_BEAT, ExtFields::new())
+        .with_body(body)
+        .with_serialize_type(cfg.serialize_type);
+    req.language = cfg.language;
+    req
+}
+
+/// The `UNREGISTER_CLIENT` request for this producer group.
+pub(crate) fn unregister_request(cfg: &ProducerConfig, client_id: &str) -> RemotingCommand {
+    let header = UnregisterClientRequestHeader {
+        client_id: client_id.to_owned(),
+        producer_group: Some(cfg.group.clone()),
+        consumer_group: None,
+    };
+    let mut req = RemotingCommand::request_with_header(RequestCode::UNREGISTER_CLIENT, &header)
+        .with_serialize_type(cfg.serialize_type);
+    req.language = cfg.language;
+    req
+}
+
+/// Sends one heartbeat to `addr`; failures are logged, never fatal.
+async fn heartbeat_one(inner: &Inner, addr: &str) {
+    let req = heartbeat_request(&inner.cfg, &inner.client_id);
+    match inner
+        .remoting
+        .invoke_sync(addr, req, CLIENT_API_TIMEOUT)
+        .await
+    {
+        Ok(resp) if resp.response_code() == ResponseCode::SUCCESS => {
+            tracing::trace!(addr, "heartbeat sent");
+        }
+        Ok(resp) => {
+            tracing::warn!(addr, code = %resp.response_code(), remark = ?resp.remark, "heartbeat refused");
+        }
+        Err(err) => tracing::debug!(addr, error = %err, "heartbeat failed"),
+    }
+}
+
+/// Heartbeats to every broker in use, concurrently.
+async fn heartbeat_all(inner: &Arc<Inner>) {
+    let mut set = JoinSet::new();
+    for addr in inner.broker_addrs(false) {
+        let inner = Arc::clone(inner);
+        set.spawn(async move { heartbeat_one(&inner, &addr).await });
+    }
+    while set.join_next().await.is_some() {}
+}
+
+/// The heartbeat task: once at start, then every interval, and at once for every broker
+/// announced on `new_brokers` (its first use). Ends when `stop` is cancelled.
+pub(crate) async fn run(
+    inner: Arc<Inner>,
+    mut new_brokers: mpsc::UnboundedReceiver<String>,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(inner.cfg.heartbeat_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => break,
+            _ = tick.tick() => heartbeat_all(&inner).await,
+            Some(addr) = new_brokers.recv() => heartbeat_one(&inner, &addr).await,
+        }
+    }
+    tracing::debug!(client_id = %inner.client_id, "heartbeat task stopped");
+}
+
+/// `UNREGISTER_CLIENT` to every broker in use, concurrently, each bounded by Java's 3 s and by
+/// the shutdown timeout; returns how many accepted.
+pub(crate) async fn unregister_all(inner: &Arc<Inner>) -> usize {
+    let mut set = JoinSet::new();
+    for addr in inner.broker_addrs(true) {
+        let inner = Arc::clone(inner);
+        set.spawn(async move {
+            let req = unregister_request(&inner.cfg, &inner.client_id);
+            match inner
+                .remoting
+                .invoke_sync(&addr, req, CLIENT_API_TIMEOUT)
+                .await
+            {
+                Ok(resp) if resp.response_code() == ResponseCode::SUCCESS => true,
+                Ok(resp) => {
+                    tracing::warn!(addr, code = %resp.response_code(), "unregister refused");
+                    false
+                }
+                Err(err) => {
+                    tracing::warn!(addr, error = %err, "unregister failed");
+                    false
+                }
+            }
+        });
+    }
+    let mut ok = 0;
+    while let Some(done) = set.join_next().await {
+        ok += usize::from(matches!(done, Ok(true)));
+    }
+    ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeat_body_has_java_names() {
+        let cfg = ProducerConfig::new("pg");
+        let req = heartbeat_request(&cfg, "10.0.0.1@1#2");
+        assert_eq!(req.request_code(), RequestCode::HEART_BEAT);
+        let json: serde_json::Value = serde_json::from_slice(&req.body).expect("json body");
+        assert_eq!(json["clientID"], "10.0.0.1@1#2");
+        assert_eq!(json["producerDataSet"][0]["groupName"], "pg");
+        assert_eq!(json["consumerDataSet"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn unregister_names_client_and_group() {
+        let cfg = ProducerConfig::new("pg");
+        let req = unregister_request(&cfg, "ip@i");
+        assert_eq!(req.request_code(), RequestCode::UNREGISTER_CLIENT);
+        assert_eq!(req.ext_fields.get("clientID"), Some("ip@i"));
+        assert_eq!(req.ext_fields.get("producerGroup"), Some("pg"));
+        assert_eq!(req.ext_fields.get("consumerGroup"), None);
+    }
+}

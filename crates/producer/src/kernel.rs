@@ -1,0 +1,244 @@
+//! One send attempt (Java's `sendKernelImpl` + `MQClientAPIImpl.sendMessage` +
+//! `processSendResponse`), split into pure steps:
+//!
+//! 1. [`prepare_single`] / [`prepare_batch`], once per send: the `UNIQ_KEY` (set once, kept across
+//!    retries), zlib compression of bodies at or over the threshold (sysFlag `COMPRESSED | ZLIB` =
+//!    `0x301`; batches never), the transaction flag, the encoded properties;
+//! 2. [`build_request`], once per attempt: the V2 header (`SEND_MESSAGE_V2` / `SEND_BATCH_MESSAGE`)
+//!    for the chosen queue, with a fresh `bornTimestamp`;
+//! 3. [`process_response`]: the response code mapped as Java does, the ids read back.
+
+use bytes::Bytes;
+use rmq_common::batch::encode_batch;
+use rmq_common::header::send::{
+    SendMessageRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader,
+};
+use rmq_common::{
+    property, sysflag, CommandHeader, Message, MessageQueue, Properties, RequestCode,
+};
+use rmq_remoting::RemotingCommand;
+
+use crate::config::ProducerConfig;
+use crate::error::ProducerError;
+use crate::send_result::{SendResult, SendStatus};
+
+/// The `%RETRY%` topic prefix (Java `MixAll.RETRY_GROUP_TOPIC_PREFIX`).
+const RETRY_TOPIC_PREFIX: &str = "%RETRY%";
+
+/// A message ready for the wire: built once per send, reused by every attempt.
+#[derive(Debug, Clone)]
+pub(crate) struct Outgoing {
+    /// `SEND_MESSAGE_V2` or `SEND_BATCH_MESSAGE`.
+    pub(crate) code: RequestCode,
+    /// The topic.
+    pub(crate) topic: String,
+    /// The wire body: the (possibly compressed) body, or the encoded batch.
+    pub(crate) body: Bytes,
+    /// The uncompressed body size (for back-pressure accounting).
+    pub(crate) size: usize,
+    /// `sysFlag`.
+    pub(crate) sys_flag: i32,
+    /// The user flag.
+    pub(crate) flag: i32,
+    /// The encoded properties (header field `i`).
+    pub(crate) properties: String,
+    /// What [`SendResult::msg_id`] reports: the `UNIQ_KEY`, or the inner keys joined by `,`.
+    pub(crate) msg_id: String,
+    /// The `UNIQ_KEY` of the message (of the batch wrapper for a batch).
+    pub(crate) uniq_key: String,
+    /// `reconsumeTimes` / `maxReconsumeTimes` moved out of the properties of `%RETRY%` topics.
+    pub(crate) reconsume_times: i32,
+    pub(crate) max_reconsume_times: Option<i32>,
+}
+
+impl Outgoing {
+    /// Whether this is a batch.
+    pub(crate) fn is_batch(&self) -> bool {
+        self.code == RequestCode::SEND_BATCH_MESSAGE
+    }
+}
+
+/// Sets the message's `UNIQ_KEY` when absent (Java `setUniqID`) and returns it.
+pub(crate) fn ensure_uniq_key(msg: &mut Message, next_id: &mut impl FnMut() -> String) -> String {
+    if let Some(id) = msg.property(property::UNIQ_KEY).filter(|id| !id.is_empty()) {
+        return id.to_owned();
+    }
+    let id = next_id();
+    msg.properties_mut().insert(property::UNIQ_KEY, id.clone());
+    id
+}
+
+/// Prepares one message (the message is already validated). Sets its `UNIQ_KEY` when absent; the
+/// message itself is otherwise untouched (its body stays uncompressed).
+pub(crate) fn prepare_single(
+    msg: &mut Message,
+    cfg: &ProducerConfig,
+    next_id: &mut impl FnMut() -> String,
+) -> Outgoing {
+    let uniq_key = ensure_uniq_key(msg, next_id);
+    let mut sys_flag = 0;
+    let raw = msg.body().clone();
+    let body = if raw.len() >= cfg.compress_threshold {
+        sys_flag |= sysflag::COMPRESSED_FLAG | sysflag::COMPRESSION_ZLIB;
+        Bytes::from(rmq_common::compression::compress(&raw, cfg.compress_level))
+    } else {
+        raw.clone()
+    };
+    if msg
+        .property(property::TRAN_MSG)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    {
+        sys_flag |= sysflag::TRANSACTION_PREPARED_TYPE;
+    }
+    let (properties, reconsume_times, max_reconsume_times) =
+        if msg.topic().starts_with(RETRY_TOPIC_PREFIX) {
+            let mut props: Properties = msg.properties().clone();
+            let reconsume = props
+                .remove(property::RECONSUME_TIME)
+                .and_then(|v| v.parse().ok());
+            let max = props
+                .remove(property::MAX_RECONSUME_TIMES)
+                .and_then(|v| v.parse().ok());
+            (props.encode(), reconsume.unwrap_or(0), max)
+        } else {
+            (msg.properties().encode(), 0, None)
+        };
+    Outgoing {
+        code: RequestCode::SEND_MESSAGE_V2,
+        topic: msg.topic().to_owned(),
+        body,
+        size: raw.len(),
+        sys_flag,
+        flag: msg.flag(),
+        properties,
+        msg_id: uniq_key.clone(),
+        uniq_key,
+        reconsume_times,
+        max_reconsume_times,
+    }
+}
+
+/// Prepares a batch (each message already validated): every inner message gets its `UNIQ_KEY`,
+/// the wrapper gets `WAIT` (from the first message) and its own `UNIQ_KEY`
+/// (`DefaultMQProducer.batch`). Never compressed.
+///
+/// # Errors
+/// The batch rules (same topic, same `WAIT`, no delay, not a retry topic, not empty).
+pub(crate) fn prepare_batch(
+    msgs: &mut [Message],
+    next_id: &mut impl FnMut() -> String,
+) -> Result<Outgoing, rmq_common::batch::BatchError> {
+    let inner_ids: Vec<String> = msgs
+        .iter_mut()
+        .map(|m| ensure_uniq_key(m, next_id))
+        .collect();
+    let body = encode_batch(msgs)?;
+    let first = msgs.first().ok_or(rmq_common::batch::BatchError::Empty)?;
+    let uniq_key = next_id();
+    let mut wrapper = Properties::with_capacity(2);
+    wrapper.insert(
+        property::WAIT,
+        if first.wait_store_msg_ok() {
+            "true"
+        } else {
+            "false"
+        },
+    );
+    wrapper.insert(property::UNIQ_KEY, uniq_key.clone());
+    Ok(Outgoing {
+        code: RequestCode::SEND_BATCH_MESSAGE,
+        topic: first.topic().to_owned(),
+        size: body.len(),
+        body,
+        sys_flag: 0,
+        flag: 0,
+        properties: wrapper.encode(),
+        msg_id: inner_ids.join(","),
+        uniq_key,
+        reconsume_times: 0,
+        max_reconsume_times: None,
+    })
+}
+
+/// The request of one attempt to `mq`, born at `born_timestamp_ms`.
+pub(crate) fn build_request(
+    out: &Outgoing,
+    cfg: &ProducerConfig,
+    mq: &MessageQueue,
+    born_timestamp_ms: i64,
+) -> RemotingCommand {
+    let header = SendMessageRequestHeaderV2(SendMessageRequestHeader {
+        producer_group: cfg.group.clone(),
+        topic: out.topic.clone(),
+        default_topic: cfg.name_server.default_topic.clone(),
+        default_topic_queue_nums: cfg.name_server.default_topic_queue_nums,
+        queue_id: mq.queue_id,
+        sys_flag: out.sys_flag,
+        born_timestamp: born_timestamp_ms,
+        flag: out.flag,
+        properties: Some(out.properties.clone()),
+        reconsume_times: Some(out.reconsume_times),
+        unit_mode: Some(cfg.unit_mode),
+        batch: Some(out.is_batch()),
+        max_reconsume_times: out.max_reconsume_times,
+        broker_name: Some(mq.broker_name.clone()),
+    });
+    let mut req = RemotingCommand::request_with_header(out.code, &header)
+        .with_body(out.body.clone())
+        .with_serialize_type(cfg.serialize_type);
+    req.language = cfg.language;
+    req
+}
+
+/// Java's `processSendResponse`: the four "stored" codes give a [`SendResult`], every other code
+/// is a [`ProducerError::Broker`] refusal.
+///
+/// # Errors
+/// [`ProducerError::Broker`] for a refusal, [`ProducerError::InvalidResponse`] when a "stored"
+/// answer has an unreadable header.
+pub(crate) fn process_response(
+    resp: &RemotingCommand,
+    out: &Outgoing,
+    mq: &MessageQueue,
+    addr: &str,
+) -> Result<SendResult, ProducerError> {
+    let code = resp.response_code();
+    let Some(status) = SendStatus::from_code(code) else {
+        return Err(ProducerError::Broker {
+            code,
+            remark: resp.remark.clone(),
+            broker: mq.broker_name.clone(),
+            addr: addr.to_owned(),
+            unsent: crate::error::Unsent::none(),
+        });
+    };
+    let header = SendMessageResponseHeader::read_from(&resp.ext_fields).map_err(|source| {
+        ProducerError::InvalidResponse {
+            broker: mq.broker_name.clone(),
+            code,
+            source,
+        }
+    })?;
+    let msg_id = if out.is_batch() && header.batch_uniq_id.is_some() {
+        out.uniq_key.clone()
+    } else {
+        out.msg_id.clone()
+    };
+    Ok(SendResult {
+        status,
+        msg_id,
+        offset_msg_id: header.msg_id,
+        queue: MessageQueue::new(out.topic.clone(), mq.broker_name.clone(), header.queue_id),
+        queue_offset: header.queue_offset,
+        transaction_id: header.transaction_id,
+        region_id: header
+            .region_id
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| "DefaultRegion".to_owned()),
+        trace_on: header.trace_on.unwrap_or(true),
+    })
+}
+
+#[cfg(test)]
+#[path = "kernel_tests.rs"]
+mod tests;

@@ -1,0 +1,330 @@
+//! Unit tests of the send kernel (a sibling file of `kernel.rs` to keep both short).
+
+use std::collections::BTreeMap;
+
+use rmq_common::compression::decompress;
+use rmq_common::{ExtFields, ResponseCode};
+use rmq_remoting::RemotingCommand;
+
+use super::*;
+use crate::error::ProducerError;
+
+const GOLDEN: &str = include_str!("../tests/fixtures/send_message_v2.golden");
+const PRESET_ID: &str = "7F0000010F2C18B4AAC2000000000000";
+
+/// `(key, value)` lines of the golden file, comments and blank lines dropped, `\uXXXX` decoded.
+fn golden() -> Vec<(String, String)> {
+    GOLDEN
+        .lines()
+        .map(|l| l.split_once("  #").map_or(l, |(v, _)| v).trim())
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once(" = "))
+        .map(|(k, v)| {
+            let v = v
+                .trim()
+                .replace("\\u0001", "\u{1}")
+                .replace("\\u0002", "\u{2}");
+            (k.trim().to_owned(), v)
+        })
+        .collect()
+}
+
+fn golden_message() -> Message {
+    let body: Vec<u8> = b"abcdefghijklmnopqrstuvwxyz"
+        .iter()
+        .copied()
+        .cycle()
+        .take(5000)
+        .collect();
+    let mut msg = Message::new("GoldenTopic", body)
+        .with_tags("TagA")
+        .with_keys(["k1", "k2"])
+        .with_user_property("region", "eu")
+        .expect("user property");
+    msg.properties_mut().insert(property::UNIQ_KEY, PRESET_ID);
+    msg
+}
+
+fn cfg() -> ProducerConfig {
+    ProducerConfig::new("GoldenGroup")
+}
+
+fn never_called() -> impl FnMut() -> String {
+    || panic!("UNIQ_KEY preset: the generator must not be called")
+}
+
+fn counter_ids() -> impl FnMut() -> String {
+    let mut n = 0u32;
+    move || {
+        n += 1;
+        format!("ID{n:030}")
+    }
+}
+
+#[test]
+fn golden_send_message_v2_request() {
+    let mut msg = golden_message();
+    let out = prepare_single(&mut msg, &cfg(), &mut never_called());
+    let mq = MessageQueue::new("GoldenTopic", "broker-a", 2);
+    let req = build_request(&out, &cfg(), &mq, 1_700_000_000_000);
+    let lines = golden();
+    let mut props_expected = BTreeMap::new();
+    let mut checked = 0;
+    for (key, value) in &lines {
+        match key.as_str() {
+            "code" => assert_eq!(req.code.to_string(), *value),
+            "flag" => assert_eq!(req.flag.to_string(), *value),
+            "language" => assert_eq!(req.language.name(), Some(value.as_str())),
+            "absent" => assert_eq!(req.ext_fields.get(value), None, "{value} must be absent"),
+            k if k.starts_with("ext.") => {
+                assert_eq!(
+                    req.ext_fields.get(&k[4..]),
+                    Some(value.as_str()),
+                    "ext field {k}"
+                );
+            }
+            k if k.starts_with("prop.") => {
+                props_expected.insert(k[5..].to_owned(), value.clone());
+            }
+            "properties.count" => {
+                assert_eq!(
+                    Properties::decode(req.ext_fields.get("i").expect("i"))
+                        .len()
+                        .to_string(),
+                    *value
+                );
+            }
+            "properties.trailing" => {
+                assert!(req
+                    .ext_fields
+                    .get("i")
+                    .expect("i")
+                    .ends_with(value.as_str()));
+            }
+            "properties.pair" => {
+                let i = req.ext_fields.get("i").expect("i");
+                for seg in i.split('\u{2}').filter(|s| !s.is_empty()) {
+                    assert_eq!(seg.matches(value.as_str()).count(), 1, "segment {seg:?}");
+                }
+            }
+            "body.zlib_cmf" => assert_eq!(format!("{:02x}", req.body[0]), *value),
+            "body.zlib_check" => {
+                let check = (u32::from(req.body[0]) * 256 + u32::from(req.body[1])) % 31;
+                assert_eq!(check.to_string(), *value);
+                assert_eq!(req.body[1] & 0x20, 0, "FDICT");
+            }
+            "body.adler32" => {
+                let n = req.body.len();
+                let trailer = u32::from_be_bytes([
+                    req.body[n - 4],
+                    req.body[n - 3],
+                    req.body[n - 2],
+                    req.body[n - 1],
+                ]);
+                assert_eq!(trailer, adler32(msg.body()));
+            }
+            "body.inflated_len" => {
+                let inflated = decompress(&req.body, 1 << 20).expect("zlib body");
+                assert_eq!(inflated.len().to_string(), *value);
+                assert_eq!(&inflated[..], &msg.body()[..]);
+            }
+            other => panic!("unknown golden key {other}"),
+        }
+        checked += 1;
+    }
+    assert!(checked >= 25, "golden file parsed ({checked} lines)");
+    let sent = Properties::decode(req.ext_fields.get("i").expect("i"));
+    let sent: BTreeMap<String, String> = sent
+        .iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    assert_eq!(sent, props_expected);
+    // Nothing beyond the golden ext fields.
+    let expected_keys = lines.iter().filter(|(k, _)| k.starts_with("ext.")).count() + 1; // + i
+    assert_eq!(req.ext_fields.len(), expected_keys, "{:?}", req.ext_fields);
+}
+
+fn adler32(data: &[u8]) -> u32 {
+    let (mut a, mut b) = (1u32, 0u32);
+    for byte in data {
+        a = (a + u32::from(*byte)) % 65521;
+        b = (b + a) % 65521;
+    }
+    (b << 16) | a
+}
+
+#[test]
+fn uniq_key_set_once_and_kept() {
+    let mut msg = Message::new("T", "small");
+    let mut ids = counter_ids();
+    let first = prepare_single(&mut msg, &cfg(), &mut ids);
+    let second = prepare_single(&mut msg, &cfg(), &mut ids);
+    assert_eq!(
+        first.uniq_key, second.uniq_key,
+        "kept across attempts and re-sends"
+    );
+    assert_eq!(
+        msg.property(property::UNIQ_KEY),
+        Some(first.uniq_key.as_str())
+    );
+    assert_eq!(first.msg_id, first.uniq_key);
+}
+
+#[test]
+fn compression_threshold_is_inclusive_and_message_keeps_its_body() {
+    let cfg = cfg();
+    for (len, compressed) in [(4095usize, false), (4096, true), (10_000, true), (1, false)] {
+        let mut msg = Message::new("T", vec![b'x'; len]);
+        let out = prepare_single(&mut msg, &cfg, &mut counter_ids());
+        let flagged = out.sys_flag & 0x701 == 0x301;
+        assert_eq!(flagged, compressed, "len {len}");
+        assert_eq!(out.sys_flag & !0x301, 0, "no other bit, len {len}");
+        assert_eq!(msg.body().len(), len, "caller's body untouched");
+        assert_eq!(out.size, len);
+        if compressed {
+            assert!(out.body.len() < len);
+            assert_eq!(decompress(&out.body, len).expect("inflate").len(), len);
+        } else {
+            assert_eq!(out.body, msg.body());
+        }
+    }
+}
+
+#[test]
+fn transaction_flag_and_retry_topic_fields() {
+    let mut tx = Message::new("T", "b");
+    tx.properties_mut().insert(property::TRAN_MSG, "true");
+    let out = prepare_single(&mut tx, &cfg(), &mut counter_ids());
+    assert_eq!(out.sys_flag, sysflag::TRANSACTION_PREPARED_TYPE);
+
+    let mut retry = Message::new("%RETRY%group", "b");
+    retry.properties_mut().insert(property::RECONSUME_TIME, "3");
+    retry
+        .properties_mut()
+        .insert(property::MAX_RECONSUME_TIMES, "16");
+    let out = prepare_single(&mut retry, &cfg(), &mut counter_ids());
+    assert_eq!(
+        (out.reconsume_times, out.max_reconsume_times),
+        (3, Some(16))
+    );
+    assert!(!out.properties.contains(property::RECONSUME_TIME));
+    let req = build_request(&out, &cfg(), &MessageQueue::new("%RETRY%group", "b", 0), 1);
+    assert_eq!(req.ext_fields.get("j"), Some("3"));
+    assert_eq!(req.ext_fields.get("l"), Some("16"));
+}
+
+#[test]
+fn batch_is_never_compressed_and_reports_inner_ids() {
+    let mut msgs: Vec<Message> = (0..3)
+        .map(|_| Message::new("T", vec![b'z'; 5000]))
+        .collect();
+    let out = prepare_batch(&mut msgs, &mut counter_ids()).expect("batch");
+    assert_eq!(out.code, RequestCode::SEND_BATCH_MESSAGE);
+    assert_eq!(out.sys_flag, 0);
+    let inner: Vec<&str> = msgs
+        .iter()
+        .map(|m| m.property(property::UNIQ_KEY).expect("id"))
+        .collect();
+    assert_eq!(out.msg_id, inner.join(","));
+    assert!(
+        !inner.contains(&out.uniq_key.as_str()),
+        "the wrapper has its own id"
+    );
+    let decoded = rmq_common::batch::decode_batch(out.body.clone()).expect("decodes");
+    assert_eq!(decoded.len(), 3);
+    assert_eq!(decoded[0].body().len(), 5000);
+    let req = build_request(&out, &cfg(), &MessageQueue::new("T", "b", 1), 1);
+    assert_eq!(req.ext_fields.get("m"), Some("true"));
+    let wrapper = Properties::decode(req.ext_fields.get("i").expect("i"));
+    assert_eq!(wrapper.get(property::WAIT), Some("true"));
+    assert_eq!(wrapper.get(property::UNIQ_KEY), Some(out.uniq_key.as_str()));
+    assert_eq!(wrapper.len(), 2);
+
+    let mut empty: Vec<Message> = Vec::new();
+    assert!(prepare_batch(&mut empty, &mut counter_ids()).is_err());
+}
+
+fn response(code: ResponseCode, ext: &[(&str, &str)]) -> RemotingCommand {
+    let mut resp = RemotingCommand::response(code, Some("remark".into()));
+    resp.ext_fields = ext.iter().copied().collect::<ExtFields>();
+    resp
+}
+
+const OK_EXT: [(&str, &str); 5] = [
+    ("msgId", "7F00000100002A9F00000000004988BA"),
+    ("queueId", "3"),
+    ("queueOffset", "42"),
+    ("transactionId", "TX"),
+    ("TRACE_ON", "false"),
+];
+
+#[test]
+fn response_codes_map_like_process_send_response() {
+    let mut msg = Message::new("T", "b");
+    let out = prepare_single(&mut msg, &cfg(), &mut counter_ids());
+    let mq = MessageQueue::new("T", "broker-a", 0);
+    for (code, status) in [
+        (ResponseCode::SUCCESS, SendStatus::SendOk),
+        (
+            ResponseCode::FLUSH_DISK_TIMEOUT,
+            SendStatus::FlushDiskTimeout,
+        ),
+        (
+            ResponseCode::FLUSH_SLAVE_TIMEOUT,
+            SendStatus::FlushSlaveTimeout,
+        ),
+        (
+            ResponseCode::SLAVE_NOT_AVAILABLE,
+            SendStatus::SlaveNotAvailable,
+        ),
+    ] {
+        let r = process_response(&response(code, &OK_EXT), &out, &mq, "addr").expect("stored");
+        assert_eq!(r.status, status);
+        assert_eq!(
+            r.queue,
+            MessageQueue::new("T", "broker-a", 3),
+            "queue id from the answer"
+        );
+        assert_eq!(
+            (r.queue_offset, r.msg_id.as_str()),
+            (42, out.uniq_key.as_str())
+        );
+        assert_eq!(r.offset_msg_id, "7F00000100002A9F00000000004988BA");
+        assert_eq!(r.transaction_id.as_deref(), Some("TX"));
+        assert_eq!(r.region_id, "DefaultRegion");
+        assert!(!r.trace_on);
+    }
+    for code in [1, 2, 13, 14, 16, 17, 1500, 12345] {
+        match process_response(&response(ResponseCode(code), &OK_EXT), &out, &mq, "addr") {
+            Err(e @ ProducerError::Broker { .. }) => {
+                assert_eq!(e.response_code(), Some(ResponseCode(code)));
+                assert!(!e.maybe_stored());
+            }
+            other => panic!("code {code}: {other:?}"),
+        }
+    }
+    let bad = process_response(
+        &response(ResponseCode::SUCCESS, &[("queueId", "x")]),
+        &out,
+        &mq,
+        "a",
+    );
+    assert!(matches!(bad, Err(ref e @ ProducerError::InvalidResponse { .. }) if e.maybe_stored()));
+}
+
+#[test]
+fn inner_batch_reports_the_wrapper_id() {
+    let mut msgs = vec![Message::new("T", "a"), Message::new("T", "b")];
+    let out = prepare_batch(&mut msgs, &mut counter_ids()).expect("batch");
+    let mq = MessageQueue::new("T", "broker-a", 0);
+    let plain =
+        process_response(&response(ResponseCode::SUCCESS, &OK_EXT), &out, &mq, "a").expect("ok");
+    assert_eq!(plain.msg_id, out.msg_id);
+    let mut ext = OK_EXT.to_vec();
+    ext.push(("batchUniqId", "B"));
+    ext.push(("MSG_REGION", "eu-1"));
+    let inner =
+        process_response(&response(ResponseCode::SUCCESS, &ext), &out, &mq, "a").expect("ok");
+    assert_eq!(inner.msg_id, out.uniq_key);
+    assert_eq!(inner.region_id, "eu-1");
+}

@@ -1,0 +1,302 @@
+//! Asynchronous sends: exactly-once resolution under random faults, and back-pressure.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rmq_common::{property, Message, ResponseCode};
+use rmq_producer::{Producer, ProducerError, SendResult};
+use rmq_testkit::{MockCluster, Reply};
+use tokio::time::timeout;
+
+const T: Duration = Duration::from_secs(60);
+
+/// A small deterministic generator (xorshift64*), seeded per run and printed on failure.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn random_reply(rng: &mut Rng) -> Reply {
+    // Per mille. Connection-killing faults are rare: each one fails every request in flight on
+    // that connection (up to the back-pressure bound), as a real broker crash would.
+    match rng.below(1000) {
+        0..=879 => Reply::Code(ResponseCode::SUCCESS, None),
+        880..=929 => ResponseCode::SYSTEM_BUSY.into(),
+        930..=949 => ResponseCode::MESSAGE_ILLEGAL.into(),
+        950..=969 => ResponseCode::FLUSH_DISK_TIMEOUT.into(),
+        970..=989 => ResponseCode::TOPIC_NOT_EXIST.into(),
+        990..=993 => Reply::Close,
+        994..=996 => Reply::Malformed,
+        _ => Reply::NoReply,
+    }
+}
+
+type Outcome = Result<SendResult, ProducerError>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_async_sends_with_random_faults_resolve_exactly_once() {
+    const N: usize = 10_000;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+        | 1;
+    eprintln!("seed {seed}");
+    let mut rng = Rng(seed);
+    let c = timeout(T, MockCluster::start(2))
+        .await
+        .expect("in time")
+        .expect("cluster");
+    c.create_topic("Chaos", 4);
+    for b in c.brokers() {
+        b.faults().script((0..N).map(|_| random_reply(&mut rng)));
+    }
+    let p = timeout(
+        T,
+        Producer::builder("ChaosGroup")
+            .name_server(c.namesrv_addr())
+            .send_timeout(Duration::from_millis(800))
+            .async_backpressure(256, 16 << 20)
+            .start(),
+    )
+    .await
+    .expect("in time")
+    .expect("start");
+
+    // Chaos: close live connections now and then while the sends run (bounded in count).
+    let stop = Arc::new(AtomicBool::new(false));
+    let chaos = {
+        let stop = Arc::clone(&stop);
+        let brokers: Vec<_> = c.brokers().to_vec();
+        let mut rng = Rng(seed.rotate_left(17) | 1);
+        tokio::spawn(async move {
+            for _ in 0..100 {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let i = usize::try_from(rng.below(brokers.len() as u64)).unwrap_or(0);
+                brokers[i].close_connections();
+            }
+        })
+    };
+
+    let calls: Arc<Vec<AtomicU8>> = Arc::new((0..N / 2).map(|_| AtomicU8::new(0)).collect());
+    let callback_outcomes: Arc<Mutex<Vec<Outcome>>> = Arc::new(Mutex::new(Vec::new()));
+    let callbacks_done = Arc::new(AtomicUsize::new(0));
+    let mut futures = Vec::with_capacity(N / 2);
+    let started = Instant::now();
+    for i in 0..N {
+        let msg = Message::new("Chaos", format!("m{i}")).with_keys([format!("k{i}")]);
+        if i % 2 == 0 {
+            let f = timeout(T, p.send_async(msg))
+                .await
+                .expect("admitted in time")
+                .expect("admitted");
+            futures.push(f);
+        } else {
+            let slot = i / 2;
+            let (calls, outcomes, done) = (
+                Arc::clone(&calls),
+                Arc::clone(&callback_outcomes),
+                Arc::clone(&callbacks_done),
+            );
+            let cb = move |outcome: Outcome| {
+                calls[slot].fetch_add(1, Ordering::SeqCst);
+                outcomes.lock().expect("lock").push(outcome);
+                done.fetch_add(1, Ordering::SeqCst);
+            };
+            timeout(T, p.send_async_with_callback(msg, cb))
+                .await
+                .expect("admitted in time");
+        }
+    }
+    let mut outcomes: Vec<Outcome> = Vec::with_capacity(N);
+    for f in futures {
+        outcomes.push(timeout(T, f).await.expect("every future resolves"));
+    }
+    let deadline = Instant::now() + T;
+    while callbacks_done.load(Ordering::SeqCst) < N / 2 {
+        assert!(
+            Instant::now() < deadline,
+            "callbacks missing: {}",
+            callbacks_done.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    timeout(T, chaos)
+        .await
+        .expect("chaos ends")
+        .expect("chaos task");
+    // Settle, then nothing may have been called twice.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        calls.iter().all(|c| c.load(Ordering::SeqCst) == 1),
+        "a callback ran twice or never"
+    );
+    outcomes.append(&mut callback_outcomes.lock().expect("lock"));
+    assert_eq!(outcomes.len(), N, "results + errors == sent");
+
+    let stats = p.stats();
+    assert_eq!(
+        stats.pending_requests, 0,
+        "correlation tables end empty: {stats:?}"
+    );
+    assert_eq!(
+        (
+            stats.sends_in_flight,
+            stats.async_in_flight,
+            stats.async_bytes_in_flight
+        ),
+        (0, 0, 0),
+        "{stats:?}"
+    );
+
+    // What the errors say about storage holds against what the brokers stored.
+    let stored: HashSet<String> = c
+        .messages_of("Chaos")
+        .iter()
+        .filter_map(|m| m.property(property::UNIQ_KEY).map(str::to_owned))
+        .collect();
+    let (mut ok, mut not_stored, mut maybe) = (0, 0, 0);
+    for outcome in outcomes {
+        match outcome {
+            Ok(r) => {
+                assert!(
+                    stored.contains(&r.msg_id),
+                    "acknowledged but not stored: {r}"
+                );
+                ok += 1;
+            }
+            Err(e) if e.maybe_stored() => {
+                assert!(e.into_message().is_none());
+                maybe += 1;
+            }
+            Err(e) => {
+                let msg = e.into_message().expect("certainly unsent: handed back");
+                let id = msg
+                    .property(property::UNIQ_KEY)
+                    .expect("id set before sending");
+                assert!(!stored.contains(id), "said not stored, but stored: {id}");
+                not_stored += 1;
+            }
+        }
+    }
+    eprintln!(
+        "{ok} ok, {not_stored} not stored, {maybe} maybe stored in {:?}",
+        started.elapsed()
+    );
+    assert!(ok > N / 2, "most sends succeed despite the faults ({ok})");
+    timeout(T, p.shutdown()).await.expect("shutdown in time");
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_pressure_bounds_sends_in_flight() {
+    let c = timeout(T, MockCluster::start(1))
+        .await
+        .expect("in time")
+        .expect("cluster");
+    c.create_topic("Bp", 1);
+    let p = timeout(
+        T,
+        Producer::builder("BpGroup")
+            .name_server(c.namesrv_addr())
+            .send_timeout(Duration::from_millis(800))
+            .retries_async(0)
+            .async_backpressure(4, 1 << 20)
+            .start(),
+    )
+    .await
+    .expect("in time")
+    .expect("start");
+    // Learn the route, then hold every answer.
+    timeout(T, p.send(Message::new("Bp", "warm")))
+        .await
+        .expect("in time")
+        .expect("sent");
+    let broker = &c.brokers()[0];
+    broker.faults().set_black_hole(true);
+    let mut held = Vec::new();
+    for i in 0..4 {
+        held.push(
+            p.try_send_async(Message::new("Bp", format!("{i}")))
+                .expect("room for 4"),
+        );
+    }
+    assert_eq!(p.stats().async_in_flight, 4);
+    let err = p
+        .try_send_async(Message::new("Bp", "fifth"))
+        .expect_err("full");
+    assert!(err.is_overloaded(), "{err}");
+    assert!(!err.maybe_stored());
+    assert_eq!(
+        err.into_message().map(|m| m.body().clone()),
+        Some("fifth".into())
+    );
+
+    // send_async waits for room instead.
+    let waiting = {
+        let p = p.clone();
+        tokio::spawn(async move { p.send_async(Message::new("Bp", "waiter")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "waits while full");
+    broker.faults().set_black_hole(false);
+    for f in held {
+        let err = timeout(T, f)
+            .await
+            .expect("resolves")
+            .expect_err("held answers time out");
+        assert!(err.maybe_stored(), "{err}");
+    }
+    let fut = timeout(T, waiting)
+        .await
+        .expect("admitted once room freed")
+        .expect("task")
+        .expect("admitted");
+    timeout(T, fut).await.expect("resolves").expect("sent");
+
+    // The byte bound: two bodies of 600 bytes do not fit in 1000.
+    timeout(T, p.shutdown()).await.expect("shutdown");
+    let p = timeout(
+        T,
+        Producer::builder("BpGroup")
+            .name_server(c.namesrv_addr())
+            .async_backpressure(100, 1000)
+            .start(),
+    )
+    .await
+    .expect("in time")
+    .expect("start");
+    timeout(T, p.send(Message::new("Bp", "warm")))
+        .await
+        .expect("in time")
+        .expect("sent");
+    broker.faults().set_black_hole(true);
+    let first = p
+        .try_send_async(Message::new("Bp", vec![b'x'; 600]))
+        .expect("room");
+    let err = p
+        .try_send_async(Message::new("Bp", vec![b'y'; 600]))
+        .expect_err("bytes full");
+    assert!(err.is_overloaded());
+    assert_eq!(p.stats().async_bytes_in_flight, 600);
+    broker.faults().set_black_hole(false);
+    broker.close_connections();
+    let _ = timeout(T, first).await.expect("resolves");
+    timeout(T, p.shutdown()).await.expect("shutdown");
+    c.shutdown().await;
+}

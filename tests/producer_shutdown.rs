@@ -1,0 +1,237 @@
+//! Shutdown: in-flight sends drain (or are cancelled at the deadline) before `shutdown` returns,
+//! `UNREGISTER_CLIENT` reaches every broker, later sends are refused, dropping never blocks.
+
+use std::time::{Duration, Instant};
+
+use rmq_common::{Message, RequestCode};
+use rmq_producer::{Producer, ProducerError, SendFuture};
+use rmq_testkit::MockCluster;
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+
+const T: Duration = Duration::from_secs(20);
+
+async fn cluster(topic: &str) -> MockCluster {
+    let c = timeout(T, MockCluster::start(2))
+        .await
+        .expect("in time")
+        .expect("cluster");
+    c.create_topic(topic, 2);
+    c
+}
+
+/// Whether `f` is already resolved (one poll).
+async fn ready(f: SendFuture) -> Option<Result<rmq_producer::SendResult, ProducerError>> {
+    timeout(Duration::ZERO, f).await.ok()
+}
+
+fn spawn_sync_sends(
+    p: &Producer,
+    topic: &str,
+    n: usize,
+) -> Vec<JoinHandle<Result<rmq_producer::SendResult, ProducerError>>> {
+    (0..n)
+        .map(|i| {
+            let p = p.clone();
+            let msg = Message::new(topic, format!("sync{i}"));
+            tokio::spawn(async move { p.send(msg).await })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_sends_in_flight_and_unregisters_from_every_broker() {
+    let c = cluster("Drain").await;
+    let p = timeout(
+        T,
+        Producer::builder("DrainGroup")
+            .name_server(c.namesrv_addr())
+            .start(),
+    )
+    .await
+    .expect("in time")
+    .expect("start");
+    // Learn the route and use both brokers.
+    for i in 0..4 {
+        timeout(T, p.send(Message::new("Drain", format!("warm{i}"))))
+            .await
+            .expect("in time")
+            .expect("sent");
+    }
+    for b in c.brokers() {
+        b.faults().set_delay(Duration::from_millis(300));
+    }
+    let mut futures = Vec::new();
+    for i in 0..40 {
+        futures.push(
+            timeout(T, p.send_async(Message::new("Drain", format!("async{i}"))))
+                .await
+                .expect("in time")
+                .expect("admitted"),
+        );
+    }
+    let syncs = spawn_sync_sends(&p, "Drain", 5);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(p.stats().sends_in_flight > 0, "sends are in flight");
+    let t0 = Instant::now();
+    timeout(T, p.shutdown()).await.expect("shutdown in time");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(200),
+        "waited for the slow answers"
+    );
+    assert!(!p.is_running());
+    for f in futures {
+        let outcome = ready(f).await.expect("resolved before shutdown returned");
+        outcome.expect("drained, not cancelled");
+    }
+    for h in syncs {
+        timeout(Duration::from_secs(1), h)
+            .await
+            .expect("resolved")
+            .expect("task")
+            .expect("drained");
+    }
+    assert_eq!(c.messages_of("Drain").len(), 4 + 40 + 5);
+    for b in c.brokers() {
+        let unregisters = b.unregisters();
+        assert_eq!(unregisters.len(), 1, "{}", b.name());
+        assert_eq!(unregisters[0].client_id, p.client_id());
+        assert_eq!(unregisters[0].producer_group.as_deref(), Some("DrainGroup"));
+        assert_eq!(unregisters[0].consumer_group, None);
+    }
+    assert_eq!(p.stats().pending_requests, 0);
+
+    // Refused afterwards, with the message back; shutdown is idempotent.
+    let err = timeout(T, p.send(Message::new("Drain", "late")))
+        .await
+        .expect("in time")
+        .expect_err("stopped");
+    assert!(matches!(err, ProducerError::NotRunning { .. }), "{err}");
+    assert!(err.into_message().is_some());
+    assert!(p.try_send_async(Message::new("Drain", "late")).is_err());
+    let t0 = Instant::now();
+    timeout(T, p.shutdown()).await.expect("second shutdown");
+    assert!(
+        t0.elapsed() < Duration::from_millis(100),
+        "nothing left to do"
+    );
+    for b in c.brokers() {
+        assert_eq!(
+            b.request_count(RequestCode::UNREGISTER_CLIENT),
+            1,
+            "unregistered once"
+        );
+    }
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_cancels_what_is_left_at_its_deadline() {
+    let c = cluster("Stuck").await;
+    let p = timeout(
+        T,
+        Producer::builder("StuckGroup")
+            .name_server(c.namesrv_addr())
+            .send_timeout(Duration::from_secs(15))
+            .shutdown_timeout(Duration::from_millis(300))
+            .start(),
+    )
+    .await
+    .expect("in time")
+    .expect("start");
+    timeout(T, p.send(Message::new("Stuck", "warm")))
+        .await
+        .expect("in time")
+        .expect("sent");
+    for b in c.brokers() {
+        b.faults().set_black_hole(true);
+    }
+    let mut futures = Vec::new();
+    for i in 0..10 {
+        futures.push(
+            timeout(T, p.send_async(Message::new("Stuck", format!("{i}"))))
+                .await
+                .expect("in time")
+                .expect("admitted"),
+        );
+    }
+    let syncs = spawn_sync_sends(&p, "Stuck", 3);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Concurrent shutdowns all wait for the same one.
+    let other = {
+        let p = p.clone();
+        tokio::spawn(async move { p.shutdown().await })
+    };
+    let t0 = Instant::now();
+    timeout(T, p.shutdown()).await.expect("shutdown in time");
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(250),
+        "waited for the drain deadline: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "did not wait for the 15 s send timeout: {took:?}"
+    );
+    timeout(T, other)
+        .await
+        .expect("other shutdown returns")
+        .expect("task");
+    for f in futures {
+        let err = ready(f)
+            .await
+            .expect("resolved before shutdown returned")
+            .expect_err("cancelled");
+        assert!(matches!(err, ProducerError::Cancelled { .. }), "{err}");
+        assert!(err.maybe_stored(), "written, then abandoned");
+    }
+    for h in syncs {
+        let err = timeout(Duration::from_secs(1), h)
+            .await
+            .expect("resolved")
+            .expect("task")
+            .expect_err("cancelled");
+        assert!(matches!(err, ProducerError::Cancelled { .. }), "{err}");
+    }
+    assert_eq!(p.stats().sends_in_flight, 0);
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_last_handle_never_blocks_and_started_sends_finish() {
+    let c = cluster("Dropped").await;
+    let p = timeout(
+        T,
+        Producer::builder("DropGroup")
+            .name_server(c.namesrv_addr())
+            .send_timeout(Duration::from_millis(600))
+            .start(),
+    )
+    .await
+    .expect("in time")
+    .expect("start");
+    timeout(T, p.send(Message::new("Dropped", "warm")))
+        .await
+        .expect("in time")
+        .expect("sent");
+    for b in c.brokers() {
+        b.faults().set_delay(Duration::from_millis(200));
+    }
+    let f = timeout(T, p.send_async(Message::new("Dropped", "late")))
+        .await
+        .expect("in time")
+        .expect("admitted");
+    let t0 = Instant::now();
+    drop(p);
+    assert!(
+        t0.elapsed() < Duration::from_millis(50),
+        "drop returned at once: {:?}",
+        t0.elapsed()
+    );
+    let r = timeout(T, f)
+        .await
+        .expect("resolves")
+        .expect("the started send completes");
+    assert_eq!(r.queue.topic, "Dropped");
+    c.shutdown().await;
+}
