@@ -143,6 +143,14 @@ pub(crate) fn to_json(value: &impl Serialize) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned())
 }
 
+/// Prints `text` and a newline on stdout. A closed stdout (e.g. `| head -1`) is not an error
+/// worth a panic: the line is dropped and the exit code still tells the outcome.
+pub(crate) fn print_stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+}
+
 /// Exit codes.
 pub(crate) mod exit {
     /// Every message succeeded.

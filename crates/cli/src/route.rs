@@ -3,14 +3,16 @@
 
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use rmq_common::TopicRouteData;
 use rmq_nameserver_client::{parse_addr_list, NameServerClient, TopicPublishInfo};
 use rmq_remoting::{RemotingClient, RemotingConfig};
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::cli::RouteArgs;
 use crate::fatal::Fatal;
-use crate::output::one_line;
+use crate::output::{one_line, print_stdout};
 
 /// Runs `rmq route` against `namesrv`; prints the document on stdout.
 pub(crate) async fn run(args: &RouteArgs, namesrv: &str) -> Result<u8, Fatal> {
@@ -25,28 +27,64 @@ pub(crate) async fn run(args: &RouteArgs, namesrv: &str) -> Result<u8, Fatal> {
     let info = TopicPublishInfo::from_route(&args.topic, &route);
     let text = serde_json::to_string_pretty(&document(&args.topic, &route, &info))
         .map_err(|e| Fatal::failed(format!("cannot print the route: {e}")))?;
-    println!("{text}");
+    print_stdout(&text);
     Ok(crate::output::exit::OK)
+}
+
+/// What `rmq route` prints.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RouteDoc<'a> {
+    topic: &'a str,
+    /// The route as the name server served it (Java's field names).
+    route: &'a TopicRouteData,
+    publish_info: PublishDoc<'a>,
+}
+
+/// The producer's view of the route.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PublishDoc<'a> {
+    order_topic: bool,
+    /// Whether any queue can be written.
+    writable: bool,
+    queues: Vec<QueueDoc<'a>>,
+    /// Master address per broker name.
+    master_addrs: &'a BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct QueueDoc<'a> {
+    broker_name: &'a str,
+    queue_id: i32,
 }
 
 /// `{"topic", "route": <as served>, "publishInfo": {"orderTopic", "writable", "queues":
 /// [{"brokerName","queueId"}], "masterAddrs": {broker: addr}}}`.
-pub(crate) fn document(topic: &str, route: &TopicRouteData, info: &TopicPublishInfo) -> Value {
-    let queues: Vec<Value> = info
+pub(crate) fn document<'a>(
+    topic: &'a str,
+    route: &'a TopicRouteData,
+    info: &'a TopicPublishInfo,
+) -> RouteDoc<'a> {
+    let queues = info
         .queues
         .iter()
-        .map(|q| json!({"brokerName": q.broker_name, "queueId": q.queue_id}))
+        .map(|q| QueueDoc {
+            broker_name: &q.broker_name,
+            queue_id: q.queue_id,
+        })
         .collect();
-    json!({
-        "topic": topic,
-        "route": route,
-        "publishInfo": {
-            "orderTopic": info.order_topic,
-            "writable": info.is_ok(),
-            "queues": queues,
-            "masterAddrs": info.broker_addrs,
+    RouteDoc {
+        topic,
+        route,
+        publish_info: PublishDoc {
+            order_topic: info.order_topic,
+            writable: info.is_ok(),
+            queues,
+            master_addrs: &info.broker_addrs,
         },
-    })
+    }
 }
 
 #[cfg(test)]
@@ -65,13 +103,15 @@ mod tests {
             .queue_data("broker-b", 4, 4, perm::READ) // not writable
             .build();
         let info = TopicPublishInfo::from_route("T", &route);
-        let doc = document("T", &route, &info);
+        let text = serde_json::to_string(&document("T", &route, &info)).unwrap();
+        assert!(text.starts_with(r#"{"topic":"T","route":"#), "{text}");
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(doc["topic"], "T");
         assert_eq!(doc["publishInfo"]["writable"], true);
         assert_eq!(doc["publishInfo"]["orderTopic"], false);
         assert_eq!(
             doc["publishInfo"]["queues"],
-            json!([{"brokerName":"broker-a","queueId":0},{"brokerName":"broker-a","queueId":1}])
+            serde_json::json!([{"brokerName":"broker-a","queueId":0},{"brokerName":"broker-a","queueId":1}])
         );
         assert_eq!(
             doc["publishInfo"]["masterAddrs"]["broker-a"],

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 use std::pin::Pin;
 use std::time::Duration;
@@ -15,7 +15,9 @@ use rmq_producer::{Producer, ProducerBuilder, SendResult};
 
 use crate::cli::{SendArgs, SendMode};
 use crate::fatal::Fatal;
-use crate::output::{one_line, to_json, ErrorLine, OnewayLine, SendLine, Tally, ONEWAY_WRITTEN};
+use crate::output::{
+    one_line, print_stdout, to_json, ErrorLine, OnewayLine, SendLine, Tally, ONEWAY_WRITTEN,
+};
 
 /// The body sent when neither `--body` nor `--body-file` is given.
 pub(crate) const DEFAULT_BODY: &str = "Hello RocketMQ from rmq";
@@ -224,8 +226,7 @@ fn emit(outcome: &Outcome, tally: &mut Tally) {
             to_json(e)
         }
     };
-    // A closed stdout (e.g. `| head -1`) must not turn into a panic; the exit code still tells.
-    let _ = writeln!(io::stdout(), "{line}");
+    print_stdout(&line);
 }
 
 /// This host's first non-loopback address for the message ids (127.0.0.1 without a route). No

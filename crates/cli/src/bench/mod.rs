@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::cli::{BenchArgs, BenchMode};
 use crate::fatal::Fatal;
-use crate::output::{error_kind, exit, one_line, to_json};
+use crate::output::{error_kind, exit, one_line, print_stdout, to_json};
 
 use budget::Budget;
 pub(crate) use stats::{Interval, Recorder, Summary};
@@ -47,7 +47,7 @@ pub(crate) async fn command(args: &BenchArgs, namesrv: &str) -> Result<u8, Fatal
             report.summary.failed
         );
     }
-    println!("{}", to_json(&report.summary));
+    print_stdout(&to_json(&report.summary));
     Ok(report.exit_code)
 }
 

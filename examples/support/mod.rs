@@ -1,0 +1,66 @@
+//! Shared by the examples: where to send (`NAMESRV_ADDR`, or an embedded dev broker), tracing
+//! with `RUST_LOG`, and a short form of a send result.
+#![allow(dead_code)]
+
+use std::error::Error;
+
+use rmq::producer::SendResult;
+use rmq_testkit::MockCluster;
+
+/// Where the example sends: a real name server, or the embedded in-memory dev broker.
+pub(crate) struct Target {
+    /// The name server address to give the producer.
+    pub(crate) namesrv: String,
+    dev: Option<MockCluster>,
+}
+
+/// Uses `NAMESRV_ADDR` when set; otherwise starts the embedded dev broker (the testkit's
+/// in-memory name server and broker, topics created on first send) and says so.
+pub(crate) async fn connect() -> Result<Target, Box<dyn Error>> {
+    init_tracing();
+    if let Some(addr) = std::env::var("NAMESRV_ADDR")
+        .ok()
+        .filter(|a| !a.trim().is_empty())
+    {
+        println!("using the name server at {addr} (NAMESRV_ADDR)");
+        return Ok(Target {
+            namesrv: addr,
+            dev: None,
+        });
+    }
+    let dev = MockCluster::start(1).await?;
+    dev.set_auto_create(true);
+    let namesrv = dev.namesrv_addr();
+    println!("NAMESRV_ADDR is not set: started the embedded dev broker (in memory) at {namesrv}");
+    Ok(Target {
+        namesrv,
+        dev: Some(dev),
+    })
+}
+
+impl Target {
+    /// Stops the embedded dev broker, if one was started.
+    pub(crate) async fn shutdown(self) {
+        if let Some(dev) = self.dev {
+            dev.shutdown().await;
+        }
+    }
+}
+
+/// Tracing on stderr, filtered by `RUST_LOG` (e.g. `RUST_LOG=rmq_producer=debug`).
+fn init_tracing() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .try_init();
+    }
+}
+
+/// `SEND_OK msgId=... broker-a/2@17` (status, id, broker/queue@offset).
+pub(crate) fn short(r: &SendResult) -> String {
+    format!(
+        "{} msgId={} {}/{}@{}",
+        r.status, r.msg_id, r.queue.broker_name, r.queue.queue_id, r.queue_offset
+    )
+}
