@@ -10,7 +10,7 @@
 //!
 //! When those are absent the interop tests are skipped locally (with a note on stderr), but when
 //! `CI` is set their absence is a failure: CI must never silently skip them.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::time::Duration;
 
@@ -28,12 +28,18 @@ pub struct RealCluster {
 impl RealCluster {
     /// Address of a broker by name.
     pub fn broker_addr(&self, name: &str) -> Option<&str> {
-        self.brokers.iter().find(|(n, _)| n == name).map(|(_, a)| a.as_str())
+        self.brokers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| a.as_str())
     }
 
     /// Runs `scripts/rocketmq-dev.sh <args>` (e.g. `["stop-broker", "broker-b"]`).
     pub fn script(&self, args: &[&str]) -> std::process::Output {
-        let script = self.script.as_deref().expect("RMQ_INTEROP_SCRIPT is not set");
+        let script = self
+            .script
+            .as_deref()
+            .expect("RMQ_INTEROP_SCRIPT is not set");
         std::process::Command::new("bash")
             .arg(script)
             .args(args)
@@ -47,8 +53,12 @@ impl RealCluster {
 /// # Panics
 /// When `CI` is set and the cluster is not configured.
 pub fn real_cluster(test: &str) -> Option<RealCluster> {
-    let namesrv = std::env::var("RMQ_INTEROP_NAMESRV").ok().filter(|s| !s.is_empty());
-    let brokers = std::env::var("RMQ_INTEROP_BROKERS").ok().filter(|s| !s.is_empty());
+    let namesrv = std::env::var("RMQ_INTEROP_NAMESRV")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let brokers = std::env::var("RMQ_INTEROP_BROKERS")
+        .ok()
+        .filter(|s| !s.is_empty());
     match (namesrv, brokers) {
         (Some(namesrv), Some(brokers)) => {
             let brokers = brokers
@@ -58,8 +68,14 @@ pub fn real_cluster(test: &str) -> Option<RealCluster> {
                     Some((n.trim().to_owned(), a.trim().to_owned()))
                 })
                 .collect();
-            let script = std::env::var("RMQ_INTEROP_SCRIPT").ok().filter(|s| !s.is_empty());
-            Some(RealCluster { namesrv, brokers, script })
+            let script = std::env::var("RMQ_INTEROP_SCRIPT")
+                .ok()
+                .filter(|s| !s.is_empty());
+            Some(RealCluster {
+                namesrv,
+                brokers,
+                script,
+            })
         }
         _ if std::env::var_os("CI").is_some() => panic!(
             "{test}: CI is set but RMQ_INTEROP_NAMESRV / RMQ_INTEROP_BROKERS are not: \
