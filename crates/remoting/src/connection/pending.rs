@@ -1,7 +1,7 @@
 //! The correlation table of one connection: opaque → waiter, with an RAII guard.
 
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -44,6 +44,8 @@ impl Hasher for OpaqueHasher {
 #[derive(Debug, Default)]
 pub(crate) struct PendingTable {
     map: DashMap<i32, Waiter, BuildHasherDefault<OpaqueHasher>>,
+    /// Entry count kept beside the map (`DashMap::len` locks every shard).
+    count: AtomicUsize,
 }
 
 impl PendingTable {
@@ -60,7 +62,9 @@ impl PendingTable {
                 written: AtomicBool::new(false),
             },
         );
-        if previous.is_some() {
+        if previous.is_none() {
+            self.count.fetch_add(1, Ordering::Relaxed);
+        } else {
             // An opaque 2^32 calls old is still waiting: the newer call takes the slot.
             tracing::warn!(opaque, "opaque reused while a request was still pending");
         }
@@ -76,8 +80,8 @@ impl PendingTable {
 
     /// Completes the waiter of `opaque`; false when nobody waits (timed out or unknown).
     pub(crate) fn complete(&self, opaque: i32, reply: Reply) -> bool {
-        match self.map.remove(&opaque) {
-            Some((_, w)) => {
+        match self.take_entry(opaque) {
+            Some(w) => {
                 // The receiver may have been dropped just now; nothing to do then.
                 let _ = w.tx.send(reply);
                 true
@@ -101,7 +105,7 @@ impl PendingTable {
 
     /// Fails the waiter of `opaque` (its frame was never written).
     pub(crate) fn fail(&self, opaque: i32, err: RemotingError) {
-        if let Some((_, w)) = self.map.remove(&opaque) {
+        if let Some(w) = self.take_entry(opaque) {
             let _ = w.tx.send(Err(err));
         }
     }
@@ -111,7 +115,7 @@ impl PendingTable {
         let keys: Vec<i32> = self.map.iter().map(|e| *e.key()).collect();
         let mut n = 0;
         for k in keys {
-            if let Some((_, w)) = self.map.remove(&k) {
+            if let Some(w) = self.take_entry(k) {
                 let written = w.written.load(Ordering::Acquire);
                 let _ = w.tx.send(Err(make(written)));
                 n += 1;
@@ -122,14 +126,19 @@ impl PendingTable {
 
     /// Number of waiting requests.
     pub(crate) fn len(&self) -> usize {
-        self.map.len()
+        self.count.load(Ordering::Relaxed)
+    }
+
+    fn take_entry(&self, opaque: i32) -> Option<Waiter> {
+        let (_, w) = self.map.remove(&opaque)?;
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        Some(w)
     }
 
     /// Removes `opaque`, returning whether its frame had been written.
     fn remove(&self, opaque: i32) -> Option<bool> {
-        self.map
-            .remove(&opaque)
-            .map(|(_, w)| w.written.load(Ordering::Acquire))
+        self.take_entry(opaque)
+            .map(|w| w.written.load(Ordering::Acquire))
     }
 }
 
