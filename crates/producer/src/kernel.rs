@@ -44,8 +44,6 @@ pub(crate) struct Outgoing {
     pub(crate) properties: String,
     /// What [`SendResult::msg_id`] reports: the `UNIQ_KEY`, or the inner keys joined by `,`.
     pub(crate) msg_id: String,
-    /// The `UNIQ_KEY` of the message (of the batch wrapper for a batch).
-    pub(crate) uniq_key: String,
     /// `reconsumeTimes` / `maxReconsumeTimes` moved out of the properties of `%RETRY%` topics.
     pub(crate) reconsume_times: i32,
     pub(crate) max_reconsume_times: Option<i32>,
@@ -111,16 +109,19 @@ pub(crate) fn prepare_single(
         sys_flag,
         flag: msg.flag(),
         properties,
-        msg_id: uniq_key.clone(),
-        uniq_key,
+        msg_id: uniq_key,
         reconsume_times,
         max_reconsume_times,
     }
 }
 
-/// Prepares a batch (each message already validated): every inner message gets its `UNIQ_KEY`,
-/// the wrapper gets `WAIT` (from the first message) and its own `UNIQ_KEY`
-/// (`DefaultMQProducer.batch`). Never compressed.
+/// Prepares a batch (each message already validated): every inner message gets its `UNIQ_KEY`;
+/// the wrapper carries only `WAIT` (from the first message). Never compressed.
+///
+/// Unlike Java 5's `DefaultMQProducer.batch`, the wrapper gets no `UNIQ_KEY` of its own (as in
+/// Java 4.x): brokers append the wrapper's properties to every inner record
+/// (`MessageExtEncoder.encode(MessageExtBatch)`), so a wrapper id would replace every inner id and
+/// all messages of the batch would be stored under one id.
 ///
 /// # Errors
 /// The batch rules (same topic, same `WAIT`, no delay, not a retry topic, not empty).
@@ -134,8 +135,7 @@ pub(crate) fn prepare_batch(
         .collect();
     let body = encode_batch(msgs)?;
     let first = msgs.first().ok_or(rmq_common::batch::BatchError::Empty)?;
-    let uniq_key = next_id();
-    let mut wrapper = Properties::with_capacity(2);
+    let mut wrapper = Properties::with_capacity(1);
     wrapper.insert(
         property::WAIT,
         if first.wait_store_msg_ok() {
@@ -144,7 +144,6 @@ pub(crate) fn prepare_batch(
             "false"
         },
     );
-    wrapper.insert(property::UNIQ_KEY, uniq_key.clone());
     Ok(Outgoing {
         code: RequestCode::SEND_BATCH_MESSAGE,
         topic: first.topic().to_owned(),
@@ -154,7 +153,6 @@ pub(crate) fn prepare_batch(
         flag: 0,
         properties: wrapper.encode(),
         msg_id: inner_ids.join(","),
-        uniq_key,
         reconsume_times: 0,
         max_reconsume_times: None,
     })
@@ -219,10 +217,11 @@ pub(crate) fn process_response(
             source,
         }
     })?;
-    let msg_id = if out.is_batch() && header.batch_uniq_id.is_some() {
-        out.uniq_key.clone()
-    } else {
-        out.msg_id.clone()
+    // An "inner batch" (batch consume-queue topic) is stored as one message: the broker answers
+    // its id in `batchUniqId`.
+    let msg_id = match (&header.batch_uniq_id, out.is_batch()) {
+        (Some(id), true) => id.clone(),
+        _ => out.msg_id.clone(),
     };
     Ok(SendResult {
         status,

@@ -160,14 +160,13 @@ fn uniq_key_set_once_and_kept() {
     let first = prepare_single(&mut msg, &cfg(), &mut ids);
     let second = prepare_single(&mut msg, &cfg(), &mut ids);
     assert_eq!(
-        first.uniq_key, second.uniq_key,
+        first.msg_id, second.msg_id,
         "kept across attempts and re-sends"
     );
     assert_eq!(
         msg.property(property::UNIQ_KEY),
-        Some(first.uniq_key.as_str())
+        Some(first.msg_id.as_str())
     );
-    assert_eq!(first.msg_id, first.uniq_key);
 }
 
 #[test]
@@ -226,19 +225,17 @@ fn batch_is_never_compressed_and_reports_inner_ids() {
         .map(|m| m.property(property::UNIQ_KEY).expect("id"))
         .collect();
     assert_eq!(out.msg_id, inner.join(","));
-    assert!(
-        !inner.contains(&out.uniq_key.as_str()),
-        "the wrapper has its own id"
-    );
     let decoded = rmq_common::batch::decode_batch(out.body.clone()).expect("decodes");
     assert_eq!(decoded.len(), 3);
     assert_eq!(decoded[0].body().len(), 5000);
     let req = build_request(&out, &cfg(), &MessageQueue::new("T", "b", 1), 1);
     assert_eq!(req.ext_fields.get("m"), Some("true"));
+    // Brokers append the wrapper's properties to every record: only WAIT, so that each message
+    // keeps its own UNIQ_KEY.
     let wrapper = Properties::decode(req.ext_fields.get("i").expect("i"));
     assert_eq!(wrapper.get(property::WAIT), Some("true"));
-    assert_eq!(wrapper.get(property::UNIQ_KEY), Some(out.uniq_key.as_str()));
-    assert_eq!(wrapper.len(), 2);
+    assert_eq!(wrapper.get(property::UNIQ_KEY), None);
+    assert_eq!(wrapper.len(), 1);
 
     let mut empty: Vec<Message> = Vec::new();
     assert!(prepare_batch(&mut empty, &mut counter_ids()).is_err());
@@ -287,7 +284,7 @@ fn response_codes_map_like_process_send_response() {
         );
         assert_eq!(
             (r.queue_offset, r.msg_id.as_str()),
-            (42, out.uniq_key.as_str())
+            (42, out.msg_id.as_str())
         );
         assert_eq!(r.offset_msg_id, "7F00000100002A9F00000000004988BA");
         assert_eq!(r.transaction_id.as_deref(), Some("TX"));
@@ -313,7 +310,7 @@ fn response_codes_map_like_process_send_response() {
 }
 
 #[test]
-fn inner_batch_reports_the_wrapper_id() {
+fn inner_batch_reports_the_broker_batch_id() {
     let mut msgs = vec![Message::new("T", "a"), Message::new("T", "b")];
     let out = prepare_batch(&mut msgs, &mut counter_ids()).expect("batch");
     let mq = MessageQueue::new("T", "broker-a", 0);
@@ -325,6 +322,6 @@ fn inner_batch_reports_the_wrapper_id() {
     ext.push(("MSG_REGION", "eu-1"));
     let inner =
         process_response(&response(ResponseCode::SUCCESS, &ext), &out, &mq, "a").expect("ok");
-    assert_eq!(inner.msg_id, out.uniq_key);
+    assert_eq!(inner.msg_id, "B", "the broker's id of the inner batch");
     assert_eq!(inner.region_id, "eu-1");
 }
