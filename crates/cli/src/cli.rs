@@ -110,7 +110,8 @@ pub(crate) struct SendArgs {
     pub(crate) queue: Option<QueueArg>,
 
     /// Send deadline per message (route lookup and every attempt).
-    #[arg(long, default_value_t = 3000, value_name = "MS")]
+    #[arg(long, default_value_t = 3000, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub(crate) timeout_ms: u64,
 
     /// Producer group.
@@ -128,7 +129,8 @@ pub(crate) struct RouteArgs {
     pub(crate) topic: String,
 
     /// Deadline for the name server's answer.
-    #[arg(long, default_value_t = 3000, value_name = "MS")]
+    #[arg(long, default_value_t = 3000, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub(crate) timeout_ms: u64,
 }
 
@@ -194,7 +196,8 @@ pub(crate) struct BenchArgs {
     pub(crate) batch: u32,
 
     /// Send deadline per message.
-    #[arg(long, default_value_t = 3000, value_name = "MS")]
+    #[arg(long, default_value_t = 3000, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub(crate) timeout_ms: u64,
 
     /// Producer group.
@@ -309,6 +312,7 @@ mod tests {
             &["send", "--topic", "T", "--property", "novalue"],
             &["send", "--topic", "T", "--keys", ",,"],
             &["send", "--topic", "T", "--timeout-ms", "-1"],
+            &["send", "--topic", "T", "--timeout-ms", "0"],
         ];
         for args in bad {
             assert!(parse(args).is_err(), "{args:?} should be refused");

@@ -31,6 +31,15 @@ impl Fatal {
     }
 }
 
+/// A producer that did not start: bad settings (e.g. `--group`) are usage errors.
+pub(crate) fn producer_start(e: &rmq_producer::ProducerError) -> Fatal {
+    let message = format!("cannot start the producer: {}", crate::output::one_line(e));
+    match e {
+        rmq_producer::ProducerError::Config(_) => Fatal::usage(message),
+        _ => Fatal::failed(message),
+    }
+}
+
 fn one_line(s: String) -> String {
     if s.contains(['\n', '\r']) {
         s.split(['\n', '\r'])
@@ -59,5 +68,11 @@ mod tests {
         assert_eq!(f.to_string(), "rmq: error: cannot connect to 127.0.0.1:1");
         assert_eq!(f.code, exit::FAILED);
         assert_eq!(Fatal::usage("bad").code, exit::USAGE);
+        let config = rmq_producer::ProducerError::Config(rmq_producer::ConfigError::NoNameServer);
+        assert_eq!(producer_start(&config).code, exit::USAGE);
+        let stopped = rmq_producer::ProducerError::NotRunning {
+            unsent: rmq_producer::Unsent::none(),
+        };
+        assert_eq!(producer_start(&stopped).code, exit::FAILED);
     }
 }

@@ -16,7 +16,7 @@ use rmq_producer::{Producer, ProducerBuilder, SendResult};
 use crate::cli::{SendArgs, SendMode};
 use crate::fatal::Fatal;
 use crate::output::{
-    one_line, print_stdout, to_json, ErrorLine, OnewayLine, SendLine, Tally, ONEWAY_WRITTEN,
+    print_stdout, to_json, ErrorLine, OnewayLine, SendLine, Tally, ONEWAY_WRITTEN,
 };
 
 /// The body sent when neither `--body` nor `--body-file` is given.
@@ -46,7 +46,7 @@ pub(crate) async fn run(args: &SendArgs, namesrv: &str) -> Result<u8, Fatal> {
         .send_timeout(Duration::from_millis(args.timeout_ms))
         .start()
         .await
-        .map_err(|e| Fatal::failed(format!("cannot start the producer: {}", one_line(&e))))?;
+        .map_err(|e| crate::fatal::producer_start(&e))?;
     let mut tally = Tally::default();
     let queue = args
         .queue

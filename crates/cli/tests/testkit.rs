@@ -333,6 +333,15 @@ async fn usage_errors_exit_2_on_one_line() {
             "TAGS=x",
         ],
         &["bench", "--namesrv", "h:1", "--topic", "T"],
+        &[
+            "send",
+            "--namesrv",
+            "h:1",
+            "--topic",
+            "T",
+            "--group",
+            "DEFAULT_PRODUCER",
+        ],
     ] {
         let r = rmq_run(args).await;
         assert_eq!(r.code, Some(2), "{args:?}: {r:?}");

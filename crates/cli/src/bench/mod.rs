@@ -35,7 +35,7 @@ pub(crate) async fn command(args: &BenchArgs, namesrv: &str) -> Result<u8, Fatal
         .send_timeout(plan.send_timeout)
         .start()
         .await
-        .map_err(|e| Fatal::failed(format!("cannot start the producer: {}", one_line(&e))))?;
+        .map_err(|e| crate::fatal::producer_start(&e))?;
     let report = run(producer.clone(), &plan, |i| {
         eprintln!("rmq bench: {}", i.line())
     })
