@@ -53,7 +53,10 @@ fn send_request(st: SerializeType) -> RemotingCommand {
 fn codec(c: &mut Criterion) {
     let mut g = c.benchmark_group("codec");
     g.throughput(Throughput::Elements(1));
-    for (name, st) in [("json", SerializeType::Json), ("rocketmq", SerializeType::RocketMq)] {
+    for (name, st) in [
+        ("json", SerializeType::Json),
+        ("rocketmq", SerializeType::RocketMq),
+    ] {
         let req = send_request(st);
         let mut buf = BytesMut::with_capacity(1024);
         req.encode(&mut buf).expect("encodes");
@@ -84,7 +87,8 @@ fn codec(c: &mut Criterion) {
 /// The broker's answer to a send, as the server's processor builds it.
 fn send_response(req: &RemotingCommand) -> RemotingCommand {
     let mut resp = req.response_to(ResponseCode::SUCCESS, None);
-    resp.ext_fields.insert("msgId", "7F00000100002A9F00000000004988BA");
+    resp.ext_fields
+        .insert("msgId", "7F00000100002A9F00000000004988BA");
     resp.ext_fields.insert("queueId", "0");
     resp.ext_fields.insert("queueOffset", "42");
     resp
@@ -104,18 +108,31 @@ fn fixture() -> Fixture {
         .enable_all()
         .build()
         .expect("runtime");
-    let processor = |_: RequestContext, req: RemotingCommand| -> BoxFuture<'static, Option<RemotingCommand>> {
-        Box::pin(async move { Some(send_response(&req)) })
-    };
+    let processor =
+        |_: RequestContext, req: RemotingCommand| -> BoxFuture<'static, Option<RemotingCommand>> {
+            Box::pin(async move { Some(send_response(&req)) })
+        };
     let table = ProcessorTable::new().with(RequestCode::SEND_MESSAGE_V2, Arc::new(processor));
     let server = rt
-        .block_on(RemotingServer::bind("127.0.0.1:0", RemotingConfig::default(), table))
+        .block_on(RemotingServer::bind(
+            "127.0.0.1:0",
+            RemotingConfig::default(),
+            table,
+        ))
         .expect("bind");
     let addr = server.local_addr().to_string();
     let client = RemotingClient::new(RemotingConfig::default());
     let mut buf = BytesMut::new();
-    send_request(SerializeType::Json).encode(&mut buf).expect("encodes");
-    Fixture { rt, addr, client, frame: buf.freeze(), _server: server }
+    send_request(SerializeType::Json)
+        .encode(&mut buf)
+        .expect("encodes");
+    Fixture {
+        rt,
+        addr,
+        client,
+        frame: buf.freeze(),
+        _server: server,
+    }
 }
 
 /// Reads one whole frame (length prefix + rest), without decoding it.
@@ -133,8 +150,11 @@ fn rpc(c: &mut Criterion) {
         s
     })));
     // warm the client's connection
-    f.rt.block_on(f.client.invoke_sync(&f.addr, send_request(SerializeType::Json), TIMEOUT))
-        .expect("warm-up call");
+    f.rt.block_on(
+        f.client
+            .invoke_sync(&f.addr, send_request(SerializeType::Json), TIMEOUT),
+    )
+    .expect("warm-up call");
 
     let mut g = c.benchmark_group("rpc_1_caller");
     g.throughput(Throughput::Elements(1));
@@ -165,7 +185,10 @@ fn rpc(c: &mut Criterion) {
                     let req = send_request(SerializeType::Json);
                     let start = Instant::now();
                     for _ in 0..iters {
-                        client.invoke_sync(&addr, req.clone(), TIMEOUT).await.expect("reply");
+                        client
+                            .invoke_sync(&addr, req.clone(), TIMEOUT)
+                            .await
+                            .expect("reply");
                     }
                     start.elapsed()
                 })
@@ -190,7 +213,10 @@ fn rpc(c: &mut Criterion) {
                         tokio::spawn(async move {
                             let req = send_request(SerializeType::Json);
                             for _ in 0..per {
-                                client.invoke_sync(&addr, req.clone(), TIMEOUT).await.expect("reply");
+                                client
+                                    .invoke_sync(&addr, req.clone(), TIMEOUT)
+                                    .await
+                                    .expect("reply");
                             }
                         })
                     })
@@ -198,7 +224,9 @@ fn rpc(c: &mut Criterion) {
                 for t in tasks {
                     t.await.expect("task");
                 }
-                start.elapsed().mul_f64(iters as f64 / (per * CALLERS as u64) as f64)
+                start
+                    .elapsed()
+                    .mul_f64(iters as f64 / (per * CALLERS as u64) as f64)
             }
         });
     });
@@ -247,13 +275,23 @@ fn rpc(c: &mut Criterion) {
                     let start = Instant::now();
                     let mut sent = 0;
                     while sent < iters.min(PIPELINE as u64) {
-                        window.push_back(client.invoke_async(&addr, req.clone(), TIMEOUT).await.expect("accepted"));
+                        window.push_back(
+                            client
+                                .invoke_async(&addr, req.clone(), TIMEOUT)
+                                .await
+                                .expect("accepted"),
+                        );
                         sent += 1;
                     }
                     while let Some(oldest) = window.pop_front() {
                         oldest.await.expect("reply");
                         if sent < iters {
-                            window.push_back(client.invoke_async(&addr, req.clone(), TIMEOUT).await.expect("accepted"));
+                            window.push_back(
+                                client
+                                    .invoke_async(&addr, req.clone(), TIMEOUT)
+                                    .await
+                                    .expect("accepted"),
+                            );
                             sent += 1;
                         }
                     }
