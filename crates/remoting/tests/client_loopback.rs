@@ -128,7 +128,7 @@ async fn timed_out_calls_leave_no_entry() {
     assert_eq!(c.pending_len(), 1);
     drop(fut);
     assert_eq!(c.pending_len(), 0);
-    c.shutdown().await;
+    within(c.shutdown()).await;
     assert!(within(server).await.expect("server") >= 51);
 }
 
@@ -380,7 +380,7 @@ async fn overload_with_fail_policy() {
     let _c = within(c.invoke_async(&addr, request(CODE, "c"), t))
         .await
         .expect("accepted again");
-    c.shutdown().await;
+    within(c.shutdown()).await;
     drop(within(server).await);
 }
 
@@ -410,7 +410,7 @@ async fn overload_with_wait_policy_waits_then_gives_up() {
         "it waited for a permit"
     );
     drop(held);
-    c.shutdown().await;
+    within(c.shutdown()).await;
     drop(within(server).await);
 }
 

@@ -112,7 +112,7 @@ async fn processors_answer_in_both_serializations() {
             Some(" request type 4242 not supported")
         );
     }
-    s.shutdown().await;
+    within(s.shutdown()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,7 +128,7 @@ async fn a_panicking_processor_answers_system_error() {
         .await
         .expect("reply");
     assert_eq!(&resp.body[..], b"ok");
-    s.shutdown().await;
+    within(s.shutdown()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,7 +157,7 @@ async fn pause_refuses_new_connections_and_resume_accepts_again() {
         .await
         .expect("accepted again");
     assert_eq!(s.local_addr().to_string(), addr);
-    s.shutdown().await;
+    within(s.shutdown()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,7 +182,7 @@ async fn close_connections_fails_the_clients_waiters() {
     within(c.invoke_sync(&addr, request(ECHO, "again"), T))
         .await
         .expect("reply");
-    s.shutdown().await;
+    within(s.shutdown()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,7 +197,7 @@ async fn a_malformed_frame_makes_the_client_drop_the_connection() {
         "{err:?}"
     );
     assert_eq!(c.pending_len(), 0);
-    s.shutdown().await;
+    within(s.shutdown()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,7 +231,7 @@ async fn the_server_can_call_the_client() {
     within(conns[0].invoke_oneway(request(RequestCode::CHECK_TRANSACTION_STATE, ""), T))
         .await
         .expect("written");
-    s.shutdown().await;
+    within(s.shutdown()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,7 +24,9 @@ pub(crate) async fn within<F: Future>(f: F) -> F::Output {
 
 /// A listener on an ephemeral loopback port.
 pub(crate) async fn listener() -> (TcpListener, SocketAddr) {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let l = within(TcpListener::bind("127.0.0.1:0"))
+        .await
+        .expect("bind");
     let a = l.local_addr().expect("addr");
     (l, a)
 }
