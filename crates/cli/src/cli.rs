@@ -6,9 +6,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::args::{parse_keys, parse_property, parse_queue, Keys, QueueArg};
 
+/// The exit codes, shown after the help.
+const EXIT_CODES: &str =
+    "Exit codes: 0 every message succeeded; 1 a send failed and was certainly not \
+stored, or the command failed; 2 bad usage; 3 a send failed and may have been stored (a retry may \
+duplicate it).";
+
 /// Send to, inspect and benchmark Apache RocketMQ over the remoting protocol.
 #[derive(Debug, Parser)]
-#[command(name = "rmq", version, about, propagate_version = true)]
+#[command(name = "rmq", version, about, propagate_version = true, after_help = EXIT_CODES)]
 pub(crate) struct Cli {
     /// Tracing output on stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -23,10 +29,12 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Send messages and print one JSON line per result on stdout.
+    #[command(after_help = EXIT_CODES)]
     Send(SendArgs),
     /// Print a topic's route and publish info (queues, master addresses) as JSON.
     Route(RouteArgs),
     /// Measure throughput and latency; one JSON summary on stdout at the end.
+    #[command(after_help = EXIT_CODES)]
     Bench(BenchArgs),
     /// Run an in-memory name server and broker(s) on 127.0.0.1 until Ctrl-C.
     DevBroker(DevBrokerArgs),
