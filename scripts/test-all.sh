@@ -36,5 +36,11 @@ fi
 step "cargo test (unit, integration, interop, benches in test mode)"
 PROPTEST_CASES=${PROPTEST_CASES:-256} cargo test --workspace --all-targets --locked
 
+step "the main job: cargo run --example quickstart (embedded dev broker, then the real cluster)"
+env -u NAMESRV_ADDR cargo run --quiet --locked --example quickstart
+if [ -n "${NAMESRV_ADDR:-}" ]; then
+  cargo run --quiet --locked --example quickstart
+fi
+
 step "cargo test --doc"
 cargo test --workspace --doc --locked
