@@ -300,3 +300,54 @@ async fn back_pressure_bounds_sends_in_flight() {
     timeout(T, p.shutdown()).await.expect("shutdown");
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_sends_from_one_task_are_written_in_order() {
+    let c = timeout(T, MockCluster::start(1))
+        .await
+        .expect("in time")
+        .expect("cluster");
+    c.create_topic("Ordered", 1);
+    let p = timeout(
+        T,
+        Producer::builder("OrderGroup")
+            .name_server(c.namesrv_addr())
+            .start(),
+    )
+    .await
+    .expect("in time")
+    .expect("start");
+    let mut futures = Vec::new();
+    for i in 0..500 {
+        let msg = Message::new("Ordered", format!("{i}"));
+        futures.push(
+            timeout(T, p.send_async(msg))
+                .await
+                .expect("in time")
+                .expect("admitted"),
+        );
+    }
+    let mut offsets = Vec::new();
+    for f in futures {
+        offsets.push(
+            timeout(T, f)
+                .await
+                .expect("in time")
+                .expect("sent")
+                .queue_offset,
+        );
+    }
+    assert!(
+        offsets.windows(2).all(|w| w[0] < w[1]),
+        "queue offsets follow the send order"
+    );
+    let bodies: Vec<String> = c
+        .messages_of("Ordered")
+        .iter()
+        .map(|m| String::from_utf8_lossy(m.body()).into_owned())
+        .collect();
+    let expected: Vec<String> = (0..500).map(|i| i.to_string()).collect();
+    assert_eq!(bodies, expected);
+    timeout(T, p.shutdown()).await.expect("shutdown in time");
+    c.shutdown().await;
+}

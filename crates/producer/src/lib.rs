@@ -8,6 +8,7 @@
 //! when it certainly was not ([`ProducerError::into_message`]).
 #![warn(missing_docs)]
 
+mod async_send;
 mod backpressure;
 mod builder;
 mod config;
@@ -16,9 +17,11 @@ pub mod fault;
 mod heartbeat;
 mod identity;
 mod kernel;
+mod policy;
 mod producer;
 mod retry;
 mod select;
+mod send;
 mod send_future;
 mod send_result;
 

@@ -3,27 +3,20 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use rmq_common::{Message, MessageQueue};
 use rmq_nameserver_client::{RouteCache, TopicPublishInfo};
 use rmq_remoting::RemotingClient;
-use tokio::sync::{mpsc, oneshot, OnceCell};
+use tokio::sync::{mpsc, OnceCell};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tokio_util::task::TaskTracker;
-use tracing::{field::Empty, Instrument, Span};
 
-use crate::backpressure::{Backpressure, Permit};
+use crate::backpressure::Backpressure;
 use crate::config::ProducerConfig;
-use crate::error::{ProducerError, Unsent};
+use crate::error::ProducerError;
 use crate::fault::LatencyFaultTolerance;
-use crate::kernel::{prepare_batch, prepare_single, Outgoing};
-use crate::retry::{self, Job, Mode, Target};
-use crate::select::{QueueSelector, TopicCounters};
-use crate::send_future::SendFuture;
-use crate::send_result::SendResult;
+use crate::select::TopicCounters;
 use crate::{heartbeat, identity, ProducerBuilder};
 
 const RUNNING: u8 = 0;
@@ -93,14 +86,14 @@ pub(crate) struct Inner {
     new_brokers: mpsc::UnboundedSender<String>,
     state: AtomicU8,
     /// Sends in flight: a token per synchronous send, a task per asynchronous one.
-    sends: TaskTracker,
+    pub(crate) sends: TaskTracker,
     /// Heartbeat and route refresh.
     background: TaskTracker,
     pub(crate) stop_background: CancellationToken,
     /// Cancelled when shutdown stops waiting for in-flight sends.
     pub(crate) abort: CancellationToken,
-    flow: Option<Backpressure>,
-    runtime: tokio::runtime::Handle,
+    pub(crate) flow: Option<Backpressure>,
+    pub(crate) runtime: tokio::runtime::Handle,
     shutdown_done: OnceCell<()>,
 }
 
@@ -136,13 +129,13 @@ impl Inner {
         addrs
     }
 
-    fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         self.state.load(Ordering::SeqCst) == RUNNING
     }
 
     /// Registers a send in flight, or refuses it when not running. The token is taken before the
     /// state is read, so shutdown either sees the send or the send sees shutdown.
-    fn begin(&self) -> Option<TaskTrackerToken> {
+    pub(crate) fn begin(&self) -> Option<TaskTrackerToken> {
         let token = self.sends.token();
         self.is_running().then_some(token)
     }
@@ -209,7 +202,7 @@ impl Producer {
         })
     }
 
-    fn inner(&self) -> &Arc<Inner> {
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
         &self.handle.inner
     }
 
@@ -242,241 +235,6 @@ impl Producer {
             async_in_flight,
             async_bytes_in_flight,
             pending_requests: inner.remoting.pending_len(),
-        }
-    }
-
-    /// Sends `msg` and waits for the broker's answer, within the configured send timeout.
-    ///
-    /// # Errors
-    /// A [`ProducerError`]; [`ProducerError::maybe_stored`] tells whether the message may have
-    /// been stored, [`ProducerError::into_message`] hands it back when it certainly was not.
-    pub async fn send(&self, msg: Message) -> Result<SendResult, ProducerError> {
-        self.send_with_timeout(msg, self.inner().cfg.send_timeout)
-            .await
-    }
-
-    /// [`Producer::send`] with its own deadline (covering the route lookup and every attempt).
-    ///
-    /// # Errors
-    /// As [`Producer::send`].
-    pub async fn send_with_timeout(
-        &self,
-        msg: Message,
-        timeout: Duration,
-    ) -> Result<SendResult, ProducerError> {
-        let inner = self.inner();
-        let retries = inner.cfg.retries;
-        send_single(inner, msg, Target::Any, Mode::Reply, retries, timeout)
-            .await
-            .and_then(expect_result)
-    }
-
-    /// Sends `msg` once without waiting for an answer (resolves once written). No retry.
-    ///
-    /// # Errors
-    /// As [`Producer::send`], for the route lookup and the write.
-    pub async fn send_oneway(&self, msg: Message) -> Result<(), ProducerError> {
-        let inner = self.inner();
-        let timeout = inner.cfg.send_timeout;
-        send_single(inner, msg, Target::Any, Mode::Oneway, 0, timeout)
-            .await
-            .map(|_| ())
-    }
-
-    /// Sends `msg` to `queue` only. Retried (on that queue) only when certainly not stored.
-    ///
-    /// # Errors
-    /// [`ProducerError::QueueUnavailable`] when the queue's topic is not the message's; else as
-    /// [`Producer::send`].
-    pub async fn send_to_queue(
-        &self,
-        msg: Message,
-        queue: &MessageQueue,
-    ) -> Result<SendResult, ProducerError> {
-        if queue.topic != msg.topic() {
-            return Err(ProducerError::QueueUnavailable {
-                topic: msg.topic().to_owned(),
-                queue: queue.to_string(),
-                unsent: Unsent::one(msg),
-            });
-        }
-        let inner = self.inner();
-        let (retries, timeout) = (inner.cfg.retries, inner.cfg.send_timeout);
-        send_single(
-            inner,
-            msg,
-            Target::Queue(queue.clone()),
-            Mode::Reply,
-            retries,
-            timeout,
-        )
-        .await
-        .and_then(expect_result)
-    }
-
-    /// Sends `msg` to the queue `selector` picks among the topic's writable queues for `arg`
-    /// (ordered messages). The queue is never changed; retried on it only when certainly not
-    /// stored.
-    ///
-    /// # Errors
-    /// [`ProducerError::QueueUnavailable`] when the selector picks no valid index; else as
-    /// [`Producer::send`].
-    pub async fn send_with_selector<S, A>(
-        &self,
-        msg: Message,
-        selector: &S,
-        arg: &A,
-    ) -> Result<SendResult, ProducerError>
-    where
-        S: QueueSelector<A> + ?Sized,
-        A: ?Sized + Sync,
-    {
-        let inner = self.inner();
-        if !inner.is_running() {
-            return Err(ProducerError::not_running(Unsent::one(msg)));
-        }
-        let started = Instant::now();
-        let timeout = inner.cfg.send_timeout;
-        let info = match retry::publish_info(inner, msg.topic(), started, timeout).await {
-            Ok(info) => info,
-            Err(e) => return Err(e.with_unsent(Unsent::one(msg))),
-        };
-        let pick = selector.select(&info.queues, &msg, arg);
-        let Some(queue) = pick.and_then(|i| info.queues.get(i)) else {
-            return Err(ProducerError::QueueUnavailable {
-                topic: msg.topic().to_owned(),
-                queue: format!("selector index {pick:?} of {}", info.queues.len()),
-                unsent: Unsent::one(msg),
-            });
-        };
-        let target = Target::Queue(queue.clone());
-        let left = timeout.saturating_sub(started.elapsed());
-        send_single(inner, msg, target, Mode::Reply, inner.cfg.retries, left)
-            .await
-            .and_then(expect_result)
-    }
-
-    /// Sends `msgs` as one batch (`SEND_BATCH_MESSAGE`): one topic, same `WAIT`, no delay, never
-    /// compressed. Retried as [`Producer::send`].
-    ///
-    /// # Errors
-    /// [`ProducerError::InvalidBatch`] / [`ProducerError::InvalidMessage`] before anything is
-    /// sent; else as [`Producer::send`] ([`ProducerError::into_batch`] hands the batch back).
-    pub async fn send_batch(&self, mut msgs: Vec<Message>) -> Result<SendResult, ProducerError> {
-        let inner = self.inner();
-        let Some(_token) = inner.begin() else {
-            return Err(ProducerError::not_running(Unsent::batch(msgs)));
-        };
-        for m in &msgs {
-            if let Err(source) =
-                rmq_common::validate::validate_message(m, inner.cfg.max_message_size)
-            {
-                return Err(ProducerError::InvalidMessage {
-                    source,
-                    unsent: Unsent::batch(msgs),
-                });
-            }
-        }
-        let out = match prepare_batch(&mut msgs, &mut || identity::uniq_ids().next_id()) {
-            Ok(out) if out.body.len() > inner.cfg.max_message_size => {
-                let source = rmq_common::validate::ValidationError::BodyTooLarge {
-                    size: out.body.len(),
-                    max: inner.cfg.max_message_size,
-                };
-                return Err(ProducerError::InvalidMessage {
-                    source,
-                    unsent: Unsent::batch(msgs),
-                });
-            }
-            Ok(out) => out,
-            Err(source) => {
-                return Err(ProducerError::InvalidBatch {
-                    source,
-                    unsent: Unsent::batch(msgs),
-                })
-            }
-        };
-        let job = job(
-            out,
-            Target::Any,
-            Mode::Reply,
-            inner.cfg.retries,
-            inner.cfg.send_timeout,
-        );
-        run_job(inner, &job)
-            .await
-            .and_then(expect_result)
-            .map_err(|e| e.with_unsent(Unsent::batch(msgs)))
-    }
-
-    /// Starts an asynchronous send. Waits while the back-pressure bounds are reached, then
-    /// returns a [`SendFuture`] that resolves exactly once with the outcome (the send goes on even
-    /// if the future is dropped). Attempts and retries follow the same rules as
-    /// [`Producer::send`]; the deadline starts once the send is admitted.
-    ///
-    /// # Errors
-    /// [`ProducerError::InvalidMessage`] or [`ProducerError::NotRunning`], with the message.
-    pub async fn send_async(&self, msg: Message) -> Result<SendFuture, ProducerError> {
-        let inner = self.inner();
-        let (token, out, msg) = admit(inner, msg)?;
-        let permit = match &inner.flow {
-            None => None,
-            Some(flow) => {
-                let got = tokio::select! {
-                    biased;
-                    () = inner.abort.cancelled() => None,
-                    p = flow.acquire(out.size) => p,
-                };
-                match got {
-                    Some(p) => Some(p),
-                    None => return Err(ProducerError::not_running(Unsent::one(msg))),
-                }
-            }
-        };
-        if !inner.is_running() {
-            return Err(ProducerError::not_running(Unsent::one(msg)));
-        }
-        Ok(spawn_async(inner, token, out, msg, permit))
-    }
-
-    /// Starts an asynchronous send if the back-pressure bounds leave room, without waiting.
-    ///
-    /// # Errors
-    /// [`ProducerError::Overloaded`] (with the message) when full; else as
-    /// [`Producer::send_async`].
-    pub fn try_send_async(&self, msg: Message) -> Result<SendFuture, ProducerError> {
-        let inner = self.inner();
-        let (token, out, msg) = admit(inner, msg)?;
-        let permit = match &inner.flow {
-            None => None,
-            Some(flow) => match flow.try_acquire(out.size) {
-                Some(p) => Some(p),
-                None => {
-                    let (max_in_flight, max_bytes) = flow.limits();
-                    return Err(ProducerError::Overloaded {
-                        max_in_flight,
-                        max_bytes,
-                        unsent: Unsent::one(msg),
-                    });
-                }
-            },
-        };
-        Ok(spawn_async(inner, token, out, msg, permit))
-    }
-
-    /// [`Producer::send_async`] with a callback instead of a future: `callback` runs exactly
-    /// once, with the outcome or with the error that prevented the send.
-    pub async fn send_async_with_callback<F>(&self, msg: Message, callback: F)
-    where
-        F: FnOnce(Result<SendResult, ProducerError>) + Send + 'static,
-    {
-        match self.send_async(msg).await {
-            Err(e) => callback(Err(e)),
-            Ok(fut) => {
-                self.inner()
-                    .runtime
-                    .spawn(async move { callback(fut.await) });
-            }
         }
     }
 
@@ -525,133 +283,4 @@ async fn shutdown(inner: Arc<Inner>) {
     inner.remoting.shutdown().await;
     inner.state.store(STOPPED, Ordering::SeqCst);
     tracing::info!(client_id = %inner.client_id, brokers, unregistered, "producer stopped");
-}
-
-/// Validates and prepares one message for an asynchronous send.
-fn admit(
-    inner: &Inner,
-    mut msg: Message,
-) -> Result<(TaskTrackerToken, Outgoing, Message), ProducerError> {
-    let Some(token) = inner.begin() else {
-        return Err(ProducerError::not_running(Unsent::one(msg)));
-    };
-    if let Err(source) = rmq_common::validate::validate_message(&msg, inner.cfg.max_message_size) {
-        return Err(ProducerError::InvalidMessage {
-            source,
-            unsent: Unsent::one(msg),
-        });
-    }
-    let out = prepare_single(&mut msg, &inner.cfg, &mut || identity::uniq_ids().next_id());
-    Ok((token, out, msg))
-}
-
-/// Runs an admitted asynchronous send on its own task.
-fn spawn_async(
-    inner: &Arc<Inner>,
-    token: TaskTrackerToken,
-    out: Outgoing,
-    msg: Message,
-    permit: Option<Permit>,
-) -> SendFuture {
-    let (tx, rx) = oneshot::channel();
-    let job = job(
-        out,
-        Target::Any,
-        Mode::Reply,
-        inner.cfg.retries_async,
-        inner.cfg.send_timeout,
-    );
-    let task_inner = Arc::clone(inner);
-    inner.sends.spawn_on(
-        async move {
-            let outcome = run_job(&task_inner, &job)
-                .await
-                .and_then(expect_result)
-                .map_err(|e| e.with_unsent(Unsent::one(msg)));
-            drop(permit);
-            drop(token);
-            // The receiver may be gone (the caller dropped the future): the outcome is discarded.
-            let _ = tx.send(outcome);
-        },
-        &inner.runtime,
-    );
-    SendFuture::new(rx)
-}
-
-/// Validates, prepares and runs one message (sync, oneway, queue-pinned).
-async fn send_single(
-    inner: &Arc<Inner>,
-    mut msg: Message,
-    target: Target,
-    mode: Mode,
-    retries: u32,
-    timeout: Duration,
-) -> Result<Option<SendResult>, ProducerError> {
-    let Some(_token) = inner.begin() else {
-        return Err(ProducerError::not_running(Unsent::one(msg)));
-    };
-    if let Err(source) = rmq_common::validate::validate_message(&msg, inner.cfg.max_message_size) {
-        return Err(ProducerError::InvalidMessage {
-            source,
-            unsent: Unsent::one(msg),
-        });
-    }
-    let out = prepare_single(&mut msg, &inner.cfg, &mut || identity::uniq_ids().next_id());
-    let job = job(out, target, mode, retries, timeout);
-    run_job(inner, &job)
-        .await
-        .map_err(|e| e.with_unsent(Unsent::one(msg)))
-}
-
-fn job(out: Outgoing, target: Target, mode: Mode, retries: u32, timeout: Duration) -> Job {
-    Job {
-        out,
-        target,
-        mode,
-        retries,
-        started: Instant::now(),
-        timeout,
-    }
-}
-
-/// Looks the route up and runs the attempts, in one `send` span.
-async fn run_job(inner: &Inner, job: &Job) -> Result<Option<SendResult>, ProducerError> {
-    let span = tracing::info_span!(
-        "send",
-        topic = %job.out.topic,
-        attempts = Empty,
-        broker = Empty,
-        queue = Empty,
-        latency_ms = Empty,
-    );
-    async {
-        let outcome =
-            match retry::publish_info(inner, &job.out.topic, job.started, job.timeout).await {
-                Ok(info) => retry::run(inner, job, &info).await,
-                Err(e) => Err(e),
-            };
-        let span = Span::current();
-        span.record(
-            "latency_ms",
-            u64::try_from(job.started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        );
-        match &outcome {
-            Ok(Some(r)) => {
-                tracing::debug!(status = %r.status, offset_msg_id = %r.offset_msg_id, "sent")
-            }
-            Ok(None) => tracing::debug!("sent oneway"),
-            Err(e) => tracing::debug!(error = %e, maybe_stored = e.maybe_stored(), "send failed"),
-        }
-        outcome
-    }
-    .instrument(span)
-    .await
-}
-
-/// A reply-mode job always yields a result; `None` only comes from oneway jobs.
-fn expect_result(r: Option<SendResult>) -> Result<SendResult, ProducerError> {
-    r.ok_or(ProducerError::Cancelled {
-        maybe_stored: true,
-        unsent: Unsent::none(),
-    })
 }

@@ -1,27 +1,34 @@
-//! The send loop (Java's `sendDefaultImpl`, with its known flaws fixed).
+//! The send loop (Java's `sendDefaultImpl`, with its known flaws fixed), as a small state
+//! machine shared by synchronous and asynchronous sends:
 //!
 //! - One deadline per send covers the route lookup and every attempt.
 //! - Attempts = 1 + retries for sync **and** async sends (oneway: one attempt).
 //! - While another broker can still be tried, an attempt is capped (by default at the time left
 //!   divided by the brokers not yet tried), so one hung broker cannot eat the whole budget; with a
 //!   single broker, or on the last attempt, an attempt gets all the time left (as in Java).
-//! - Retry only when safe: transport errors (connect, timeout, connection lost) and the
-//!   configured broker codes; a short pause after `SYSTEM_BUSY`; a retry avoids the broker that
-//!   just failed.
+//! - Retry only when safe (see [`policy`](crate::policy)): transport errors and the configured
+//!   broker codes; a short pause after `SYSTEM_BUSY`; a retry avoids the broker that just failed.
 //! - Sends pinned to a queue (selector, `send_to_queue`) are never moved to another queue; they
 //!   are retried on the same queue only when the message was certainly not stored.
 //! - The fault table is updated after every attempt.
+//!
+//! The first attempt of an asynchronous send has two phases: [`SendState::launch`] resolves the
+//! broker and hands the request to the transport in the caller's task (so sends from one task
+//! are written in order and pipelined), [`SendState::finish`] awaits the answer on the send's
+//! task. Every other attempt runs in one call (`invoke_sync`).
 
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rmq_common::{MessageQueue, ResponseCode};
 use rmq_nameserver_client::{NameServerError, TopicPublishInfo};
-use rmq_remoting::RemotingError;
+use rmq_remoting::{RemotingCommand, RemotingError, ResponseFuture};
 use tracing::Span;
 
 use crate::error::{ProducerError, Unsent};
 use crate::kernel::{build_request, process_response, Outgoing};
+use crate::policy::{attempt_budget, fault_verdict, is_retryable, untried_brokers};
 use crate::producer::Inner;
 use crate::select::select_queue;
 use crate::send_result::SendResult;
@@ -57,22 +64,29 @@ pub(crate) struct Job {
     pub(crate) timeout: Duration,
 }
 
-impl Job {
-    fn deadline(&self) -> Instant {
-        self.started + self.timeout
-    }
+/// The outcome of a send: a result (`None` for oneway) or an error without the message (the
+/// caller hands it the message with [`ProducerError::with_unsent`]).
+pub(crate) type Outcome = Result<Option<SendResult>, ProducerError>;
+
+/// What comes next.
+#[derive(Debug)]
+pub(crate) enum Next {
+    /// Make an attempt to this queue within this budget.
+    Attempt(MessageQueue, Duration),
+    /// The send is over.
+    Done(Outcome),
 }
 
-/// Everything the loop learned, for the final error.
-#[derive(Debug, Default)]
-struct Tally {
-    attempts: u32,
-    brokers: Vec<String>,
-    maybe_stored: bool,
-    kept: Option<SendResult>,
+/// An attempt handed to the transport, or one that already ended.
+#[derive(Debug)]
+pub(crate) enum Launched {
+    /// Written (or queued for writing); the answer is awaited by [`SendState::finish`].
+    Waiting { fut: ResponseFuture, addr: String },
+    /// Already over (oneway written, or failed before being written).
+    Over(Outcome),
 }
 
-/// Looks the route up within the deadline.
+/// Looks the route up within the send's deadline.
 pub(crate) async fn publish_info(
     inner: &Inner,
     topic: &str,
@@ -112,264 +126,310 @@ pub(crate) async fn publish_info(
     }
 }
 
-/// Runs the attempts of `job` against the queues of `info`. `Ok(None)` for a oneway send.
-///
-/// The returned error carries no message; the caller hands it the message with
-/// [`ProducerError::with_unsent`], which keeps it only when certainly not stored.
-pub(crate) async fn run(
-    inner: &Inner,
-    job: &Job,
-    info: &TopicPublishInfo,
-) -> Result<Option<SendResult>, ProducerError> {
-    let cfg = &inner.cfg;
-    let total = match job.mode {
-        Mode::Oneway => 1,
-        Mode::Reply => job.retries.saturating_add(1),
-    };
-    let counter = inner.counters.get(&job.out.topic);
-    let mut tally = Tally::default();
-    let mut last_broker: Option<String> = None;
-    let mut last_err: Option<ProducerError> = None;
-    let span = Span::current();
-    while tally.attempts < total {
-        let now = Instant::now();
-        let left = job.deadline().saturating_duration_since(now);
-        if left.is_zero() {
-            return finish_timeout(job, tally, last_err);
+/// Everything the loop learned, for the final error.
+#[derive(Debug, Default)]
+struct Tally {
+    attempts: u32,
+    brokers: Vec<String>,
+    maybe_stored: bool,
+    kept: Option<SendResult>,
+}
+
+/// The state of one send across its attempts. Owns what it needs, so an asynchronous send can
+/// move it to its task after the first launch.
+#[derive(Debug)]
+pub(crate) struct SendState {
+    inner: Arc<Inner>,
+    job: Job,
+    info: Arc<TopicPublishInfo>,
+    counter: Arc<AtomicU32>,
+    total: u32,
+    tally: Tally,
+    last_broker: Option<String>,
+    last_err: Option<ProducerError>,
+    span: Span,
+}
+
+impl SendState {
+    /// A send of `job` over the queues of `info`, recording into `span`.
+    pub(crate) fn new(
+        inner: Arc<Inner>,
+        job: Job,
+        info: Arc<TopicPublishInfo>,
+        span: Span,
+    ) -> Self {
+        let total = match job.mode {
+            Mode::Oneway => 1,
+            Mode::Reply => job.retries.saturating_add(1),
+        };
+        let counter = inner.counters.get(&job.out.topic);
+        Self {
+            inner,
+            job,
+            info,
+            counter,
+            total,
+            tally: Tally::default(),
+            last_broker: None,
+            last_err: None,
+            span,
         }
-        let mq = match &job.target {
+    }
+
+    /// The next attempt's queue and budget, or the end of the send.
+    pub(crate) fn next(&mut self) -> Next {
+        if self.tally.attempts >= self.total {
+            return Next::Done(self.finish_exhausted());
+        }
+        let now = Instant::now();
+        let left = (self.job.started + self.job.timeout).saturating_duration_since(now);
+        if left.is_zero() {
+            return Next::Done(self.finish_timeout());
+        }
+        let mq = match &self.job.target {
             Target::Queue(q) => q.clone(),
             Target::Any => {
-                let faults = cfg.latency_fault_tolerance.then_some((&inner.faults, now));
-                match select_queue(&info.queues, &counter, last_broker.as_deref(), faults) {
+                let faults = self
+                    .inner
+                    .cfg
+                    .latency_fault_tolerance
+                    .then_some((&self.inner.faults, now));
+                match select_queue(
+                    &self.info.queues,
+                    &self.counter,
+                    self.last_broker.as_deref(),
+                    faults,
+                ) {
                     Some(q) => q.clone(),
-                    None => break,
+                    None => return Next::Done(self.finish_exhausted()),
                 }
             }
         };
-        tally.attempts += 1;
-        tally.brokers.push(mq.broker_name.clone());
-        span.record("attempts", tally.attempts);
-        span.record("broker", mq.broker_name.as_str());
-        span.record("queue", mq.queue_id);
-        let attempts_left = total - tally.attempts + 1;
-        let untried = match job.target {
+        let untried = match self.job.target {
             Target::Queue(_) => 1,
-            Target::Any => untried_brokers(&info.queues, &tally.brokers[..tally.brokers.len() - 1]),
+            Target::Any => untried_brokers(&self.info.queues, &self.tally.brokers),
         };
-        let budget = attempt_budget(left, attempts_left, untried, cfg.attempt_timeout);
-        let t0 = Instant::now();
-        let outcome = attempt(inner, job, info, &mq, budget).await;
-        let latency = t0.elapsed();
-        record_fault(inner, &mq.broker_name, latency, &outcome);
+        let attempts_left = self.total - self.tally.attempts;
+        let budget = attempt_budget(left, attempts_left, untried, self.inner.cfg.attempt_timeout);
+        self.tally.attempts += 1;
+        self.tally.brokers.push(mq.broker_name.clone());
+        self.span.record("attempts", self.tally.attempts);
+        self.span.record("broker", mq.broker_name.as_str());
+        self.span.record("queue", mq.queue_id);
+        Next::Attempt(mq, budget)
+    }
+
+    /// The broker address and the request of an attempt to `mq`.
+    fn request(&self, mq: &MessageQueue) -> Result<(String, RemotingCommand), ProducerError> {
+        let inner = &self.inner;
+        let Some(addr) = inner.broker_addr(&self.info, &mq.broker_name) else {
+            inner.routes.refresh_now(&self.job.out.topic);
+            return Err(ProducerError::BrokerNotFound {
+                broker: mq.broker_name.clone(),
+                unsent: Unsent::none(),
+            });
+        };
+        inner.note_broker(&addr);
+        let req = build_request(&self.job.out, &inner.cfg, mq, now_ms());
+        Ok((addr, req))
+    }
+
+    /// Phase 1: resolves the broker address and hands the request to the transport.
+    pub(crate) async fn launch(&self, mq: &MessageQueue, budget: Duration) -> Launched {
+        let (addr, req) = match self.request(mq) {
+            Ok(r) => r,
+            Err(e) => return Launched::Over(Err(e)),
+        };
+        let inner = &self.inner;
+        match self.job.mode {
+            Mode::Oneway => Launched::Over(self.oneway(mq, &addr, req, budget).await),
+            Mode::Reply => {
+                let accepted = tokio::select! {
+                    biased;
+                    () = inner.abort.cancelled() => return Launched::Over(Err(cancelled(false))),
+                    r = inner.remoting.invoke_async(&addr, req, budget) => r,
+                };
+                match accepted {
+                    Ok(fut) => Launched::Waiting { fut, addr },
+                    Err(e) => Launched::Over(Err(remoting_error(mq, e))),
+                }
+            }
+        }
+    }
+
+    /// A whole attempt in one call (the synchronous path: `invoke_sync`).
+    async fn attempt(&self, mq: &MessageQueue, budget: Duration) -> Outcome {
+        let (addr, req) = self.request(mq)?;
+        let inner = &self.inner;
+        match self.job.mode {
+            Mode::Oneway => self.oneway(mq, &addr, req, budget).await,
+            Mode::Reply => {
+                let resp = tokio::select! {
+                    biased;
+                    () = inner.abort.cancelled() => return Err(cancelled(true)),
+                    r = inner.remoting.invoke_sync(&addr, req, budget) => r,
+                };
+                let resp = resp.map_err(|e| remoting_error(mq, e))?;
+                process_response(&resp, &self.job.out, mq, &addr).map(Some)
+            }
+        }
+    }
+
+    async fn oneway(
+        &self,
+        mq: &MessageQueue,
+        addr: &str,
+        req: RemotingCommand,
+        budget: Duration,
+    ) -> Outcome {
+        let written = tokio::select! {
+            biased;
+            () = self.inner.abort.cancelled() => return Err(cancelled(true)),
+            r = self.inner.remoting.invoke_oneway(addr, req, budget) => r,
+        };
+        written.map(|()| None).map_err(|e| remoting_error(mq, e))
+    }
+
+    /// Phase 2: awaits the answer of a launched attempt to `mq`.
+    pub(crate) async fn finish(&self, mq: &MessageQueue, launched: Launched) -> Outcome {
+        match launched {
+            Launched::Over(outcome) => outcome,
+            Launched::Waiting { fut, addr } => {
+                let resp = tokio::select! {
+                    biased;
+                    () = self.inner.abort.cancelled() => return Err(cancelled(true)),
+                    r = fut => r,
+                };
+                match resp {
+                    Ok(resp) => process_response(&resp, &self.job.out, mq, &addr).map(Some),
+                    Err(source) => Err(remoting_error(mq, source)),
+                }
+            }
+        }
+    }
+
+    /// Records an attempt to `mq` that took `latency`; `Some` when the send is over, `None` when
+    /// another attempt follows (after the `SYSTEM_BUSY` pause, if any).
+    pub(crate) async fn settle(
+        &mut self,
+        mq: MessageQueue,
+        latency: Duration,
+        outcome: Outcome,
+    ) -> Option<Outcome> {
+        if let (true, Some((isolation, reachable))) = (
+            self.inner.cfg.latency_fault_tolerance,
+            fault_verdict(&outcome),
+        ) {
+            self.inner.faults.record(
+                &mq.broker_name,
+                latency,
+                isolation,
+                reachable,
+                Instant::now(),
+            );
+        }
+        let more = self.tally.attempts < self.total;
         match outcome {
             Ok(Some(result))
                 if !result.status.is_ok()
-                    && cfg.retry_another_broker_when_not_store_ok
-                    && matches!(job.target, Target::Any)
-                    && tally.attempts < total =>
+                    && self.inner.cfg.retry_another_broker_when_not_store_ok
+                    && matches!(self.job.target, Target::Any)
+                    && more =>
             {
                 tracing::debug!(status = %result.status, broker = %mq.broker_name, "stored but not OK: retrying on another broker");
-                tally.maybe_stored = true;
-                tally.kept = Some(result);
-                last_broker = Some(mq.broker_name);
+                self.tally.maybe_stored = true;
+                self.tally.kept = Some(result);
+                self.last_broker = Some(mq.broker_name);
+                None
             }
-            Ok(result) => return Ok(result),
+            Ok(result) => Some(Ok(result)),
             Err(err) => {
-                tally.maybe_stored |= err.maybe_stored();
-                let pinned = matches!(job.target, Target::Queue(_));
-                let retry = is_retryable(inner, &err) && !(pinned && err.maybe_stored());
-                tracing::debug!(error = %err, broker = %mq.broker_name, attempt = tally.attempts, retry, "send attempt failed");
+                self.tally.maybe_stored |= err.maybe_stored();
+                let pinned = matches!(self.job.target, Target::Queue(_));
+                let retry = is_retryable(&self.inner.cfg, &err) && !(pinned && err.maybe_stored());
+                tracing::debug!(error = %err, broker = %mq.broker_name, attempt = self.tally.attempts, retry, "send attempt failed");
                 if !retry {
-                    return finish_error(tally, err);
+                    return Some(self.finish_error(err));
                 }
-                if err.response_code() == Some(ResponseCode::SYSTEM_BUSY) && tally.attempts < total
-                {
-                    let left = job.deadline().saturating_duration_since(Instant::now());
-                    let pause = cfg.busy_backoff.min(left / 4);
+                if more && err.response_code() == Some(ResponseCode::SYSTEM_BUSY) {
+                    let left = (self.job.started + self.job.timeout)
+                        .saturating_duration_since(Instant::now());
+                    let pause = self.inner.cfg.busy_backoff.min(left / 4);
                     tokio::select! {
                         biased;
-                        () = inner.abort.cancelled() => return Err(cancelled(&tally)),
+                        () = self.inner.abort.cancelled() => return Some(Err(cancelled(self.tally.maybe_stored))),
                         () = tokio::time::sleep(pause) => {}
                     }
                 }
-                last_broker = Some(mq.broker_name);
-                last_err = Some(err);
+                self.last_broker = Some(mq.broker_name);
+                self.last_err = Some(err);
+                None
             }
         }
     }
-    match last_err {
-        Some(err) => finish_error(tally, err),
-        None => match tally.kept.take() {
-            Some(kept) => Ok(Some(kept)),
-            None => Err(ProducerError::NoRoute {
-                topic: job.out.topic.clone(),
-                source: None,
-                unsent: Unsent::none(),
-            }),
-        },
-    }
-}
 
-/// The time one attempt may take. Splitting the time only helps when another broker can be
-/// tried, so the divisor is the number of brokers not yet tried (this one included), at most the
-/// attempts left; a divisor of 1 (single broker, last attempt) gives all the time left. A
-/// configured cap replaces the split while another attempt is possible.
-pub(crate) fn attempt_budget(
-    left: Duration,
-    attempts_left: u32,
-    untried_brokers: u32,
-    cap: Option<Duration>,
-) -> Duration {
-    if attempts_left <= 1 {
-        return left;
-    }
-    match cap {
-        Some(cap) => cap.min(left),
-        None => left / attempts_left.min(untried_brokers).max(1),
-    }
-}
-
-/// Distinct brokers of `queues` (grouped by broker, as routes are) not in `tried`.
-fn untried_brokers(queues: &[MessageQueue], tried: &[String]) -> u32 {
-    let mut count = 0u32;
-    let mut last: Option<&str> = None;
-    for q in queues {
-        let name = q.broker_name.as_str();
-        if last != Some(name) {
-            last = Some(name);
-            if !tried.iter().any(|t| t == name) {
-                count = count.saturating_add(1);
+    /// Runs the remaining attempts to the end.
+    pub(crate) async fn run(mut self) -> Outcome {
+        loop {
+            let (mq, budget) = match self.next() {
+                Next::Done(outcome) => return outcome,
+                Next::Attempt(mq, budget) => (mq, budget),
+            };
+            let t0 = Instant::now();
+            let outcome = self.attempt(&mq, budget).await;
+            if let Some(outcome) = self.settle(mq, t0.elapsed(), outcome).await {
+                return outcome;
             }
         }
     }
-    count
-}
 
-/// One attempt: resolve the broker, send, read the answer.
-async fn attempt(
-    inner: &Inner,
-    job: &Job,
-    info: &TopicPublishInfo,
-    mq: &MessageQueue,
-    budget: Duration,
-) -> Result<Option<SendResult>, ProducerError> {
-    let Some(addr) = inner.broker_addr(info, &mq.broker_name) else {
-        inner.routes.refresh_now(&job.out.topic);
-        return Err(ProducerError::BrokerNotFound {
-            broker: mq.broker_name.clone(),
+    /// The end after the last attempt (or with no queue at all).
+    fn finish_exhausted(&mut self) -> Outcome {
+        match self.last_err.take() {
+            Some(err) => self.finish_error(err),
+            None => match self.tally.kept.take() {
+                Some(kept) => Ok(Some(kept)),
+                None => Err(ProducerError::NoRoute {
+                    topic: self.job.out.topic.clone(),
+                    source: None,
+                    unsent: Unsent::none(),
+                }),
+            },
+        }
+    }
+
+    /// The error after the loop: the error itself when it was the only attempt, else
+    /// [`ProducerError::RetriesExhausted`] carrying what every attempt risked. A non-OK result
+    /// kept by `retry_another_broker_when_not_store_ok` wins over a later failure (Java).
+    fn finish_error(&mut self, err: ProducerError) -> Outcome {
+        if let Some(kept) = self.tally.kept.take() {
+            return Ok(Some(kept));
+        }
+        if let ProducerError::Cancelled { maybe_stored, .. } = err {
+            return Err(cancelled(maybe_stored || self.tally.maybe_stored));
+        }
+        if self.tally.attempts <= 1 {
+            return Err(err);
+        }
+        Err(ProducerError::RetriesExhausted {
+            attempts: self.tally.attempts,
+            brokers: std::mem::take(&mut self.tally.brokers),
+            last: Box::new(err),
+            maybe_stored: self.tally.maybe_stored,
             unsent: Unsent::none(),
-        });
-    };
-    inner.note_broker(&addr);
-    let req = build_request(&job.out, &inner.cfg, mq, now_ms());
-    let remoting_err = |source: RemotingError| ProducerError::Remoting {
-        broker: mq.broker_name.clone(),
-        source,
-        unsent: Unsent::none(),
-    };
-    match job.mode {
-        Mode::Oneway => {
-            let sent = tokio::select! {
-                biased;
-                () = inner.abort.cancelled() => return Err(ProducerError::Cancelled { maybe_stored: true, unsent: Unsent::none() }),
-                r = inner.remoting.invoke_oneway(&addr, req, budget) => r,
-            };
-            sent.map(|()| None).map_err(remoting_err)
+        })
+    }
+
+    fn finish_timeout(&mut self) -> Outcome {
+        if let Some(kept) = self.tally.kept.take() {
+            return Ok(Some(kept));
         }
-        Mode::Reply => {
-            let resp = tokio::select! {
-                biased;
-                () = inner.abort.cancelled() => return Err(ProducerError::Cancelled { maybe_stored: true, unsent: Unsent::none() }),
-                r = inner.remoting.invoke_sync(&addr, req, budget) => r,
-            };
-            let resp = resp.map_err(remoting_err)?;
-            process_response(&resp, &job.out, mq, &addr).map(Some)
-        }
+        Err(timeout_error(
+            self.job.timeout,
+            &self.tally,
+            self.last_err.take(),
+        ))
     }
-}
-
-/// Java's fault bookkeeping (5.1.4+, no detector): success `(latency, false, true)`, broker
-/// refusal `(latency, true, false)`, transport failure `(latency, true, true)`. Local conditions
-/// (overload, shutdown, cancellation, unknown broker) isolate nothing.
-fn record_fault(
-    inner: &Inner,
-    broker: &str,
-    latency: Duration,
-    outcome: &Result<Option<SendResult>, ProducerError>,
-) {
-    if !inner.cfg.latency_fault_tolerance {
-        return;
-    }
-    let (isolation, reachable) = match outcome {
-        Ok(_) | Err(ProducerError::InvalidResponse { .. }) => (false, true),
-        Err(ProducerError::Broker { .. }) => (true, false),
-        Err(ProducerError::Remoting { source, .. }) if is_transport_failure(source) => (true, true),
-        Err(_) => return,
-    };
-    inner
-        .faults
-        .record(broker, latency, isolation, reachable, Instant::now());
-}
-
-/// Connect, timeout, connection lost, undecodable frame: the broker or the path to it failed.
-fn is_transport_failure(err: &RemotingError) -> bool {
-    err.is_timeout()
-        || err.is_connection()
-        || matches!(
-            err,
-            RemotingError::Connect { .. }
-                | RemotingError::ConnectTimeout { .. }
-                | RemotingError::Decode(_)
-        )
-}
-
-/// Whether another attempt may follow `err`.
-fn is_retryable(inner: &Inner, err: &ProducerError) -> bool {
-    match err {
-        ProducerError::Broker { code, .. } => inner.cfg.is_retryable_code(*code),
-        ProducerError::Remoting { source, .. } => {
-            is_transport_failure(source) || matches!(source, RemotingError::Overloaded { .. })
-        }
-        ProducerError::BrokerNotFound { .. } => true,
-        _ => false,
-    }
-}
-
-/// The error after the loop: the error itself when it was the only attempt, else
-/// [`ProducerError::RetriesExhausted`] carrying what every attempt risked. A non-OK result kept
-/// by `retry_another_broker_when_not_store_ok` wins over a later failure (Java).
-fn finish_error(mut tally: Tally, err: ProducerError) -> Result<Option<SendResult>, ProducerError> {
-    if let Some(kept) = tally.kept.take() {
-        return Ok(Some(kept));
-    }
-    if let ProducerError::Cancelled { maybe_stored, .. } = err {
-        return Err(ProducerError::Cancelled {
-            maybe_stored: maybe_stored || tally.maybe_stored,
-            unsent: Unsent::none(),
-        });
-    }
-    if tally.attempts <= 1 {
-        return Err(err);
-    }
-    Err(ProducerError::RetriesExhausted {
-        attempts: tally.attempts,
-        brokers: tally.brokers,
-        last: Box::new(err),
-        maybe_stored: tally.maybe_stored,
-        unsent: Unsent::none(),
-    })
-}
-
-fn finish_timeout(
-    job: &Job,
-    mut tally: Tally,
-    last: Option<ProducerError>,
-) -> Result<Option<SendResult>, ProducerError> {
-    if let Some(kept) = tally.kept.take() {
-        return Ok(Some(kept));
-    }
-    Err(timeout_error(job.timeout, &tally, last))
 }
 
 fn timeout_error(after: Duration, tally: &Tally, last: Option<ProducerError>) -> ProducerError {
@@ -382,9 +442,17 @@ fn timeout_error(after: Duration, tally: &Tally, last: Option<ProducerError>) ->
     }
 }
 
-fn cancelled(tally: &Tally) -> ProducerError {
+fn remoting_error(mq: &MessageQueue, source: RemotingError) -> ProducerError {
+    ProducerError::Remoting {
+        broker: mq.broker_name.clone(),
+        source,
+        unsent: Unsent::none(),
+    }
+}
+
+fn cancelled(maybe_stored: bool) -> ProducerError {
     ProducerError::Cancelled {
-        maybe_stored: tally.maybe_stored,
+        maybe_stored,
         unsent: Unsent::none(),
     }
 }
@@ -394,50 +462,4 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn budget_splits_over_untried_brokers_until_the_last_attempt() {
-        let s = Duration::from_secs;
-        let ms = Duration::from_millis;
-        // (left, attempts left, untried brokers, cap) -> budget
-        let cases = [
-            (s(3), 3, 2, None, ms(1500)),
-            (s(3), 3, 3, None, s(1)),
-            (s(3), 3, 5, None, s(1)),
-            (s(3), 3, 1, None, s(3)),
-            (s(3), 3, 0, None, s(3)),
-            (ms(1500), 2, 1, None, ms(1500)),
-            (s(2), 1, 2, None, s(2)),
-            (s(3), 3, 2, Some(ms(500)), ms(500)),
-            (ms(200), 3, 2, Some(s(1)), ms(200)),
-            (s(3), 1, 2, Some(s(1)), s(3)),
-        ];
-        for (left, attempts, untried, cap, want) in cases {
-            assert_eq!(
-                attempt_budget(left, attempts, untried, cap),
-                want,
-                "{left:?} {attempts} {untried} {cap:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn untried_counts_distinct_brokers() {
-        let qs: Vec<MessageQueue> = [("a", 0), ("a", 1), ("b", 0), ("c", 0), ("c", 1)]
-            .iter()
-            .map(|(b, i)| MessageQueue::new("T", *b, *i))
-            .collect();
-        assert_eq!(untried_brokers(&qs, &[]), 3);
-        assert_eq!(untried_brokers(&qs, &["a".to_owned()]), 2);
-        assert_eq!(
-            untried_brokers(&qs, &["a".to_owned(), "c".to_owned(), "b".to_owned()]),
-            0
-        );
-        assert_eq!(untried_brokers(&[], &[]), 0);
-    }
 }

@@ -1,0 +1,253 @@
+//! Asynchronous sends: admitted under back-pressure, then resolved exactly once through a
+//! [`SendFuture`] or a callback.
+//!
+//! `send_async` runs the first phase of the first attempt in the caller's task (route lookup,
+//! queue choice, handing the request to the transport), so the sends of one task are written in
+//! order and pipelined on the connection; a spawned task awaits the answer and runs any retries.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rmq_common::validate::validate_message;
+use rmq_common::{Message, MessageQueue};
+use tokio::sync::oneshot;
+use tokio_util::task::task_tracker::TaskTrackerToken;
+use tracing::{Instrument, Span};
+
+use crate::backpressure::Permit;
+use crate::error::{ProducerError, Unsent};
+use crate::kernel::{prepare_single, Outgoing};
+use crate::producer::Inner;
+use crate::retry::{self, Launched, Mode, Next, Outcome, SendState, Target};
+use crate::send::{expect_result, job, log_outcome, send_span};
+use crate::send_future::SendFuture;
+use crate::send_result::SendResult;
+use crate::{identity, Producer};
+
+/// An admitted asynchronous send's registrations and message, released when it resolves.
+struct Admitted {
+    token: TaskTrackerToken,
+    permit: Option<Permit>,
+    msg: Message,
+    started: Instant,
+}
+
+/// Where the first attempt stands when the task takes over.
+enum First {
+    /// Nothing done yet (`try_send_async`): the task does it all.
+    NotStarted(Outgoing),
+    /// The send ended before any answer was awaited (route error, nothing to try).
+    Over(Outcome),
+    /// The first attempt was handed to the transport (or failed doing so).
+    Launched(Box<(SendState, MessageQueue, Instant, Launched)>),
+}
+
+impl Producer {
+    /// Starts an asynchronous send. Waits while the back-pressure bounds are reached, hands the
+    /// first attempt to the transport, and returns a [`SendFuture`] that resolves exactly once
+    /// with the outcome (the send goes on even if the future is dropped). Attempts and retries
+    /// follow the same rules as [`Producer::send`]; the deadline starts once the send is
+    /// admitted. Sends started one after the other from one task are written in that order.
+    ///
+    /// # Errors
+    /// [`ProducerError::InvalidMessage`] or [`ProducerError::NotRunning`], with the message.
+    pub async fn send_async(&self, msg: Message) -> Result<SendFuture, ProducerError> {
+        let (tx, rx) = oneshot::channel();
+        self.start_async(msg, move |outcome| {
+            // The receiver may be gone (the caller dropped the future): the outcome is discarded.
+            let _ = tx.send(outcome);
+        })
+        .await?;
+        Ok(SendFuture::new(rx))
+    }
+
+    /// [`Producer::send_async`] with a callback instead of a future: `callback` runs exactly
+    /// once, with the outcome or with the error that prevented the send.
+    pub async fn send_async_with_callback<F>(&self, msg: Message, callback: F)
+    where
+        F: FnOnce(Result<SendResult, ProducerError>) + Send + 'static,
+    {
+        let deliver = std::sync::Mutex::new(Some(callback));
+        let deliver = Arc::new(deliver);
+        let in_task = Arc::clone(&deliver);
+        let started = self
+            .start_async(msg, move |outcome| {
+                if let Some(cb) = in_task.lock().ok().and_then(|mut c| c.take()) {
+                    cb(outcome);
+                }
+            })
+            .await;
+        if let Err(e) = started {
+            if let Some(cb) = deliver.lock().ok().and_then(|mut c| c.take()) {
+                cb(Err(e));
+            }
+        }
+    }
+
+    /// Starts an asynchronous send if the back-pressure bounds leave room, without waiting.
+    /// Everything else happens on the send's task.
+    ///
+    /// # Errors
+    /// [`ProducerError::Overloaded`] (with the message) when full; else as
+    /// [`Producer::send_async`].
+    pub fn try_send_async(&self, msg: Message) -> Result<SendFuture, ProducerError> {
+        let inner = self.inner();
+        let (token, out, msg) = admit(inner, msg)?;
+        let permit = match &inner.flow {
+            None => None,
+            Some(flow) => match flow.try_acquire(out.size) {
+                Some(p) => Some(p),
+                None => {
+                    let (max_in_flight, max_bytes) = flow.limits();
+                    return Err(ProducerError::Overloaded {
+                        max_in_flight,
+                        max_bytes,
+                        unsent: Unsent::one(msg),
+                    });
+                }
+            },
+        };
+        let (tx, rx) = oneshot::channel();
+        let span = send_span(&out.topic);
+        let admitted = Admitted {
+            token,
+            permit,
+            msg,
+            started: Instant::now(),
+        };
+        spawn(
+            inner,
+            admitted,
+            First::NotStarted(out),
+            span,
+            move |outcome| {
+                let _ = tx.send(outcome);
+            },
+        );
+        Ok(SendFuture::new(rx))
+    }
+
+    /// Admission (waiting for room), first launch in the caller, then the task.
+    async fn start_async<D>(&self, msg: Message, deliver: D) -> Result<(), ProducerError>
+    where
+        D: FnOnce(Result<SendResult, ProducerError>) + Send + 'static,
+    {
+        let inner = self.inner();
+        let (token, out, msg) = admit(inner, msg)?;
+        let permit = match &inner.flow {
+            None => None,
+            Some(flow) => {
+                let got = tokio::select! {
+                    biased;
+                    () = inner.abort.cancelled() => None,
+                    p = flow.acquire(out.size) => p,
+                };
+                match got {
+                    Some(p) => Some(p),
+                    None => return Err(ProducerError::not_running(Unsent::one(msg))),
+                }
+            }
+        };
+        if !inner.is_running() {
+            return Err(ProducerError::not_running(Unsent::one(msg)));
+        }
+        let span = send_span(&out.topic);
+        let admitted = Admitted {
+            token,
+            permit,
+            msg,
+            started: Instant::now(),
+        };
+        let first = launch_first(inner, out).instrument(span.clone()).await;
+        spawn(inner, admitted, first, span, deliver);
+        Ok(())
+    }
+}
+
+/// Validates and prepares one message for an asynchronous send, registering it as in flight.
+fn admit(
+    inner: &Inner,
+    mut msg: Message,
+) -> Result<(TaskTrackerToken, Outgoing, Message), ProducerError> {
+    let Some(token) = inner.begin() else {
+        return Err(ProducerError::not_running(Unsent::one(msg)));
+    };
+    if let Err(source) = validate_message(&msg, inner.cfg.max_message_size) {
+        return Err(ProducerError::InvalidMessage {
+            source,
+            unsent: Unsent::one(msg),
+        });
+    }
+    let out = prepare_single(&mut msg, &inner.cfg, &mut || identity::uniq_ids().next_id());
+    Ok((token, out, msg))
+}
+
+/// The caller's part: route lookup, queue choice, handing the first attempt to the transport.
+async fn launch_first(inner: &Arc<Inner>, out: Outgoing) -> First {
+    let (retries, timeout) = (inner.cfg.retries_async, inner.cfg.send_timeout);
+    let job = job(out, Target::Any, Mode::Reply, retries, timeout);
+    let info = match retry::publish_info(inner, &job.out.topic, job.started, job.timeout).await {
+        Ok(info) => info,
+        Err(e) => return First::Over(Err(e)),
+    };
+    let mut state = SendState::new(Arc::clone(inner), job, info, Span::current());
+    match state.next() {
+        Next::Done(outcome) => First::Over(outcome),
+        Next::Attempt(mq, budget) => {
+            let t0 = Instant::now();
+            let launched = state.launch(&mq, budget).await;
+            First::Launched(Box::new((state, mq, t0, launched)))
+        }
+    }
+}
+
+/// The task's part: await the first answer, run the remaining attempts, deliver exactly once,
+/// then release the send's registrations.
+fn spawn<D>(inner: &Arc<Inner>, admitted: Admitted, first: First, span: Span, deliver: D)
+where
+    D: FnOnce(Result<SendResult, ProducerError>) + Send + 'static,
+{
+    let task_inner = Arc::clone(inner);
+    let task = async move {
+        let first = match first {
+            First::NotStarted(out) => {
+                launch_first(&task_inner, out)
+                    .instrument(span.clone())
+                    .await
+            }
+            other => other,
+        };
+        let outcome = complete(first).instrument(span.clone()).await;
+        log_outcome(&span, admitted.started, &outcome);
+        let Admitted {
+            token, permit, msg, ..
+        } = admitted;
+        deliver(
+            outcome
+                .and_then(expect_result)
+                .map_err(|e| e.with_unsent(Unsent::one(msg))),
+        );
+        drop(permit);
+        drop(token);
+    };
+    inner.sends.spawn_on(task, &inner.runtime);
+}
+
+/// Awaits the first attempt and runs the rest.
+async fn complete(first: First) -> Outcome {
+    match first {
+        First::NotStarted(_) => Err(ProducerError::Cancelled {
+            maybe_stored: false,
+            unsent: Unsent::none(),
+        }),
+        First::Over(outcome) => outcome,
+        First::Launched(boxed) => {
+            let (mut state, mq, t0, launched) = *boxed;
+            let outcome = state.finish(&mq, launched).await;
+            match state.settle(mq, t0.elapsed(), outcome).await {
+                Some(outcome) => outcome,
+                None => state.run().await,
+            }
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The rules of the retry loop, as pure functions: how long an attempt may take, which failures
+//! are retried, and what a failure does to the fault table.
+
+use std::time::Duration;
+
+use rmq_common::MessageQueue;
+use rmq_remoting::RemotingError;
+
+use crate::config::ProducerConfig;
+use crate::error::ProducerError;
+use crate::send_result::SendResult;
+
+/// The time one attempt may take. Splitting the time only helps when another broker can be
+/// tried, so the divisor is the number of brokers not yet tried (this one included), at most the
+/// attempts left; a divisor of 1 (single broker, last attempt) gives all the time left. A
+/// configured cap replaces the split while another attempt is possible.
+pub(crate) fn attempt_budget(
+    left: Duration,
+    attempts_left: u32,
+    untried_brokers: u32,
+    cap: Option<Duration>,
+) -> Duration {
+    if attempts_left <= 1 {
+        return left;
+    }
+    match cap {
+        Some(cap) => cap.min(left),
+        None => left / attempts_left.min(untried_brokers).max(1),
+    }
+}
+
+/// Distinct brokers of `queues` (grouped by broker, as routes are) not in `tried`.
+pub(crate) fn untried_brokers(queues: &[MessageQueue], tried: &[String]) -> u32 {
+    let mut count = 0u32;
+    let mut last: Option<&str> = None;
+    for q in queues {
+        let name = q.broker_name.as_str();
+        if last != Some(name) {
+            last = Some(name);
+            if !tried.iter().any(|t| t == name) {
+                count = count.saturating_add(1);
+            }
+        }
+    }
+    count
+}
+
+/// Connect, timeout, connection lost, undecodable frame: the broker or the path to it failed.
+pub(crate) fn is_transport_failure(err: &RemotingError) -> bool {
+    err.is_timeout()
+        || err.is_connection()
+        || matches!(
+            err,
+            RemotingError::Connect { .. }
+                | RemotingError::ConnectTimeout { .. }
+                | RemotingError::Decode(_)
+        )
+}
+
+/// Whether another attempt may follow `err`: transport failures, local transport overload, an
+/// unknown broker address, and the configured broker codes.
+pub(crate) fn is_retryable(cfg: &ProducerConfig, err: &ProducerError) -> bool {
+    match err {
+        ProducerError::Broker { code, .. } => cfg.is_retryable_code(*code),
+        ProducerError::Remoting { source, .. } => {
+            is_transport_failure(source) || matches!(source, RemotingError::Overloaded { .. })
+        }
+        ProducerError::BrokerNotFound { .. } => true,
+        _ => false,
+    }
+}
+
+/// Java's fault bookkeeping (5.1.4+, no detector) as `(isolation, reachable)`: success
+/// `(false, true)`, broker refusal `(true, false)`, transport failure `(true, true)`. Local
+/// conditions (overload, shutdown, cancellation, unknown broker) record nothing.
+pub(crate) fn fault_verdict(
+    outcome: &Result<Option<SendResult>, ProducerError>,
+) -> Option<(bool, bool)> {
+    match outcome {
+        Ok(_) | Err(ProducerError::InvalidResponse { .. }) => Some((false, true)),
+        Err(ProducerError::Broker { .. }) => Some((true, false)),
+        Err(ProducerError::Remoting { source, .. }) if is_transport_failure(source) => {
+            Some((true, true))
+        }
+        Err(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rmq_common::ResponseCode;
+
+    use super::*;
+    use crate::error::Unsent;
+
+    #[test]
+    fn budget_splits_over_untried_brokers_until_the_last_attempt() {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        // (left, attempts left, untried brokers, cap) -> budget
+        let cases = [
+            (s(3), 3, 2, None, ms(1500)),
+            (s(3), 3, 3, None, s(1)),
+            (s(3), 3, 5, None, s(1)),
+            (s(3), 3, 1, None, s(3)),
+            (s(3), 3, 0, None, s(3)),
+            (ms(1500), 2, 1, None, ms(1500)),
+            (s(2), 1, 2, None, s(2)),
+            (s(3), 3, 2, Some(ms(500)), ms(500)),
+            (ms(200), 3, 2, Some(s(1)), ms(200)),
+            (s(3), 1, 2, Some(s(1)), s(3)),
+        ];
+        for (left, attempts, untried, cap, want) in cases {
+            assert_eq!(
+                attempt_budget(left, attempts, untried, cap),
+                want,
+                "{left:?} {attempts} {untried} {cap:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn untried_counts_distinct_brokers() {
+        let qs: Vec<MessageQueue> = [("a", 0), ("a", 1), ("b", 0), ("c", 0), ("c", 1)]
+            .iter()
+            .map(|(b, i)| MessageQueue::new("T", *b, *i))
+            .collect();
+        assert_eq!(untried_brokers(&qs, &[]), 3);
+        assert_eq!(untried_brokers(&qs, &["a".to_owned()]), 2);
+        let all = ["a".to_owned(), "c".to_owned(), "b".to_owned()];
+        assert_eq!(untried_brokers(&qs, &all), 0);
+        assert_eq!(untried_brokers(&[], &[]), 0);
+    }
+
+    fn broker(code: ResponseCode) -> ProducerError {
+        ProducerError::Broker {
+            code,
+            remark: None,
+            broker: "b".into(),
+            addr: "a".into(),
+            unsent: Unsent::none(),
+        }
+    }
+
+    fn remoting(source: RemotingError) -> ProducerError {
+        ProducerError::Remoting {
+            broker: "b".into(),
+            source,
+            unsent: Unsent::none(),
+        }
+    }
+
+    #[test]
+    fn retry_and_fault_tables() {
+        let cfg = ProducerConfig::new("pg");
+        let timeout = || RemotingError::Timeout {
+            addr: "a".into(),
+            opaque: 1,
+            after: Duration::from_secs(1),
+            written: true,
+        };
+        let closed = || RemotingError::ConnectionClosed {
+            addr: "a".into(),
+            written: false,
+        };
+        let refused = || RemotingError::Connect {
+            addr: "a".into(),
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        // (error, retryable, fault verdict)
+        type Case = (ProducerError, bool, Option<(bool, bool)>);
+        let cases: Vec<Case> = vec![
+            (broker(ResponseCode::SYSTEM_BUSY), true, Some((true, false))),
+            (
+                broker(ResponseCode::TOPIC_NOT_EXIST),
+                true,
+                Some((true, false)),
+            ),
+            (
+                broker(ResponseCode::MESSAGE_ILLEGAL),
+                false,
+                Some((true, false)),
+            ),
+            (remoting(timeout()), true, Some((true, true))),
+            (remoting(closed()), true, Some((true, true))),
+            (remoting(refused()), true, Some((true, true))),
+            (
+                remoting(RemotingError::Overloaded { addr: "a".into() }),
+                true,
+                None,
+            ),
+            (remoting(RemotingError::Shutdown), false, None),
+            (
+                remoting(RemotingError::FrameTooLarge { len: 1, max: 0 }),
+                false,
+                None,
+            ),
+            (
+                ProducerError::BrokerNotFound {
+                    broker: "b".into(),
+                    unsent: Unsent::none(),
+                },
+                true,
+                None,
+            ),
+            (
+                ProducerError::Cancelled {
+                    maybe_stored: true,
+                    unsent: Unsent::none(),
+                },
+                false,
+                None,
+            ),
+        ];
+        for (err, retry, verdict) in cases {
+            assert_eq!(is_retryable(&cfg, &err), retry, "{err}");
+            let outcome = Err(err);
+            assert_eq!(fault_verdict(&outcome), verdict, "{outcome:?}");
+        }
+        assert_eq!(fault_verdict(&Ok(None)), Some((false, true)));
+    }
+}
