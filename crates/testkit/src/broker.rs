@@ -211,13 +211,14 @@ async fn process(
     ctx: &RequestContext,
     req: RemotingCommand,
 ) -> Option<RemotingCommand> {
+    let arrival = faults.arrival();
     *lock(&shared.requests).entry(req.code).or_insert(0) += 1;
     let code = req.request_code();
     let is_send = matches!(
         code,
         RequestCode::SEND_MESSAGE | RequestCode::SEND_MESSAGE_V2 | RequestCode::SEND_BATCH_MESSAGE
     );
-    let scripted = match faults.gate(ctx, is_send).await {
+    let scripted = match faults.gate(arrival, ctx, is_send).await {
         Gate::Done => return None,
         Gate::Proceed(scripted) => scripted,
     };

@@ -89,14 +89,6 @@ impl Faults {
         *self.lock() = State::default();
     }
 
-    pub(crate) fn delay(&self) -> Duration {
-        self.lock().delay
-    }
-
-    pub(crate) fn black_hole(&self) -> bool {
-        self.lock().black_hole
-    }
-
     pub(crate) fn next_scripted(&self) -> Option<Reply> {
         self.lock().script.pop_front()
     }
@@ -114,15 +106,39 @@ pub(crate) enum Gate {
     Done,
 }
 
+/// The delay and black-hole settings in force when a request arrived.
+///
+/// Taken before the request is counted, so a test that waits for the count and then changes a
+/// knob never changes what that request gets.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Arrival {
+    delay: Duration,
+    black_hole: bool,
+}
+
 impl Faults {
-    /// Applies delay and black hole, then (when `scripted`) the next scripted reply.
-    pub(crate) async fn gate(&self, ctx: &RequestContext, scripted: bool) -> Gate {
-        if self.black_hole() {
+    /// The settings that apply to a request arriving now.
+    pub(crate) fn arrival(&self) -> Arrival {
+        let state = self.lock();
+        Arrival {
+            delay: state.delay,
+            black_hole: state.black_hole,
+        }
+    }
+
+    /// Applies the delay and black hole of `arrival`, then (when `scripted`) the next scripted
+    /// reply.
+    pub(crate) async fn gate(
+        &self,
+        arrival: Arrival,
+        ctx: &RequestContext,
+        scripted: bool,
+    ) -> Gate {
+        if arrival.black_hole {
             return Gate::Done;
         }
-        let delay = self.delay();
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
+        if !arrival.delay.is_zero() {
+            tokio::time::sleep(arrival.delay).await;
         }
         if !scripted {
             return Gate::Proceed(None);

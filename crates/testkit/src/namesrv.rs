@@ -53,7 +53,10 @@ impl Shared {
 /// Answers `GET_ROUTEINFO_BY_TOPIC` with the route set for the topic (standard JSON, or a raw
 /// body), `TOPIC_NOT_EXIST` otherwise, and counts the requests per topic. The fault knobs
 /// ([`faults`](Self::faults), [`down`](Self::down), ...) apply to every route request; scripted
-/// replies are consumed one per route request.
+/// replies are consumed one per route request. The delay, the black hole and the route answered
+/// are the ones in force when the request arrived (before it was counted): a test can wait for
+/// [`request_count`](Self::request_count) to grow, then change the route or the delay without
+/// affecting that request's answer.
 #[derive(Debug, Clone)]
 pub struct MockNameServer {
     endpoint: Endpoint,
@@ -173,13 +176,20 @@ async fn serve_route(
             return Some(req.response_to(ResponseCode::SYSTEM_ERROR, Some(e.to_string())));
         }
     };
-    shared.lock().requests.push(RouteRequest {
-        topic: header.topic.clone(),
-        accept_standard_json_only: header.accept_standard_json_only,
-        version: req.version,
-        language: req.language,
-    });
-    let scripted = match faults.gate(ctx, true).await {
+    // The knobs and the route as they are when the request arrives: a delayed answer carries
+    // the route of its arrival time, as a slow network would deliver it.
+    let arrival = faults.arrival();
+    let body = {
+        let mut state = shared.lock();
+        state.requests.push(RouteRequest {
+            topic: header.topic.clone(),
+            accept_standard_json_only: header.accept_standard_json_only,
+            version: req.version,
+            language: req.language,
+        });
+        state.routes.get(&header.topic).map(|r| r.body.clone())
+    };
+    let scripted = match faults.gate(arrival, ctx, true).await {
         Gate::Done => return None,
         Gate::Proceed(scripted) => scripted,
     };
@@ -188,11 +198,6 @@ async fn serve_route(
             return Some(req.response_to(code, remark));
         }
     }
-    let body = shared
-        .lock()
-        .routes
-        .get(&header.topic)
-        .map(|r| r.body.clone());
     Some(match body {
         Some(body) => req.response_to(ResponseCode::SUCCESS, None).with_body(body),
         None => req.response_to(

@@ -105,6 +105,51 @@ async fn name_server_serves_set_routes_and_counts_requests() {
     within(ns.shutdown()).await;
 }
 
+fn write_queues(resp: &RemotingCommand) -> i32 {
+    let route: TopicRouteData = serde_json::from_slice(&resp.body).unwrap();
+    route.queue_datas[0].write_queue_nums
+}
+
+#[tokio::test]
+async fn a_delayed_route_answer_is_the_route_and_delay_of_its_arrival() {
+    let ns = within(MockNameServer::start()).await.unwrap();
+    let route = |n| {
+        RouteBuilder::new()
+            .broker("b", "127.0.0.1:1")
+            .queues("b", n)
+            .build()
+    };
+    ns.set_route("T", route(2));
+    let c = client();
+    let addr = ns.addr();
+    ns.faults().set_delay(Duration::from_millis(1500));
+    let slow = {
+        let (c, addr) = (c.clone(), addr.clone());
+        tokio::spawn(async move { c.invoke_sync(&addr, route_request("T"), T).await })
+    };
+    // Once counted, the request's answer and delay are fixed: changing both now affects only
+    // later requests.
+    within(async {
+        while ns.request_count("T") == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    ns.faults().set_delay(Duration::ZERO);
+    ns.set_route("T", route(1));
+    let fast = within(c.invoke_sync(&addr, route_request("T"), T))
+        .await
+        .unwrap();
+    assert_eq!(write_queues(&fast), 1);
+    let slow = within(slow).await.unwrap().unwrap();
+    assert_eq!(
+        write_queues(&slow),
+        2,
+        "the delayed answer carries the old route"
+    );
+    within(ns.shutdown()).await;
+}
+
 #[tokio::test]
 async fn name_server_fault_knobs() {
     let ns = within(MockNameServer::start()).await.unwrap();
