@@ -42,7 +42,9 @@ pub struct RemotingConfig {
     pub max_oneway_in_flight: usize,
     /// Waiting for a permit or failing at once.
     pub overload: OverloadPolicy,
-    /// Close the connection when a call times out (Java `clientCloseSocketIfTimeout`, true).
+    /// Close the connection when a **sync** call times out (Java `clientCloseSocketIfTimeout`,
+    /// true), and only when more than 100 ms or a quarter of the call's timeout was left for
+    /// the reply after connecting (J5 `invokeSync`). Async and oneway timeouts never close.
     pub close_on_timeout: bool,
     /// Close a connection with no read and no write for this long (Java 120 s); zero disables.
     pub idle_timeout: Duration,

@@ -133,10 +133,12 @@ async fn timed_out_calls_leave_no_entry() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn timeout_closes_the_connection_by_default() {
+async fn sync_timeout_closes_the_connection_by_default() {
     let (l, addr) = listener().await;
     let server = tokio::spawn(async move {
         let mut first = accept(&l).await;
+        let warm_up = next(&mut first).await;
+        send(&mut first, echo(&warm_up)).await;
         let _ = next(&mut first).await; // never answered
         let mut second = accept(&l).await; // the client reconnects
         let req = next(&mut second).await;
@@ -145,14 +147,54 @@ async fn timeout_closes_the_connection_by_default() {
     });
     let c = client();
     let addr = addr.to_string();
-    let err = within(c.invoke_sync(&addr, request(CODE, "x"), Duration::from_millis(100)))
+    // Connected first, so the whole timeout is left for the reply (Java closes only then).
+    within(c.invoke_sync(&addr, request(CODE, "w"), Duration::from_secs(10)))
+        .await
+        .expect("warm-up");
+    let err = within(c.invoke_sync(&addr, request(CODE, "x"), Duration::from_secs(1)))
         .await
         .expect_err("times out");
     assert!(err.is_timeout());
-    let resp = within(c.invoke_sync(&addr, request(CODE, "y"), Duration::from_secs(5)))
+    let resp = within(c.invoke_sync(&addr, request(CODE, "y"), Duration::from_secs(10)))
         .await
         .expect("a new connection answers");
     assert_eq!(&resp.body[..], b"y");
+    drop(within(server).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_async_timeout_leaves_the_connection_and_other_requests_alone() {
+    let (l, addr) = listener().await;
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let mut f = accept(&l).await;
+        // "slow" is never answered (it may even have been skipped if it timed out unwritten).
+        let other = loop {
+            let req = next(&mut f).await;
+            if &req.body[..] == b"other" {
+                break req;
+            }
+        };
+        within(go_rx).await.expect("the test says when");
+        send(&mut f, echo(&other)).await;
+        f
+    });
+    let c = client(); // close_on_timeout: true
+    let addr = addr.to_string();
+    let slow = within(c.invoke_async(&addr, request(CODE, "slow"), Duration::from_millis(300)))
+        .await
+        .expect("accepted");
+    let other = within(c.invoke_async(&addr, request(CODE, "other"), Duration::from_secs(15)))
+        .await
+        .expect("accepted");
+    let err = within(slow).await.expect_err("times out");
+    assert!(matches!(err, RemotingError::Timeout { .. }), "{err:?}");
+    go_tx.send(()).expect("server waits");
+    let resp = within(other)
+        .await
+        .expect("the other request still gets its reply");
+    assert_eq!(&resp.body[..], b"other");
+    assert_eq!(c.pending_len(), 0);
     drop(within(server).await);
 }
 

@@ -25,6 +25,17 @@ pub use response_future::ResponseFuture;
 /// How long [`RemotingClient::shutdown`] waits for each connection to finish closing.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// Java's `MIN_CLOSE_TIMEOUT_MILLIS` (J5 `NettyRemotingClient`).
+const MIN_CLOSE_AFTER_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Whether a sync call that timed out closes its connection (with `close_on_timeout`), as J5's
+/// `invokeSync`: only when the wait for the reply had a fair share of the timeout, `left >
+/// 100 ms || left > timeout / 4`, where `left` is what remained once the connection was there.
+/// A call that spent its budget connecting says little about the connection.
+fn close_after_sync_timeout(timeout: Duration, left: Duration) -> bool {
+    left > MIN_CLOSE_AFTER_TIMEOUT || left > timeout / 4
+}
+
 /// An RPC client for the remoting protocol: one multiplexed connection per address string,
 /// connected lazily (within the connect timeout) and replaced on next use once closed.
 ///
@@ -112,6 +123,11 @@ impl RemotingClient {
 
     /// Sends `req` to `addr` and waits for the reply. `timeout` covers connect, write and reply.
     ///
+    /// On a timeout the connection is closed when [`RemotingConfig::close_on_timeout`] is set
+    /// and the wait for the reply had more than 100 ms or a quarter of `timeout` left after
+    /// connecting (Java's rule); other calls on it then fail with
+    /// [`RemotingError::ConnectionClosed`].
+    ///
     /// # Errors
     /// [`RemotingError::Connect`]/[`ConnectTimeout`](RemotingError::ConnectTimeout) (never
     /// delivered), [`RemotingError::Timeout`], [`RemotingError::ConnectionClosed`],
@@ -131,11 +147,12 @@ impl RemotingClient {
         async {
             let deadline = Instant::now() + timeout;
             let conn = self.connection(addr, deadline).await?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let close =
+                self.inner.config.close_on_timeout && close_after_sync_timeout(timeout, left);
             let req = self.prepare(addr, req, &conn);
             tracing::Span::current().record("opaque", req.opaque);
-            let mut resp = conn
-                .call(&req, deadline, timeout, self.inner.config.close_on_timeout)
-                .await?;
+            let mut resp = conn.call(&req, deadline, timeout, close).await?;
             self.after_response(addr, &mut resp);
             Ok(resp)
         }
@@ -147,6 +164,9 @@ impl RemotingClient {
     /// for writing (connection up, in-flight permit held: this is where back-pressure waits or
     /// fails with [`RemotingError::Overloaded`]); the returned [`ResponseFuture`] resolves with
     /// the reply or the deadline (`timeout` from now, connect included).
+    ///
+    /// A timeout never closes the connection (as Java's `invokeAsync`): other requests
+    /// pipelined on it keep waiting for their own replies.
     ///
     /// # Errors
     /// As [`invoke_sync`](Self::invoke_sync), plus [`RemotingError::Overloaded`].
@@ -178,7 +198,6 @@ impl RemotingClient {
                 conn,
                 opaque: req.opaque,
                 timeout,
-                close_on_timeout: self.inner.config.close_on_timeout,
                 hook: self.hook(),
                 permit: Some(permit),
                 done: false,
@@ -358,3 +377,23 @@ impl RemotingClient {
 const fn assert_send_sync<T: Send + Sync + 'static>() {}
 const _: () = assert_send_sync::<RemotingClient>();
 const _: () = assert_send_sync::<ResponseFuture>();
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync_timeout_closes_only_with_enough_time_left_as_java() {
+        let ms = Duration::from_millis;
+        // plenty left after connecting
+        assert!(close_after_sync_timeout(ms(3000), ms(2990)));
+        assert!(close_after_sync_timeout(ms(3000), ms(101)));
+        // little left, and under a quarter of the timeout
+        assert!(!close_after_sync_timeout(ms(3000), ms(100)));
+        assert!(!close_after_sync_timeout(ms(3000), ms(5)));
+        // short timeouts: a quarter is the bar
+        assert!(close_after_sync_timeout(ms(100), ms(26)));
+        assert!(!close_after_sync_timeout(ms(100), ms(25)));
+        assert!(!close_after_sync_timeout(ms(100), Duration::ZERO));
+    }
+}

@@ -17,7 +17,10 @@ use crate::processor::RpcHook;
 
 /// Resolves with the reply to an accepted async request, or with the error that ends it
 /// ([`RemotingError::Timeout`] at the deadline, [`RemotingError::ConnectionClosed`] when the
-/// connection dies). Dropping it removes the correlation entry and releases the in-flight permit.
+/// connection dies). The deadline passing does not close the connection.
+///
+/// Dropping it removes the correlation entry and releases the in-flight permit; a request
+/// still queued then is not written.
 #[must_use = "dropping a ResponseFuture abandons the reply"]
 pub struct ResponseFuture {
     pub(super) rx: oneshot::Receiver<Reply>,
@@ -26,7 +29,6 @@ pub struct ResponseFuture {
     pub(super) conn: Connection,
     pub(super) opaque: i32,
     pub(super) timeout: Duration,
-    pub(super) close_on_timeout: bool,
     pub(super) hook: Option<Arc<dyn RpcHook>>,
     pub(super) permit: Option<OwnedSemaphorePermit>,
     pub(super) done: bool,
@@ -88,7 +90,7 @@ impl Future for ResponseFuture {
                 &mut this.rx,
                 this.opaque,
                 this.timeout,
-                this.close_on_timeout,
+                false, // an async timeout never closes the connection (Java's invokeAsync)
             );
             return Poll::Ready(this.finish(reply));
         }

@@ -205,7 +205,8 @@ impl Connection {
         Ok((rx, guard))
     }
 
-    /// Sends `req` and waits for its reply until `deadline` (`timeout` is what is reported).
+    /// Sends `req` and waits for its reply until `deadline` (`timeout` is what is reported);
+    /// closes the connection on timeout when `close_on_timeout`.
     pub(crate) async fn call(
         &self,
         req: &RemotingCommand,
@@ -224,14 +225,14 @@ impl Connection {
     }
 
     /// The deadline passed: removes the entry (or takes a reply that raced the deadline), and
-    /// closes the connection when configured to.
+    /// closes the connection when `close`.
     pub(crate) fn expire(
         &self,
         guard: &mut PendingGuard,
         rx: &mut oneshot::Receiver<Reply>,
         opaque: i32,
         after: Duration,
-        close_on_timeout: bool,
+        close: bool,
     ) -> Reply {
         let Some(written) = guard.take() else {
             // The entry left the table just now: its outcome is in the channel.
@@ -240,7 +241,7 @@ impl Connection {
                 .unwrap_or_else(|_| Err(self.closed_error(true)));
         };
         tracing::debug!(addr = %self.addr(), opaque, written, "request timed out");
-        if close_on_timeout {
+        if close {
             self.close();
         }
         Err(RemotingError::Timeout {
