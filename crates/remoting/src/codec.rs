@@ -9,13 +9,18 @@ use crate::error::{DecodeError, EncodeError};
 /// Java's `FRAME_MAX_LENGTH` default: 16 MiB, compared against `length field + 4`.
 pub const DEFAULT_MAX_FRAME_LENGTH: usize = 16 * 1024 * 1024;
 
+/// The most room one decode call reserves beyond what is buffered for an incomplete frame: the
+/// buffer grows with the bytes that actually arrive, not with what a length field announces.
+const RESERVE_STEP: usize = 64 * 1024;
+
 /// Encodes and decodes whole frames, with a maximum frame length.
 ///
 /// Following Netty's `LengthFieldBasedFrameDecoder` as Java configures it, a frame is accepted
 /// when `length field + 4 <= max_frame_length`. An oversize frame, a length field shorter than
 /// the header-length word, an unknown serialize type, or a header longer than the frame is an
 /// error as soon as the first 4 (or 8) bytes are there, before any room is reserved for it.
-/// An incomplete frame consumes nothing.
+/// An incomplete frame consumes nothing, and reserves room for at most 64 KiB more of it per
+/// call: four bytes from a peer cannot make a connection hold 16 MiB.
 ///
 /// ```
 /// use bytes::BytesMut;
@@ -112,8 +117,9 @@ impl Decoder for RemotingCodec {
             return Ok(None);
         };
         if src.len() < total {
-            // Bounded by max_frame_length (checked above).
-            src.reserve(total - src.len());
+            // Grow in steps with what arrives (and never past the frame, which is within
+            // max_frame_length, checked above).
+            src.reserve((total - src.len()).min(RESERVE_STEP));
             return Ok(None);
         }
         let mut frame = src.split_to(total).freeze();
@@ -179,6 +185,48 @@ mod tests {
         // negative as a Java int
         let mut b = buf(&[0x80, 0, 0, 0]);
         assert!(RemotingCodec::new().decode(&mut b).is_err());
+    }
+
+    #[test]
+    fn a_length_field_alone_reserves_one_step_not_the_frame() {
+        let mut c = RemotingCodec::new();
+        // announces 16 MiB - 4 (the largest allowed frame)
+        let len = u32::try_from(DEFAULT_MAX_FRAME_LENGTH - 4).unwrap();
+        let mut b = buf(&len.to_be_bytes());
+        assert!(c.decode(&mut b).unwrap().is_none());
+        assert_eq!(b.len(), 4);
+        assert!(
+            b.capacity() <= 2 * (4 + RESERVE_STEP),
+            "reserved {} bytes for 4 received",
+            b.capacity()
+        );
+        // with more of the frame buffered, one call still adds at most a step
+        b.extend_from_slice(&[0, 0, 0, 0]);
+        b.extend_from_slice(&vec![0u8; 200 * 1024]);
+        let before = b.len();
+        assert!(c.decode(&mut b).unwrap().is_none());
+        assert_eq!(b.len(), before);
+        assert!(b.capacity() <= 2 * (before + RESERVE_STEP));
+        assert!(b.capacity() < DEFAULT_MAX_FRAME_LENGTH / 4);
+    }
+
+    #[test]
+    fn a_frame_arriving_in_pieces_decodes() {
+        let mut c = RemotingCodec::new();
+        let cmd = RemotingCommand::request(rmq_common::RequestCode::HEART_BEAT, Default::default())
+            .with_body(vec![9u8; 300 * 1024]);
+        let mut whole = BytesMut::new();
+        c.encode(&cmd, &mut whole).unwrap();
+        let mut b = BytesMut::new();
+        let mut decoded = None;
+        for piece in whole.chunks(10_000) {
+            b.extend_from_slice(piece);
+            if let Some(d) = c.decode(&mut b).unwrap() {
+                decoded = Some(d);
+            }
+        }
+        assert_eq!(decoded, Some(cmd));
+        assert!(b.is_empty());
     }
 
     #[test]
