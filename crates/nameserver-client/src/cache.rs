@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
@@ -26,6 +27,12 @@ use crate::publish_info::{cap_default_route, java_string_cmp, TopicPublishInfo};
 /// others; [`refresh_now`](Self::refresh_now) refreshes one topic at once (after a send failure).
 /// A refreshed route replaces the cached one only when it differs, and a cached route stays in use
 /// while no name server answers.
+///
+/// Every fetch (load or refresh) takes a sequence number before its request is sent, and its
+/// answer is stored only when no fetch that started later has stored one already: a slow answer
+/// never replaces a newer route (a periodic refresh that answers after an immediate one, or a
+/// default-topic answer that arrives after the topic's own route). A refresh only updates a
+/// cached topic: a topic dropped while its refresh was in flight stays dropped.
 #[derive(Clone)]
 pub struct RouteCache {
     inner: Arc<Inner>,
@@ -35,6 +42,8 @@ pub(crate) struct Inner {
     client: NameServerClient,
     config: NameServerConfig,
     topics: DashMap<String, Entry>,
+    /// Sequence number of the next fetch (load or refresh), across all topics.
+    fetch_seq: AtomicU64,
     /// One loader at a time per topic (the others wait and reuse its result).
     load_locks: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
     /// Topics with a spawned refresh in flight.
@@ -70,15 +79,41 @@ struct Entry {
     updated: Instant,
     /// Bumped on every store (changed or not), so waiting loaders see a load happened.
     generation: u64,
+    /// Sequence number of the fetch whose answer is stored (see [`RouteCache::next_fetch`]).
+    fetch: u64,
 }
 
-/// What a refresh did.
+/// How a fetched route may be stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refreshed {
-    /// The route differs from the cached one and replaced it.
-    Changed,
-    /// Same route: the cached one is kept.
-    Unchanged,
+enum StoreMode {
+    /// A load: the topic is added when it is not cached.
+    Insert,
+    /// A refresh: only a cached topic is updated (a dropped topic stays dropped).
+    UpdateOnly,
+}
+
+/// What storing a fetched route did.
+#[derive(Debug)]
+enum Stored {
+    /// The route differs from the cached one (or none was cached) and replaced it.
+    Changed(Arc<TopicPublishInfo>),
+    /// Same route as the cached one, which is kept.
+    Unchanged(Arc<TopicPublishInfo>),
+    /// A fetch that started later already stored its answer: this one is dropped. Carries the
+    /// cached (newer) info.
+    Stale(Arc<TopicPublishInfo>),
+    /// A refresh of a topic no longer cached: nothing stored.
+    NotCached,
+}
+
+impl Stored {
+    /// The publish info cached after the store.
+    fn info(self) -> Option<Arc<TopicPublishInfo>> {
+        match self {
+            Self::Changed(info) | Self::Unchanged(info) | Self::Stale(info) => Some(info),
+            Self::NotCached => None,
+        }
+    }
 }
 
 impl fmt::Debug for RouteCache {
@@ -106,6 +141,7 @@ impl RouteCache {
                 client,
                 config,
                 topics: DashMap::new(),
+                fetch_seq: AtomicU64::new(1),
                 load_locks: DashMap::new(),
                 refreshing: DashMap::new(),
                 brokers: RwLock::new(Arc::new(BTreeMap::new())),
@@ -198,6 +234,7 @@ impl RouteCache {
         timeout: Duration,
     ) -> Result<Arc<TopicPublishInfo>, NameServerError> {
         let deadline = Instant::now() + timeout;
+        let fetch = self.next_fetch();
         let (source, route) = match self.inner.client.topic_route(topic, timeout).await {
             Ok(route) => (Source::Own, route),
             Err(NameServerError::TopicNotExist { topic: t, remark }) if allow_auto_create => {
@@ -216,12 +253,19 @@ impl RouteCache {
             }
             Err(e) => return Err(e),
         };
-        let (_, info) = self.store(topic, source, route);
-        if info.is_ok() {
-            Ok(info)
-        } else {
-            Err(no_writable_master(topic))
+        // A stale answer yields the newer cached info; a load always stores or finds one.
+        match self
+            .store(topic, source, route, fetch, StoreMode::Insert)
+            .info()
+        {
+            Some(info) if info.is_ok() => Ok(info),
+            _ => Err(no_writable_master(topic)),
         }
+    }
+
+    /// The sequence number of a fetch about to send its first request.
+    fn next_fetch(&self) -> u64 {
+        self.inner.fetch_seq.fetch_add(1, Ordering::Relaxed)
     }
 
     /// The default topic's route with the queue cap applied.
@@ -242,54 +286,68 @@ impl RouteCache {
         Some((entry.info.clone(), entry.generation))
     }
 
-    /// Stores a fetched route, replacing the cached one only when it differs (§7.5
-    /// `topicRouteDataChanged`: order-insensitive comparison of queue and broker data).
+    /// Stores the route fetched by fetch number `fetch`, replacing the cached one only when it
+    /// differs (§7.5 `topicRouteDataChanged`: order-insensitive comparison of queue and broker
+    /// data), and only when no later fetch stored its answer already.
     fn store(
         &self,
         topic: &str,
         source: Source,
         route: TopicRouteData,
-    ) -> (Refreshed, Arc<TopicPublishInfo>) {
+        fetch: u64,
+        mode: StoreMode,
+    ) -> Stored {
         let route = normalized(route);
         let now = Instant::now();
-        let outcome = {
-            let mut slot = self.inner.topics.entry(topic.to_owned());
-            match &mut slot {
-                dashmap::Entry::Occupied(e) if *e.get().route == route => {
-                    let entry = e.get_mut();
-                    entry.source = source;
-                    entry.updated = now;
-                    entry.generation += 1;
-                    (Refreshed::Unchanged, entry.info.clone())
-                }
-                _ => {
-                    let info = TopicPublishInfo::from_route(topic, &route);
-                    let (generation, last_used) = match &slot {
-                        dashmap::Entry::Occupied(e) => (e.get().generation + 1, e.get().last_used),
-                        dashmap::Entry::Vacant(_) => (0, now),
-                    };
-                    tracing::info!(
-                        topic,
-                        from_default_topic = source == Source::Default,
-                        queues = info.queues.len(),
-                        brokers = ?info.broker_addrs,
-                        "topic route changed"
-                    );
-                    let info = Arc::new(info);
-                    let entry = Entry {
-                        route: Arc::new(route),
-                        info: info.clone(),
-                        source,
-                        last_used,
-                        updated: now,
-                        generation,
-                    };
-                    slot.insert(entry);
-                    (Refreshed::Changed, info)
-                }
+        let outcome = match self.inner.topics.entry(topic.to_owned()) {
+            dashmap::Entry::Vacant(_) if mode == StoreMode::UpdateOnly => {
+                tracing::debug!(topic, "topic dropped while its route was fetched");
+                Stored::NotCached
+            }
+            dashmap::Entry::Occupied(e) if e.get().fetch > fetch => {
+                tracing::debug!(
+                    topic,
+                    fetch,
+                    stored = e.get().fetch,
+                    "route answer older than the cached route dropped"
+                );
+                Stored::Stale(e.get().info.clone())
+            }
+            dashmap::Entry::Occupied(mut e) if *e.get().route == route => {
+                let entry = e.get_mut();
+                entry.source = source;
+                entry.updated = now;
+                entry.generation += 1;
+                entry.fetch = fetch;
+                Stored::Unchanged(entry.info.clone())
+            }
+            slot => {
+                let info = TopicPublishInfo::from_route(topic, &route);
+                let (generation, last_used) = match &slot {
+                    dashmap::Entry::Occupied(e) => (e.get().generation + 1, e.get().last_used),
+                    dashmap::Entry::Vacant(_) => (0, now),
+                };
+                tracing::info!(
+                    topic,
+                    from_default_topic = source == Source::Default,
+                    queues = info.queues.len(),
+                    brokers = ?info.broker_addrs,
+                    "topic route changed"
+                );
+                let info = Arc::new(info);
+                slot.insert(Entry {
+                    route: Arc::new(route),
+                    info: info.clone(),
+                    source,
+                    last_used,
+                    updated: now,
+                    generation,
+                    fetch,
+                });
+                Stored::Changed(info)
             }
         };
-        if outcome.0 == Refreshed::Changed {
+        if matches!(outcome, Stored::Changed(_)) {
             self.rebuild_brokers();
         }
         outcome
@@ -297,9 +355,11 @@ impl RouteCache {
 
     /// Re-reads the route of a cached topic and stores it when it changed.
     ///
-    /// A topic that is not cached is left alone (`Ok(false)`). When no name server answers, or
-    /// the topic disappeared from the name server, the cached route is kept and the error
-    /// returned. Returns whether the cached route changed.
+    /// A topic that is not cached is left alone (`Ok(false)`), and so is one dropped while the
+    /// request was in flight. When no name server answers, or the topic disappeared from the name
+    /// server, the cached route is kept and the error returned. An answer older than the cached
+    /// route (a fetch that started later stored its answer first) is dropped. Returns whether the
+    /// cached route changed.
     ///
     /// # Errors
     /// The [`NameServerError`] of the fetch.
@@ -309,6 +369,7 @@ impl RouteCache {
         };
         let timeout = self.inner.config.request_timeout;
         let deadline = Instant::now() + timeout;
+        let fetch = self.next_fetch();
         let (source, route) = match self.inner.client.topic_route(topic, timeout).await {
             Ok(route) => (Source::Own, route),
             Err(e) if e.is_topic_not_exist() && source == Source::Default => {
@@ -321,11 +382,8 @@ impl RouteCache {
                 return Err(e);
             }
         };
-        if !self.inner.topics.contains_key(topic) {
-            // Dropped (idle) while the request was in flight.
-            return Ok(false);
-        }
-        Ok(self.store(topic, source, route).0 == Refreshed::Changed)
+        let stored = self.store(topic, source, route, fetch, StoreMode::UpdateOnly);
+        Ok(matches!(stored, Stored::Changed(_)))
     }
 
     /// Refreshes `topic` at once in a spawned task (after a send to one of its brokers failed).
