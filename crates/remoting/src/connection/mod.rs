@@ -43,8 +43,8 @@ const ABANDONED: u8 = 2;
 /// What a queued frame is, for the writer's bookkeeping.
 #[derive(Debug)]
 pub(crate) enum Kind {
-    /// A request waiting in the pending table under this opaque.
-    Request(i32),
+    /// A request waiting in the pending table under this opaque, as waiter `id`.
+    Request { opaque: i32, id: u64 },
     /// A oneway request: the caller waits for the write.
     Oneway {
         state: Arc<AtomicU8>,
@@ -198,7 +198,10 @@ impl Connection {
         let out = Outbound {
             head,
             body,
-            kind: Kind::Request(req.opaque),
+            kind: Kind::Request {
+                opaque: req.opaque,
+                id: guard.id(),
+            },
         };
         // On failure the guard drops and removes the entry.
         self.enqueue(out).map_err(|_| self.closed_error(false))?;

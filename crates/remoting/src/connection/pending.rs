@@ -1,7 +1,7 @@
 //! The correlation table of one connection: opaque → waiter, with an RAII guard.
 
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -16,6 +16,8 @@ pub(crate) type Reply = Result<RemotingCommand, RemotingError>;
 /// One registered request.
 #[derive(Debug)]
 pub(crate) struct Waiter {
+    /// Unique per table: tells this waiter from a later one under the same (wrapped) opaque.
+    id: u64,
     tx: oneshot::Sender<Reply>,
     /// Set by the writer just before the frame goes to the socket.
     written: AtomicBool,
@@ -44,8 +46,11 @@ impl Hasher for OpaqueHasher {
 #[derive(Debug, Default)]
 pub(crate) struct PendingTable {
     map: DashMap<i32, Waiter, BuildHasherDefault<OpaqueHasher>>,
-    /// Entry count kept beside the map (`DashMap::len` locks every shard).
+    /// Entry count kept beside the map (`DashMap::len` locks every shard). Raised before an
+    /// entry becomes visible and lowered after it left, so it may briefly over-count but never
+    /// wraps below zero.
     count: AtomicUsize,
+    next_id: AtomicU64,
 }
 
 impl PendingTable {
@@ -55,17 +60,21 @@ impl PendingTable {
         opaque: i32,
     ) -> (oneshot::Receiver<Reply>, PendingGuard) {
         let (tx, rx) = oneshot::channel();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        // Counted before it is visible: a concurrent removal cannot decrement first.
+        self.count.fetch_add(1, Ordering::Relaxed);
         let previous = self.map.insert(
             opaque,
             Waiter {
+                id,
                 tx,
                 written: AtomicBool::new(false),
             },
         );
-        if previous.is_none() {
-            self.count.fetch_add(1, Ordering::Relaxed);
-        } else {
-            // An opaque 2^32 calls old is still waiting: the newer call takes the slot.
+        if previous.is_some() {
+            // An opaque 2^32 calls old is still waiting: the newer call takes the slot; the
+            // old waiter's channel closes (its guard will not touch the new entry).
+            self.count.fetch_sub(1, Ordering::Relaxed);
             tracing::warn!(opaque, "opaque reused while a request was still pending");
         }
         (
@@ -73,6 +82,7 @@ impl PendingTable {
             PendingGuard {
                 table: Arc::clone(self),
                 opaque,
+                id,
                 armed: true,
             },
         )
@@ -80,7 +90,7 @@ impl PendingTable {
 
     /// Completes the waiter of `opaque`; false when nobody waits (timed out or unknown).
     pub(crate) fn complete(&self, opaque: i32, reply: Reply) -> bool {
-        match self.take_entry(opaque) {
+        match self.take_entry(opaque, None) {
             Some(w) => {
                 // The receiver may have been dropped just now; nothing to do then.
                 let _ = w.tx.send(reply);
@@ -90,22 +100,22 @@ impl PendingTable {
         }
     }
 
-    /// Marks the frame of `opaque` as handed to the socket; false when its waiter is gone (the
-    /// writer then skips the frame: nobody waits for it, and it must not be sent after a
-    /// timeout said it was not).
-    pub(crate) fn claim_for_write(&self, opaque: i32) -> bool {
+    /// Marks the frame of waiter `id` (under `opaque`) as handed to the socket; false when that
+    /// waiter is gone (the writer then skips the frame: nobody waits for it, and it must not be
+    /// sent after a timeout said it was not).
+    pub(crate) fn claim_for_write(&self, opaque: i32, id: u64) -> bool {
         match self.map.get(&opaque) {
-            Some(w) => {
+            Some(w) if w.id == id => {
                 w.written.store(true, Ordering::Release);
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 
-    /// Fails the waiter of `opaque` (its frame was never written).
-    pub(crate) fn fail(&self, opaque: i32, err: RemotingError) {
-        if let Some(w) = self.take_entry(opaque) {
+    /// Fails waiter `id` under `opaque` (its frame was never written).
+    pub(crate) fn fail(&self, opaque: i32, id: u64, err: RemotingError) {
+        if let Some(w) = self.take_entry(opaque, Some(id)) {
             let _ = w.tx.send(Err(err));
         }
     }
@@ -115,7 +125,7 @@ impl PendingTable {
         let keys: Vec<i32> = self.map.iter().map(|e| *e.key()).collect();
         let mut n = 0;
         for k in keys {
-            if let Some(w) = self.take_entry(k) {
+            if let Some(w) = self.take_entry(k, None) {
                 let written = w.written.load(Ordering::Acquire);
                 let _ = w.tx.send(Err(make(written)));
                 n += 1;
@@ -129,15 +139,19 @@ impl PendingTable {
         self.count.load(Ordering::Relaxed)
     }
 
-    fn take_entry(&self, opaque: i32) -> Option<Waiter> {
-        let (_, w) = self.map.remove(&opaque)?;
+    /// Removes the entry of `opaque`; with `Some(id)` only if it is that waiter's.
+    fn take_entry(&self, opaque: i32, id: Option<u64>) -> Option<Waiter> {
+        let (_, w) = match id {
+            None => self.map.remove(&opaque)?,
+            Some(id) => self.map.remove_if(&opaque, |_, w| w.id == id)?,
+        };
         self.count.fetch_sub(1, Ordering::Relaxed);
         Some(w)
     }
 
-    /// Removes `opaque`, returning whether its frame had been written.
-    fn remove(&self, opaque: i32) -> Option<bool> {
-        self.take_entry(opaque)
+    /// Removes waiter `id` under `opaque`, returning whether its frame had been written.
+    fn remove(&self, opaque: i32, id: u64) -> Option<bool> {
+        self.take_entry(opaque, Some(id))
             .map(|w| w.written.load(Ordering::Acquire))
     }
 }
@@ -147,10 +161,16 @@ impl PendingTable {
 pub(crate) struct PendingGuard {
     table: Arc<PendingTable>,
     opaque: i32,
+    id: u64,
     armed: bool,
 }
 
 impl PendingGuard {
+    /// The waiter's id (the writer claims the frame with it).
+    pub(crate) const fn id(&self) -> u64 {
+        self.id
+    }
+
     /// The entry is gone already (the reply was delivered): nothing to remove.
     pub(crate) fn disarm(&mut self) {
         self.armed = false;
@@ -159,14 +179,14 @@ impl PendingGuard {
     /// Removes the entry now; `Some(written)` if it was still there.
     pub(crate) fn take(&mut self) -> Option<bool> {
         self.armed = false;
-        self.table.remove(self.opaque)
+        self.table.remove(self.opaque, self.id)
     }
 }
 
 impl Drop for PendingGuard {
     fn drop(&mut self) {
         if self.armed {
-            self.table.remove(self.opaque);
+            self.table.remove(self.opaque, self.id);
         }
     }
 }
@@ -198,9 +218,9 @@ mod tests {
     #[test]
     fn fail_all_reports_written_per_entry() {
         let t = Arc::new(PendingTable::default());
-        let (mut a, _ga) = t.register(1);
+        let (mut a, ga) = t.register(1);
         let (mut b, _gb) = t.register(2);
-        assert!(t.claim_for_write(1));
+        assert!(t.claim_for_write(1, ga.id()));
         let n = t.fail_all(|written| RemotingError::ConnectionClosed {
             addr: "x".into(),
             written,
@@ -215,14 +235,68 @@ mod tests {
             b.try_recv(),
             Ok(Err(RemotingError::ConnectionClosed { written: false, .. }))
         ));
-        assert!(!t.claim_for_write(1), "a removed entry is not written");
+        assert!(
+            !t.claim_for_write(1, ga.id()),
+            "a removed entry is not written"
+        );
+    }
+
+    #[test]
+    fn an_old_guard_does_not_remove_a_newer_entry_with_the_same_opaque() {
+        let t = Arc::new(PendingTable::default());
+        let (_old_rx, old) = t.register(5);
+        // 2^32 calls later the opaque comes round again while the old call still waits
+        let (mut new_rx, new) = t.register(5);
+        assert_eq!(t.len(), 1);
+        assert!(
+            !t.claim_for_write(5, old.id()),
+            "the old frame is not the new one"
+        );
+        assert!(t.claim_for_write(5, new.id()));
+        drop(old);
+        assert_eq!(t.len(), 1, "the old guard removed the new entry");
+        assert!(t.complete(5, Err(RemotingError::Shutdown)));
+        assert!(matches!(
+            new_rx.try_recv(),
+            Ok(Err(RemotingError::Shutdown))
+        ));
+        assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn the_count_never_wraps_under_concurrent_removal() {
+        // One thread registers and drops; another fails everything and reads the count. A
+        // removal that ran between an insert and its increment used to wrap the count.
+        let t = Arc::new(PendingTable::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (t, stop) = (Arc::clone(&t), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut max = 0;
+                let mut rounds = 0u32;
+                while !stop.load(Ordering::Relaxed) && rounds < 2_000_000 {
+                    t.fail_all(|_| RemotingError::Shutdown);
+                    max = max.max(t.len());
+                    rounds += 1;
+                }
+                max
+            })
+        };
+        for i in 0..200_000 {
+            let (_rx, g) = t.register(i % 4);
+            drop(g);
+        }
+        stop.store(true, Ordering::Relaxed);
+        let max = reader.join().expect("reader thread");
+        assert!(max <= 4, "pending count read {max}");
+        assert_eq!(t.len(), 0);
     }
 
     #[test]
     fn take_reports_written() {
         let t = Arc::new(PendingTable::default());
         let (_rx, mut g) = t.register(3);
-        t.claim_for_write(3);
+        assert!(t.claim_for_write(3, g.id()));
         assert_eq!(g.take(), Some(true));
         assert_eq!(g.take(), None);
         assert_eq!(t.len(), 0);

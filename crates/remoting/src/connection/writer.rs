@@ -40,9 +40,10 @@ pub(super) async fn run(
     let mut unwritten = 0usize;
     while let Ok(out) = rx.try_recv() {
         unwritten += 1;
-        if let Kind::Request(opaque) = out.kind {
+        if let Kind::Request { opaque, id } = out.kind {
             shared.pending.fail(
                 opaque,
+                id,
                 RemotingError::ConnectionClosed {
                     addr: shared.opts.addr.clone(),
                     written: false,
@@ -127,7 +128,7 @@ const FAR: Duration = Duration::from_secs(86_400 * 365);
 /// Marks the frame as handed to the socket; false when nobody wants it written any more.
 fn claim(shared: &Shared, kind: Kind, acks: &mut Vec<oneshot::Sender<()>>) -> bool {
     match kind {
-        Kind::Request(opaque) => shared.pending.claim_for_write(opaque),
+        Kind::Request { opaque, id } => shared.pending.claim_for_write(opaque, id),
         Kind::Oneway { state, ack } => {
             let won = state
                 .compare_exchange(QUEUED, CLAIMED, Ordering::AcqRel, Ordering::Acquire)
