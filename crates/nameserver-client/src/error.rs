@@ -3,7 +3,8 @@
 use rmq_common::ResponseCode;
 use rmq_remoting::RemotingError;
 
-/// A route body that is neither standard JSON nor fastjson's numeric-key form.
+/// A route body that cannot be used: neither standard JSON nor fastjson's numeric-key form, or
+/// asking for more queues than the client builds.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RouteDecodeError {
@@ -19,6 +20,18 @@ pub enum RouteDecodeError {
         line: usize,
         /// 1-based column of the problem.
         column: usize,
+    },
+    /// A queue count above [`MAX_QUEUES_PER_BROKER`](crate::MAX_QUEUES_PER_BROKER), or a route
+    /// whose queues together exceed [`MAX_QUEUES_PER_ROUTE`](crate::MAX_QUEUES_PER_ROUTE) (a
+    /// broken or hostile name server: Java would try to allocate them all).
+    #[error("route rejected: {what} asks for {count} queues, above the limit of {max}")]
+    TooManyQueues {
+        /// Which count: the queue data, `orderTopicConf` item, or the whole route.
+        what: String,
+        /// The count asked for.
+        count: i64,
+        /// The limit.
+        max: i64,
     },
 }
 

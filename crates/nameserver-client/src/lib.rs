@@ -3,8 +3,9 @@
 //! - [`NameServerClient`] asks name servers for a topic's route (`GET_ROUTEINFO_BY_TOPIC`),
 //!   with a round-robin start and failover between addresses within one deadline.
 //! - [`decode_route`] reads the route body: standard JSON or fastjson's unquoted numeric keys.
-//! - [`TopicPublishInfo::from_route`] turns a route into the queues a producer may write,
-//!   exactly as the Java client does.
+//! - [`TopicPublishInfo::from_route`] turns a route into the queues a producer may write, as
+//!   the Java client does, within the queue-count limits
+//!   [`MAX_QUEUES_PER_BROKER`] and [`MAX_QUEUES_PER_ROUTE`].
 //! - [`RouteCache`] is shared by the producers of one client: it loads routes on demand (with
 //!   the `TBW102` fallback for auto-created topics), refreshes the topics in use periodically or
 //!   at once after a send failure, replaces a route only when it changed, and keeps a stale
@@ -15,6 +16,7 @@ mod cache;
 mod client;
 mod config;
 mod error;
+mod limits;
 mod publish_info;
 mod refresher;
 mod route_json;
@@ -23,5 +25,6 @@ pub use cache::RouteCache;
 pub use client::NameServerClient;
 pub use config::{parse_addr_list, NameServerConfig, DEFAULT_TOPIC, DEFAULT_TOPIC_QUEUE_NUMS};
 pub use error::{NameServerError, RouteDecodeError};
+pub use limits::{MAX_QUEUES_PER_BROKER, MAX_QUEUES_PER_ROUTE};
 pub use publish_info::TopicPublishInfo;
 pub use route_json::decode_route;

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use rmq_common::route::{self, TopicRouteData};
 use rmq_common::MessageQueue;
 
+use crate::limits::{order_conf_items, MAX_QUEUES_PER_BROKER, MAX_QUEUES_PER_ROUTE};
+
 /// Where a topic can be written: its message queues and the master address of every broker.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TopicPublishInfo {
@@ -20,13 +22,18 @@ pub struct TopicPublishInfo {
 }
 
 impl TopicPublishInfo {
-    /// Builds the publish info of `topic` from its route, exactly as Java does.
+    /// Builds the publish info of `topic` from its route, exactly as Java does (§7.4):
     ///
     /// - With a non-empty `orderTopicConf` (`"broker-a:4;broker-b:2"`), one queue per configured
     ///   id, in configuration order, without permission or master checks (malformed items are
     ///   skipped where Java would throw).
     /// - Otherwise the queue data sorted by broker name (Java `String.compareTo`, stable), and for
     ///   every writable queue data whose broker has a master (id 0), one queue per write queue.
+    ///
+    /// Unlike Java, a count above [`crate::MAX_QUEUES_PER_BROKER`], or one that would take the
+    /// list past [`crate::MAX_QUEUES_PER_ROUTE`], is skipped with a warning instead of allocating
+    /// billions of queues. [`crate::decode_route`] rejects such routes, so this only concerns
+    /// routes built by hand.
     ///
     /// ```
     /// use rmq_common::route::TopicRouteData;
@@ -77,9 +84,7 @@ impl TopicPublishInfo {
             if !bd.broker_addrs.contains_key(&route::MASTER_ID) {
                 continue;
             }
-            for queue_id in 0..qd.write_queue_nums.max(0) {
-                queues.push(MessageQueue::new(topic, qd.broker_name.clone(), queue_id));
-            }
+            push_queues(&mut queues, topic, &qd.broker_name, qd.write_queue_nums);
         }
         Self {
             queues,
@@ -142,21 +147,34 @@ pub(crate) fn cap_default_route(route: &TopicRouteData, cap: i32) -> TopicRouteD
 /// `orderTopicConf.split(";")`, each item `name:N` → queues `0..N` of `name`.
 fn order_topic_queues(topic: &str, conf: &str) -> Vec<MessageQueue> {
     let mut queues = Vec::new();
-    for item in conf.split(';').filter(|s| !s.is_empty()) {
-        let mut parts = item.split(':');
-        let (Some(name), Some(nums)) = (parts.next(), parts.next()) else {
+    for (item, parsed) in order_conf_items(conf) {
+        let Some((name, nums)) = parsed else {
             tracing::warn!(item, "malformed orderTopicConf item skipped");
             continue;
         };
-        let Ok(nums) = nums.parse::<i32>() else {
-            tracing::warn!(item, "malformed orderTopicConf queue count skipped");
-            continue;
-        };
-        for queue_id in 0..nums.max(0) {
-            queues.push(MessageQueue::new(topic, name, queue_id));
-        }
+        push_queues(&mut queues, topic, name, nums);
     }
     queues
+}
+
+/// Appends queues `0..count` of `broker`, unless `count` is above [`MAX_QUEUES_PER_BROKER`] or
+/// the list would grow past [`MAX_QUEUES_PER_ROUTE`] (then the item is skipped with a warning:
+/// such routes are rejected when decoded, so only hand-built ones get here).
+fn push_queues(queues: &mut Vec<MessageQueue>, topic: &str, broker: &str, count: i32) {
+    let count = count.max(0);
+    let room = MAX_QUEUES_PER_ROUTE.saturating_sub(queues.len());
+    if count > MAX_QUEUES_PER_BROKER || usize::try_from(count).map_or(true, |n| n > room) {
+        tracing::warn!(
+            topic,
+            broker,
+            count,
+            "queue count above the limits of a route skipped"
+        );
+        return;
+    }
+    for queue_id in 0..count {
+        queues.push(MessageQueue::new(topic, broker, queue_id));
+    }
 }
 
 /// Java's `String.compareTo`: lexicographic over UTF-16 code units.

@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use rmq_common::route::TopicRouteData;
 
 use crate::error::RouteDecodeError;
+use crate::limits::check_route;
 
 /// Decodes a `GET_ROUTEINFO_BY_TOPIC` response body into a [`TopicRouteData`].
 ///
@@ -28,10 +29,22 @@ use crate::error::RouteDecodeError;
 /// assert!(decode_route(b"{\"queueDatas\":[").is_err());
 /// ```
 ///
+/// The decoded route's queue counts are checked against
+/// [`MAX_QUEUES_PER_BROKER`](crate::MAX_QUEUES_PER_BROKER) and
+/// [`MAX_QUEUES_PER_ROUTE`](crate::MAX_QUEUES_PER_ROUTE).
+///
 /// # Errors
 /// [`RouteDecodeError::Empty`] for an empty body, [`RouteDecodeError::Invalid`] when neither
-/// form parses (with serde's description, line and column of the problem).
+/// form parses (with serde's description, line and column of the problem),
+/// [`RouteDecodeError::TooManyQueues`] for a count above the limits.
 pub fn decode_route(body: &[u8]) -> Result<TopicRouteData, RouteDecodeError> {
+    let route = parse_route(body)?;
+    check_route(&route)?;
+    Ok(route)
+}
+
+/// Strict JSON, then the fastjson fallback.
+fn parse_route(body: &[u8]) -> Result<TopicRouteData, RouteDecodeError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(RouteDecodeError::Empty);
     }
