@@ -3,14 +3,15 @@
 //!
 //! `send_async` runs the first phase of the first attempt in the caller's task (route lookup,
 //! queue choice, handing the request to the transport), so the sends of one task are written in
-//! order and pipelined on the connection; a spawned task awaits the answer and runs any retries.
+//! order and pipelined on the connection; the producer's [completion driver](crate::completion)
+//! awaits the answer and runs any retries.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use rmq_common::validate::validate_message;
 use rmq_common::{Message, MessageQueue};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::{Instrument, Span};
 
@@ -136,17 +137,21 @@ impl Producer {
         let (token, out, msg) = admit(inner, msg)?;
         let permit = match &inner.flow {
             None => None,
-            Some(flow) => {
-                let got = tokio::select! {
-                    biased;
-                    () = inner.abort.cancelled() => None,
-                    p = flow.acquire(out.size) => p,
-                };
-                match got {
-                    Some(p) => Some(p),
-                    None => return Err(ProducerError::not_running(Unsent::one(msg))),
+            // Fast path without registering a waiter anywhere; wait only when full.
+            Some(flow) => match flow.try_acquire(out.size) {
+                Some(p) => Some(p),
+                None => {
+                    let got = tokio::select! {
+                        biased;
+                        () = inner.abort.cancelled() => None,
+                        p = flow.acquire(out.size) => p,
+                    };
+                    match got {
+                        Some(p) => Some(p),
+                        None => return Err(ProducerError::not_running(Unsent::one(msg))),
+                    }
                 }
-            }
+            },
         };
         if !inner.is_running() {
             return Err(ProducerError::not_running(Unsent::one(msg)));
@@ -230,7 +235,11 @@ where
         drop(permit);
         drop(token);
     };
-    inner.sends.spawn_on(task, &inner.runtime);
+    // The driver only stops after the producer's state is gone, which `inner` keeps alive here;
+    // should it be gone anyway (runtime shutting down), the send still gets its own task.
+    if let Err(mpsc::error::SendError(task)) = inner.completions.send(Box::pin(task)) {
+        inner.sends.spawn_on(task, &inner.runtime);
+    }
 }
 
 /// Awaits the first attempt and runs the rest.

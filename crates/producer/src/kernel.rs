@@ -9,14 +9,14 @@
 //! 3. [`process_response`]: the response code mapped as Java does, the ids read back.
 
 use bytes::Bytes;
+use bytestring::ByteString;
 use rmq_common::batch::encode_batch;
-use rmq_common::header::send::{
-    SendMessageRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader,
-};
+use rmq_common::header::send::SendMessageResponseHeader;
 use rmq_common::{
-    property, sysflag, CommandHeader, Message, MessageQueue, Properties, RequestCode,
+    property, sysflag, CommandHeader, ExtFields, LanguageCode, Message, MessageQueue, Properties,
+    RequestCode,
 };
-use rmq_remoting::RemotingCommand;
+use rmq_remoting::{RemotingCommand, SerializeType};
 
 use crate::config::ProducerConfig;
 use crate::error::ProducerError;
@@ -40,8 +40,10 @@ pub(crate) struct Outgoing {
     pub(crate) sys_flag: i32,
     /// The user flag.
     pub(crate) flag: i32,
-    /// The encoded properties (header field `i`).
-    pub(crate) properties: String,
+    /// The topic, shared by the requests of every attempt.
+    pub(crate) topic_bytes: ByteString,
+    /// The encoded properties (header field `i`), shared by every attempt.
+    pub(crate) properties: ByteString,
     /// What [`SendResult::msg_id`] reports: the `UNIQ_KEY`, or the inner keys joined by `,`.
     pub(crate) msg_id: String,
     /// `reconsumeTimes` / `maxReconsumeTimes` moved out of the properties of `%RETRY%` topics.
@@ -108,7 +110,8 @@ pub(crate) fn prepare_single(
         size: raw.len(),
         sys_flag,
         flag: msg.flag(),
-        properties,
+        topic_bytes: ByteString::from(msg.topic()),
+        properties: ByteString::from(properties),
         msg_id: uniq_key,
         reconsume_times,
         max_reconsume_times,
@@ -151,40 +154,85 @@ pub(crate) fn prepare_batch(
         body,
         sys_flag: 0,
         flag: 0,
-        properties: wrapper.encode(),
+        topic_bytes: ByteString::from(first.topic()),
+        properties: ByteString::from(wrapper.encode()),
         msg_id: inner_ids.join(","),
         reconsume_times: 0,
         max_reconsume_times: None,
     })
 }
 
-/// The request of one attempt to `mq`, born at `born_timestamp_ms`.
+/// Header values shared by every send of a producer, as shared byte strings (cloning one is a
+/// reference-count increment, not an allocation).
+#[derive(Debug, Clone)]
+pub(crate) struct WireConsts {
+    group: ByteString,
+    default_topic: ByteString,
+    default_topic_queue_nums: ByteString,
+    unit_mode: ByteString,
+    language: LanguageCode,
+    serialize_type: SerializeType,
+}
+
+impl WireConsts {
+    pub(crate) fn new(cfg: &ProducerConfig) -> Self {
+        Self {
+            group: ByteString::from(cfg.group.as_str()),
+            default_topic: ByteString::from(cfg.name_server.default_topic.as_str()),
+            default_topic_queue_nums: int(cfg.name_server.default_topic_queue_nums),
+            unit_mode: boolean(cfg.unit_mode),
+            language: cfg.language,
+            serialize_type: cfg.serialize_type,
+        }
+    }
+}
+
+/// Decimal text of `v`, without allocating for the small values most fields hold.
+fn int(v: i32) -> ByteString {
+    const SMALL: [&str; 16] = [
+        "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
+    ];
+    match usize::try_from(v) {
+        Ok(i) if i < SMALL.len() => ByteString::from_static(SMALL[i]),
+        _ => ByteString::from(v.to_string()),
+    }
+}
+
+fn boolean(v: bool) -> ByteString {
+    ByteString::from_static(if v { "true" } else { "false" })
+}
+
+/// The request of one attempt to `mq`, born at `born_timestamp_ms`: the ext fields of
+/// `SendMessageRequestHeaderV2` (`a`..`n`, in Java's order, `l` only when set), built from shared
+/// values (unit tests check them against rmq-common's header encoder).
 pub(crate) fn build_request(
     out: &Outgoing,
-    cfg: &ProducerConfig,
+    w: &WireConsts,
     mq: &MessageQueue,
     born_timestamp_ms: i64,
 ) -> RemotingCommand {
-    let header = SendMessageRequestHeaderV2(SendMessageRequestHeader {
-        producer_group: cfg.group.clone(),
-        topic: out.topic.clone(),
-        default_topic: cfg.name_server.default_topic.clone(),
-        default_topic_queue_nums: cfg.name_server.default_topic_queue_nums,
-        queue_id: mq.queue_id,
-        sys_flag: out.sys_flag,
-        born_timestamp: born_timestamp_ms,
-        flag: out.flag,
-        properties: Some(out.properties.clone()),
-        reconsume_times: Some(out.reconsume_times),
-        unit_mode: Some(cfg.unit_mode),
-        batch: Some(out.is_batch()),
-        max_reconsume_times: out.max_reconsume_times,
-        broker_name: Some(mq.broker_name.clone()),
-    });
-    let mut req = RemotingCommand::request_with_header(out.code, &header)
+    let key = ByteString::from_static;
+    let mut ext = ExtFields::with_capacity(14);
+    ext.push(key("a"), w.group.clone());
+    ext.push(key("b"), out.topic_bytes.clone());
+    ext.push(key("c"), w.default_topic.clone());
+    ext.push(key("d"), w.default_topic_queue_nums.clone());
+    ext.push(key("e"), int(mq.queue_id));
+    ext.push(key("f"), int(out.sys_flag));
+    ext.push(key("g"), ByteString::from(born_timestamp_ms.to_string()));
+    ext.push(key("h"), int(out.flag));
+    ext.push(key("i"), out.properties.clone());
+    ext.push(key("j"), int(out.reconsume_times));
+    ext.push(key("k"), w.unit_mode.clone());
+    if let Some(max) = out.max_reconsume_times {
+        ext.push(key("l"), int(max));
+    }
+    ext.push(key("m"), boolean(out.is_batch()));
+    ext.push(key("n"), ByteString::from(mq.broker_name.as_str()));
+    let mut req = RemotingCommand::request(out.code, ext)
         .with_body(out.body.clone())
-        .with_serialize_type(cfg.serialize_type);
-    req.language = cfg.language;
+        .with_serialize_type(w.serialize_type);
+    req.language = w.language;
     req
 }
 

@@ -66,7 +66,7 @@ fn golden_send_message_v2_request() {
     let mut msg = golden_message();
     let out = prepare_single(&mut msg, &cfg(), &mut never_called());
     let mq = MessageQueue::new("GoldenTopic", "broker-a", 2);
-    let req = build_request(&out, &cfg(), &mq, 1_700_000_000_000);
+    let req = build_request(&out, &WireConsts::new(&cfg()), &mq, 1_700_000_000_000);
     let lines = golden();
     let mut props_expected = BTreeMap::new();
     let mut checked = 0;
@@ -207,7 +207,12 @@ fn transaction_flag_and_retry_topic_fields() {
         (3, Some(16))
     );
     assert!(!out.properties.contains(property::RECONSUME_TIME));
-    let req = build_request(&out, &cfg(), &MessageQueue::new("%RETRY%group", "b", 0), 1);
+    let req = build_request(
+        &out,
+        &WireConsts::new(&cfg()),
+        &MessageQueue::new("%RETRY%group", "b", 0),
+        1,
+    );
     assert_eq!(req.ext_fields.get("j"), Some("3"));
     assert_eq!(req.ext_fields.get("l"), Some("16"));
 }
@@ -228,7 +233,12 @@ fn batch_is_never_compressed_and_reports_inner_ids() {
     let decoded = rmq_common::batch::decode_batch(out.body.clone()).expect("decodes");
     assert_eq!(decoded.len(), 3);
     assert_eq!(decoded[0].body().len(), 5000);
-    let req = build_request(&out, &cfg(), &MessageQueue::new("T", "b", 1), 1);
+    let req = build_request(
+        &out,
+        &WireConsts::new(&cfg()),
+        &MessageQueue::new("T", "b", 1),
+        1,
+    );
     assert_eq!(req.ext_fields.get("m"), Some("true"));
     // Brokers append the wrapper's properties to every record: only WAIT, so that each message
     // keeps its own UNIQ_KEY.
@@ -324,4 +334,64 @@ fn inner_batch_reports_the_broker_batch_id() {
         process_response(&response(ResponseCode::SUCCESS, &ext), &out, &mq, "a").expect("ok");
     assert_eq!(inner.msg_id, "B", "the broker's id of the inner batch");
     assert_eq!(inner.region_id, "eu-1");
+}
+
+#[test]
+fn ext_fields_match_the_common_v2_encoder_in_content_and_order() {
+    use rmq_common::header::send::{SendMessageRequestHeader, SendMessageRequestHeaderV2};
+    use rmq_common::CommandHeader;
+
+    let mut retry = Message::new("%RETRY%g", "b").with_flag(-7);
+    retry
+        .properties_mut()
+        .insert(property::RECONSUME_TIME, "21");
+    retry
+        .properties_mut()
+        .insert(property::MAX_RECONSUME_TIMES, "3");
+    let mut cases = vec![
+        (
+            prepare_single(&mut golden_message(), &cfg(), &mut never_called()),
+            2,
+            1_700_000_000_000,
+        ),
+        (
+            prepare_single(&mut retry, &cfg(), &mut counter_ids()),
+            31,
+            5,
+        ),
+    ];
+    let mut batch = vec![Message::new("T", "a"), Message::new("T", "b")];
+    cases.push((
+        prepare_batch(&mut batch, &mut counter_ids()).expect("batch"),
+        16,
+        0,
+    ));
+    let mut cfg = cfg();
+    cfg.unit_mode = true;
+    cfg.name_server.default_topic_queue_nums = 123;
+    for (out, queue_id, born) in cases {
+        let mq = MessageQueue::new(out.topic.clone(), "broker-x", queue_id);
+        let req = build_request(&out, &WireConsts::new(&cfg), &mq, born);
+        let expected = SendMessageRequestHeaderV2(SendMessageRequestHeader {
+            producer_group: cfg.group.clone(),
+            topic: out.topic.clone(),
+            default_topic: cfg.name_server.default_topic.clone(),
+            default_topic_queue_nums: cfg.name_server.default_topic_queue_nums,
+            queue_id,
+            sys_flag: out.sys_flag,
+            born_timestamp: born,
+            flag: out.flag,
+            properties: Some(out.properties.to_string()),
+            reconsume_times: Some(out.reconsume_times),
+            unit_mode: Some(cfg.unit_mode),
+            batch: Some(out.is_batch()),
+            max_reconsume_times: out.max_reconsume_times,
+            broker_name: Some("broker-x".into()),
+        })
+        .to_ext_fields();
+        let got: Vec<(&str, &str)> = req.ext_fields.iter().collect();
+        let want: Vec<(&str, &str)> = expected.iter().collect();
+        assert_eq!(got, want, "{}", out.topic);
+        assert_eq!(req.code, out.code.value());
+    }
 }

@@ -11,6 +11,7 @@
 mod async_send;
 mod backpressure;
 mod builder;
+mod completion;
 mod config;
 mod error;
 pub mod fault;

@@ -1,7 +1,7 @@
 //! [`Producer`]: the handle users send with (`Clone + Send + Sync`), and its shared state.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -13,15 +13,20 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 use tokio_util::task::TaskTracker;
 
 use crate::backpressure::Backpressure;
+use crate::completion::{self, CompletionSender};
 use crate::config::ProducerConfig;
 use crate::error::ProducerError;
 use crate::fault::LatencyFaultTolerance;
+use crate::kernel::WireConsts;
 use crate::select::TopicCounters;
 use crate::{heartbeat, identity, ProducerBuilder};
 
 const RUNNING: u8 = 0;
 const SHUTTING_DOWN: u8 = 1;
 const STOPPED: u8 = 2;
+
+/// How often shutdown closes the connections again while cancelled sends are still ending.
+const ABORT_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A started producer. Cheap to clone; every clone sends through the same connections, routes
 /// and fault table, from any number of tasks at once.
@@ -76,6 +81,8 @@ pub struct ProducerStats {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) cfg: ProducerConfig,
+    /// Header values shared by every request.
+    pub(crate) wire: WireConsts,
     pub(crate) client_id: String,
     pub(crate) remoting: RemotingClient,
     pub(crate) routes: RouteCache,
@@ -90,9 +97,13 @@ pub(crate) struct Inner {
     /// Heartbeat and route refresh.
     background: TaskTracker,
     pub(crate) stop_background: CancellationToken,
-    /// Cancelled when shutdown stops waiting for in-flight sends.
+    /// Cancelled when shutdown stops waiting for in-flight sends (for the rare waits).
     pub(crate) abort: CancellationToken,
+    /// The same as a flag, for the per-attempt check (no lock).
+    aborted: AtomicBool,
     pub(crate) flow: Option<Backpressure>,
+    /// Where asynchronous sends hand the rest of their work.
+    pub(crate) completions: CompletionSender,
     pub(crate) runtime: tokio::runtime::Handle,
     shutdown_done: OnceCell<()>,
 }
@@ -127,6 +138,11 @@ impl Inner {
             addrs.extend(self.routes.all_master_addrs());
         }
         addrs
+    }
+
+    /// Whether shutdown gave up waiting for the sends in flight.
+    pub(crate) fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::Relaxed)
     }
 
     pub(crate) fn is_running(&self) -> bool {
@@ -167,7 +183,10 @@ impl Producer {
         let flow = cfg
             .async_backpressure
             .then(|| Backpressure::new(cfg.async_max_in_flight, cfg.async_max_bytes));
+        let (completions, driver) = completion::channel();
         let inner = Arc::new(Inner {
+            completions,
+            wire: WireConsts::new(&cfg),
             client_id,
             remoting,
             routes,
@@ -180,11 +199,14 @@ impl Producer {
             background: TaskTracker::new(),
             stop_background: CancellationToken::new(),
             abort: CancellationToken::new(),
+            aborted: AtomicBool::new(false),
             flow,
             runtime: tokio::runtime::Handle::current(),
             shutdown_done: OnceCell::new(),
             cfg,
         });
+        // The driver ends by itself once the state is dropped and every send has finished.
+        drop(tokio::spawn(driver));
         // The refresher ends with the token; its handle is not needed.
         drop(
             inner
@@ -264,11 +286,24 @@ async fn shutdown(inner: Arc<Inner>) {
             in_flight = inner.sends.len(),
             "shutdown: cancelling sends still in flight"
         );
+        inner.aborted.store(true, Ordering::SeqCst);
         inner.abort.cancel();
         if let Some(flow) = &inner.flow {
             flow.close();
         }
-        inner.sends.wait().await;
+        // Closing a connection fails its waiters at once; repeat for sends that were between
+        // two steps (each send's own deadline bounds this loop).
+        loop {
+            for addr in inner.broker_addrs(true) {
+                inner.remoting.close(&addr);
+            }
+            if tokio::time::timeout(ABORT_POLL, inner.sends.wait())
+                .await
+                .is_ok()
+            {
+                break;
+            }
+        }
     }
     inner.background.close();
     if tokio::time::timeout(heartbeat::CLIENT_API_TIMEOUT, inner.background.wait())

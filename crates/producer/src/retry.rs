@@ -178,6 +178,9 @@ impl SendState {
 
     /// The next attempt's queue and budget, or the end of the send.
     pub(crate) fn next(&mut self) -> Next {
+        if self.inner.is_aborted() {
+            return Next::Done(Err(cancelled(self.tally.maybe_stored)));
+        }
         if self.tally.attempts >= self.total {
             return Next::Done(self.finish_exhausted());
         }
@@ -230,7 +233,7 @@ impl SendState {
             });
         };
         inner.note_broker(&addr);
-        let req = build_request(&self.job.out, &inner.cfg, mq, now_ms());
+        let req = build_request(&self.job.out, &inner.wire, mq, now_ms());
         Ok((addr, req))
     }
 
@@ -243,17 +246,10 @@ impl SendState {
         let inner = &self.inner;
         match self.job.mode {
             Mode::Oneway => Launched::Over(self.oneway(mq, &addr, req, budget).await),
-            Mode::Reply => {
-                let accepted = tokio::select! {
-                    biased;
-                    () = inner.abort.cancelled() => return Launched::Over(Err(cancelled(false))),
-                    r = inner.remoting.invoke_async(&addr, req, budget) => r,
-                };
-                match accepted {
-                    Ok(fut) => Launched::Waiting { fut, addr },
-                    Err(e) => Launched::Over(Err(remoting_error(mq, e))),
-                }
-            }
+            Mode::Reply => match inner.remoting.invoke_async(&addr, req, budget).await {
+                Ok(fut) => Launched::Waiting { fut, addr },
+                Err(e) => Launched::Over(Err(remoting_error(mq, e))),
+            },
         }
     }
 
@@ -264,11 +260,7 @@ impl SendState {
         match self.job.mode {
             Mode::Oneway => self.oneway(mq, &addr, req, budget).await,
             Mode::Reply => {
-                let resp = tokio::select! {
-                    biased;
-                    () = inner.abort.cancelled() => return Err(cancelled(true)),
-                    r = inner.remoting.invoke_sync(&addr, req, budget) => r,
-                };
+                let resp = inner.remoting.invoke_sync(&addr, req, budget).await;
                 let resp = resp.map_err(|e| remoting_error(mq, e))?;
                 process_response(&resp, &self.job.out, mq, &addr).map(Some)
             }
@@ -282,11 +274,7 @@ impl SendState {
         req: RemotingCommand,
         budget: Duration,
     ) -> Outcome {
-        let written = tokio::select! {
-            biased;
-            () = self.inner.abort.cancelled() => return Err(cancelled(true)),
-            r = self.inner.remoting.invoke_oneway(addr, req, budget) => r,
-        };
+        let written = self.inner.remoting.invoke_oneway(addr, req, budget).await;
         written.map(|()| None).map_err(|e| remoting_error(mq, e))
     }
 
@@ -294,17 +282,10 @@ impl SendState {
     pub(crate) async fn finish(&self, mq: &MessageQueue, launched: Launched) -> Outcome {
         match launched {
             Launched::Over(outcome) => outcome,
-            Launched::Waiting { fut, addr } => {
-                let resp = tokio::select! {
-                    biased;
-                    () = self.inner.abort.cancelled() => return Err(cancelled(true)),
-                    r = fut => r,
-                };
-                match resp {
-                    Ok(resp) => process_response(&resp, &self.job.out, mq, &addr).map(Some),
-                    Err(source) => Err(remoting_error(mq, source)),
-                }
-            }
+            Launched::Waiting { fut, addr } => match fut.await {
+                Ok(resp) => process_response(&resp, &self.job.out, mq, &addr).map(Some),
+                Err(source) => Err(remoting_error(mq, source)),
+            },
         }
     }
 
@@ -345,6 +326,10 @@ impl SendState {
             Ok(result) => Some(Ok(result)),
             Err(err) => {
                 self.tally.maybe_stored |= err.maybe_stored();
+                if self.inner.is_aborted() {
+                    // Shutdown gave up waiting and closed the connections under this attempt.
+                    return Some(Err(cancelled(self.tally.maybe_stored)));
+                }
                 let pinned = matches!(self.job.target, Target::Queue(_));
                 let retry = is_retryable(&self.inner.cfg, &err) && !(pinned && err.maybe_stored());
                 tracing::debug!(error = %err, broker = %mq.broker_name, attempt = self.tally.attempts, retry, "send attempt failed");

@@ -1,0 +1,81 @@
+//! The completion driver: one task per producer that awaits the answers of asynchronous sends
+//! and runs their retries, instead of one spawned task per send.
+//!
+//! Each asynchronous send hands its remaining work (await the first answer, retry, deliver the
+//! outcome exactly once) to the driver as a future. The driver polls them all in a
+//! `FuturesUnordered`, waking only for the ones that are ready. It ends once every handle to it
+//! is gone (the producer's state is dropped) and every pending future has finished.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::mpsc;
+
+/// The rest of one asynchronous send.
+pub(crate) type Completion = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Where sends hand their completions.
+pub(crate) type CompletionSender = mpsc::UnboundedSender<Completion>;
+
+/// A driver and the sender that feeds it.
+pub(crate) fn channel() -> (CompletionSender, impl Future<Output = ()> + Send + 'static) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (tx, drive(rx))
+}
+
+async fn drive(mut rx: mpsc::UnboundedReceiver<Completion>) {
+    let mut pending: FuturesUnordered<Completion> = FuturesUnordered::new();
+    let mut open = true;
+    loop {
+        // Take every new completion first so that none waits behind ready ones.
+        while open {
+            match rx.try_recv() {
+                Ok(c) => pending.push(c),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => open = false,
+            }
+        }
+        if !open && pending.is_empty() {
+            break;
+        }
+        tokio::select! {
+            received = rx.recv(), if open => match received {
+                Some(c) => pending.push(c),
+                None => open = false,
+            },
+            Some(()) = pending.next(), if !pending.is_empty() => {}
+        }
+    }
+    tracing::debug!("completion driver stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn runs_every_completion_once_and_ends_when_closed() {
+        let (tx, driver) = channel();
+        let driver = tokio::spawn(driver);
+        let done = Arc::new(AtomicUsize::new(0));
+        for i in 0..1000u64 {
+            let done = Arc::clone(&done);
+            let c: Completion = Box::pin(async move {
+                tokio::time::sleep(Duration::from_micros(i % 7)).await;
+                done.fetch_add(1, Ordering::SeqCst);
+            });
+            assert!(tx.send(c).is_ok());
+        }
+        drop(tx);
+        tokio::time::timeout(Duration::from_secs(10), driver)
+            .await
+            .expect("ends")
+            .expect("task");
+        assert_eq!(done.load(Ordering::SeqCst), 1000);
+    }
+}
