@@ -330,6 +330,7 @@ impl RouteCache {
                 tracing::info!(
                     topic,
                     from_default_topic = source == Source::Default,
+                    static_topic = info.is_static(),
                     queues = info.queues.len(),
                     brokers = ?info.broker_addrs,
                     "topic route changed"

@@ -4,7 +4,7 @@
 //!   with a round-robin start and failover between addresses within one deadline.
 //! - [`decode_route`] reads the route body: standard JSON or fastjson's unquoted numeric keys.
 //! - [`TopicPublishInfo::from_route`] turns a route into the queues a producer may write, as
-//!   the Java client does, within the queue-count limits
+//!   the Java client does (ordered, static and normal topics), within the queue-count limits
 //!   [`MAX_QUEUES_PER_BROKER`] and [`MAX_QUEUES_PER_ROUTE`].
 //! - [`RouteCache`] is shared by the producers of one client: it loads routes on demand (with
 //!   the `TBW102` fallback for auto-created topics), refreshes the topics in use periodically or
@@ -20,6 +20,7 @@ mod limits;
 mod publish_info;
 mod refresher;
 mod route_json;
+mod static_topic;
 
 pub use cache::RouteCache;
 pub use client::NameServerClient;
@@ -28,3 +29,7 @@ pub use error::{NameServerError, RouteDecodeError};
 pub use limits::{MAX_QUEUES_PER_BROKER, MAX_QUEUES_PER_ROUTE};
 pub use publish_info::TopicPublishInfo;
 pub use route_json::decode_route;
+pub use static_topic::{
+    mock_broker_name, LOGICAL_QUEUE_MOCK_BROKER_NAME_NOT_EXIST, LOGICAL_QUEUE_MOCK_BROKER_PREFIX,
+    METADATA_SCOPE_GLOBAL,
+};

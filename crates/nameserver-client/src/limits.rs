@@ -8,6 +8,7 @@
 use rmq_common::route::{perm, TopicRouteData};
 
 use crate::error::RouteDecodeError;
+use crate::static_topic;
 
 /// Most queues one broker (one queue data, one `orderTopicConf` item, one static-topic scope)
 /// may have: 65,535.
@@ -25,7 +26,7 @@ pub const MAX_QUEUES_PER_BROKER: i32 = 65_535;
 pub const MAX_QUEUES_PER_ROUTE: usize = 262_144;
 
 /// Checks the queue counts of `route` against [`MAX_QUEUES_PER_BROKER`] (every queue data,
-/// every `orderTopicConf` item) and [`MAX_QUEUES_PER_ROUTE`] (the
+/// every `orderTopicConf` item, every static-topic scope) and [`MAX_QUEUES_PER_ROUTE`] (the
 /// queues [`TopicPublishInfo::from_route`](crate::TopicPublishInfo::from_route) would build).
 /// Negative counts make no queue (as in Java) and pass.
 pub(crate) fn check_route(route: &TopicRouteData) -> Result<(), RouteDecodeError> {
@@ -55,12 +56,23 @@ pub(crate) fn check_route(route: &TopicRouteData) -> Result<(), RouteDecodeError
         }
         ordered += n.max(0);
     }
+    let mut logical = 0i64;
+    for (scope, total) in static_topic::totals_by_scope(route) {
+        let n = i64::from(total);
+        if n > per_broker {
+            let what = format!("static topic scope {scope} (totalQueues)");
+            return Err(too_many(what, n, per_broker));
+        }
+        logical += n.max(0);
+    }
     // Only one of the forms makes the queue list, and each sum is at most the number of
     // entries times 65,535: no overflow.
-    let total = if route.order_topic_conf.as_deref().unwrap_or("").is_empty() {
-        normal
-    } else {
+    let total = if !route.order_topic_conf.as_deref().unwrap_or("").is_empty() {
         ordered
+    } else if static_topic::is_static(route) {
+        logical
+    } else {
+        normal
     };
     if total > per_route {
         return Err(too_many("the route in total".to_owned(), total, per_route));

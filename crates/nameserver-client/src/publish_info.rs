@@ -1,5 +1,5 @@
-//! `TopicPublishInfo`: the queues a producer may write, built from a route exactly as Java's
-//! `MQClientInstance.topicRouteData2TopicPublishInfo` does (§7.4).
+//! `TopicPublishInfo`: the queues a producer may write, built from a route as Java's
+//! `MQClientInstance.topicRouteData2TopicPublishInfo` does (§7.4), static topics included.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -8,6 +8,7 @@ use rmq_common::route::{self, TopicRouteData};
 use rmq_common::MessageQueue;
 
 use crate::limits::{order_conf_items, MAX_QUEUES_PER_BROKER, MAX_QUEUES_PER_ROUTE};
+use crate::static_topic;
 
 /// Where a topic can be written: its message queues and the master address of every broker.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -19,14 +20,23 @@ pub struct TopicPublishInfo {
     pub order_topic: bool,
     /// Master (broker id 0) address per broker name, for every broker of the route.
     pub broker_addrs: BTreeMap<String, String>,
+    /// For a static topic: the real broker serving each logical queue (Java's
+    /// `topicEndPointsTable`); empty otherwise. See [`broker_name_of`](Self::broker_name_of).
+    pub static_endpoints: BTreeMap<MessageQueue, String>,
 }
 
 impl TopicPublishInfo {
-    /// Builds the publish info of `topic` from its route, exactly as Java does (§7.4):
+    /// Builds the publish info of `topic` from its route as Java does (§7.4):
     ///
     /// - With a non-empty `orderTopicConf` (`"broker-a:4;broker-b:2"`), one queue per configured
     ///   id, in configuration order, without permission or master checks (malformed items are
     ///   skipped where Java would throw).
+    /// - Without `orderTopicConf` (absent, not empty) and with a non-empty
+    ///   `topicQueueMappingByBroker` (a 5.x static topic): the logical queues `0..totalQueues` of
+    ///   every scope, named after the scope's mock broker (see [`crate::mock_broker_name`]:
+    ///   `__syslo__global__`), sorted by queue id (then mock broker name, where Java leaves a hash
+    ///   map's order); [`Self::static_endpoints`] names the real broker of each (Java
+    ///   `ClientMetadata.topicRouteData2EndpointsForStaticTopic`), see [`Self::broker_name_of`].
     /// - Otherwise the queue data sorted by broker name (Java `String.compareTo`, stable), and for
     ///   every writable queue data whose broker has a master (id 0), one queue per write queue.
     ///
@@ -65,6 +75,18 @@ impl TopicPublishInfo {
                 queues: order_topic_queues(topic, conf),
                 order_topic: true,
                 broker_addrs,
+                static_endpoints: BTreeMap::new(),
+            };
+        }
+        if static_topic::is_static(route) {
+            let static_endpoints = static_topic::endpoints(topic, route);
+            let mut queues: Vec<MessageQueue> = static_endpoints.keys().cloned().collect();
+            queues.sort_by(|a, b| (a.queue_id, &a.broker_name).cmp(&(b.queue_id, &b.broker_name)));
+            return Self {
+                queues,
+                order_topic: false,
+                broker_addrs,
+                static_endpoints,
             };
         }
         let mut queue_datas: Vec<_> = route.queue_datas.iter().collect();
@@ -90,6 +112,7 @@ impl TopicPublishInfo {
             queues,
             order_topic: false,
             broker_addrs,
+            static_endpoints: BTreeMap::new(),
         }
     }
 
@@ -130,6 +153,39 @@ impl TopicPublishInfo {
     #[must_use]
     pub fn master_addr(&self, broker_name: &str) -> Option<&str> {
         self.broker_addrs.get(broker_name).map(String::as_str)
+    }
+
+    /// The real broker a queue of this topic is written to (Java
+    /// `MQClientInstance.getBrokerNameFromMessageQueue`): the endpoint of a static topic's logical
+    /// queue (possibly [`crate::LOGICAL_QUEUE_MOCK_BROKER_NAME_NOT_EXIST`], which has no
+    /// address), else the queue's own broker name. A sender resolves the address with `master_addr(broker_name_of(mq))` and
+    /// puts that name in the request's `bname`, keeping the queue's (logical) id.
+    ///
+    /// ```
+    /// use rmq_common::route::TopicRouteData;
+    /// use rmq_nameserver_client::TopicPublishInfo;
+    ///
+    /// let route: TopicRouteData = serde_json::from_str(r#"{
+    ///   "brokerDatas":[{"cluster":"c","brokerName":"broker-a","brokerAddrs":{"0":"h:1"}}],
+    ///   "topicQueueMappingByBroker":{"broker-a":{"scope":"__global__","totalQueues":2,
+    ///     "bname":"broker-a","epoch":1,"currIdMap":{"0":0}}}}"#).unwrap();
+    /// let info = TopicPublishInfo::from_route("T", &route);
+    /// let names: Vec<_> = info.queues.iter().map(|q| info.broker_name_of(q)).collect();
+    /// assert_eq!(names, ["broker-a", "__syslo__none__"]);
+    /// assert_eq!(info.queues[0].broker_name, "__syslo__global__");
+    /// assert_eq!(info.master_addr(info.broker_name_of(&info.queues[0])), Some("h:1"));
+    /// ```
+    #[must_use]
+    pub fn broker_name_of<'a>(&'a self, mq: &'a MessageQueue) -> &'a str {
+        self.static_endpoints
+            .get(mq)
+            .map_or(mq.broker_name.as_str(), String::as_str)
+    }
+
+    /// Whether the queues are a static topic's logical queues.
+    #[must_use]
+    pub fn is_static(&self) -> bool {
+        !self.static_endpoints.is_empty()
     }
 }
 
