@@ -5,7 +5,8 @@ use std::time::Duration;
 use crate::codec::DEFAULT_MAX_FRAME_LENGTH;
 use crate::command::SerializeType;
 
-/// What an async or oneway call does when all in-flight permits are taken.
+/// What a call does when all in-flight permits (async, oneway) or the connection's queue
+/// budget ([`RemotingConfig::max_queued_bytes`]) are taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OverloadPolicy {
     /// Wait for a permit (within the call's timeout), as Java's `tryAcquire(timeout)`.
@@ -27,6 +28,8 @@ pub enum OverloadPolicy {
 /// };
 /// assert_eq!(cfg.max_frame_length, 16 * 1024 * 1024);
 /// assert!(cfg.close_on_timeout);
+/// assert_eq!(cfg.max_queued_bytes, 64 * 1024 * 1024);
+/// assert_eq!(cfg.write_timeout, Duration::from_secs(30));
 /// ```
 #[derive(Debug, Clone)]
 pub struct RemotingConfig {
@@ -52,6 +55,19 @@ pub struct RemotingConfig {
     pub tcp_nodelay: bool,
     /// Stop gathering queued frames into one write beyond this many bytes.
     pub write_batch_bytes: usize,
+    /// Bytes of frames queued on one connection and not yet written (requests, oneway
+    /// requests and responses alike; 64 MiB). Zero means unbounded.
+    ///
+    /// A request that would exceed it waits for room (within its timeout) or fails at once with
+    /// [`RemotingError::Overloaded`](crate::RemotingError::Overloaded), as `overload` says.
+    /// A processor's response waits for room, so the connection stops reading requests while
+    /// the peer does not read its responses; `ConnectionHandle::send_response` and `send_raw`
+    /// cannot wait and return `Overloaded`. A frame larger than the budget takes all of it.
+    pub max_queued_bytes: usize,
+    /// Longest time the socket may take no byte of a pending write (30 s): a peer that stops
+    /// reading (a zero TCP window) then has its connection closed, and every waiter on it
+    /// fails. A slow peer that keeps reading is not cut off. Zero disables.
+    pub write_timeout: Duration,
 }
 
 impl Default for RemotingConfig {
@@ -67,6 +83,8 @@ impl Default for RemotingConfig {
             idle_timeout: Duration::from_secs(120),
             tcp_nodelay: true,
             write_batch_bytes: 64 * 1024,
+            max_queued_bytes: 64 * 1024 * 1024,
+            write_timeout: Duration::from_secs(30),
         }
     }
 }

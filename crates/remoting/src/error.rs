@@ -125,7 +125,10 @@ pub enum RemotingError {
         /// Whether the frame was handed to the socket before the connection closed.
         written: bool,
     },
-    /// Too many async or oneway calls in flight and [`OverloadPolicy::Fail`](crate::OverloadPolicy::Fail).
+    /// Too many async or oneway calls in flight, or the connection's queue of unwritten frames
+    /// is over its byte budget: at once with [`OverloadPolicy::Fail`](crate::OverloadPolicy::Fail),
+    /// at the call's deadline with [`OverloadPolicy::Wait`](crate::OverloadPolicy::Wait).
+    /// Nothing was queued.
     #[error("too many requests in flight to {addr}")]
     Overloaded {
         /// The address.

@@ -257,14 +257,12 @@ async fn accept_loop(listener: TcpListener, registry: Weak<Registry>, stop: Canc
         if let Err(e) = stream.set_nodelay(reg.config.tcp_nodelay) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
-        let opts = ConnOptions {
-            addr: peer.to_string(),
-            max_frame_length: reg.config.max_frame_length,
-            idle_timeout: reg.config.idle_timeout,
-            write_batch_bytes: reg.config.write_batch_bytes,
-            processors: reg.processors.clone(),
-            opaque: Arc::clone(&reg.opaque),
-        };
+        let opts = ConnOptions::new(
+            peer.to_string(),
+            &reg.config,
+            reg.processors.clone(),
+            Arc::clone(&reg.opaque),
+        );
         let conn = Connection::start(stream, opts);
         let id = reg.next_id.fetch_add(1, Ordering::Relaxed);
         reg.conns.insert(id, conn.clone());

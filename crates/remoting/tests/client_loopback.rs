@@ -598,3 +598,136 @@ async fn shutdown_fails_waiters_and_refuses_new_calls() {
     assert!(!err.maybe_delivered());
     drop(within(server).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_over_the_queue_budget_are_refused_and_give_their_permits_back() {
+    // The server reads nothing until told: the socket buffers fill, then the client's queue.
+    let (l, addr) = listener().await;
+    let (read_tx, read_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let mut f = accept(&l).await;
+        within(read_rx).await.expect("told to read");
+        loop {
+            let req = next(&mut f).await;
+            send(&mut f, echo(&req)).await;
+            if &req.body[..] == b"last" {
+                return f;
+            }
+        }
+    });
+    const PERMITS: usize = 16;
+    let c = RemotingClient::new(RemotingConfig {
+        max_async_in_flight: PERMITS,
+        max_queued_bytes: 16 * 1024 * 1024,
+        overload: OverloadPolicy::Wait,
+        close_on_timeout: false,
+        ..RemotingConfig::default()
+    });
+    let addr = addr.to_string();
+    // Wait policy: a call is refused only when no room freed up during its whole timeout, so
+    // "Overloaded" means the writer is stuck (not merely behind, as a Fail policy would see).
+    let big = Bytes::from(vec![1u8; 8 * 1024 * 1024]);
+    let mut accepted = Vec::new();
+    let mut overloaded = None;
+    for _ in 0..PERMITS - 1 {
+        let call = c.invoke_async(&addr, request(CODE, big.clone()), Duration::from_secs(2));
+        match within(call).await {
+            Ok(f) => accepted.push(f),
+            Err(e) => {
+                overloaded = Some(e);
+                break;
+            }
+        }
+    }
+    // 120 MiB cannot sit in loopback socket buffers plus a 16 MiB queue.
+    let err = overloaded.expect("the queue budget refused a request");
+    assert!(matches!(err, RemotingError::Overloaded { .. }), "{err:?}");
+    assert!(!err.maybe_delivered());
+    assert_eq!(c.pending_len(), accepted.len());
+    // The queue stays too full for another big frame: every form of call is refused, each
+    // giving its permit back.
+    let short = Duration::from_millis(100);
+    for _ in 0..PERMITS + 4 {
+        let err = within(c.invoke_async(&addr, request(CODE, big.clone()), short))
+            .await
+            .expect_err("still over budget");
+        assert!(matches!(err, RemotingError::Overloaded { .. }), "{err:?}");
+    }
+    let err = within(c.invoke_sync(&addr, request(CODE, big.clone()), short))
+        .await
+        .expect_err("sync calls share the budget");
+    assert!(matches!(err, RemotingError::Overloaded { .. }), "{err:?}");
+    let err = within(c.invoke_oneway(&addr, request(CODE, big.clone()), short))
+        .await
+        .expect_err("oneway calls share the budget");
+    assert!(matches!(err, RemotingError::Overloaded { .. }), "{err:?}");
+    assert_eq!(c.pending_len(), accepted.len());
+
+    // Abandoned requests give their budget back once the writer gets to them.
+    drop(accepted);
+    read_tx.send(()).expect("server waits");
+    let t = Duration::from_secs(15);
+    within(c.invoke_sync(&addr, request(CODE, "probe"), t))
+        .await
+        .expect("the queue drains");
+    // Every async permit is free again (none leaked by the refused calls).
+    let mut futs = Vec::new();
+    for i in 0..PERMITS {
+        let f = within(c.invoke_async(&addr, request(CODE, format!("again-{i}")), t))
+            .await
+            .expect("a permit and room");
+        futs.push((i, f));
+    }
+    for (i, f) in futs {
+        let resp = within(f).await.expect("reply");
+        assert_eq!(resp.body, Bytes::from(format!("again-{i}")));
+    }
+    within(c.invoke_sync(&addr, request(CODE, "last"), t))
+        .await
+        .expect("reply");
+    assert_eq!(c.pending_len(), 0);
+    drop(within(server).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_stops_reading_is_closed_after_the_write_timeout() {
+    let (l, addr) = listener().await;
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let (s, _) = within(l.accept()).await.expect("accept");
+        let _ = within(done_rx).await; // holds the socket open, never reads
+        drop(s);
+    });
+    let c = RemotingClient::new(RemotingConfig {
+        write_timeout: Duration::from_secs(1),
+        close_on_timeout: false,
+        ..RemotingConfig::default()
+    });
+    let addr = addr.to_string();
+    let body = Bytes::from(vec![3u8; 4 * 1024 * 1024]);
+    let mut futs = Vec::new();
+    for _ in 0..8 {
+        // A reply deadline far beyond the test's bound: only the write timeout can end these.
+        let f =
+            within(c.invoke_async(&addr, request(CODE, body.clone()), Duration::from_secs(600)))
+                .await
+                .expect("accepted");
+        futs.push(f);
+    }
+    let (mut written, mut unwritten) = (0, 0);
+    for f in futs {
+        match within(f).await {
+            Err(RemotingError::ConnectionClosed { written: true, .. }) => written += 1,
+            Err(RemotingError::ConnectionClosed { written: false, .. }) => unwritten += 1,
+            other => panic!("expected ConnectionClosed, got {other:?}"),
+        }
+    }
+    // 32 MiB do not fit in loopback socket buffers: the writer was stuck in a frame.
+    assert!(
+        written > 0 && unwritten > 0,
+        "{written} written, {unwritten} not"
+    );
+    assert_eq!(c.pending_len(), 0);
+    done_tx.send(()).expect("server waits");
+    within(server).await.expect("server");
+}

@@ -257,3 +257,51 @@ async fn shutdown_closes_everything() {
         "no resume after shutdown"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_over_the_queue_budget_are_refused() {
+    // A processor pushes 1 MiB responses to a client that never reads them.
+    const PUSH: RequestCode = RequestCode::GET_CONSUMER_RUNNING_INFO;
+    let (outcome_tx, outcome_rx) = tokio::sync::oneshot::channel();
+    let outcome_tx = std::sync::Mutex::new(Some(outcome_tx));
+    let push = move |ctx: RequestContext, req: RemotingCommand| -> Reply {
+        let resp = req
+            .response_to(ResponseCode::SUCCESS, None)
+            .with_body(vec![0u8; 1024 * 1024]);
+        let mut outcome = Ok(());
+        for _ in 0..64 {
+            outcome = ctx.connection().send_response(&resp);
+            if outcome.is_err() {
+                break;
+            }
+        }
+        if let Some(tx) = outcome_tx.lock().expect("lock").take() {
+            let _ = tx.send(outcome);
+        }
+        Box::pin(async { None })
+    };
+    let s = within(RemotingServer::bind(
+        "127.0.0.1:0",
+        RemotingConfig {
+            max_queued_bytes: 2 * 1024 * 1024,
+            ..RemotingConfig::default()
+        },
+        ProcessorTable::new().with(PUSH, Arc::new(push)),
+    ))
+    .await
+    .expect("bind");
+    let raw = within(tokio::net::TcpStream::connect(s.local_addr()))
+        .await
+        .expect("connect");
+    let mut f = tokio_util::codec::Framed::new(raw, rmq_remoting::RemotingCodec::new());
+    within(futures_util::SinkExt::send(&mut f, request(PUSH, "")))
+        .await
+        .expect("write");
+    // 64 MiB cannot sit in socket buffers plus a 2 MiB queue.
+    match within(outcome_rx).await.expect("processor ran") {
+        Err(e @ RemotingError::Overloaded { .. }) => assert!(!e.maybe_delivered()),
+        other => panic!("expected Overloaded, got {other:?}"),
+    }
+    drop(f);
+    within(s.shutdown()).await;
+}

@@ -131,7 +131,9 @@ impl RemotingClient {
     /// # Errors
     /// [`RemotingError::Connect`]/[`ConnectTimeout`](RemotingError::ConnectTimeout) (never
     /// delivered), [`RemotingError::Timeout`], [`RemotingError::ConnectionClosed`],
-    /// [`RemotingError::FrameTooLarge`], [`RemotingError::Encode`], [`RemotingError::Shutdown`].
+    /// [`RemotingError::Overloaded`] (the connection's queue is over
+    /// [`max_queued_bytes`](RemotingConfig::max_queued_bytes)), [`RemotingError::FrameTooLarge`],
+    /// [`RemotingError::Encode`], [`RemotingError::Shutdown`].
     pub async fn invoke_sync(
         &self,
         addr: &str,
@@ -169,7 +171,8 @@ impl RemotingClient {
     /// pipelined on it keep waiting for their own replies.
     ///
     /// # Errors
-    /// As [`invoke_sync`](Self::invoke_sync), plus [`RemotingError::Overloaded`].
+    /// As [`invoke_sync`](Self::invoke_sync); [`RemotingError::Overloaded`] also when every
+    /// async permit is taken.
     pub async fn invoke_async(
         &self,
         addr: &str,
@@ -190,7 +193,7 @@ impl RemotingClient {
                 .await?;
             let req = self.prepare(addr, req, &conn);
             tracing::Span::current().record("opaque", req.opaque);
-            let (rx, guard) = conn.send_request(&req)?;
+            let (rx, guard) = conn.send_request(&req, deadline).await?;
             Ok(ResponseFuture {
                 rx,
                 guard,

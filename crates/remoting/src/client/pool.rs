@@ -84,14 +84,12 @@ impl Pool {
         if let Err(e) = stream.set_nodelay(config.tcp_nodelay) {
             tracing::debug!(addr, error = %e, "could not set TCP_NODELAY");
         }
-        let opts = ConnOptions {
-            addr: addr.to_owned(),
-            max_frame_length: config.max_frame_length,
-            idle_timeout: config.idle_timeout,
-            write_batch_bytes: config.write_batch_bytes,
-            processors: processors.clone(),
-            opaque: Arc::clone(opaque),
-        };
+        let opts = ConnOptions::new(
+            addr.to_owned(),
+            config,
+            processors.clone(),
+            Arc::clone(opaque),
+        );
         let conn = Connection::start(stream, opts);
         tracing::info!(addr, "connected");
         if let Some(old) = self.conns.insert(addr.to_owned(), conn.clone()) {

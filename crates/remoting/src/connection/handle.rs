@@ -31,26 +31,32 @@ impl ConnectionHandle {
     }
 
     /// Queues a response as it is (set its opaque and response bit yourself, e.g. with
-    /// [`RemotingCommand::response_to`]).
+    /// [`RemotingCommand::response_to`]). It does not wait for room in the connection's queue.
     ///
     /// # Errors
-    /// [`RemotingError::ConnectionClosed`] when the connection is closed; encode errors.
+    /// [`RemotingError::ConnectionClosed`] when the connection is closed;
+    /// [`RemotingError::Overloaded`] when the frame does not fit the queue budget
+    /// ([`max_queued_bytes`](crate::RemotingConfig::max_queued_bytes)) now; encode errors.
     pub fn send_response(&self, resp: &RemotingCommand) -> Result<(), RemotingError> {
         self.conn.send_untracked(resp)
     }
 
-    /// Queues raw bytes, written as they are (for fault injection: malformed frames).
+    /// Queues raw bytes, written as they are (for fault injection: malformed frames). It does not
+    /// wait for room in the connection's queue.
     ///
     /// # Errors
-    /// [`RemotingError::ConnectionClosed`] when the connection is closed.
+    /// [`RemotingError::ConnectionClosed`] when the connection is closed;
+    /// [`RemotingError::Overloaded`] when the bytes do not fit the queue budget now.
     pub fn send_raw(&self, bytes: Bytes) -> Result<(), RemotingError> {
         self.conn.send_raw(bytes)
     }
 
-    /// Sends a request to the peer and waits for its reply (a fresh opaque is assigned).
+    /// Sends a request to the peer and waits for its reply (a fresh opaque is assigned). Room in
+    /// the connection's queue is awaited or not as the overload policy says.
     ///
     /// # Errors
-    /// [`RemotingError::Timeout`], [`RemotingError::ConnectionClosed`], encode errors.
+    /// [`RemotingError::Timeout`], [`RemotingError::ConnectionClosed`],
+    /// [`RemotingError::Overloaded`], encode errors.
     pub async fn invoke(
         &self,
         mut req: RemotingCommand,
@@ -65,7 +71,8 @@ impl ConnectionHandle {
     /// Sends a oneway request to the peer (sets the oneway bit); resolves once written.
     ///
     /// # Errors
-    /// [`RemotingError::Timeout`], [`RemotingError::ConnectionClosed`], encode errors.
+    /// [`RemotingError::Timeout`], [`RemotingError::ConnectionClosed`],
+    /// [`RemotingError::Overloaded`], encode errors.
     pub async fn invoke_oneway(
         &self,
         mut req: RemotingCommand,

@@ -1,10 +1,12 @@
 //! One multiplexed connection: a reader task, a writer task and a correlation table.
 //!
-//! Callers encode their frame, register the opaque (requests) and queue the frame on an
-//! unbounded channel; the writer task drains the channel and gathers every queued frame into
-//! one write. The reader task routes responses by opaque and hands requests to the processors.
-//! When either task ends, the writer fails every queued frame with `written: false`, then every
-//! waiter with `written` as the writer recorded it, so no caller ever hangs.
+//! Callers encode their frame, take its size from the connection's queue budget (a semaphore of
+//! bytes), register the opaque (requests) and queue the frame on a channel; the writer task
+//! drains the channel, gathers every queued frame into one write (each write bounded by the
+//! write timeout) and gives the budget back once written. The reader task routes responses by
+//! opaque and hands requests to the processors. When either task ends, the writer fails every
+//! queued frame with `written: false`, then every waiter with `written` as the writer recorded
+//! it, so no caller ever hangs.
 
 mod handle;
 pub(crate) mod pending;
@@ -17,13 +19,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore, TryAcquireError};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::command::RemotingCommand;
+use crate::config::{OverloadPolicy, RemotingConfig};
 use crate::error::RemotingError;
 use crate::processor::ProcessorTable;
 
@@ -60,6 +64,29 @@ pub(crate) struct Outbound {
     pub(crate) head: Bytes,
     pub(crate) body: Bytes,
     pub(crate) kind: Kind,
+    /// Queue budget it holds; the writer gives it back once the frame is written or skipped.
+    pub(crate) cost: u32,
+}
+
+/// How long a frame may wait for queue budget.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Wait {
+    /// Not at all: [`RemotingError::Overloaded`] at once.
+    No,
+    /// Until this instant, then [`RemotingError::Overloaded`].
+    Until(Instant),
+    /// Until there is room or the connection closes.
+    Forever,
+}
+
+impl Wait {
+    /// Per the overload policy, for a call with this deadline.
+    const fn per(policy: OverloadPolicy, deadline: Instant) -> Self {
+        match policy {
+            OverloadPolicy::Fail => Self::No,
+            OverloadPolicy::Wait => Self::Until(deadline),
+        }
+    }
 }
 
 /// Settings of one connection.
@@ -70,8 +97,33 @@ pub(crate) struct ConnOptions {
     pub(crate) max_frame_length: usize,
     pub(crate) idle_timeout: Duration,
     pub(crate) write_batch_bytes: usize,
+    pub(crate) max_queued_bytes: usize,
+    pub(crate) write_timeout: Duration,
+    pub(crate) overload: OverloadPolicy,
     pub(crate) processors: ProcessorTable,
     pub(crate) opaque: Arc<AtomicI32>,
+}
+
+impl ConnOptions {
+    /// The options of a connection to (or from) `addr` under `config`.
+    pub(crate) fn new(
+        addr: String,
+        config: &RemotingConfig,
+        processors: ProcessorTable,
+        opaque: Arc<AtomicI32>,
+    ) -> Self {
+        Self {
+            addr,
+            max_frame_length: config.max_frame_length,
+            idle_timeout: config.idle_timeout,
+            write_batch_bytes: config.write_batch_bytes,
+            max_queued_bytes: config.max_queued_bytes,
+            write_timeout: config.write_timeout,
+            overload: config.overload,
+            processors,
+            opaque,
+        }
+    }
 }
 
 /// State shared by the handle and the two tasks.
@@ -81,13 +133,34 @@ pub(crate) struct Shared {
     pub(crate) peer: SocketAddr,
     pub(crate) pending: Arc<PendingTable>,
     tx: mpsc::UnboundedSender<Outbound>,
+    /// Bytes that may still be queued (all of `max_queued_bytes` when nothing is); closed with
+    /// the connection, which wakes every frame waiting for room.
+    pub(crate) budget: Semaphore,
     /// Cancelled to close the connection (by either task, a timeout, or the user).
-    pub(crate) closed: CancellationToken,
+    closed: CancellationToken,
     /// Cancelled once the writer has failed every waiter and both halves are being dropped.
     pub(crate) finished: CancellationToken,
     /// Milliseconds since `started` of the last frame read (for the idle timeout).
     pub(crate) last_read_ms: AtomicU64,
     pub(crate) started: Instant,
+}
+
+impl Shared {
+    /// Marks the connection closed (idempotent): both tasks stop, budget waiters fail.
+    pub(crate) fn mark_closed(&self) {
+        self.budget.close();
+        self.closed.cancel();
+    }
+
+    /// Whether the connection is closed or closing.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    /// Resolves once the connection is closed or closing.
+    pub(crate) async fn closed(&self) {
+        self.closed.cancelled().await;
+    }
 }
 
 /// A cheap handle to a running connection.
@@ -102,12 +175,15 @@ impl Connection {
         let peer = stream
             .peer_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        // The channel itself is unbounded: the byte budget bounds what sits in it.
         let (tx, rx) = mpsc::unbounded_channel();
+        let budget = opts.max_queued_bytes.min(Semaphore::MAX_PERMITS);
         let shared = Arc::new(Shared {
             opts,
             peer,
             pending: Arc::new(PendingTable::default()),
             tx,
+            budget: Semaphore::new(budget),
             closed: CancellationToken::new(),
             finished: CancellationToken::new(),
             last_read_ms: AtomicU64::new(0),
@@ -130,15 +206,15 @@ impl Connection {
 
     /// Whether the connection is closed or closing.
     pub(crate) fn is_closed(&self) -> bool {
-        self.shared.closed.is_cancelled()
+        self.shared.is_closed()
     }
 
     /// Starts closing; waiters are failed by the writer task right after.
     pub(crate) fn close(&self) {
-        if !self.shared.closed.is_cancelled() {
+        if !self.shared.is_closed() {
             tracing::debug!(addr = %self.addr(), "closing connection");
-            self.shared.closed.cancel();
         }
+        self.shared.mark_closed();
     }
 
     /// Resolves once the connection is fully closed and every waiter was failed.
@@ -176,6 +252,53 @@ impl Connection {
         }
     }
 
+    /// The queue budget a frame of `len` bytes takes (0 when the budget is unbounded; a frame
+    /// larger than the budget takes all of it).
+    fn cost(&self, len: usize) -> u32 {
+        let cap = self
+            .shared
+            .opts
+            .max_queued_bytes
+            .min(Semaphore::MAX_PERMITS);
+        u32::try_from(len.min(cap)).unwrap_or(u32::MAX)
+    }
+
+    /// Takes `cost` bytes of queue budget, waiting as `wait` says.
+    async fn reserve(&self, cost: u32, wait: Wait) -> Result<(), RemotingError> {
+        if cost == 0 {
+            return Ok(());
+        }
+        let budget = &self.shared.budget;
+        match budget.try_acquire_many(cost) {
+            Ok(p) => {
+                p.forget();
+                return Ok(());
+            }
+            Err(TryAcquireError::Closed) => return Err(self.closed_error(false)),
+            Err(TryAcquireError::NoPermits) => {}
+        }
+        let acquired = match wait {
+            Wait::No => None,
+            Wait::Until(deadline) => tokio::time::timeout_at(deadline, budget.acquire_many(cost))
+                .await
+                .ok(),
+            Wait::Forever => Some(budget.acquire_many(cost).await),
+        };
+        match acquired {
+            Some(Ok(p)) => {
+                p.forget();
+                Ok(())
+            }
+            Some(Err(_)) => Err(self.closed_error(false)),
+            None => {
+                tracing::debug!(addr = %self.addr(), cost, "outbound queue over budget");
+                Err(RemotingError::Overloaded {
+                    addr: self.addr().to_owned(),
+                })
+            }
+        }
+    }
+
     fn enqueue(&self, out: Outbound) -> Result<(), Outbound> {
         if self.is_closed() {
             return Err(out);
@@ -188,12 +311,17 @@ impl Connection {
         self.shared.opts.opaque.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Registers `req` (whose opaque is set) and queues it.
-    pub(crate) fn send_request(
+    /// Takes queue budget for `req` (whose opaque is set; waiting per the overload policy, at
+    /// most until `deadline`), registers it and queues it.
+    pub(crate) async fn send_request(
         &self,
         req: &RemotingCommand,
+        deadline: Instant,
     ) -> Result<(oneshot::Receiver<Reply>, PendingGuard), RemotingError> {
         let (head, body) = self.encode(req)?;
+        let cost = self.cost(head.len() + body.len());
+        let wait = Wait::per(self.shared.opts.overload, deadline);
+        self.reserve(cost, wait).await?;
         let (rx, guard) = self.shared.pending.register(req.opaque);
         let out = Outbound {
             head,
@@ -202,6 +330,7 @@ impl Connection {
                 opaque: req.opaque,
                 id: guard.id(),
             },
+            cost,
         };
         // On failure the guard drops and removes the entry.
         self.enqueue(out).map_err(|_| self.closed_error(false))?;
@@ -217,7 +346,7 @@ impl Connection {
         timeout: Duration,
         close_on_timeout: bool,
     ) -> Result<RemotingCommand, RemotingError> {
-        let (mut rx, mut guard) = self.send_request(req)?;
+        let (mut rx, mut guard) = self.send_request(req, deadline).await?;
         match tokio::time::timeout_at(deadline, &mut rx).await {
             Ok(reply) => {
                 guard.disarm();
@@ -263,6 +392,9 @@ impl Connection {
         timeout: Duration,
     ) -> Result<(), RemotingError> {
         let (head, body) = self.encode(req)?;
+        let cost = self.cost(head.len() + body.len());
+        let wait = Wait::per(self.shared.opts.overload, deadline);
+        self.reserve(cost, wait).await?;
         let state = Arc::new(AtomicU8::new(QUEUED));
         let (ack, done) = oneshot::channel();
         let out = Outbound {
@@ -272,6 +404,7 @@ impl Connection {
                 state: Arc::clone(&state),
                 ack,
             },
+            cost,
         };
         self.enqueue(out).map_err(|_| self.closed_error(false))?;
         match tokio::time::timeout_at(deadline, done).await {
@@ -291,23 +424,43 @@ impl Connection {
         }
     }
 
-    /// Queues a response (or any command nobody waits for).
+    /// Queues a response (or any command nobody waits for) if it fits the queue budget now.
     pub(crate) fn send_untracked(&self, cmd: &RemotingCommand) -> Result<(), RemotingError> {
         let (head, body) = self.encode(cmd)?;
+        self.queue_untracked(head, body, Wait::No)
+            .now_or_never()
+            .unwrap_or_else(|| Err(self.closed_error(false)))
+    }
+
+    /// Queues a response, waiting for queue budget as long as the connection is up.
+    pub(crate) async fn send_untracked_waiting(
+        &self,
+        cmd: &RemotingCommand,
+    ) -> Result<(), RemotingError> {
+        let (head, body) = self.encode(cmd)?;
+        self.queue_untracked(head, body, Wait::Forever).await
+    }
+
+    /// Queues raw bytes as they are, if they fit the queue budget now.
+    pub(crate) fn send_raw(&self, bytes: Bytes) -> Result<(), RemotingError> {
+        self.queue_untracked(bytes, Bytes::new(), Wait::No)
+            .now_or_never()
+            .unwrap_or_else(|| Err(self.closed_error(false)))
+    }
+
+    async fn queue_untracked(
+        &self,
+        head: Bytes,
+        body: Bytes,
+        wait: Wait,
+    ) -> Result<(), RemotingError> {
+        let cost = self.cost(head.len() + body.len());
+        self.reserve(cost, wait).await?;
         self.enqueue(Outbound {
             head,
             body,
             kind: Kind::Untracked,
-        })
-        .map_err(|_| self.closed_error(false))
-    }
-
-    /// Queues raw bytes as they are.
-    pub(crate) fn send_raw(&self, bytes: Bytes) -> Result<(), RemotingError> {
-        self.enqueue(Outbound {
-            head: bytes,
-            body: Bytes::new(),
-            kind: Kind::Untracked,
+            cost,
         })
         .map_err(|_| self.closed_error(false))
     }

@@ -21,7 +21,7 @@ pub(super) async fn run(conn: Connection, rd: OwnedReadHalf) {
     loop {
         let item = tokio::select! {
             biased;
-            () = shared.closed.cancelled() => break,
+            () = shared.closed() => break,
             item = frames.next() => item,
         };
         match item {
@@ -35,8 +35,10 @@ pub(super) async fn run(conn: Connection, rd: OwnedReadHalf) {
                     if !shared.pending.complete(opaque, Ok(cmd)) {
                         tracing::debug!(opaque, "response without a waiter (timed out?); dropped");
                     }
-                } else {
-                    dispatch(&conn, cmd);
+                } else if let Some(resp) = dispatch(&conn, cmd) {
+                    // Waits for queue budget: while the peer does not read our responses, we
+                    // stop reading its requests.
+                    send(&conn, resp).await;
                 }
             }
             Some(Err(e)) => {
@@ -52,31 +54,29 @@ pub(super) async fn run(conn: Connection, rd: OwnedReadHalf) {
     conn.close();
 }
 
-/// Hands a request to its processor; unknown codes get REQUEST_CODE_NOT_SUPPORTED (unless oneway).
-fn dispatch(conn: &Connection, req: RemotingCommand) {
+/// Hands a request to its processor; unknown codes get REQUEST_CODE_NOT_SUPPORTED (unless
+/// oneway). Returns the response to send now when the processor answered at once.
+fn dispatch(conn: &Connection, req: RemotingCommand) -> Option<RemotingCommand> {
     let code = req.code;
     let opaque = req.opaque;
     let oneway = req.is_oneway();
     let Some(processor) = conn.shared.opts.processors.get(code) else {
         tracing::debug!(code, opaque, oneway, "no processor for request code");
-        if !oneway {
-            let remark = format!(" request type {code} not supported");
-            let resp = req.response_to(ResponseCode::REQUEST_CODE_NOT_SUPPORTED, Some(remark));
-            send_reply(conn, Some(resp), opaque, oneway);
-        }
-        return;
+        let remark = format!(" request type {code} not supported");
+        let resp = req.response_to(ResponseCode::REQUEST_CODE_NOT_SUPPORTED, Some(remark));
+        return reply(Some(resp), opaque, oneway);
     };
     let ctx = RequestContext::new(ConnectionHandle::new(conn.clone()));
     let started = std::panic::catch_unwind(AssertUnwindSafe(|| processor.process(ctx, req)));
     let mut fut = match started {
         Ok(fut) => fut,
-        Err(_) => return send_reply(conn, Some(panicked(code)), opaque, oneway),
+        Err(_) => return reply(Some(panicked(code)), opaque, oneway),
     };
     // Poll once here: a processor that answers at once costs no task. If it is not ready, the
     // spawned task polls it again with its own waker.
     let mut cx = Context::from_waker(Waker::noop());
     match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
-        Ok(Poll::Ready(resp)) => send_reply(conn, resp, opaque, oneway),
+        Ok(Poll::Ready(resp)) => reply(resp, opaque, oneway),
         Ok(Poll::Pending) => {
             let conn = conn.clone();
             tokio::spawn(async move {
@@ -84,10 +84,13 @@ fn dispatch(conn: &Connection, req: RemotingCommand) {
                     .catch_unwind()
                     .await
                     .unwrap_or_else(|_| Some(panicked(code)));
-                send_reply(&conn, resp, opaque, oneway);
+                if let Some(resp) = reply(resp, opaque, oneway) {
+                    send(&conn, resp).await;
+                }
             });
+            None
         }
-        Err(_) => send_reply(conn, Some(panicked(code)), opaque, oneway),
+        Err(_) => reply(Some(panicked(code)), opaque, oneway),
     }
 }
 
@@ -100,16 +103,21 @@ fn panicked(code: i32) -> RemotingCommand {
     )
 }
 
-/// Writes the processor's answer with the request's opaque and the response bit; nothing for
-/// oneway requests or `None`.
-fn send_reply(conn: &Connection, resp: Option<RemotingCommand>, opaque: i32, oneway: bool) {
-    let Some(mut resp) = resp else { return };
+/// The processor's answer as it goes out, with the request's opaque and the response bit;
+/// nothing for oneway requests or `None`.
+fn reply(resp: Option<RemotingCommand>, opaque: i32, oneway: bool) -> Option<RemotingCommand> {
+    let mut resp = resp?;
     if oneway {
-        return;
+        return None;
     }
     resp.opaque = opaque;
     resp.mark_response();
-    if let Err(e) = conn.send_untracked(&resp) {
-        tracing::debug!(opaque, error = %e, "could not send the response");
+    Some(resp)
+}
+
+/// Queues a response, waiting for queue budget while the connection is up.
+async fn send(conn: &Connection, resp: RemotingCommand) {
+    if let Err(e) = conn.send_untracked_waiting(&resp).await {
+        tracing::debug!(opaque = resp.opaque, error = %e, "could not send the response");
     }
 }

@@ -1,4 +1,6 @@
-//! The writer task: drains the outbound channel, gathering queued frames into one write.
+//! The writer task: drains the outbound channel, gathering queued frames into one write; a
+//! write the socket takes no byte of for the write timeout closes the connection, and the queue
+//! budget of written (or skipped) frames is given back after each write.
 
 use std::io;
 use std::pin::pin;
@@ -7,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use futures_util::FutureExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, oneshot};
@@ -19,6 +22,7 @@ use crate::error::RemotingError;
 enum Stop {
     Closed,
     Idle,
+    WriteTimeout(Duration),
     Io(io::Error),
 }
 
@@ -31,9 +35,15 @@ pub(super) async fn run(
     match &stop {
         Stop::Closed => tracing::debug!("writer stopped: connection closed"),
         Stop::Idle => tracing::debug!("connection idle; closing"),
+        Stop::WriteTimeout(after) => {
+            tracing::warn!(
+                ?after,
+                "the socket took no byte for the write timeout (peer not reading); closing"
+            );
+        }
         Stop::Io(e) => tracing::debug!(error = %e, "write failed; closing"),
     }
-    shared.closed.cancel();
+    shared.mark_closed();
 
     // Frames still queued were never written: fail their waiters with `written: false`.
     rx.close();
@@ -72,13 +82,15 @@ async fn serve(
     let batch_limit = shared.opts.write_batch_bytes.max(1);
     let mut batch = BytesMut::with_capacity(16 * 1024);
     let mut acks: Vec<oneshot::Sender<()>> = Vec::new();
+    // Queue budget of the frames taken off the channel, given back once they are written.
+    let mut taken: usize = 0;
     let mut last_write = Instant::now();
     let mut idle_sleep = pin!(tokio::time::sleep(if idle.is_zero() { FAR } else { idle }));
 
     loop {
         let first = tokio::select! {
             biased;
-            () = shared.closed.cancelled() => return Stop::Closed,
+            () = shared.closed() => return Stop::Closed,
             m = rx.recv() => match m {
                 Some(m) => m,
                 None => return Stop::Closed,
@@ -97,6 +109,7 @@ async fn serve(
 
         let mut next = Some(first);
         while let Some(out) = next.take() {
+            taken += out.cost as usize;
             if !claim(shared, out.kind, &mut acks) {
                 // Its caller gave up (timeout, drop): it must not be sent.
             } else {
@@ -118,6 +131,7 @@ async fn serve(
         if let Err(stop) = flush(shared, wr, &mut batch, &mut acks).await {
             return stop;
         }
+        shared.budget.add_permits(std::mem::take(&mut taken));
         last_write = Instant::now();
     }
 }
@@ -159,11 +173,34 @@ async fn flush(
     Ok(())
 }
 
-/// Writes all of `buf`, unless the connection is closed meanwhile.
-async fn write(shared: &Shared, wr: &mut OwnedWriteHalf, buf: &[u8]) -> Result<(), Stop> {
-    tokio::select! {
-        biased;
-        () = shared.closed.cancelled() => Err(Stop::Closed),
-        r = wr.write_all(buf) => r.map_err(Stop::Io),
+/// Writes all of `buf`, unless the connection is closed meanwhile or the socket takes no byte
+/// for the write timeout (a peer that stopped reading).
+async fn write(shared: &Shared, wr: &mut OwnedWriteHalf, mut buf: &[u8]) -> Result<(), Stop> {
+    let limit = shared.opts.write_timeout;
+    while !buf.is_empty() {
+        let mut attempt = pin!(wr.write(buf));
+        // Most writes go through at once (the socket buffer has room): no timer for those.
+        let written = match attempt.as_mut().now_or_never() {
+            Some(r) => r,
+            None => {
+                let stalled = pin!(tokio::time::sleep(if limit.is_zero() {
+                    FAR
+                } else {
+                    limit
+                }));
+                tokio::select! {
+                    biased;
+                    () = shared.closed() => return Err(Stop::Closed),
+                    r = attempt => r,
+                    () = stalled => return Err(Stop::WriteTimeout(limit)),
+                }
+            }
+        };
+        match written {
+            Ok(0) => return Err(Stop::Io(io::ErrorKind::WriteZero.into())),
+            Ok(n) => buf = &buf[n..],
+            Err(e) => return Err(Stop::Io(e)),
+        }
     }
+    Ok(())
 }
