@@ -42,6 +42,8 @@ pub(crate) struct Inner {
     client: NameServerClient,
     config: NameServerConfig,
     topics: DashMap<String, Entry>,
+    /// The origin of [`Entry::last_used`].
+    base: Instant,
     /// Sequence number of the next fetch (load or refresh), across all topics.
     fetch_seq: AtomicU64,
     /// One loader at a time per topic (the others wait and reuse its result).
@@ -70,12 +72,14 @@ enum Source {
     Default,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Entry {
     route: Arc<TopicRouteData>,
     info: Arc<TopicPublishInfo>,
     source: Source,
-    last_used: Instant,
+    /// When the topic was last asked for, in milliseconds since [`Inner::base`]. Atomic so that
+    /// marking a use only takes the map's read lock (senders of one topic do not serialize).
+    last_used: AtomicU64,
     updated: Instant,
     /// Bumped on every store (changed or not), so waiting loaders see a load happened.
     generation: u64,
@@ -141,6 +145,7 @@ impl RouteCache {
                 client,
                 config,
                 topics: DashMap::new(),
+                base: Instant::now(),
                 fetch_seq: AtomicU64::new(1),
                 load_locks: DashMap::new(),
                 refreshing: DashMap::new(),
@@ -281,9 +286,15 @@ impl RouteCache {
 
     /// Marks `topic` as used now; returns its info and generation when cached.
     fn touch(&self, topic: &str) -> Option<(Arc<TopicPublishInfo>, u64)> {
-        let mut entry = self.inner.topics.get_mut(topic)?;
-        entry.last_used = Instant::now();
+        let entry = self.inner.topics.get(topic)?;
+        entry.last_used.fetch_max(self.now_ms(), Ordering::Relaxed);
         Some((entry.info.clone(), entry.generation))
+    }
+
+    /// Milliseconds since [`Inner::base`].
+    fn now_ms(&self) -> u64 {
+        let elapsed = Instant::now().saturating_duration_since(self.inner.base);
+        u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Stores the route fetched by fetch number `fetch`, replacing the cached one only when it
@@ -324,8 +335,11 @@ impl RouteCache {
             slot => {
                 let info = TopicPublishInfo::from_route(topic, &route);
                 let (generation, last_used) = match &slot {
-                    dashmap::Entry::Occupied(e) => (e.get().generation + 1, e.get().last_used),
-                    dashmap::Entry::Vacant(_) => (0, now),
+                    dashmap::Entry::Occupied(e) => (
+                        e.get().generation + 1,
+                        e.get().last_used.load(Ordering::Relaxed),
+                    ),
+                    dashmap::Entry::Vacant(_) => (0, self.now_ms()),
                 };
                 tracing::info!(
                     topic,
@@ -340,7 +354,7 @@ impl RouteCache {
                     route: Arc::new(route),
                     info: info.clone(),
                     source,
-                    last_used,
+                    last_used: AtomicU64::new(last_used),
                     updated: now,
                     generation,
                     fetch,
@@ -418,12 +432,13 @@ impl RouteCache {
 
     /// Refreshes every topic in use and drops the topics idle longer than `topic_idle_expiry`.
     pub(crate) async fn refresh_all(&self) {
-        let now = Instant::now();
+        let now = self.now_ms();
         let expiry = self.inner.config.topic_idle_expiry;
         let mut in_use = Vec::new();
         let mut dropped = false;
         self.inner.topics.retain(|topic, e| {
-            let keep = now.saturating_duration_since(e.last_used) <= expiry;
+            let idle = now.saturating_sub(e.last_used.load(Ordering::Relaxed));
+            let keep = Duration::from_millis(idle) <= expiry;
             if keep {
                 in_use.push(topic.clone());
             } else {
@@ -570,3 +585,6 @@ fn normalized(mut route: TopicRouteData) -> TopicRouteData {
         .sort_by(|a, b| java_string_cmp(&a.broker_name, &b.broker_name));
     route
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,69 @@
+//! Unit tests of `RouteCache` internals that the public API cannot observe.
+
+use std::time::Duration;
+
+use rmq_remoting::{RemotingClient, RemotingConfig};
+use rmq_testkit::{MockNameServer, RouteBuilder};
+
+use super::RouteCache;
+use crate::config::NameServerConfig;
+
+const STEP: Duration = Duration::from_secs(10);
+
+async fn cache_with_topic(topic: &str) -> (MockNameServer, RouteCache) {
+    let ns = tokio::time::timeout(STEP, MockNameServer::start())
+        .await
+        .expect("start timed out")
+        .expect("bind");
+    let route = RouteBuilder::new()
+        .broker("broker-a", "127.0.0.1:10911")
+        .queues("broker-a", 1)
+        .build();
+    ns.set_route(topic, route);
+    let cache = RouteCache::new(
+        RemotingClient::new(RemotingConfig::default()),
+        NameServerConfig::new([ns.addr()]),
+    );
+    tokio::time::timeout(
+        STEP,
+        cache.publish_info(topic, false, Duration::from_secs(5)),
+    )
+    .await
+    .expect("load timed out")
+    .expect("load");
+    (ns, cache)
+}
+
+#[tokio::test]
+async fn a_cached_topic_is_served_under_the_maps_read_lock() {
+    let (ns, cache) = cache_with_topic("T").await;
+    // Another sender holds a read guard on the topic's shard: marking a use must not need the
+    // write lock (senders of one topic would serialize on it).
+    let held = cache.inner.topics.get("T").expect("cached");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let other = cache.clone();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let served = rt.block_on(other.publish_info("T", false, Duration::from_secs(5)));
+        let _ = tx.send(served.is_ok());
+    });
+    let served = rx.recv_timeout(Duration::from_secs(5));
+    drop(held);
+    assert_eq!(served, Ok(true), "publish_info waited for a write lock");
+    thread.join().expect("thread");
+    // And the use was recorded.
+    let last_used = cache
+        .inner
+        .topics
+        .get("T")
+        .expect("cached")
+        .last_used
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(last_used <= cache.now_ms());
+    tokio::time::timeout(STEP, ns.shutdown())
+        .await
+        .expect("shutdown");
+}
