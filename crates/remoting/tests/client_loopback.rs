@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{accept, echo, listener, next, request, send, within};
+use common::{accept, echo, eventually, listener, next, request, send, within};
 use futures_util::StreamExt;
 use rmq_common::{RequestCode, ResponseCode};
 use rmq_remoting::{
@@ -730,4 +730,84 @@ async fn a_peer_that_stops_reading_is_closed_after_the_write_timeout() {
     assert_eq!(c.pending_len(), 0);
     done_tx.send(()).expect("server waits");
     within(server).await.expect("server");
+}
+
+#[test]
+fn callback_runs_once_with_shutdown_when_the_runtime_drops_the_task() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (c, server) = rt.block_on(async {
+        let (l, addr) = listener().await;
+        let server = tokio::spawn(async move {
+            let mut f = accept(&l).await;
+            let _ = next(&mut f).await; // never answered
+            f
+        });
+        let c = client();
+        let record = Arc::clone(&seen);
+        c.invoke_async_callback(
+            &addr.to_string(),
+            request(CODE, "x"),
+            Duration::from_secs(600),
+            move |r| record.lock().expect("lock").push(r.map(|_| ())),
+        );
+        assert!(eventually(|| c.pending_len() == 1).await, "request pending");
+        (c, server)
+    });
+    assert!(seen.lock().expect("lock").is_empty());
+    drop(rt); // drops every task, the callback's among them
+    let seen = seen.lock().expect("lock");
+    assert_eq!(seen.len(), 1, "called exactly once: {seen:?}");
+    assert!(matches!(seen[0], Err(RemotingError::Shutdown)), "{seen:?}");
+    drop((c, server));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_oneway_call_still_queued_is_not_written() {
+    // The server reads nothing until told, so frames queue up behind large ones.
+    let (l, addr) = listener().await;
+    let (read_tx, read_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let mut f = accept(&l).await;
+        within(read_rx).await.expect("told to read");
+        let mut seen = Vec::new();
+        loop {
+            let req = next(&mut f).await;
+            if &req.body[..] == b"marker" {
+                send(&mut f, echo(&req)).await;
+                return seen;
+            }
+            seen.push(req.body.len());
+        }
+    });
+    let c = client();
+    let addr = addr.to_string();
+    let body = Bytes::from(vec![5u8; 12 * 1024 * 1024]);
+    let mut fillers = Vec::new();
+    for _ in 0..3 {
+        // 36 MiB: more than loopback socket buffers hold, so the writer is stuck in them.
+        let f = within(c.invoke_async(&addr, request(CODE, body.clone()), Duration::from_secs(60)))
+            .await
+            .expect("accepted");
+        fillers.push(f);
+    }
+    let oneway = c.invoke_oneway(&addr, request(CODE, "dropped"), Duration::from_secs(60));
+    let gave_up = tokio::time::timeout(Duration::from_millis(500), oneway).await;
+    assert!(
+        gave_up.is_err(),
+        "the oneway frame was written at once: {gave_up:?}"
+    );
+    // The future is gone now; the frame is still queued behind the fillers.
+    read_tx.send(()).expect("server waits");
+    let marker = c.invoke_sync(&addr, request(CODE, "marker"), Duration::from_secs(15));
+    within(marker).await.expect("the marker is answered");
+    let seen = within(server).await.expect("server");
+    assert!(
+        seen.iter().all(|&len| len > 1024),
+        "the abandoned oneway frame was written: bodies {seen:?}"
+    );
+    drop(fillers);
 }

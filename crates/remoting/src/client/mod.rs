@@ -1,5 +1,6 @@
 //! [`RemotingClient`]: RPC over one multiplexed connection per address.
 
+mod callback;
 mod pool;
 mod response_future;
 
@@ -128,6 +129,10 @@ impl RemotingClient {
     /// connecting (Java's rule); other calls on it then fail with
     /// [`RemotingError::ConnectionClosed`].
     ///
+    /// Dropping the future abandons the call: nothing is sent if the request was not queued
+    /// yet; once queued, its correlation entry is removed and a frame still waiting in the
+    /// queue is not written (one already being written completes). The connection stays up.
+    ///
     /// # Errors
     /// [`RemotingError::Connect`]/[`ConnectTimeout`](RemotingError::ConnectTimeout) (never
     /// delivered), [`RemotingError::Timeout`], [`RemotingError::ConnectionClosed`],
@@ -170,6 +175,9 @@ impl RemotingClient {
     /// A timeout never closes the connection (as Java's `invokeAsync`): other requests
     /// pipelined on it keep waiting for their own replies.
     ///
+    /// Dropping this future before it resolves sends nothing. Dropping the [`ResponseFuture`]
+    /// abandons the call as dropping [`invoke_sync`](Self::invoke_sync) does.
+    ///
     /// # Errors
     /// As [`invoke_sync`](Self::invoke_sync); [`RemotingError::Overloaded`] also when every
     /// async permit is taken.
@@ -211,10 +219,12 @@ impl RemotingClient {
     }
 
     /// Callback form of [`invoke_async`](Self::invoke_async): spawns the call on the current
-    /// tokio runtime; `callback` runs exactly once with the outcome.
+    /// tokio runtime; `callback` runs exactly once, with the outcome, or with
+    /// [`RemotingError::Shutdown`] when the runtime drops the task before the call ended (it
+    /// then runs in the thread dropping the runtime). The call cannot be cancelled.
     ///
     /// # Panics
-    /// When called outside a tokio runtime.
+    /// When called outside a tokio runtime (the callback is not called then).
     pub fn invoke_async_callback(
         &self,
         addr: &str,
@@ -222,18 +232,24 @@ impl RemotingClient {
         timeout: Duration,
         callback: impl FnOnce(Result<RemotingCommand, RemotingError>) + Send + 'static,
     ) {
+        let runtime = tokio::runtime::Handle::current();
         let this = self.clone();
         let addr = addr.to_owned();
-        tokio::spawn(async move {
+        let callback = callback::Callback::new(callback);
+        runtime.spawn(async move {
             let outcome = match this.invoke_async(&addr, req, timeout).await {
                 Ok(fut) => fut.await,
                 Err(e) => Err(e),
             };
-            callback(outcome);
+            callback.call(outcome);
         });
     }
 
     /// Sends `req` with the oneway bit set; resolves once it is written. Registers nothing.
+    ///
+    /// Dropping the future before it resolves abandons the request as dropping
+    /// [`invoke_sync`](Self::invoke_sync) does: a frame still waiting in the queue is not
+    /// written (one already being written completes).
     ///
     /// # Errors
     /// As [`invoke_async`](Self::invoke_async); [`RemotingError::Timeout`] when it could not

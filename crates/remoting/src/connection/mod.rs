@@ -44,6 +44,25 @@ const QUEUED: u8 = 0;
 const CLAIMED: u8 = 1;
 const ABANDONED: u8 = 2;
 
+/// Abandons a queued oneway frame when the caller stops waiting for it (timeout or drop), so
+/// the writer skips it, as it skips a request whose waiter is gone.
+struct AbandonOnDrop(Arc<AtomicU8>);
+
+impl AbandonOnDrop {
+    /// True when the frame was still queued (it will not be written now).
+    fn abandon(&self) -> bool {
+        self.0
+            .compare_exchange(QUEUED, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.abandon();
+    }
+}
+
 /// What a queued frame is, for the writer's bookkeeping.
 #[derive(Debug)]
 pub(crate) enum Kind {
@@ -396,6 +415,7 @@ impl Connection {
         let wait = Wait::per(self.shared.opts.overload, deadline);
         self.reserve(cost, wait).await?;
         let state = Arc::new(AtomicU8::new(QUEUED));
+        let abandon = AbandonOnDrop(Arc::clone(&state));
         let (ack, done) = oneshot::channel();
         let out = Outbound {
             head,
@@ -411,9 +431,7 @@ impl Connection {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(self.closed_error(state.load(Ordering::Acquire) == CLAIMED)),
             Err(_) => {
-                let written = state
-                    .compare_exchange(QUEUED, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
-                    .is_err();
+                let written = !abandon.abandon();
                 Err(RemotingError::Timeout {
                     addr: self.addr().to_owned(),
                     opaque: req.opaque,

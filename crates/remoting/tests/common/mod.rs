@@ -57,3 +57,15 @@ pub(crate) async fn next(f: &mut Framed<TcpStream, RemotingCodec>) -> RemotingCo
 pub(crate) async fn send(f: &mut Framed<TcpStream, RemotingCodec>, cmd: RemotingCommand) {
     within(f.send(cmd)).await.expect("write");
 }
+
+/// Polls `cond` every 10 ms until it holds, for up to [`LIMIT`]; whether it held.
+pub(crate) async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while tokio::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    cond()
+}

@@ -1,0 +1,78 @@
+//! [`Callback`]: the completion callback of
+//! [`invoke_async_callback`](crate::RemotingClient::invoke_async_callback), called exactly once.
+
+use crate::command::RemotingCommand;
+use crate::error::RemotingError;
+
+/// Holds a callback until it is called with the outcome. Dropped before that (the task was
+/// dropped: the runtime is shutting down), it calls it with [`RemotingError::Shutdown`].
+pub(super) struct Callback<F>(Option<F>)
+where
+    F: FnOnce(Result<RemotingCommand, RemotingError>);
+
+impl<F> Callback<F>
+where
+    F: FnOnce(Result<RemotingCommand, RemotingError>),
+{
+    pub(super) const fn new(f: F) -> Self {
+        Self(Some(f))
+    }
+
+    /// Calls the callback with `outcome`.
+    pub(super) fn call(mut self, outcome: Result<RemotingCommand, RemotingError>) {
+        if let Some(f) = self.0.take() {
+            f(outcome);
+        }
+    }
+}
+
+impl<F> Drop for Callback<F>
+where
+    F: FnOnce(Result<RemotingCommand, RemotingError>),
+{
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            tracing::debug!("async call dropped before it ended (runtime shutting down)");
+            f(Err(RemotingError::Shutdown));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::*;
+
+    fn recorder() -> (
+        Rc<RefCell<Vec<String>>>,
+        impl FnOnce(Result<RemotingCommand, RemotingError>),
+    ) {
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let s = Rc::clone(&seen);
+        (seen, move |r: Result<RemotingCommand, RemotingError>| {
+            s.borrow_mut().push(match r {
+                Ok(_) => "ok".to_owned(),
+                Err(e) => e.to_string(),
+            });
+        })
+    }
+
+    #[test]
+    fn called_once_with_the_outcome() {
+        let (seen, f) = recorder();
+        Callback::new(f).call(Err(RemotingError::Overloaded { addr: "a".into() }));
+        assert_eq!(
+            *seen.borrow(),
+            vec!["too many requests in flight to a".to_owned()]
+        );
+    }
+
+    #[test]
+    fn dropped_uncalled_it_reports_shutdown() {
+        let (seen, f) = recorder();
+        drop(Callback::new(f));
+        assert_eq!(*seen.borrow(), vec!["remoting client shut down".to_owned()]);
+    }
+}
