@@ -45,11 +45,10 @@ mod tests {
 
     use super::*;
 
-    fn recorder() -> (
-        Rc<RefCell<Vec<String>>>,
-        impl FnOnce(Result<RemotingCommand, RemotingError>),
-    ) {
-        let seen = Rc::new(RefCell::new(Vec::new()));
+    type Seen = Rc<RefCell<Vec<String>>>;
+
+    fn recorder() -> (Seen, impl FnOnce(Result<RemotingCommand, RemotingError>)) {
+        let seen = Seen::default();
         let s = Rc::clone(&seen);
         (seen, move |r: Result<RemotingCommand, RemotingError>| {
             s.borrow_mut().push(match r {
