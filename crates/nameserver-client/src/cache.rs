@@ -85,6 +85,8 @@ struct Entry {
     generation: u64,
     /// Sequence number of the fetch whose answer is stored (see [`RouteCache::next_fetch`]).
     fetch: u64,
+    /// When the last immediate refresh started, in ms since [`Inner::base`] plus one (0: never).
+    last_immediate: AtomicU64,
 }
 
 /// How a fetched route may be stored.
@@ -191,20 +193,9 @@ impl RouteCache {
             Some((info, _)) if info.is_ok() => return Ok(info),
             other => other.map(|(_, generation)| generation),
         };
-        let lock = self
-            .inner
-            .load_locks
-            .entry(topic.to_owned())
-            .or_default()
-            .clone();
-        let result = self
-            .load_once(topic, seen, allow_auto_create, deadline, &lock)
-            .await;
-        drop(lock);
-        self.inner
-            .load_locks
-            .remove_if(topic, |_, l| Arc::strong_count(l) == 1);
-        result
+        let lock = LoadLock::new(&self.inner.load_locks, topic);
+        self.load_once(topic, seen, allow_auto_create, deadline, lock.mutex())
+            .await
     }
 
     /// Loads `topic` under its load lock unless another caller did meanwhile.
@@ -214,7 +205,7 @@ impl RouteCache {
         seen: Option<u64>,
         allow_auto_create: bool,
         deadline: Instant,
-        lock: &Arc<tokio::sync::Mutex<()>>,
+        lock: &tokio::sync::Mutex<()>,
     ) -> Result<Arc<TopicPublishInfo>, NameServerError> {
         // Past the deadline the load below fails fast with the name server's timeout.
         let _guard = tokio::time::timeout_at(deadline, lock.lock()).await.ok();
@@ -334,12 +325,16 @@ impl RouteCache {
             }
             slot => {
                 let info = TopicPublishInfo::from_route(topic, &route);
-                let (generation, last_used) = match &slot {
-                    dashmap::Entry::Occupied(e) => (
-                        e.get().generation + 1,
-                        e.get().last_used.load(Ordering::Relaxed),
-                    ),
-                    dashmap::Entry::Vacant(_) => (0, self.now_ms()),
+                let (generation, last_used, last_immediate) = match &slot {
+                    dashmap::Entry::Occupied(e) => {
+                        let e = e.get();
+                        (
+                            e.generation + 1,
+                            e.last_used.load(Ordering::Relaxed),
+                            e.last_immediate.load(Ordering::Relaxed),
+                        )
+                    }
+                    dashmap::Entry::Vacant(_) => (0, self.now_ms(), 0),
                 };
                 tracing::info!(
                     topic,
@@ -355,6 +350,7 @@ impl RouteCache {
                     info: info.clone(),
                     source,
                     last_used: AtomicU64::new(last_used),
+                    last_immediate: AtomicU64::new(last_immediate),
                     updated: now,
                     generation,
                     fetch,
@@ -399,35 +395,6 @@ impl RouteCache {
         };
         let stored = self.store(topic, source, route, fetch, StoreMode::UpdateOnly);
         Ok(matches!(stored, Stored::Changed(_)))
-    }
-
-    /// Refreshes `topic` at once in a spawned task (after a send to one of its brokers failed).
-    ///
-    /// At most one such refresh per topic runs at a time; a call while one is in flight, or
-    /// outside a tokio runtime, or after shutdown does nothing.
-    pub fn refresh_now(&self, topic: &str) {
-        if self.inner.cancel.is_cancelled() || !self.inner.topics.contains_key(topic) {
-            return;
-        }
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            tracing::warn!(topic, "refresh_now outside a tokio runtime ignored");
-            return;
-        };
-        if self.inner.refreshing.insert(topic.to_owned(), ()).is_some() {
-            return;
-        }
-        tracing::debug!(topic, "immediate route refresh");
-        let cache = self.clone();
-        let topic = topic.to_owned();
-        let cancel = self.inner.cancel.clone();
-        handle.spawn(self.inner.tasks.track_future(async move {
-            tokio::select! {
-                biased;
-                () = cancel.cancelled() => {}
-                _ = cache.refresh(&topic) => {}
-            }
-            cache.inner.refreshing.remove(&topic);
-        }));
     }
 
     /// Refreshes every topic in use and drops the topics idle longer than `topic_idle_expiry`.
@@ -569,6 +536,39 @@ impl RouteCache {
     }
 }
 
+/// A share of a topic's load lock; the last share dropped (the load finished, failed, or its
+/// future was cancelled) removes the lock from the map.
+struct LoadLock<'a> {
+    locks: &'a DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    topic: &'a str,
+    mutex: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl<'a> LoadLock<'a> {
+    fn new(locks: &'a DashMap<String, Arc<tokio::sync::Mutex<()>>>, topic: &'a str) -> Self {
+        let mutex = locks.entry(topic.to_owned()).or_default().clone();
+        Self {
+            locks,
+            topic,
+            mutex,
+        }
+    }
+
+    fn mutex(&self) -> &tokio::sync::Mutex<()> {
+        &self.mutex
+    }
+}
+
+impl Drop for LoadLock<'_> {
+    fn drop(&mut self) {
+        // The map's share and this one only: the last user. Checked under the shard lock, which
+        // every new share is taken under too.
+        self.locks.remove_if(self.topic, |_, l| {
+            Arc::ptr_eq(l, &self.mutex) && Arc::strong_count(l) == 2
+        });
+    }
+}
+
 fn no_writable_master(topic: &str) -> NameServerError {
     NameServerError::NoWritableMaster {
         topic: topic.to_owned(),
@@ -586,5 +586,6 @@ fn normalized(mut route: TopicRouteData) -> TopicRouteData {
     route
 }
 
+mod immediate;
 #[cfg(test)]
 mod tests;

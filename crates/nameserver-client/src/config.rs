@@ -8,6 +8,9 @@ pub const DEFAULT_TOPIC: &str = "TBW102";
 /// Java's `defaultTopicQueueNums`: the queue cap of an auto-created topic.
 pub const DEFAULT_TOPIC_QUEUE_NUMS: i32 = 4;
 
+/// Default of [`NameServerConfig::min_immediate_refresh_interval`].
+pub const DEFAULT_MIN_IMMEDIATE_REFRESH_INTERVAL: Duration = Duration::from_millis(500);
+
 /// Settings of the name-server client and the route cache. A plain struct with [`Default`].
 ///
 /// ```
@@ -29,6 +32,11 @@ pub struct NameServerConfig {
     /// A topic not asked for during this long is dropped from the cache and no longer refreshed
     /// (10 min by default; Java has no such expiry).
     pub topic_idle_expiry: Duration,
+    /// Least time between two immediate refreshes of one topic
+    /// ([`RouteCache::refresh_now`](crate::RouteCache::refresh_now), after send failures), so a
+    /// failure storm cannot hammer the name servers: a call within this time of the last one is
+    /// served once it has passed (500 ms by default; zero: only one refresh in flight at a time).
+    pub min_immediate_refresh_interval: Duration,
     /// The default topic used for auto-created topics (`TBW102`).
     pub default_topic: String,
     /// The queue cap of auto-created topics (Java `defaultTopicQueueNums`, 4).
@@ -42,6 +50,7 @@ impl Default for NameServerConfig {
             request_timeout: Duration::from_secs(3),
             poll_interval: Duration::from_secs(30),
             topic_idle_expiry: Duration::from_secs(600),
+            min_immediate_refresh_interval: DEFAULT_MIN_IMMEDIATE_REFRESH_INTERVAL,
             default_topic: DEFAULT_TOPIC.to_owned(),
             default_topic_queue_nums: DEFAULT_TOPIC_QUEUE_NUMS,
         }

@@ -67,3 +67,34 @@ async fn a_cached_topic_is_served_under_the_maps_read_lock() {
         .await
         .expect("shutdown");
 }
+
+#[tokio::test]
+async fn a_cancelled_load_leaves_no_load_lock_behind() {
+    let (ns, cache) = cache_with_topic("T").await;
+    ns.set_route(
+        "U",
+        RouteBuilder::new()
+            .broker("broker-a", "127.0.0.1:10911")
+            .queues("broker-a", 1)
+            .build(),
+    );
+    ns.faults().set_delay(Duration::from_secs(3));
+    // The caller gives up (its future is dropped) while the load waits for the name server.
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(200),
+        cache.publish_info("U", false, Duration::from_secs(5)),
+    )
+    .await;
+    assert!(gave_up.is_err());
+    assert!(cache.inner.load_locks.is_empty(), "a load lock leaked");
+    // Finished loads leave none either.
+    ns.faults().set_delay(Duration::ZERO);
+    tokio::time::timeout(STEP, cache.publish_info("U", false, Duration::from_secs(5)))
+        .await
+        .expect("load timed out")
+        .expect("load");
+    assert!(cache.inner.load_locks.is_empty());
+    tokio::time::timeout(STEP, ns.shutdown())
+        .await
+        .expect("shutdown");
+}
