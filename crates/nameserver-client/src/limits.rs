@@ -25,9 +25,9 @@ pub const MAX_QUEUES_PER_BROKER: i32 = 65_535;
 /// number of queue data entries a route body packs.
 pub const MAX_QUEUES_PER_ROUTE: usize = 262_144;
 
-/// Checks the queue counts of `route` against [`MAX_QUEUES_PER_BROKER`] (every queue data,
-/// every `orderTopicConf` item, every static-topic scope) and [`MAX_QUEUES_PER_ROUTE`] (the
-/// queues [`TopicPublishInfo::from_route`](crate::TopicPublishInfo::from_route) would build).
+/// Checks the queue counts of `route` against [`MAX_QUEUES_PER_BROKER`] (the read and write
+/// counts of every queue data, every `orderTopicConf` item, every static-topic scope) and
+/// [`MAX_QUEUES_PER_ROUTE`] (the queues [`TopicPublishInfo::from_route`](crate::TopicPublishInfo::from_route) would build).
 /// Negative counts make no queue (as in Java) and pass.
 pub(crate) fn check_route(route: &TopicRouteData) -> Result<(), RouteDecodeError> {
     let too_many =
@@ -37,6 +37,12 @@ pub(crate) fn check_route(route: &TopicRouteData) -> Result<(), RouteDecodeError
 
     let mut normal = 0i64;
     for qd in &route.queue_datas {
+        // The read count becomes the write count of an auto-created topic (TBW102, §7.5).
+        let read = i64::from(qd.read_queue_nums);
+        if read > per_broker {
+            let what = format!("queue data of {} (readQueueNums)", qd.broker_name);
+            return Err(too_many(what, read, per_broker));
+        }
         let n = i64::from(qd.write_queue_nums);
         if n > per_broker {
             let what = format!("queue data of {} (writeQueueNums)", qd.broker_name);

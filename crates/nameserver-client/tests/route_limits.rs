@@ -74,6 +74,20 @@ fn a_write_queue_count_near_i32_max_is_rejected_naming_the_broker() {
 }
 
 #[test]
+fn a_read_queue_count_near_i32_max_is_rejected_too() {
+    // TBW102's read count becomes an auto-created topic's write count.
+    let mut r = route(1, 4, perm::READ | perm::WRITE | perm::INHERIT);
+    r.queue_datas[0].read_queue_nums = i32::MAX;
+    let err = decode_route(&body(&r)).unwrap_err();
+    let (what, count, _) = too_many(&err);
+    assert!(
+        what.contains("b0") && what.contains("readQueueNums"),
+        "{what}"
+    );
+    assert_eq!(count, i64::from(i32::MAX));
+}
+
+#[test]
 fn an_order_topic_count_near_i32_max_is_rejected() {
     let mut r = route(1, 4, perm::READ | perm::WRITE);
     r.order_topic_conf = Some(format!("b0:4;b1:{}", i32::MAX));
