@@ -133,15 +133,35 @@ impl fmt::Debug for RouteCache {
 
 impl RouteCache {
     /// A cache asking the name servers of `config.addrs` through `remoting`.
+    ///
+    /// An invalid configuration ([`NameServerConfig::validate`]) is used
+    /// [`clamped`](NameServerConfig::clamped), with a warning: a zero `poll_interval`, for one,
+    /// becomes [`MIN_POLL_INTERVAL`](crate::MIN_POLL_INTERVAL) instead of a spinning refresher.
+    /// [`try_new`](Self::try_new) refuses it instead.
     #[must_use]
     pub fn new(remoting: RemotingClient, config: NameServerConfig) -> Self {
+        let config = checked(config);
         let client = NameServerClient::new(remoting, config.addrs.clone());
         Self::with_client(client, config)
     }
 
+    /// Like [`new`](Self::new), but an invalid configuration is an error.
+    ///
+    /// # Errors
+    /// The [`ConfigError`](crate::ConfigError) of [`NameServerConfig::validate`].
+    pub fn try_new(
+        remoting: RemotingClient,
+        config: NameServerConfig,
+    ) -> Result<Self, crate::ConfigError> {
+        config.validate()?;
+        Ok(Self::new(remoting, config))
+    }
+
     /// A cache over an existing [`NameServerClient`] (its addresses win over `config.addrs`).
+    /// An invalid configuration is clamped as by [`new`](Self::new).
     #[must_use]
     pub fn with_client(client: NameServerClient, config: NameServerConfig) -> Self {
+        let config = checked(config);
         Self {
             inner: Arc::new(Inner {
                 client,
@@ -566,6 +586,18 @@ impl Drop for LoadLock<'_> {
         self.locks.remove_if(self.topic, |_, l| {
             Arc::ptr_eq(l, &self.mutex) && Arc::strong_count(l) == 2
         });
+    }
+}
+
+/// `config`, clamped with a warning when it is invalid.
+fn checked(config: NameServerConfig) -> NameServerConfig {
+    match config.validate() {
+        Ok(()) => config,
+        Err(e) => {
+            let clamped = config.clamped();
+            tracing::warn!(error = %e, ?clamped, "invalid name-server configuration clamped");
+            clamped
+        }
     }
 }
 

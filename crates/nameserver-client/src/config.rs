@@ -2,16 +2,24 @@
 
 use std::time::Duration;
 
+use crate::limits::MAX_QUEUES_PER_BROKER;
+
 /// The topic whose route stands in for auto-created topics (`TopicValidator.AUTO_CREATE_TOPIC_KEY_TOPIC`).
 pub const DEFAULT_TOPIC: &str = "TBW102";
 
 /// Java's `defaultTopicQueueNums`: the queue cap of an auto-created topic.
 pub const DEFAULT_TOPIC_QUEUE_NUMS: i32 = 4;
 
+/// Least [`NameServerConfig::poll_interval`]: a shorter one would make the refresher spin.
+pub const MIN_POLL_INTERVAL: Duration = Duration::from_millis(10);
+
 /// Default of [`NameServerConfig::min_immediate_refresh_interval`].
 pub const DEFAULT_MIN_IMMEDIATE_REFRESH_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Settings of the name-server client and the route cache. A plain struct with [`Default`].
+/// Settings of the name-server client and the route cache. A plain struct with [`Default`];
+/// [`validate`](Self::validate) says what is wrong with one, and
+/// [`RouteCache::new`](crate::RouteCache::new) uses it [`clamped`](Self::clamped) (or refuses it:
+/// [`RouteCache::try_new`](crate::RouteCache::try_new)).
 ///
 /// ```
 /// use std::time::Duration;
@@ -76,6 +84,109 @@ impl NameServerConfig {
                 self.addrs.push(addr);
             }
         }
+        self
+    }
+}
+
+/// What is wrong with a [`NameServerConfig`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A duration below its least value (zero request timeout or idle expiry, a poll interval
+    /// under [`MIN_POLL_INTERVAL`]).
+    #[error("{field} is {value:?}, below the least allowed {min:?}")]
+    TooShort {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: Duration,
+        /// The least allowed value.
+        min: Duration,
+    },
+    /// `default_topic_queue_nums` outside `1..=MAX_QUEUES_PER_BROKER`.
+    #[error("default_topic_queue_nums is {value}, outside 1..={max}")]
+    DefaultTopicQueueNums {
+        /// Its value.
+        value: i32,
+        /// The largest allowed value ([`MAX_QUEUES_PER_BROKER`]).
+        max: i32,
+    },
+    /// `default_topic` is blank.
+    #[error("default_topic is blank")]
+    BlankDefaultTopic,
+    /// An address of `addrs` is blank.
+    #[error("name-server address #{index} is blank")]
+    BlankAddress {
+        /// Its position in `addrs`.
+        index: usize,
+    },
+}
+
+/// Least request timeout and idle expiry: anything above zero.
+const MIN_NONZERO: Duration = Duration::from_millis(1);
+
+impl NameServerConfig {
+    /// Checks every setting: `request_timeout` and `topic_idle_expiry` above zero,
+    /// `poll_interval` at least [`MIN_POLL_INTERVAL`], `default_topic_queue_nums` in
+    /// `1..=`[`MAX_QUEUES_PER_BROKER`], `default_topic` and every address not blank. An empty
+    /// address list is allowed (route requests then fail with
+    /// [`NameServerError::NoNameServer`](crate::NameServerError::NoNameServer)), and so is a zero
+    /// `min_immediate_refresh_interval`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rmq_nameserver_client::{ConfigError, NameServerConfig, MIN_POLL_INTERVAL};
+    ///
+    /// assert_eq!(NameServerConfig::default().validate(), Ok(()));
+    /// let spin = NameServerConfig { poll_interval: Duration::ZERO, ..NameServerConfig::default() };
+    /// assert!(matches!(spin.validate(), Err(ConfigError::TooShort { field: "poll_interval", .. })));
+    /// assert_eq!(spin.clamped().poll_interval, MIN_POLL_INTERVAL);
+    /// ```
+    ///
+    /// # Errors
+    /// The first [`ConfigError`] found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let durations = [
+            ("request_timeout", self.request_timeout, MIN_NONZERO),
+            ("poll_interval", self.poll_interval, MIN_POLL_INTERVAL),
+            ("topic_idle_expiry", self.topic_idle_expiry, MIN_NONZERO),
+        ];
+        for (field, value, min) in durations {
+            if value < min {
+                return Err(ConfigError::TooShort { field, value, min });
+            }
+        }
+        if !(1..=MAX_QUEUES_PER_BROKER).contains(&self.default_topic_queue_nums) {
+            return Err(ConfigError::DefaultTopicQueueNums {
+                value: self.default_topic_queue_nums,
+                max: MAX_QUEUES_PER_BROKER,
+            });
+        }
+        if self.default_topic.trim().is_empty() {
+            return Err(ConfigError::BlankDefaultTopic);
+        }
+        if let Some(index) = self.addrs.iter().position(|a| a.trim().is_empty()) {
+            return Err(ConfigError::BlankAddress { index });
+        }
+        Ok(())
+    }
+
+    /// This configuration with every invalid setting (see [`validate`](Self::validate)) brought
+    /// to the nearest valid one: durations raised to their least value, the queue count into
+    /// `1..=`[`MAX_QUEUES_PER_BROKER`], a blank default topic back to [`DEFAULT_TOPIC`], blank
+    /// addresses removed. A valid configuration is returned unchanged.
+    #[must_use]
+    pub fn clamped(mut self) -> Self {
+        self.request_timeout = self.request_timeout.max(MIN_NONZERO);
+        self.poll_interval = self.poll_interval.max(MIN_POLL_INTERVAL);
+        self.topic_idle_expiry = self.topic_idle_expiry.max(MIN_NONZERO);
+        self.default_topic_queue_nums = self
+            .default_topic_queue_nums
+            .clamp(1, MAX_QUEUES_PER_BROKER);
+        if self.default_topic.trim().is_empty() {
+            DEFAULT_TOPIC.clone_into(&mut self.default_topic);
+        }
+        self.addrs.retain(|a| !a.trim().is_empty());
         self
     }
 }

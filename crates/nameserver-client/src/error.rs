@@ -100,3 +100,4 @@ impl NameServerError {
 const fn assert_send_sync<T: Send + Sync + 'static>() {}
 const _: () = assert_send_sync::<NameServerError>();
 const _: () = assert_send_sync::<RouteDecodeError>();
+const _: () = assert_send_sync::<crate::ConfigError>();

@@ -25,8 +25,8 @@ mod static_topic;
 pub use cache::RouteCache;
 pub use client::NameServerClient;
 pub use config::{
-    parse_addr_list, NameServerConfig, DEFAULT_MIN_IMMEDIATE_REFRESH_INTERVAL, DEFAULT_TOPIC,
-    DEFAULT_TOPIC_QUEUE_NUMS,
+    parse_addr_list, ConfigError, NameServerConfig, DEFAULT_MIN_IMMEDIATE_REFRESH_INTERVAL,
+    DEFAULT_TOPIC, DEFAULT_TOPIC_QUEUE_NUMS, MIN_POLL_INTERVAL,
 };
 pub use error::{NameServerError, RouteDecodeError};
 pub use limits::{MAX_QUEUES_PER_BROKER, MAX_QUEUES_PER_ROUTE};

@@ -27,7 +27,7 @@ pub const MAX_QUEUES_PER_ROUTE: usize = 262_144;
 
 /// Checks the queue counts of `route` against [`MAX_QUEUES_PER_BROKER`] (the read and write
 /// counts of every queue data, every `orderTopicConf` item, every static-topic scope) and
-/// [`MAX_QUEUES_PER_ROUTE`] (the queues [`TopicPublishInfo::from_route`](crate::TopicPublishInfo::from_route) would build).
+/// [`MAX_QUEUES_PER_ROUTE`] (the queues [`crate::TopicPublishInfo::from_route`] would build).
 /// Negative counts make no queue (as in Java) and pass.
 pub(crate) fn check_route(route: &TopicRouteData) -> Result<(), RouteDecodeError> {
     let too_many =

@@ -17,7 +17,8 @@ impl RouteCache {
     pub fn start_refresher(&self, token: CancellationToken) -> JoinHandle<()> {
         let weak = self.downgrade();
         let own = self.cancel_token().clone();
-        let interval = self.config().poll_interval;
+        // The configuration was clamped when the cache was made; never spin regardless.
+        let interval = self.config().poll_interval.max(crate::MIN_POLL_INTERVAL);
         tracing::debug!(?interval, "route refresher started");
         let task = async move {
             loop {
