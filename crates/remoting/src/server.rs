@@ -18,7 +18,7 @@ use crate::config::RemotingConfig;
 use crate::connection::{ConnOptions, Connection, ConnectionHandle};
 use crate::processor::ProcessorTable;
 
-/// How long [`RemotingServer::shutdown`] waits for each connection to finish closing.
+/// How long [`RemotingServer::shutdown`] waits for its connections to finish closing.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// A remoting server: accepts connections and hands every request to the processor of its
@@ -207,14 +207,7 @@ impl RemotingServer {
         for c in &conns {
             c.close();
         }
-        for c in conns {
-            if tokio::time::timeout(SHUTDOWN_GRACE, c.finished())
-                .await
-                .is_err()
-            {
-                tracing::warn!(peer = c.addr(), "connection did not close in time");
-            }
-        }
+        crate::connection::wait_finished(&conns, SHUTDOWN_GRACE).await;
         tracing::info!(addr = %self.inner.local_addr, "remoting server shut down");
     }
 

@@ -23,7 +23,7 @@ use crate::processor::{ProcessorTable, RequestProcessor, RpcHook};
 
 pub use response_future::ResponseFuture;
 
-/// How long [`RemotingClient::shutdown`] waits for each connection to finish closing.
+/// How long [`RemotingClient::shutdown`] waits for its connections to finish closing.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Java's `MIN_CLOSE_TIMEOUT_MILLIS` (J5 `NettyRemotingClient`).
@@ -318,14 +318,8 @@ impl RemotingClient {
         self.inner.shut.cancel();
         self.inner.async_permits.close();
         self.inner.oneway_permits.close();
-        for conn in self.inner.pool.close_all() {
-            if tokio::time::timeout(SHUTDOWN_GRACE, conn.finished())
-                .await
-                .is_err()
-            {
-                tracing::warn!(addr = conn.addr(), "connection did not close in time");
-            }
-        }
+        let conns = self.inner.pool.close_all();
+        crate::connection::wait_finished(&conns, SHUTDOWN_GRACE).await;
     }
 
     async fn connection(&self, addr: &str, deadline: Instant) -> Result<Connection, RemotingError> {

@@ -11,6 +11,8 @@
 mod handle;
 pub(crate) mod pending;
 mod reader;
+#[cfg(test)]
+mod tests;
 mod writer;
 
 use std::net::SocketAddr;
@@ -22,6 +24,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Semaphore, TryAcquireError};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -182,6 +185,17 @@ impl Shared {
     }
 }
 
+/// Waits, for at most `grace` in all, until every one of `conns` has finished closing (all at
+/// once, not one after another); logs the ones that did not.
+pub(crate) async fn wait_finished(conns: &[Connection], grace: Duration) {
+    let all = futures_util::future::join_all(conns.iter().map(Connection::finished));
+    if tokio::time::timeout(grace, all).await.is_err() {
+        for c in conns.iter().filter(|c| !c.is_finished()) {
+            tracing::warn!(addr = c.addr(), "connection did not close in time");
+        }
+    }
+}
+
 /// A cheap handle to a running connection.
 #[derive(Debug, Clone)]
 pub(crate) struct Connection {
@@ -191,6 +205,11 @@ pub(crate) struct Connection {
 impl Connection {
     /// Starts the reader and writer tasks on `stream` (which must be in a tokio runtime).
     pub(crate) fn start(stream: TcpStream, opts: ConnOptions) -> Self {
+        Self::start_tasks(stream, opts).0
+    }
+
+    /// [`start`](Self::start), also returning the reader and writer tasks.
+    fn start_tasks(stream: TcpStream, opts: ConnOptions) -> (Self, [JoinHandle<()>; 2]) {
         let peer = stream
             .peer_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
@@ -213,9 +232,12 @@ impl Connection {
             tracing::debug_span!("rmq.connection", addr = %conn.shared.opts.addr, peer = %peer);
         tracing::debug!(parent: &span, "connection up");
         let (rd, wr) = stream.into_split();
-        tokio::spawn(reader::run(conn.clone(), rd).instrument(span.clone()));
-        tokio::spawn(writer::run(Arc::clone(&conn.shared), rx, wr).instrument(span));
-        conn
+        // The tasks' drop guards exist before the tasks are first polled.
+        let reader_guard = reader::CloseOnDrop(conn.clone());
+        let writer_state = writer::Cleanup::new(Arc::clone(&conn.shared), rx, wr);
+        let reader = tokio::spawn(reader::run(reader_guard, rd).instrument(span.clone()));
+        let writer = tokio::spawn(writer::run(writer_state).instrument(span));
+        (conn, [reader, writer])
     }
 
     /// The address this connection was opened for (client) or the peer (server).
@@ -239,6 +261,11 @@ impl Connection {
     /// Resolves once the connection is fully closed and every waiter was failed.
     pub(crate) async fn finished(&self) {
         self.shared.finished.cancelled().await;
+    }
+
+    /// Whether [`finished`](Self::finished) has resolved.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.shared.finished.is_cancelled()
     }
 
     /// Waiting requests on this connection.

@@ -14,7 +14,19 @@ use crate::codec::RemotingCodec;
 use crate::command::RemotingCommand;
 use crate::processor::RequestContext;
 
-pub(super) async fn run(conn: Connection, rd: OwnedReadHalf) {
+/// Closes the connection when the reader task ends, however it ends (returning, panicking, or
+/// dropped unfinished, even before its first poll): the writer then fails every waiter.
+pub(super) struct CloseOnDrop(pub(super) Connection);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// The reader task; `guard` is made by the spawner, so it exists before the first poll.
+pub(super) async fn run(guard: CloseOnDrop, rd: OwnedReadHalf) {
+    let conn = &guard.0;
     let shared = &conn.shared;
     let codec = RemotingCodec::with_max_frame_length(shared.opts.max_frame_length);
     let mut frames = FramedRead::with_capacity(rd, codec, 16 * 1024);
@@ -35,10 +47,10 @@ pub(super) async fn run(conn: Connection, rd: OwnedReadHalf) {
                     if !shared.pending.complete(opaque, Ok(cmd)) {
                         tracing::debug!(opaque, "response without a waiter (timed out?); dropped");
                     }
-                } else if let Some(resp) = dispatch(&conn, cmd) {
+                } else if let Some(resp) = dispatch(conn, cmd) {
                     // Waits for queue budget: while the peer does not read our responses, we
                     // stop reading its requests.
-                    send(&conn, resp).await;
+                    send(conn, resp).await;
                 }
             }
             Some(Err(e)) => {
@@ -51,7 +63,6 @@ pub(super) async fn run(conn: Connection, rd: OwnedReadHalf) {
             }
         }
     }
-    conn.close();
 }
 
 /// Hands a request to its processor; unknown codes get REQUEST_CODE_NOT_SUPPORTED (unless

@@ -26,12 +26,13 @@ enum Stop {
     Io(io::Error),
 }
 
-pub(super) async fn run(
-    shared: Arc<Shared>,
-    mut rx: mpsc::UnboundedReceiver<Outbound>,
-    mut wr: OwnedWriteHalf,
-) {
-    let stop = serve(&shared, &mut rx, &mut wr).await;
+/// The writer task; `task` is made by the spawner, so its cleanup runs however the task ends:
+/// returning, panicking, or dropped unfinished (aborted, its runtime shut down), even before
+/// its first poll.
+pub(super) async fn run(mut task: Cleanup) {
+    let Cleanup { shared, rx, wr } = &mut task;
+    let Some(wr) = wr.as_mut() else { return };
+    let stop = serve(shared, rx, wr).await;
     match &stop {
         Stop::Closed => tracing::debug!("writer stopped: connection closed"),
         Stop::Idle => tracing::debug!("connection idle; closing"),
@@ -43,34 +44,60 @@ pub(super) async fn run(
         }
         Stop::Io(e) => tracing::debug!(error = %e, "write failed; closing"),
     }
-    shared.mark_closed();
+}
 
-    // Frames still queued were never written: fail their waiters with `written: false`.
-    rx.close();
-    let mut unwritten = 0usize;
-    while let Ok(out) = rx.try_recv() {
-        unwritten += 1;
-        if let Kind::Request { opaque, id } = out.kind {
-            shared.pending.fail(
-                opaque,
-                id,
-                RemotingError::ConnectionClosed {
-                    addr: shared.opts.addr.clone(),
-                    written: false,
-                },
-            );
+/// The writer task's state; dropping it closes the connection and fails every waiter.
+pub(super) struct Cleanup {
+    shared: Arc<Shared>,
+    rx: mpsc::UnboundedReceiver<Outbound>,
+    wr: Option<OwnedWriteHalf>,
+}
+
+impl Cleanup {
+    pub(super) const fn new(
+        shared: Arc<Shared>,
+        rx: mpsc::UnboundedReceiver<Outbound>,
+        wr: OwnedWriteHalf,
+    ) -> Self {
+        Self {
+            shared,
+            rx,
+            wr: Some(wr),
         }
-        // Oneway: dropping the ack tells the caller; its state is still QUEUED (not written).
     }
-    let failed = shared
-        .pending
-        .fail_all(|written| RemotingError::ConnectionClosed {
-            addr: shared.opts.addr.clone(),
-            written,
-        });
-    tracing::debug!(unwritten, failed, "connection closed");
-    drop(wr);
-    shared.finished.cancel();
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let shared = &self.shared;
+        shared.mark_closed();
+        // Frames still queued were never written: fail their waiters with `written: false`.
+        self.rx.close();
+        let mut unwritten = 0usize;
+        while let Ok(out) = self.rx.try_recv() {
+            unwritten += 1;
+            if let Kind::Request { opaque, id } = out.kind {
+                shared.pending.fail(
+                    opaque,
+                    id,
+                    RemotingError::ConnectionClosed {
+                        addr: shared.opts.addr.clone(),
+                        written: false,
+                    },
+                );
+            }
+            // Oneway: dropping the ack tells the caller; its state is still QUEUED (not written).
+        }
+        let failed = shared
+            .pending
+            .fail_all(|written| RemotingError::ConnectionClosed {
+                addr: shared.opts.addr.clone(),
+                written,
+            });
+        tracing::debug!(unwritten, failed, "connection closed");
+        drop(self.wr.take());
+        shared.finished.cancel();
+    }
 }
 
 async fn serve(

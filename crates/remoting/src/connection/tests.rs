@@ -1,0 +1,106 @@
+//! Connection tasks that end abnormally still close the connection and fail every waiter.
+
+use std::sync::atomic::AtomicI32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmq_common::{ExtFields, RequestCode};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::{wait_finished, ConnOptions, Connection};
+use crate::command::RemotingCommand;
+use crate::config::RemotingConfig;
+use crate::error::RemotingError;
+use crate::processor::ProcessorTable;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// A connection to a loopback peer that reads nothing; the peer's socket is returned to keep
+/// it open.
+async fn connection() -> (Connection, [JoinHandle<()>; 2], TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let (ours, theirs) = tokio::time::timeout(LIMIT, async {
+        tokio::join!(TcpStream::connect(addr), l.accept())
+    })
+    .await
+    .expect("connect in time");
+    let opts = ConnOptions::new(
+        addr.to_string(),
+        &RemotingConfig::default(),
+        ProcessorTable::new(),
+        Arc::new(AtomicI32::new(1)),
+    );
+    let (conn, tasks) = Connection::start_tasks(ours.expect("connect"), opts);
+    (conn, tasks, theirs.expect("accept").0)
+}
+
+/// Which task dies, and whether it ran before (on the current-thread runtime a spawned task
+/// runs only when the test yields).
+async fn dies_and_fails_the_waiter(task: usize, ran: bool) {
+    let (conn, tasks, _peer) = connection().await;
+    let mut req = RemotingCommand::request(RequestCode::HEART_BEAT, ExtFields::new());
+    req.opaque = conn.next_opaque();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let (rx, _guard) = conn.send_request(&req, deadline).await.expect("queued");
+    assert_eq!(conn.pending_len(), 1);
+    if ran {
+        for _ in 0..5 {
+            tokio::task::yield_now().await;
+        }
+    }
+    // Aborting drops the task's future where it waits (or before it ever ran), as a panic or
+    // a runtime shutdown would.
+    tasks[task].abort();
+    let reply = tokio::time::timeout(LIMIT, rx)
+        .await
+        .expect("the waiter is failed, not left hanging")
+        .expect("failed explicitly, not by a dropped sender");
+    assert!(
+        matches!(reply, Err(RemotingError::ConnectionClosed { .. })),
+        "{reply:?}"
+    );
+    assert!(conn.is_closed());
+    tokio::time::timeout(LIMIT, conn.finished())
+        .await
+        .expect("finished");
+    assert_eq!(conn.pending_len(), 0);
+}
+
+#[tokio::test]
+async fn a_reader_task_that_dies_closes_the_connection() {
+    dies_and_fails_the_waiter(0, true).await;
+}
+
+#[tokio::test]
+async fn a_reader_task_dropped_before_it_ran_closes_the_connection() {
+    dies_and_fails_the_waiter(0, false).await;
+}
+
+#[tokio::test]
+async fn a_writer_task_that_dies_fails_every_waiter() {
+    dies_and_fails_the_waiter(1, true).await;
+}
+
+#[tokio::test]
+async fn a_writer_task_dropped_before_it_ran_fails_every_waiter() {
+    dies_and_fails_the_waiter(1, false).await;
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_every_connection_at_once() {
+    // Two live connections that will not finish: the wait gives up after one grace period,
+    // not one per connection. Sockets are set up first; then the clock is paused, since the
+    // grace timer is the subject.
+    let (a, _a_tasks, _a_peer) = connection().await;
+    let (b, _b_tasks, _b_peer) = connection().await;
+    tokio::time::pause();
+    let grace = Duration::from_secs(5);
+    let start = Instant::now();
+    wait_finished(&[a.clone(), b.clone()], grace).await;
+    let took = start.elapsed();
+    assert!(took >= grace && took < 2 * grace, "waited {took:?}");
+    assert!(!a.is_finished() && !b.is_finished());
+}
