@@ -49,7 +49,8 @@ pub struct RemotingConfig {
     /// true), and only when more than 100 ms or a quarter of the call's timeout was left for
     /// the reply after connecting (J5 `invokeSync`). Async and oneway timeouts never close.
     pub close_on_timeout: bool,
-    /// Close a connection with no read and no write for this long (Java 120 s); zero disables.
+    /// Close a connection with no read and no write for this long (Java 120 s), unless requests
+    /// on it still wait for their replies; zero disables.
     pub idle_timeout: Duration,
     /// Set `TCP_NODELAY` on every socket (Java: true).
     pub tcp_nodelay: bool,

@@ -811,3 +811,37 @@ async fn a_dropped_oneway_call_still_queued_is_not_written() {
     );
     drop(fillers);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_with_a_pending_request_is_not_closed_as_idle() {
+    let (l, addr) = listener().await;
+    let (reply_tx, reply_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let mut f = accept(&l).await;
+        let req = next(&mut f).await;
+        within(reply_rx).await.expect("the test says when");
+        send(&mut f, echo(&req)).await;
+        // Nothing pending any more: now the client closes the idle connection.
+        within(f.next()).await.is_none()
+    });
+    let c = RemotingClient::new(RemotingConfig {
+        idle_timeout: Duration::from_millis(300),
+        ..RemotingConfig::default()
+    });
+    let fut = within(c.invoke_async(
+        &addr.to_string(),
+        request(CODE, "slow"),
+        Duration::from_secs(15),
+    ))
+    .await
+    .expect("accepted");
+    // Several idle periods without a read or a write pass while the reply is awaited.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    reply_tx.send(()).expect("server waits");
+    let resp = within(fut).await.expect("the slow reply arrives");
+    assert_eq!(&resp.body[..], b"slow");
+    assert!(
+        within(server).await.expect("server"),
+        "an idle connection without pending requests is closed"
+    );
+}

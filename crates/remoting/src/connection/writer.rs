@@ -126,10 +126,15 @@ async fn serve(
                 let last_read = shared.started
                     + Duration::from_millis(shared.last_read_ms.load(Ordering::Relaxed));
                 let due = last_write.max(last_read) + idle;
-                if Instant::now() >= due {
+                let now = Instant::now();
+                if now < due {
+                    idle_sleep.as_mut().reset(due);
+                } else if shared.pending.len() > 0 {
+                    // Requests still wait for replies (a slow peer): not idle; look again later.
+                    idle_sleep.as_mut().reset(now + idle);
+                } else {
                     return Stop::Idle;
                 }
-                idle_sleep.as_mut().reset(due);
                 continue;
             }
         };
