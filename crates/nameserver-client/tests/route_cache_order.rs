@@ -15,9 +15,11 @@ use rmq_nameserver_client::{NameServerConfig, RouteCache, TopicPublishInfo};
 use rmq_remoting::{RemotingClient, RemotingCommand, RemotingConfig};
 use rmq_testkit::{MockCluster, MockNameServer, RouteBuilder, AUTO_CREATE_TOPIC};
 
-const T: Duration = Duration::from_secs(5);
-/// How long the first (slow) answer is held back; far longer than a fast answer needs.
-const SLOW: Duration = Duration::from_millis(1500);
+const T: Duration = Duration::from_secs(10);
+/// How long the first (slow) answer is held back; far longer than a fast answer needs. Should a
+/// loaded machine ever take longer for the fast path, the answers arrive in order and the final
+/// state is the same: the tests cannot fail spuriously, only lose their race.
+const SLOW: Duration = Duration::from_secs(3);
 
 async fn within<F: Future>(f: F) -> F::Output {
     tokio::time::timeout(Duration::from_secs(20), f)
@@ -49,6 +51,8 @@ async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 fn cache(addrs: Vec<String>) -> RouteCache {
     // No periodic refresh: every fetch in these tests is one the test starts.
     let config = NameServerConfig {
+        // Well above SLOW: the slow answer must be received, not timed out.
+        request_timeout: Duration::from_secs(10),
         poll_interval: Duration::from_secs(3600),
         topic_idle_expiry: Duration::from_secs(3600),
         ..NameServerConfig::new(addrs)

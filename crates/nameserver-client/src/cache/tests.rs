@@ -50,7 +50,7 @@ async fn a_cached_topic_is_served_under_the_maps_read_lock() {
         let served = rt.block_on(other.publish_info("T", false, Duration::from_secs(5)));
         let _ = tx.send(served.is_ok());
     });
-    let served = rx.recv_timeout(Duration::from_secs(5));
+    let served = rx.recv_timeout(Duration::from_secs(10));
     drop(held);
     assert_eq!(served, Ok(true), "publish_info waited for a write lock");
     thread.join().expect("thread");
