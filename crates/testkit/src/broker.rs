@@ -52,8 +52,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A send is answered as a broker does: `msgId` (offset message id of this address and a
 /// commit-log offset; comma-joined for a batch), `queueId` (a random writable queue when the
 /// request's is negative), `queueOffset` (per queue), `transactionId` (the `UNIQ_KEY`),
-/// `MSG_REGION` and `TRACE_ON`. Delay and black hole apply to every request; scripted replies
-/// are consumed one per send.
+/// `MSG_REGION` and `TRACE_ON`. A properties string over
+/// [`MAX_PROPERTIES_BYTES`](crate::MAX_PROPERTIES_BYTES) is answered `MESSAGE_ILLEGAL`, as a
+/// real broker does. Delay and black hole apply to every request; scripted replies are consumed
+/// one per send.
 #[derive(Debug, Clone)]
 pub struct MockBroker {
     endpoint: Endpoint,

@@ -23,5 +23,6 @@ pub use faults::{Faults, Reply, MALFORMED_FRAME};
 pub use namesrv::{MockNameServer, RouteRequest};
 pub use route::{RouteBuilder, CLUSTER};
 pub use store::{
-    EndTransactionRecord, HeartbeatRecord, StoredMessage, UnknownTopic, TBW102_QUEUE_NUMS,
+    EndTransactionRecord, HeartbeatRecord, StoredMessage, UnknownTopic, MAX_PROPERTIES_BYTES,
+    TBW102_QUEUE_NUMS,
 };

@@ -21,6 +21,14 @@ use rmq_common::{
 /// Queue count of the default topic `TBW102` on a mock broker (a broker's `defaultTopicQueueNums`).
 pub const TBW102_QUEUE_NUMS: i32 = 8;
 
+/// Longest properties string a broker stores, in bytes (`Short.MAX_VALUE`: the stored format's
+/// length field is a signed 16-bit integer). A longer one is answered `MESSAGE_ILLEGAL`, before
+/// it is decoded.
+pub const MAX_PROPERTIES_BYTES: usize = 32_767;
+
+/// The remark of a broker's `MESSAGE_ILLEGAL` / `PROPERTIES_SIZE_EXCEEDED` answer.
+const MESSAGE_ILLEGAL_REMARK: &str = "the message is illegal, maybe msg body or properties length not matched. msg body length limit 128k, msg properties length limit 32k.";
+
 /// What a broker does with a send to a topic it does not know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -248,6 +256,20 @@ impl Store {
                     "request queueId[{queue_id}] is illegal, topic:{} topicConfig.writeQueueNums:{queue_nums} producer:{}",
                     h.topic, cx.born_host
                 ),
+            ));
+        }
+        // A real broker refuses it when appending to the commit log; checked before the
+        // properties are decoded so a huge string costs nothing.
+        let props_len = h.properties.as_deref().map_or(0, str::len);
+        if props_len > MAX_PROPERTIES_BYTES {
+            tracing::warn!(
+                broker = %self.name,
+                len = props_len,
+                "message properties length too long"
+            );
+            return Err((
+                ResponseCode::MESSAGE_ILLEGAL,
+                MESSAGE_ILLEGAL_REMARK.to_owned(),
             ));
         }
         let messages = self.messages_of(&cx)?;
