@@ -5,6 +5,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use rmq_common::route::{perm, TopicRouteData};
+use tokio::net::ToSocketAddrs;
 
 use crate::broker::MockBroker;
 use crate::namesrv::MockNameServer;
@@ -35,12 +36,22 @@ pub fn broker_name(i: usize) -> String {
 }
 
 impl MockCluster {
-    /// Starts a name server and `brokers` brokers.
+    /// Starts a name server and `brokers` brokers, all on `127.0.0.1` (ephemeral ports).
     ///
     /// # Errors
     /// A bind error.
     pub async fn start(brokers: usize) -> io::Result<Self> {
-        let namesrv = MockNameServer::start().await?;
+        Self::start_on("127.0.0.1:0", brokers).await
+    }
+
+    /// Starts a name server listening on `namesrv_addr` (such as `127.0.0.1:9876`, for a local
+    /// development cluster clients find at the usual address) and `brokers` brokers on
+    /// `127.0.0.1` (ephemeral ports; the routes carry their addresses).
+    ///
+    /// # Errors
+    /// A bind error (the name-server address in use, for one).
+    pub async fn start_on(namesrv_addr: impl ToSocketAddrs, brokers: usize) -> io::Result<Self> {
+        let namesrv = MockNameServer::start_on(namesrv_addr).await?;
         let seq = Arc::new(AtomicU64::new(0));
         let mut list = Vec::with_capacity(brokers);
         for i in 0..brokers {

@@ -1,10 +1,11 @@
-//! The listening side every mock shares: a `RemotingServer` on `127.0.0.1:0` plus the
-//! connection-level fault knobs.
+//! The listening side every mock shares: a `RemotingServer` (on `127.0.0.1:0` unless told
+//! otherwise) plus the connection-level fault knobs.
 
 use std::io;
 use std::net::SocketAddr;
 
 use rmq_remoting::{ProcessorTable, RemotingConfig, RemotingServer};
+use tokio::net::ToSocketAddrs;
 
 use crate::faults::Faults;
 
@@ -16,8 +17,15 @@ pub(crate) struct Endpoint {
 
 impl Endpoint {
     pub(crate) async fn bind(processors: ProcessorTable, faults: Faults) -> io::Result<Self> {
-        let server =
-            RemotingServer::bind("127.0.0.1:0", RemotingConfig::default(), processors).await?;
+        Self::bind_on("127.0.0.1:0", processors, faults).await
+    }
+
+    pub(crate) async fn bind_on(
+        addr: impl ToSocketAddrs,
+        processors: ProcessorTable,
+        faults: Faults,
+    ) -> io::Result<Self> {
+        let server = RemotingServer::bind(addr, RemotingConfig::default(), processors).await?;
         Ok(Self { server, faults })
     }
 

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use rmq_common::route::TopicRouteData;
 use rmq_common::{GetRouteInfoRequestHeader, LanguageCode, RequestCode, ResponseCode};
 use rmq_remoting::{BoxFuture, ProcessorTable, RemotingCommand, RequestContext};
+use tokio::net::ToSocketAddrs;
 
 use crate::endpoint::{endpoint_knobs, Endpoint};
 use crate::faults::{Faults, Gate};
@@ -48,7 +49,8 @@ impl Shared {
     }
 }
 
-/// An in-process name server on `127.0.0.1` (ephemeral port).
+/// An in-process name server on `127.0.0.1` (ephemeral port, or the address given to
+/// [`start_on`](Self::start_on)).
 ///
 /// Answers `GET_ROUTEINFO_BY_TOPIC` with the route set for the topic (standard JSON, or a raw
 /// body), `TOPIC_NOT_EXIST` otherwise, and counts the requests per topic. The fault knobs
@@ -66,11 +68,20 @@ pub struct MockNameServer {
 endpoint_knobs!(MockNameServer);
 
 impl MockNameServer {
-    /// Starts a name server without routes.
+    /// Starts a name server without routes on `127.0.0.1` (ephemeral port).
     ///
     /// # Errors
     /// The bind error.
     pub async fn start() -> io::Result<Self> {
+        Self::start_on("127.0.0.1:0").await
+    }
+
+    /// Starts a name server without routes listening on `addr` (for a local development cluster
+    /// on a well-known address such as `127.0.0.1:9876`; tests use [`start`](Self::start)).
+    ///
+    /// # Errors
+    /// The bind error (the address is in use, or not local).
+    pub async fn start_on(addr: impl ToSocketAddrs) -> io::Result<Self> {
         let shared = Arc::new(Shared::default());
         let faults = Faults::default();
         let processors = ProcessorTable::new();
@@ -82,7 +93,7 @@ impl MockNameServer {
             Box::pin(async move { serve_route(&s, &f, &ctx, &req).await })
         };
         processors.register(RequestCode::GET_ROUTEINFO_BY_TOPIC, Arc::new(route));
-        let endpoint = Endpoint::bind(processors, faults).await?;
+        let endpoint = Endpoint::bind_on(addr, processors, faults).await?;
         tracing::debug!(addr = %endpoint.addr(), "mock name server started");
         Ok(Self { endpoint, shared })
     }
