@@ -24,7 +24,8 @@ use crate::publish_info::{cap_default_route, java_string_cmp, TopicPublishInfo};
 /// (falling back to the default topic `TBW102` for topics that do not exist yet when the caller
 /// allows auto-creation, §7.5); the refresher started by [`start_refresher`](Self::start_refresher)
 /// refreshes every topic used within `topic_idle_expiry` once per `poll_interval` and drops the
-/// others; [`refresh_now`](Self::refresh_now) refreshes one topic at once (after a send failure).
+/// others; [`refresh_now`](Self::refresh_now) refreshes one topic at once after a send failure
+/// (at most once per `min_immediate_refresh_interval`).
 /// A refreshed route replaces the cached one only when it differs, and a cached route stays in use
 /// while no name server answers.
 ///
@@ -48,7 +49,7 @@ pub(crate) struct Inner {
     fetch_seq: AtomicU64,
     /// One loader at a time per topic (the others wait and reuse its result).
     load_locks: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
-    /// Topics with a spawned refresh in flight.
+    /// Topics with an immediate refresh pending or in flight (see `cache/immediate.rs`).
     refreshing: DashMap<String, ()>,
     /// Broker name → broker id → address, from every cached route (newest route wins).
     brokers: RwLock<Arc<BTreeMap<String, BTreeMap<i64, String>>>>,
