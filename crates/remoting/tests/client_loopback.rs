@@ -876,3 +876,41 @@ async fn a_connection_with_a_pending_request_is_not_closed_as_idle() {
         "an idle connection without pending requests is closed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_runs_both_halves_of_the_same_hook() {
+    let (l, addr) = listener().await;
+    let (got_tx, got_rx) = tokio::sync::oneshot::channel::<()>();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let mut f = accept(&l).await;
+        let req = next(&mut f).await;
+        got_tx.send(()).expect("test waits");
+        within(go_rx).await.expect("the test says when");
+        send(&mut f, echo(&req)).await;
+        f
+    });
+    let c = client();
+    let first = Arc::new(RecordingHook::default());
+    c.set_hook(first.clone());
+    let call = {
+        let (c, addr) = (c.clone(), addr.to_string());
+        tokio::spawn(async move {
+            c.invoke_sync(&addr, request(CODE, "1"), Duration::from_secs(15))
+                .await
+        })
+    };
+    within(got_rx).await.expect("request arrived");
+    // The hook is replaced while the call waits for its reply.
+    let second = Arc::new(RecordingHook::default());
+    c.set_hook(second.clone());
+    go_tx.send(()).expect("server waits");
+    within(call).await.expect("task").expect("reply");
+    assert_eq!(
+        first.seen.lock().expect("lock").len(),
+        2,
+        "before and after"
+    );
+    assert!(second.seen.lock().expect("lock").is_empty());
+    drop(within(server).await);
+}

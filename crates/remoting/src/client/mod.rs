@@ -157,10 +157,13 @@ impl RemotingClient {
             let left = deadline.saturating_duration_since(Instant::now());
             let close =
                 self.inner.config.close_on_timeout && close_after_sync_timeout(timeout, left);
-            let req = self.prepare(addr, req, &conn);
+            let hook = self.hook();
+            let req = self.prepare(addr, req, &conn, hook.as_deref());
             tracing::Span::current().record("opaque", req.opaque);
             let mut resp = conn.call(&req, deadline, timeout, close).await?;
-            self.after_response(addr, &mut resp);
+            if let Some(hook) = &hook {
+                hook.after_response(addr, &mut resp);
+            }
             Ok(resp)
         }
         .instrument(span)
@@ -199,7 +202,8 @@ impl RemotingClient {
             let permit = self
                 .permit(&self.inner.async_permits, addr, deadline)
                 .await?;
-            let req = self.prepare(addr, req, &conn);
+            let hook = self.hook();
+            let req = self.prepare(addr, req, &conn, hook.as_deref());
             tracing::Span::current().record("opaque", req.opaque);
             let (rx, guard) = conn.send_request(&req, deadline).await?;
             Ok(ResponseFuture {
@@ -209,7 +213,7 @@ impl RemotingClient {
                 conn,
                 opaque: req.opaque,
                 timeout,
-                hook: self.hook(),
+                hook,
                 permit: Some(permit),
                 done: false,
             })
@@ -273,7 +277,7 @@ impl RemotingClient {
                 .permit(&self.inner.oneway_permits, addr, deadline)
                 .await?;
             req.mark_oneway();
-            let req = self.prepare(addr, req, &conn);
+            let req = self.prepare(addr, req, &conn, self.hook().as_deref());
             tracing::Span::current().record("opaque", req.opaque);
             conn.oneway(&req, deadline, timeout).await
         }
@@ -359,6 +363,7 @@ impl RemotingClient {
         }
     }
 
+    /// The hook, read once per call (before and after a call use the same one).
     fn hook(&self) -> Option<Arc<dyn RpcHook>> {
         self.inner
             .hook
@@ -368,8 +373,14 @@ impl RemotingClient {
     }
 
     /// Runs the hook, applies the configured serialization and assigns the opaque.
-    fn prepare(&self, addr: &str, mut req: RemotingCommand, conn: &Connection) -> RemotingCommand {
-        if let Some(hook) = self.hook() {
+    fn prepare(
+        &self,
+        addr: &str,
+        mut req: RemotingCommand,
+        conn: &Connection,
+        hook: Option<&dyn RpcHook>,
+    ) -> RemotingCommand {
+        if let Some(hook) = hook {
             hook.before_request(addr, &mut req);
         }
         if self.inner.config.serialize_type == SerializeType::RocketMq {
@@ -377,12 +388,6 @@ impl RemotingClient {
         }
         req.opaque = conn.next_opaque();
         req
-    }
-
-    fn after_response(&self, addr: &str, resp: &mut RemotingCommand) {
-        if let Some(hook) = self.hook() {
-            hook.after_response(addr, resp);
-        }
     }
 }
 
