@@ -17,8 +17,36 @@ use crate::processor::ProcessorTable;
 #[derive(Debug, Default)]
 pub(super) struct Pool {
     conns: DashMap<String, Connection>,
-    /// One connect at a time per address.
+    /// One connect at a time per address; an entry lives while someone connects there.
     connecting: DashMap<String, Arc<Mutex<()>>>,
+}
+
+/// A share of the per-address connect lock; the last share to go removes the map entry, so
+/// addresses connected once (or never reached) do not pile up.
+struct ConnectingSlot<'a> {
+    map: &'a DashMap<String, Arc<Mutex<()>>>,
+    addr: &'a str,
+    lock: Arc<Mutex<()>>,
+}
+
+impl<'a> ConnectingSlot<'a> {
+    fn take(map: &'a DashMap<String, Arc<Mutex<()>>>, addr: &'a str) -> Self {
+        let lock = Arc::clone(&map.entry(addr.to_owned()).or_default());
+        Self { map, addr, lock }
+    }
+
+    fn lock(&self) -> &Mutex<()> {
+        &self.lock
+    }
+}
+
+impl Drop for ConnectingSlot<'_> {
+    fn drop(&mut self) {
+        // Checked under the shard lock, where `take` clones: 2 means the map and this slot
+        // are the only holders, and nobody can take a new share of this lock any more.
+        self.map
+            .remove_if(self.addr, |_, lock| Arc::strong_count(lock) == 2);
+    }
 }
 
 impl Pool {
@@ -66,8 +94,8 @@ impl Pool {
         opaque: &Arc<AtomicI32>,
         shut: &CancellationToken,
     ) -> Result<Connection, RemotingError> {
-        let lock = Arc::clone(&self.connecting.entry(addr.to_owned()).or_default());
-        let _one_at_a_time = lock.lock().await;
+        let slot = ConnectingSlot::take(&self.connecting, addr);
+        let _one_at_a_time = slot.lock().lock().await;
         if let Some(c) = self.live(addr) {
             return Ok(c);
         }
@@ -115,6 +143,12 @@ impl Pool {
         self.conns.iter().map(|e| e.value().clone()).collect()
     }
 
+    /// Addresses with a connect lock (someone is connecting there).
+    #[cfg(test)]
+    fn connecting_len(&self) -> usize {
+        self.connecting.len()
+    }
+
     /// Removes and closes every connection, returning them.
     pub(super) fn close_all(&self) -> Vec<Connection> {
         let all = self.all();
@@ -123,5 +157,45 @@ impl Pool {
             c.close();
         }
         all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn connect_locks_do_not_outlive_the_connects() {
+        let pool = Pool::default();
+        let config = RemotingConfig::default();
+        let (processors, opaque, shut) = (
+            ProcessorTable::new(),
+            Arc::new(AtomicI32::new(1)),
+            CancellationToken::new(),
+        );
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let live = l.local_addr().expect("addr").to_string();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let conn = pool
+            .get(&live, deadline, &config, &processors, &opaque, &shut)
+            .await
+            .expect("connects");
+        assert_eq!(pool.connecting_len(), 0, "after a connect");
+        // A refused address (nothing listens any more) leaves nothing behind either.
+        let gone = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let refused = gone.local_addr().expect("addr").to_string();
+        drop(gone);
+        for _ in 0..3 {
+            let r = pool
+                .get(&refused, deadline, &config, &processors, &opaque, &shut)
+                .await;
+            assert!(matches!(r, Err(RemotingError::Connect { .. })), "{r:?}");
+        }
+        assert_eq!(pool.connecting_len(), 0, "after failed connects");
+        conn.close();
     }
 }
