@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{accept, echo, eventually, listener, next, request, send, within};
+use common::{accept, echo, eventually, listener, next, read_until_quiet, request, send, within};
 use futures_util::StreamExt;
 use rmq_common::{RequestCode, ResponseCode};
 use rmq_remoting::{
@@ -80,11 +80,7 @@ async fn timed_out_calls_leave_no_entry() {
         let mut f = accept(&l).await;
         let warm_up = next(&mut f).await;
         send(&mut f, echo(&warm_up)).await;
-        let mut n = 0;
-        while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_secs(5), f.next()).await {
-            n += 1;
-        }
-        n
+        read_until_quiet(&mut f).await
     });
     let c = RemotingClient::new(RemotingConfig {
         close_on_timeout: false,
@@ -420,7 +416,7 @@ async fn overload_with_fail_policy() {
     let (l, addr) = listener().await;
     let server = tokio::spawn(async move {
         let mut f = accept(&l).await;
-        while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_secs(5), f.next()).await {}
+        read_until_quiet(&mut f).await
     });
     let c = RemotingClient::new(RemotingConfig {
         max_async_in_flight: 2,
@@ -456,7 +452,7 @@ async fn overload_with_wait_policy_waits_then_gives_up() {
     let (l, addr) = listener().await;
     let server = tokio::spawn(async move {
         let mut f = accept(&l).await;
-        while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_secs(5), f.next()).await {}
+        read_until_quiet(&mut f).await
     });
     let c = RemotingClient::new(RemotingConfig {
         max_async_in_flight: 1,
@@ -610,7 +606,7 @@ async fn shutdown_fails_waiters_and_refuses_new_calls() {
     let (l, addr) = listener().await;
     let server = tokio::spawn(async move {
         let mut f = accept(&l).await;
-        while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_secs(5), f.next()).await {}
+        read_until_quiet(&mut f).await
     });
     let c = client();
     let addr = addr.to_string();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{request, within};
+use common::{connect, eventually, request, within};
 use rmq_common::{RequestCode, ResponseCode};
 use rmq_remoting::{
     BoxFuture, ProcessorTable, RemotingClient, RemotingCommand, RemotingConfig, RemotingError,
@@ -63,17 +63,6 @@ fn client() -> RemotingClient {
         close_on_timeout: false,
         ..RemotingConfig::default()
     })
-}
-
-/// Polls `cond` for up to 2 s.
-async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
-    for _ in 0..200 {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    cond()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,13 +288,8 @@ async fn responses_over_the_queue_budget_are_refused() {
     ))
     .await
     .expect("bind");
-    let raw = within(tokio::net::TcpStream::connect(s.local_addr()))
-        .await
-        .expect("connect");
-    let mut f = tokio_util::codec::Framed::new(raw, rmq_remoting::RemotingCodec::new());
-    within(futures_util::SinkExt::send(&mut f, request(PUSH, "")))
-        .await
-        .expect("write");
+    let mut f = connect(s.local_addr()).await;
+    common::send(&mut f, request(PUSH, "")).await;
     // 64 MiB cannot sit in socket buffers plus a 2 MiB queue.
     match within(outcome_rx).await.expect("processor ran") {
         Err(e @ RemotingError::Overloaded { .. }) => assert!(!e.maybe_delivered()),

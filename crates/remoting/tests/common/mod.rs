@@ -1,4 +1,5 @@
-//! Helpers shared by the loopback tests: raw scripted servers on 127.0.0.1:0.
+//! Helpers shared by the loopback tests: bounded awaits (`within`, `eventually`) and raw
+//! scripted peers on 127.0.0.1:0.
 #![allow(dead_code)]
 
 use std::future::Future;
@@ -35,6 +36,21 @@ pub(crate) async fn listener() -> (TcpListener, SocketAddr) {
 pub(crate) async fn accept(l: &TcpListener) -> Framed<TcpStream, RemotingCodec> {
     let (s, _) = within(l.accept()).await.expect("accept");
     Framed::new(s, RemotingCodec::new())
+}
+
+/// Connects a raw framed peer to `addr`.
+pub(crate) async fn connect(addr: SocketAddr) -> Framed<TcpStream, RemotingCodec> {
+    let s = within(TcpStream::connect(addr)).await.expect("connect");
+    Framed::new(s, RemotingCodec::new())
+}
+
+/// Reads frames until none came for 5 s or the peer closed; how many were read.
+pub(crate) async fn read_until_quiet(f: &mut Framed<TcpStream, RemotingCodec>) -> usize {
+    let mut n = 0;
+    while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_secs(5), f.next()).await {
+        n += 1;
+    }
+    n
 }
 
 /// A request with a body.
