@@ -4,10 +4,9 @@
 //! bytes), register the opaque (requests) and queue the frame on a channel; the writer task
 //! drains the channel, gathers every queued frame into one write (a write the socket takes no
 //! byte of for the write timeout closes the connection) and gives the budget back once written.
-//! The reader task routes responses by
-//! opaque and hands requests to the processors. When either task ends, the writer fails every
-//! queued frame with `written: false`, then every waiter with `written` as the writer recorded
-//! it, so no caller ever hangs.
+//! The reader task routes responses by opaque and hands requests to the processors. When either
+//! task ends, the writer fails every queued frame with `written: false`, then every waiter with
+//! `written` as the writer recorded it, so no caller ever hangs.
 
 mod handle;
 pub(crate) mod pending;
