@@ -310,3 +310,68 @@ async fn auto_created_topic_goes_through_tbw102() {
     timeout(T, p.shutdown()).await.expect("shutdown in time");
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_repeat_every_interval() {
+    let c = cluster(1, "HbPeriod", 1).await;
+    let p = timeout(
+        T,
+        Producer::builder("HbGroup")
+            .name_server(c.namesrv_addr())
+            .heartbeat_interval(Duration::from_millis(100))
+            .start(),
+    )
+    .await
+    .expect("in time")
+    .expect("start");
+    timeout(T, p.send(Message::new("HbPeriod", "x")))
+        .await
+        .expect("in time")
+        .expect("sent");
+    let broker = &c.brokers()[0];
+    let deadline = tokio::time::Instant::now() + T;
+    while broker.heartbeats().len() < 4 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "heartbeats: {}",
+            broker.heartbeats().len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    timeout(T, p.shutdown()).await.expect("shutdown in time");
+    let after = broker.heartbeats().len();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        broker.heartbeats().len(),
+        after,
+        "no heartbeat after shutdown"
+    );
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delay_deliver_time_and_wait_pass_through() {
+    let c = cluster(1, "Timed", 1).await;
+    let p = producer(&c).await;
+    let delayed = Message::new("Timed", "d")
+        .with_delay_level(3)
+        .with_wait_store_msg_ok(false);
+    timeout(T, p.send(delayed))
+        .await
+        .expect("in time")
+        .expect("sent");
+    let timed = Message::new("Timed", "t").with_deliver_time_ms(1_900_000_000_000);
+    timeout(T, p.send(timed))
+        .await
+        .expect("in time")
+        .expect("sent");
+    let stored = c.messages_of("Timed");
+    assert_eq!(stored[0].property(property::DELAY), Some("3"));
+    assert_eq!(stored[0].property(property::WAIT), Some("false"));
+    assert_eq!(
+        stored[1].property(property::TIMER_DELIVER_MS),
+        Some("1900000000000")
+    );
+    timeout(T, p.shutdown()).await.expect("shutdown in time");
+    c.shutdown().await;
+}
