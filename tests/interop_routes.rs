@@ -4,8 +4,6 @@
 //! must come back from the name server with both brokers and their writable queues, and the
 //! route cache must serve it (first through the `TBW102` fallback, then through its own route).
 
-// The shared helpers are `pub` for every test crate that includes them.
-#[allow(unreachable_pub)]
 mod support;
 
 use std::collections::BTreeSet;
