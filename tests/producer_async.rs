@@ -351,3 +351,135 @@ async fn async_sends_from_one_task_are_written_in_order() {
     timeout(T, p.shutdown()).await.expect("shutdown in time");
     c.shutdown().await;
 }
+
+async fn one_broker(topic: &str) -> MockCluster {
+    let c = timeout(T, MockCluster::start(1))
+        .await
+        .expect("in time")
+        .expect("cluster");
+    c.create_topic(topic, 2);
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_callback_does_not_affect_other_sends() {
+    let c = one_broker("Panic").await;
+    let p = timeout(
+        T,
+        Producer::builder("PanicGroup")
+            .name_server(c.namesrv_addr())
+            .start(),
+    )
+    .await
+    .expect("in time")
+    .expect("start");
+    const N: usize = 60;
+    let calls: Arc<Vec<AtomicU8>> = Arc::new((0..N).map(|_| AtomicU8::new(0)).collect());
+    let oks = Arc::new(AtomicUsize::new(0));
+    let mut futures = Vec::new();
+    for i in 0..N {
+        let (calls, oks) = (Arc::clone(&calls), Arc::clone(&oks));
+        let cb = move |outcome: Outcome| {
+            calls[i].fetch_add(1, Ordering::SeqCst);
+            assert!(i % 3 != 0, "callback {i} panics");
+            if outcome.is_ok() {
+                oks.fetch_add(1, Ordering::SeqCst);
+            }
+        };
+        timeout(
+            T,
+            p.send_async_with_callback(Message::new("Panic", format!("{i}")), cb),
+        )
+        .await
+        .expect("admitted in time");
+        futures.push(
+            timeout(T, p.send_async(Message::new("Panic", format!("f{i}"))))
+                .await
+                .expect("in time")
+                .expect("admitted"),
+        );
+    }
+    for f in futures {
+        timeout(T, f)
+            .await
+            .expect("every future resolves")
+            .expect("sent despite panicking callbacks");
+    }
+    // Later sends still complete normally.
+    let later = timeout(T, p.send_async(Message::new("Panic", "later")))
+        .await
+        .expect("in time")
+        .expect("admitted");
+    timeout(T, later).await.expect("resolves").expect("sent");
+    // Shutdown waits for every callback.
+    timeout(T, p.shutdown()).await.expect("shutdown in time");
+    assert!(
+        calls.iter().all(|c| c.load(Ordering::SeqCst) == 1),
+        "every callback ran exactly once"
+    );
+    assert_eq!(oks.load(Ordering::SeqCst), N - N.div_ceil(3));
+    assert_eq!(c.messages_of("Panic").len(), 2 * N + 1);
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_pending_callback_send_still_calls_back_once() {
+    let c = one_broker("DropCb").await;
+    let p = timeout(
+        T,
+        Producer::builder("DropCbGroup")
+            .name_server(c.namesrv_addr())
+            .send_timeout(Duration::from_secs(2))
+            .retries_async(0)
+            .async_backpressure(1, 1 << 20)
+            .start(),
+    )
+    .await
+    .expect("in time")
+    .expect("start");
+    timeout(T, p.send(Message::new("DropCb", "warm")))
+        .await
+        .expect("in time")
+        .expect("sent");
+    c.brokers()[0].faults().set_black_hole(true);
+    let held = p
+        .try_send_async(Message::new("DropCb", "held"))
+        .expect("room for one");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let tx = Mutex::new(Some(tx));
+    let cb = {
+        let calls = Arc::clone(&calls);
+        move |outcome: Outcome| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            if let Some(tx) = tx.lock().expect("lock").take() {
+                let _ = tx.send(outcome);
+            }
+        }
+    };
+    // The send waits for room; the caller gives up and drops it.
+    let gave_up = timeout(
+        Duration::from_millis(100),
+        p.send_async_with_callback(Message::new("DropCb", "dropped"), cb),
+    )
+    .await;
+    assert!(gave_up.is_err(), "still waiting for room when dropped");
+    let outcome = timeout(T, rx)
+        .await
+        .expect("called back in time")
+        .expect("called");
+    let err = outcome.expect_err("never sent");
+    assert!(matches!(err, ProducerError::Cancelled { .. }), "{err:?}");
+    assert!(!err.maybe_stored(), "never admitted: certainly not stored");
+    c.brokers()[0].faults().set_black_hole(false);
+    let _ = timeout(T, held).await.expect("resolves");
+    timeout(T, p.shutdown()).await.expect("shutdown in time");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert!(
+        c.messages_of("DropCb")
+            .iter()
+            .all(|m| m.body() != "dropped"),
+        "the dropped send was never written"
+    );
+    c.shutdown().await;
+}

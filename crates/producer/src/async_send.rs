@@ -16,6 +16,7 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::{Instrument, Span};
 
 use crate::backpressure::Permit;
+use crate::deliver::{offload, Deliver, SendOutcome};
 use crate::error::{ProducerError, Unsent};
 use crate::kernel::{prepare_single, Outgoing};
 use crate::producer::Inner;
@@ -54,34 +55,36 @@ impl Producer {
     /// [`ProducerError::InvalidMessage`] or [`ProducerError::NotRunning`], with the message.
     pub async fn send_async(&self, msg: Message) -> Result<SendFuture, ProducerError> {
         let (tx, rx) = oneshot::channel();
-        self.start_async(msg, move |outcome| {
+        let deliver = Deliver::new(move |outcome| {
             // The receiver may be gone (the caller dropped the future): the outcome is discarded.
             let _ = tx.send(outcome);
-        })
-        .await?;
+        });
+        if let Err((e, deliver)) = self.start_async(msg, deliver).await {
+            deliver.disarm();
+            return Err(e);
+        }
         Ok(SendFuture::new(rx))
     }
 
     /// [`Producer::send_async`] with a callback instead of a future: `callback` runs exactly
-    /// once, with the outcome or with the error that prevented the send.
+    /// once, with the outcome or with the error that prevented the send; also when this future
+    /// is dropped before the send was admitted, or when the runtime shuts down first (then with
+    /// [`ProducerError::Cancelled`]).
+    ///
+    /// The callback runs on a small task of its own, never on the task that completes the
+    /// sends: a slow callback does not delay other sends, and a panicking one is caught (and
+    /// logged) without affecting any other send.
     pub async fn send_async_with_callback<F>(&self, msg: Message, callback: F)
     where
         F: FnOnce(Result<SendResult, ProducerError>) + Send + 'static,
     {
-        let deliver = std::sync::Mutex::new(Some(callback));
-        let deliver = Arc::new(deliver);
-        let in_task = Arc::clone(&deliver);
-        let started = self
-            .start_async(msg, move |outcome| {
-                if let Some(cb) = in_task.lock().ok().and_then(|mut c| c.take()) {
-                    cb(outcome);
-                }
-            })
-            .await;
-        if let Err(e) = started {
-            if let Some(cb) = deliver.lock().ok().and_then(|mut c| c.take()) {
-                cb(Err(e));
-            }
+        let mut user = Deliver::new(callback);
+        // Should the callback's own task be dropped unrun, what happened is unknown.
+        user.may_be_stored();
+        let sends = self.inner().sends.clone();
+        let deliver = Deliver::new(move |outcome| offload(&sends, user, outcome));
+        if let Err((e, deliver)) = self.start_async(msg, deliver).await {
+            deliver.call(Err(e));
         }
     }
 
@@ -116,25 +119,28 @@ impl Producer {
             msg,
             started: Instant::now(),
         };
-        spawn(
-            inner,
-            admitted,
-            First::NotStarted(out),
-            span,
-            move |outcome| {
-                let _ = tx.send(outcome);
-            },
-        );
+        let deliver = Deliver::new(move |outcome| {
+            let _ = tx.send(outcome);
+        });
+        spawn(inner, admitted, First::NotStarted(out), span, deliver);
         Ok(SendFuture::new(rx))
     }
 
-    /// Admission (waiting for room), first launch in the caller, then the task.
-    async fn start_async<D>(&self, msg: Message, deliver: D) -> Result<(), ProducerError>
+    /// Admission (waiting for room), first launch in the caller, then the task. On an error the
+    /// deliverer comes back uncalled.
+    async fn start_async<D>(
+        &self,
+        msg: Message,
+        mut deliver: Deliver<D>,
+    ) -> Result<(), (ProducerError, Deliver<D>)>
     where
-        D: FnOnce(Result<SendResult, ProducerError>) + Send + 'static,
+        D: FnOnce(SendOutcome) + Send + 'static,
     {
         let inner = self.inner();
-        let (token, out, msg) = admit(inner, msg)?;
+        let (token, out, msg) = match admit(inner, msg) {
+            Ok(admitted) => admitted,
+            Err(e) => return Err((e, deliver)),
+        };
         let permit = match &inner.flow {
             None => None,
             // Fast path without registering a waiter anywhere; wait only when full.
@@ -148,13 +154,15 @@ impl Producer {
                     };
                     match got {
                         Some(p) => Some(p),
-                        None => return Err(ProducerError::not_running(Unsent::one(msg))),
+                        None => {
+                            return Err((ProducerError::not_running(Unsent::one(msg)), deliver))
+                        }
                     }
                 }
             },
         };
         if !inner.is_running() {
-            return Err(ProducerError::not_running(Unsent::one(msg)));
+            return Err((ProducerError::not_running(Unsent::one(msg)), deliver));
         }
         let span = send_span(&out.topic);
         let admitted = Admitted {
@@ -163,6 +171,8 @@ impl Producer {
             msg,
             started: Instant::now(),
         };
+        // From here the request may be written: a drop of this future reports "maybe stored".
+        deliver.may_be_stored();
         let first = launch_first(inner, out).instrument(span.clone()).await;
         spawn(inner, admitted, first, span, deliver);
         Ok(())
@@ -208,10 +218,18 @@ async fn launch_first(inner: &Arc<Inner>, out: Outgoing) -> First {
 
 /// The task's part: await the first answer, run the remaining attempts, deliver exactly once,
 /// then release the send's registrations.
-fn spawn<D>(inner: &Arc<Inner>, admitted: Admitted, first: First, span: Span, deliver: D)
-where
-    D: FnOnce(Result<SendResult, ProducerError>) + Send + 'static,
+fn spawn<D>(
+    inner: &Arc<Inner>,
+    admitted: Admitted,
+    first: First,
+    span: Span,
+    mut deliver: Deliver<D>,
+) where
+    D: FnOnce(SendOutcome) + Send + 'static,
 {
+    if !matches!(first, First::Over(_)) {
+        deliver.may_be_stored();
+    }
     let task_inner = Arc::clone(inner);
     let task = async move {
         let first = match first {
@@ -227,7 +245,7 @@ where
         let Admitted {
             token, permit, msg, ..
         } = admitted;
-        deliver(
+        deliver.call(
             outcome
                 .and_then(expect_result)
                 .map_err(|e| e.with_unsent(Unsent::one(msg))),

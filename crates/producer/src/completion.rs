@@ -5,10 +5,17 @@
 //! outcome exactly once) to the driver as a future. The driver polls them all in a
 //! `FuturesUnordered`, waking only for the ones that are ready. It ends once every handle to it
 //! is gone (the producer's state is dropped) and every pending future has finished.
+//!
+//! Each completion runs under `catch_unwind`: a panic in one send's completion ends that
+//! completion only (its deliverer then reports `Cancelled`), never the driver and the other sends.
+//! User callbacks do not run here at all (see [`crate::deliver`]).
 
 use std::future::Future;
 use std::pin::Pin;
 
+use std::panic::AssertUnwindSafe;
+
+use futures_util::future::{CatchUnwind, FutureExt};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc;
 
@@ -24,14 +31,21 @@ pub(crate) fn channel() -> (CompletionSender, impl Future<Output = ()> + Send + 
     (tx, drive(rx))
 }
 
+/// A completion whose panic is caught.
+type Guarded = CatchUnwind<AssertUnwindSafe<Completion>>;
+
+fn guard(c: Completion) -> Guarded {
+    AssertUnwindSafe(c).catch_unwind()
+}
+
 async fn drive(mut rx: mpsc::UnboundedReceiver<Completion>) {
-    let mut pending: FuturesUnordered<Completion> = FuturesUnordered::new();
+    let mut pending: FuturesUnordered<Guarded> = FuturesUnordered::new();
     let mut open = true;
     loop {
         // Take every new completion first so that none waits behind ready ones.
         while open {
             match rx.try_recv() {
-                Ok(c) => pending.push(c),
+                Ok(c) => pending.push(guard(c)),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => open = false,
             }
@@ -41,10 +55,14 @@ async fn drive(mut rx: mpsc::UnboundedReceiver<Completion>) {
         }
         tokio::select! {
             received = rx.recv(), if open => match received {
-                Some(c) => pending.push(c),
+                Some(c) => pending.push(guard(c)),
                 None => open = false,
             },
-            Some(()) = pending.next(), if !pending.is_empty() => {}
+            Some(done) = pending.next(), if !pending.is_empty() => {
+                if done.is_err() {
+                    tracing::error!("an asynchronous send's completion panicked (caught; the driver goes on)");
+                }
+            }
         }
     }
     tracing::debug!("completion driver stopped");
@@ -77,5 +95,28 @@ mod tests {
             .expect("ends")
             .expect("task");
         assert_eq!(done.load(Ordering::SeqCst), 1000);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_completion_does_not_stop_the_others() {
+        let (tx, driver) = channel();
+        let driver = tokio::spawn(driver);
+        let done = Arc::new(AtomicUsize::new(0));
+        for i in 0..10u64 {
+            let done = Arc::clone(&done);
+            let c: Completion = Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(i)).await;
+                assert!(i % 3 != 0, "completion {i} panics");
+                done.fetch_add(1, Ordering::SeqCst);
+            });
+            assert!(tx.send(c).is_ok());
+        }
+        drop(tx);
+        let ended = tokio::time::timeout(Duration::from_secs(10), driver).await;
+        assert!(
+            matches!(ended, Ok(Ok(()))),
+            "the driver survived: {ended:?}"
+        );
+        assert_eq!(done.load(Ordering::SeqCst), 6);
     }
 }

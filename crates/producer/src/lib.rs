@@ -13,6 +13,7 @@ mod backpressure;
 mod builder;
 mod completion;
 mod config;
+mod deliver;
 mod error;
 pub mod fault;
 mod heartbeat;

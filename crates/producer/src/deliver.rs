@@ -1,0 +1,198 @@
+//! [`Deliver`]: the outcome of an asynchronous send handed over exactly once.
+//!
+//! A send's deliverer travels from the caller through the completion driver. Whatever happens on
+//! the way (the caller drops the `send_async` future while it waits for room, the runtime shuts
+//! down and drops the send's task), it is called once: dropped uncalled, it delivers
+//! [`ProducerError::Cancelled`]. A panic in the user's code is caught and logged; it never
+//! reaches the completion driver. User callbacks run on their own small task
+//! ([`offload`]), so a slow callback stalls neither the driver nor the other sends.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use tokio_util::task::TaskTracker;
+
+use crate::error::{ProducerError, Unsent};
+use crate::send_result::SendResult;
+
+/// The outcome of one asynchronous send.
+pub(crate) type SendOutcome = Result<SendResult, ProducerError>;
+
+/// Holds the receiver of a send's outcome until it is called; calls it with
+/// [`ProducerError::Cancelled`] when dropped uncalled.
+pub(crate) struct Deliver<F>
+where
+    F: FnOnce(SendOutcome),
+{
+    f: Option<F>,
+    /// What a drop reports: whether the request may have been written by then.
+    maybe_stored: bool,
+}
+
+impl<F> Deliver<F>
+where
+    F: FnOnce(SendOutcome),
+{
+    /// A deliverer that, dropped uncalled, reports a send certainly not stored (until
+    /// [`Deliver::may_be_stored`]).
+    pub(crate) const fn new(f: F) -> Self {
+        Self {
+            f: Some(f),
+            maybe_stored: false,
+        }
+    }
+
+    /// From now on a drop reports that the message may have been stored.
+    pub(crate) fn may_be_stored(&mut self) {
+        self.maybe_stored = true;
+    }
+
+    /// Delivers `outcome`; a panic of the receiver is caught and logged.
+    pub(crate) fn call(mut self, outcome: SendOutcome) {
+        if let Some(f) = self.f.take() {
+            run(f, outcome);
+        }
+    }
+
+    /// Drops the receiver without calling it (the caller reports the error itself).
+    pub(crate) fn disarm(mut self) {
+        self.f = None;
+    }
+}
+
+impl<F> Drop for Deliver<F>
+where
+    F: FnOnce(SendOutcome),
+{
+    fn drop(&mut self) {
+        if let Some(f) = self.f.take() {
+            tracing::debug!(
+                maybe_stored = self.maybe_stored,
+                "asynchronous send dropped before it ended: delivering Cancelled"
+            );
+            run(
+                f,
+                Err(ProducerError::Cancelled {
+                    maybe_stored: self.maybe_stored,
+                    unsent: Unsent::none(),
+                }),
+            );
+        }
+    }
+}
+
+impl<F> std::fmt::Debug for Deliver<F>
+where
+    F: FnOnce(SendOutcome),
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deliver")
+            .field("pending", &self.f.is_some())
+            .field("maybe_stored", &self.maybe_stored)
+            .finish()
+    }
+}
+
+fn run<F: FnOnce(SendOutcome)>(f: F, outcome: SendOutcome) {
+    if catch_unwind(AssertUnwindSafe(move || f(outcome))).is_err() {
+        tracing::error!("a send callback panicked (the panic was caught)");
+    }
+}
+
+/// Calls `user` with `outcome` on a task of its own, off the completion driver, tracked by
+/// `sends` (so `shutdown` waits for the callback too); inline when no runtime is there to spawn
+/// on. Should that task be dropped unrun (runtime shutdown), `user` still gets
+/// [`ProducerError::Cancelled`] through its guard.
+pub(crate) fn offload<F>(sends: &TaskTracker, user: Deliver<F>, outcome: SendOutcome)
+where
+    F: FnOnce(SendOutcome) + Send + 'static,
+{
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => drop(sends.spawn_on(async move { user.call(outcome) }, &rt)),
+        Err(_) => user.call(outcome),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    type Seen = Arc<Mutex<Vec<String>>>;
+
+    fn recorder() -> (Seen, impl FnOnce(SendOutcome) + Send + 'static) {
+        let seen = Seen::default();
+        let s = Arc::clone(&seen);
+        (seen, move |r: SendOutcome| {
+            let text = match r {
+                Ok(_) => "ok".to_owned(),
+                Err(e) => format!("{e} maybe_stored={}", e.maybe_stored()),
+            };
+            s.lock().expect("lock").push(text);
+        })
+    }
+
+    fn seen(s: &Seen) -> Vec<String> {
+        s.lock().expect("lock").clone()
+    }
+
+    #[test]
+    fn dropped_uncalled_it_reports_cancelled_once() {
+        let (s, f) = recorder();
+        drop(Deliver::new(f));
+        assert_eq!(
+            seen(&s),
+            vec!["send cancelled by shutdown maybe_stored=false"]
+        );
+        let (s, f) = recorder();
+        let mut d = Deliver::new(f);
+        d.may_be_stored();
+        drop(d);
+        assert_eq!(
+            seen(&s),
+            vec!["send cancelled by shutdown maybe_stored=true"]
+        );
+    }
+
+    #[test]
+    fn called_once_and_disarmed_never() {
+        let (s, f) = recorder();
+        Deliver::new(f).call(Err(ProducerError::not_running(Unsent::none())));
+        assert_eq!(
+            seen(&s),
+            vec!["the producer is not running maybe_stored=false"]
+        );
+        let (s, f) = recorder();
+        Deliver::new(f).disarm();
+        assert!(seen(&s).is_empty());
+    }
+
+    #[test]
+    fn a_panicking_receiver_is_contained() {
+        Deliver::new(|_: SendOutcome| panic!("user bug"))
+            .call(Err(ProducerError::not_running(Unsent::none())));
+        drop(Deliver::new(|_: SendOutcome| panic!("user bug in drop")));
+    }
+
+    #[tokio::test]
+    async fn offload_runs_on_another_task() {
+        let (s, f) = recorder();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let user = Deliver::new(move |r: SendOutcome| {
+            f(r);
+            let _ = tx.send(std::thread::current().id());
+        });
+        let sends = TaskTracker::new();
+        offload(
+            &sends,
+            user,
+            Err(ProducerError::not_running(Unsent::none())),
+        );
+        sends.close();
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), rx).await;
+        assert!(matches!(got, Ok(Ok(_))));
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(5), sends.wait()).await;
+        assert!(waited.is_ok(), "the callback's task is tracked and ends");
+        assert_eq!(seen(&s).len(), 1);
+    }
+}
