@@ -1,4 +1,5 @@
-//! RemotingClient against scripted raw servers on loopback.
+//! RemotingClient against scripted raw servers on loopback: correlation, timeouts, closes,
+//! server-initiated requests, hooks, callbacks, shutdown.
 
 mod common;
 
@@ -10,8 +11,8 @@ use common::{accept, echo, eventually, listener, next, read_until_quiet, request
 use futures_util::StreamExt;
 use rmq_common::{RequestCode, ResponseCode};
 use rmq_remoting::{
-    BoxFuture, OverloadPolicy, RemotingClient, RemotingCommand, RemotingConfig, RemotingError,
-    RequestContext, RpcHook,
+    BoxFuture, RemotingClient, RemotingCommand, RemotingConfig, RemotingError, RequestContext,
+    RpcHook,
 };
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -412,72 +413,6 @@ async fn hook_sees_request_and_response() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn overload_with_fail_policy() {
-    let (l, addr) = listener().await;
-    let server = tokio::spawn(async move {
-        let mut f = accept(&l).await;
-        read_until_quiet(&mut f).await
-    });
-    let c = RemotingClient::new(RemotingConfig {
-        max_async_in_flight: 2,
-        max_oneway_in_flight: 1,
-        overload: OverloadPolicy::Fail,
-        close_on_timeout: false,
-        ..RemotingConfig::default()
-    });
-    let addr = addr.to_string();
-    let t = Duration::from_secs(10);
-    let a = within(c.invoke_async(&addr, request(CODE, "a"), t))
-        .await
-        .expect("first");
-    let _b = within(c.invoke_async(&addr, request(CODE, "b"), t))
-        .await
-        .expect("second");
-    let err = within(c.invoke_async(&addr, request(CODE, "c"), t))
-        .await
-        .expect_err("third is refused");
-    assert!(matches!(err, RemotingError::Overloaded { .. }), "{err:?}");
-    assert!(!err.maybe_delivered());
-    assert_eq!(c.pending_len(), 2);
-    drop(a); // frees a permit
-    let _c = within(c.invoke_async(&addr, request(CODE, "c"), t))
-        .await
-        .expect("accepted again");
-    within(c.shutdown()).await;
-    drop(within(server).await);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn overload_with_wait_policy_waits_then_gives_up() {
-    let (l, addr) = listener().await;
-    let server = tokio::spawn(async move {
-        let mut f = accept(&l).await;
-        read_until_quiet(&mut f).await
-    });
-    let c = RemotingClient::new(RemotingConfig {
-        max_async_in_flight: 1,
-        close_on_timeout: false,
-        ..RemotingConfig::default()
-    });
-    let addr = addr.to_string();
-    let held = within(c.invoke_async(&addr, request(CODE, "a"), Duration::from_secs(10)))
-        .await
-        .expect("first");
-    let start = Instant::now();
-    let err = within(c.invoke_async(&addr, request(CODE, "b"), Duration::from_millis(150)))
-        .await
-        .expect_err("no permit in time");
-    assert!(matches!(err, RemotingError::Overloaded { .. }), "{err:?}");
-    assert!(
-        start.elapsed() >= Duration::from_millis(150),
-        "it waited for a permit"
-    );
-    drop(held);
-    within(c.shutdown()).await;
-    drop(within(server).await);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_failure_is_never_delivered() {
     let (l, addr) = listener().await;
     drop(l); // nothing listens there any more
@@ -524,48 +459,6 @@ async fn oversize_request_is_refused_before_sending() {
     assert!(!err.maybe_delivered());
     assert_eq!(c.pending_len(), 0);
     drop(within(server).await);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_queued_when_the_connection_dies_are_not_written() {
-    // A server that never reads: the socket buffers fill, later frames stay queued.
-    let (l, addr) = listener().await;
-    let (close_tx, close_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        let (s, _) = within(l.accept()).await.expect("accept");
-        // Bytes arrived: the writer has claimed (and started writing) a frame.
-        within(s.readable()).await.expect("readable");
-        let _ = within(close_rx).await;
-        drop(s);
-    });
-    let c = RemotingClient::new(RemotingConfig {
-        close_on_timeout: false,
-        ..RemotingConfig::default()
-    });
-    let addr = addr.to_string();
-    let body = Bytes::from(vec![7u8; 4 * 1024 * 1024]);
-    let mut futs = Vec::new();
-    for _ in 0..12 {
-        let f = within(c.invoke_async(&addr, request(CODE, body.clone()), Duration::from_secs(15)))
-            .await
-            .expect("accepted");
-        futs.push(f);
-    }
-    close_tx.send(()).expect("server waits");
-    let (mut written, mut unwritten) = (0, 0);
-    for f in futs {
-        match within(f).await {
-            Err(RemotingError::ConnectionClosed { written: true, .. }) => written += 1,
-            Err(RemotingError::ConnectionClosed { written: false, .. }) => unwritten += 1,
-            other => panic!("expected ConnectionClosed, got {other:?}"),
-        }
-    }
-    // The server saw bytes, so a frame was written; 48 MiB cannot all sit in loopback socket
-    // buffers, so some frames were still queued.
-    assert!(written > 0, "no frame was reported written");
-    assert!(unwritten > 0, "no frame was reported unwritten");
-    assert_eq!(c.pending_len(), 0);
-    within(server).await.expect("server");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -626,139 +519,6 @@ async fn shutdown_fails_waiters_and_refuses_new_calls() {
     drop(within(server).await);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_over_the_queue_budget_are_refused_and_give_their_permits_back() {
-    // The server reads nothing until told: the socket buffers fill, then the client's queue.
-    let (l, addr) = listener().await;
-    let (read_tx, read_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        let mut f = accept(&l).await;
-        within(read_rx).await.expect("told to read");
-        loop {
-            let req = next(&mut f).await;
-            send(&mut f, echo(&req)).await;
-            if &req.body[..] == b"last" {
-                return f;
-            }
-        }
-    });
-    const PERMITS: usize = 16;
-    let c = RemotingClient::new(RemotingConfig {
-        max_async_in_flight: PERMITS,
-        max_queued_bytes: 16 * 1024 * 1024,
-        overload: OverloadPolicy::Wait,
-        close_on_timeout: false,
-        ..RemotingConfig::default()
-    });
-    let addr = addr.to_string();
-    // Wait policy: a call is refused only when no room freed up during its whole timeout, so
-    // "Overloaded" means the writer is stuck (not merely behind, as a Fail policy would see).
-    let big = Bytes::from(vec![1u8; 8 * 1024 * 1024]);
-    let mut accepted = Vec::new();
-    let mut overloaded = None;
-    for _ in 0..PERMITS - 1 {
-        let call = c.invoke_async(&addr, request(CODE, big.clone()), Duration::from_secs(2));
-        match within(call).await {
-            Ok(f) => accepted.push(f),
-            Err(e) => {
-                overloaded = Some(e);
-                break;
-            }
-        }
-    }
-    // 120 MiB cannot sit in loopback socket buffers plus a 16 MiB queue.
-    let err = overloaded.expect("the queue budget refused a request");
-    assert!(matches!(err, RemotingError::Overloaded { .. }), "{err:?}");
-    assert!(!err.maybe_delivered());
-    assert_eq!(c.pending_len(), accepted.len());
-    // The queue stays too full for another big frame: every form of call is refused, each
-    // giving its permit back.
-    let short = Duration::from_millis(100);
-    for _ in 0..PERMITS + 4 {
-        let err = within(c.invoke_async(&addr, request(CODE, big.clone()), short))
-            .await
-            .expect_err("still over budget");
-        assert!(matches!(err, RemotingError::Overloaded { .. }), "{err:?}");
-    }
-    let err = within(c.invoke_sync(&addr, request(CODE, big.clone()), short))
-        .await
-        .expect_err("sync calls share the budget");
-    assert!(matches!(err, RemotingError::Overloaded { .. }), "{err:?}");
-    let err = within(c.invoke_oneway(&addr, request(CODE, big.clone()), short))
-        .await
-        .expect_err("oneway calls share the budget");
-    assert!(matches!(err, RemotingError::Overloaded { .. }), "{err:?}");
-    assert_eq!(c.pending_len(), accepted.len());
-
-    // Abandoned requests give their budget back once the writer gets to them.
-    drop(accepted);
-    read_tx.send(()).expect("server waits");
-    let t = Duration::from_secs(15);
-    within(c.invoke_sync(&addr, request(CODE, "probe"), t))
-        .await
-        .expect("the queue drains");
-    // Every async permit is free again (none leaked by the refused calls).
-    let mut futs = Vec::new();
-    for i in 0..PERMITS {
-        let f = within(c.invoke_async(&addr, request(CODE, format!("again-{i}")), t))
-            .await
-            .expect("a permit and room");
-        futs.push((i, f));
-    }
-    for (i, f) in futs {
-        let resp = within(f).await.expect("reply");
-        assert_eq!(resp.body, Bytes::from(format!("again-{i}")));
-    }
-    within(c.invoke_sync(&addr, request(CODE, "last"), t))
-        .await
-        .expect("reply");
-    assert_eq!(c.pending_len(), 0);
-    drop(within(server).await);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_peer_that_stops_reading_is_closed_after_the_write_timeout() {
-    let (l, addr) = listener().await;
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        let (s, _) = within(l.accept()).await.expect("accept");
-        let _ = within(done_rx).await; // holds the socket open, never reads
-        drop(s);
-    });
-    let c = RemotingClient::new(RemotingConfig {
-        write_timeout: Duration::from_secs(1),
-        close_on_timeout: false,
-        ..RemotingConfig::default()
-    });
-    let addr = addr.to_string();
-    let body = Bytes::from(vec![3u8; 4 * 1024 * 1024]);
-    let mut futs = Vec::new();
-    for _ in 0..8 {
-        // A reply deadline far beyond the test's bound: only the write timeout can end these.
-        let f =
-            within(c.invoke_async(&addr, request(CODE, body.clone()), Duration::from_secs(600)))
-                .await
-                .expect("accepted");
-        futs.push(f);
-    }
-    let (mut written, mut unwritten) = (0, 0);
-    for f in futs {
-        match within(f).await {
-            Err(RemotingError::ConnectionClosed { written: true, .. }) => written += 1,
-            Err(RemotingError::ConnectionClosed { written: false, .. }) => unwritten += 1,
-            other => panic!("expected ConnectionClosed, got {other:?}"),
-        }
-    }
-    // 32 MiB do not fit in loopback socket buffers: the writer was stuck in a frame.
-    assert!(
-        written > 0 && unwritten > 0,
-        "{written} written, {unwritten} not"
-    );
-    assert_eq!(c.pending_len(), 0);
-    done_tx.send(()).expect("server waits");
-    within(server).await.expect("server");
-}
-
 #[test]
 fn callback_runs_once_with_shutdown_when_the_runtime_drops_the_task() {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -790,87 +550,6 @@ fn callback_runs_once_with_shutdown_when_the_runtime_drops_the_task() {
     assert_eq!(seen.len(), 1, "called exactly once: {seen:?}");
     assert!(matches!(seen[0], Err(RemotingError::Shutdown)), "{seen:?}");
     drop((c, server));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dropped_oneway_call_still_queued_is_not_written() {
-    // The server reads nothing until told, so frames queue up behind large ones.
-    let (l, addr) = listener().await;
-    let (read_tx, read_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        let mut f = accept(&l).await;
-        within(read_rx).await.expect("told to read");
-        let mut seen = Vec::new();
-        loop {
-            let req = next(&mut f).await;
-            if &req.body[..] == b"marker" {
-                send(&mut f, echo(&req)).await;
-                return seen;
-            }
-            seen.push(req.body.len());
-        }
-    });
-    let c = client();
-    let addr = addr.to_string();
-    let body = Bytes::from(vec![5u8; 12 * 1024 * 1024]);
-    let mut fillers = Vec::new();
-    for _ in 0..3 {
-        // 36 MiB: more than loopback socket buffers hold, so the writer is stuck in them.
-        let f = within(c.invoke_async(&addr, request(CODE, body.clone()), Duration::from_secs(60)))
-            .await
-            .expect("accepted");
-        fillers.push(f);
-    }
-    let oneway = c.invoke_oneway(&addr, request(CODE, "dropped"), Duration::from_secs(60));
-    let gave_up = tokio::time::timeout(Duration::from_millis(500), oneway).await;
-    assert!(
-        gave_up.is_err(),
-        "the oneway frame was written at once: {gave_up:?}"
-    );
-    // The future is gone now; the frame is still queued behind the fillers.
-    read_tx.send(()).expect("server waits");
-    let marker = c.invoke_sync(&addr, request(CODE, "marker"), Duration::from_secs(15));
-    within(marker).await.expect("the marker is answered");
-    let seen = within(server).await.expect("server");
-    assert!(
-        seen.iter().all(|&len| len > 1024),
-        "the abandoned oneway frame was written: bodies {seen:?}"
-    );
-    drop(fillers);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_connection_with_a_pending_request_is_not_closed_as_idle() {
-    let (l, addr) = listener().await;
-    let (reply_tx, reply_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        let mut f = accept(&l).await;
-        let req = next(&mut f).await;
-        within(reply_rx).await.expect("the test says when");
-        send(&mut f, echo(&req)).await;
-        // Nothing pending any more: now the client closes the idle connection.
-        within(f.next()).await.is_none()
-    });
-    let c = RemotingClient::new(RemotingConfig {
-        idle_timeout: Duration::from_millis(300),
-        ..RemotingConfig::default()
-    });
-    let fut = within(c.invoke_async(
-        &addr.to_string(),
-        request(CODE, "slow"),
-        Duration::from_secs(15),
-    ))
-    .await
-    .expect("accepted");
-    // Several idle periods without a read or a write pass while the reply is awaited.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    reply_tx.send(()).expect("server waits");
-    let resp = within(fut).await.expect("the slow reply arrives");
-    assert_eq!(&resp.body[..], b"slow");
-    assert!(
-        within(server).await.expect("server"),
-        "an idle connection without pending requests is closed"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
