@@ -245,12 +245,15 @@ fn spawn<D>(
         let Admitted {
             token, permit, msg, ..
         } = admitted;
+        // The room is free before the caller learns the outcome, so a caller that sends again
+        // on its result never waits on its own finished send. The token (what `shutdown` waits
+        // for) goes last.
+        drop(permit);
         deliver.call(
             outcome
                 .and_then(expect_result)
                 .map_err(|e| e.with_unsent(Unsent::one(msg))),
         );
-        drop(permit);
         drop(token);
     };
     // The driver only stops after the producer's state is gone, which `inner` keeps alive here;
