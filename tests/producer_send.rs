@@ -375,3 +375,46 @@ async fn delay_deliver_time_and_wait_pass_through() {
     timeout(T, p.shutdown()).await.expect("shutdown in time");
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_timeouts_are_capped_or_refused_never_a_panic() {
+    let c = cluster(1, "Huge", 1).await;
+    let p = producer(&c).await;
+    let r = timeout(
+        T,
+        p.send_with_timeout(Message::new("Huge", "x"), Duration::MAX),
+    )
+    .await
+    .expect("in time")
+    .expect("sent");
+    assert_eq!(r.status, SendStatus::SendOk);
+    // A first send with an unknown route (lookup under the huge deadline) too.
+    c.create_topic("Huge2", 1);
+    timeout(
+        T,
+        p.send_with_timeout(Message::new("Huge2", "y"), Duration::MAX),
+    )
+    .await
+    .expect("in time")
+    .expect("sent");
+    for b in [
+        Producer::builder("HugeGroup").send_timeout(Duration::MAX),
+        Producer::builder("HugeGroup").heartbeat_interval(Duration::MAX),
+        Producer::builder("HugeGroup").shutdown_timeout(Duration::MAX),
+        Producer::builder("HugeGroup").attempt_timeout(Duration::MAX),
+    ] {
+        let err = timeout(T, b.name_server(c.namesrv_addr()).start())
+            .await
+            .expect("in time")
+            .expect_err("refused");
+        assert!(
+            matches!(
+                err,
+                ProducerError::Config(rmq_producer::ConfigError::TooLong { .. })
+            ),
+            "{err:?}"
+        );
+    }
+    timeout(T, p.shutdown()).await.expect("shutdown");
+    c.shutdown().await;
+}

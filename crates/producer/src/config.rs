@@ -19,6 +19,12 @@ pub const JAVA_RETRY_RESPONSE_CODES: [ResponseCode; 8] = [
     ResponseCode::GO_AWAY,
 ];
 
+/// The longest accepted timeout or period (send and attempt timeouts, SYSTEM_BUSY pause,
+/// heartbeat and route-refresh periods, shutdown timeout): one day. Longer values are refused by
+/// [`ProducerConfig::validate`] ([`ConfigError::TooLong`]); `Producer::send_with_timeout` caps its
+/// argument to it.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// The producer group Java refuses at start (`MixAll.DEFAULT_PRODUCER_GROUP`).
 pub const DEFAULT_PRODUCER_GROUP: &str = "DEFAULT_PRODUCER";
 
@@ -192,8 +198,25 @@ impl ProducerConfig {
                 "retries must be at most 64",
             ),
         ];
-        match checks.iter().find(|(bad, _)| *bad) {
-            Some((_, reason)) => Err(ConfigError::Invalid(reason)),
+        if let Some((_, reason)) = checks.iter().find(|(bad, _)| *bad) {
+            return Err(ConfigError::Invalid(reason));
+        }
+        let durations = [
+            ("send_timeout", Some(self.send_timeout)),
+            ("attempt_timeout", self.attempt_timeout),
+            ("busy_backoff", Some(self.busy_backoff)),
+            ("heartbeat_interval", Some(self.heartbeat_interval)),
+            ("shutdown_timeout", Some(self.shutdown_timeout)),
+            ("route_poll_interval", Some(self.name_server.poll_interval)),
+        ];
+        match durations
+            .iter()
+            .find(|(_, d)| d.is_some_and(|d| d > MAX_TIMEOUT))
+        {
+            Some((setting, _)) => Err(ConfigError::TooLong {
+                setting,
+                max: MAX_TIMEOUT,
+            }),
             None => Ok(()),
         }
     }
@@ -215,6 +238,14 @@ pub enum ConfigError {
     /// A setting is out of range.
     #[error("invalid setting: {0}")]
     Invalid(&'static str),
+    /// A timeout or period is longer than [`MAX_TIMEOUT`].
+    #[error("{setting} must be at most {max:?}")]
+    TooLong {
+        /// The setting.
+        setting: &'static str,
+        /// The bound.
+        max: Duration,
+    },
 }
 
 #[cfg(test)]
@@ -278,6 +309,41 @@ mod tests {
             mutate(&mut cfg);
             assert!(cfg.validate().is_err(), "{what} accepted");
         }
+        let long: Vec<(Mutation, &str)> = vec![
+            (Box::new(|c| c.send_timeout = Duration::MAX), "send_timeout"),
+            (
+                Box::new(|c| c.attempt_timeout = Some(Duration::MAX)),
+                "attempt_timeout",
+            ),
+            (Box::new(|c| c.busy_backoff = Duration::MAX), "busy_backoff"),
+            (
+                Box::new(|c| c.heartbeat_interval = Duration::MAX),
+                "heartbeat_interval",
+            ),
+            (
+                Box::new(|c| c.shutdown_timeout = MAX_TIMEOUT + Duration::from_nanos(1)),
+                "shutdown_timeout",
+            ),
+            (
+                Box::new(|c| c.name_server.poll_interval = Duration::MAX),
+                "route_poll_interval",
+            ),
+        ];
+        for (mutate, what) in long {
+            let mut cfg = valid();
+            mutate(&mut cfg);
+            assert_eq!(
+                cfg.validate(),
+                Err(ConfigError::TooLong {
+                    setting: what,
+                    max: MAX_TIMEOUT
+                })
+            );
+        }
+        let mut at_bound = valid();
+        at_bound.send_timeout = MAX_TIMEOUT;
+        at_bound.heartbeat_interval = MAX_TIMEOUT;
+        assert_eq!(at_bound.validate(), Ok(()));
         let mut off = valid();
         off.async_backpressure = false;
         off.async_max_in_flight = 0;

@@ -28,7 +28,9 @@ mod send_future;
 mod send_result;
 
 pub use builder::ProducerBuilder;
-pub use config::{ConfigError, ProducerConfig, DEFAULT_PRODUCER_GROUP, JAVA_RETRY_RESPONSE_CODES};
+pub use config::{
+    ConfigError, ProducerConfig, DEFAULT_PRODUCER_GROUP, JAVA_RETRY_RESPONSE_CODES, MAX_TIMEOUT,
+};
 pub use error::{ProducerError, Unsent};
 pub use producer::{Producer, ProducerStats};
 pub use select::{HashSelector, QueueSelector, RandomSelector};

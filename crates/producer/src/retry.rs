@@ -93,7 +93,7 @@ pub(crate) async fn publish_info(
     started: Instant,
     timeout: Duration,
 ) -> Result<Arc<TopicPublishInfo>, ProducerError> {
-    let left = (started + timeout).saturating_duration_since(Instant::now());
+    let left = time_left(started, timeout);
     let lookup = inner.routes.publish_info(topic, true, left);
     let info = match tokio::time::timeout(left, lookup).await {
         Err(_) => return Err(timeout_error(timeout, &Tally::default(), None)),
@@ -185,7 +185,7 @@ impl SendState {
             return Next::Done(self.finish_exhausted());
         }
         let now = Instant::now();
-        let left = (self.job.started + self.job.timeout).saturating_duration_since(now);
+        let left = time_left(self.job.started, self.job.timeout);
         if left.is_zero() {
             return Next::Done(self.finish_timeout());
         }
@@ -337,8 +337,7 @@ impl SendState {
                     return Some(self.finish_error(err));
                 }
                 if more && err.response_code() == Some(ResponseCode::SYSTEM_BUSY) {
-                    let left = (self.job.started + self.job.timeout)
-                        .saturating_duration_since(Instant::now());
+                    let left = time_left(self.job.started, self.job.timeout);
                     let pause = self.inner.cfg.busy_backoff.min(left / 4);
                     tokio::select! {
                         biased;
@@ -440,6 +439,12 @@ fn cancelled(maybe_stored: bool) -> ProducerError {
         maybe_stored,
         unsent: Unsent::none(),
     }
+}
+
+/// What is left of `timeout` since `started`, without adding to an `Instant` (which panics on
+/// overflow for huge timeouts).
+pub(crate) fn time_left(started: Instant, timeout: Duration) -> Duration {
+    timeout.saturating_sub(started.elapsed())
 }
 
 /// Milliseconds since the Unix epoch (`bornTimestamp`).

@@ -8,6 +8,7 @@ use rmq_common::validate::{validate_message, ValidationError};
 use rmq_common::{Message, MessageQueue};
 use tracing::{field::Empty, Instrument, Span};
 
+use crate::config::MAX_TIMEOUT;
 use crate::error::{ProducerError, Unsent};
 use crate::kernel::{prepare_batch, prepare_single, Outgoing};
 use crate::producer::Inner;
@@ -27,7 +28,8 @@ impl Producer {
             .await
     }
 
-    /// [`Producer::send`] with its own deadline (covering the route lookup and every attempt).
+    /// [`Producer::send`] with its own deadline (covering the route lookup and every attempt),
+    /// capped at [`MAX_TIMEOUT`](crate::MAX_TIMEOUT).
     ///
     /// # Errors
     /// As [`Producer::send`].
@@ -36,6 +38,7 @@ impl Producer {
         msg: Message,
         timeout: Duration,
     ) -> Result<SendResult, ProducerError> {
+        let timeout = timeout.min(MAX_TIMEOUT);
         let inner = self.inner();
         let retries = inner.cfg.retries;
         send_single(inner, msg, Target::Any, Mode::Reply, retries, timeout)
