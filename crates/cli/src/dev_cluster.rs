@@ -1,19 +1,19 @@
 //! The dev broker: the testkit's in-memory name server and brokers, with topic auto-creation on,
 //! for `rmq dev-broker` and `--embedded`.
 //!
-//! The mock name server always listens on an ephemeral port; when a fixed port is asked for
-//! (`rmq dev-broker --port 9876`), a plain TCP relay listens there and forwards every connection
-//! to it. The brokers keep recent messages only: their stores are cleared every
-//! [`TRIM_EVERY_REQUESTS`] send requests, so a long benchmark does not grow memory without bound.
+//! The name server listens on `127.0.0.1:port` when a port is asked for (`rmq dev-broker --port
+//! 9876`), otherwise on an ephemeral port; the brokers always use ephemeral ports (the name server
+//! tells clients where they are). The brokers keep recent messages only: their stores are cleared
+//! every [`TRIM_EVERY_REQUESTS`] send requests, so a long benchmark does not grow memory without
+//! bound.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rmq_common::RequestCode;
 use rmq_testkit::MockCluster;
-use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 /// Send requests a broker answers between two clears of its store.
@@ -29,13 +29,11 @@ const SEND_CODES: [RequestCode; 3] = [
     RequestCode::SEND_BATCH_MESSAGE,
 ];
 
-/// A running dev cluster; [`DevCluster::shutdown`] stops it (dropping it stops the relay and the
-/// trimmer too).
+/// A running dev cluster; [`DevCluster::shutdown`] stops it (dropping it stops the trimmer too).
 #[derive(Debug)]
 pub(crate) struct DevCluster {
     cluster: Arc<MockCluster>,
     addr: String,
-    relay: Option<JoinHandle<()>>,
     trimmer: JoinHandle<()>,
 }
 
@@ -47,30 +45,22 @@ impl DevCluster {
     /// # Errors
     /// A bind error (e.g. the port is taken).
     pub(crate) async fn start(brokers: usize, port: Option<u16>) -> io::Result<Self> {
-        let cluster = Arc::new(MockCluster::start(brokers).await?);
-        cluster.set_auto_create(true);
-        let upstream = cluster.namesrv().socket_addr();
-        let (addr, relay) = match port {
-            None | Some(0) => (cluster.namesrv_addr(), None),
-            Some(port) => {
-                let listener = match TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await {
-                    Ok(l) => l,
-                    Err(e) => {
-                        cluster.shutdown().await;
-                        let what = format!("cannot listen on 127.0.0.1:{port}: {e}");
-                        return Err(io::Error::new(e.kind(), what));
-                    }
-                };
-                let addr = listener.local_addr()?.to_string();
-                (addr, Some(tokio::spawn(relay(listener, upstream))))
-            }
+        let cluster = match port {
+            None => MockCluster::start(brokers).await?,
+            Some(port) => MockCluster::start_on((Ipv4Addr::LOCALHOST, port), brokers)
+                .await
+                .map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot listen on 127.0.0.1:{port}: {e}"))
+                })?,
         };
+        let cluster = Arc::new(cluster);
+        cluster.set_auto_create(true);
+        let addr = cluster.namesrv_addr();
         let trimmer = tokio::spawn(trim(Arc::clone(&cluster)));
         tracing::info!(namesrv = %addr, brokers, "dev cluster started");
         Ok(Self {
             cluster,
             addr,
-            relay,
             trimmer,
         })
     }
@@ -89,7 +79,7 @@ impl DevCluster {
             .collect()
     }
 
-    /// Stops the relay, the trimmer, the brokers and the name server.
+    /// Stops the trimmer, the brokers and the name server.
     pub(crate) async fn shutdown(mut self) {
         self.stop_tasks();
         self.cluster.shutdown().await;
@@ -97,9 +87,6 @@ impl DevCluster {
     }
 
     fn stop_tasks(&mut self) {
-        if let Some(relay) = self.relay.take() {
-            relay.abort();
-        }
         self.trimmer.abort();
     }
 }
@@ -107,28 +94,6 @@ impl DevCluster {
 impl Drop for DevCluster {
     fn drop(&mut self) {
         self.stop_tasks();
-    }
-}
-
-/// Accepts connections on `listener` and relays each to `upstream`.
-async fn relay(listener: TcpListener, upstream: SocketAddr) {
-    loop {
-        match listener.accept().await {
-            Ok((mut client, peer)) => {
-                tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(upstream).await else {
-                        tracing::warn!(%peer, "dev name server unreachable");
-                        return;
-                    };
-                    // Either side closing ends the relay; its errors are a peer's business.
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
     }
 }
 
@@ -178,7 +143,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_relay_serves_the_mock_name_server_on_a_fixed_port() {
+    async fn the_name_server_listens_on_the_fixed_port() {
         // Ask the OS for a free port, then ask the dev cluster for exactly that port.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -196,7 +161,7 @@ mod tests {
         assert_eq!(dev.brokers().len(), 2);
         tokio::time::timeout(T, dev.shutdown()).await.unwrap();
         // The port is free again.
-        let again = TcpListener::bind(("127.0.0.1", port)).await;
+        let again = tokio::net::TcpListener::bind(("127.0.0.1", port)).await;
         assert!(again.is_ok(), "{again:?}");
     }
 
