@@ -209,7 +209,7 @@ impl RouteCache {
         allow_auto_create: bool,
         timeout: Duration,
     ) -> Result<Arc<TopicPublishInfo>, NameServerError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = rmq_remoting::deadline_after(timeout);
         let seen = match self.touch(topic) {
             Some((info, _)) if info.is_ok() => return Ok(info),
             other => other.map(|(_, generation)| generation),
@@ -250,7 +250,7 @@ impl RouteCache {
         allow_auto_create: bool,
         timeout: Duration,
     ) -> Result<Arc<TopicPublishInfo>, NameServerError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = rmq_remoting::deadline_after(timeout);
         let fetch = self.next_fetch();
         let (source, route) = match self.inner.client.topic_route(topic, timeout).await {
             Ok(route) => (Source::Own, route),
@@ -400,7 +400,7 @@ impl RouteCache {
             return Ok(false);
         };
         let timeout = self.inner.config.request_timeout;
-        let deadline = Instant::now() + timeout;
+        let deadline = rmq_remoting::deadline_after(timeout);
         let fetch = self.next_fetch();
         let (source, route) = match self.inner.client.topic_route(topic, timeout).await {
             Ok(route) => (Source::Own, route),

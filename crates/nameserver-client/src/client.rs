@@ -102,7 +102,7 @@ impl NameServerClient {
         if n == 0 {
             return Err(NameServerError::NoNameServer);
         }
-        let deadline = Instant::now() + timeout;
+        let deadline = rmq_remoting::deadline_after(timeout);
         let start = self.inner.cursor.load(Ordering::Relaxed) % n;
         let mut tried = Vec::with_capacity(n);
         let mut last = None;

@@ -162,3 +162,25 @@ async fn asks_for_standard_json_and_still_reads_fastjson_and_reports_bad_bodies(
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn a_huge_timeout_means_no_practical_limit_not_a_panic() {
+    let ns = serving("T").await;
+    let client = NameServerClient::new(remoting(), vec![ns.addr()]);
+    let route = within(client.topic_route("T", Duration::MAX))
+        .await
+        .unwrap();
+    assert_eq!(route.queue_datas[0].write_queue_nums, 4);
+    // The same through the transport directly.
+    let resp = within(client.remoting().invoke_sync(
+        &ns.addr(),
+        rmq_remoting::RemotingCommand::request_with_header(
+            rmq_common::RequestCode::GET_ROUTEINFO_BY_TOPIC,
+            &rmq_common::header::route::GetRouteInfoRequestHeader::new("T"),
+        ),
+        Duration::MAX,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(resp.response_code(), ResponseCode::SUCCESS);
+}

@@ -203,7 +203,7 @@ async fn tick_until(
 
 /// Waits until nothing is in flight, at most `bound`.
 async fn drain(rec: &Recorder, bound: Duration) {
-    let until = Instant::now() + bound;
+    let until = rmq_remoting::deadline_after(bound);
     while rec.in_flight() > 0 && Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

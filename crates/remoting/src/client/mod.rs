@@ -152,7 +152,7 @@ impl RemotingClient {
             opaque = field::Empty
         );
         async {
-            let deadline = Instant::now() + timeout;
+            let deadline = crate::deadline_after(timeout);
             let conn = self.connection(addr, deadline).await?;
             let left = deadline.saturating_duration_since(Instant::now());
             let close =
@@ -197,7 +197,7 @@ impl RemotingClient {
             opaque = field::Empty
         );
         async {
-            let deadline = Instant::now() + timeout;
+            let deadline = crate::deadline_after(timeout);
             let conn = self.connection(addr, deadline).await?;
             let permit = self
                 .permit(&self.inner.async_permits, addr, deadline)
@@ -271,7 +271,7 @@ impl RemotingClient {
             opaque = field::Empty
         );
         async {
-            let deadline = Instant::now() + timeout;
+            let deadline = crate::deadline_after(timeout);
             let conn = self.connection(addr, deadline).await?;
             let _permit = self
                 .permit(&self.inner.oneway_permits, addr, deadline)

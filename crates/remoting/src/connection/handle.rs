@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::time::Instant;
 
 use super::Connection;
 use crate::command::RemotingCommand;
@@ -64,7 +63,7 @@ impl ConnectionHandle {
     ) -> Result<RemotingCommand, RemotingError> {
         req.opaque = self.conn.next_opaque();
         self.conn
-            .call(&req, Instant::now() + timeout, timeout, false)
+            .call(&req, crate::deadline_after(timeout), timeout, false)
             .await
     }
 
@@ -81,7 +80,7 @@ impl ConnectionHandle {
         req.mark_oneway();
         req.opaque = self.conn.next_opaque();
         self.conn
-            .oneway(&req, Instant::now() + timeout, timeout)
+            .oneway(&req, crate::deadline_after(timeout), timeout)
             .await
     }
 
