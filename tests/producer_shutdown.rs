@@ -235,3 +235,93 @@ async fn dropping_the_last_handle_never_blocks_and_started_sends_finish() {
     assert_eq!(r.queue.topic, "Dropped");
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_deadline_ends_sends_still_looking_up_their_route() {
+    // A name server that accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let namesrv = listener.local_addr().expect("addr").to_string();
+    let hole = tokio::spawn(async move {
+        let mut held = Vec::new();
+        for _ in 0..64 {
+            match listener.accept().await {
+                Ok((s, _)) => held.push(s),
+                Err(_) => break,
+            }
+        }
+    });
+    let mut cfg = rmq_producer::ProducerConfig::new("HoleGroup");
+    cfg.name_server.request_timeout = Duration::from_secs(60);
+    let p = timeout(
+        T,
+        rmq_producer::ProducerBuilder::from_config(cfg)
+            .name_server(&namesrv)
+            .shutdown_timeout(Duration::from_secs(1))
+            .start(),
+    )
+    .await
+    .expect("in time")
+    .expect("start");
+    let sync = {
+        let p = p.clone();
+        tokio::spawn(async move {
+            p.send_with_timeout(Message::new("Hole", "sync"), Duration::from_secs(60))
+                .await
+        })
+    };
+    let asynchronous = {
+        let p = p.clone();
+        tokio::spawn(async move { p.send_async(Message::new("Hole", "async")).await })
+    };
+    // Both are in flight (looking their route up).
+    let deadline = Instant::now() + T;
+    while p.stats().sends_in_flight < 2 {
+        assert!(Instant::now() < deadline, "sends never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let t0 = Instant::now();
+    timeout(T, p.shutdown()).await.expect("shutdown in time");
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "shutdown honoured its 1 s deadline: {took:?}"
+    );
+    let err = timeout(Duration::from_secs(5), sync)
+        .await
+        .expect("resolved")
+        .expect("task")
+        .expect_err("cancelled");
+    assert!(
+        matches!(
+            err,
+            ProducerError::Cancelled {
+                maybe_stored: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.into_message().is_some(), "never written: handed back");
+    let fut = timeout(Duration::from_secs(5), asynchronous)
+        .await
+        .expect("resolved")
+        .expect("task")
+        .expect("admitted before shutdown began");
+    let err = ready(fut)
+        .await
+        .expect("resolved before shutdown returned")
+        .expect_err("cancelled");
+    assert!(
+        matches!(
+            err,
+            ProducerError::Cancelled {
+                maybe_stored: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    hole.abort();
+}

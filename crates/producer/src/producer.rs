@@ -28,6 +28,9 @@ const STOPPED: u8 = 2;
 /// How often shutdown closes the connections again while cancelled sends are still ending.
 const ABORT_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// The longest shutdown waits for cancelled sends to end.
+const ABORT_CAP: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A started producer. Cheap to clone; every clone sends through the same connections, routes
 /// and fault table, from any number of tasks at once.
 ///
@@ -291,8 +294,10 @@ async fn shutdown(inner: Arc<Inner>) {
         if let Some(flow) = &inner.flow {
             flow.close();
         }
-        // Closing a connection fails its waiters at once; repeat for sends that were between
-        // two steps (each send's own deadline bounds this loop).
+        // Every wait of a send also ends on the abort token; closing the connections fails the
+        // transport's waiters at once too. Repeat for sends that were between two steps, up to
+        // a hard cap (a send stuck anyway still resolves by its own deadline, after this).
+        let cap = tokio::time::Instant::now() + ABORT_CAP;
         loop {
             for addr in inner.broker_addrs(true) {
                 inner.remoting.close(&addr);
@@ -301,6 +306,13 @@ async fn shutdown(inner: Arc<Inner>) {
                 .await
                 .is_ok()
             {
+                break;
+            }
+            if tokio::time::Instant::now() >= cap {
+                tracing::warn!(
+                    in_flight = inner.sends.len(),
+                    "shutdown: sends still in flight after cancellation; not waiting longer"
+                );
                 break;
             }
         }

@@ -95,7 +95,13 @@ pub(crate) async fn publish_info(
 ) -> Result<Arc<TopicPublishInfo>, ProducerError> {
     let left = time_left(started, timeout);
     let lookup = inner.routes.publish_info(topic, true, left);
-    let info = match tokio::time::timeout(left, lookup).await {
+    // Shutdown's deadline also ends a lookup (the name servers may be unreachable).
+    let looked_up = tokio::select! {
+        biased;
+        () = inner.abort.cancelled() => return Err(cancelled(false)),
+        r = tokio::time::timeout(left, lookup) => r,
+    };
+    let info = match looked_up {
         Err(_) => return Err(timeout_error(timeout, &Tally::default(), None)),
         Ok(Err(
             source @ (NameServerError::TopicNotExist { .. }
@@ -244,12 +250,19 @@ impl SendState {
             Err(e) => return Launched::Over(Err(e)),
         };
         let inner = &self.inner;
-        match self.job.mode {
-            Mode::Oneway => Launched::Over(self.oneway(mq, &addr, req, budget).await),
-            Mode::Reply => match inner.remoting.invoke_async(&addr, req, budget).await {
-                Ok(fut) => Launched::Waiting { fut, addr },
-                Err(e) => Launched::Over(Err(remoting_error(mq, e))),
-            },
+        let launch = async {
+            match self.job.mode {
+                Mode::Oneway => Launched::Over(self.oneway(mq, &addr, req, budget).await),
+                Mode::Reply => match inner.remoting.invoke_async(&addr, req, budget).await {
+                    Ok(fut) => Launched::Waiting { fut, addr },
+                    Err(e) => Launched::Over(Err(remoting_error(mq, e))),
+                },
+            }
+        };
+        tokio::select! {
+            biased;
+            launched = launch => launched,
+            () = inner.abort.cancelled() => Launched::Over(Err(cancelled(true))),
         }
     }
 
@@ -282,10 +295,17 @@ impl SendState {
     pub(crate) async fn finish(&self, mq: &MessageQueue, launched: Launched) -> Outcome {
         match launched {
             Launched::Over(outcome) => outcome,
-            Launched::Waiting { fut, addr } => match fut.await {
-                Ok(resp) => process_response(&resp, &self.job.out, mq, &addr).map(Some),
-                Err(source) => Err(remoting_error(mq, source)),
-            },
+            Launched::Waiting { fut, addr } => {
+                let answer = tokio::select! {
+                    biased;
+                    answer = fut => answer,
+                    () = self.inner.abort.cancelled() => return Err(cancelled(true)),
+                };
+                match answer {
+                    Ok(resp) => process_response(&resp, &self.job.out, mq, &addr).map(Some),
+                    Err(source) => Err(remoting_error(mq, source)),
+                }
+            }
         }
     }
 
@@ -360,7 +380,13 @@ impl SendState {
                 Next::Attempt(mq, budget) => (mq, budget),
             };
             let t0 = Instant::now();
-            let outcome = self.attempt(&mq, budget).await;
+            // Shutdown's deadline ends an attempt wherever it is (connecting, writing, waiting);
+            // the request may have been written by then.
+            let outcome = tokio::select! {
+                biased;
+                outcome = self.attempt(&mq, budget) => outcome,
+                () = self.inner.abort.cancelled() => Err(cancelled(true)),
+            };
             if let Some(outcome) = self.settle(mq, t0.elapsed(), outcome).await {
                 return outcome;
             }
