@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rmq_common::MessageQueue;
+use rmq_common::{MessageQueue, ResponseCode};
 use rmq_remoting::RemotingError;
 
 use crate::config::ProducerConfig;
@@ -70,15 +70,35 @@ pub(crate) fn is_retryable(cfg: &ProducerConfig, err: &ProducerError) -> bool {
     }
 }
 
-/// Java's fault bookkeeping (5.1.4+, no detector) as `(isolation, reachable)`: success
-/// `(false, true)`, broker refusal `(true, false)`, transport failure `(true, true)`. Local
-/// conditions (overload, shutdown, cancellation, unknown broker) record nothing.
+/// Response codes that say the broker itself is unhealthy (overloaded, failing, going away),
+/// whatever the topic or message: only these isolate a broker.
+pub(crate) const BROKER_HEALTH_CODES: [ResponseCode; 5] = [
+    ResponseCode::SYSTEM_BUSY,
+    ResponseCode::SYSTEM_ERROR,
+    ResponseCode::SERVICE_NOT_AVAILABLE,
+    ResponseCode::GO_AWAY,
+    ResponseCode::FLOW_CONTROL,
+];
+
+/// Fault bookkeeping as `(isolation, reachable)`: success `(false, true)`, transport failure
+/// `(true, true)`, a refusal with a broker-health code ([`BROKER_HEALTH_CODES`]) `(true, false)`.
+/// Local conditions (overload, shutdown, cancellation, unknown broker) record nothing.
+///
+/// Unlike Java 5.1.4+ (which isolates the broker after any `MQBrokerException`), a refusal that
+/// concerns the topic or the message (`NO_PERMISSION`, `TOPIC_NOT_EXIST`, `MESSAGE_ILLEGAL`,
+/// `INVALID_PARAMETER`, ...) counts as an answer of a healthy broker `(false, true)`: it still
+/// follows the retry rules ([`is_retryable`], and the retry avoids that broker), but it does not
+/// take the broker away from the sends of every other topic for 10 s. Its latency is recorded as
+/// for a success, so a slow refusal still isolates by the latency table.
 pub(crate) fn fault_verdict(
     outcome: &Result<Option<SendResult>, ProducerError>,
 ) -> Option<(bool, bool)> {
     match outcome {
         Ok(_) | Err(ProducerError::InvalidResponse { .. }) => Some((false, true)),
-        Err(ProducerError::Broker { .. }) => Some((true, false)),
+        Err(ProducerError::Broker { code, .. }) if BROKER_HEALTH_CODES.contains(code) => {
+            Some((true, false))
+        }
+        Err(ProducerError::Broker { .. }) => Some((false, true)),
         Err(ProducerError::Remoting { source, .. }) if is_transport_failure(source) => {
             Some((true, true))
         }
@@ -88,8 +108,6 @@ pub(crate) fn fault_verdict(
 
 #[cfg(test)]
 mod tests {
-    use rmq_common::ResponseCode;
-
     use super::*;
     use crate::error::Unsent;
 
@@ -170,16 +188,50 @@ mod tests {
         // (error, retryable, fault verdict)
         type Case = (ProducerError, bool, Option<(bool, bool)>);
         let cases: Vec<Case> = vec![
+            // Broker health: retried and isolating.
             (broker(ResponseCode::SYSTEM_BUSY), true, Some((true, false))),
             (
-                broker(ResponseCode::TOPIC_NOT_EXIST),
+                broker(ResponseCode::SYSTEM_ERROR),
                 true,
                 Some((true, false)),
             ),
             (
-                broker(ResponseCode::MESSAGE_ILLEGAL),
+                broker(ResponseCode::SERVICE_NOT_AVAILABLE),
+                true,
+                Some((true, false)),
+            ),
+            (broker(ResponseCode::GO_AWAY), true, Some((true, false))),
+            (
+                broker(ResponseCode::FLOW_CONTROL),
                 false,
                 Some((true, false)),
+            ),
+            // Topic or message: retried as configured, never isolating.
+            (
+                broker(ResponseCode::TOPIC_NOT_EXIST),
+                true,
+                Some((false, true)),
+            ),
+            (
+                broker(ResponseCode::NO_PERMISSION),
+                true,
+                Some((false, true)),
+            ),
+            (broker(ResponseCode::NO_BUYER_ID), true, Some((false, true))),
+            (
+                broker(ResponseCode::NOT_IN_CURRENT_UNIT),
+                true,
+                Some((false, true)),
+            ),
+            (
+                broker(ResponseCode::MESSAGE_ILLEGAL),
+                false,
+                Some((false, true)),
+            ),
+            (
+                broker(ResponseCode::INVALID_PARAMETER),
+                false,
+                Some((false, true)),
             ),
             (remoting(timeout()), true, Some((true, true))),
             (remoting(closed()), true, Some((true, true))),
