@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use rmq_common::{Message, MessageQueue, RequestCode, ResponseCode};
+use rmq_common::{property, Message, MessageQueue, RequestCode, ResponseCode};
 use rmq_producer::{Producer, ProducerBuilder, ProducerError, SendStatus};
 use rmq_testkit::{MockBroker, MockCluster, Reply};
 use tokio::time::timeout;
@@ -374,5 +374,66 @@ async fn async_sends_retry_like_sync_sends() {
         assert_eq!(r.queue.broker_name, "broker-b");
     }
     assert_eq!(c.messages_of("AsyncRetry").len(), 10);
+    stop(p, c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maybe_stored_error_names_the_stored_id_and_a_resend_keeps_it() {
+    let c = cluster(1, "Ids").await;
+    let a = broker(&c, "broker-a");
+    let p = start(builder(&c)).await;
+    timeout(T, p.send(Message::new("Ids", "warm")))
+        .await
+        .expect("in time")
+        .expect("sent");
+    // The broker stores the message after the client gave up waiting.
+    a.faults().set_delay(Duration::from_millis(1500));
+    let mut msg = Message::new("Ids", "late");
+    let id = p.assign_msg_id(&mut msg);
+    assert_eq!(p.assign_msg_id(&mut msg), id, "an id already set is kept");
+    let err = timeout(
+        T,
+        p.send_with_timeout(msg.clone(), Duration::from_millis(500)),
+    )
+    .await
+    .expect("in time")
+    .expect_err("times out");
+    assert!(err.maybe_stored(), "{err}");
+    assert_eq!(err.msg_id(), Some(id.as_str()));
+    // Without a pre-assigned id, the error still names the id the broker stores.
+    let err2 = timeout(
+        T,
+        p.send_with_timeout(Message::new("Ids", "late2"), Duration::from_millis(500)),
+    )
+    .await
+    .expect("in time")
+    .expect_err("times out");
+    let id2 = err2.msg_id().expect("an id after preparation").to_owned();
+    let deadline = Instant::now() + T;
+    while c.messages_of("Ids").len() < 3 {
+        assert!(Instant::now() < deadline, "late messages never stored");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stored_id = |body: &str| {
+        c.messages_of("Ids")
+            .iter()
+            .find(|m| m.body() == body)
+            .and_then(|m| m.property(property::UNIQ_KEY).map(str::to_owned))
+    };
+    assert_eq!(stored_id("late").as_deref(), Some(id.as_str()));
+    assert_eq!(stored_id("late2").as_deref(), Some(id2.as_str()));
+    // The resend of the same logical message keeps its id.
+    a.faults().set_delay(Duration::ZERO);
+    let r = timeout(T, p.send(msg))
+        .await
+        .expect("in time")
+        .expect("sent");
+    assert_eq!(r.msg_id, id);
+    let copies = c
+        .messages_of("Ids")
+        .iter()
+        .filter(|m| m.property(property::UNIQ_KEY) == Some(id.as_str()))
+        .count();
+    assert_eq!(copies, 2, "both copies carry the one id");
     stop(p, c).await;
 }

@@ -5,23 +5,35 @@
 //! write, a cancelled wait): the broker may have stored the message. Otherwise the message was
 //! certainly not stored (never written, or refused by the broker) and
 //! [`ProducerError::into_message`] hands it back, so it can be sent again without duplicates.
+//!
+//! Every error raised once the message was prepared also tells its id:
+//! [`ProducerError::msg_id`] is the `UNIQ_KEY` the message carried (the ids of a batch's messages
+//! joined by `,`), also when the message is not handed back. After a "maybe stored" error, look
+//! the message up by that id, or send it again with the same id so that consumers can drop the
+//! duplicate: give the message its id before the first send with
+//! [`Producer::assign_msg_id`](crate::Producer::assign_msg_id) and resend a clone (an id already
+//! set is never replaced).
 
 use std::fmt;
 use std::time::Duration;
 
 use rmq_common::batch::BatchError;
 use rmq_common::validate::ValidationError;
-use rmq_common::{HeaderError, Message, ResponseCode};
+use rmq_common::{property, HeaderError, Message, ResponseCode};
 use rmq_nameserver_client::NameServerError;
 use rmq_remoting::RemotingError;
 
 use crate::config::ConfigError;
 
-/// The message(s) an error hands back because they were certainly not stored.
+/// The message(s) an error hands back because they were certainly not stored, and their id.
 ///
-/// Empty when the message may have been stored, or when the error did not concern a message.
+/// Holds no message when it may have been stored, or when the error did not concern a message;
+/// the id ([`ProducerError::msg_id`]) stays in both cases.
 #[derive(Default)]
-pub struct Unsent(Option<Box<Payload>>);
+pub struct Unsent {
+    payload: Option<Box<Payload>>,
+    msg_id: Option<Box<str>>,
+}
 
 /// What [`Unsent`] holds.
 enum Payload {
@@ -33,27 +45,45 @@ impl Unsent {
     /// Nothing handed back.
     #[must_use]
     pub const fn none() -> Self {
-        Self(None)
+        Self {
+            payload: None,
+            msg_id: None,
+        }
     }
 
+    /// `msg` and its `UNIQ_KEY`, when set.
     pub(crate) fn one(msg: Message) -> Self {
-        Self(Some(Box::new(Payload::One(msg))))
+        let msg_id = uniq_key(&msg).map(Box::from);
+        Self {
+            payload: Some(Box::new(Payload::One(msg))),
+            msg_id,
+        }
     }
 
+    /// `msgs` and their `UNIQ_KEY`s joined by `,`, when every message has one.
     pub(crate) fn batch(msgs: Vec<Message>) -> Self {
-        Self(Some(Box::new(Payload::Batch(msgs))))
+        let ids: Option<Vec<&str>> = msgs.iter().map(uniq_key).collect();
+        let msg_id = ids.filter(|v| !v.is_empty()).map(|v| v.join(",").into());
+        Self {
+            payload: Some(Box::new(Payload::Batch(msgs))),
+            msg_id,
+        }
     }
 
     /// Whether a message (or batch) is held.
     #[must_use]
     pub fn is_some(&self) -> bool {
-        self.0.is_some()
+        self.payload.is_some()
     }
+}
+
+fn uniq_key(msg: &Message) -> Option<&str> {
+    msg.property(property::UNIQ_KEY).filter(|id| !id.is_empty())
 }
 
 impl fmt::Debug for Unsent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.as_deref() {
+        match self.payload.as_deref() {
             None => f.write_str("Unsent(none)"),
             Some(Payload::One(m)) => write!(f, "Unsent(message to {})", m.topic()),
             Some(Payload::Batch(v)) => write!(f, "Unsent(batch of {})", v.len()),
@@ -162,6 +192,8 @@ pub enum ProducerError {
         code: ResponseCode,
         /// The cause.
         source: HeaderError,
+        /// Never holds the message (it was stored); carries its id ([`ProducerError::msg_id`]).
+        unsent: Unsent,
     },
     /// The send deadline passed.
     #[error("send timed out after {after:?} ({attempts} attempts)")]
@@ -237,7 +269,7 @@ impl ProducerError {
     /// The message back, when it was certainly not stored and the send concerned one message.
     #[must_use]
     pub fn into_message(mut self) -> Option<Message> {
-        match self.unsent_mut().and_then(|u| u.0.take()).map(|b| *b) {
+        match self.unsent_mut().and_then(|u| u.payload.take()).map(|b| *b) {
             Some(Payload::One(m)) => Some(m),
             _ => None,
         }
@@ -246,7 +278,7 @@ impl ProducerError {
     /// The messages back, when a batch was certainly not stored.
     #[must_use]
     pub fn into_batch(mut self) -> Option<Vec<Message>> {
-        match self.unsent_mut().and_then(|u| u.0.take()).map(|b| *b) {
+        match self.unsent_mut().and_then(|u| u.payload.take()).map(|b| *b) {
             Some(Payload::Batch(v)) => Some(v),
             _ => None,
         }
@@ -263,6 +295,31 @@ impl ProducerError {
                 last: Some(last), ..
             } => last.response_code(),
             _ => None,
+        }
+    }
+
+    /// The `UNIQ_KEY` of the message the error concerns (of each message of a batch, joined by
+    /// `,`): set on every error raised once the message was prepared for sending, also when the
+    /// message may have been stored and is not handed back. The id a stored copy carries, and
+    /// the one to keep when sending the message again.
+    #[must_use]
+    pub fn msg_id(&self) -> Option<&str> {
+        match self {
+            Self::InvalidMessage { unsent, .. }
+            | Self::InvalidBatch { unsent, .. }
+            | Self::NotRunning { unsent }
+            | Self::NoRoute { unsent, .. }
+            | Self::NameServer { unsent, .. }
+            | Self::QueueUnavailable { unsent, .. }
+            | Self::BrokerNotFound { unsent, .. }
+            | Self::Broker { unsent, .. }
+            | Self::Remoting { unsent, .. }
+            | Self::InvalidResponse { unsent, .. }
+            | Self::Timeout { unsent, .. }
+            | Self::RetriesExhausted { unsent, .. }
+            | Self::Overloaded { unsent, .. }
+            | Self::Cancelled { unsent, .. } => unsent.msg_id.as_deref(),
+            Self::Config(_) => None,
         }
     }
 
@@ -286,15 +343,20 @@ impl ProducerError {
             | Self::Timeout { unsent, .. }
             | Self::RetriesExhausted { unsent, .. }
             | Self::Overloaded { unsent, .. }
+            | Self::InvalidResponse { unsent, .. }
             | Self::Cancelled { unsent, .. } => Some(unsent),
-            Self::Config(_) | Self::InvalidResponse { .. } => None,
+            Self::Config(_) => None,
         }
     }
 
-    /// Hands `unsent` to the error when the message was certainly not stored; drops it otherwise.
+    /// Hands `unsent` to the error when the message was certainly not stored; keeps only its id
+    /// otherwise.
     pub(crate) fn with_unsent(mut self, unsent: Unsent) -> Self {
-        if !self.maybe_stored() {
-            if let Some(slot) = self.unsent_mut() {
+        let maybe_stored = self.maybe_stored();
+        if let Some(slot) = self.unsent_mut() {
+            if maybe_stored {
+                slot.msg_id = unsent.msg_id;
+            } else {
                 *slot = unsent;
             }
         }
@@ -374,6 +436,32 @@ mod tests {
         .with_unsent(Unsent::one(msg()));
         assert!(exhausted.maybe_stored());
         assert!(exhausted.into_message().is_none());
+    }
+
+    #[test]
+    fn the_id_stays_whether_or_not_the_message_comes_back() {
+        let with_id = || {
+            let mut m = msg();
+            m.properties_mut().insert(property::UNIQ_KEY, "ID1");
+            m
+        };
+        let kept = ProducerError::Remoting {
+            broker: "b".into(),
+            source: written_timeout(),
+            unsent: Unsent::none(),
+        }
+        .with_unsent(Unsent::one(with_id()));
+        assert_eq!(kept.msg_id(), Some("ID1"));
+        assert!(kept.into_message().is_none());
+        let back = ProducerError::not_running(Unsent::none()).with_unsent(Unsent::one(with_id()));
+        assert_eq!(back.msg_id(), Some("ID1"));
+        assert!(back.into_message().is_some());
+        let mut second = with_id();
+        second.properties_mut().insert(property::UNIQ_KEY, "ID2");
+        let batch = ProducerError::not_running(Unsent::batch(vec![with_id(), second]));
+        assert_eq!(batch.msg_id(), Some("ID1,ID2"));
+        let no_id = ProducerError::not_running(Unsent::one(msg()));
+        assert_eq!(no_id.msg_id(), None, "not prepared yet: no id");
     }
 
     #[test]

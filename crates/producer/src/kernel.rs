@@ -263,6 +263,7 @@ pub(crate) fn process_response(
             broker: mq.broker_name.clone(),
             code,
             source,
+            unsent: crate::error::Unsent::none(),
         }
     })?;
     // An "inner batch" (batch consume-queue topic) is stored as one message: the broker answers

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use dashmap::DashMap;
+use rmq_common::Message;
 use rmq_nameserver_client::{RouteCache, TopicPublishInfo};
 use rmq_remoting::RemotingClient;
 use tokio::sync::{mpsc, OnceCell};
@@ -17,7 +18,7 @@ use crate::completion::{self, CompletionSender};
 use crate::config::ProducerConfig;
 use crate::error::ProducerError;
 use crate::fault::LatencyFaultTolerance;
-use crate::kernel::WireConsts;
+use crate::kernel::{ensure_uniq_key, WireConsts};
 use crate::select::TopicCounters;
 use crate::{heartbeat, identity, ProducerBuilder};
 
@@ -247,6 +248,16 @@ impl Producer {
     #[must_use]
     pub fn is_running(&self) -> bool {
         self.inner().is_running()
+    }
+
+    /// Gives `msg` its unique id (`UNIQ_KEY`, what [`SendResult::msg_id`](crate::SendResult)
+    /// reports) now, unless it has one, and returns it. Sends never replace an id already set,
+    /// so a message sent again after a "maybe stored" error
+    /// ([`ProducerError::maybe_stored`](crate::ProducerError::maybe_stored)) keeps the id of the
+    /// first try and consumers can drop the duplicate. Ids come from the process-wide generator
+    /// every send uses (Java's `MessageClientIDSetter`).
+    pub fn assign_msg_id(&self, msg: &mut Message) -> String {
+        ensure_uniq_key(msg, &mut || identity::uniq_ids().next_id())
     }
 
     /// Counters of in-flight work.
