@@ -68,18 +68,32 @@ async fn heartbeat_one(inner: &Inner, addr: &str) {
     }
 }
 
-/// Heartbeats to every broker in use, concurrently.
-async fn heartbeat_all(inner: &Arc<Inner>) {
+/// Heartbeats to every broker in use, concurrently; stops (abandoning those in flight) as soon
+/// as `stop` is cancelled, and starts none after that.
+async fn heartbeat_all(inner: &Arc<Inner>, stop: &CancellationToken) {
     let mut set = JoinSet::new();
     for addr in inner.broker_addrs(false) {
+        if stop.is_cancelled() {
+            break;
+        }
         let inner = Arc::clone(inner);
         set.spawn(async move { heartbeat_one(&inner, &addr).await });
     }
-    while set.join_next().await.is_some() {}
+    loop {
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => {
+                set.abort_all();
+                break;
+            }
+            done = set.join_next() => if done.is_none() { break },
+        }
+    }
 }
 
 /// The heartbeat task: once at start, then every interval, and at once for every broker
-/// announced on `new_brokers` (its first use). Ends when `stop` is cancelled.
+/// announced on `new_brokers` (its first use). Ends as soon as `stop` is cancelled, abandoning
+/// a heartbeat in flight, so that none starts after shutdown's `UNREGISTER_CLIENT`.
 pub(crate) async fn run(
     inner: Arc<Inner>,
     mut new_brokers: mpsc::UnboundedReceiver<String>,
@@ -91,8 +105,14 @@ pub(crate) async fn run(
         tokio::select! {
             biased;
             () = stop.cancelled() => break,
-            _ = tick.tick() => heartbeat_all(&inner).await,
-            Some(addr) = new_brokers.recv() => heartbeat_one(&inner, &addr).await,
+            _ = tick.tick() => heartbeat_all(&inner, &stop).await,
+            Some(addr) = new_brokers.recv() => {
+                tokio::select! {
+                    biased;
+                    () = stop.cancelled() => break,
+                    () = heartbeat_one(&inner, &addr) => {}
+                }
+            }
         }
     }
     tracing::debug!(client_id = %inner.client_id, "heartbeat task stopped");
