@@ -1,6 +1,7 @@
 //! The rules of the retry loop, as pure functions: how long an attempt may take, which failures
 //! are retried, and what a failure does to the fault table.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rmq_common::{MessageQueue, ResponseCode};
@@ -8,6 +9,7 @@ use rmq_remoting::RemotingError;
 
 use crate::config::ProducerConfig;
 use crate::error::ProducerError;
+use crate::select::real_broker;
 use crate::send_result::SendResult;
 
 /// The time one attempt may take. Splitting the time only helps when another broker can be
@@ -29,20 +31,20 @@ pub(crate) fn attempt_budget(
     }
 }
 
-/// Distinct brokers of `queues` (grouped by broker, as routes are) not in `tried`.
-pub(crate) fn untried_brokers(queues: &[MessageQueue], tried: &[String]) -> u32 {
-    let mut count = 0u32;
-    let mut last: Option<&str> = None;
+/// Distinct real brokers of `queues` (see [`real_broker`]) not in `tried`.
+pub(crate) fn untried_brokers(
+    queues: &[MessageQueue],
+    endpoints: &BTreeMap<MessageQueue, String>,
+    tried: &[String],
+) -> u32 {
+    let mut seen: Vec<&str> = Vec::new();
     for q in queues {
-        let name = q.broker_name.as_str();
-        if last != Some(name) {
-            last = Some(name);
-            if !tried.iter().any(|t| t == name) {
-                count = count.saturating_add(1);
-            }
+        let name = real_broker(endpoints, q);
+        if !seen.contains(&name) && !tried.iter().any(|t| t == name) {
+            seen.push(name);
         }
     }
-    count
+    u32::try_from(seen.len()).unwrap_or(u32::MAX)
 }
 
 /// Connect, timeout, connection lost, undecodable frame: the broker or the path to it failed.
@@ -143,11 +145,22 @@ mod tests {
             .iter()
             .map(|(b, i)| MessageQueue::new("T", *b, *i))
             .collect();
-        assert_eq!(untried_brokers(&qs, &[]), 3);
-        assert_eq!(untried_brokers(&qs, &["a".to_owned()]), 2);
+        let none = BTreeMap::new();
+        assert_eq!(untried_brokers(&qs, &none, &[]), 3);
+        assert_eq!(untried_brokers(&qs, &none, &["a".to_owned()]), 2);
         let all = ["a".to_owned(), "c".to_owned(), "b".to_owned()];
-        assert_eq!(untried_brokers(&qs, &all), 0);
-        assert_eq!(untried_brokers(&[], &[]), 0);
+        assert_eq!(untried_brokers(&qs, &none, &all), 0);
+        assert_eq!(untried_brokers(&[], &none, &[]), 0);
+        // A static topic's logical queues share a mock name; their real brokers count.
+        let logical: Vec<MessageQueue> = (0..4)
+            .map(|i| MessageQueue::new("T", "__syslo__global__", i))
+            .collect();
+        let endpoints: BTreeMap<MessageQueue, String> = logical
+            .iter()
+            .map(|q| (q.clone(), if q.queue_id < 2 { "a" } else { "b" }.to_owned()))
+            .collect();
+        assert_eq!(untried_brokers(&logical, &endpoints, &[]), 2);
+        assert_eq!(untried_brokers(&logical, &endpoints, &["b".to_owned()]), 1);
     }
 
     fn broker(code: ResponseCode) -> ProducerError {

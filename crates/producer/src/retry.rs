@@ -205,6 +205,7 @@ impl SendState {
                     .then_some((&self.inner.faults, now));
                 match select_queue(
                     &self.info.queues,
+                    &self.info.static_endpoints,
                     &self.counter,
                     self.last_broker.as_deref(),
                     faults,
@@ -216,7 +217,20 @@ impl SendState {
         };
         let untried = match self.job.target {
             Target::Queue(_) => 1,
-            Target::Any => untried_brokers(&self.info.queues, &self.tally.brokers),
+            Target::Any => untried_brokers(
+                &self.info.queues,
+                &self.info.static_endpoints,
+                &self.tally.brokers,
+            ),
+        };
+        // A static topic's logical queue goes to its real broker, under its logical id (Java's
+        // `sendKernelImpl` with `getBrokerNameFromMessageQueue`): from here on the queue names
+        // the real broker (address, request `bname`, fault table, errors, result).
+        let mq = if self.info.is_static() {
+            let real = self.info.broker_name_of(&mq).to_owned();
+            MessageQueue::new(mq.topic, real, mq.queue_id)
+        } else {
+            mq
         };
         let attempts_left = self.total - self.tally.attempts;
         let budget = attempt_budget(left, attempts_left, untried, self.inner.cfg.attempt_timeout);

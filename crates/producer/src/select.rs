@@ -7,6 +7,7 @@
 //! of a *reachable* broker, then (our addition) any broker but the one that just failed, and
 //! finally any queue at all, so a send is never refused only because every broker is isolated.
 
+use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -148,13 +149,27 @@ impl TopicCounters {
 /// The fault view used by [`select_queue`]: the table and the current time.
 pub(crate) type FaultView<'a> = Option<(&'a LatencyFaultTolerance, Instant)>;
 
+/// The real broker of a queue: its endpoint for a static topic's logical queue (whose own broker
+/// name is a mock name shared by every logical queue), else its broker name.
+pub(crate) fn real_broker<'a>(
+    endpoints: &'a BTreeMap<MessageQueue, String>,
+    mq: &'a MessageQueue,
+) -> &'a str {
+    endpoints
+        .get(mq)
+        .map_or(mq.broker_name.as_str(), String::as_str)
+}
+
 /// The default queue choice for one attempt (see the module docs).
 ///
-/// `counter` is the topic's round-robin counter (advanced once per probe, as Java's
-/// `incrementAndGet`), `avoid` the broker of the previous failed attempt, `faults` the fault table
-/// when latency fault tolerance is on. `None` only when `queues` is empty.
+/// `endpoints` maps a static topic's logical queues to their real brokers (empty otherwise):
+/// broker avoidance and the fault table always concern real brokers. `counter` is the topic's
+/// round-robin counter (advanced once per probe, as Java's `incrementAndGet`), `avoid` the (real)
+/// broker of the previous failed attempt, `faults` the fault table when latency fault tolerance
+/// is on. `None` only when `queues` is empty.
 pub(crate) fn select_queue<'q>(
     queues: &'q [MessageQueue],
+    endpoints: &BTreeMap<MessageQueue, String>,
     counter: &AtomicU32,
     avoid: Option<&str>,
     faults: FaultView<'_>,
@@ -162,14 +177,14 @@ pub(crate) fn select_queue<'q>(
     if queues.is_empty() {
         return None;
     }
-    let not_avoided = |mq: &MessageQueue| avoid.is_none_or(|b| mq.broker_name != b);
+    let not_avoided = |mq: &MessageQueue| avoid.is_none_or(|b| real_broker(endpoints, mq) != b);
     if let Some((table, now)) = faults {
         let found = probe(queues, counter, |mq| {
-            not_avoided(mq) && table.is_available(&mq.broker_name, now)
+            not_avoided(mq) && table.is_available(real_broker(endpoints, mq), now)
         })
         .or_else(|| {
             probe(queues, counter, |mq| {
-                not_avoided(mq) && table.is_reachable(&mq.broker_name)
+                not_avoided(mq) && table.is_reachable(real_broker(endpoints, mq))
             })
         });
         if found.is_some() {
@@ -211,6 +226,8 @@ mod tests {
 
     use super::*;
 
+    const NONE: &BTreeMap<MessageQueue, String> = &BTreeMap::new();
+
     fn queues(brokers: &[(&str, i32)]) -> Vec<MessageQueue> {
         brokers
             .iter()
@@ -223,7 +240,7 @@ mod tests {
         let qs = queues(&[("a", 2), ("b", 2)]);
         let c = AtomicU32::new(7);
         let seen: Vec<_> = (0..4)
-            .map(|_| select_queue(&qs, &c, None, None).cloned())
+            .map(|_| select_queue(&qs, NONE, &c, None, None).cloned())
             .collect();
         let distinct: HashSet<_> = seen.iter().flatten().collect();
         assert_eq!(distinct.len(), 4, "{seen:?}");
@@ -234,7 +251,7 @@ mod tests {
         let qs = queues(&[("a", 3)]);
         let c = AtomicU32::new(u32::MAX - 1);
         for _ in 0..5 {
-            assert!(select_queue(&qs, &c, None, None).is_some());
+            assert!(select_queue(&qs, NONE, &c, None, None).is_some());
         }
     }
 
@@ -243,17 +260,17 @@ mod tests {
         let qs = queues(&[("a", 2), ("b", 2)]);
         let c = AtomicU32::new(0);
         for _ in 0..16 {
-            let mq = select_queue(&qs, &c, Some("a"), None).expect("queue");
+            let mq = select_queue(&qs, NONE, &c, Some("a"), None).expect("queue");
             assert_eq!(mq.broker_name, "b");
         }
         let only_a = queues(&[("a", 2)]);
         assert_eq!(
-            select_queue(&only_a, &c, Some("a"), None)
+            select_queue(&only_a, NONE, &c, Some("a"), None)
                 .expect("queue")
                 .broker_name,
             "a"
         );
-        assert!(select_queue(&[], &c, None, None).is_none());
+        assert!(select_queue(&[], NONE, &c, None, None).is_none());
     }
 
     #[test]
@@ -264,13 +281,13 @@ mod tests {
         let t0 = Instant::now();
         faults.record("a", Duration::from_millis(1), true, true, t0);
         for _ in 0..16 {
-            let mq = select_queue(&qs, &c, None, Some((&faults, t0))).expect("queue");
+            let mq = select_queue(&qs, NONE, &c, None, Some((&faults, t0))).expect("queue");
             assert_eq!(mq.broker_name, "b");
         }
         let later = t0 + Duration::from_secs(10);
         let brokers: HashSet<_> = (0..16)
             .map(|_| {
-                select_queue(&qs, &c, None, Some((&faults, later)))
+                select_queue(&qs, NONE, &c, None, Some((&faults, later)))
                     .expect("q")
                     .broker_name
                     .clone()
@@ -290,17 +307,17 @@ mod tests {
         faults.record("c", Duration::from_millis(1), true, false, t0);
         // All isolated: the reachable one (b) wins.
         for _ in 0..6 {
-            let mq = select_queue(&qs, &c, None, Some((&faults, t0))).expect("q");
+            let mq = select_queue(&qs, NONE, &c, None, Some((&faults, t0))).expect("q");
             assert_eq!(mq.broker_name, "b");
         }
         // b just failed: any other broker rather than b.
         for _ in 0..6 {
-            let mq = select_queue(&qs, &c, Some("b"), Some((&faults, t0))).expect("q");
+            let mq = select_queue(&qs, NONE, &c, Some("b"), Some((&faults, t0))).expect("q");
             assert_ne!(mq.broker_name, "b");
         }
         // Only b exists and it is isolated and avoided: still a queue.
         let only_b = queues(&[("b", 2)]);
-        assert!(select_queue(&only_b, &c, Some("b"), Some((&faults, t0))).is_some());
+        assert!(select_queue(&only_b, NONE, &c, Some("b"), Some((&faults, t0))).is_some());
     }
 
     #[test]
@@ -358,13 +375,13 @@ mod tests {
                 }
             }
             let view = with_faults.then_some((&faults, t0));
-            let mq = select_queue(&qs, &c, Some(&avoid), view).expect("non-empty list");
+            let mq = select_queue(&qs, NONE, &c, Some(&avoid), view).expect("non-empty list");
             prop_assert!(qs.contains(mq));
             let alternative = qs.iter().any(|q| q.broker_name != avoid);
             if alternative {
                 prop_assert_ne!(&mq.broker_name, &avoid);
             }
-            let first = select_queue(&qs, &c, None, view).expect("non-empty list");
+            let first = select_queue(&qs, NONE, &c, None, view).expect("non-empty list");
             prop_assert!(qs.contains(first));
         }
     }
