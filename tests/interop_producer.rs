@@ -17,7 +17,10 @@ use rmq_common::stored::{decode_stored_message, MessageExt};
 use rmq_common::{Message, RequestCode, ResponseCode, ViewMessageRequestHeader};
 use rmq_producer::{HashSelector, Producer, SendResult, SendStatus};
 use rmq_remoting::{RemotingClient, RemotingCommand, RemotingConfig};
-use support::{real_cluster, unique_topic, RealCluster, INTEROP_TIMEOUT as T};
+use support::{
+    cluster_exclusive, cluster_shared, real_cluster, unique_topic, BrokerRestart, RealCluster,
+    INTEROP_TIMEOUT as T, RESTART_TIMEOUT,
+};
 use tokio::time::timeout;
 
 /// A stored message read back: the raw record and its decoded form.
@@ -80,10 +83,23 @@ async fn read_back(client: &RemotingClient, cluster: &RealCluster, r: &SendResul
         let offset = OffsetMessageId::decode(id)
             .expect("offset message id")
             .commit_log_offset;
-        let stored = timeout(T, view(client, addr, &r.queue.topic, offset))
-            .await
-            .expect("view in time")
-            .unwrap_or_else(|| panic!("message {id} not found on {}", r.queue.broker_name));
+        // A broker just restarted may not serve reads yet: ask again, within a bound.
+        let deadline = Instant::now() + T;
+        let stored = loop {
+            let found = timeout(T, view(client, addr, &r.queue.topic, offset))
+                .await
+                .ok()
+                .flatten();
+            if let Some(s) = found {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "message {id} not found on {} within {T:?}",
+                r.queue.broker_name
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
         out.push(stored);
     }
     out
@@ -123,6 +139,10 @@ async fn interop_every_send_form_is_stored_exactly() {
     let Some(cluster) = real_cluster("interop_every_send_form_is_stored_exactly") else {
         return;
     };
+    // Never while another test of this binary stops a broker.
+    let _shared = timeout(Duration::from_secs(600), cluster_shared())
+        .await
+        .expect("cluster lock in time");
     let topic = unique_topic("RmqProducerForms");
     let p = start(&cluster).await;
     let client = RemotingClient::new(RemotingConfig::default());
@@ -280,6 +300,10 @@ async fn interop_stopping_a_broker_loses_no_acknowledged_message() {
         eprintln!("interop_stopping_a_broker_loses_no_acknowledged_message: skipped: needs RMQ_INTEROP_SCRIPT and two brokers");
         return;
     }
+    // Alone: no other test of this binary uses the cluster while broker-b is down.
+    let _exclusive = timeout(Duration::from_secs(600), cluster_exclusive())
+        .await
+        .expect("cluster lock in time");
     let topic = unique_topic("RmqProducerFailover");
     let p = start(&cluster).await;
     let client = RemotingClient::new(RemotingConfig::default());
@@ -308,6 +332,9 @@ async fn interop_stopping_a_broker_loses_no_acknowledged_message() {
         }
     }
 
+    // Whatever happens from here (a failed assertion included), broker-b is started again.
+    let mut restart = BrokerRestart::new(&cluster, "broker-b");
+    restart.mark_stopped();
     let stop = {
         let cluster = cluster.clone();
         tokio::task::spawn_blocking(move || cluster.script(&["stop-broker", "broker-b"]))
@@ -364,19 +391,12 @@ async fn interop_stopping_a_broker_loses_no_acknowledged_message() {
         "later sends go to the other broker: {after_stop:?}"
     );
 
-    let restart = {
-        let cluster = cluster.clone();
-        tokio::task::spawn_blocking(move || cluster.script(&["start-broker", "broker-b"]))
-    };
-    let out = timeout(Duration::from_secs(180), restart)
+    let restarted = tokio::task::spawn_blocking(move || restart.restart());
+    timeout(RESTART_TIMEOUT + Duration::from_secs(10), restarted)
         .await
         .expect("start-broker in time")
-        .expect("script");
-    assert!(
-        out.status.success(),
-        "start-broker: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .expect("script task")
+        .expect("start-broker");
 
     // Every acknowledged message is stored, with its body, on the broker that acknowledged it.
     for (msg, r) in &acked {

@@ -12,7 +12,27 @@
 //! `CI` is set their absence is a failure: CI must never silently skip them.
 #![allow(dead_code, unreachable_pub)]
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// Serializes the tests of one binary that use the real cluster against those that stop a
+/// broker: the tests of a binary run in parallel, test binaries one after the other, so a
+/// process-wide lock suffices.
+static CLUSTER_LOCK: RwLock<()> = RwLock::const_new(());
+
+/// Held by a test that only uses the cluster (many at once).
+pub async fn cluster_shared() -> RwLockReadGuard<'static, ()> {
+    CLUSTER_LOCK.read().await
+}
+
+/// Held by a test that stops brokers (alone).
+pub async fn cluster_exclusive() -> RwLockWriteGuard<'static, ()> {
+    CLUSTER_LOCK.write().await
+}
+
+/// The longest `start-broker` may take when a [`BrokerRestart`] restarts a broker.
+pub const RESTART_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// A real cluster started by `scripts/rocketmq-dev.sh`.
 #[derive(Debug, Clone)]
@@ -45,6 +65,86 @@ impl RealCluster {
             .args(args)
             .output()
             .expect("run rocketmq-dev.sh")
+    }
+}
+
+/// Stops a broker and starts it again when dropped (also when the test panics), so a failing
+/// test never leaves the cluster short of a broker for the next ones.
+#[derive(Debug)]
+pub struct BrokerRestart {
+    cluster: RealCluster,
+    broker: String,
+    stopped: bool,
+}
+
+impl BrokerRestart {
+    /// A guard for `broker`; nothing is stopped yet.
+    pub fn new(cluster: &RealCluster, broker: &str) -> Self {
+        Self {
+            cluster: cluster.clone(),
+            broker: broker.to_owned(),
+            stopped: false,
+        }
+    }
+
+    /// Marks the broker as stopped (call before running `stop-broker`): from now on, the drop
+    /// starts it again.
+    pub fn mark_stopped(&mut self) {
+        self.stopped = true;
+    }
+
+    /// Starts the broker again now (bounded by [`RESTART_TIMEOUT`]); the drop then does nothing.
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.stopped = false;
+        run_bounded(
+            &self.cluster,
+            &["start-broker", &self.broker],
+            RESTART_TIMEOUT,
+        )
+    }
+}
+
+impl Drop for BrokerRestart {
+    fn drop(&mut self) {
+        if self.stopped {
+            self.stopped = false;
+            eprintln!("restarting {} after an interrupted test", self.broker);
+            if let Err(e) = run_bounded(
+                &self.cluster,
+                &["start-broker", &self.broker],
+                RESTART_TIMEOUT,
+            ) {
+                eprintln!("start-broker {}: {e}", self.broker);
+            }
+        }
+    }
+}
+
+/// Runs the cluster script with `args`, killed after `limit`.
+fn run_bounded(cluster: &RealCluster, args: &[&str], limit: Duration) -> Result<(), String> {
+    let script = cluster
+        .script
+        .as_deref()
+        .ok_or("RMQ_INTEROP_SCRIPT is not set")?;
+    let mut child = std::process::Command::new("bash")
+        .arg(script)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("run {script}: {e}"))?;
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => return Err(format!("{args:?}: {status}")),
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{args:?}: still running after {limit:?}, killed"));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => return Err(format!("{args:?}: {e}")),
+        }
     }
 }
 
