@@ -238,9 +238,12 @@ async fn back_pressure_bounds_sends_in_flight() {
         .expect_err("full");
     assert!(err.is_overloaded(), "{err}");
     assert!(!err.maybe_stored());
+    let back = err.into_message().expect("handed back");
+    assert_eq!(back.body(), "fifth");
     assert_eq!(
-        err.into_message().map(|m| m.body().clone()),
-        Some("fifth".into())
+        back.property(property::UNIQ_KEY),
+        None,
+        "refused before any preparation (no id assigned)"
     );
 
     // send_async waits for room instead.
@@ -248,8 +251,15 @@ async fn back_pressure_bounds_sends_in_flight() {
         let p = p.clone();
         tokio::spawn(async move { p.send_async(Message::new("Bp", "waiter")).await })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The waiter is admitted as in flight (then waits for room), without being launched.
+    let deadline = Instant::now() + T;
+    while p.stats().sends_in_flight < 5 {
+        assert!(Instant::now() < deadline, "the waiter never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!waiting.is_finished(), "waits while full");
+    assert_eq!(p.stats().async_in_flight, 4, "no room taken by the waiter");
     broker.faults().set_black_hole(false);
     for f in held {
         let err = timeout(T, f)

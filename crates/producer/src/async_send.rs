@@ -96,10 +96,11 @@ impl Producer {
     /// [`Producer::send_async`].
     pub fn try_send_async(&self, msg: Message) -> Result<SendFuture, ProducerError> {
         let inner = self.inner();
-        let (token, out, msg) = admit(inner, msg)?;
+        let (token, msg) = admit(inner, msg)?;
+        // Room first: a refused send costs neither compression nor an id.
         let permit = match &inner.flow {
             None => None,
-            Some(flow) => match flow.try_acquire(out.size) {
+            Some(flow) => match flow.try_acquire(msg.body().len()) {
                 Some(p) => Some(p),
                 None => {
                     let (max_in_flight, max_bytes) = flow.limits();
@@ -111,6 +112,7 @@ impl Producer {
                 }
             },
         };
+        let (out, msg) = prepare(inner, msg);
         let (tx, rx) = oneshot::channel();
         let span = send_span(&out.topic);
         let admitted = Admitted {
@@ -137,20 +139,21 @@ impl Producer {
         D: FnOnce(SendOutcome) + Send + 'static,
     {
         let inner = self.inner();
-        let (token, out, msg) = match admit(inner, msg) {
+        let (token, msg) = match admit(inner, msg) {
             Ok(admitted) => admitted,
             Err(e) => return Err((e, deliver)),
         };
+        let size = msg.body().len();
         let permit = match &inner.flow {
             None => None,
             // Fast path without registering a waiter anywhere; wait only when full.
-            Some(flow) => match flow.try_acquire(out.size) {
+            Some(flow) => match flow.try_acquire(size) {
                 Some(p) => Some(p),
                 None => {
                     let got = tokio::select! {
                         biased;
                         () = inner.abort.cancelled() => None,
-                        p = flow.acquire(out.size) => p,
+                        p = flow.acquire(size) => p,
                     };
                     match got {
                         Some(p) => Some(p),
@@ -164,6 +167,7 @@ impl Producer {
         if !inner.is_running() {
             return Err((ProducerError::not_running(Unsent::one(msg)), deliver));
         }
+        let (out, msg) = prepare(inner, msg);
         let span = send_span(&out.topic);
         let admitted = Admitted {
             token,
@@ -179,11 +183,8 @@ impl Producer {
     }
 }
 
-/// Validates and prepares one message for an asynchronous send, registering it as in flight.
-fn admit(
-    inner: &Inner,
-    mut msg: Message,
-) -> Result<(TaskTrackerToken, Outgoing, Message), ProducerError> {
+/// Registers one message for an asynchronous send as in flight and validates it.
+fn admit(inner: &Inner, msg: Message) -> Result<(TaskTrackerToken, Message), ProducerError> {
     let Some(token) = inner.begin() else {
         return Err(ProducerError::not_running(Unsent::one(msg)));
     };
@@ -193,8 +194,13 @@ fn admit(
             unsent: Unsent::one(msg),
         });
     }
+    Ok((token, msg))
+}
+
+/// Prepares an admitted message (id, compression), once it has back-pressure room.
+fn prepare(inner: &Inner, mut msg: Message) -> (Outgoing, Message) {
     let out = prepare_single(&mut msg, &inner.cfg, &mut || identity::uniq_ids().next_id());
-    Ok((token, out, msg))
+    (out, msg)
 }
 
 /// The caller's part: route lookup, queue choice, handing the first attempt to the transport.

@@ -34,8 +34,6 @@ pub(crate) struct Outgoing {
     pub(crate) topic: String,
     /// The wire body: the (possibly compressed) body, or the encoded batch.
     pub(crate) body: Bytes,
-    /// The uncompressed body size (for back-pressure accounting).
-    pub(crate) size: usize,
     /// `sysFlag`.
     pub(crate) sys_flag: i32,
     /// The user flag.
@@ -107,7 +105,6 @@ pub(crate) fn prepare_single(
         code: RequestCode::SEND_MESSAGE_V2,
         topic: msg.topic().to_owned(),
         body,
-        size: raw.len(),
         sys_flag,
         flag: msg.flag(),
         topic_bytes: ByteString::from(msg.topic()),
@@ -150,7 +147,6 @@ pub(crate) fn prepare_batch(
     Ok(Outgoing {
         code: RequestCode::SEND_BATCH_MESSAGE,
         topic: first.topic().to_owned(),
-        size: body.len(),
         body,
         sys_flag: 0,
         flag: 0,
