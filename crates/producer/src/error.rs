@@ -139,9 +139,12 @@ pub enum ProducerError {
         /// The message, handed back.
         unsent: Unsent,
     },
-    /// The queue chosen by a selector, or given to `send_to_queue`, is not a writable queue of a
-    /// broker with a known master.
-    #[error("no writable queue {queue} with a known master for topic {topic}")]
+    /// No queue to send to: the queue given to `send_to_queue` belongs to another topic than
+    /// the message's, or the selector of `send_with_selector` picked none (`None`, or an index
+    /// out of the topic's writable queues). A queue given to `send_to_queue` is not checked
+    /// against the route: an unknown broker ends in [`ProducerError::BrokerNotFound`], a queue
+    /// the broker does not have in the broker's refusal.
+    #[error("no queue {queue} to send to for topic {topic}")]
     QueueUnavailable {
         /// The topic.
         topic: String,
