@@ -277,7 +277,7 @@ async fn heartbeat_reaches_each_broker_used_with_the_group_and_client_id() {
             let hbs = b.heartbeats();
             if let Some(hb) = hbs.first() {
                 assert_eq!(hb.client_id, p.client_id());
-                assert_eq!(hb.producer_groups, ["SendGroup"]);
+                assert_eq!(hb.producer_groups, ["CLIENT_INNER_PRODUCER", "SendGroup"]);
                 assert_eq!(hb.consumer_count, 0);
                 break;
             }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rmq_common::validate::CLIENT_INNER_PRODUCER_GROUP;
 use rmq_common::{
     ExtFields, HeartbeatData, ProducerData, RequestCode, ResponseCode,
     UnregisterClientRequestHeader,
@@ -21,11 +22,16 @@ use crate::producer::Inner;
 pub(crate) const CLIENT_API_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The `HEART_BEAT` request: an empty header (J5's `HeartbeatRequestHeader` has no non-null
-/// field) and the JSON `HeartbeatData` body.
+/// field) and the JSON `HeartbeatData` body, whose producer set holds, as Java's, the client's
+/// internal group `CLIENT_INNER_PRODUCER` and the producer group.
 pub(crate) fn heartbeat_request(cfg: &ProducerConfig, client_id: &str) -> RemotingCommand {
+    let mut producers = vec![ProducerData::new(CLIENT_INNER_PRODUCER_GROUP.to_owned())];
+    if cfg.group != CLIENT_INNER_PRODUCER_GROUP {
+        producers.push(ProducerData::new(cfg.group.clone()));
+    }
     let data = HeartbeatData {
         client_id: client_id.to_owned(),
-        producer_data_set: vec![ProducerData::new(cfg.group.clone())],
+        producer_data_set: producers,
         consumer_data_set: Vec::new(),
     };
     // Serializing plain strings and vectors cannot fail; an empty body would only be refused.
@@ -161,7 +167,11 @@ mod tests {
         assert_eq!(req.request_code(), RequestCode::HEART_BEAT);
         let json: serde_json::Value = serde_json::from_slice(&req.body).expect("json body");
         assert_eq!(json["clientID"], "10.0.0.1@1#2");
-        assert_eq!(json["producerDataSet"][0]["groupName"], "pg");
+        assert_eq!(
+            json["producerDataSet"],
+            serde_json::json!([{"groupName": "CLIENT_INNER_PRODUCER"}, {"groupName": "pg"}]),
+            "as the Java client's heartbeat"
+        );
         assert_eq!(json["consumerDataSet"], serde_json::json!([]));
     }
 
