@@ -18,6 +18,7 @@ mod error;
 pub mod fault;
 mod heartbeat;
 mod identity;
+mod java_hash;
 mod kernel;
 mod policy;
 mod producer;
@@ -32,6 +33,7 @@ pub use config::{
     ConfigError, ProducerConfig, DEFAULT_PRODUCER_GROUP, JAVA_RETRY_RESPONSE_CODES, MAX_TIMEOUT,
 };
 pub use error::{ProducerError, Unsent};
+pub use java_hash::{JavaHashCode, JavaHashSelector};
 pub use producer::{Producer, ProducerStats};
 pub use select::{HashSelector, QueueSelector, RandomSelector};
 pub use send_future::SendFuture;

@@ -55,7 +55,9 @@ where
 /// argument always selects the same queue while the queue list is unchanged.
 ///
 /// The hash is FNV-1a over the argument's [`Hash`] output: stable across runs and processes of the
-/// same build (unlike `std`'s randomly keyed hasher), but not Java's `hashCode`.
+/// same build (unlike `std`'s randomly keyed hasher), but not Java's `hashCode`: when Java
+/// producers send the same order keys to the topic, use
+/// [`JavaHashSelector`](crate::JavaHashSelector).
 ///
 /// ```
 /// use rmq_common::{Message, MessageQueue};
