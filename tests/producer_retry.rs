@@ -350,6 +350,13 @@ async fn stored_but_not_ok_is_returned_or_retried_as_configured() {
     assert_eq!(ys.len(), 3, "Java's documented duplicates");
     assert_ne!(ys[0].broker, ys[1].broker);
     assert_eq!(ys[0].broker, ys[2].broker);
+    for copy in &ys {
+        assert_eq!(
+            copy.property(property::UNIQ_KEY),
+            Some(r.msg_id.as_str()),
+            "every retried copy carries the one UNIQ_KEY of the send"
+        );
+    }
     stop(p, c).await;
 }
 

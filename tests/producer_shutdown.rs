@@ -25,6 +25,14 @@ async fn ready(f: SendFuture) -> Option<Result<rmq_producer::SendResult, Produce
     timeout(Duration::ZERO, f).await.ok()
 }
 
+/// `SEND_MESSAGE_V2` requests the brokers received so far (counted on arrival).
+fn sends_received(c: &MockCluster) -> usize {
+    c.brokers()
+        .iter()
+        .map(|b| b.request_count(RequestCode::SEND_MESSAGE_V2))
+        .sum()
+}
+
 fn spawn_sync_sends(
     p: &Producer,
     topic: &str,
@@ -58,8 +66,9 @@ async fn shutdown_drains_sends_in_flight_and_unregisters_from_every_broker() {
             .expect("in time")
             .expect("sent");
     }
+    const DELAY: Duration = Duration::from_secs(1);
     for b in c.brokers() {
-        b.faults().set_delay(Duration::from_millis(300));
+        b.faults().set_delay(DELAY);
     }
     let mut futures = Vec::new();
     for i in 0..40 {
@@ -71,13 +80,19 @@ async fn shutdown_drains_sends_in_flight_and_unregisters_from_every_broker() {
         );
     }
     let syncs = spawn_sync_sends(&p, "Drain", 5);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Every send has reached a broker, which holds its answer for DELAY.
+    let deadline = Instant::now() + T;
+    while sends_received(&c) < 4 + 40 + 5 {
+        assert!(Instant::now() < deadline, "sends never reached the brokers");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     assert!(p.stats().sends_in_flight > 0, "sends are in flight");
     let t0 = Instant::now();
     timeout(T, p.shutdown()).await.expect("shutdown in time");
     assert!(
-        t0.elapsed() >= Duration::from_millis(200),
-        "waited for the slow answers"
+        t0.elapsed() >= DELAY / 2,
+        "waited for the slow answers: {:?}",
+        t0.elapsed()
     );
     assert!(!p.is_running());
     for f in futures {
@@ -109,11 +124,14 @@ async fn shutdown_drains_sends_in_flight_and_unregisters_from_every_broker() {
     assert!(matches!(err, ProducerError::NotRunning { .. }), "{err}");
     assert!(err.into_message().is_some());
     assert!(p.try_send_async(Message::new("Drain", "late")).is_err());
+    // Nothing left to do: far less than the DELAY a real second drain would take... and no
+    // second UNREGISTER_CLIENT (below).
     let t0 = Instant::now();
     timeout(T, p.shutdown()).await.expect("second shutdown");
     assert!(
-        t0.elapsed() < Duration::from_millis(100),
-        "nothing left to do"
+        t0.elapsed() < Duration::from_secs(3),
+        "nothing left to do: {:?}",
+        t0.elapsed()
     );
     for b in c.brokers() {
         assert_eq!(
@@ -156,7 +174,12 @@ async fn shutdown_cancels_what_is_left_at_its_deadline() {
         );
     }
     let syncs = spawn_sync_sends(&p, "Stuck", 3);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // All 13 sends are in flight (admitted) before shutdown begins.
+    let deadline = Instant::now() + T;
+    while p.stats().sends_in_flight < 13 {
+        assert!(Instant::now() < deadline, "sends never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     // Concurrent shutdowns all wait for the same one.
     let other = {
         let p = p.clone();
@@ -204,7 +227,7 @@ async fn dropping_the_last_handle_never_blocks_and_started_sends_finish() {
         T,
         Producer::builder("DropGroup")
             .name_server(c.namesrv_addr())
-            .send_timeout(Duration::from_millis(600))
+            .send_timeout(Duration::from_secs(10))
             .start(),
     )
     .await
@@ -214,8 +237,9 @@ async fn dropping_the_last_handle_never_blocks_and_started_sends_finish() {
         .await
         .expect("in time")
         .expect("sent");
+    // Answers take 3 s: a drop that waited for the send would take that long.
     for b in c.brokers() {
-        b.faults().set_delay(Duration::from_millis(200));
+        b.faults().set_delay(Duration::from_secs(3));
     }
     let f = timeout(T, p.send_async(Message::new("Dropped", "late")))
         .await
@@ -224,7 +248,7 @@ async fn dropping_the_last_handle_never_blocks_and_started_sends_finish() {
     let t0 = Instant::now();
     drop(p);
     assert!(
-        t0.elapsed() < Duration::from_millis(50),
+        t0.elapsed() < Duration::from_secs(1),
         "drop returned at once: {:?}",
         t0.elapsed()
     );
