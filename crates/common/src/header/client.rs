@@ -1,6 +1,6 @@
 //! `UNREGISTER_CLIENT` (35) request header.
 
-use super::{optional_str, required_str};
+use super::{key, optional_str, required_str};
 use crate::{CommandHeader, ExtFields, HeaderError};
 
 /// Header of `UNREGISTER_CLIENT` (Java's `UnregisterClientRequestHeader`).
@@ -31,12 +31,12 @@ pub struct UnregisterClientRequestHeader {
 
 impl CommandHeader for UnregisterClientRequestHeader {
     fn write_to(&self, ext: &mut ExtFields) {
-        ext.insert("clientID", self.client_id.as_str());
+        ext.insert(key("clientID"), self.client_id.as_str());
         if let Some(v) = &self.producer_group {
-            ext.insert("producerGroup", v.as_str());
+            ext.insert(key("producerGroup"), v.as_str());
         }
         if let Some(v) = &self.consumer_group {
-            ext.insert("consumerGroup", v.as_str());
+            ext.insert(key("consumerGroup"), v.as_str());
         }
     }
 

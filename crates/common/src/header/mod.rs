@@ -6,6 +6,8 @@
 
 use std::str::FromStr;
 
+use bytestring::ByteString;
+
 use crate::ExtFields;
 
 pub mod client;
@@ -113,6 +115,11 @@ pub fn optional_num<T: FromStr>(
 #[must_use]
 pub fn optional_bool(ext: &ExtFields, field: &'static str) -> Option<bool> {
     ext.get(field).map(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// A static field name as an ext-field key, without copying it.
+pub(crate) const fn key(name: &'static str) -> ByteString {
+    ByteString::from_static(name)
 }
 
 /// Java's `Boolean.toString`.

@@ -1,6 +1,6 @@
 //! `GET_ROUTEINFO_BY_TOPIC` (105) request header.
 
-use super::{bool_str, optional_bool, required_str};
+use super::{bool_str, key, optional_bool, required_str};
 use crate::{CommandHeader, ExtFields, HeaderError};
 
 /// Header of `GET_ROUTEINFO_BY_TOPIC` (Java's `GetRouteInfoRequestHeader`).
@@ -34,9 +34,9 @@ impl GetRouteInfoRequestHeader {
 
 impl CommandHeader for GetRouteInfoRequestHeader {
     fn write_to(&self, ext: &mut ExtFields) {
-        ext.insert("topic", self.topic.as_str());
+        ext.insert(key("topic"), self.topic.as_str());
         if let Some(v) = self.accept_standard_json_only {
-            ext.insert("acceptStandardJsonOnly", bool_str(v));
+            ext.insert(key("acceptStandardJsonOnly"), bool_str(v));
         }
     }
 

@@ -1,7 +1,7 @@
 //! Send headers: `SendMessageRequestHeader` (V1 long names), its V2 short-name form, and
 //! `SendMessageResponseHeader` (PROTOCOL §3.1–3.3).
 
-use super::{bool_str, optional_bool, optional_num, optional_str, required_num, required_str};
+use super::{bool_str, key, optional_bool, optional_num, optional_str, required_num, required_str};
 use crate::{CommandHeader, ExtFields, HeaderError, RequestCode};
 
 /// The send request header (Java's `SendMessageRequestHeader`, V1 long names, codes 10 / 324).
@@ -114,34 +114,34 @@ const V2: Names = Names {
 
 impl SendMessageRequestHeader {
     fn write_with(&self, n: &Names, ext: &mut ExtFields) {
-        ext.insert(n.producer_group, self.producer_group.as_str());
-        ext.insert(n.topic, self.topic.as_str());
-        ext.insert(n.default_topic, self.default_topic.as_str());
+        ext.insert(key(n.producer_group), self.producer_group.as_str());
+        ext.insert(key(n.topic), self.topic.as_str());
+        ext.insert(key(n.default_topic), self.default_topic.as_str());
         ext.insert(
-            n.default_topic_queue_nums,
+            key(n.default_topic_queue_nums),
             self.default_topic_queue_nums.to_string(),
         );
-        ext.insert(n.queue_id, self.queue_id.to_string());
-        ext.insert(n.sys_flag, self.sys_flag.to_string());
-        ext.insert(n.born_timestamp, self.born_timestamp.to_string());
-        ext.insert(n.flag, self.flag.to_string());
+        ext.insert(key(n.queue_id), self.queue_id.to_string());
+        ext.insert(key(n.sys_flag), self.sys_flag.to_string());
+        ext.insert(key(n.born_timestamp), self.born_timestamp.to_string());
+        ext.insert(key(n.flag), self.flag.to_string());
         if let Some(v) = &self.properties {
-            ext.insert(n.properties, v.as_str());
+            ext.insert(key(n.properties), v.as_str());
         }
         if let Some(v) = self.reconsume_times {
-            ext.insert(n.reconsume_times, v.to_string());
+            ext.insert(key(n.reconsume_times), v.to_string());
         }
         if let Some(v) = self.unit_mode {
-            ext.insert(n.unit_mode, bool_str(v));
+            ext.insert(key(n.unit_mode), bool_str(v));
         }
         if let Some(v) = self.max_reconsume_times {
-            ext.insert(n.max_reconsume_times, v.to_string());
+            ext.insert(key(n.max_reconsume_times), v.to_string());
         }
         if let Some(v) = self.batch {
-            ext.insert(n.batch, bool_str(v));
+            ext.insert(key(n.batch), bool_str(v));
         }
         if let Some(v) = &self.broker_name {
-            ext.insert(n.broker_name, v.as_str());
+            ext.insert(key(n.broker_name), v.as_str());
         }
     }
 
@@ -295,20 +295,20 @@ pub struct SendMessageResponseHeader {
 
 impl CommandHeader for SendMessageResponseHeader {
     fn write_to(&self, ext: &mut ExtFields) {
-        ext.insert("msgId", self.msg_id.as_str());
-        ext.insert("queueId", self.queue_id.to_string());
-        ext.insert("queueOffset", self.queue_offset.to_string());
+        ext.insert(key("msgId"), self.msg_id.as_str());
+        ext.insert(key("queueId"), self.queue_id.to_string());
+        ext.insert(key("queueOffset"), self.queue_offset.to_string());
         if let Some(v) = &self.transaction_id {
-            ext.insert("transactionId", v.as_str());
+            ext.insert(key("transactionId"), v.as_str());
         }
         if let Some(v) = &self.batch_uniq_id {
-            ext.insert("batchUniqId", v.as_str());
+            ext.insert(key("batchUniqId"), v.as_str());
         }
         if let Some(v) = &self.region_id {
-            ext.insert(crate::property::MSG_REGION, v.as_str());
+            ext.insert(key(crate::property::MSG_REGION), v.as_str());
         }
         if let Some(v) = self.trace_on {
-            ext.insert(crate::property::TRACE_ON, bool_str(v));
+            ext.insert(key(crate::property::TRACE_ON), bool_str(v));
         }
     }
 

@@ -1,6 +1,6 @@
 //! Transaction headers: `END_TRANSACTION` (37) and `CHECK_TRANSACTION_STATE` (39), PROTOCOL §12.
 
-use super::{bool_str, optional_bool, optional_str, required_num, required_str};
+use super::{bool_str, key, optional_bool, optional_str, required_num, required_str};
 use crate::{CommandHeader, ExtFields, HeaderError};
 
 /// Header of `END_TRANSACTION` (Java's `EndTransactionRequestHeader`), sent oneway after a
@@ -53,25 +53,25 @@ pub struct EndTransactionRequestHeader {
 impl CommandHeader for EndTransactionRequestHeader {
     fn write_to(&self, ext: &mut ExtFields) {
         if let Some(v) = &self.topic {
-            ext.insert("topic", v.as_str());
+            ext.insert(key("topic"), v.as_str());
         }
-        ext.insert("producerGroup", self.producer_group.as_str());
+        ext.insert(key("producerGroup"), self.producer_group.as_str());
         ext.insert(
-            "tranStateTableOffset",
+            key("tranStateTableOffset"),
             self.tran_state_table_offset.to_string(),
         );
-        ext.insert("commitLogOffset", self.commit_log_offset.to_string());
-        ext.insert("commitOrRollback", self.commit_or_rollback.to_string());
+        ext.insert(key("commitLogOffset"), self.commit_log_offset.to_string());
+        ext.insert(key("commitOrRollback"), self.commit_or_rollback.to_string());
         ext.insert(
-            "fromTransactionCheck",
+            key("fromTransactionCheck"),
             bool_str(self.from_transaction_check),
         );
-        ext.insert("msgId", self.msg_id.as_str());
+        ext.insert(key("msgId"), self.msg_id.as_str());
         if let Some(v) = &self.transaction_id {
-            ext.insert("transactionId", v.as_str());
+            ext.insert(key("transactionId"), v.as_str());
         }
         if let Some(v) = &self.broker_name {
-            ext.insert("bname", v.as_str());
+            ext.insert(key("bname"), v.as_str());
         }
     }
 
@@ -126,24 +126,24 @@ pub struct CheckTransactionStateRequestHeader {
 impl CommandHeader for CheckTransactionStateRequestHeader {
     fn write_to(&self, ext: &mut ExtFields) {
         if let Some(v) = &self.topic {
-            ext.insert("topic", v.as_str());
+            ext.insert(key("topic"), v.as_str());
         }
         ext.insert(
-            "tranStateTableOffset",
+            key("tranStateTableOffset"),
             self.tran_state_table_offset.to_string(),
         );
-        ext.insert("commitLogOffset", self.commit_log_offset.to_string());
+        ext.insert(key("commitLogOffset"), self.commit_log_offset.to_string());
         if let Some(v) = &self.msg_id {
-            ext.insert("msgId", v.as_str());
+            ext.insert(key("msgId"), v.as_str());
         }
         if let Some(v) = &self.transaction_id {
-            ext.insert("transactionId", v.as_str());
+            ext.insert(key("transactionId"), v.as_str());
         }
         if let Some(v) = &self.offset_msg_id {
-            ext.insert("offsetMsgId", v.as_str());
+            ext.insert(key("offsetMsgId"), v.as_str());
         }
         if let Some(v) = &self.broker_name {
-            ext.insert("bname", v.as_str());
+            ext.insert(key("bname"), v.as_str());
         }
     }
 

@@ -1,6 +1,6 @@
 //! `VIEW_MESSAGE_BY_ID` (33) request header.
 
-use super::{optional_str, required_num};
+use super::{key, optional_str, required_num};
 use crate::{CommandHeader, ExtFields, HeaderError};
 
 /// Header of `VIEW_MESSAGE_BY_ID` (Java's `ViewMessageRequestHeader`): look a stored message
@@ -23,9 +23,9 @@ pub struct ViewMessageRequestHeader {
 impl CommandHeader for ViewMessageRequestHeader {
     fn write_to(&self, ext: &mut ExtFields) {
         if let Some(v) = &self.topic {
-            ext.insert("topic", v.as_str());
+            ext.insert(key("topic"), v.as_str());
         }
-        ext.insert("offset", self.offset.to_string());
+        ext.insert(key("offset"), self.offset.to_string());
     }
 
     fn read_from(ext: &ExtFields) -> Result<Self, HeaderError> {
