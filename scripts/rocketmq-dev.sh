@@ -93,7 +93,15 @@ PY
 
 port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
-pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# A pid file names a live process of ours (pids are reused: a stale file from an earlier boot or
+# session must not make us skip a start, nor stop someone else's process).
+pid_alive() {
+  local pid
+  [ -f "$1" ] || return 1
+  pid=$(cat "$1")
+  kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'rocketmq-\(namesrv\|broker\)-rust'
+}
 
 write_namesrv_config() {
   mkdir -p "$STATE/namesrv"
@@ -212,7 +220,7 @@ stop_one() {
   local what=$1 pidf="$STATE/$1.pid" pid
   [ -f "$pidf" ] || return 0
   pid=$(cat "$pidf")
-  if kill -0 "$pid" 2>/dev/null; then
+  if pid_alive "$pidf"; then
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -0 "$pid" 2>/dev/null && { log "$what did not stop in 5 s; killing"; kill -KILL "$pid" 2>/dev/null || true; }

@@ -26,7 +26,10 @@ pub use rmq_producer as producer;
 pub use rmq_remoting as remoting;
 
 pub use rmq_common::{Message, MessageQueue};
-pub use rmq_producer::{Producer, ProducerBuilder, ProducerError, SendResult, SendStatus};
+pub use rmq_producer::{
+    HashSelector, JavaHashSelector, Producer, ProducerBuilder, ProducerError, QueueSelector,
+    RandomSelector, SendResult, SendStatus,
+};
 
 /// The README's code blocks, compiled as doc tests so the README stays true.
 #[cfg(doctest)]
