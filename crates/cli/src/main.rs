@@ -76,16 +76,24 @@ fn fail(fatal: &Fatal) -> ExitCode {
     ExitCode::from(fatal.code)
 }
 
-/// clap's error in one line: its first line, plus where to look.
+/// clap's error in one line: everything before its `Usage:` block (e.g. the names of the
+/// missing arguments, which clap puts on the following lines), plus where to look.
 fn usage_line(e: &clap::Error) -> String {
     let text = e.render().to_string();
-    let first = text
+    let message = text
         .lines()
+        .take_while(|l| !l.trim_start().starts_with("Usage:"))
         .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("invalid usage");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    format!("rmq: error: {first} (see `rmq --help`)")
+        .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    let message = if message.is_empty() {
+        "invalid usage"
+    } else {
+        message
+    };
+    format!("rmq: error: {message} (see `rmq --help`)")
 }
 
 /// Tracing on stderr when `-v` is given (or `RUST_LOG` is set, which then decides the filter).
@@ -176,5 +184,19 @@ mod tests {
         assert!(!line.contains('\n'), "{line}");
         assert!(line.starts_with("rmq: error: "), "{line}");
         assert!(line.contains("--bogus"), "{line}");
+    }
+
+    #[test]
+    fn missing_arguments_are_named() {
+        for (args, missing) in [
+            (&["rmq", "route"][..], "<TOPIC>"),
+            (&["rmq", "send", "--embedded"][..], "--topic"),
+        ] {
+            let e = Cli::try_parse_from(args).unwrap_err();
+            let line = usage_line(&e);
+            assert!(!line.contains('\n'), "{line}");
+            assert!(line.contains(missing), "{args:?}: {line}");
+            assert!(!line.contains("Usage:"), "{line}");
+        }
     }
 }
