@@ -51,11 +51,18 @@ cmd_install() {
   fi
   command -v cargo >/dev/null || die "cargo is required to build the RocketMQ binaries"
   mkdir -p "$CACHE"
-  log "building rocketmq-namesrv and rocketmq-broker $VERSION from crates.io into $ROOT (once; ~15-25 min on 2 cores)"
+  log "building rocketmq-namesrv and rocketmq-broker $VERSION from crates.io into $ROOT (once; about 15 minutes on 2 cores)"
   # A private target dir keeps the build out of the clone; it is removed after a successful install.
   # Run outside the clone so its rust-toolchain.toml does not apply to this unrelated build.
+  # Build with the project's pinned toolchain when rustup has it (the only one these machines have).
+  local toolchain
+  toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' "$(dirname "$SCRIPT_PATH")/../rust-toolchain.toml" 2>/dev/null || true)
+  if [ -n "$toolchain" ] && command -v rustup >/dev/null && rustup toolchain list | grep -q "^$toolchain"; then
+    export RUSTUP_TOOLCHAIN=$toolchain
+  fi
   (cd "$CACHE" && CARGO_TARGET_DIR="$CACHE/target" cargo install --locked --root "$ROOT" \
-    "rocketmq-namesrv@$VERSION" "rocketmq-broker@$VERSION") >&2 || die "cargo install failed"
+    "rocketmq-namesrv@$VERSION" "rocketmq-broker@$VERSION") >&2 \
+    || die "cargo install failed (it needs crates.io); RMQ_SKIP_INTEROP=1 bash scripts/test-all.sh runs everything else"
   installed || die "binaries missing after install"
   rm -rf "$CACHE/target"
   log "installed: $BIN"
@@ -95,6 +102,17 @@ port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
 # A pid file names a live process of ours (pids are reused: a stale file from an earlier boot or
 # session must not make us skip a start, nor stop someone else's process).
+# After a launch: waits (bounded) until the recorded pid has exec'ed into the server binary, so
+# the readiness loops never mistake the short-lived launching subshell for a dead server.
+await_exec() {
+  local pidf=$1 i
+  for i in $(seq 1 100); do
+    pid_alive "$pidf" && return 0
+    kill -0 "$(cat "$pidf")" 2>/dev/null || return 0  # exited: the readiness loop reports it
+    sleep 0.05
+  done
+}
+
 pid_alive() {
   local pid
   [ -f "$1" ] || return 1
@@ -154,6 +172,7 @@ start_namesrv() {
   (run_env; cd "$STATE/namesrv" && exec setsid "$BIN/rocketmq-namesrv-rust" -c "$STATE/namesrv/namesrv.toml" \
       --listenPort "$NAMESRV_PORT" --bindAddress "$HOST" >"$STATE/namesrv/out.log" 2>&1 </dev/null) &
   echo $! >"$pidf"
+  await_exec "$pidf"
   log "name server starting on $HOST:$NAMESRV_PORT (pid $!)"
 }
 
@@ -162,10 +181,13 @@ start_broker() {
   port=$(broker_port "$name")
   if pid_alive "$pidf"; then log "$name already running (pid $(cat "$pidf"))"; return 0; fi
   port_open "$port" && die "port $port is in use by another process"
+  port_open $((port + 1)) && die "port $((port + 1)) (HA) is in use by another process"
+  port_open $((port - 2)) && die "port $((port - 2)) (fast channel) is in use by another process"
   write_broker_config "$name" "$port"
   (run_env; cd "$STATE/$name" && exec setsid "$BIN/rocketmq-broker-rust" -c "$STATE/$name/broker.toml" \
       -n "$HOST:$NAMESRV_PORT" >"$STATE/$name/out.log" 2>&1 </dev/null) &
   echo $! >"$pidf"
+  await_exec "$pidf"
   log "$name starting on $HOST:$port (pid $!)"
 }
 

@@ -22,10 +22,16 @@ RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --locked
 
 if [ "${RMQ_SKIP_INTEROP:-0}" != 1 ]; then
   step "real RocketMQ cluster (scripts/rocketmq-dev.sh)"
-  trap 'bash scripts/rocketmq-dev.sh stop || true' EXIT
+  # Stop the cluster afterwards only if this run started it (a cluster the user started stays up).
+  if ! bash scripts/rocketmq-dev.sh status >/dev/null 2>&1; then
+    trap 'bash scripts/rocketmq-dev.sh stop || true' EXIT
+  fi
   cluster_env=$(bash scripts/rocketmq-dev.sh start)
   eval "$cluster_env"
   printf '%s\n' "$cluster_env" >&2
+else
+  # Without the cluster, the quickstart below must not go to whatever NAMESRV_ADDR points at.
+  unset NAMESRV_ADDR
 fi
 
 if [ -f fuzz/Cargo.toml ]; then
