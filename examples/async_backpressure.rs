@@ -15,7 +15,11 @@ use rmq::producer::Producer;
 const SENDS: usize = 2_000;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+async fn main() -> std::process::ExitCode {
+    support::exit(run().await)
+}
+
+async fn run() -> Result<(), Box<dyn Error>> {
     let target = support::connect().await?;
     let producer = Producer::builder("example_async")
         .name_server(&target.namesrv)

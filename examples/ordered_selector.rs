@@ -14,7 +14,11 @@ use rmq::common::{Message, MessageQueue};
 use rmq::producer::{HashSelector, Producer};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+async fn main() -> std::process::ExitCode {
+    support::exit(run().await)
+}
+
+async fn run() -> Result<(), Box<dyn Error>> {
     let target = support::connect().await?;
     let producer = Producer::builder("example_ordered")
         .name_server(&target.namesrv)

@@ -64,3 +64,19 @@ pub(crate) fn short(r: &SendResult) -> String {
         r.status, r.msg_id, r.queue.broker_name, r.queue.queue_id, r.queue_offset
     )
 }
+
+/// The example's exit: 0 on success; otherwise the error and its causes, readably, and 1.
+pub(crate) fn exit(result: Result<(), Box<dyn Error>>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let mut cause = e.source();
+            while let Some(c) = cause {
+                eprintln!("  caused by: {c}");
+                cause = c.source();
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
