@@ -192,6 +192,15 @@ impl RouteCache {
         &self.inner.config
     }
 
+    /// The cached publish info of `topic` when it has a writable queue, without waiting for
+    /// anything (marks the topic as in use, as [`publish_info`](Self::publish_info) does).
+    #[must_use]
+    pub fn cached_publish_info(&self, topic: &str) -> Option<Arc<TopicPublishInfo>> {
+        self.touch(topic)
+            .map(|(info, _)| info)
+            .filter(|info| info.is_ok())
+    }
+
     /// The publish info of `topic`, loading its route on first use (or while it has no queue).
     ///
     /// Marks the topic as in use. A cached route with queues is returned at once, even when it
@@ -214,9 +223,14 @@ impl RouteCache {
             Some((info, _)) if info.is_ok() => return Ok(info),
             other => other.map(|(_, generation)| generation),
         };
-        let lock = LoadLock::new(&self.inner.load_locks, topic);
-        self.load_once(topic, seen, allow_auto_create, deadline, lock.mutex())
-            .await
+        // The load is boxed: it is rare, and it would otherwise make every caller's future as
+        // large as a name-server round trip.
+        Box::pin(async {
+            let lock = LoadLock::new(&self.inner.load_locks, topic);
+            self.load_once(topic, seen, allow_auto_create, deadline, lock.mutex())
+                .await
+        })
+        .await
     }
 
     /// Loads `topic` under its load lock unless another caller did meanwhile.

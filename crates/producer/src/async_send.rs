@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rmq_common::validate::validate_message;
-use rmq_common::{Message, MessageQueue};
+use rmq_common::Message;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::{Instrument, Span};
@@ -20,7 +20,7 @@ use crate::deliver::{offload, Deliver, SendOutcome};
 use crate::error::{ProducerError, Unsent};
 use crate::kernel::{prepare_single, Outgoing};
 use crate::producer::Inner;
-use crate::retry::{self, Launched, Mode, Next, Outcome, SendState, Target};
+use crate::retry::{self, Launched, Mode, Next, Outcome, Queue, SendState, Settled, Target};
 use crate::send::{expect_result, job, log_outcome, send_span};
 use crate::send_future::SendFuture;
 use crate::send_result::SendResult;
@@ -41,7 +41,15 @@ enum First {
     /// The send ended before any answer was awaited (route error, nothing to try).
     Over(Outcome),
     /// The first attempt was handed to the transport (or failed doing so).
-    Launched(Box<(SendState, MessageQueue, Instant, Launched)>),
+    Launched(Box<Flight>),
+}
+
+/// The first attempt of a send, handed to the transport: what its completion needs.
+struct Flight {
+    state: SendState,
+    queue: Queue,
+    t0: Instant,
+    launched: Launched,
 }
 
 impl Producer {
@@ -114,7 +122,7 @@ impl Producer {
         };
         let (out, msg) = prepare(inner, msg);
         let (tx, rx) = oneshot::channel();
-        let span = send_span(&out.topic);
+        let span = send_span(out.topic());
         let admitted = Admitted {
             token,
             permit,
@@ -168,7 +176,7 @@ impl Producer {
             return Err((ProducerError::not_running(Unsent::one(msg)), deliver));
         }
         let (out, msg) = prepare(inner, msg);
-        let span = send_span(&out.topic);
+        let span = send_span(out.topic());
         let admitted = Admitted {
             token,
             permit,
@@ -207,17 +215,22 @@ fn prepare(inner: &Inner, mut msg: Message) -> (Outgoing, Message) {
 async fn launch_first(inner: &Arc<Inner>, out: Outgoing) -> First {
     let (retries, timeout) = (inner.cfg.retries_async, inner.cfg.send_timeout);
     let job = job(out, Target::Any, Mode::Reply, retries, timeout);
-    let info = match retry::publish_info(inner, &job.out.topic, job.started, job.timeout).await {
+    let info = match retry::publish_info(inner, job.out.topic(), job.started, job.timeout).await {
         Ok(info) => info,
         Err(e) => return First::Over(Err(e)),
     };
     let mut state = SendState::new(Arc::clone(inner), job, info, Span::current());
     match state.next() {
         Next::Done(outcome) => First::Over(outcome),
-        Next::Attempt(mq, budget) => {
+        Next::Attempt(queue, budget) => {
             let t0 = Instant::now();
-            let launched = state.launch(&mq, budget).await;
-            First::Launched(Box::new((state, mq, t0, launched)))
+            let launched = state.launch(&queue, budget).await;
+            First::Launched(Box::new(Flight {
+                state,
+                queue,
+                t0,
+                launched,
+            }))
         }
     }
 }
@@ -239,10 +252,10 @@ fn spawn<D>(
     let task_inner = Arc::clone(inner);
     let task = async move {
         let first = match first {
+            // Only `try_send_async` starts here: boxed, so that the common path's completion
+            // (one allocation per send) stays small.
             First::NotStarted(out) => {
-                launch_first(&task_inner, out)
-                    .instrument(span.clone())
-                    .await
+                Box::pin(launch_first(&task_inner, out).instrument(span.clone())).await
             }
             other => other,
         };
@@ -269,7 +282,8 @@ fn spawn<D>(
     }
 }
 
-/// Awaits the first attempt and runs the rest.
+/// Awaits the first attempt and runs the rest. The first answer is awaited in place; any
+/// further attempt runs in a future of its own, allocated only then.
 async fn complete(first: First) -> Outcome {
     match first {
         First::NotStarted(_) => Err(ProducerError::Cancelled {
@@ -277,12 +291,17 @@ async fn complete(first: First) -> Outcome {
             unsent: Unsent::none(),
         }),
         First::Over(outcome) => outcome,
-        First::Launched(boxed) => {
-            let (mut state, mq, t0, launched) = *boxed;
-            let outcome = state.finish(&mq, launched).await;
-            match state.settle(mq, t0.elapsed(), outcome).await {
-                Some(outcome) => outcome,
-                None => state.run().await,
+        First::Launched(mut flight) => {
+            let Flight {
+                state,
+                queue,
+                t0,
+                launched,
+            } = &mut *flight;
+            let outcome = state.finish(queue, launched).await;
+            match state.settle(queue, t0.elapsed(), outcome) {
+                Settled::Done(outcome) => outcome,
+                Settled::Again(pause) => Box::pin(flight.state.resume(pause)).await,
             }
         }
     }

@@ -106,11 +106,15 @@ impl LatencyFaultTolerance {
         if window.is_zero() && reachable && !self.items.contains_key(broker) {
             return;
         }
-        let mut entry = self.items.entry(broker.to_owned()).or_insert(FaultItem {
-            latency,
-            available_from: None,
-            reachable,
-        });
+        // A known broker is updated in place (no key allocated for every send).
+        let mut entry = match self.items.get_mut(broker) {
+            Some(entry) => entry,
+            None => self.items.entry(broker.to_owned()).or_insert(FaultItem {
+                latency,
+                available_from: None,
+                reachable,
+            }),
+        };
         let item = entry.value_mut();
         item.latency = latency;
         item.reachable = reachable;

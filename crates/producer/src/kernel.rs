@@ -8,6 +8,8 @@
 //!    for the chosen queue, with a fresh `bornTimestamp`;
 //! 3. [`process_response`]: the response code mapped as Java does, the ids read back.
 
+use std::cell::RefCell;
+
 use bytes::Bytes;
 use bytestring::ByteString;
 use rmq_common::batch::encode_batch;
@@ -30,8 +32,6 @@ const RETRY_TOPIC_PREFIX: &str = "%RETRY%";
 pub(crate) struct Outgoing {
     /// `SEND_MESSAGE_V2` or `SEND_BATCH_MESSAGE`.
     pub(crate) code: RequestCode,
-    /// The topic.
-    pub(crate) topic: String,
     /// The wire body: the (possibly compressed) body, or the encoded batch.
     pub(crate) body: Bytes,
     /// `sysFlag`.
@@ -50,6 +50,11 @@ pub(crate) struct Outgoing {
 }
 
 impl Outgoing {
+    /// The topic.
+    pub(crate) fn topic(&self) -> &str {
+        &self.topic_bytes
+    }
+
     /// Whether this is a batch.
     pub(crate) fn is_batch(&self) -> bool {
         self.code == RequestCode::SEND_BATCH_MESSAGE
@@ -103,7 +108,6 @@ pub(crate) fn prepare_single(
         };
     Outgoing {
         code: RequestCode::SEND_MESSAGE_V2,
-        topic: msg.topic().to_owned(),
         body,
         sys_flag,
         flag: msg.flag(),
@@ -146,7 +150,6 @@ pub(crate) fn prepare_batch(
     );
     Ok(Outgoing {
         code: RequestCode::SEND_BATCH_MESSAGE,
-        topic: first.topic().to_owned(),
         body,
         sys_flag: 0,
         flag: 0,
@@ -194,6 +197,25 @@ fn int(v: i32) -> ByteString {
     }
 }
 
+thread_local! {
+    /// The last `bornTimestamp` written on this thread, as text: the sends of one millisecond
+    /// share it instead of formatting and allocating it each.
+    static LAST_MILLIS: RefCell<(i64, ByteString)> = const {
+        RefCell::new((i64::MIN, ByteString::from_static("")))
+    };
+}
+
+/// Decimal text of a millisecond timestamp, shared by the sends of the same millisecond.
+fn millis_text(ms: i64) -> ByteString {
+    LAST_MILLIS.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != ms {
+            *last = (ms, ByteString::from(ms.to_string()));
+        }
+        last.1.clone()
+    })
+}
+
 fn boolean(v: bool) -> ByteString {
     ByteString::from_static(if v { "true" } else { "false" })
 }
@@ -215,7 +237,7 @@ pub(crate) fn build_request(
     ext.push(key("d"), w.default_topic_queue_nums.clone());
     ext.push(key("e"), int(mq.queue_id));
     ext.push(key("f"), int(out.sys_flag));
-    ext.push(key("g"), ByteString::from(born_timestamp_ms.to_string()));
+    ext.push(key("g"), millis_text(born_timestamp_ms));
     ext.push(key("h"), int(out.flag));
     ext.push(key("i"), out.properties.clone());
     ext.push(key("j"), int(out.reconsume_times));
@@ -272,7 +294,7 @@ pub(crate) fn process_response(
         status,
         msg_id,
         offset_msg_id: header.msg_id,
-        queue: MessageQueue::new(out.topic.clone(), mq.broker_name.clone(), header.queue_id),
+        queue: MessageQueue::new(out.topic(), mq.broker_name.as_str(), header.queue_id),
         queue_offset: header.queue_offset,
         transaction_id: header.transaction_id,
         region_id: header

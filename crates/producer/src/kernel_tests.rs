@@ -369,11 +369,11 @@ fn ext_fields_match_the_common_v2_encoder_in_content_and_order() {
     cfg.unit_mode = true;
     cfg.name_server.default_topic_queue_nums = 123;
     for (out, queue_id, born) in cases {
-        let mq = MessageQueue::new(out.topic.clone(), "broker-x", queue_id);
+        let mq = MessageQueue::new(out.topic().to_owned(), "broker-x", queue_id);
         let req = build_request(&out, &WireConsts::new(&cfg), &mq, born);
         let expected = SendMessageRequestHeaderV2(SendMessageRequestHeader {
             producer_group: cfg.group.clone(),
-            topic: out.topic.clone(),
+            topic: out.topic().to_owned(),
             default_topic: cfg.name_server.default_topic.clone(),
             default_topic_queue_nums: cfg.name_server.default_topic_queue_nums,
             queue_id,
@@ -390,7 +390,27 @@ fn ext_fields_match_the_common_v2_encoder_in_content_and_order() {
         .to_ext_fields();
         let got: Vec<(&str, &str)> = req.ext_fields.iter().collect();
         let want: Vec<(&str, &str)> = expected.iter().collect();
-        assert_eq!(got, want, "{}", out.topic);
+        assert_eq!(got, want, "{}", out.topic());
         assert_eq!(req.code, out.code.value());
+    }
+}
+
+#[test]
+fn born_timestamp_text_is_shared_within_a_millisecond_and_exact_across() {
+    for ms in [
+        0_i64,
+        7,
+        1_763_942_400_000,
+        1_763_942_400_001,
+        -1,
+        i64::MAX,
+        7,
+    ] {
+        let first = millis_text(ms);
+        let again = millis_text(ms);
+        assert_eq!(&*first, ms.to_string().as_str());
+        assert_eq!(first, again);
+        // The same millisecond shares one buffer instead of formatting again.
+        assert_eq!(first.as_bytes().as_ptr(), again.as_bytes().as_ptr());
     }
 }

@@ -1,5 +1,6 @@
 //! [`Producer`]: the handle users send with (`Clone + Send + Sync`), and its shared state.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -114,10 +115,14 @@ pub(crate) struct Inner {
 
 impl Inner {
     /// The master address of `broker`: from the send's route, else from the cache.
-    pub(crate) fn broker_addr(&self, info: &TopicPublishInfo, broker: &str) -> Option<String> {
+    pub(crate) fn broker_addr<'a>(
+        &self,
+        info: &'a TopicPublishInfo,
+        broker: &str,
+    ) -> Option<Cow<'a, str>> {
         info.master_addr(broker)
-            .map(str::to_owned)
-            .or_else(|| self.routes.master_addr(broker))
+            .map(Cow::Borrowed)
+            .or_else(|| self.routes.master_addr(broker).map(Cow::Owned))
     }
 
     /// Remembers a broker address used by a send; the first use triggers a heartbeat to it.

@@ -17,6 +17,7 @@
 //! are written in order and pipelined), [`SendState::finish`] awaits the answer on the send's
 //! task. Every other attempt runs in one call (`invoke_sync`).
 
+use std::borrow::Cow;
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,26 +69,57 @@ pub(crate) struct Job {
 /// caller hands it the message with [`ProducerError::with_unsent`]).
 pub(crate) type Outcome = Result<Option<SendResult>, ProducerError>;
 
+/// The queue of an attempt: one of the route's queues, by position (no copy per send), or a
+/// queue of its own (pinned sends, static topics).
+#[derive(Debug, Clone)]
+pub(crate) enum Queue {
+    Route(usize),
+    Own(MessageQueue),
+}
+
 /// What comes next.
 #[derive(Debug)]
 pub(crate) enum Next {
     /// Make an attempt to this queue within this budget.
-    Attempt(MessageQueue, Duration),
+    Attempt(Queue, Duration),
     /// The send is over.
     Done(Outcome),
+}
+
+/// What follows an attempt.
+#[derive(Debug)]
+pub(crate) enum Settled {
+    /// The send is over.
+    Done(Outcome),
+    /// Another attempt follows, after this pause (zero but after `SYSTEM_BUSY`).
+    Again(Duration),
 }
 
 /// An attempt handed to the transport, or one that already ended.
 #[derive(Debug)]
 pub(crate) enum Launched {
     /// Written (or queued for writing); the answer is awaited by [`SendState::finish`].
-    Waiting { fut: ResponseFuture, addr: String },
+    Waiting(ResponseFuture),
     /// Already over (oneway written, or failed before being written).
     Over(Outcome),
 }
 
 /// Looks the route up within the send's deadline.
 pub(crate) async fn publish_info(
+    inner: &Inner,
+    topic: &str,
+    started: Instant,
+    timeout: Duration,
+) -> Result<Arc<TopicPublishInfo>, ProducerError> {
+    // The common case: a cached route, without a timer or a future.
+    if let Some(info) = inner.routes.cached_publish_info(topic) {
+        return Ok(info);
+    }
+    Box::pin(load_publish_info(inner, topic, started, timeout)).await
+}
+
+/// [`publish_info`] when the route is not cached: loads it within the send's deadline.
+async fn load_publish_info(
     inner: &Inner,
     topic: &str,
     started: Instant,
@@ -138,7 +170,9 @@ struct Tally {
     attempts: u32,
     brokers: Vec<String>,
     maybe_stored: bool,
-    kept: Option<SendResult>,
+    /// A stored-but-not-OK result kept while another broker is tried (boxed: rare, and it keeps
+    /// the state of every send small).
+    kept: Option<Box<SendResult>>,
 }
 
 /// The state of one send across its attempts. Owns what it needs, so an asynchronous send can
@@ -152,7 +186,7 @@ pub(crate) struct SendState {
     total: u32,
     tally: Tally,
     last_broker: Option<String>,
-    last_err: Option<ProducerError>,
+    last_err: Option<Box<ProducerError>>,
     span: Span,
 }
 
@@ -168,7 +202,7 @@ impl SendState {
             Mode::Oneway => 1,
             Mode::Reply => job.retries.saturating_add(1),
         };
-        let counter = inner.counters.get(&job.out.topic);
+        let counter = inner.counters.get(job.out.topic());
         Self {
             inner,
             job,
@@ -195,22 +229,25 @@ impl SendState {
         if left.is_zero() {
             return Next::Done(self.finish_timeout());
         }
-        let mq = match &self.job.target {
-            Target::Queue(q) => q.clone(),
+        let queue = match &self.job.target {
+            Target::Queue(q) => Queue::Own(q.clone()),
             Target::Any => {
                 let faults = self
                     .inner
                     .cfg
                     .latency_fault_tolerance
                     .then_some((&self.inner.faults, now));
-                match select_queue(
-                    &self.info.queues,
+                let queues = &self.info.queues;
+                let picked = select_queue(
+                    queues,
                     &self.info.static_endpoints,
                     &self.counter,
                     self.last_broker.as_deref(),
                     faults,
-                ) {
-                    Some(q) => q.clone(),
+                )
+                .and_then(|q| queues.iter().position(|c| std::ptr::eq(c, q)));
+                match picked {
+                    Some(i) => Queue::Route(i),
                     None => return Next::Done(self.finish_exhausted()),
                 }
             }
@@ -226,27 +263,36 @@ impl SendState {
         // A static topic's logical queue goes to its real broker, under its logical id (Java's
         // `sendKernelImpl` with `getBrokerNameFromMessageQueue`): from here on the queue names
         // the real broker (address, request `bname`, fault table, errors, result).
-        let mq = if self.info.is_static() {
-            let real = self.info.broker_name_of(&mq).to_owned();
-            MessageQueue::new(mq.topic, real, mq.queue_id)
+        let queue = if self.info.is_static() {
+            let mq = self.queue(&queue);
+            let real = self.info.broker_name_of(mq).to_owned();
+            Queue::Own(MessageQueue::new(mq.topic.clone(), real, mq.queue_id))
         } else {
-            mq
+            queue
         };
         let attempts_left = self.total - self.tally.attempts;
         let budget = attempt_budget(left, attempts_left, untried, self.inner.cfg.attempt_timeout);
         self.tally.attempts += 1;
-        self.tally.brokers.push(mq.broker_name.clone());
+        let mq = self.queue(&queue);
         self.span.record("attempts", self.tally.attempts);
         self.span.record("broker", mq.broker_name.as_str());
         self.span.record("queue", mq.queue_id);
-        Next::Attempt(mq, budget)
+        Next::Attempt(queue, budget)
+    }
+
+    /// The message queue `queue` stands for.
+    pub(crate) fn queue<'a>(&'a self, queue: &'a Queue) -> &'a MessageQueue {
+        match queue {
+            Queue::Route(i) => &self.info.queues[*i],
+            Queue::Own(mq) => mq,
+        }
     }
 
     /// The broker address and the request of an attempt to `mq`.
-    fn request(&self, mq: &MessageQueue) -> Result<(String, RemotingCommand), ProducerError> {
+    fn request(&self, mq: &MessageQueue) -> Result<(Cow<'_, str>, RemotingCommand), ProducerError> {
         let inner = &self.inner;
         let Some(addr) = inner.broker_addr(&self.info, &mq.broker_name) else {
-            inner.routes.refresh_now(&self.job.out.topic);
+            inner.routes.refresh_now(self.job.out.topic());
             return Err(ProducerError::BrokerNotFound {
                 broker: mq.broker_name.clone(),
                 unsent: Unsent::none(),
@@ -258,7 +304,8 @@ impl SendState {
     }
 
     /// Phase 1: resolves the broker address and hands the request to the transport.
-    pub(crate) async fn launch(&self, mq: &MessageQueue, budget: Duration) -> Launched {
+    pub(crate) async fn launch(&self, queue: &Queue, budget: Duration) -> Launched {
+        let mq = self.queue(queue);
         let (addr, req) = match self.request(mq) {
             Ok(r) => r,
             Err(e) => return Launched::Over(Err(e)),
@@ -268,7 +315,7 @@ impl SendState {
             match self.job.mode {
                 Mode::Oneway => Launched::Over(self.oneway(mq, &addr, req, budget).await),
                 Mode::Reply => match inner.remoting.invoke_async(&addr, req, budget).await {
-                    Ok(fut) => Launched::Waiting { fut, addr },
+                    Ok(fut) => Launched::Waiting(fut),
                     Err(e) => Launched::Over(Err(remoting_error(mq, e))),
                 },
             }
@@ -281,7 +328,8 @@ impl SendState {
     }
 
     /// A whole attempt in one call (the synchronous path: `invoke_sync`).
-    async fn attempt(&self, mq: &MessageQueue, budget: Duration) -> Outcome {
+    async fn attempt(&self, queue: &Queue, budget: Duration) -> Outcome {
+        let mq = self.queue(queue);
         let (addr, req) = self.request(mq)?;
         let inner = &self.inner;
         match self.job.mode {
@@ -305,32 +353,40 @@ impl SendState {
         written.map(|()| None).map_err(|e| remoting_error(mq, e))
     }
 
-    /// Phase 2: awaits the answer of a launched attempt to `mq`.
-    pub(crate) async fn finish(&self, mq: &MessageQueue, launched: Launched) -> Outcome {
+    /// Phase 2: awaits the answer of a launched attempt to `mq` (borrowing it, so that an
+    /// asynchronous send's completion stays one small allocation).
+    pub(crate) async fn finish(&self, queue: &Queue, launched: &mut Launched) -> Outcome {
+        let mq = self.queue(queue);
         match launched {
-            Launched::Over(outcome) => outcome,
-            Launched::Waiting { fut, addr } => {
+            Launched::Over(outcome) => std::mem::replace(outcome, Err(cancelled(false))),
+            Launched::Waiting(fut) => {
                 let answer = tokio::select! {
                     biased;
                     answer = fut => answer,
                     () = self.inner.abort.cancelled() => return Err(cancelled(true)),
                 };
                 match answer {
-                    Ok(resp) => process_response(&resp, &self.job.out, mq, &addr).map(Some),
+                    Ok(resp) => {
+                        // The address again (not kept across the wait: one allocation less).
+                        let addr = self.inner.broker_addr(&self.info, &mq.broker_name);
+                        let addr = addr.as_deref().unwrap_or("");
+                        process_response(&resp, &self.job.out, mq, addr).map(Some)
+                    }
                     Err(source) => Err(remoting_error(mq, source)),
                 }
             }
         }
     }
 
-    /// Records an attempt to `mq` that took `latency`; `Some` when the send is over, `None` when
-    /// another attempt follows (after the `SYSTEM_BUSY` pause, if any).
-    pub(crate) async fn settle(
-        &mut self,
-        mq: MessageQueue,
-        latency: Duration,
-        outcome: Outcome,
-    ) -> Option<Outcome> {
+    /// Records an attempt to `mq` that took `latency` and decides what follows: the end of the
+    /// send, or another attempt (after a pause when the broker answered `SYSTEM_BUSY`).
+    pub(crate) fn settle(&mut self, queue: &Queue, latency: Duration, outcome: Outcome) -> Settled {
+        // The route stays alive through this clone while `self` changes.
+        let info = Arc::clone(&self.info);
+        let mq = match queue {
+            Queue::Route(i) => &info.queues[*i],
+            Queue::Own(mq) => mq,
+        };
         if let (true, Some((isolation, reachable))) = (
             self.inner.cfg.latency_fault_tolerance,
             fault_verdict(&outcome),
@@ -351,58 +407,77 @@ impl SendState {
                     && matches!(self.job.target, Target::Any)
                     && more =>
             {
+                self.tally.brokers.push(mq.broker_name.clone());
                 tracing::debug!(status = %result.status, broker = %mq.broker_name, "stored but not OK: retrying on another broker");
                 self.tally.maybe_stored = true;
-                self.tally.kept = Some(result);
-                self.last_broker = Some(mq.broker_name);
-                None
+                self.tally.kept = Some(Box::new(result));
+                self.last_broker = Some(mq.broker_name.clone());
+                Settled::Again(Duration::ZERO)
             }
-            Ok(result) => Some(Ok(result)),
+            Ok(result) => Settled::Done(Ok(result)),
             Err(err) => {
+                self.tally.brokers.push(mq.broker_name.clone());
                 self.tally.maybe_stored |= err.maybe_stored();
                 if self.inner.is_aborted() {
                     // Shutdown gave up waiting and closed the connections under this attempt.
-                    return Some(Err(cancelled(self.tally.maybe_stored)));
+                    return Settled::Done(Err(cancelled(self.tally.maybe_stored)));
                 }
                 let pinned = matches!(self.job.target, Target::Queue(_));
                 let retry = is_retryable(&self.inner.cfg, &err) && !(pinned && err.maybe_stored());
                 tracing::debug!(error = %err, broker = %mq.broker_name, attempt = self.tally.attempts, retry, "send attempt failed");
                 if !retry {
-                    return Some(self.finish_error(err));
+                    return Settled::Done(self.finish_error(err));
                 }
-                if more && err.response_code() == Some(ResponseCode::SYSTEM_BUSY) {
+                let pause = if more && err.response_code() == Some(ResponseCode::SYSTEM_BUSY) {
                     let left = time_left(self.job.started, self.job.timeout);
-                    let pause = self.inner.cfg.busy_backoff.min(left / 4);
-                    tokio::select! {
-                        biased;
-                        () = self.inner.abort.cancelled() => return Some(Err(cancelled(self.tally.maybe_stored))),
-                        () = tokio::time::sleep(pause) => {}
-                    }
-                }
-                self.last_broker = Some(mq.broker_name);
-                self.last_err = Some(err);
-                None
+                    self.inner.cfg.busy_backoff.min(left / 4)
+                } else {
+                    Duration::ZERO
+                };
+                self.last_broker = Some(mq.broker_name.clone());
+                self.last_err = Some(Box::new(err));
+                Settled::Again(pause)
             }
         }
+    }
+
+    /// Runs the remaining attempts to the end, after `pause` (see [`Settled::Again`]).
+    pub(crate) async fn resume(self, pause: Duration) -> Outcome {
+        if !pause.is_zero() {
+            tokio::select! {
+                biased;
+                () = self.inner.abort.cancelled() => return Err(cancelled(self.tally.maybe_stored)),
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+        self.run().await
     }
 
     /// Runs the remaining attempts to the end.
     pub(crate) async fn run(mut self) -> Outcome {
         loop {
-            let (mq, budget) = match self.next() {
+            let (queue, budget) = match self.next() {
                 Next::Done(outcome) => return outcome,
-                Next::Attempt(mq, budget) => (mq, budget),
+                Next::Attempt(queue, budget) => (queue, budget),
             };
             let t0 = Instant::now();
             // Shutdown's deadline ends an attempt wherever it is (connecting, writing, waiting);
             // the request may have been written by then.
             let outcome = tokio::select! {
                 biased;
-                outcome = self.attempt(&mq, budget) => outcome,
+                outcome = self.attempt(&queue, budget) => outcome,
                 () = self.inner.abort.cancelled() => Err(cancelled(true)),
             };
-            if let Some(outcome) = self.settle(mq, t0.elapsed(), outcome).await {
-                return outcome;
+            match self.settle(&queue, t0.elapsed(), outcome) {
+                Settled::Done(outcome) => return outcome,
+                Settled::Again(pause) if !pause.is_zero() => {
+                    tokio::select! {
+                        biased;
+                        () = self.inner.abort.cancelled() => return Err(cancelled(self.tally.maybe_stored)),
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                }
+                Settled::Again(_) => {}
             }
         }
     }
@@ -410,11 +485,11 @@ impl SendState {
     /// The end after the last attempt (or with no queue at all).
     fn finish_exhausted(&mut self) -> Outcome {
         match self.last_err.take() {
-            Some(err) => self.finish_error(err),
+            Some(err) => self.finish_error(*err),
             None => match self.tally.kept.take() {
-                Some(kept) => Ok(Some(kept)),
+                Some(kept) => Ok(Some(*kept)),
                 None => Err(ProducerError::NoRoute {
-                    topic: self.job.out.topic.clone(),
+                    topic: self.job.out.topic().to_owned(),
                     source: None,
                     unsent: Unsent::none(),
                 }),
@@ -427,7 +502,7 @@ impl SendState {
     /// kept by `retry_another_broker_when_not_store_ok` wins over a later failure (Java).
     fn finish_error(&mut self, err: ProducerError) -> Outcome {
         if let Some(kept) = self.tally.kept.take() {
-            return Ok(Some(kept));
+            return Ok(Some(*kept));
         }
         if let ProducerError::Cancelled { maybe_stored, .. } = err {
             return Err(cancelled(maybe_stored || self.tally.maybe_stored));
@@ -446,7 +521,7 @@ impl SendState {
 
     fn finish_timeout(&mut self) -> Outcome {
         if let Some(kept) = self.tally.kept.take() {
-            return Ok(Some(kept));
+            return Ok(Some(*kept));
         }
         Err(timeout_error(
             self.job.timeout,
@@ -456,12 +531,16 @@ impl SendState {
     }
 }
 
-fn timeout_error(after: Duration, tally: &Tally, last: Option<ProducerError>) -> ProducerError {
+fn timeout_error(
+    after: Duration,
+    tally: &Tally,
+    last: Option<Box<ProducerError>>,
+) -> ProducerError {
     ProducerError::Timeout {
         after,
         attempts: tally.attempts,
         maybe_stored: tally.maybe_stored,
-        last: last.map(Box::new),
+        last,
         unsent: Unsent::none(),
     }
 }

@@ -255,10 +255,10 @@ pub(crate) fn log_outcome(span: &Span, started: Instant, outcome: &Outcome) {
 
 /// Looks the route up and runs every attempt of `job`, in one `send` span.
 async fn run_job(inner: &Arc<Inner>, job: Job) -> Outcome {
-    let span = send_span(&job.out.topic);
+    let span = send_span(job.out.topic());
     let started = job.started;
     let outcome = async {
-        let info = retry::publish_info(inner, &job.out.topic, job.started, job.timeout).await?;
+        let info = retry::publish_info(inner, job.out.topic(), job.started, job.timeout).await?;
         SendState::new(Arc::clone(inner), job, info, Span::current())
             .run()
             .await

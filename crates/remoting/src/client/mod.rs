@@ -354,7 +354,12 @@ impl RemotingClient {
         match self.inner.config.overload {
             OverloadPolicy::Fail => Err(overloaded()),
             OverloadPolicy::Wait => {
-                match tokio::time::timeout_at(deadline, Arc::clone(sem).acquire_owned()).await {
+                // Boxed: rare, see `Connection::reserve`.
+                let wait = Box::pin(tokio::time::timeout_at(
+                    deadline,
+                    Arc::clone(sem).acquire_owned(),
+                ));
+                match wait.await {
                     Ok(Ok(p)) => Ok(p),
                     Ok(Err(_)) => Err(RemotingError::Shutdown),
                     Err(_) => Err(overloaded()),

@@ -68,7 +68,8 @@ impl Pool {
         }
         let start = Instant::now();
         let limit = deadline.min(start + config.connect_timeout);
-        let connect = self.connect(addr, config, processors, opaque, shut);
+        // Boxed: connecting is rare, and would otherwise size every call's future for it.
+        let connect = Box::pin(self.connect(addr, config, processors, opaque, shut));
         match tokio::time::timeout_at(limit, connect).await {
             Ok(r) => r,
             Err(_) => {

@@ -323,12 +323,16 @@ impl Connection {
             Err(TryAcquireError::Closed) => return Err(self.closed_error(false)),
             Err(TryAcquireError::NoPermits) => {}
         }
+        // Waiting is rare (the queue is over its byte budget): boxed, so that it does not size
+        // every send's future.
         let acquired = match wait {
             Wait::No => None,
-            Wait::Until(deadline) => tokio::time::timeout_at(deadline, budget.acquire_many(cost))
-                .await
-                .ok(),
-            Wait::Forever => Some(budget.acquire_many(cost).await),
+            Wait::Until(deadline) => {
+                Box::pin(tokio::time::timeout_at(deadline, budget.acquire_many(cost)))
+                    .await
+                    .ok()
+            }
+            Wait::Forever => Some(Box::pin(budget.acquire_many(cost)).await),
         };
         match acquired {
             Some(Ok(p)) => {
