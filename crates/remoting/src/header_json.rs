@@ -139,8 +139,8 @@ impl<'de> Visitor<'de> for HeaderSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut cmd = command::blank();
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            match &*key {
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match &*key.0 {
                 "code" => cmd.code = map.next_value::<Option<i32>>()?.unwrap_or(0),
                 "version" => cmd.version = map.next_value::<Option<i32>>()?.unwrap_or(0),
                 "opaque" => cmd.opaque = map.next_value::<Option<i32>>()?.unwrap_or(0),
@@ -222,8 +222,8 @@ impl<'de> Visitor<'de> for ExtSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut ext = ExtFields::with_capacity(map.size_hint().unwrap_or(16));
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            let key = self.string(key);
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let key = self.string(key.0);
             match map.next_value::<ExtValue<'de>>()? {
                 ExtValue::Str(v) => ext.push(key, self.string(v)),
                 ExtValue::Text(v) => ext.push(key, ByteString::from(v)),
@@ -256,6 +256,32 @@ fn slice_of(src: &Bytes, s: &str) -> ByteString {
         }
     }
     ByteString::from(s)
+}
+
+/// An object key, borrowed from the frame when it has no escapes (serde's own `Cow<str>` always
+/// copies: that was one allocation per key of every decoded header).
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 /// An ext-field value: a string (borrowed when unescaped), a number or boolean as its text, or null.
@@ -347,6 +373,26 @@ mod tests {
         assert_eq!(c.ext_fields.get("d"), None);
         assert_eq!(c.ext_fields.get("e"), Some("x\u{1}y"));
         assert_eq!(c.language, LanguageCode::JAVA);
+    }
+
+    #[test]
+    fn keys_and_values_are_slices_of_the_frame_unless_escaped() {
+        let frame = Bytes::from_static(
+            br#"{"c\u006fde":12,"extFields":{"msgId":"AB","k\u0065y":"v\"w"},"opaque":3}"#,
+        );
+        let c = decode(&frame).unwrap();
+        // Escaped keys are unescaped (into a copy) and still recognised.
+        assert_eq!(c.code, 12);
+        assert_eq!(c.opaque, 3);
+        assert_eq!(c.ext_fields.get("key"), Some("v\"w"));
+        let (key, value) = c
+            .ext_fields
+            .iter()
+            .find(|(k, _)| &**k == "msgId")
+            .expect("msgId");
+        let range = frame.as_ptr() as usize..frame.as_ptr() as usize + frame.len();
+        assert!(range.contains(&(key.as_ptr() as usize)), "key copied");
+        assert!(range.contains(&(value.as_ptr() as usize)), "value copied");
     }
 
     #[test]
