@@ -9,7 +9,9 @@
 //! producer's default zlib compression). After criterion, a fixed-count pass prints
 //! messages/s and p50/p99/p999 latency per scenario on stderr, against the testkit broker and,
 //! when `RMQ_INTEROP_NAMESRV` / `RMQ_INTEROP_BROKERS` are set (`scripts/rocketmq-dev.sh start`),
-//! against the real cluster too (fewer sends there: a real broker writes them all to disk).
+//! against the real cluster too (fewer sends there: a real broker writes them all to disk). The
+//! pass also runs sync sends with 1 and 64 tasks while the testkit broker answers 1 ms late
+//! (lines marked `+1ms`), where the round trip rather than this machine's CPU bounds one task.
 //!
 //! `cargo bench --bench producer -- --warm-up-time 1 --measurement-time 3`
 //! (numbers in `benches/README.md`, section "producer").
@@ -173,11 +175,7 @@ impl Fixture {
 }
 
 /// `iters` calls of `one` split over `tasks` tasks; the elapsed time scaled to exactly `iters`.
-async fn run_tasks<F, Fut>(iters: u64, tasks: usize, one: F) -> Duration
-where
-    F: Fn() -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
+async fn run_tasks<C: Call>(iters: u64, tasks: usize, one: C) -> Duration {
     let per = iters.div_ceil(tasks as u64).max(1);
     let start = Instant::now();
     let handles: Vec<_> = (0..tasks)
@@ -185,7 +183,7 @@ where
             let one = one.clone();
             tokio::spawn(async move {
                 for _ in 0..per {
-                    one().await;
+                    one.call().await;
                 }
             })
         })
@@ -233,39 +231,66 @@ fn sync_sends(c: &mut Criterion, f: &Fixture, tasks: usize, group: &str) {
     g.finish();
 }
 
+/// One call of a scenario. The future of each call is awaited in place, as an application
+/// would (not boxed): the same for the baseline and the producer.
+trait Call: Clone + Send + Sync + 'static {
+    fn call(&self) -> impl std::future::Future<Output = ()> + Send;
+}
+
 /// One raw `invoke_sync` of the baseline request.
-fn raw_sync(f: &Fixture, size: usize) -> impl Fn() -> BoxedUnit + Clone + Send + 'static {
-    let (client, addr, req) = (
-        f.client.clone(),
-        f.addr.clone(),
-        raw_request(&f.topic, size),
-    );
-    move || {
-        let (client, addr, req) = (client.clone(), addr.clone(), req.clone());
-        Box::pin(async move {
-            client
-                .invoke_sync(&addr, req, TIMEOUT)
+#[derive(Clone)]
+struct RawSync {
+    client: RemotingClient,
+    addr: String,
+    req: RemotingCommand,
+}
+
+fn raw_sync(f: &Fixture, size: usize) -> RawSync {
+    RawSync {
+        client: f.client.clone(),
+        addr: f.addr.clone(),
+        req: raw_request(&f.topic, size),
+    }
+}
+
+impl Call for RawSync {
+    fn call(&self) -> impl std::future::Future<Output = ()> + Send {
+        let req = self.req.clone();
+        async move {
+            self.client
+                .invoke_sync(&self.addr, req, TIMEOUT)
                 .await
                 .expect("reply");
-        })
+        }
     }
 }
 
 /// One `Producer::send` of a `size`-byte body.
-fn producer_sync(
-    p: &Producer,
-    topic: &str,
-    size: usize,
-) -> impl Fn() -> BoxedUnit + Clone + Send + 'static {
-    let (p, topic, body) = (p.clone(), topic.to_owned(), body(size));
-    move || {
-        let (p, msg) = (p.clone(), Message::new(topic.as_str(), body.clone()));
-        Box::pin(async move {
-            p.send(msg).await.expect("sent");
-        })
+#[derive(Clone)]
+struct ProducerSync {
+    p: Producer,
+    topic: String,
+    body: Bytes,
+}
+
+fn producer_sync(p: &Producer, topic: &str, size: usize) -> ProducerSync {
+    ProducerSync {
+        p: p.clone(),
+        topic: topic.to_owned(),
+        body: body(size),
     }
 }
 
+impl Call for ProducerSync {
+    fn call(&self) -> impl std::future::Future<Output = ()> + Send {
+        let msg = Message::new(self.topic.as_str(), self.body.clone());
+        async move {
+            self.p.send(msg).await.expect("sent");
+        }
+    }
+}
+
+/// The second half of a pipelined call (awaiting its reply), kept in the window.
 type BoxedUnit = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 fn sync_1_task(c: &mut Criterion) {
@@ -278,17 +303,17 @@ fn sync_64_tasks(c: &mut Criterion) {
     sync_sends(c, &f, TASKS, "producer_sync_64_tasks");
 }
 
+/// The first half of a pipelined call: hands the request over (awaited in place) and returns
+/// the second half, which awaits the answer.
+trait Start: Send + Sync + 'static {
+    fn start(&self) -> impl std::future::Future<Output = BoxedUnit> + Send;
+}
+
 /// `n` pipelined calls (at most `PIPELINE` in flight, the oldest awaited first) on one task; the
 /// latency of each and the total time.
-async fn pipelined<S, Fut, R>(n: u64, start: S) -> (Vec<Duration>, Duration)
-where
-    S: Fn() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = R> + Send,
-    R: std::future::Future<Output = ()> + Send + 'static,
-{
+async fn pipelined<S: Start>(n: u64, start: S) -> (Vec<Duration>, Duration) {
     tokio::spawn(async move {
-        let mut window: VecDeque<(Instant, std::pin::Pin<Box<R>>)> =
-            VecDeque::with_capacity(PIPELINE);
+        let mut window: VecDeque<(Instant, BoxedUnit)> = VecDeque::with_capacity(PIPELINE);
         let mut lat = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
         let begin = Instant::now();
         for _ in 0..n {
@@ -298,7 +323,7 @@ where
                 lat.push(t0.elapsed());
             }
             let t0 = Instant::now();
-            window.push_back((t0, Box::pin(start().await)));
+            window.push_back((t0, start.start().await));
         }
         for (t0, f) in window {
             f.await;
@@ -310,27 +335,21 @@ where
     .expect("task")
 }
 
-/// Starts one pipelined raw `invoke_async`; the returned future awaits its reply.
-fn raw_async(
-    f: &Fixture,
-    size: usize,
-) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = BoxedUnit> + Send>> + Send + 'static
-{
-    let (client, addr, req) = (
-        f.client.clone(),
-        f.addr.clone(),
-        raw_request(&f.topic, size),
-    );
-    move || {
-        let (client, addr, req) = (client.clone(), addr.clone(), req.clone());
-        Box::pin(start_raw(client, addr, req))
+/// Pipelined raw `invoke_async` calls.
+fn raw_async(f: &Fixture, size: usize) -> RawSync {
+    raw_sync(f, size)
+}
+
+impl Start for RawSync {
+    fn start(&self) -> impl std::future::Future<Output = BoxedUnit> + Send {
+        start_raw(&self.client, &self.addr, self.req.clone())
     }
 }
 
 /// Hands one request to the transport; the returned future awaits the reply.
-async fn start_raw(client: RemotingClient, addr: String, req: RemotingCommand) -> BoxedUnit {
+async fn start_raw(client: &RemotingClient, addr: &str, req: RemotingCommand) -> BoxedUnit {
     let reply = client
-        .invoke_async(&addr, req, TIMEOUT)
+        .invoke_async(addr, req, TIMEOUT)
         .await
         .expect("accepted");
     Box::pin(async move {
@@ -338,25 +357,26 @@ async fn start_raw(client: RemotingClient, addr: String, req: RemotingCommand) -
     })
 }
 
+/// Pipelined `send_async` calls.
+fn producer_async(f: &Fixture, size: usize) -> ProducerSync {
+    producer_sync(&f.plain, &f.topic, size)
+}
+
+impl Start for ProducerSync {
+    fn start(&self) -> impl std::future::Future<Output = BoxedUnit> + Send {
+        start_send_async(
+            &self.p,
+            Message::new(self.topic.as_str(), self.body.clone()),
+        )
+    }
+}
+
 /// Admits one asynchronous send; the returned future awaits its outcome.
-async fn start_send_async(p: Producer, msg: Message) -> BoxedUnit {
+async fn start_send_async(p: &Producer, msg: Message) -> BoxedUnit {
     let fut = p.send_async(msg).await.expect("admitted");
     Box::pin(async move {
         fut.await.expect("sent");
     })
-}
-
-/// Starts one pipelined `send_async`; the returned future awaits its outcome.
-fn producer_async(
-    f: &Fixture,
-    size: usize,
-) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = BoxedUnit> + Send>> + Send + 'static
-{
-    let (p, topic, body) = (f.plain.clone(), f.topic.clone(), body(size));
-    move || {
-        let (p, msg) = (p.clone(), Message::new(topic.as_str(), body.clone()));
-        Box::pin(start_send_async(p, msg))
-    }
 }
 
 fn async_pipeline(c: &mut Criterion) {
@@ -393,39 +413,55 @@ fn async_pipeline(c: &mut Criterion) {
 /// the testkit broker and, when configured, the real cluster.
 fn latency_report(_: &mut Criterion) {
     let benching = std::env::args().any(|a| a == "--bench");
-    latency_pass(&fixture(), if benching { 20_000 } else { 200 });
+    let testkit = fixture();
+    latency_pass(&testkit, if benching { 20_000 } else { 200 });
+    let n = |full: usize| if benching { full } else { 64 };
+    delayed_pass(&testkit, BROKER_DELAY, n(2_000), n(20_000));
     if let Some(real) = real_fixture() {
         latency_pass(&real, if benching { 5_000 } else { 50 });
     }
 }
 
+/// Prints one line: messages/s and latency percentiles of `lat`.
+fn report(f: &Fixture, name: &str, mut lat: Vec<Duration>, elapsed: Duration) {
+    lat.sort_unstable();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    eprintln!(
+        "{:<8} {name:<44} {:>9.0} msg/s   p50 {:>8.1} us   p99 {:>8.1} us   p999 {:>8.1} us",
+        f.name,
+        lat.len() as f64 / elapsed.as_secs_f64(),
+        pct(0.50).as_secs_f64() * 1e6,
+        pct(0.99).as_secs_f64() * 1e6,
+        pct(0.999).as_secs_f64() * 1e6,
+    );
+}
+
 fn latency_pass(f: &Fixture, n: usize) {
-    let report = |name: String, mut lat: Vec<Duration>, elapsed: Duration| {
-        lat.sort_unstable();
-        let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
-        eprintln!(
-            "{:<8} {name:<40} {:>9.0} msg/s   p50 {:>8.1} us   p99 {:>8.1} us   p999 {:>8.1} us",
-            f.name,
-            lat.len() as f64 / elapsed.as_secs_f64(),
-            pct(0.50).as_secs_f64() * 1e6,
-            pct(0.99).as_secs_f64() * 1e6,
-            pct(0.999).as_secs_f64() * 1e6,
-        );
-    };
     for (label, size) in SIZES {
         for tasks in [1usize, TASKS] {
             let (lat, el) = f.rt.block_on(timed(n, tasks, raw_sync(f, size)));
-            report(format!("invoke_sync {label} {tasks} task(s)"), lat, el);
+            report(f, &format!("invoke_sync {label} {tasks} task(s)"), lat, el);
             let (lat, el) =
                 f.rt.block_on(timed(n, tasks, producer_sync(&f.plain, &f.topic, size)));
-            report(format!("producer send {label} {tasks} task(s)"), lat, el);
+            report(
+                f,
+                &format!("producer send {label} {tasks} task(s)"),
+                lat,
+                el,
+            );
             f.clear();
         }
         let (lat, el) = f.rt.block_on(pipelined(n as u64, raw_async(f, size)));
-        report(format!("invoke_async {label} pipeline {PIPELINE}"), lat, el);
+        report(
+            f,
+            &format!("invoke_async {label} pipeline {PIPELINE}"),
+            lat,
+            el,
+        );
         let (lat, el) = f.rt.block_on(pipelined(n as u64, producer_async(f, size)));
         report(
-            format!("producer send_async {label} pipeline {PIPELINE}"),
+            f,
+            &format!("producer send_async {label} pipeline {PIPELINE}"),
             lat,
             el,
         );
@@ -433,12 +469,41 @@ fn latency_pass(f: &Fixture, n: usize) {
     }
 }
 
+/// How long the testkit broker waits before each answer in [`delayed_pass`]: about the
+/// round trip of a real broker on this machine (p50 1.35 ms), and of a broker across a network.
+const BROKER_DELAY: Duration = Duration::from_millis(1);
+
+/// Sync sends, 1 and 64 tasks, while the testkit broker answers each request `delay` late (the
+/// requests still run concurrently, as on a real broker): how concurrent sends scale once the
+/// round trip, not this machine's CPU, bounds one task. `n1` sends for one task, `n64` for 64.
+fn delayed_pass(f: &Fixture, delay: Duration, n1: usize, n64: usize) {
+    let Some(cluster) = &f.cluster else { return };
+    let faults = cluster.brokers()[0].faults();
+    faults.set_delay(delay);
+    let ms = delay.as_secs_f64() * 1e3;
+    for (tasks, n) in [(1, n1), (TASKS, n64)] {
+        let (lat, el) = f.rt.block_on(timed(n, tasks, raw_sync(f, 128)));
+        report(
+            f,
+            &format!("+{ms}ms invoke_sync 128B {tasks} task(s)"),
+            lat,
+            el,
+        );
+        let (lat, el) =
+            f.rt.block_on(timed(n, tasks, producer_sync(&f.plain, &f.topic, 128)));
+        report(
+            f,
+            &format!("+{ms}ms producer send 128B {tasks} task(s)"),
+            lat,
+            el,
+        );
+        f.clear();
+    }
+    faults.set_delay(Duration::ZERO);
+}
+
 /// `n` calls of `one` over `tasks` tasks, each call timed.
-async fn timed<F, Fut>(n: usize, tasks: usize, one: F) -> (Vec<Duration>, Duration)
-where
-    F: Fn() -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
+async fn timed<C: Call>(n: usize, tasks: usize, one: C) -> (Vec<Duration>, Duration) {
     let per = n.div_ceil(tasks);
     let start = Instant::now();
     let handles: Vec<_> = (0..tasks)
@@ -448,7 +513,7 @@ where
                 let mut lat = Vec::with_capacity(per);
                 for _ in 0..per {
                     let t0 = Instant::now();
-                    one().await;
+                    one.call().await;
                     lat.push(t0.elapsed());
                 }
                 lat

@@ -16,7 +16,7 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::{Instrument, Span};
 
 use crate::backpressure::Permit;
-use crate::deliver::{offload, Deliver, SendOutcome};
+use crate::deliver::{offload, Deliver, Delivered, Leftovers, SendOutcome};
 use crate::error::{ProducerError, Unsent};
 use crate::kernel::{prepare_single, Outgoing};
 use crate::producer::Inner;
@@ -50,6 +50,8 @@ struct Flight {
     queue: Queue,
     t0: Instant,
     launched: Launched,
+    /// The sent message once the send succeeded, handed back with the flight as leftovers.
+    msg: Option<Message>,
 }
 
 impl Producer {
@@ -63,9 +65,9 @@ impl Producer {
     /// [`ProducerError::InvalidMessage`] or [`ProducerError::NotRunning`], with the message.
     pub async fn send_async(&self, msg: Message) -> Result<SendFuture, ProducerError> {
         let (tx, rx) = oneshot::channel();
-        let deliver = Deliver::new(move |outcome| {
+        let deliver = Deliver::new(move |delivered: (SendOutcome, Leftovers)| {
             // The receiver may be gone (the caller dropped the future): the outcome is discarded.
-            let _ = tx.send(outcome);
+            let _ = tx.send(delivered);
         });
         if let Err((e, deliver)) = self.start_async(msg, deliver).await {
             deliver.disarm();
@@ -129,8 +131,8 @@ impl Producer {
             msg,
             started: Instant::now(),
         };
-        let deliver = Deliver::new(move |outcome| {
-            let _ = tx.send(outcome);
+        let deliver = Deliver::new(move |delivered: (SendOutcome, Leftovers)| {
+            let _ = tx.send(delivered);
         });
         spawn(inner, admitted, First::NotStarted(out), span, deliver);
         Ok(SendFuture::new(rx))
@@ -138,13 +140,14 @@ impl Producer {
 
     /// Admission (waiting for room), first launch in the caller, then the task. On an error the
     /// deliverer comes back uncalled.
-    async fn start_async<D>(
+    async fn start_async<D, T>(
         &self,
         msg: Message,
-        mut deliver: Deliver<D>,
-    ) -> Result<(), (ProducerError, Deliver<D>)>
+        mut deliver: Deliver<D, T>,
+    ) -> Result<(), (ProducerError, Deliver<D, T>)>
     where
-        D: FnOnce(SendOutcome) + Send + 'static,
+        D: FnOnce(T) + Send + 'static,
+        T: Delivered + 'static,
     {
         let inner = self.inner();
         let (token, msg) = match admit(inner, msg) {
@@ -230,6 +233,7 @@ async fn launch_first(inner: &Arc<Inner>, out: Outgoing) -> First {
                 queue,
                 t0,
                 launched,
+                msg: None,
             }))
         }
     }
@@ -237,14 +241,15 @@ async fn launch_first(inner: &Arc<Inner>, out: Outgoing) -> First {
 
 /// The task's part: await the first answer, run the remaining attempts, deliver exactly once,
 /// then release the send's registrations.
-fn spawn<D>(
+fn spawn<D, T>(
     inner: &Arc<Inner>,
     admitted: Admitted,
     first: First,
     span: Span,
-    mut deliver: Deliver<D>,
+    mut deliver: Deliver<D, T>,
 ) where
-    D: FnOnce(SendOutcome) + Send + 'static,
+    D: FnOnce(T) + Send + 'static,
+    T: Delivered + 'static,
 {
     if !matches!(first, First::Over(_)) {
         deliver.may_be_stored();
@@ -259,7 +264,7 @@ fn spawn<D>(
             }
             other => other,
         };
-        let outcome = complete(first).instrument(span.clone()).await;
+        let (outcome, flight) = complete(first).instrument(span.clone()).await;
         log_outcome(&span, admitted.started, &outcome);
         let Admitted {
             token, permit, msg, ..
@@ -268,11 +273,20 @@ fn spawn<D>(
         // on its result never waits on its own finished send. The token (what `shutdown` waits
         // for) goes last.
         drop(permit);
-        deliver.call(
-            outcome
-                .and_then(expect_result)
-                .map_err(|e| e.with_unsent(Unsent::one(msg))),
-        );
+        let (outcome, leftovers) = match outcome.and_then(expect_result) {
+            Ok(result) => {
+                let leftovers = flight.map_or_else(Leftovers::default, |mut flight| {
+                    flight.msg = Some(msg);
+                    Leftovers::new(flight)
+                });
+                (Ok(result), leftovers)
+            }
+            Err(e) => (
+                Err(e.with_unsent(Unsent::one(msg))),
+                flight.map_or_else(Leftovers::default, |f| Leftovers::new(f)),
+            ),
+        };
+        deliver.call_with(outcome, leftovers);
         drop(token);
     };
     // The driver only stops after the producer's state is gone, which `inner` keeps alive here;
@@ -283,25 +297,30 @@ fn spawn<D>(
 }
 
 /// Awaits the first attempt and runs the rest. The first answer is awaited in place; any
-/// further attempt runs in a future of its own, allocated only then.
-async fn complete(first: First) -> Outcome {
+/// further attempt runs in a future of its own, allocated only then. The flight comes back when
+/// the first attempt ended the send (to be freed by the receiver of the outcome).
+async fn complete(first: First) -> (Outcome, Option<Box<Flight>>) {
     match first {
-        First::NotStarted(_) => Err(ProducerError::Cancelled {
-            maybe_stored: false,
-            unsent: Unsent::none(),
-        }),
-        First::Over(outcome) => outcome,
+        First::NotStarted(_) => (
+            Err(ProducerError::Cancelled {
+                maybe_stored: false,
+                unsent: Unsent::none(),
+            }),
+            None,
+        ),
+        First::Over(outcome) => (outcome, None),
         First::Launched(mut flight) => {
             let Flight {
                 state,
                 queue,
                 t0,
                 launched,
+                ..
             } = &mut *flight;
             let outcome = state.finish(queue, launched).await;
             match state.settle(queue, t0.elapsed(), outcome) {
-                Settled::Done(outcome) => outcome,
-                Settled::Again(pause) => Box::pin(flight.state.resume(pause)).await,
+                Settled::Done(outcome) => (outcome, Some(flight)),
+                Settled::Again(pause) => (Box::pin(flight.state.resume(pause)).await, None),
             }
         }
     }

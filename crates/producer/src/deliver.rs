@@ -7,6 +7,7 @@
 //! reaches the completion driver. User callbacks run on their own small task
 //! ([`offload`]), so a slow callback stalls neither the driver nor the other sends.
 
+use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use tokio_util::task::TaskTracker;
@@ -17,20 +18,66 @@ use crate::send_result::SendResult;
 /// The outcome of one asynchronous send.
 pub(crate) type SendOutcome = Result<SendResult, ProducerError>;
 
+/// What a finished send no longer needs (its message, its attempt state), handed back with the
+/// outcome so that it is freed where the receiver runs: the caller's task, which allocated it,
+/// for [`SendFuture`](crate::SendFuture). Freeing on the thread that allocated keeps the system
+/// allocator's per-thread caches warm; freeing on the completion driver's thread made every send
+/// pay cross-thread frees (measured: up to half the pipelined throughput with glibc's malloc).
+#[derive(Default)]
+pub(crate) struct Leftovers {
+    held: Option<Box<dyn Send>>,
+}
+
+impl std::fmt::Debug for Leftovers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leftovers")
+            .field("held", &self.held.is_some())
+            .finish()
+    }
+}
+
+impl Leftovers {
+    /// Leftovers holding `held`.
+    pub(crate) fn new(held: Box<dyn Send>) -> Self {
+        Self { held: Some(held) }
+    }
+}
+
+/// What a deliverer's receiver takes: the outcome alone (leftovers are dropped where the send
+/// completes), or the outcome with its leftovers.
+pub(crate) trait Delivered: Sized {
+    fn from_parts(outcome: SendOutcome, leftovers: Leftovers) -> Self;
+}
+
+impl Delivered for SendOutcome {
+    fn from_parts(outcome: SendOutcome, _: Leftovers) -> Self {
+        outcome
+    }
+}
+
+impl Delivered for (SendOutcome, Leftovers) {
+    fn from_parts(outcome: SendOutcome, leftovers: Leftovers) -> Self {
+        (outcome, leftovers)
+    }
+}
+
 /// Holds the receiver of a send's outcome until it is called; calls it with
 /// [`ProducerError::Cancelled`] when dropped uncalled.
-pub(crate) struct Deliver<F>
+pub(crate) struct Deliver<F, T = SendOutcome>
 where
-    F: FnOnce(SendOutcome),
+    F: FnOnce(T),
+    T: Delivered,
 {
     f: Option<F>,
     /// What a drop reports: whether the request may have been written by then.
     maybe_stored: bool,
+    _takes: PhantomData<fn(T)>,
 }
 
-impl<F> Deliver<F>
+impl<F, T> Deliver<F, T>
 where
-    F: FnOnce(SendOutcome),
+    F: FnOnce(T),
+    T: Delivered,
 {
     /// A deliverer that, dropped uncalled, reports a send certainly not stored (until
     /// [`Deliver::may_be_stored`]).
@@ -38,6 +85,7 @@ where
         Self {
             f: Some(f),
             maybe_stored: false,
+            _takes: PhantomData,
         }
     }
 
@@ -47,9 +95,14 @@ where
     }
 
     /// Delivers `outcome`; a panic of the receiver is caught and logged.
-    pub(crate) fn call(mut self, outcome: SendOutcome) {
+    pub(crate) fn call(self, outcome: SendOutcome) {
+        self.call_with(outcome, Leftovers::default());
+    }
+
+    /// Delivers `outcome` with what the send leaves behind.
+    pub(crate) fn call_with(mut self, outcome: SendOutcome, leftovers: Leftovers) {
         if let Some(f) = self.f.take() {
-            run(f, outcome);
+            run(f, T::from_parts(outcome, leftovers));
         }
     }
 
@@ -59,9 +112,10 @@ where
     }
 }
 
-impl<F> Drop for Deliver<F>
+impl<F, T> Drop for Deliver<F, T>
 where
-    F: FnOnce(SendOutcome),
+    F: FnOnce(T),
+    T: Delivered,
 {
     fn drop(&mut self) {
         if let Some(f) = self.f.take() {
@@ -69,20 +123,19 @@ where
                 maybe_stored = self.maybe_stored,
                 "asynchronous send dropped before it ended: delivering Cancelled"
             );
-            run(
-                f,
-                Err(ProducerError::Cancelled {
-                    maybe_stored: self.maybe_stored,
-                    unsent: Unsent::none(),
-                }),
-            );
+            let cancelled = Err(ProducerError::Cancelled {
+                maybe_stored: self.maybe_stored,
+                unsent: Unsent::none(),
+            });
+            run(f, T::from_parts(cancelled, Leftovers::default()));
         }
     }
 }
 
-impl<F> std::fmt::Debug for Deliver<F>
+impl<F, T> std::fmt::Debug for Deliver<F, T>
 where
-    F: FnOnce(SendOutcome),
+    F: FnOnce(T),
+    T: Delivered,
 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Deliver")
@@ -92,8 +145,8 @@ where
     }
 }
 
-fn run<F: FnOnce(SendOutcome)>(f: F, outcome: SendOutcome) {
-    if catch_unwind(AssertUnwindSafe(move || f(outcome))).is_err() {
+fn run<F: FnOnce(T), T>(f: F, value: T) {
+    if catch_unwind(AssertUnwindSafe(move || f(value))).is_err() {
         tracing::error!("a send callback panicked (the panic was caught)");
     }
 }

@@ -6,6 +6,7 @@ use std::task::{Context, Poll};
 
 use tokio::sync::oneshot;
 
+use crate::deliver::{Leftovers, SendOutcome};
 use crate::error::{ProducerError, Unsent};
 use crate::send_result::SendResult;
 
@@ -16,11 +17,11 @@ use crate::send_result::SendResult;
 #[derive(Debug)]
 #[must_use = "the outcome of the send is only known through this future"]
 pub struct SendFuture {
-    rx: oneshot::Receiver<Result<SendResult, ProducerError>>,
+    rx: oneshot::Receiver<(SendOutcome, Leftovers)>,
 }
 
 impl SendFuture {
-    pub(crate) fn new(rx: oneshot::Receiver<Result<SendResult, ProducerError>>) -> Self {
+    pub(crate) fn new(rx: oneshot::Receiver<(SendOutcome, Leftovers)>) -> Self {
         Self { rx }
     }
 }
@@ -29,15 +30,80 @@ impl Future for SendFuture {
     type Output = Result<SendResult, ProducerError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx).poll(cx).map(|r| {
+        Pin::new(&mut self.rx).poll(cx).map(|r| match r {
+            // What the send left behind is freed here, on the caller's side.
+            Ok((outcome, _leftovers)) => outcome,
             // The task always sends before it ends; a lost sender means the runtime dropped the
             // task (runtime shutdown), after which the outcome is unknown.
-            r.unwrap_or_else(|_| {
-                Err(ProducerError::Cancelled {
-                    maybe_stored: true,
-                    unsent: Unsent::none(),
-                })
-            })
+            Err(_) => Err(ProducerError::Cancelled {
+                maybe_stored: true,
+                unsent: Unsent::none(),
+            }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::deliver::Deliver;
+
+    struct Flag(Arc<AtomicBool>);
+
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn leftovers_are_freed_by_whoever_awaits_the_outcome() {
+        let freed = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = oneshot::channel();
+        let deliver = Deliver::new(move |delivered: (SendOutcome, Leftovers)| {
+            let _ = tx.send(delivered);
+        });
+        deliver.call_with(
+            Err(ProducerError::not_running(Unsent::none())),
+            Leftovers::new(Box::new(Flag(Arc::clone(&freed)))),
+        );
+        assert!(!freed.load(Ordering::SeqCst), "freed by the sender");
+        let outcome = SendFuture::new(rx).await;
+        assert!(matches!(outcome, Err(ProducerError::NotRunning { .. })));
+        assert!(freed.load(Ordering::SeqCst), "freed once awaited");
+    }
+
+    #[test]
+    fn an_outcome_only_receiver_frees_leftovers_at_once() {
+        let freed = Arc::new(AtomicBool::new(false));
+        let got = Arc::new(AtomicBool::new(false));
+        let seen = Arc::clone(&got);
+        Deliver::new(move |_: SendOutcome| seen.store(true, Ordering::SeqCst)).call_with(
+            Err(ProducerError::not_running(Unsent::none())),
+            Leftovers::new(Box::new(Flag(Arc::clone(&freed)))),
+        );
+        assert!(got.load(Ordering::SeqCst));
+        assert!(freed.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn a_dropped_deliverer_resolves_the_future_as_cancelled() {
+        let (tx, rx) = oneshot::channel::<(SendOutcome, Leftovers)>();
+        let mut deliver = Deliver::new(move |delivered: (SendOutcome, Leftovers)| {
+            let _ = tx.send(delivered);
+        });
+        deliver.may_be_stored();
+        drop(deliver);
+        let outcome = SendFuture::new(rx).await;
+        assert!(matches!(
+            outcome,
+            Err(ProducerError::Cancelled {
+                maybe_stored: true,
+                ..
+            })
+        ));
     }
 }
