@@ -16,6 +16,12 @@
 //! `cargo bench --bench producer -- --warm-up-time 1 --measurement-time 3`
 //! (numbers in `benches/README.md`, section "producer").
 
+// `RUSTFLAGS="--cfg rmq_bench_mimalloc"`: the same benches with mimalloc as the global allocator
+// (an application's choice; the libraries never set one).
+#[cfg(rmq_bench_mimalloc)]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 

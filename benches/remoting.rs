@@ -4,6 +4,12 @@
 //! `cargo bench --bench remoting -- --warm-up-time 1 --measurement-time 3`
 //! (numbers and analysis in `benches/README.md`).
 
+// `RUSTFLAGS="--cfg rmq_bench_mimalloc"`: the same benches with mimalloc as the global allocator
+// (an application's choice; the libraries never set one).
+#[cfg(rmq_bench_mimalloc)]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
