@@ -33,7 +33,8 @@ pub(crate) enum Command {
     Send(SendArgs),
     /// Print a topic's route and publish info (queues, master addresses) as JSON.
     Route(RouteArgs),
-    /// Measure throughput and latency; one JSON summary on stdout at the end.
+    /// Measure throughput and latency; one JSON summary on stdout at the end (also after Ctrl-C,
+    /// which stops new sends and waits for those in flight; a second Ctrl-C stops waiting).
     #[command(after_help = EXIT_CODES)]
     Bench(BenchArgs),
     /// Run an in-memory name server and broker(s) on 127.0.0.1 until Ctrl-C.
@@ -167,7 +168,8 @@ impl BenchMode {
     }
 }
 
-/// `rmq bench`.
+/// `rmq bench`. Ctrl-C or SIGTERM stops it early: no new sends, those in flight are awaited (a
+/// second signal stops waiting), and the summary is printed with `"interrupted":true`.
 #[derive(Debug, Clone, Args)]
 #[command(group(clap::ArgGroup::new("bound").required(true).multiple(true).args(["count", "duration"])))]
 pub(crate) struct BenchArgs {

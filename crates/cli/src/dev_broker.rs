@@ -6,6 +6,7 @@ use crate::cli::DevBrokerArgs;
 use crate::dev_cluster::DevCluster;
 use crate::fatal::Fatal;
 use crate::output::exit;
+use crate::signals::stop_signal;
 
 /// Bound on stopping the cluster after the signal.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -38,34 +39,4 @@ pub(crate) async fn run(args: &DevBrokerArgs) -> Result<u8, Fatal> {
         return Err(Fatal::failed("the dev broker did not stop in time"));
     }
     Ok(exit::OK)
-}
-
-/// Waits for Ctrl-C (SIGINT) or, on Unix, SIGTERM; returns which.
-async fn stop_signal() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! {
-                _ = tokio::signal::ctrl_c() => "interrupted",
-                _ = term.recv() => "terminated",
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                ctrl_c().await
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        ctrl_c().await
-    }
-}
-
-async fn ctrl_c() -> &'static str {
-    match tokio::signal::ctrl_c().await {
-        Ok(()) => "interrupted",
-        // Without a signal handler the process can only be killed; wait for that.
-        Err(_) => std::future::pending().await,
-    }
 }

@@ -26,6 +26,7 @@ mod fatal;
 mod output;
 mod route;
 mod send;
+mod signals;
 
 use std::process::ExitCode;
 

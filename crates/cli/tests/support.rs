@@ -107,21 +107,23 @@ pub(crate) fn wait_bounded(child: &mut Child, timeout: Duration) -> Option<ExitS
     }
 }
 
-/// A long-running `rmq` process (the dev broker) whose stderr is read line by line; killed and
-/// reaped on drop.
+/// A long-running `rmq` process (the dev broker, a long bench) whose stderr is read line by
+/// line and whose stdout is collected; killed and reaped on drop.
 #[derive(Debug)]
 pub(crate) struct Background {
     pub(crate) child: Child,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
+    stdout: Option<thread::JoinHandle<String>>,
 }
 
 impl Background {
-    /// Starts `cmd` with stderr piped.
+    /// Starts `cmd` with stdout and stderr piped.
     pub(crate) fn start(mut cmd: Command) -> Self {
-        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start rmq");
         let stderr = child.stderr.take().expect("stderr");
+        let stdout = child.stdout.take().map(drain);
         let (tx, lines) = mpsc::channel();
         thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
@@ -135,6 +137,7 @@ impl Background {
             child,
             lines,
             seen: Vec::new(),
+            stdout,
         }
     }
 
@@ -156,13 +159,26 @@ impl Background {
 
     /// Sends SIGTERM (through `kill`) and waits for the exit at most `timeout`.
     pub(crate) fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.signal("-TERM");
+        wait_bounded(&mut self.child, timeout)
+    }
+
+    /// Sends `signal` (a `kill` option such as `-INT`) to the process.
+    pub(crate) fn signal(&mut self, signal: &str) {
         let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        let sent = Command::new("kill").args([signal, &pid]).status();
         assert!(
             sent.as_ref().is_ok_and(|s| s.success()),
-            "kill -TERM {pid}: {sent:?}"
+            "kill {signal} {pid}: {sent:?}"
         );
-        wait_bounded(&mut self.child, timeout)
+    }
+
+    /// Everything the process wrote on stdout (call after it exited).
+    pub(crate) fn stdout(&mut self) -> String {
+        self.stdout
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default()
     }
 }
 

@@ -4,11 +4,11 @@
 mod support;
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rmq_testkit::MockCluster;
 use serde_json::Value;
-use support::{closed_addr, rmq, run, run_with, Background, Run, RUN_TIMEOUT};
+use support::{closed_addr, rmq, run, run_with, wait_bounded, Background, Run, RUN_TIMEOUT};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -552,4 +552,39 @@ fn dev_broker_serves_until_sigterm() {
         Some(0),
         "clean exit on SIGTERM"
     );
+}
+
+#[cfg(unix)]
+#[test]
+fn bench_stops_on_ctrl_c_and_still_prints_its_summary() {
+    let mut bench = Background::start(rmq(&[
+        "bench",
+        "--embedded",
+        "--mode",
+        "async",
+        "--size",
+        "64",
+        "--concurrency",
+        "2",
+        "--duration",
+        "120",
+    ]));
+    // Running: the first live line.
+    bench.wait_line("sent/s", T);
+    let t = Instant::now();
+    bench.signal("-INT");
+    bench.wait_line("stopping: no new sends", T);
+    let status = wait_bounded(&mut bench.child, T);
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "exit after draining"
+    );
+    assert!(t.elapsed() < T, "stopped in {:?}", t.elapsed());
+    let out = bench.stdout();
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    assert_eq!(v["interrupted"], Value::Bool(true), "{v}");
+    assert_eq!(v["failed"], 0, "{v}");
+    assert!(v["sent"].as_u64().is_some_and(|n| n > 0), "{v}");
+    assert!(v["secs"].as_f64().is_some_and(|s| s < 60.0), "{v}");
 }

@@ -1,6 +1,6 @@
 //! How much a benchmark may still send: a message count and/or a deadline, shared by the tasks.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 /// Hands out messages to send until the count is reached or the deadline passed.
@@ -9,6 +9,7 @@ pub(crate) struct Budget {
     limit: Option<u64>,
     deadline: Option<Instant>,
     issued: AtomicU64,
+    stopped: AtomicBool,
 }
 
 impl Budget {
@@ -18,7 +19,13 @@ impl Budget {
             limit,
             deadline,
             issued: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
         }
+    }
+
+    /// Hands out nothing more (a stop signal): every later [`Budget::take`] returns 0.
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
     }
 
     /// Reserves up to `want` messages (at least 1 is asked); 0 means stop.
@@ -28,7 +35,7 @@ impl Budget {
 
     /// [`Budget::take`] at `now`.
     pub(crate) fn take_at(&self, want: u64, now: Instant) -> u64 {
-        if self.deadline.is_some_and(|d| now >= d) {
+        if self.stopped.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| now >= d) {
             return 0;
         }
         let want = want.max(1);
@@ -77,6 +84,16 @@ mod tests {
         let b = Budget::new(Some(1), None);
         assert_eq!(b.take(0), 1);
         assert_eq!(b.take(0), 0);
+    }
+
+    #[test]
+    fn stop_ends_any_budget_at_once() {
+        let b = Budget::new(None, None);
+        assert_eq!(b.take(4), 4);
+        b.stop();
+        assert_eq!(b.take(4), 0);
+        assert_eq!(b.take(1), 0);
+        assert_eq!(b.issued(), 4);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rmq_common::Message;
 use rmq_producer::{Producer, ProducerError};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::cli::{BenchArgs, BenchMode};
@@ -36,7 +37,10 @@ pub(crate) async fn command(args: &BenchArgs, namesrv: &str) -> Result<u8, Fatal
         .start()
         .await
         .map_err(|e| crate::fatal::producer_start(&e))?;
-    let report = run(producer.clone(), &plan, |i| {
+    // Ctrl-C / SIGTERM: the first stops new sends and waits for those in flight (bounded), the
+    // second stops waiting; either way the summary of what happened is printed.
+    let signals = crate::signals::count_stop_signals();
+    let report = run(producer.clone(), &plan, signals, |i| {
         eprintln!("rmq bench: {}", i.line())
     })
     .await;
@@ -125,10 +129,13 @@ fn body(size: u32) -> Bytes {
         .into()
 }
 
-/// Runs `plan` through `producer`, calling `live` with each interval (every second).
+/// Runs `plan` through `producer`, calling `live` with each interval (every second). A change
+/// of `signals` to 1 stops handing out new sends (those in flight are still awaited, bounded);
+/// 2 or more stops waiting for them.
 pub(crate) async fn run(
     producer: Producer,
     plan: &Plan,
+    signals: watch::Receiver<u32>,
     mut live: impl FnMut(&Interval),
 ) -> Report {
     let start = Instant::now();
@@ -160,11 +167,22 @@ pub(crate) async fn run(
         }
         drain(&shared.rec, plan.send_timeout + Duration::from_secs(5)).await;
     };
-    tick_until(all_done, &shared.rec, start, &mut live).await;
+    let interrupted = tick_until(
+        all_done,
+        &shared.rec,
+        start,
+        &mut live,
+        Stop {
+            signals,
+            budget: &shared.budget,
+        },
+    )
+    .await;
     let elapsed = start.elapsed();
-    let summary = shared
+    let mut summary = shared
         .rec
         .summary(plan.mode.as_str(), plan.size, plan.concurrency, elapsed);
+    summary.interrupted = interrupted;
     let (failed, maybe_stored) = shared.rec.failures();
     let exit_code = match (failed, maybe_stored) {
         (0, _) => exit::OK,
@@ -178,24 +196,52 @@ pub(crate) async fn run(
     }
 }
 
-/// Calls `live` every [`TICK`] until `work` finishes.
+/// What stops a run early: the count of stop signals, and the budget to close.
+struct Stop<'a> {
+    signals: watch::Receiver<u32>,
+    budget: &'a Budget,
+}
+
+/// Calls `live` every [`TICK`] until `work` finishes, or until a second stop signal; returns
+/// whether a stop signal came.
 async fn tick_until(
     work: impl Future<Output = ()>,
     rec: &Recorder,
     start: Instant,
     live: &mut impl FnMut(&Interval),
-) {
+    mut stop: Stop<'_>,
+) -> bool {
     tokio::pin!(work);
     let mut ticks = tokio::time::interval_at(Instant::now() + TICK, TICK);
     let (mut last_at, mut last_sent) = (Instant::now(), 0);
+    let (mut listening, mut interrupted) = (true, false);
     loop {
         tokio::select! {
-            () = &mut work => return,
+            () = &mut work => return interrupted,
             _ = ticks.tick() => {
                 let now = Instant::now();
                 let interval = rec.interval(start.elapsed().as_secs(), last_sent, now - last_at);
                 (last_at, last_sent) = (now, rec.sent());
                 live(&interval);
+            }
+            changed = stop.signals.changed(), if listening => {
+                let count = *stop.signals.borrow_and_update();
+                match (changed, count) {
+                    (Err(_), _) => listening = false,
+                    (Ok(()), 0) => {}
+                    (Ok(()), 1) => {
+                        interrupted = true;
+                        stop.budget.stop();
+                        eprintln!(
+                            "rmq bench: stopping: no new sends; waiting for {} in flight (again to stop now)",
+                            rec.in_flight()
+                        );
+                    }
+                    (Ok(()), _) => {
+                        eprintln!("rmq bench: stopped without waiting for {} in flight", rec.in_flight());
+                        return true;
+                    }
+                }
             }
         }
     }
@@ -289,18 +335,106 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(500)).await;
         };
         let started = Instant::now();
-        tokio::time::timeout(
+        let (_signals, rx) = watch::channel(0);
+        let budget = Budget::new(None, None);
+        let stop = Stop {
+            signals: rx,
+            budget: &budget,
+        };
+        let interrupted = tokio::time::timeout(
             Duration::from_secs(10),
-            tick_until(work, &rec, started, &mut |i: &Interval| lines.push(*i)),
+            tick_until(
+                work,
+                &rec,
+                started,
+                &mut |i: &Interval| lines.push(*i),
+                stop,
+            ),
         )
         .await
         .unwrap();
+        assert!(!interrupted);
         // The work lasted 3.5 s: ticks at 1, 2 and 3 s.
         assert_eq!(lines.len(), 3, "{lines:?}");
         assert_eq!(
             lines.iter().map(|i| i.at_secs).collect::<Vec<_>>(),
             vec![1, 2, 3]
         );
+    }
+
+    /// Work that stops when the budget does and then takes `linger` to finish (sends in flight).
+    async fn until_stopped(budget: &Budget, linger: Duration) {
+        while budget.take(1) > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(linger).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_first_signal_stops_new_sends_and_waits_for_the_rest() {
+        let rec = Recorder::default();
+        let budget = Budget::new(None, None);
+        let (signals, rx) = watch::channel(0);
+        let stop = Stop {
+            signals: rx,
+            budget: &budget,
+        };
+        let work = until_stopped(&budget, Duration::from_secs(3));
+        let signal = async {
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+            signals.send_replace(1);
+            std::future::pending::<()>().await;
+        };
+        let t = Instant::now();
+        let mut live = |_: &Interval| {};
+        let interrupted = tokio::select! {
+            i = tick_until(work, &rec, t, &mut live, stop) => i,
+            () = signal => unreachable!(),
+        };
+        assert!(interrupted);
+        // Stopped at 2.5 s, then the 3 s of sends in flight were waited for.
+        let took = t.elapsed();
+        assert!(took >= Duration::from_millis(5400), "{took:?}");
+        assert!(took < Duration::from_secs(6), "{took:?}");
+        assert_eq!(budget.take(1), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_second_signal_stops_waiting() {
+        let rec = Recorder::default();
+        let budget = Budget::new(None, None);
+        let (signals, rx) = watch::channel(0);
+        let stop = Stop {
+            signals: rx,
+            budget: &budget,
+        };
+        let work = until_stopped(&budget, Duration::from_secs(3600));
+        let signal = async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            signals.send_replace(1);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            signals.send_replace(2);
+            std::future::pending::<()>().await;
+        };
+        let t = Instant::now();
+        let mut live = |_: &Interval| {};
+        let interrupted = tokio::select! {
+            i = tick_until(work, &rec, t, &mut live, stop) => i,
+            () = signal => unreachable!(),
+        };
+        assert!(interrupted);
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn an_interrupted_summary_says_so_and_a_normal_one_keeps_its_fields() {
+        let rec = Recorder::default();
+        let mut s = rec.summary("sync", 8, 1, Duration::from_secs(1));
+        let normal = serde_json::to_value(&s).unwrap();
+        assert!(normal.get("interrupted").is_none(), "{normal}");
+        s.interrupted = true;
+        let stopped = serde_json::to_value(&s).unwrap();
+        assert_eq!(stopped["interrupted"], serde_json::Value::Bool(true));
     }
 
     #[tokio::test(start_paused = true)]

@@ -92,6 +92,9 @@ pub(crate) struct Summary {
     pub(crate) p99_us: u64,
     pub(crate) p999_us: u64,
     pub(crate) max_us: u64,
+    /// Stopped early by Ctrl-C or SIGTERM (written only when true).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) interrupted: bool,
 }
 
 /// Rounds to 3 decimals (for readable JSON).
@@ -213,6 +216,7 @@ impl Recorder {
             p99_us: q(0.99),
             p999_us: q(0.999),
             max_us: if h.total.is_empty() { 0 } else { h.total.max() },
+            interrupted: false,
         }
     }
 }
