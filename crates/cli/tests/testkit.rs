@@ -237,7 +237,7 @@ async fn a_black_holed_broker_fails_with_exit_3_maybe_stored() {
     let c = cluster(1, "CliHole").await;
     c.brokers()[0].faults().set_black_hole(true);
     let ns = c.namesrv_addr();
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let r = rmq_run(&[
         "send",
         "--namesrv",
