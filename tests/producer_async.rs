@@ -489,3 +489,71 @@ async fn a_dropped_pending_callback_send_still_calls_back_once() {
     );
     c.shutdown().await;
 }
+
+/// A body that records when its last reference goes.
+struct TrackedBody {
+    dropped: Arc<AtomicBool>,
+    bytes: Vec<u8>,
+}
+
+impl AsRef<[u8]> for TrackedBody {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Drop for TrackedBody {
+    fn drop(&mut self) {
+        self.dropped.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Polls `cond` every 10 ms for at most 5 s.
+async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    cond()
+}
+
+/// A finished send whose future is not awaited yet keeps neither the message body nor the
+/// producer's connections alive; awaiting it later still gives the result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unawaited_finished_send_holds_no_body_and_no_connection() {
+    let cluster = one_broker("AsyncHeld").await;
+    let broker = &cluster.brokers()[0];
+    let p = Producer::builder("AsyncHeldGroup")
+        .name_server(cluster.namesrv_addr())
+        .start()
+        .await
+        .expect("start");
+    let dropped = Arc::new(AtomicBool::new(false));
+    let body = bytes::Bytes::from_owner(TrackedBody {
+        dropped: Arc::clone(&dropped),
+        bytes: vec![7; 64],
+    });
+    let fut = p
+        .send_async(Message::new("AsyncHeld", body))
+        .await
+        .expect("admitted");
+    assert!(eventually(|| broker.message_count() == 1).await, "stored");
+    assert!(
+        eventually(|| dropped.load(Ordering::SeqCst)).await,
+        "the body is released once the send is over, before its future is awaited"
+    );
+    assert!(broker.connection_count() > 0);
+    drop(p);
+    assert!(
+        eventually(|| broker.connection_count() == 0).await,
+        "the last producer handle gone, its connections close though a finished future is held"
+    );
+    let result = timeout(Duration::from_secs(5), fut)
+        .await
+        .expect("resolves")
+        .expect("sent");
+    assert_eq!(result.queue.topic, "AsyncHeld");
+}

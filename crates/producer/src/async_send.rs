@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use rmq_common::validate::validate_message;
 use rmq_common::Message;
 use tokio::sync::{mpsc, oneshot};
@@ -46,11 +47,14 @@ enum First {
 
 /// The first attempt of a send, handed to the transport: what its completion needs.
 struct Flight {
-    state: SendState,
+    /// `None` once the send is over: what it held with an effect (producer handle, route, span)
+    /// is dropped where the send completes; its prepared request moves to `out`.
+    state: Option<SendState>,
     queue: Queue,
     t0: Instant,
     launched: Launched,
-    /// The sent message once the send succeeded, handed back with the flight as leftovers.
+    /// Once the send is over: the memory handed back as leftovers (bodies emptied).
+    out: Option<Outgoing>,
     msg: Option<Message>,
 }
 
@@ -229,10 +233,11 @@ async fn launch_first(inner: &Arc<Inner>, out: Outgoing) -> First {
             let t0 = Instant::now();
             let launched = state.launch(&queue, budget).await;
             First::Launched(Box::new(Flight {
-                state,
+                state: Some(state),
                 queue,
                 t0,
                 launched,
+                out: None,
                 msg: None,
             }))
         }
@@ -274,16 +279,10 @@ fn spawn<D, T>(
         // for) goes last.
         drop(permit);
         let (outcome, leftovers) = match outcome.and_then(expect_result) {
-            Ok(result) => {
-                let leftovers = flight.map_or_else(Leftovers::default, |mut flight| {
-                    flight.msg = Some(msg);
-                    Leftovers::new(flight)
-                });
-                (Ok(result), leftovers)
-            }
+            Ok(result) => (Ok(result), leftovers(Some(msg), flight)),
             Err(e) => (
                 Err(e.with_unsent(Unsent::one(msg))),
-                flight.map_or_else(Leftovers::default, |f| Leftovers::new(f)),
+                leftovers(None, flight),
             ),
         };
         deliver.call_with(outcome, leftovers);
@@ -293,6 +292,35 @@ fn spawn<D, T>(
     // should it be gone anyway (runtime shutting down), the send still gets its own task.
     if let Err(mpsc::error::SendError(task)) = inner.completions.send(Box::pin(task)) {
         inner.sends.spawn_on(task, &inner.runtime);
+    }
+}
+
+/// What a send hands back to the receiver of its outcome to free: the memory the caller's task
+/// allocated for it (the flight itself, message and prepared request, bodies emptied), nothing
+/// with an effect (the producer handle, the route, the span and the transport's future are
+/// dropped here), so a finished `SendFuture` that is not awaited yet holds a few small strings.
+fn leftovers(msg: Option<Message>, flight: Option<Box<Flight>>) -> Leftovers {
+    let Some(mut flight) = flight else {
+        return Leftovers::default();
+    };
+    flight.launched = Launched::Over(Ok(None));
+    if let Some(state) = flight.state.take() {
+        let mut out = state.into_outgoing();
+        out.body = Bytes::new();
+        flight.out = Some(out);
+    }
+    flight.msg = msg.map(|mut m| {
+        m.set_body(Bytes::new());
+        m
+    });
+    Leftovers::new(flight)
+}
+
+/// The error of a flight without its state (cannot happen: see [`complete`]).
+fn spent() -> ProducerError {
+    ProducerError::Cancelled {
+        maybe_stored: true,
+        unsent: Unsent::none(),
     }
 }
 
@@ -311,16 +339,23 @@ async fn complete(first: First) -> (Outcome, Option<Box<Flight>>) {
         First::Over(outcome) => (outcome, None),
         First::Launched(mut flight) => {
             let Flight {
-                state,
+                state: Some(state),
                 queue,
                 t0,
                 launched,
                 ..
-            } = &mut *flight;
+            } = &mut *flight
+            else {
+                // A flight is built with its state; only `leftovers` takes it, after this.
+                return (Err(spent()), None);
+            };
             let outcome = state.finish(queue, launched).await;
             match state.settle(queue, t0.elapsed(), outcome) {
                 Settled::Done(outcome) => (outcome, Some(flight)),
-                Settled::Again(pause) => (Box::pin(flight.state.resume(pause)).await, None),
+                Settled::Again(pause) => match flight.state.take() {
+                    Some(state) => (Box::pin(state.resume(pause)).await, None),
+                    None => (Err(spent()), None),
+                },
             }
         }
     }

@@ -98,8 +98,12 @@ pub(crate) enum Settled {
 /// An attempt handed to the transport, or one that already ended.
 #[derive(Debug)]
 pub(crate) enum Launched {
-    /// Written (or queued for writing); the answer is awaited by [`SendState::finish`].
-    Waiting(ResponseFuture),
+    /// Written (or queued for writing); the answer is awaited by [`SendState::finish`]. The
+    /// address is kept only when it did not come from the send's route (which cannot change).
+    Waiting {
+        fut: ResponseFuture,
+        addr: Option<String>,
+    },
     /// Already over (oneway written, or failed before being written).
     Over(Outcome),
 }
@@ -280,6 +284,11 @@ impl SendState {
         Next::Attempt(queue, budget)
     }
 
+    /// The send's prepared message, the rest of the state dropped (route, producer handle, span).
+    pub(crate) fn into_outgoing(self) -> Outgoing {
+        self.job.out
+    }
+
     /// The message queue `queue` stands for.
     pub(crate) fn queue<'a>(&'a self, queue: &'a Queue) -> &'a MessageQueue {
         match queue {
@@ -315,7 +324,13 @@ impl SendState {
             match self.job.mode {
                 Mode::Oneway => Launched::Over(self.oneway(mq, &addr, req, budget).await),
                 Mode::Reply => match inner.remoting.invoke_async(&addr, req, budget).await {
-                    Ok(fut) => Launched::Waiting(fut),
+                    Ok(fut) => Launched::Waiting {
+                        fut,
+                        addr: match addr {
+                            Cow::Borrowed(_) => None,
+                            Cow::Owned(owned) => Some(owned),
+                        },
+                    },
                     Err(e) => Launched::Over(Err(remoting_error(mq, e))),
                 },
             }
@@ -359,7 +374,7 @@ impl SendState {
         let mq = self.queue(queue);
         match launched {
             Launched::Over(outcome) => std::mem::replace(outcome, Err(cancelled(false))),
-            Launched::Waiting(fut) => {
+            Launched::Waiting { fut, addr } => {
                 let answer = tokio::select! {
                     biased;
                     answer = fut => answer,
@@ -367,9 +382,11 @@ impl SendState {
                 };
                 match answer {
                     Ok(resp) => {
-                        // The address again (not kept across the wait: one allocation less).
-                        let addr = self.inner.broker_addr(&self.info, &mq.broker_name);
-                        let addr = addr.as_deref().unwrap_or("");
+                        // The address the request went to: from the route unless kept.
+                        let addr = addr
+                            .as_deref()
+                            .or_else(|| self.info.master_addr(&mq.broker_name))
+                            .unwrap_or_default();
                         process_response(&resp, &self.job.out, mq, addr).map(Some)
                     }
                     Err(source) => Err(remoting_error(mq, source)),
