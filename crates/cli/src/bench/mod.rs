@@ -370,8 +370,10 @@ mod tests {
         tokio::time::sleep(linger).await;
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_first_signal_stops_new_sends_and_waits_for_the_rest() {
+    /// Runs `tick_until` over work that stops with the budget and then lingers `linger`, while
+    /// the stop-signal count goes to each `(after, count)` in turn: whether the run was
+    /// interrupted, how long it took, and whether the budget still hands out sends.
+    async fn signalled(linger: Duration, signals_at: &[(Duration, u32)]) -> (bool, Duration, bool) {
         let rec = Recorder::default();
         let budget = Budget::new(None, None);
         let (signals, rx) = watch::channel(0);
@@ -379,51 +381,42 @@ mod tests {
             signals: rx,
             budget: &budget,
         };
-        let work = until_stopped(&budget, Duration::from_secs(3));
+        let work = until_stopped(&budget, linger);
         let signal = async {
-            tokio::time::sleep(Duration::from_millis(2500)).await;
-            signals.send_replace(1);
+            for (after, count) in signals_at {
+                tokio::time::sleep(*after).await;
+                signals.send_replace(*count);
+            }
             std::future::pending::<()>().await;
         };
         let t = Instant::now();
         let mut live = |_: &Interval| {};
         let interrupted = tokio::select! {
             i = tick_until(work, &rec, t, &mut live, stop) => i,
-            () = signal => unreachable!(),
+            () = signal => unreachable!("the signals never end"),
         };
+        (interrupted, t.elapsed(), budget.take(1) > 0)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_first_signal_stops_new_sends_and_waits_for_the_rest() {
+        let (interrupted, took, open) =
+            signalled(Duration::from_secs(3), &[(Duration::from_millis(2500), 1)]).await;
         assert!(interrupted);
+        assert!(!open, "no sends after the signal");
         // Stopped at 2.5 s, then the 3 s of sends in flight were waited for.
-        let took = t.elapsed();
         assert!(took >= Duration::from_millis(5400), "{took:?}");
         assert!(took < Duration::from_secs(6), "{took:?}");
-        assert_eq!(budget.take(1), 0);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_second_signal_stops_waiting() {
-        let rec = Recorder::default();
-        let budget = Budget::new(None, None);
-        let (signals, rx) = watch::channel(0);
-        let stop = Stop {
-            signals: rx,
-            budget: &budget,
-        };
-        let work = until_stopped(&budget, Duration::from_secs(3600));
-        let signal = async {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            signals.send_replace(1);
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            signals.send_replace(2);
-            std::future::pending::<()>().await;
-        };
-        let t = Instant::now();
-        let mut live = |_: &Interval| {};
-        let interrupted = tokio::select! {
-            i = tick_until(work, &rec, t, &mut live, stop) => i,
-            () = signal => unreachable!(),
-        };
+        let second = Duration::from_secs(1);
+        let (interrupted, took, open) =
+            signalled(Duration::from_secs(3600), &[(second, 1), (second, 2)]).await;
         assert!(interrupted);
-        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        assert!(!open);
+        assert!(took < Duration::from_secs(3), "{took:?}");
     }
 
     #[test]
