@@ -98,3 +98,37 @@ async fn a_cancelled_load_leaves_no_load_lock_behind() {
         .await
         .expect("shutdown");
 }
+
+#[tokio::test]
+async fn cached_publish_info_answers_only_from_the_cache_and_marks_the_use() {
+    let (ns, cache) = cache_with_topic("T").await;
+    let requests = ns.request_count("T");
+    assert!(cache.cached_publish_info("Unknown").is_none(), "no load");
+    let before = cache
+        .inner
+        .topics
+        .get("T")
+        .expect("cached")
+        .last_used
+        .load(std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let info = cache.cached_publish_info("T").expect("cached with a queue");
+    assert_eq!(info.queues.len(), 1);
+    let after = cache
+        .inner
+        .topics
+        .get("T")
+        .expect("cached")
+        .last_used
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(after > before, "the use is recorded: {before} -> {after}");
+    assert_eq!(
+        ns.request_count("T"),
+        requests,
+        "never asks the name server"
+    );
+    assert_eq!(ns.request_count("Unknown"), 0);
+    tokio::time::timeout(STEP, ns.shutdown())
+        .await
+        .expect("shutdown");
+}
