@@ -63,7 +63,7 @@ impl Message {
     #[must_use]
     pub fn new(topic: impl Into<String>, body: impl Into<Bytes>) -> Self {
         let mut properties = Properties::with_capacity(6);
-        properties.insert(property::WAIT, "true");
+        properties.insert_static(property::WAIT, "true");
         Self {
             topic: topic.into(),
             flag: 0,
@@ -170,7 +170,7 @@ impl Message {
     #[must_use]
     pub fn with_wait_store_msg_ok(mut self, wait: bool) -> Self {
         self.properties
-            .insert(property::WAIT, if wait { "true" } else { "false" });
+            .insert_static(property::WAIT, if wait { "true" } else { "false" });
         self
     }
 

@@ -5,6 +5,7 @@
 //! [`Properties::encode`] writes the trailing separator; [`Properties::decode`] accepts both
 //! forms and drops malformed segments exactly like Java's `string2messageProperties`.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Separator between a property name and its value (`(char) 1`).
@@ -27,8 +28,12 @@ pub const PROPERTY_SEPARATOR: char = '\u{2}';
 /// ```
 #[derive(Clone, Default)]
 pub struct Properties {
-    entries: Vec<(String, String)>,
+    /// Names and values; constants (`WAIT`, `true`) are borrowed, not allocated per message.
+    entries: Vec<(Text, Text)>,
 }
+
+/// A property name or value.
+type Text = Cow<'static, str>;
 
 impl Properties {
     /// An empty map.
@@ -53,7 +58,7 @@ impl Properties {
         self.entries
             .iter()
             .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| &**v)
     }
 
     /// Sets `name` to `value`, returning the previous value. An existing entry keeps its position.
@@ -61,8 +66,16 @@ impl Properties {
     /// No check is made here: names and values containing `\x01`/`\x02`, or empty values, are
     /// stored as given (and would not survive a [`decode`](Self::decode), as in Java).
     pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) -> Option<String> {
-        let name = name.into();
-        let value = value.into();
+        self.put(Cow::Owned(name.into()), Cow::Owned(value.into()))
+            .map(Cow::into_owned)
+    }
+
+    /// [`insert`](Self::insert) of constant text, without allocating.
+    pub(crate) fn insert_static(&mut self, name: &'static str, value: &'static str) {
+        self.put(Cow::Borrowed(name), Cow::Borrowed(value));
+    }
+
+    fn put(&mut self, name: Text, value: Text) -> Option<Text> {
         if let Some(slot) = self.entries.iter_mut().find(|(k, _)| *k == name) {
             Some(std::mem::replace(&mut slot.1, value))
         } else {
@@ -74,7 +87,7 @@ impl Properties {
     /// Removes `name`, returning its value.
     pub fn remove(&mut self, name: &str) -> Option<String> {
         let pos = self.entries.iter().position(|(k, _)| k == name)?;
-        Some(self.entries.remove(pos).1)
+        Some(self.entries.remove(pos).1.into_owned())
     }
 
     /// Whether `name` is present.
@@ -97,7 +110,7 @@ impl Properties {
 
     /// Iterates over `(name, value)` in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.entries.iter().map(|(k, v)| (&**k, &**v))
     }
 
     /// Removes every entry.
@@ -206,6 +219,24 @@ mod tests {
 
     fn pairs(p: &Properties) -> Vec<(&str, &str)> {
         p.iter().collect()
+    }
+
+    #[test]
+    fn constant_and_owned_text_behave_the_same() {
+        let mut p = Properties::new();
+        p.insert_static("WAIT", "true");
+        assert_eq!(p.get("WAIT"), Some("true"));
+        assert_eq!(
+            p.insert("WAIT", String::from("false")),
+            Some("true".to_owned())
+        );
+        p.insert_static("TAGS", "a");
+        assert_eq!(pairs(&p), [("WAIT", "false"), ("TAGS", "a")]);
+        assert_eq!(p.encode(), "WAIT\u{1}false\u{2}TAGS\u{1}a\u{2}");
+        let owned: Properties = [("WAIT", "false"), ("TAGS", "a")].into_iter().collect();
+        assert_eq!(p, owned);
+        assert_eq!(p.remove("TAGS"), Some("a".to_owned()));
+        assert_eq!(pairs(&p), [("WAIT", "false")]);
     }
 
     #[test]
