@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use rmq_common::{LanguageCode, ResponseCode};
+use rmq_remoting::acl::Credentials;
 use rmq_remoting::{RemotingConfig, SerializeType};
 
 use crate::config::{ConfigError, ProducerConfig};
@@ -163,6 +164,24 @@ impl ProducerBuilder {
     /// The header serialization of requests (default JSON).
     pub fn serialize_type(mut self, serialize_type: SerializeType) -> Self {
         self.cfg.serialize_type = serialize_type;
+        self
+    }
+
+    /// Signs every request with these ACL credentials (clusters with `aclEnable=true`; Java's
+    /// `new DefaultMQProducer(group, new AclClientRPCHook(credentials))`).
+    ///
+    /// ```
+    /// use rmq_producer::{Credentials, Producer};
+    /// let builder = Producer::builder("OrderProducers")
+    ///     .name_server("127.0.0.1:9876")
+    ///     .credentials(Credentials::new("RocketMQ", "12345678"));
+    /// assert_eq!(
+    ///     builder.config().credentials.as_ref().map(Credentials::access_key),
+    ///     Some("RocketMQ")
+    /// );
+    /// ```
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.cfg.credentials = Some(credentials);
         self
     }
 

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use rmq_common::{LanguageCode, ResponseCode};
 use rmq_nameserver_client::NameServerConfig;
+use rmq_remoting::acl::Credentials;
 use rmq_remoting::{RemotingConfig, SerializeType};
 
 /// Java's `DefaultMQProducer.retryResponseCodes` (5.3.1+): the broker codes after which a send is
@@ -108,6 +109,9 @@ pub struct ProducerConfig {
     pub serialize_type: SerializeType,
     /// The `unitMode` header flag (Java `unitMode`, false).
     pub unit_mode: bool,
+    /// ACL credentials: when set, every request (to brokers and name servers) is signed as
+    /// Java's `AclClientRPCHook` signs it (default none).
+    pub credentials: Option<Credentials>,
 }
 
 impl Default for ProducerConfig {
@@ -138,6 +142,7 @@ impl Default for ProducerConfig {
             language: LanguageCode::JAVA,
             serialize_type: SerializeType::Json,
             unit_mode: false,
+            credentials: None,
         }
     }
 }

@@ -35,6 +35,8 @@ pub use config::{
 pub use error::{ProducerError, Unsent};
 pub use java_hash::{JavaHashCode, JavaHashSelector};
 pub use producer::{Producer, ProducerStats};
+/// ACL credentials for [`ProducerBuilder::credentials`] (re-exported from `rmq-remoting`).
+pub use rmq_remoting::acl::Credentials;
 pub use select::{HashSelector, QueueSelector, RandomSelector};
 pub use send_future::SendFuture;
 pub use send_result::{SendResult, SendStatus};

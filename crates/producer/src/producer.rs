@@ -8,6 +8,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use rmq_common::Message;
 use rmq_nameserver_client::{RouteCache, TopicPublishInfo};
+use rmq_remoting::acl::AclHook;
 use rmq_remoting::RemotingClient;
 use tokio::sync::{mpsc, OnceCell};
 use tokio_util::sync::CancellationToken;
@@ -187,6 +188,9 @@ impl Producer {
         let mut remoting_cfg = cfg.remoting.clone();
         remoting_cfg.serialize_type = cfg.serialize_type;
         let remoting = RemotingClient::new(remoting_cfg);
+        if let Some(credentials) = &cfg.credentials {
+            remoting.set_hook(Arc::new(AclHook::new(credentials.clone())));
+        }
         let routes = RouteCache::new(remoting.clone(), cfg.name_server.clone());
         let (new_brokers, new_brokers_rx) = mpsc::unbounded_channel();
         let flow = cfg

@@ -7,12 +7,15 @@
 //!   [`ResponseFuture`] or a callback, oneway), correlation by opaque, bounded in-flight calls,
 //!   an [`RpcHook`], and [`RequestProcessor`]s for server-initiated requests.
 //! - [`RemotingServer`]: the accept side on the same codec, with a processor per request code.
+//! - [`acl`]: request signing for ACL-enabled clusters (Java's `AclClientRPCHook`), as an
+//!   [`RpcHook`].
 //!
 //! Every call ends with a reply or a typed [`RemotingError`], whose
 //! [`maybe_delivered`](RemotingError::maybe_delivered) tells whether the request may have
 //! reached the peer.
 #![warn(missing_docs)]
 
+pub mod acl;
 mod client;
 mod codec;
 mod command;
