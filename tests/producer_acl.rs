@@ -46,20 +46,26 @@ async fn recording_broker() -> (RemotingServer, Seen) {
     (server, seen)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_broker_request_is_signed_with_the_credentials() {
+/// A recording broker and a name server routing `topic` to it (one queue).
+async fn routed_broker(topic: &str) -> (RemotingServer, Seen, MockNameServer) {
     let (broker, seen) = recording_broker().await;
     let ns = timeout(T, MockNameServer::start())
         .await
         .expect("in time")
         .expect("name server");
     ns.set_route(
-        "AclTopic",
+        topic,
         RouteBuilder::new()
             .broker("broker-a", &broker.local_addr().to_string())
             .queues("broker-a", 1)
             .build(),
     );
+    (broker, seen, ns)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_broker_request_is_signed_with_the_credentials() {
+    let (broker, seen, ns) = routed_broker("AclTopic").await;
     let p = Producer::builder("AclGroup")
         .name_server(ns.addr())
         .credentials(Credentials::new("RocketMQ", "12345678").with_security_token("tok"))
@@ -96,18 +102,7 @@ async fn every_broker_request_is_signed_with_the_credentials() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_credentials_nothing_is_added() {
-    let (broker, seen) = recording_broker().await;
-    let ns = timeout(T, MockNameServer::start())
-        .await
-        .expect("in time")
-        .expect("name server");
-    ns.set_route(
-        "PlainTopic",
-        RouteBuilder::new()
-            .broker("broker-a", &broker.local_addr().to_string())
-            .queues("broker-a", 1)
-            .build(),
-    );
+    let (broker, seen, ns) = routed_broker("PlainTopic").await;
     let p = Producer::builder("PlainGroup")
         .name_server(ns.addr())
         .start()

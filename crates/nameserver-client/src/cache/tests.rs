@@ -34,6 +34,17 @@ async fn cache_with_topic(topic: &str) -> (MockNameServer, RouteCache) {
     (ns, cache)
 }
 
+/// When `topic` was last used, in the cache's milliseconds.
+fn last_used(cache: &RouteCache, topic: &str) -> u64 {
+    cache
+        .inner
+        .topics
+        .get(topic)
+        .expect("cached")
+        .last_used
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
 #[tokio::test]
 async fn a_cached_topic_is_served_under_the_maps_read_lock() {
     let (ns, cache) = cache_with_topic("T").await;
@@ -55,14 +66,7 @@ async fn a_cached_topic_is_served_under_the_maps_read_lock() {
     assert_eq!(served, Ok(true), "publish_info waited for a write lock");
     thread.join().expect("thread");
     // And the use was recorded.
-    let last_used = cache
-        .inner
-        .topics
-        .get("T")
-        .expect("cached")
-        .last_used
-        .load(std::sync::atomic::Ordering::Relaxed);
-    assert!(last_used <= cache.now_ms());
+    assert!(last_used(&cache, "T") <= cache.now_ms());
     tokio::time::timeout(STEP, ns.shutdown())
         .await
         .expect("shutdown");
@@ -104,23 +108,11 @@ async fn cached_publish_info_answers_only_from_the_cache_and_marks_the_use() {
     let (ns, cache) = cache_with_topic("T").await;
     let requests = ns.request_count("T");
     assert!(cache.cached_publish_info("Unknown").is_none(), "no load");
-    let before = cache
-        .inner
-        .topics
-        .get("T")
-        .expect("cached")
-        .last_used
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let before = last_used(&cache, "T");
     tokio::time::sleep(Duration::from_millis(20)).await;
     let info = cache.cached_publish_info("T").expect("cached with a queue");
     assert_eq!(info.queues.len(), 1);
-    let after = cache
-        .inner
-        .topics
-        .get("T")
-        .expect("cached")
-        .last_used
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let after = last_used(&cache, "T");
     assert!(after > before, "the use is recorded: {before} -> {after}");
     assert_eq!(
         ns.request_count("T"),
