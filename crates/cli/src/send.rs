@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::io::{self, Read};
+use std::io::{self, IsTerminal, Read};
 use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 use std::pin::Pin;
 use std::time::Duration;
@@ -120,8 +120,13 @@ fn read_body(args: &SendArgs) -> Result<Bytes, Fatal> {
     match (&args.body, &args.body_file) {
         (Some(text), _) => Ok(Bytes::from(text.clone())),
         (None, Some(path)) if path.as_os_str() == "-" => {
+            let mut stdin = io::stdin();
+            if stdin.is_terminal() {
+                // Reading a terminal waits for the user: say so instead of seeming to hang.
+                eprintln!("rmq send: reading the body from the terminal; end it with Ctrl-D");
+            }
             let mut buf = Vec::new();
-            io::stdin()
+            stdin
                 .read_to_end(&mut buf)
                 .map_err(|e| Fatal::failed(format!("cannot read the body from stdin: {e}")))?;
             Ok(buf.into())

@@ -588,3 +588,38 @@ fn bench_stops_on_ctrl_c_and_still_prints_its_summary() {
     assert!(v["sent"].as_u64().is_some_and(|n| n > 0), "{v}");
     assert!(v["secs"].as_f64().is_some_and(|s| s < 60.0), "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_piped_body_is_sent_as_is_without_the_terminal_hint() {
+    let c = cluster(1, "CliStdin").await;
+    let ns = c.namesrv_addr();
+    let job = tokio::task::spawn_blocking(move || {
+        let mut cmd = rmq(&[
+            "send",
+            "--namesrv",
+            &ns,
+            "--topic",
+            "CliStdin",
+            "--body-file",
+            "-",
+        ]);
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("start rmq");
+        if let Some(mut stdin) = child.stdin.take() {
+            std::io::Write::write_all(&mut stdin, b"piped \x01 body\n").expect("write stdin");
+        }
+        child.wait_with_output().expect("output")
+    });
+    let out = tokio::time::timeout(RUN_TIMEOUT, job)
+        .await
+        .expect("bounded")
+        .expect("joined");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("Ctrl-D"), "no hint for a pipe: {stderr}");
+    let stored = c.messages_of("CliStdin");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(&stored[0].body()[..], b"piped \x01 body\n");
+}
