@@ -2,7 +2,9 @@
 # rocketmq-dev.sh: a real RocketMQ dev cluster on loopback, for interop tests and local development.
 #
 # One name server and two master brokers (broker-a, broker-b) of one cluster, auto topic creation on,
-# using the Rust implementations from crates.io (rocketmq-namesrv / rocketmq-broker 1.0.0).
+# using the Rust implementations from crates.io (rocketmq-namesrv / rocketmq-broker 1.0.0); and, apart
+# from them, a second name server with one broker that requires ACL authentication (broker-acl, user
+# rocketmq / 12345678), for the signing interop test.
 #
 #   install              build the binaries once into a cache outside the clone (reused when present)
 #   start                install if needed, start the cluster, wait until both brokers are routable;
@@ -16,6 +18,7 @@
 #   RMQ_DEV_CACHE   where the binaries are installed   (default: ${XDG_CACHE_HOME:-$HOME/.cache}/rmq-dev)
 #   RMQ_DEV_STATE   pid files, configs, logs, stores    (default: ${TMPDIR:-/tmp}/rmq-dev-$UID)
 #   RMQ_DEV_NAMESRV_PORT (9876), RMQ_DEV_BROKER_A_PORT (10911), RMQ_DEV_BROKER_B_PORT (10921)
+#   RMQ_DEV_ACL_NAMESRV_PORT (9886), RMQ_DEV_BROKER_ACL_PORT (10931)
 #   RMQ_DEV_START_TIMEOUT seconds to wait for readiness (default 120)
 set -euo pipefail
 
@@ -27,6 +30,10 @@ STATE=${RMQ_DEV_STATE:-${TMPDIR:-/tmp}/rmq-dev-$(id -u)}
 NAMESRV_PORT=${RMQ_DEV_NAMESRV_PORT:-9876}
 BROKER_A_PORT=${RMQ_DEV_BROKER_A_PORT:-10911}
 BROKER_B_PORT=${RMQ_DEV_BROKER_B_PORT:-10921}
+ACL_NAMESRV_PORT=${RMQ_DEV_ACL_NAMESRV_PORT:-9886}
+BROKER_ACL_PORT=${RMQ_DEV_BROKER_ACL_PORT:-10931}
+ACL_USER=rocketmq
+ACL_SECRET=12345678
 START_TIMEOUT=${RMQ_DEV_START_TIMEOUT:-120}
 HOST=127.0.0.1
 SCRIPT_PATH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
@@ -38,7 +45,17 @@ broker_port() {
   case "$1" in
     broker-a) echo "$BROKER_A_PORT" ;;
     broker-b) echo "$BROKER_B_PORT" ;;
-    *) die "unknown broker '$1' (broker-a or broker-b)" ;;
+    broker-acl) echo "$BROKER_ACL_PORT" ;;
+    *) die "unknown broker '$1' (broker-a, broker-b or broker-acl)" ;;
+  esac
+}
+
+# The name server a broker registers with: broker-acl has its own, so that its queues never
+# appear in the routes the other brokers serve.
+broker_namesrv_port() {
+  case "$1" in
+    broker-acl) echo "$ACL_NAMESRV_PORT" ;;
+    *) echo "$NAMESRV_PORT" ;;
   esac
 }
 
@@ -68,11 +85,11 @@ cmd_install() {
   log "installed: $BIN"
 }
 
-# Asks the name server for the route of TBW102 (GET_ROUTEINFO_BY_TOPIC, JSON header) and prints
-# the broker names it lists, one per line; prints nothing when it does not answer SUCCESS.
+# Asks the name server on port $1 for the route of TBW102 (GET_ROUTEINFO_BY_TOPIC, JSON header)
+# and prints the broker names it lists, one per line; prints nothing when it does not answer SUCCESS.
 route_brokers() {
   command -v python3 >/dev/null || die "python3 is required for the readiness probe"
-  python3 - "$HOST" "$NAMESRV_PORT" <<'PY' 2>/dev/null || true
+  python3 - "$HOST" "$1" <<'PY' 2>/dev/null || true
 import json, socket, struct, sys
 host, port = sys.argv[1], int(sys.argv[2])
 hdr = json.dumps({"code": 105, "extFields": {"topic": "TBW102"}, "flag": 0, "language": "JAVA",
@@ -122,31 +139,39 @@ pid_alive() {
 }
 
 write_namesrv_config() {
-  mkdir -p "$STATE/namesrv"
-  cat >"$STATE/namesrv/namesrv.toml" <<EOF
+  local dir="$STATE/$1"
+  mkdir -p "$dir"
+  cat >"$dir/namesrv.toml" <<EOF
 rocketmqHome = "$STATE/home"
-kvConfigPath = "$STATE/namesrv/kvConfig.json"
-configStorePath = "$STATE/namesrv/namesrv.properties"
+kvConfigPath = "$dir/kvConfig.json"
+configStorePath = "$dir/namesrv.properties"
 EOF
 }
 
 write_broker_config() {
-  local name=$1 port=$2 dir="$STATE/$1"
+  local name=$1 port=$2 dir="$STATE/$1" cluster=DefaultCluster auth=""
+  if [ "$name" = broker-acl ]; then
+    cluster=AclCluster
+    auth="authenticationEnabled = true
+authConfigPath = \"$dir/auth\"
+initAuthenticationUser = '{\"username\":\"$ACL_USER\",\"password\":\"$ACL_SECRET\"}'"
+  fi
   mkdir -p "$dir/store"
   cat >"$dir/broker.toml" <<EOF
 [broker]
-namesrvAddr = "$HOST:$NAMESRV_PORT"
+namesrvAddr = "$HOST:$(broker_namesrv_port "$name")"
 brokerIp1 = "$HOST"
 listenPort = $port
 storePathRootDir = "$dir/store"
 autoCreateTopicEnable = true
+$auth
 
 [broker.brokerServerConfig]
 bindAddress = "$HOST"
 
 [broker.brokerIdentity]
 brokerName = "$name"
-brokerClusterName = "DefaultCluster"
+brokerClusterName = "$cluster"
 brokerId = 0
 
 [store]
@@ -164,16 +189,23 @@ run_env() {
   unset NAMESRV_ADDR
 }
 
+# start_namesrv NAME PORT: a name server with its state in $STATE/NAME, waited for until it listens.
 start_namesrv() {
-  local pidf="$STATE/namesrv.pid"
-  if pid_alive "$pidf"; then log "name server already running (pid $(cat "$pidf"))"; return 0; fi
-  port_open "$NAMESRV_PORT" && die "port $NAMESRV_PORT is in use by another process"
-  write_namesrv_config
-  (run_env; cd "$STATE/namesrv" && exec setsid "$BIN/rocketmq-namesrv-rust" -c "$STATE/namesrv/namesrv.toml" \
-      --listenPort "$NAMESRV_PORT" --bindAddress "$HOST" >"$STATE/namesrv/out.log" 2>&1 </dev/null) &
+  local name=$1 port=$2 pidf="$STATE/$1.pid"
+  if pid_alive "$pidf"; then log "$name already running (pid $(cat "$pidf"))"; return 0; fi
+  port_open "$port" && die "port $port is in use by another process"
+  write_namesrv_config "$name"
+  (run_env; cd "$STATE/$name" && exec setsid "$BIN/rocketmq-namesrv-rust" -c "$STATE/$name/namesrv.toml" \
+      --listenPort "$port" --bindAddress "$HOST" >"$STATE/$name/out.log" 2>&1 </dev/null) &
   echo $! >"$pidf"
   await_exec "$pidf"
-  log "name server starting on $HOST:$NAMESRV_PORT (pid $!)"
+  log "$name starting on $HOST:$port (pid $!)"
+  local deadline=$((SECONDS + START_TIMEOUT))
+  until port_open "$port"; do
+    pid_alive "$pidf" || { tail -n 30 "$STATE/$name/out.log" >&2; die "$name exited"; }
+    [ $SECONDS -ge $deadline ] && die "$name not listening after ${START_TIMEOUT}s"
+    sleep 0.2
+  done
 }
 
 start_broker() {
@@ -185,17 +217,18 @@ start_broker() {
   port_open $((port - 2)) && die "port $((port - 2)) (fast channel) is in use by another process"
   write_broker_config "$name" "$port"
   (run_env; cd "$STATE/$name" && exec setsid "$BIN/rocketmq-broker-rust" -c "$STATE/$name/broker.toml" \
-      -n "$HOST:$NAMESRV_PORT" >"$STATE/$name/out.log" 2>&1 </dev/null) &
+      -n "$HOST:$(broker_namesrv_port "$name")" >"$STATE/$name/out.log" 2>&1 </dev/null) &
   echo $! >"$pidf"
   await_exec "$pidf"
   log "$name starting on $HOST:$port (pid $!)"
 }
 
-# Waits until the name server routes TBW102 to every broker in "$@".
+# wait_routable PORT BROKER...: waits until the name server on PORT routes TBW102 to every BROKER.
 wait_routable() {
-  local deadline=$((SECONDS + START_TIMEOUT)) reply missing b p
+  local port=$1 deadline=$((SECONDS + START_TIMEOUT)) reply missing b p
+  shift
   while :; do
-    reply=$(route_brokers)
+    reply=$(route_brokers "$port")
     missing=""
     for b in "$@"; do
       printf '%s\n' "$reply" | grep -qx -- "$b" || missing="$missing $b"
@@ -214,27 +247,32 @@ print_env() {
   echo "export RMQ_INTEROP_NAMESRV=$HOST:$NAMESRV_PORT"
   echo "export RMQ_INTEROP_BROKERS='broker-a=$HOST:$BROKER_A_PORT;broker-b=$HOST:$BROKER_B_PORT'"
   echo "export RMQ_INTEROP_SCRIPT=$SCRIPT_PATH"
+  echo "export RMQ_INTEROP_ACL_NAMESRV=$HOST:$ACL_NAMESRV_PORT"
+  echo "export RMQ_INTEROP_ACL_CREDENTIALS=$ACL_USER:$ACL_SECRET"
   echo "export NAMESRV_ADDR=$HOST:$NAMESRV_PORT"
 }
 
+# The processes of the dev cluster, in stop order.
+ALL="broker-a broker-b broker-acl namesrv namesrv-acl"
+
 cmd_start() {
   cmd_install
-  if ! pid_alive "$STATE/namesrv.pid" && ! pid_alive "$STATE/broker-a.pid" && ! pid_alive "$STATE/broker-b.pid"; then
-    # A fresh cluster: no topics, offsets or messages left over from an earlier run.
-    rm -rf "${STATE:?}/namesrv" "${STATE:?}/broker-a" "${STATE:?}/broker-b" "${STATE:?}/home"
+  local w running=""
+  for w in $ALL; do pid_alive "$STATE/$w.pid" && running=1; done
+  if [ -z "$running" ]; then
+    # A fresh cluster: no topics, offsets, users or messages left over from an earlier run.
+    for w in $ALL home; do rm -rf "${STATE:?}/$w"; done
   fi
   mkdir -p "$STATE/home/conf"
-  start_namesrv
-  local deadline=$((SECONDS + START_TIMEOUT))
-  until port_open "$NAMESRV_PORT"; do
-    pid_alive "$STATE/namesrv.pid" || { tail -n 30 "$STATE/namesrv/out.log" >&2; die "name server exited"; }
-    [ $SECONDS -ge $deadline ] && die "name server not listening after ${START_TIMEOUT}s"
-    sleep 0.2
-  done
+  start_namesrv namesrv "$NAMESRV_PORT"
+  start_namesrv namesrv-acl "$ACL_NAMESRV_PORT"
   start_broker broker-a
   start_broker broker-b
-  wait_routable broker-a broker-b
+  start_broker broker-acl
+  wait_routable "$NAMESRV_PORT" broker-a broker-b
+  wait_routable "$ACL_NAMESRV_PORT" broker-acl
   log "cluster ready: name server $HOST:$NAMESRV_PORT, broker-a $HOST:$BROKER_A_PORT, broker-b $HOST:$BROKER_B_PORT"
+  log "ACL cluster ready: name server $HOST:$ACL_NAMESRV_PORT, broker-acl $HOST:$BROKER_ACL_PORT (user $ACL_USER)"
   print_env
 }
 
@@ -252,14 +290,13 @@ stop_one() {
 }
 
 cmd_stop() {
-  stop_one broker-a
-  stop_one broker-b
-  stop_one namesrv
+  local w
+  for w in $ALL; do stop_one "$w"; done
 }
 
 cmd_status() {
-  local any=1
-  for w in namesrv broker-a broker-b; do
+  local any=1 w
+  for w in $ALL; do
     if pid_alive "$STATE/$w.pid"; then echo "$w running (pid $(cat "$STATE/$w.pid"))"; any=0; else echo "$w stopped"; fi
   done
   return $any
@@ -275,7 +312,7 @@ case "${1:-}" in
   start-broker)
     [ -n "${2:-}" ] || die "usage: $0 start-broker NAME"
     start_broker "$2"
-    wait_routable "$2"
+    wait_routable "$(broker_namesrv_port "$2")" "$2"
     ;;
   *) echo "usage: $0 install|start|stop|status|env|stop-broker NAME|start-broker NAME" >&2; exit 2 ;;
 esac

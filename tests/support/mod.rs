@@ -190,6 +190,33 @@ pub fn real_cluster(test: &str) -> Option<RealCluster> {
     }
 }
 
+/// The ACL cluster of `scripts/rocketmq-dev.sh` (a name server and a broker requiring
+/// authentication): `(name server, access key, secret key)`, `None` (skip) when not configured
+/// outside CI.
+///
+/// # Panics
+/// When `CI` is set and it is not configured.
+pub fn acl_cluster(test: &str) -> Option<(String, String, String)> {
+    let namesrv = std::env::var("RMQ_INTEROP_ACL_NAMESRV")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let credentials = std::env::var("RMQ_INTEROP_ACL_CREDENTIALS").ok();
+    match (
+        namesrv,
+        credentials.as_deref().and_then(|c| c.split_once(':')),
+    ) {
+        (Some(namesrv), Some((ak, sk))) => Some((namesrv, ak.to_owned(), sk.to_owned())),
+        _ if std::env::var_os("CI").is_some() => panic!(
+            "{test}: CI is set but RMQ_INTEROP_ACL_NAMESRV / RMQ_INTEROP_ACL_CREDENTIALS are not: \
+             the ACL cluster must be started by scripts/rocketmq-dev.sh (see .ci/run)"
+        ),
+        _ => {
+            eprintln!("{test}: skipped: no ACL cluster (run `eval \"$(scripts/rocketmq-dev.sh start)\"` first)");
+            None
+        }
+    }
+}
+
 /// A generous bound for any single await in an interop test.
 pub const INTEROP_TIMEOUT: Duration = Duration::from_secs(30);
 
