@@ -180,6 +180,12 @@ brokerRole = "ASYNC_MASTER"
 storePathRootDir = "$dir/store"
 haListenAddress = "$HOST"
 haListenPort = $((port + 1))
+# Small preallocated files: the defaults (1 GiB commit log, 400 MiB index, 6 MB per consume
+# queue file) cost about 1.5 GB of disk per broker, for a cluster that holds test messages.
+mappedFileSizeCommitLog = 67108864
+mappedFileSizeConsumeQueue = 1200000
+maxHashSlotNum = 100000
+maxIndexNum = 400000
 EOF
 }
 
