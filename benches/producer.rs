@@ -32,6 +32,7 @@ use rmq::common::{
 };
 use rmq::producer::Producer;
 use rmq::remoting::{RemotingClient, RemotingCommand, RemotingConfig};
+use rmq_testkit::interop::RealCluster;
 use rmq_testkit::MockCluster;
 use tokio::runtime::Runtime;
 
@@ -112,13 +113,8 @@ fn fixture() -> Fixture {
 /// The real cluster of `scripts/rocketmq-dev.sh`, when its environment is set. The baseline
 /// talks to the first broker; the producer spreads over every broker, as it would.
 fn real_fixture() -> Option<Fixture> {
-    let namesrv = std::env::var("RMQ_INTEROP_NAMESRV")
-        .ok()
-        .filter(|s| !s.is_empty())?;
-    let brokers = std::env::var("RMQ_INTEROP_BROKERS").ok()?;
-    let addr = brokers
-        .split(';')
-        .find_map(|pair| pair.split_once('=').map(|(_, a)| a.trim().to_owned()))?;
+    let cluster = RealCluster::from_vars(|k| std::env::var(k).ok())?;
+    let (namesrv, addr) = (cluster.namesrv, cluster.brokers.first()?.1.clone());
     let topic = format!("RmqBench_{}", std::process::id());
     let rt = runtime();
     let (plain, zlib) = rt.block_on(producers(&namesrv, &topic));

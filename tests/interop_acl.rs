@@ -27,11 +27,10 @@ async fn producer(namesrv: &str, group: &str, credentials: Option<Credentials>) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interop_acl_signed_sends_are_stored_and_others_refused() {
-    let Some((namesrv, ak, sk)) =
-        acl_cluster("interop_acl_signed_sends_are_stored_and_others_refused")
-    else {
+    let Some(acl) = acl_cluster("interop_acl_signed_sends_are_stored_and_others_refused") else {
         return;
     };
+    let (namesrv, ak, sk) = (acl.namesrv, acl.access_key, acl.secret_key);
     let topic = unique_topic("RmqAcl");
 
     let signed = producer(&namesrv, "RmqAclGroup", Some(Credentials::new(&ak, &sk))).await;

@@ -337,7 +337,9 @@ async fn interop_stopping_a_broker_loses_no_acknowledged_message() {
     restart.mark_stopped();
     let stop = {
         let cluster = cluster.clone();
-        tokio::task::spawn_blocking(move || cluster.script(&["stop-broker", "broker-b"]))
+        tokio::task::spawn_blocking(move || {
+            support::run_script(&cluster, &["stop-broker", "broker-b"])
+        })
     };
     let mut failed = 0usize;
     let mut after_stop: Vec<String> = Vec::new();

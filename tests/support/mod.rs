@@ -34,38 +34,19 @@ pub async fn cluster_exclusive() -> RwLockWriteGuard<'static, ()> {
 /// The longest `start-broker` may take when a [`BrokerRestart`] restarts a broker.
 pub const RESTART_TIMEOUT: Duration = Duration::from_secs(180);
 
-/// A real cluster started by `scripts/rocketmq-dev.sh`.
-#[derive(Debug, Clone)]
-pub struct RealCluster {
-    /// Name server address.
-    pub namesrv: String,
-    /// `(broker name, master address)` pairs.
-    pub brokers: Vec<(String, String)>,
-    /// The script that started the cluster, when known.
-    pub script: Option<String>,
-}
+pub use rmq_testkit::interop::{unique_topic, AclCluster, RealCluster};
 
-impl RealCluster {
-    /// Address of a broker by name.
-    pub fn broker_addr(&self, name: &str) -> Option<&str> {
-        self.brokers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, a)| a.as_str())
-    }
-
-    /// Runs `scripts/rocketmq-dev.sh <args>` (e.g. `["stop-broker", "broker-b"]`).
-    pub fn script(&self, args: &[&str]) -> std::process::Output {
-        let script = self
-            .script
-            .as_deref()
-            .expect("RMQ_INTEROP_SCRIPT is not set");
-        std::process::Command::new("bash")
-            .arg(script)
-            .args(args)
-            .output()
-            .expect("run rocketmq-dev.sh")
-    }
+/// Runs `scripts/rocketmq-dev.sh <args>` of `cluster` (e.g. `["stop-broker", "broker-b"]`).
+pub fn run_script(cluster: &RealCluster, args: &[&str]) -> std::process::Output {
+    let script = cluster
+        .script
+        .as_deref()
+        .expect("RMQ_INTEROP_SCRIPT is not set");
+    std::process::Command::new("bash")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run rocketmq-dev.sh")
 }
 
 /// Stops a broker and starts it again when dropped (also when the test panics), so a failing
@@ -148,83 +129,26 @@ fn run_bounded(cluster: &RealCluster, args: &[&str], limit: Duration) -> Result<
     }
 }
 
+fn env(key: &str) -> Option<String> {
+    std::env::var(key).ok()
+}
+
 /// The real cluster from the environment, `None` (skip) when not configured outside CI.
 ///
 /// # Panics
 /// When `CI` is set and the cluster is not configured.
 pub fn real_cluster(test: &str) -> Option<RealCluster> {
-    let namesrv = std::env::var("RMQ_INTEROP_NAMESRV")
-        .ok()
-        .filter(|s| !s.is_empty());
-    let brokers = std::env::var("RMQ_INTEROP_BROKERS")
-        .ok()
-        .filter(|s| !s.is_empty());
-    match (namesrv, brokers) {
-        (Some(namesrv), Some(brokers)) => {
-            let brokers = brokers
-                .split(';')
-                .filter_map(|pair| {
-                    let (n, a) = pair.split_once('=')?;
-                    Some((n.trim().to_owned(), a.trim().to_owned()))
-                })
-                .collect();
-            let script = std::env::var("RMQ_INTEROP_SCRIPT")
-                .ok()
-                .filter(|s| !s.is_empty());
-            Some(RealCluster {
-                namesrv,
-                brokers,
-                script,
-            })
-        }
-        _ if std::env::var_os("CI").is_some() => panic!(
-            "{test}: CI is set but RMQ_INTEROP_NAMESRV / RMQ_INTEROP_BROKERS are not: \
-             the real cluster must be started by scripts/rocketmq-dev.sh (see .ci/run)"
-        ),
-        _ => {
-            eprintln!(
-                "{test}: skipped: no real cluster (run `eval \"$(scripts/rocketmq-dev.sh start)\"` first)"
-            );
-            None
-        }
-    }
+    rmq_testkit::interop::require(test, RealCluster::from_vars(env), env("CI").is_some())
 }
 
-/// The ACL cluster of `scripts/rocketmq-dev.sh` (a name server and a broker requiring
-/// authentication): `(name server, access key, secret key)`, `None` (skip) when not configured
+/// The ACL cluster (a broker requiring authentication), `None` (skip) when not configured
 /// outside CI.
 ///
 /// # Panics
 /// When `CI` is set and it is not configured.
-pub fn acl_cluster(test: &str) -> Option<(String, String, String)> {
-    let namesrv = std::env::var("RMQ_INTEROP_ACL_NAMESRV")
-        .ok()
-        .filter(|s| !s.is_empty());
-    let credentials = std::env::var("RMQ_INTEROP_ACL_CREDENTIALS").ok();
-    match (
-        namesrv,
-        credentials.as_deref().and_then(|c| c.split_once(':')),
-    ) {
-        (Some(namesrv), Some((ak, sk))) => Some((namesrv, ak.to_owned(), sk.to_owned())),
-        _ if std::env::var_os("CI").is_some() => panic!(
-            "{test}: CI is set but RMQ_INTEROP_ACL_NAMESRV / RMQ_INTEROP_ACL_CREDENTIALS are not: \
-             the ACL cluster must be started by scripts/rocketmq-dev.sh (see .ci/run)"
-        ),
-        _ => {
-            eprintln!("{test}: skipped: no ACL cluster (run `eval \"$(scripts/rocketmq-dev.sh start)\"` first)");
-            None
-        }
-    }
+pub fn acl_cluster(test: &str) -> Option<AclCluster> {
+    rmq_testkit::interop::require(test, AclCluster::from_vars(env), env("CI").is_some())
 }
 
 /// A generous bound for any single await in an interop test.
 pub const INTEROP_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A topic name unique to this test run.
-pub fn unique_topic(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
-}

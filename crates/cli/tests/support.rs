@@ -199,23 +199,9 @@ pub(crate) fn closed_addr() -> String {
     addr.to_string()
 }
 
-/// A topic name unique to this test run.
-pub(crate) fn unique_topic(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000)
-}
-
-/// A real cluster started by `scripts/rocketmq-dev.sh`.
-#[derive(Debug, Clone)]
-pub(crate) struct RealCluster {
-    /// Name server address.
-    pub(crate) namesrv: String,
-    /// `(broker name, master address)` pairs.
-    pub(crate) brokers: Vec<(String, String)>,
-}
+// Not every test binary that includes this file uses both.
+#[allow(unused_imports)]
+pub(crate) use rmq_testkit::interop::{unique_topic, RealCluster};
 
 /// The real cluster from the environment; `None` (skip, with a note) when not configured outside
 /// CI.
@@ -223,32 +209,6 @@ pub(crate) struct RealCluster {
 /// # Panics
 /// When `CI` is set and the cluster is not configured.
 pub(crate) fn real_cluster(test: &str) -> Option<RealCluster> {
-    let namesrv = std::env::var("RMQ_INTEROP_NAMESRV")
-        .ok()
-        .filter(|s| !s.is_empty());
-    let brokers = std::env::var("RMQ_INTEROP_BROKERS")
-        .ok()
-        .filter(|s| !s.is_empty());
-    match (namesrv, brokers) {
-        (Some(namesrv), Some(brokers)) => {
-            let brokers = brokers
-                .split(';')
-                .filter_map(|pair| {
-                    let (n, a) = pair.split_once('=')?;
-                    Some((n.trim().to_owned(), a.trim().to_owned()))
-                })
-                .collect();
-            Some(RealCluster { namesrv, brokers })
-        }
-        _ if std::env::var_os("CI").is_some() => panic!(
-            "{test}: CI is set but RMQ_INTEROP_NAMESRV / RMQ_INTEROP_BROKERS are not: \
-             the real cluster must be started by scripts/rocketmq-dev.sh (see .ci/run)"
-        ),
-        _ => {
-            eprintln!(
-                "{test}: skipped: no real cluster (run `eval \"$(scripts/rocketmq-dev.sh start)\"` first)"
-            );
-            None
-        }
-    }
+    let env = |k: &str| std::env::var(k).ok();
+    rmq_testkit::interop::require(test, RealCluster::from_vars(env), env("CI").is_some())
 }

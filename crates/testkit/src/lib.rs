@@ -4,6 +4,8 @@
 //! - [`MockNameServer`] serves the routes tests set and change at run time.
 //! - [`MockBroker`] stores what it is sent, in memory, and answers like a broker.
 //! - [`MockCluster`] wires a name server and brokers `broker-a`, `broker-b`, ... of one cluster.
+//! - [`interop`]: the variables through which `scripts/rocketmq-dev.sh` describes the real
+//!   clusters to interop tests and benches.
 //!
 //! Every server listens on `127.0.0.1` port 0, every fault knob works at run time, and every
 //! background task ends on `shutdown` or when the last handle is dropped.
@@ -13,6 +15,7 @@ mod broker;
 mod cluster;
 mod endpoint;
 mod faults;
+pub mod interop;
 mod namesrv;
 mod route;
 mod store;
