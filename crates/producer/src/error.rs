@@ -307,6 +307,16 @@ impl ProducerError {
     /// the one to keep when sending the message again.
     #[must_use]
     pub fn msg_id(&self) -> Option<&str> {
+        self.unsent().and_then(|u| u.msg_id.as_deref())
+    }
+
+    /// Whether the producer refused the send because it is overloaded.
+    #[must_use]
+    pub fn is_overloaded(&self) -> bool {
+        matches!(self, Self::Overloaded { .. })
+    }
+
+    fn unsent(&self) -> Option<&Unsent> {
         match self {
             Self::InvalidMessage { unsent, .. }
             | Self::InvalidBatch { unsent, .. }
@@ -317,19 +327,13 @@ impl ProducerError {
             | Self::BrokerNotFound { unsent, .. }
             | Self::Broker { unsent, .. }
             | Self::Remoting { unsent, .. }
-            | Self::InvalidResponse { unsent, .. }
             | Self::Timeout { unsent, .. }
             | Self::RetriesExhausted { unsent, .. }
             | Self::Overloaded { unsent, .. }
-            | Self::Cancelled { unsent, .. } => unsent.msg_id.as_deref(),
+            | Self::InvalidResponse { unsent, .. }
+            | Self::Cancelled { unsent, .. } => Some(unsent),
             Self::Config(_) => None,
         }
-    }
-
-    /// Whether the producer refused the send because it is overloaded.
-    #[must_use]
-    pub fn is_overloaded(&self) -> bool {
-        matches!(self, Self::Overloaded { .. })
     }
 
     fn unsent_mut(&mut self) -> Option<&mut Unsent> {
