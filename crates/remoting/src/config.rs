@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::codec::DEFAULT_MAX_FRAME_LENGTH;
 use crate::command::SerializeType;
+use crate::tls::TlsConfig;
 
 /// What a call does when all in-flight permits (async, oneway) or the connection's queue
 /// budget ([`RemotingConfig::max_queued_bytes`]) are taken.
@@ -30,6 +31,7 @@ pub enum OverloadPolicy {
 /// assert!(cfg.close_on_timeout);
 /// assert_eq!(cfg.max_queued_bytes, 64 * 1024 * 1024);
 /// assert_eq!(cfg.write_timeout, Duration::from_secs(30));
+/// assert!(cfg.tls.is_none());
 /// ```
 #[derive(Debug, Clone)]
 pub struct RemotingConfig {
@@ -69,6 +71,11 @@ pub struct RemotingConfig {
     /// reading (a zero TCP window) then has its connection closed, and every waiter on it
     /// fails. A slow peer that keeps reading is not cut off. Zero disables.
     pub write_timeout: Duration,
+    /// TLS for the client's connections (`None`: plain TCP, the default). The handshake runs
+    /// within [`connect_timeout`](Self::connect_timeout); its failures are
+    /// [`RemotingError::Tls`](crate::RemotingError::Tls). A server takes its TLS from
+    /// [`RemotingServer::bind_with_tls`](crate::RemotingServer::bind_with_tls) and ignores this.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for RemotingConfig {
@@ -86,6 +93,7 @@ impl Default for RemotingConfig {
             write_batch_bytes: 64 * 1024,
             max_queued_bytes: 64 * 1024 * 1024,
             write_timeout: Duration::from_secs(30),
+            tls: None,
         }
     }
 }

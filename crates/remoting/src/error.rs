@@ -40,7 +40,7 @@ pub enum EncodeError {
         max: usize,
     },
     /// Writing the frame failed.
-    #[error("i/o error while encoding: {0}")]
+    #[error("i/o error while encoding")]
     Io(#[from] io::Error),
 }
 
@@ -80,7 +80,7 @@ pub enum DecodeError {
     #[error("bad ROCKETMQ header: {0}")]
     Binary(String),
     /// Reading failed.
-    #[error("i/o error while decoding: {0}")]
+    #[error("i/o error while decoding")]
     Io(#[from] io::Error),
 }
 
@@ -89,7 +89,7 @@ pub enum DecodeError {
 #[non_exhaustive]
 pub enum RemotingError {
     /// Connecting to `addr` failed.
-    #[error("connect to {addr} failed: {source}")]
+    #[error("connect to {addr} failed")]
     Connect {
         /// The address.
         addr: String,
@@ -151,6 +151,21 @@ pub enum RemotingError {
     /// The client or server was shut down.
     #[error("remoting client shut down")]
     Shutdown,
+    /// TLS with `addr` failed before any request reached it: the handshake failed (a
+    /// certificate not trusted or not valid for the name, a plain server that dropped the
+    /// connection, no client certificate where one is required), the peer refused the session
+    /// right after it, or the peer answered a plain connection with TLS.
+    ///
+    /// [`is_certificate_error`](Self::is_certificate_error) tells certificate failures apart;
+    /// a rustls reason is the source's inner error (`source.get_ref()`, a [`rustls::Error`]).
+    #[error("TLS with {addr} failed")]
+    Tls {
+        /// The address.
+        addr: String,
+        /// The cause: a [`rustls::Error`] inside an [`io::Error`], or the I/O failure.
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl RemotingError {
@@ -160,20 +175,51 @@ impl RemotingError {
         matches!(self, Self::Timeout { .. } | Self::ConnectTimeout { .. })
     }
 
-    /// Whether this is a connection-level failure (connect failed, timed out, or the connection closed).
+    /// Whether this is a connection-level failure (connect failed, timed out, the connection
+    /// closed, or TLS failed).
     #[must_use]
     pub const fn is_connection(&self) -> bool {
         matches!(
             self,
-            Self::Connect { .. } | Self::ConnectTimeout { .. } | Self::ConnectionClosed { .. }
+            Self::Connect { .. }
+                | Self::ConnectTimeout { .. }
+                | Self::ConnectionClosed { .. }
+                | Self::Tls { .. }
         )
+    }
+
+    /// Whether this is a TLS failure ([`RemotingError::Tls`]).
+    #[must_use]
+    pub const fn is_tls(&self) -> bool {
+        matches!(self, Self::Tls { .. })
+    }
+
+    /// Whether this is a TLS failure over a certificate: the server's was not trusted, had
+    /// expired or did not match the name, or the peer refused ours (or its absence).
+    ///
+    /// ```
+    /// use rmq_remoting::RemotingError;
+    /// let closed = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+    /// let e = RemotingError::Tls { addr: "127.0.0.1:10911".into(), source: closed };
+    /// assert!(e.is_tls() && !e.is_certificate_error() && !e.maybe_delivered());
+    /// ```
+    #[must_use]
+    pub fn is_certificate_error(&self) -> bool {
+        let Self::Tls { source, .. } = self else {
+            return false;
+        };
+        source
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>())
+            .is_some_and(crate::tls::is_certificate_error)
     }
 
     /// Whether the request may have reached the peer.
     ///
     /// `false` when the request certainly never reached the socket: connect failure or
     /// timeout, overload, shutdown, encode failure or oversize frame, or a frame that was still
-    /// queued when the connection died or the deadline passed. `true` otherwise.
+    /// queued when the connection died or the deadline passed; and when TLS failed (the peer
+    /// took no request). `true` otherwise.
     ///
     /// ```
     /// use rmq_remoting::RemotingError;
@@ -191,7 +237,8 @@ impl RemotingError {
             | Self::Overloaded { .. }
             | Self::Shutdown
             | Self::Encode(_)
-            | Self::FrameTooLarge { .. } => false,
+            | Self::FrameTooLarge { .. }
+            | Self::Tls { .. } => false,
             Self::Timeout { written, .. } | Self::ConnectionClosed { written, .. } => *written,
             Self::Decode(_) => true,
         }

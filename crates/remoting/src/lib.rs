@@ -7,12 +7,21 @@
 //!   [`ResponseFuture`] or a callback, oneway), correlation by opaque, bounded in-flight calls,
 //!   an [`RpcHook`], and [`RequestProcessor`]s for server-initiated requests.
 //! - [`RemotingServer`]: the accept side on the same codec, with a processor per request code.
+//! - TLS over rustls ([`TlsConfig`] in [`RemotingConfig::tls`] for clients, [`ServerTlsConfig`]
+//!   with [`RemotingServer::bind_with_tls`] for servers, plain and TLS on one port with
+//!   [`TlsMode::Permissive`]).
 //! - [`acl`]: request signing for ACL-enabled clusters (Java's `AclClientRPCHook`), as an
 //!   [`RpcHook`].
 //!
 //! Every call ends with a reply or a typed [`RemotingError`], whose
 //! [`maybe_delivered`](RemotingError::maybe_delivered) tells whether the request may have
 //! reached the peer.
+//!
+//! # Features
+//!
+//! - `test-util`: fault-injection knobs for tests, off by default:
+//!   `RemotingServer::pause_accept`, `RemotingServer::resume_accept`,
+//!   `RemotingServer::close_connections` and `ConnectionHandle::send_raw`.
 #![warn(missing_docs)]
 
 pub mod acl;
@@ -27,6 +36,7 @@ mod header_binary;
 mod header_json;
 mod processor;
 mod server;
+mod tls;
 
 #[doc(hidden)]
 pub mod fuzzing;
@@ -40,3 +50,4 @@ pub use deadline::deadline_after;
 pub use error::{DecodeError, EncodeError, RemotingError};
 pub use processor::{BoxFuture, ProcessorTable, RequestContext, RequestProcessor, RpcHook};
 pub use server::RemotingServer;
+pub use tls::{ServerTlsConfig, TlsConfig, TlsError, TlsMode};

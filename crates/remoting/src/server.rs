@@ -17,6 +17,7 @@ use tracing::Instrument;
 use crate::config::RemotingConfig;
 use crate::connection::{ConnOptions, Connection, ConnectionHandle};
 use crate::processor::ProcessorTable;
+use crate::tls::{Accepted, ServerTlsConfig};
 
 /// How long [`RemotingServer::shutdown`] waits for its connections to finish closing.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -25,9 +26,14 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// code (unknown codes are answered `REQUEST_CODE_NOT_SUPPORTED`). The same connection can
 /// carry requests from the server to the client ([`ConnectionHandle::invoke`]).
 ///
-/// For test brokers it can stop accepting (`pause_accept`: new connections are refused),
-/// accept again on the same address (`resume_accept`), and drop every live connection
-/// (`close_connections`). Cheap to clone; the last clone dropped stops everything.
+/// [`bind_with_tls`](Self::bind_with_tls) serves TLS (or TLS and plain on one port, as
+/// [`TlsMode`](crate::TlsMode) says); [`RemotingConfig::tls`] is a client setting and is ignored
+/// here.
+///
+/// With the `test-util` feature, test brokers can stop accepting (`pause_accept`: new
+/// connections are refused), accept again on the same address (`resume_accept`), and drop every
+/// live connection (`close_connections`). Cheap to clone; the last clone dropped stops
+/// everything.
 ///
 /// ```no_run
 /// # async fn demo() -> std::io::Result<()> {
@@ -56,13 +62,17 @@ struct Inner {
     shut: CancellationToken,
 }
 
-/// What the accept loop and the connection watchers share.
+/// What the accept loop, the handshakes and the connection watchers share.
 struct Registry {
     config: RemotingConfig,
     processors: ProcessorTable,
+    /// TLS for accepted connections, unless none or disabled.
+    tls: Option<ServerTlsConfig>,
     conns: DashMap<u64, Connection>,
     next_id: AtomicU64,
     opaque: Arc<AtomicI32>,
+    /// The server's shutdown token (handshakes in progress stop on it).
+    shut: CancellationToken,
 }
 
 struct AcceptLoop {
@@ -93,7 +103,7 @@ impl fmt::Debug for RemotingServer {
 }
 
 impl RemotingServer {
-    /// Binds `addr` (use port 0 for an ephemeral port) and starts accepting.
+    /// Binds `addr` (use port 0 for an ephemeral port) and starts accepting plain TCP.
     ///
     /// # Errors
     /// The bind error.
@@ -102,23 +112,56 @@ impl RemotingServer {
         config: RemotingConfig,
         processors: ProcessorTable,
     ) -> io::Result<Self> {
+        Self::start(addr, config, processors, None).await
+    }
+
+    /// Binds `addr` and accepts TLS connections, or TLS and plain ones, as
+    /// [`ServerTlsConfig::mode`] says.
+    ///
+    /// Each accepted connection is handshaken in its own task, bounded by
+    /// [`RemotingConfig::connect_timeout`] (in permissive mode, the wait for the first byte is
+    /// bounded by [`RemotingConfig::idle_timeout`] instead); a failed handshake drops the
+    /// connection and is logged.
+    ///
+    /// # Errors
+    /// The bind error.
+    pub async fn bind_with_tls(
+        addr: impl ToSocketAddrs,
+        config: RemotingConfig,
+        processors: ProcessorTable,
+        tls: ServerTlsConfig,
+    ) -> io::Result<Self> {
+        Self::start(addr, config, processors, Some(tls)).await
+    }
+
+    async fn start(
+        addr: impl ToSocketAddrs,
+        config: RemotingConfig,
+        processors: ProcessorTable,
+        tls: Option<ServerTlsConfig>,
+    ) -> io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
+        let tls = tls.filter(ServerTlsConfig::enabled);
+        let mode = tls.as_ref().map(ServerTlsConfig::mode);
+        let shut = CancellationToken::new();
         let registry = Arc::new(Registry {
             config,
             processors,
+            tls,
             conns: DashMap::new(),
             next_id: AtomicU64::new(1),
             opaque: Arc::new(AtomicI32::new(1)),
+            shut: shut.clone(),
         });
         let accept = spawn_accept(listener, local_addr, &registry);
-        tracing::info!(%local_addr, "remoting server listening");
+        tracing::info!(%local_addr, tls = ?mode, "remoting server listening");
         Ok(Self {
             inner: Arc::new(Inner {
                 local_addr,
                 registry,
                 accept: Mutex::new(Some(accept)),
-                shut: CancellationToken::new(),
+                shut,
             }),
         })
     }
@@ -137,7 +180,14 @@ impl RemotingServer {
 
     /// Stops accepting and drops the listener: new connections are refused once this returns.
     /// Live connections stay up.
+    ///
+    /// A test knob: only with the `test-util` feature.
+    #[cfg(any(test, feature = "test-util"))]
     pub async fn pause_accept(&self) {
+        self.stop_accepting().await;
+    }
+
+    async fn stop_accepting(&self) {
         let acc = self.inner.accept.lock().await.take();
         if let Some(acc) = acc {
             acc.stop.cancel();
@@ -150,8 +200,11 @@ impl RemotingServer {
 
     /// Binds the same address again and accepts (no-op when accepting already).
     ///
+    /// A test knob: only with the `test-util` feature.
+    ///
     /// # Errors
     /// The bind error (e.g. the port was taken meanwhile), or an error after shutdown.
+    #[cfg(any(test, feature = "test-util"))]
     pub async fn resume_accept(&self) -> io::Result<()> {
         let mut slot = self.inner.accept.lock().await;
         if self.inner.shut.is_cancelled() {
@@ -170,6 +223,9 @@ impl RemotingServer {
     }
 
     /// Closes every live connection (clients see the socket close).
+    ///
+    /// A test knob: only with the `test-util` feature.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn close_connections(&self) {
         let conns = self.connection_list();
         tracing::info!(n = conns.len(), "closing all connections");
@@ -202,7 +258,7 @@ impl RemotingServer {
     /// Stops accepting, closes every connection and waits (boundedly) until they are closed.
     pub async fn shutdown(&self) {
         self.inner.shut.cancel();
-        self.pause_accept().await;
+        self.stop_accepting().await;
         let conns = self.connection_list();
         for c in &conns {
             c.close();
@@ -250,22 +306,77 @@ async fn accept_loop(listener: TcpListener, registry: Weak<Registry>, stop: Canc
         if let Err(e) = stream.set_nodelay(reg.config.tcp_nodelay) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
-        let opts = ConnOptions::new(
-            peer.to_string(),
-            &reg.config,
-            reg.processors.clone(),
-            Arc::clone(&reg.opaque),
-        );
-        let conn = Connection::start(stream, opts);
-        let id = reg.next_id.fetch_add(1, Ordering::Relaxed);
-        reg.conns.insert(id, conn.clone());
-        tracing::debug!(%peer, id, "accepted");
-        let watch = Weak::clone(&registry);
-        tokio::spawn(async move {
-            conn.finished().await;
-            if let Some(reg) = watch.upgrade() {
-                reg.conns.remove(&id);
-            }
-        });
+        if reg.tls.is_some() {
+            // The handshake (and, permissive, the wait for the first byte) must not hold up
+            // the accept loop.
+            let span = tracing::debug_span!("rmq.handshake", %peer);
+            tokio::spawn(handshake(reg, stream, peer).instrument(span));
+        } else {
+            let conn = Connection::start(stream, options(&reg, peer));
+            register(&reg, conn, peer, "accepted");
+        }
     }
+}
+
+/// A deadline far enough away to mean "never" (the idle timeout disabled).
+const FAR: Duration = Duration::from_secs(86_400 * 365);
+
+/// Makes an accepted socket a TLS (or, permissive, a plain) connection, then registers it.
+async fn handshake(reg: Arc<Registry>, stream: tokio::net::TcpStream, peer: SocketAddr) {
+    let Some(tls) = reg.tls.as_ref() else { return };
+    let idle = reg.config.idle_timeout;
+    let first_byte = if idle.is_zero() { FAR } else { idle };
+    let accepting = tls.accept(stream, first_byte, reg.config.connect_timeout);
+    let accepted = tokio::select! {
+        biased;
+        () = reg.shut.cancelled() => return,
+        r = accepting => r,
+    };
+    let (conn, how) = match accepted {
+        Ok(Accepted::Plain(stream)) => (
+            Connection::start(stream, options(&reg, peer)),
+            "accepted (plain)",
+        ),
+        Ok(Accepted::Tls(stream)) => (
+            Connection::start_io(*stream, peer, options(&reg, peer)),
+            "accepted (TLS)",
+        ),
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+            tracing::warn!(error = %e, "TLS handshake failed; connection dropped");
+            return;
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "TLS handshake did not complete; connection dropped");
+            return;
+        }
+    };
+    register(&reg, conn, peer, how);
+}
+
+fn options(reg: &Registry, peer: SocketAddr) -> ConnOptions {
+    ConnOptions::new(
+        peer.to_string(),
+        &reg.config,
+        reg.processors.clone(),
+        Arc::clone(&reg.opaque),
+    )
+}
+
+/// Adds a started connection to the registry until it finishes (or closes it at once when the
+/// server shut down meanwhile).
+fn register(reg: &Arc<Registry>, conn: Connection, peer: SocketAddr, how: &'static str) {
+    let id = reg.next_id.fetch_add(1, Ordering::Relaxed);
+    reg.conns.insert(id, conn.clone());
+    if reg.shut.is_cancelled() {
+        // Raced with shutdown, which may have listed the connections before this one.
+        conn.close();
+    }
+    tracing::debug!(%peer, id, "{how}");
+    let watch = Arc::downgrade(reg);
+    tokio::spawn(async move {
+        conn.finished().await;
+        if let Some(reg) = watch.upgrade() {
+            reg.conns.remove(&id);
+        }
+    });
 }

@@ -20,6 +20,7 @@ use crate::config::{OverloadPolicy, RemotingConfig};
 use crate::connection::Connection;
 use crate::error::RemotingError;
 use crate::processor::{ProcessorTable, RequestProcessor, RpcHook};
+use crate::tls::TlsConfig;
 
 pub use response_future::ResponseFuture;
 
@@ -96,6 +97,12 @@ impl RemotingClient {
     /// A client with no connection yet.
     #[must_use]
     pub fn new(config: RemotingConfig) -> Self {
+        if config.tls.as_ref().is_some_and(TlsConfig::is_insecure) {
+            tracing::warn!(
+                "TLS server certificates are NOT verified (TlsConfig::dangerous_insecure_no_verify): \
+                 any server, or anyone on the path, is accepted; use it for tests only"
+            );
+        }
         let async_permits = Arc::new(Semaphore::new(
             config.max_async_in_flight.min(Semaphore::MAX_PERMITS),
         ));

@@ -119,8 +119,21 @@ impl Pool {
             processors.clone(),
             Arc::clone(opaque),
         );
-        let conn = Connection::start(stream, opts);
-        tracing::info!(addr, "connected");
+        let conn = match &config.tls {
+            None => Connection::start(stream, opts),
+            Some(tls) => {
+                let peer = stream
+                    .peer_addr()
+                    .map_err(|source| RemotingError::Connect {
+                        addr: addr.to_owned(),
+                        source,
+                    })?;
+                // Within the caller's connect timeout, like the TCP connect.
+                let stream = tls.connect(addr, stream).await?;
+                Connection::start_io(stream, peer, opts)
+            }
+        };
+        tracing::info!(addr, tls = config.tls.is_some(), "connected");
         if let Some(old) = self.conns.insert(addr.to_owned(), conn.clone()) {
             old.close();
         }

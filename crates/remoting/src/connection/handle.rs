@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+#[cfg(any(test, feature = "test-util"))]
 use bytes::Bytes;
 
 use super::Connection;
@@ -11,8 +12,9 @@ use crate::error::RemotingError;
 
 /// A handle to one live connection (client or server side). Cheap to clone.
 ///
-/// Besides answering, it can push requests to the peer (a broker's CHECK_TRANSACTION_STATE),
-/// write arbitrary bytes (to inject malformed frames in tests) and close the connection.
+/// Besides answering, it can push requests to the peer (a broker's CHECK_TRANSACTION_STATE)
+/// and close the connection; with the `test-util` feature it can also write arbitrary bytes
+/// (to inject malformed frames in tests).
 #[derive(Debug, Clone)]
 pub struct ConnectionHandle {
     conn: Connection,
@@ -43,9 +45,12 @@ impl ConnectionHandle {
     /// Queues raw bytes, written as they are (for fault injection: malformed frames). It does not
     /// wait for room in the connection's queue.
     ///
+    /// A test knob: only with the `test-util` feature.
+    ///
     /// # Errors
     /// [`RemotingError::ConnectionClosed`] when the connection is closed;
     /// [`RemotingError::Overloaded`] when the bytes do not fit the queue budget now.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn send_raw(&self, bytes: Bytes) -> Result<(), RemotingError> {
         self.conn.send_raw(bytes)
     }

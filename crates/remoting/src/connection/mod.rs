@@ -1,13 +1,18 @@
 //! One multiplexed connection: a reader task, a writer task and a correlation table.
 //!
-//! Callers encode their frame, take its size from the connection's queue budget (a semaphore of
-//! bytes), register the opaque (requests) and queue the frame on a channel; the writer task
-//! drains the channel, gathers every queued frame into one write (a write the socket takes no
-//! byte of for the write timeout closes the connection) and gives the budget back once written.
+//! The stream is a plain `TcpStream` (split into owned halves, no lock) or any other
+//! `AsyncRead + AsyncWrite` stream such as a TLS one (split with `tokio::io::split`).
+//!
+//! Callers encode their frame's header (the body stays the caller's `Bytes`), take the frame's
+//! size from the connection's queue budget (a semaphore of bytes), register the opaque
+//! (requests) and queue the frame on a channel; the writer task drains the channel, gathers the
+//! queued frames into vectored writes (a write the socket takes no byte of for the write timeout
+//! closes the connection) and gives the budget back once written.
 //! The reader task routes responses by opaque and hands requests to the processors. When either
 //! task ends, the writer fails every queued frame with `written: false`, then every waiter with
 //! `written` as the writer recorded it, so no caller ever hangs.
 
+mod gather;
 mod handle;
 pub(crate) mod pending;
 mod reader;
@@ -17,11 +22,12 @@ mod writer;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Semaphore, TryAcquireError};
 use tokio::task::JoinHandle;
@@ -33,14 +39,11 @@ use crate::command::RemotingCommand;
 use crate::config::{OverloadPolicy, RemotingConfig};
 use crate::error::RemotingError;
 use crate::processor::ProcessorTable;
+use crate::tls::TlsCause;
 
 pub use handle::ConnectionHandle;
 use pending::PendingTable;
 pub(crate) use pending::{PendingGuard, Reply};
-
-/// Bodies up to this size are copied next to their header (one buffer); larger ones travel as
-/// their own `Bytes` and are written without a copy.
-const INLINE_BODY: usize = 16 * 1024;
 
 /// Oneway frame states, shared by the caller and the writer.
 const QUEUED: u8 = 0;
@@ -165,6 +168,9 @@ pub(crate) struct Shared {
     /// Milliseconds since `started` of the last frame read (for the idle timeout).
     pub(crate) last_read_ms: AtomicU64,
     pub(crate) started: Instant,
+    /// Set by the reader before it closes the connection over a TLS refusal: the waiters
+    /// then fail with `RemotingError::Tls` rather than `ConnectionClosed`.
+    pub(crate) tls_cause: OnceLock<TlsCause>,
 }
 
 impl Shared {
@@ -182,6 +188,18 @@ impl Shared {
     /// Resolves once the connection is closed or closing.
     pub(crate) async fn closed(&self) {
         self.closed.cancelled().await;
+    }
+
+    /// What a waiter gets when the connection closed under it: `ConnectionClosed`, or the TLS
+    /// refusal that closed it.
+    pub(crate) fn closed_error(&self, written: bool) -> RemotingError {
+        match self.tls_cause.get() {
+            Some(cause) => cause.error(&self.opts.addr),
+            None => RemotingError::ConnectionClosed {
+                addr: self.opts.addr.clone(),
+                written,
+            },
+        }
     }
 }
 
@@ -203,16 +221,37 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    /// Starts the reader and writer tasks on `stream` (which must be in a tokio runtime).
+    /// Starts the reader and writer tasks on a plain socket (in a tokio runtime).
     pub(crate) fn start(stream: TcpStream, opts: ConnOptions) -> Self {
-        Self::start_tasks(stream, opts).0
+        Self::start_tcp(stream, opts).0
+    }
+
+    /// Starts the reader and writer tasks on any stream (a TLS one) to or from `peer`.
+    pub(crate) fn start_io<S>(stream: S, peer: SocketAddr, opts: ConnOptions) -> Self
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let (rd, wr) = tokio::io::split(stream);
+        Self::start_tasks(rd, wr, peer, opts).0
     }
 
     /// [`start`](Self::start), also returning the reader and writer tasks.
-    fn start_tasks(stream: TcpStream, opts: ConnOptions) -> (Self, [JoinHandle<()>; 2]) {
-        let peer = stream
-            .peer_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    fn start_tcp(stream: TcpStream, opts: ConnOptions) -> (Self, [JoinHandle<()>; 2]) {
+        let peer = peer_of(&stream);
+        let (rd, wr) = stream.into_split();
+        Self::start_tasks(rd, wr, peer, opts)
+    }
+
+    fn start_tasks<R, W>(
+        rd: R,
+        wr: W,
+        peer: SocketAddr,
+        opts: ConnOptions,
+    ) -> (Self, [JoinHandle<()>; 2])
+    where
+        R: AsyncRead + Send + Unpin + 'static,
+        W: AsyncWrite + Send + Unpin + 'static,
+    {
         // The channel itself is unbounded: the byte budget bounds what sits in it.
         let (tx, rx) = mpsc::unbounded_channel();
         let budget = opts.max_queued_bytes.min(Semaphore::MAX_PERMITS);
@@ -226,12 +265,12 @@ impl Connection {
             finished: CancellationToken::new(),
             last_read_ms: AtomicU64::new(0),
             started: Instant::now(),
+            tls_cause: OnceLock::new(),
         });
         let conn = Self { shared };
         let span =
             tracing::debug_span!("rmq.connection", addr = %conn.shared.opts.addr, peer = %peer);
         tracing::debug!(parent: &span, "connection up");
-        let (rd, wr) = stream.into_split();
         // The tasks' drop guards exist before the tasks are first polled.
         let reader_guard = reader::CloseOnDrop(conn.clone());
         let writer_state = writer::Cleanup::new(Arc::clone(&conn.shared), rx, wr);
@@ -274,28 +313,20 @@ impl Connection {
     }
 
     fn closed_error(&self, written: bool) -> RemotingError {
-        RemotingError::ConnectionClosed {
-            addr: self.addr().to_owned(),
-            written,
-        }
+        self.shared.closed_error(written)
     }
 
-    /// Encodes `cmd` into head (+ separate large body), checking the frame limit.
+    /// Encodes `cmd`'s length fields and header, checking the frame limit; the body is
+    /// `cmd`'s own `Bytes` (not copied: the writer decides).
     fn encode(&self, cmd: &RemotingCommand) -> Result<(Bytes, Bytes), RemotingError> {
-        let inline = cmd.body.len() <= INLINE_BODY;
-        let mut buf = BytesMut::with_capacity(256 + if inline { cmd.body.len() } else { 0 });
+        let mut buf = BytesMut::with_capacity(256);
         cmd.encode_head(&mut buf)?;
         let len = buf.len() + cmd.body.len();
         let max = self.shared.opts.max_frame_length;
         if len > max {
             return Err(RemotingError::FrameTooLarge { len, max });
         }
-        if inline {
-            buf.extend_from_slice(&cmd.body);
-            Ok((buf.freeze(), Bytes::new()))
-        } else {
-            Ok((buf.freeze(), cmd.body.clone()))
-        }
+        Ok((buf.freeze(), cmd.body.clone()))
     }
 
     /// The queue budget a frame of `len` bytes takes (0 when the budget is unbounded; a frame
@@ -491,6 +522,7 @@ impl Connection {
     }
 
     /// Queues raw bytes as they are, if they fit the queue budget now.
+    #[cfg(any(test, feature = "test-util"))]
     pub(crate) fn send_raw(&self, bytes: Bytes) -> Result<(), RemotingError> {
         self.queue_untracked(bytes, Bytes::new(), Wait::No)
             .now_or_never()
@@ -513,4 +545,11 @@ impl Connection {
         })
         .map_err(|_| self.closed_error(false))
     }
+}
+
+/// The peer of a socket (unspecified when the OS no longer knows it).
+fn peer_of(stream: &TcpStream) -> SocketAddr {
+    stream
+        .peer_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
 }

@@ -6,13 +6,15 @@ use std::task::{Context, Poll, Waker};
 
 use futures_util::{FutureExt, StreamExt};
 use rmq_common::ResponseCode;
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::AsyncRead;
 use tokio_util::codec::FramedRead;
 
 use super::{Connection, ConnectionHandle};
 use crate::codec::RemotingCodec;
 use crate::command::RemotingCommand;
+use crate::error::DecodeError;
 use crate::processor::RequestContext;
+use crate::tls::TlsCause;
 
 /// Closes the connection when the reader task ends, however it ends (returning, panicking, or
 /// dropped unfinished, even before its first poll): the writer then fails every waiter.
@@ -25,11 +27,12 @@ impl Drop for CloseOnDrop {
 }
 
 /// The reader task; `guard` is made by the spawner, so it exists before the first poll.
-pub(super) async fn run(guard: CloseOnDrop, rd: OwnedReadHalf) {
+pub(super) async fn run<R: AsyncRead + Unpin>(guard: CloseOnDrop, rd: R) {
     let conn = &guard.0;
     let shared = &conn.shared;
     let codec = RemotingCodec::with_max_frame_length(shared.opts.max_frame_length);
     let mut frames = FramedRead::with_capacity(rd, codec, 16 * 1024);
+    let mut first = true;
     loop {
         let item = tokio::select! {
             biased;
@@ -38,6 +41,7 @@ pub(super) async fn run(guard: CloseOnDrop, rd: OwnedReadHalf) {
         };
         match item {
             Some(Ok(cmd)) => {
+                first = false;
                 let ms = shared.started.elapsed().as_millis();
                 shared
                     .last_read_ms
@@ -54,7 +58,25 @@ pub(super) async fn run(guard: CloseOnDrop, rd: OwnedReadHalf) {
                 }
             }
             Some(Err(e)) => {
-                tracing::warn!(error = %e, "undecodable frame; closing the connection");
+                match TlsCause::of(&e, first) {
+                    Some(cause @ TlsCause::PeerSpeaksTls) => {
+                        tracing::warn!(
+                            "the peer speaks TLS on this plain connection (a TLS-only server, \
+                             or a TLS client on a plain port); closing"
+                        );
+                        let _ = shared.tls_cause.set(cause);
+                    }
+                    Some(cause) => {
+                        tracing::warn!(error = %e, "the peer refused the TLS session; closing");
+                        let _ = shared.tls_cause.set(cause);
+                    }
+                    None if matches!(e, DecodeError::Io(_)) => {
+                        tracing::debug!(error = %e, "read failed; closing the connection");
+                    }
+                    None => {
+                        tracing::warn!(error = %e, "undecodable frame; closing the connection");
+                    }
+                }
                 break;
             }
             None => {

@@ -1,10 +1,12 @@
-//! Connection tasks that end abnormally still close the connection and fail every waiter.
+//! Connection tasks that end abnormally still close the connection and fail every waiter; a
+//! stream without vectored writes still gets every frame whole.
 
 use std::sync::atomic::AtomicI32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rmq_common::{ExtFields, RequestCode};
+use tokio::io::AsyncWrite;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -33,7 +35,7 @@ async fn connection() -> (Connection, [JoinHandle<()>; 2], TcpStream) {
         ProcessorTable::new(),
         Arc::new(AtomicI32::new(1)),
     );
-    let (conn, tasks) = Connection::start_tasks(ours.expect("connect"), opts);
+    let (conn, tasks) = Connection::start_tcp(ours.expect("connect"), opts);
     (conn, tasks, theirs.expect("accept").0)
 }
 
@@ -103,4 +105,100 @@ async fn shutdown_waits_for_every_connection_at_once() {
     let took = start.elapsed();
     assert!(took >= grace && took < 2 * grace, "waited {took:?}");
     assert!(!a.is_finished() && !b.is_finished());
+}
+
+/// A stream without vectored writes (an in-memory duplex) gets every frame whole and in
+/// order, small and large bodies mixed; the peer's replies route back by opaque.
+#[tokio::test]
+async fn frames_go_whole_over_a_stream_without_vectored_writes() {
+    use bytes::Bytes;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_util::codec::Framed;
+
+    use crate::codec::RemotingCodec;
+
+    let (ours, theirs) = tokio::io::duplex(4096);
+    let ours = NotVectored(ours);
+    assert!(!ours.is_write_vectored());
+    let opts = ConnOptions::new(
+        "duplex".to_owned(),
+        &RemotingConfig::default(),
+        ProcessorTable::new(),
+        Arc::new(AtomicI32::new(1)),
+    );
+    let conn = Connection::start_io(ours, "127.0.0.1:1".parse().expect("addr"), opts);
+    let sizes = [0usize, 5, 600, 20_000, 3, 300_000, 1];
+    let bodies: Vec<Bytes> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| Bytes::from(vec![u8::try_from(i).expect("small"); n]))
+        .collect();
+    let deadline = Instant::now() + LIMIT;
+    let mut waiters = Vec::new();
+    for body in &bodies {
+        let mut req = RemotingCommand::request(RequestCode::HEART_BEAT, ExtFields::new())
+            .with_body(body.clone());
+        req.opaque = conn.next_opaque();
+        waiters.push(conn.send_request(&req, deadline).await.expect("queued"));
+    }
+    let mut peer = Framed::new(theirs, RemotingCodec::new());
+    for body in &bodies {
+        let req = tokio::time::timeout(LIMIT, peer.next())
+            .await
+            .expect("in time")
+            .expect("a frame")
+            .expect("decodes");
+        assert_eq!(&req.body, body);
+        let resp = req.response_to(rmq_common::ResponseCode::SUCCESS, None);
+        tokio::time::timeout(LIMIT, peer.send(resp))
+            .await
+            .expect("in time")
+            .expect("sent");
+    }
+    for (rx, mut guard) in waiters {
+        let reply = tokio::time::timeout(LIMIT, rx).await.expect("in time");
+        guard.disarm();
+        reply.expect("answered").expect("a reply");
+    }
+    conn.close();
+    tokio::time::timeout(LIMIT, conn.finished())
+        .await
+        .expect("finished");
+}
+
+/// A stream that hides its vectored writes (so the writer's one-slice-per-write path runs).
+struct NotVectored<S>(S);
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for NotVectored<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for NotVectored<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
 }

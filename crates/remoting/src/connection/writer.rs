@@ -1,22 +1,22 @@
-//! The writer task: drains the outbound channel, gathering queued frames into one write; a
-//! write the socket takes no byte of for the write timeout closes the connection, and the queue
-//! budget of written (or skipped) frames is given back after each write.
+//! The writer task: drains the outbound channel, gathering queued frames into vectored writes
+//! (see [`Gather`]); a write the socket takes no byte of for the write timeout closes the
+//! connection, and the queue budget of written (or skipped) frames is given back after each
+//! write.
 
-use std::io;
+use std::future::Future;
+use std::io::{self, IoSlice};
 use std::pin::pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use futures_util::FutureExt;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::gather::{Gather, MAX_IOV};
 use super::{Kind, Outbound, Shared, CLAIMED, QUEUED};
-use crate::error::RemotingError;
 
 /// Why the writer stopped.
 enum Stop {
@@ -29,10 +29,15 @@ enum Stop {
 /// The writer task; `task` is made by the spawner, so its cleanup runs however the task ends:
 /// returning, panicking, or dropped unfinished (aborted, its runtime shut down), even before
 /// its first poll.
-pub(super) async fn run(mut task: Cleanup) {
+pub(super) async fn run<W: AsyncWrite + Unpin>(mut task: Cleanup<W>) {
     let Cleanup { shared, rx, wr } = &mut task;
     let Some(wr) = wr.as_mut() else { return };
     let stop = serve(shared, rx, wr).await;
+    if matches!(stop, Stop::Closed | Stop::Idle) {
+        // An orderly close: a TLS stream sends its close_notify, a socket its FIN. Never waits
+        // (the peer may not read any more).
+        let _ = wr.shutdown().now_or_never();
+    }
     match &stop {
         Stop::Closed => tracing::debug!("writer stopped: connection closed"),
         Stop::Idle => tracing::debug!("connection idle; closing"),
@@ -47,17 +52,17 @@ pub(super) async fn run(mut task: Cleanup) {
 }
 
 /// The writer task's state; dropping it closes the connection and fails every waiter.
-pub(super) struct Cleanup {
+pub(super) struct Cleanup<W> {
     shared: Arc<Shared>,
     rx: mpsc::UnboundedReceiver<Outbound>,
-    wr: Option<OwnedWriteHalf>,
+    wr: Option<W>,
 }
 
-impl Cleanup {
+impl<W> Cleanup<W> {
     pub(super) const fn new(
         shared: Arc<Shared>,
         rx: mpsc::UnboundedReceiver<Outbound>,
-        wr: OwnedWriteHalf,
+        wr: W,
     ) -> Self {
         Self {
             shared,
@@ -67,7 +72,7 @@ impl Cleanup {
     }
 }
 
-impl Drop for Cleanup {
+impl<W> Drop for Cleanup<W> {
     fn drop(&mut self) {
         let shared = &self.shared;
         shared.mark_closed();
@@ -77,37 +82,27 @@ impl Drop for Cleanup {
         while let Ok(out) = self.rx.try_recv() {
             unwritten += 1;
             if let Kind::Request { opaque, id } = out.kind {
-                shared.pending.fail(
-                    opaque,
-                    id,
-                    RemotingError::ConnectionClosed {
-                        addr: shared.opts.addr.clone(),
-                        written: false,
-                    },
-                );
+                shared.pending.fail(opaque, id, shared.closed_error(false));
             }
             // Oneway: dropping the ack tells the caller; its state is still QUEUED (not written).
         }
         let failed = shared
             .pending
-            .fail_all(|written| RemotingError::ConnectionClosed {
-                addr: shared.opts.addr.clone(),
-                written,
-            });
+            .fail_all(|written| shared.closed_error(written));
         tracing::debug!(unwritten, failed, "connection closed");
         drop(self.wr.take());
         shared.finished.cancel();
     }
 }
 
-async fn serve(
+async fn serve<W: AsyncWrite + Unpin>(
     shared: &Shared,
     rx: &mut mpsc::UnboundedReceiver<Outbound>,
-    wr: &mut OwnedWriteHalf,
+    wr: &mut W,
 ) -> Stop {
     let idle = shared.opts.idle_timeout;
     let batch_limit = shared.opts.write_batch_bytes.max(1);
-    let mut batch = BytesMut::with_capacity(16 * 1024);
+    let mut gather = Gather::new(wr.is_write_vectored());
     let mut acks: Vec<oneshot::Sender<()>> = Vec::new();
     // Queue budget of the frames taken off the channel, given back once they are written.
     let mut taken: usize = 0;
@@ -142,26 +137,21 @@ async fn serve(
         let mut next = Some(first);
         while let Some(out) = next.take() {
             taken += out.cost as usize;
-            if !claim(shared, out.kind, &mut acks) {
-                // Its caller gave up (timeout, drop): it must not be sent.
-            } else {
-                batch.extend_from_slice(&out.head);
-                if !out.body.is_empty() {
-                    // A large body: flush what is gathered, then write the body without copying.
-                    if let Err(stop) = flush(shared, wr, &mut batch, &mut acks).await {
-                        return stop;
-                    }
-                    if let Err(stop) = write(shared, wr, &out.body).await {
-                        return stop;
-                    }
-                }
+            // A frame whose caller gave up (timeout, drop) must not be sent.
+            if claim(shared, out.kind, &mut acks) {
+                gather.push(out.head);
+                gather.push(out.body);
             }
-            if batch.len() < batch_limit {
+            if !gather.is_full(batch_limit) {
                 next = rx.try_recv().ok();
             }
         }
-        if let Err(stop) = flush(shared, wr, &mut batch, &mut acks).await {
+        if let Err(stop) = write_gathered(shared, wr, &gather).await {
             return stop;
+        }
+        gather.clear();
+        for ack in acks.drain(..) {
+            let _ = ack.send(());
         }
         shared.budget.add_permits(std::mem::take(&mut taken));
         last_write = Instant::now();
@@ -188,51 +178,55 @@ fn claim(shared: &Shared, kind: Kind, acks: &mut Vec<oneshot::Sender<()>>) -> bo
     }
 }
 
-/// Writes the gathered frames and acknowledges the oneway ones among them.
-async fn flush(
+/// Writes every gathered byte, [`MAX_IOV`] slices per vectored write at most (one slice per
+/// write when the stream does not do vectored writes), then flushes (a TLS stream may hold
+/// records back until then).
+async fn write_gathered<W: AsyncWrite + Unpin>(
     shared: &Shared,
-    wr: &mut OwnedWriteHalf,
-    batch: &mut BytesMut,
-    acks: &mut Vec<oneshot::Sender<()>>,
+    wr: &mut W,
+    gather: &Gather,
 ) -> Result<(), Stop> {
-    if !batch.is_empty() {
-        write(shared, wr, batch).await?;
-        batch.clear();
+    if gather.is_empty() {
+        return Ok(());
     }
-    for ack in acks.drain(..) {
-        let _ = ack.send(());
+    let per_write = if gather.vectored() { MAX_IOV } else { 1 };
+    let mut iov = [IoSlice::new(&[]); MAX_IOV];
+    let mut cursor = gather.cursor();
+    while !cursor.done() {
+        let n = cursor.fill(&mut iov[..per_write]);
+        let written = stall_guard(shared, wr.write_vectored(&iov[..n])).await?;
+        if written == 0 {
+            return Err(Stop::Io(io::ErrorKind::WriteZero.into()));
+        }
+        cursor.advance(written);
     }
-    Ok(())
+    stall_guard(shared, wr.flush()).await
 }
 
-/// Writes all of `buf`, unless the connection is closed meanwhile or the socket takes no byte
-/// for the write timeout (a peer that stopped reading).
-async fn write(shared: &Shared, wr: &mut OwnedWriteHalf, mut buf: &[u8]) -> Result<(), Stop> {
-    let limit = shared.opts.write_timeout;
-    while !buf.is_empty() {
-        let mut attempt = pin!(wr.write(buf));
-        // Most writes go through at once (the socket buffer has room): no timer for those.
-        let written = match attempt.as_mut().now_or_never() {
-            Some(r) => r,
-            None => {
-                let stalled = pin!(tokio::time::sleep(if limit.is_zero() {
-                    FAR
-                } else {
-                    limit
-                }));
-                tokio::select! {
-                    biased;
-                    () = shared.closed() => return Err(Stop::Closed),
-                    r = attempt => r,
-                    () = stalled => return Err(Stop::WriteTimeout(limit)),
-                }
+/// Runs one write (or flush), unless the connection is closed meanwhile or the socket takes no
+/// byte for the write timeout (a peer that stopped reading).
+async fn stall_guard<T>(
+    shared: &Shared,
+    step: impl Future<Output = io::Result<T>>,
+) -> Result<T, Stop> {
+    let mut step = pin!(step);
+    // Most writes go through at once (the socket buffer has room): no timer for those.
+    let done = match step.as_mut().now_or_never() {
+        Some(r) => r,
+        None => {
+            let limit = shared.opts.write_timeout;
+            let stalled = pin!(tokio::time::sleep(if limit.is_zero() {
+                FAR
+            } else {
+                limit
+            }));
+            tokio::select! {
+                biased;
+                () = shared.closed() => return Err(Stop::Closed),
+                r = step => r,
+                () = stalled => return Err(Stop::WriteTimeout(limit)),
             }
-        };
-        match written {
-            Ok(0) => return Err(Stop::Io(io::ErrorKind::WriteZero.into())),
-            Ok(n) => buf = &buf[n..],
-            Err(e) => return Err(Stop::Io(e)),
         }
-    }
-    Ok(())
+    };
+    done.map_err(Stop::Io)
 }
