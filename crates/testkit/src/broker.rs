@@ -54,8 +54,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// request's is negative), `queueOffset` (per queue), `transactionId` (the `UNIQ_KEY`),
 /// `MSG_REGION` and `TRACE_ON`. A properties string over
 /// [`MAX_PROPERTIES_BYTES`](crate::MAX_PROPERTIES_BYTES) is answered `MESSAGE_ILLEGAL`, as a
-/// real broker does. Delay and black hole apply to every request; scripted replies are consumed
-/// one per send.
+/// real broker does. With the `test-util` feature's knobs, delay and black hole apply to every
+/// request and scripted replies are consumed one per send.
 #[derive(Debug, Clone)]
 pub struct MockBroker {
     endpoint: Endpoint,

@@ -1,5 +1,5 @@
 //! The listening side every mock shares: a `RemotingServer` (on `127.0.0.1:0` unless told
-//! otherwise) plus the connection-level fault knobs.
+//! otherwise) plus, with the `test-util` feature, the connection-level fault knobs.
 
 use std::io;
 use std::net::SocketAddr;
@@ -51,12 +51,14 @@ macro_rules! endpoint_knobs {
             }
 
             /// The run-time fault knobs (delay, black hole, scripted replies).
+            #[cfg(feature = "test-util")]
             #[must_use]
             pub fn faults(&self) -> &$crate::Faults {
                 &self.endpoint.faults
             }
 
             /// New connections are refused from now on (live ones stay up).
+            #[cfg(feature = "test-util")]
             pub async fn refuse_connections(&self) {
                 self.endpoint.server.pause_accept().await;
             }
@@ -65,16 +67,19 @@ macro_rules! endpoint_knobs {
             ///
             /// # Errors
             /// The bind error, if the port was taken meanwhile.
+            #[cfg(feature = "test-util")]
             pub async fn accept_connections(&self) -> std::io::Result<()> {
                 self.endpoint.server.resume_accept().await
             }
 
             /// Closes every live connection (clients see the socket close).
+            #[cfg(feature = "test-util")]
             pub fn close_connections(&self) {
                 self.endpoint.server.close_connections();
             }
 
             /// Refuses new connections and closes the live ones: the server looks down.
+            #[cfg(feature = "test-util")]
             pub async fn down(&self) {
                 self.refuse_connections().await;
                 self.close_connections();
@@ -84,6 +89,7 @@ macro_rules! endpoint_knobs {
             ///
             /// # Errors
             /// The bind error, if the port was taken meanwhile.
+            #[cfg(feature = "test-util")]
             pub async fn up(&self) -> std::io::Result<()> {
                 self.accept_connections().await
             }
@@ -92,6 +98,13 @@ macro_rules! endpoint_knobs {
             #[must_use]
             pub fn connection_count(&self) -> usize {
                 self.endpoint.server.connection_count()
+            }
+
+            /// Handles of the live connections: a test sends requests *to* the clients through
+            /// them (as a broker asks a producer to check a transaction).
+            #[must_use]
+            pub fn connections(&self) -> Vec<rmq_remoting::ConnectionHandle> {
+                self.endpoint.server.connections()
             }
 
             /// Stops the server: closes every connection and ends its tasks.

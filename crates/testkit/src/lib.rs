@@ -1,5 +1,5 @@
-//! `rmq-testkit`: an in-process RocketMQ name server and brokers with fault injection, for the
-//! workspace's tests (not published).
+//! `rmq-testkit`: an in-process RocketMQ name server and brokers, for tests and local
+//! development (the `rmq dev-broker` command).
 //!
 //! - [`MockNameServer`] serves the routes tests set and change at run time.
 //! - [`MockBroker`] stores what it is sent, in memory, and answers like a broker.
@@ -7,13 +7,26 @@
 //! - [`interop`]: the variables through which `scripts/rocketmq-dev.sh` describes the real
 //!   clusters to interop tests and benches.
 //!
-//! Every server listens on `127.0.0.1` port 0, every fault knob works at run time, and every
-//! background task ends on `shutdown` or when the last handle is dropped.
+//! Every server listens on `127.0.0.1` port 0 (unless told otherwise), and every background task
+//! ends on `shutdown` or when the last handle is dropped.
+//!
+//! # Features
+//!
+//! - `test-util` (off by default): the fault injection tests use, all changeable at run time —
+//!   `Faults` (delay, black hole, scripted replies such as `Reply::Malformed` or
+//!   `Reply::Close`) through each mock's `faults()`, and the connection knobs
+//!   `refuse_connections`, `accept_connections`, `close_connections`, `down` and `up`. It
+//!   enables `rmq-remoting/test-util` (the server's accept pause, connection close and raw
+//!   frames). Without it the mocks answer every request normally and cannot be made to fail.
 #![warn(missing_docs)]
 
 mod broker;
 mod cluster;
 mod endpoint;
+#[cfg(feature = "test-util")]
+mod faults;
+#[cfg(not(feature = "test-util"))]
+#[path = "faults_off.rs"]
 mod faults;
 pub mod interop;
 mod namesrv;
@@ -22,6 +35,7 @@ mod store;
 
 pub use broker::MockBroker;
 pub use cluster::{broker_name, MockCluster, AUTO_CREATE_TOPIC};
+#[cfg(feature = "test-util")]
 pub use faults::{Faults, Reply, MALFORMED_FRAME};
 pub use namesrv::{MockNameServer, RouteRequest};
 pub use route::{RouteBuilder, CLUSTER};

@@ -53,9 +53,9 @@ impl Shared {
 /// [`start_on`](Self::start_on)).
 ///
 /// Answers `GET_ROUTEINFO_BY_TOPIC` with the route set for the topic (standard JSON, or a raw
-/// body), `TOPIC_NOT_EXIST` otherwise, and counts the requests per topic. The fault knobs
-/// ([`faults`](Self::faults), [`down`](Self::down), ...) apply to every route request; scripted
-/// replies are consumed one per route request. The delay, the black hole and the route answered
+/// body), `TOPIC_NOT_EXIST` otherwise, and counts the requests per topic. The fault knobs of the
+/// `test-util` feature (`faults`, `down`, ...) apply to every route request; scripted replies are
+/// consumed one per route request. The delay, the black hole and the route answered
 /// are the ones in force when the request arrived (before it was counted): a test can wait for
 /// [`request_count`](Self::request_count) to grow, then change the route or the delay without
 /// affecting that request's answer.

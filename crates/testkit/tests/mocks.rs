@@ -1,4 +1,5 @@
-//! The mocks over real loopback sockets, driven by a `RemotingClient`.
+//! The mocks over real loopback sockets, driven by a `RemotingClient`. The fault-knob tests need
+//! the `test-util` feature (`cargo test -p rmq-testkit --features test-util`).
 
 use std::future::Future;
 use std::time::Duration;
@@ -14,8 +15,10 @@ use rmq_common::{
     TopicRouteData, UnregisterClientRequestHeader, ViewMessageRequestHeader,
 };
 use rmq_remoting::{RemotingClient, RemotingCommand, RemotingConfig, RemotingError};
+#[cfg(feature = "test-util")]
+use rmq_testkit::Reply;
 use rmq_testkit::{
-    MockBroker, MockCluster, MockNameServer, Reply, RouteBuilder, UnknownTopic, AUTO_CREATE_TOPIC,
+    MockBroker, MockCluster, MockNameServer, RouteBuilder, UnknownTopic, AUTO_CREATE_TOPIC,
 };
 
 const T: Duration = Duration::from_secs(5);
@@ -105,11 +108,13 @@ async fn name_server_serves_set_routes_and_counts_requests() {
     within(ns.shutdown()).await;
 }
 
+#[cfg(feature = "test-util")]
 fn write_queues(resp: &RemotingCommand) -> i32 {
     let route: TopicRouteData = serde_json::from_slice(&resp.body).unwrap();
     route.queue_datas[0].write_queue_nums
 }
 
+#[cfg(feature = "test-util")]
 #[tokio::test]
 async fn a_delayed_route_answer_is_the_route_and_delay_of_its_arrival() {
     let ns = within(MockNameServer::start()).await.unwrap();
@@ -150,6 +155,7 @@ async fn a_delayed_route_answer_is_the_route_and_delay_of_its_arrival() {
     within(ns.shutdown()).await;
 }
 
+#[cfg(feature = "test-util")]
 #[tokio::test]
 async fn name_server_fault_knobs() {
     let ns = within(MockNameServer::start()).await.unwrap();
@@ -408,6 +414,7 @@ async fn broker_records_heartbeats_unregisters_and_transaction_ends() {
     within(b.shutdown()).await;
 }
 
+#[cfg(feature = "test-util")]
 #[tokio::test]
 async fn broker_scripted_codes_stored_or_not() {
     let b = within(MockBroker::start("broker-a")).await.unwrap();
