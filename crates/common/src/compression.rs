@@ -17,7 +17,7 @@ pub const DEFAULT_LEVEL: u32 = 5;
 #[non_exhaustive]
 pub enum CompressionError {
     /// The input is not a valid zlib stream.
-    #[error("corrupt zlib stream: {0}")]
+    #[error("corrupt zlib stream")]
     Corrupt(#[source] std::io::Error),
     /// The output would exceed the limit.
     #[error("decompressed body exceeds {limit} bytes")]

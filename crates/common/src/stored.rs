@@ -135,7 +135,7 @@ pub enum StoredMessageError {
         port: i32,
     },
     /// The compressed body could not be inflated.
-    #[error("compressed body: {0}")]
+    #[error("compressed body cannot be inflated")]
     Decompress(#[from] CompressionError),
     /// A field is too long for its length prefix (encode).
     #[error("`{field}` is {len} bytes, more than its length field allows")]

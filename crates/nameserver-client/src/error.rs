@@ -53,7 +53,7 @@ pub enum NameServerError {
     #[error("no name server address configured")]
     NoNameServer,
     /// Every name server tried was refused, closed, or timed out within the deadline.
-    #[error("no name server reachable (tried {}): {last}", .tried.join(", "))]
+    #[error("no name server reachable (tried {})", .tried.join(", "))]
     Unreachable {
         /// The addresses tried, in order.
         tried: Vec<String>,
@@ -84,7 +84,7 @@ pub enum NameServerError {
         topic: String,
     },
     /// The route body could not be decoded.
-    #[error("bad route body: {0}")]
+    #[error("bad route body")]
     BadRouteBody(#[from] RouteDecodeError),
 }
 
