@@ -30,7 +30,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use rmq::common::{
     CommandHeader, Message, RequestCode, SendMessageRequestHeader, SendMessageRequestHeaderV2,
 };
-use rmq::producer::Producer;
+use rmq::producer::{Producer, SendOptions};
 use rmq::remoting::{RemotingClient, RemotingCommand, RemotingConfig};
 use rmq_testkit::interop::RealCluster;
 use rmq_testkit::MockCluster;
@@ -375,7 +375,10 @@ impl Start for ProducerSync {
 
 /// Admits one asynchronous send; the returned future awaits its outcome.
 async fn start_send_async(p: &Producer, msg: Message) -> BoxedUnit {
-    let fut = p.send_async(msg).await.expect("admitted");
+    let fut = p
+        .send_async(msg, SendOptions::new())
+        .await
+        .expect("admitted");
     Box::pin(async move {
         fut.await.expect("sent");
     })

@@ -10,7 +10,7 @@ use std::error::Error;
 use std::time::Instant;
 
 use rmq::common::Message;
-use rmq::producer::Producer;
+use rmq::producer::{Producer, SendOptions};
 
 const SENDS: usize = 2_000;
 
@@ -32,7 +32,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let mut futures = Vec::with_capacity(SENDS);
     for i in 0..SENDS {
         let msg = Message::new("ExampleAsync", format!("event {i}"));
-        futures.push(producer.send_async(msg).await?);
+        futures.push(producer.send_async(msg, SendOptions::new()).await?);
         let stats = producer.stats();
         assert!(stats.async_in_flight <= 64, "the bound holds: {stats:?}");
     }
@@ -42,7 +42,11 @@ async fn run() -> Result<(), Box<dyn Error>> {
             Ok(_) => ok += 1,
             Err(e) => {
                 failed += 1;
-                eprintln!("failed (maybe stored: {}): {e}", e.maybe_stored());
+                eprintln!(
+                    "failed (maybe stored: {}): {}",
+                    e.maybe_stored(),
+                    support::with_causes(&e)
+                );
             }
         }
     }
@@ -55,7 +59,10 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let mut held = Vec::new();
     let mut refused = 0;
     for i in 0..200 {
-        match producer.try_send_async(Message::new("ExampleAsync", format!("burst {i}"))) {
+        match producer.try_send_async(
+            Message::new("ExampleAsync", format!("burst {i}")),
+            SendOptions::new(),
+        ) {
             Ok(fut) => held.push(fut),
             Err(e) if e.is_overloaded() => {
                 refused += 1;
@@ -72,7 +79,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     for fut in held {
         if let Err(e) = fut.await {
             failed += 1;
-            eprintln!("burst send failed: {e}");
+            eprintln!("burst send failed: {}", support::with_causes(&e));
         }
     }
 

@@ -9,7 +9,7 @@ mod support;
 use std::error::Error;
 
 use rmq::common::Message;
-use rmq::producer::Producer;
+use rmq::producer::{Producer, SendOptions};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -26,7 +26,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let batch: Vec<Message> = (0..10)
         .map(|i| Message::new("ExampleBatch", format!("item {i}")).with_keys([format!("item-{i}")]))
         .collect();
-    let r = producer.send_batch(batch).await?;
+    let r = producer.send_batch(batch, SendOptions::new()).await?;
     println!(
         "batch stored: {} on {}/{}",
         r.status, r.queue.broker_name, r.queue.queue_id
@@ -40,10 +40,10 @@ async fn run() -> Result<(), Box<dyn Error>> {
         Message::new("ExampleBatch", "a"),
         Message::new("OtherTopic", "b"),
     ];
-    match producer.send_batch(mixed).await {
+    match producer.send_batch(mixed, SendOptions::new()).await {
         Ok(_) => return Err("a mixed batch must be refused".into()),
         Err(e) => {
-            println!("mixed batch refused: {e}");
+            println!("mixed batch refused: {}", support::with_causes(&e));
             let back = e.into_batch().map_or(0, |msgs| msgs.len());
             println!("  {back} messages handed back, unsent");
         }

@@ -9,7 +9,7 @@ mod support;
 use std::error::Error;
 
 use rmq::common::Message;
-use rmq::producer::Producer;
+use rmq::producer::{Producer, SendOptions};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -27,7 +27,10 @@ async fn run() -> Result<(), Box<dyn Error>> {
     for i in 0..10 {
         let line = format!("level=info msg=\"request served\" seq={i}");
         producer
-            .send_oneway(Message::new("ExampleLogs", line).with_tags("info"))
+            .send_oneway(
+                Message::new("ExampleLogs", line).with_tags("info"),
+                SendOptions::new(),
+            )
             .await?;
         written += 1;
     }

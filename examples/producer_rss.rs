@@ -7,6 +7,8 @@
 //! `/proc/self/status`). Fails when a result is lost, an error occurs, or the run exceeds 10
 //! minutes. Numbers are recorded in `benches/README.md`, section "producer".
 
+mod support;
+
 use std::collections::VecDeque;
 use std::error::Error;
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rmq::common::{ExtFields, Message, RequestCode, ResponseCode};
-use rmq::producer::{Producer, SendFuture};
+use rmq::producer::{Producer, SendFuture, SendOptions};
 use rmq::remoting::{
     BoxFuture, ProcessorTable, RemotingCommand, RemotingConfig, RemotingServer, RequestContext,
 };
@@ -83,7 +85,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         Ok(_) => ok += 1,
         Err(e) => {
             failed += 1;
-            eprintln!("send failed: {e}");
+            eprintln!("send failed: {}", support::with_causes(&e));
         }
     };
     for i in 0..count {
@@ -97,7 +99,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
         window.push_back(
             producer
-                .send_async(Message::new(TOPIC, body.clone()))
+                .send_async(Message::new(TOPIC, body.clone()), SendOptions::new())
                 .await?,
         );
     }

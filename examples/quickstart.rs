@@ -10,7 +10,7 @@ use std::error::Error;
 use std::process::ExitCode;
 
 use rmq::common::Message;
-use rmq::producer::{Producer, ProducerError};
+use rmq::producer::{Producer, SendError, SendOptions};
 
 const TOPIC: &str = "QuickstartTopic";
 
@@ -26,16 +26,20 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", support::with_causes(&*e));
             ExitCode::FAILURE
         }
     }
 }
 
 /// Prints a failed send and counts it.
-fn failed(mode: &str, e: &ProducerError, failures: &mut usize) {
+fn failed(mode: &str, e: &SendError, failures: &mut usize) {
     *failures += 1;
-    println!("{mode:<7} FAILED (maybe stored: {}): {e}", e.maybe_stored());
+    println!(
+        "{mode:<7} FAILED (maybe stored: {}): {}",
+        e.maybe_stored(),
+        support::with_causes(e)
+    );
 }
 
 async fn run() -> Result<usize, Box<dyn Error>> {
@@ -62,7 +66,10 @@ async fn run() -> Result<usize, Box<dyn Error>> {
     for i in 0..3 {
         pending.push(
             producer
-                .send_async(Message::new(TOPIC, format!("async message #{i}")))
+                .send_async(
+                    Message::new(TOPIC, format!("async message #{i}")),
+                    SendOptions::new(),
+                )
                 .await?,
         );
     }
@@ -76,7 +83,10 @@ async fn run() -> Result<usize, Box<dyn Error>> {
     // Oneway: written to the broker, no answer awaited.
     for i in 0..3 {
         match producer
-            .send_oneway(Message::new(TOPIC, format!("oneway message #{i}")))
+            .send_oneway(
+                Message::new(TOPIC, format!("oneway message #{i}")),
+                SendOptions::new(),
+            )
             .await
         {
             Ok(()) => println!("oneway  written"),
@@ -88,7 +98,7 @@ async fn run() -> Result<usize, Box<dyn Error>> {
     let batch = (0..3)
         .map(|i| Message::new(TOPIC, format!("batch message #{i}")))
         .collect();
-    match producer.send_batch(batch).await {
+    match producer.send_batch(batch, SendOptions::new()).await {
         Ok(r) => println!("batch   {}", support::short(&r)),
         Err(e) => failed("batch", &e, &mut failures),
     }

@@ -36,11 +36,14 @@ async fn run() -> Result<(), Box<dyn Error>> {
             Ok(r) => println!("stored: {}", support::short(&r)),
             Err(e) if e.maybe_stored() => {
                 failed += 1;
-                println!("unknown outcome (the broker may have stored it): {e}");
+                println!(
+                    "unknown outcome (the broker may have stored it): {}",
+                    support::with_causes(&e)
+                );
             }
             Err(e) => {
                 failed += 1;
-                println!("not stored: {e}");
+                println!("not stored: {}", support::with_causes(&e));
                 if let Some(msg) = e.into_message() {
                     println!(
                         "  the message came back (body {} bytes); it can be resent",

@@ -27,8 +27,8 @@ pub use rmq_remoting as remoting;
 
 pub use rmq_common::{Message, MessageQueue};
 pub use rmq_producer::{
-    HashSelector, JavaHashSelector, Producer, ProducerBuilder, ProducerError, QueueSelector,
-    RandomSelector, SendResult, SendStatus,
+    ClientInstance, ErrorKind, HashSelector, JavaHashSelector, Producer, ProducerBuilder,
+    QueueSelector, RandomSelector, SendError, SendOptions, SendResult, SendStatus,
 };
 
 /// The README's code blocks, compiled as doc tests so the README stays true.

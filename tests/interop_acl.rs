@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use rmq::common::{Message, ResponseCode};
-use rmq::producer::{Credentials, Producer, ProducerError, SendStatus};
+use rmq::producer::{Credentials, ErrorKind, Producer, SendStatus};
 use support::{acl_cluster, unique_topic, INTEROP_TIMEOUT};
 use tokio::time::timeout;
 
@@ -71,7 +71,7 @@ async fn interop_acl_signed_sends_are_stored_and_others_refused() {
             "{what}: a refusal is certainly not stored"
         );
         assert!(
-            matches!(err, ProducerError::Broker { .. }),
+            matches!(err.kind(), ErrorKind::Broker { .. }),
             "{what}: {err:?}"
         );
         timeout(INTEROP_TIMEOUT, p.shutdown())

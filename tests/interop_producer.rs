@@ -15,7 +15,7 @@ use rmq_common::compression::compress;
 use rmq_common::message_id::OffsetMessageId;
 use rmq_common::stored::{decode_stored_message, MessageExt};
 use rmq_common::{Message, RequestCode, ResponseCode, ViewMessageRequestHeader};
-use rmq_producer::{HashSelector, Producer, SendResult, SendStatus};
+use rmq_producer::{HashSelector, Producer, SendOptions, SendResult, SendStatus};
 use rmq_remoting::{RemotingClient, RemotingCommand, RemotingConfig};
 use support::{
     cluster_exclusive, cluster_shared, real_cluster, unique_topic, BrokerRestart, RealCluster,
@@ -166,7 +166,7 @@ async fn interop_every_send_form_is_stored_exactly() {
 
     // Async.
     let msg = sample(&topic, 1, "async body");
-    let fut = timeout(T, p.send_async(msg.clone()))
+    let fut = timeout(T, p.send_async(msg.clone(), SendOptions::new()))
         .await
         .expect("in time")
         .expect("admitted");
@@ -179,14 +179,20 @@ async fn interop_every_send_form_is_stored_exactly() {
     let msg = sample(&topic, 2, "ordered body");
     let r1 = timeout(
         T,
-        p.send_with_selector(msg.clone(), &HashSelector, "order-42"),
+        p.send_with(
+            msg.clone(),
+            SendOptions::new().selector(HashSelector::new("order-42")),
+        ),
     )
     .await
     .expect("in time")
     .expect("sent");
     let r2 = timeout(
         T,
-        p.send_with_selector(sample(&topic, 3, "ordered 2"), &HashSelector, "order-42"),
+        p.send_with(
+            sample(&topic, 3, "ordered 2"),
+            SendOptions::new().selector(HashSelector::new("order-42")),
+        ),
     )
     .await
     .expect("in time")
@@ -229,7 +235,7 @@ async fn interop_every_send_form_is_stored_exactly() {
     let batch: Vec<Message> = (10..13)
         .map(|i| sample(&topic, 5, format!("batch {i}")))
         .collect();
-    let r = timeout(T, p.send_batch(batch.clone()))
+    let r = timeout(T, p.send_batch(batch.clone(), SendOptions::new()))
         .await
         .expect("in time")
         .expect("batch send");
@@ -261,7 +267,7 @@ async fn interop_every_send_form_is_stored_exactly() {
     }
     let marker = format!("oneway {}", topic);
     let msg = sample(&topic, 7, marker.clone());
-    timeout(T, p.send_oneway(msg.clone()))
+    timeout(T, p.send_oneway(msg.clone(), SendOptions::new()))
         .await
         .expect("in time")
         .expect("written");

@@ -1,5 +1,5 @@
 //! Shared by the examples: where to send (`NAMESRV_ADDR`, or an embedded dev broker), tracing
-//! with `RUST_LOG`, and a short form of a send result.
+//! with `RUST_LOG`, a short form of a send result, and errors printed with their causes.
 #![allow(dead_code)]
 
 use std::error::Error;
@@ -63,6 +63,20 @@ pub(crate) fn short(r: &SendResult) -> String {
         "{} msgId={} {}/{}@{}",
         r.status, r.msg_id, r.queue.broker_name, r.queue.queue_id, r.queue_offset
     )
+}
+
+/// An error and its causes in one line, `error: cause: cause...`. A send error's `Display`
+/// prints one level only (e.g. "send to broker broker-a failed"); why is in its
+/// [`Error::source`] chain, which this walks.
+pub(crate) fn with_causes(e: &(dyn Error + 'static)) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        line.push_str(": ");
+        line.push_str(&c.to_string());
+        cause = c.source();
+    }
+    line
 }
 
 /// The example's exit: 0 on success; otherwise the error and its causes, readably, and 1.

@@ -47,6 +47,9 @@ pub(crate) struct NameServerArgs {
     /// Name server address(es), `host:port[;host:port...]`.
     #[arg(long, env = "NAMESRV_ADDR", value_name = "ADDR")]
     pub(crate) namesrv: Option<String>,
+
+    #[command(flatten)]
+    pub(crate) tls: crate::tls_args::TlsArgs,
 }
 
 /// Either a name server or an in-process dev broker.

@@ -15,7 +15,12 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) async fn run(args: &DevBrokerArgs) -> Result<u8, Fatal> {
     let dev = DevCluster::start(usize::from(args.brokers), Some(args.port))
         .await
-        .map_err(|e| Fatal::failed(format!("cannot start the dev broker: {e}")))?;
+        .map_err(|e| {
+            Fatal::failed(format!(
+                "cannot start the dev broker: {}",
+                crate::output::one_line(&e)
+            ))
+        })?;
     let brokers: Vec<String> = dev
         .brokers()
         .into_iter()

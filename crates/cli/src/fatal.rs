@@ -31,13 +31,13 @@ impl Fatal {
     }
 }
 
-/// A producer that did not start: bad settings (e.g. `--group`) are usage errors.
-pub(crate) fn producer_start(e: &rmq_producer::ProducerError) -> Fatal {
-    let message = format!("cannot start the producer: {}", crate::output::one_line(e));
-    match e {
-        rmq_producer::ProducerError::Config(_) => Fatal::usage(message),
-        _ => Fatal::failed(message),
-    }
+/// A producer that did not start: its settings (e.g. `--group`) are unusable, a usage error.
+/// The message names the setting and its cause.
+pub(crate) fn producer_start(e: &rmq_producer::ConfigError) -> Fatal {
+    Fatal::usage(format!(
+        "cannot start the producer: {}",
+        crate::output::one_line(e)
+    ))
 }
 
 fn one_line(s: String) -> String {
@@ -68,11 +68,32 @@ mod tests {
         assert_eq!(f.to_string(), "rmq: error: cannot connect to 127.0.0.1:1");
         assert_eq!(f.code, exit::FAILED);
         assert_eq!(Fatal::usage("bad").code, exit::USAGE);
-        let config = rmq_producer::ProducerError::Config(rmq_producer::ConfigError::NoNameServer);
-        assert_eq!(producer_start(&config).code, exit::USAGE);
-        let stopped = rmq_producer::ProducerError::NotRunning {
-            unsent: rmq_producer::Unsent::none(),
-        };
-        assert_eq!(producer_start(&stopped).code, exit::FAILED);
+    }
+
+    #[test]
+    fn a_producer_that_did_not_start_is_a_usage_error_with_its_cause() {
+        let config = rmq_producer::ConfigError::NoNameServer;
+        let f = producer_start(&config);
+        assert_eq!(f.code, exit::USAGE);
+        assert_eq!(
+            f.to_string(),
+            "rmq: error: cannot start the producer: no name server address configured"
+        );
+        // A bad group: the setting, then the rule it breaks.
+        let err = rmq_producer::ProducerBuilder::new("bad group!")
+            .name_server("127.0.0.1:9876")
+            .build_config()
+            .expect_err("illegal group");
+        let f = producer_start(&err);
+        assert_eq!(f.code, exit::USAGE);
+        assert!(
+            f.message
+                .starts_with("cannot start the producer: invalid producer group: "),
+            "{f}"
+        );
+        assert!(
+            f.message.contains("illegal character ' '"),
+            "the illegal character is named: {f}"
+        );
     }
 }

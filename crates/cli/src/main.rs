@@ -27,6 +27,7 @@ mod output;
 mod route;
 mod send;
 mod signals;
+mod tls_args;
 
 use std::process::ExitCode;
 
@@ -146,9 +147,12 @@ async fn run(command: Command) -> Result<u8, Fatal> {
 /// `NAMESRV_ADDR`.
 async fn resolve(target: &TargetArgs) -> Result<(String, Option<DevCluster>), Fatal> {
     if target.embedded {
-        let dev = DevCluster::start(1, None)
-            .await
-            .map_err(|e| Fatal::failed(format!("cannot start the embedded dev broker: {e}")))?;
+        let dev = DevCluster::start(1, None).await.map_err(|e| {
+            Fatal::failed(format!(
+                "cannot start the embedded dev broker: {}",
+                output::one_line(&e)
+            ))
+        })?;
         eprintln!(
             "rmq: embedded dev broker, name server on {}",
             dev.namesrv_addr()

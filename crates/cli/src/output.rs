@@ -4,11 +4,11 @@
 //!   "queueId":..,"queueOffset":..}`
 //! - oneway: `{"status":"ONEWAY_WRITTEN","msgId":..,"topic":..}`
 //! - failed: `{"error":{"kind":..,"maybeStored":bool,"message":..}}` (plus `"responseCode"` when
-//!   a broker answered with one).
+//!   a broker answered with one); `message` is the error followed by each of its causes.
 
 use std::error::Error;
 
-use rmq_producer::{ProducerError, SendResult};
+use rmq_producer::{ErrorKind, SendError, SendResult};
 use serde::Serialize;
 
 /// The status printed for a oneway send once it is written.
@@ -60,7 +60,7 @@ pub(crate) struct ErrorLine {
 #[derive(Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ErrorBody {
-    /// The [`ProducerError`] variant.
+    /// The [`ErrorKind`] variant.
     pub(crate) kind: &'static str,
     /// Whether the message may have been stored (a retry may duplicate it).
     pub(crate) maybe_stored: bool,
@@ -71,8 +71,15 @@ pub(crate) struct ErrorBody {
     pub(crate) message: String,
 }
 
-impl From<&ProducerError> for ErrorLine {
-    fn from(e: &ProducerError) -> Self {
+impl From<&SendError> for ErrorLine {
+    fn from(e: &SendError) -> Self {
+        Self::from(e.kind())
+    }
+}
+
+/// What a send error says is all in its kind: the message handed back is not printed.
+impl From<&ErrorKind> for ErrorLine {
+    fn from(e: &ErrorKind) -> Self {
         Self {
             error: ErrorBody {
                 kind: error_kind(e),
@@ -84,39 +91,23 @@ impl From<&ProducerError> for ErrorLine {
     }
 }
 
-impl ErrorLine {
-    /// A failure inside the CLI itself (a send task that panicked): its outcome is unknown, so
-    /// the message may have been stored.
-    pub(crate) fn internal(message: String) -> Self {
-        Self {
-            error: ErrorBody {
-                kind: "Internal",
-                maybe_stored: true,
-                response_code: None,
-                message,
-            },
-        }
-    }
-}
-
-/// The name of a [`ProducerError`] variant.
-pub(crate) fn error_kind(e: &ProducerError) -> &'static str {
+/// The name of an [`ErrorKind`] variant.
+pub(crate) fn error_kind(e: &ErrorKind) -> &'static str {
     match e {
-        ProducerError::Config(_) => "Config",
-        ProducerError::InvalidMessage { .. } => "InvalidMessage",
-        ProducerError::InvalidBatch { .. } => "InvalidBatch",
-        ProducerError::NotRunning { .. } => "NotRunning",
-        ProducerError::NoRoute { .. } => "NoRoute",
-        ProducerError::NameServer { .. } => "NameServer",
-        ProducerError::QueueUnavailable { .. } => "QueueUnavailable",
-        ProducerError::BrokerNotFound { .. } => "BrokerNotFound",
-        ProducerError::Broker { .. } => "Broker",
-        ProducerError::Remoting { .. } => "Remoting",
-        ProducerError::InvalidResponse { .. } => "InvalidResponse",
-        ProducerError::Timeout { .. } => "Timeout",
-        ProducerError::RetriesExhausted { .. } => "RetriesExhausted",
-        ProducerError::Overloaded { .. } => "Overloaded",
-        ProducerError::Cancelled { .. } => "Cancelled",
+        ErrorKind::InvalidMessage(_) => "InvalidMessage",
+        ErrorKind::InvalidBatch(_) => "InvalidBatch",
+        ErrorKind::NotRunning => "NotRunning",
+        ErrorKind::NoRoute { .. } => "NoRoute",
+        ErrorKind::NameServer(_) => "NameServer",
+        ErrorKind::QueueUnavailable { .. } => "QueueUnavailable",
+        ErrorKind::BrokerNotFound { .. } => "BrokerNotFound",
+        ErrorKind::Broker { .. } => "Broker",
+        ErrorKind::Transport { .. } => "Transport",
+        ErrorKind::InvalidResponse { .. } => "InvalidResponse",
+        ErrorKind::Timeout { .. } => "Timeout",
+        ErrorKind::RetriesExhausted { .. } => "RetriesExhausted",
+        ErrorKind::Overloaded { .. } => "Overloaded",
+        ErrorKind::Cancelled { .. } => "Cancelled",
         _ => "Other",
     }
 }
@@ -203,7 +194,7 @@ mod tests {
 
     use rmq_common::validate::ValidationError;
     use rmq_common::ResponseCode;
-    use rmq_producer::{SendStatus, Unsent};
+    use rmq_producer::SendStatus;
     use rmq_remoting::RemotingError;
     use serde_json::{json, Value};
 
@@ -248,26 +239,22 @@ mod tests {
 
     #[test]
     fn invalid_topic_is_a_certain_failure() {
-        let e = ProducerError::InvalidMessage {
-            source: ValidationError::IllegalTopicChar { ch: '!' },
-            unsent: Unsent::none(),
-        };
+        let e = ErrorKind::InvalidMessage(ValidationError::IllegalTopicChar { ch: '!' });
         let v = parse(&to_json(&ErrorLine::from(&e)));
         assert_eq!(v["error"]["kind"], "InvalidMessage");
         assert_eq!(v["error"]["maybeStored"], false);
         assert!(v["error"].get("responseCode").is_none());
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with("invalid message: "), "{v}");
         assert!(
-            v["error"]["message"]
-                .as_str()
-                .unwrap()
-                .starts_with("invalid message"),
-            "{v}"
+            message.contains("illegal character '!'"),
+            "the cause is printed after the error: {v}"
         );
     }
 
     #[test]
     fn timeout_after_write_may_be_stored() {
-        let e = ProducerError::Remoting {
+        let e = ErrorKind::Transport {
             broker: "broker-a".into(),
             source: RemotingError::Timeout {
                 addr: "127.0.0.1:1".into(),
@@ -275,31 +262,58 @@ mod tests {
                 after: Duration::from_millis(500),
                 written: true,
             },
-            unsent: Unsent::none(),
         };
         let v = parse(&to_json(&ErrorLine::from(&e)));
-        assert_eq!(v["error"]["kind"], "Remoting");
+        assert_eq!(v["error"]["kind"], "Transport");
         assert_eq!(v["error"]["maybeStored"], true);
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains("broker-a"), "{v}");
         assert!(
-            v["error"]["message"].as_str().unwrap().contains("broker-a"),
-            "{v}"
+            message.contains("request 7 to 127.0.0.1:1 timed out"),
+            "the transport's cause is printed: {v}"
         );
     }
 
     #[test]
     fn broker_refusal_carries_its_code() {
-        let e = ProducerError::Broker {
+        let e = ErrorKind::Broker {
             code: ResponseCode::TOPIC_NOT_EXIST,
             remark: Some("topic[X] not exist,\napply first".into()),
             broker: "broker-a".into(),
             addr: "127.0.0.1:10911".into(),
-            unsent: Unsent::none(),
         };
         let line = to_json(&ErrorLine::from(&e));
         let v = parse(&line);
         assert_eq!(v["error"]["kind"], "Broker");
         assert_eq!(v["error"]["responseCode"], ResponseCode::TOPIC_NOT_EXIST.0);
         assert_eq!(v["error"]["maybeStored"], false);
+    }
+
+    #[test]
+    fn exhausted_retries_print_the_last_error_and_its_cause() {
+        let e = ErrorKind::RetriesExhausted {
+            attempts: 3,
+            brokers: vec!["broker-a".into(), "broker-b".into(), "broker-a".into()],
+            last: Box::new(ErrorKind::Transport {
+                broker: "broker-a".into(),
+                source: RemotingError::Timeout {
+                    addr: "127.0.0.1:1".into(),
+                    opaque: 9,
+                    after: Duration::from_millis(100),
+                    written: true,
+                },
+            }),
+            maybe_stored: true,
+        };
+        let v = parse(&to_json(&ErrorLine::from(&e)));
+        assert_eq!(v["error"]["kind"], "RetriesExhausted");
+        assert_eq!(v["error"]["maybeStored"], true);
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with("send failed after 3 attempts"), "{v}");
+        assert!(
+            message.contains(": send to broker broker-a failed: request 9 to 127.0.0.1:1"),
+            "every cause, in order: {v}"
+        );
     }
 
     #[test]

@@ -16,7 +16,9 @@ use crate::output::{one_line, print_stdout};
 
 /// Runs `rmq route` against `namesrv`; prints the document on stdout.
 pub(crate) async fn run(args: &RouteArgs, namesrv: &str) -> Result<u8, Fatal> {
-    let remoting = RemotingClient::new(RemotingConfig::default());
+    let mut config = RemotingConfig::default();
+    config.tls = args.namesrv.tls.config()?;
+    let remoting = RemotingClient::new(config);
     let client = NameServerClient::new(remoting.clone(), parse_addr_list(namesrv));
     let result = client
         .topic_route(&args.topic, Duration::from_millis(args.timeout_ms))

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rmq_common::message_id::UniqIdGenerator;
 use rmq_common::{property, Message, MessageQueue};
-use rmq_producer::{Producer, ProducerBuilder, SendResult};
+use rmq_producer::{Producer, ProducerBuilder, SendOptions, SendResult};
 
 use crate::cli::{SendArgs, SendMode};
 use crate::fatal::Fatal;
@@ -41,9 +41,13 @@ type Pending = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 pub(crate) async fn run(args: &SendArgs, namesrv: &str) -> Result<u8, Fatal> {
     check_combinations(args)?;
     let template = template(args, read_body(args)?)?;
-    let producer = ProducerBuilder::new(args.group.as_str())
+    let mut builder = ProducerBuilder::new(args.group.as_str())
         .name_server(namesrv)
-        .send_timeout(Duration::from_millis(args.timeout_ms))
+        .send_timeout(Duration::from_millis(args.timeout_ms));
+    if let Some(tls) = args.target.namesrv.tls.config()? {
+        builder = builder.tls(tls);
+    }
+    let producer = builder
         .start()
         .await
         .map_err(|e| crate::fatal::producer_start(&e))?;
@@ -85,7 +89,7 @@ pub(crate) async fn run(args: &SendArgs, namesrv: &str) -> Result<u8, Fatal> {
                 msg.properties_mut()
                     .insert(property::UNIQ_KEY, msg_id.clone());
                 let outcome = producer
-                    .send_oneway(msg)
+                    .send_oneway(msg, SendOptions::new())
                     .await
                     .map(|()| Sent::Oneway {
                         msg_id,
@@ -164,6 +168,14 @@ pub(crate) fn units(count: u64, batch: Option<u64>) -> impl Iterator<Item = u64>
         .chain((rest > 0).then_some(rest))
 }
 
+/// The options of a send: to `queue` when one is given, else to any queue.
+fn options(queue: Option<MessageQueue>) -> SendOptions {
+    match queue {
+        Some(q) => SendOptions::new().queue(q),
+        None => SendOptions::new(),
+    }
+}
+
 /// Sends one unit and waits for its outcome.
 async fn send_unit(
     producer: &Producer,
@@ -172,18 +184,17 @@ async fn send_unit(
     batch: bool,
     queue: Option<MessageQueue>,
 ) -> Outcome {
+    let options = options(queue);
     let result = if batch {
         let msgs = (0..n).map(|_| template.clone()).collect();
-        producer.send_batch(msgs).await
-    } else if let Some(q) = queue {
-        producer.send_to_queue(template.clone(), &q).await
+        producer.send_batch(msgs, options).await
     } else {
-        producer.send(template.clone()).await
+        producer.send_with(template.clone(), options).await
     };
     result.map(Sent::Stored).map_err(|e| ErrorLine::from(&e))
 }
 
-/// Starts one unit asynchronously (waiting for back-pressure room for a single message).
+/// Starts one unit asynchronously (waiting for back-pressure room).
 async fn start_async(
     producer: &Producer,
     template: &Message,
@@ -191,16 +202,14 @@ async fn start_async(
     batch: bool,
     queue: Option<MessageQueue>,
 ) -> Pending {
-    if batch || queue.is_some() {
-        let (producer, template) = (producer.clone(), template.clone());
-        let task =
-            tokio::spawn(async move { send_unit(&producer, &template, n, batch, queue).await });
-        return Box::pin(async move {
-            task.await
-                .unwrap_or_else(|e| Err(ErrorLine::internal(format!("send task failed: {e}"))))
-        });
-    }
-    match producer.send_async(template.clone()).await {
+    let options = options(queue);
+    let admitted = if batch {
+        let msgs = (0..n).map(|_| template.clone()).collect();
+        producer.send_batch_async(msgs, options).await
+    } else {
+        producer.send_async(template.clone(), options).await
+    };
+    match admitted {
         Ok(fut) => {
             Box::pin(async move { fut.await.map(Sent::Stored).map_err(|e| ErrorLine::from(&e)) })
         }

@@ -253,7 +253,7 @@ async fn a_black_holed_broker_fails_with_exit_3_maybe_stored() {
     assert_eq!(lines.len(), 1, "{r:?}");
     assert_error_line(
         &lines[0],
-        &["Timeout", "RetriesExhausted", "Remoting"],
+        &["Timeout", "RetriesExhausted", "Transport"],
         true,
     );
     assert!(

@@ -7,38 +7,89 @@
 //! awaits the answer and runs any retries.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use rmq_common::validate::validate_message;
 use rmq_common::Message;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::{Instrument, Span};
 
 use crate::backpressure::Permit;
-use crate::deliver::{offload, Deliver, Delivered, Leftovers, SendOutcome};
-use crate::error::{ProducerError, Unsent};
+use crate::deliver::{Deliver, Leftovers, SendOutcome};
+use crate::error::{ErrorKind, SendError, Unsent};
 use crate::kernel::{prepare_single, Outgoing};
+use crate::options::SendOptions;
 use crate::producer::Inner;
-use crate::retry::{self, Launched, Mode, Next, Outcome, Queue, SendState, Settled, Target};
-use crate::send::{expect_result, job, log_outcome, send_span};
+use crate::retry::{self, Job, Launched, Mode, Next, Outcome, Queue, SendState, Settled};
+use crate::send::{log_outcome, prepare_batch_checked, resolve_target, send_span, timeout_of};
 use crate::send_future::SendFuture;
-use crate::send_result::SendResult;
+use crate::transport::remoting::RemotingTransport;
+use crate::transport::Transport;
 use crate::{identity, Producer};
+
+type State = SendState<RemotingTransport>;
+type Pending = <RemotingTransport as Transport>::Pending;
+
+/// What an asynchronous send carries: one message or a batch.
+enum Held {
+    One(Message),
+    Batch(Vec<Message>),
+}
+
+impl Held {
+    fn size(&self) -> usize {
+        match self {
+            Self::One(m) => m.body().len(),
+            Self::Batch(v) => v.iter().map(|m| m.body().len()).sum(),
+        }
+    }
+
+    fn into_unsent(self) -> Unsent {
+        match self {
+            Self::One(m) => Unsent::one(m),
+            Self::Batch(v) => Unsent::batch(v),
+        }
+    }
+
+    /// The message a selector looks at (a batch's first).
+    fn first(&self) -> Option<&Message> {
+        match self {
+            Self::One(m) => Some(m),
+            Self::Batch(v) => v.first(),
+        }
+    }
+
+    /// Empties the bodies (leftovers carry only memory of small strings).
+    fn emptied(self) -> Self {
+        match self {
+            Self::One(mut m) => {
+                m.set_body(Bytes::new());
+                Self::One(m)
+            }
+            Self::Batch(mut v) => {
+                for m in &mut v {
+                    m.set_body(Bytes::new());
+                }
+                Self::Batch(v)
+            }
+        }
+    }
+}
 
 /// An admitted asynchronous send's registrations and message, released when it resolves.
 struct Admitted {
     token: TaskTrackerToken,
     permit: Option<Permit>,
-    msg: Message,
+    held: Held,
     started: Instant,
 }
 
 /// Where the first attempt stands when the task takes over.
 enum First {
     /// Nothing done yet (`try_send_async`): the task does it all.
-    NotStarted(Outgoing),
+    NotStarted(Outgoing, SendOptions),
     /// The send ended before any answer was awaited (route error, nothing to try).
     Over(Outcome),
     /// The first attempt was handed to the transport (or failed doing so).
@@ -49,116 +100,107 @@ enum First {
 struct Flight {
     /// `None` once the send is over: what it held with an effect (producer handle, route, span)
     /// is dropped where the send completes; its prepared request moves to `out`.
-    state: Option<SendState>,
+    state: Option<State>,
     queue: Queue,
     t0: Instant,
-    launched: Launched,
+    launched: Launched<Pending>,
     /// Once the send is over: the memory handed back as leftovers (bodies emptied).
     out: Option<Outgoing>,
-    msg: Option<Message>,
+    held: Option<Held>,
 }
 
 impl Producer {
-    /// Starts an asynchronous send. Waits while the back-pressure bounds are reached, hands the
-    /// first attempt to the transport, and returns a [`SendFuture`] that resolves exactly once
-    /// with the outcome (the send goes on even if the future is dropped). Attempts and retries
-    /// follow the same rules as [`Producer::send`]; the deadline starts once the send is
-    /// admitted. Sends started one after the other from one task are written in that order.
+    /// Starts an asynchronous send with `options` (deadline, target queue or selector): waits
+    /// while the back-pressure bounds are reached, hands the first attempt to the transport,
+    /// and returns a [`SendFuture`] that resolves exactly once with the outcome (the send goes
+    /// on even if the future is dropped). Attempts and retries follow the same rules as
+    /// [`Producer::send_with`]; the deadline starts once the send is admitted.
+    ///
+    /// Two awaits, as async-nats' JetStream `publish`: the first is where back-pressure waits
+    /// and where the request joins the connection, so that sends started one after the other
+    /// from one task are written in that order and pipelined; the second is the broker's
+    /// answer. A callback form is `tokio::spawn(async move { callback(future.await) })`.
     ///
     /// # Errors
-    /// [`ProducerError::InvalidMessage`] or [`ProducerError::NotRunning`], with the message.
-    pub async fn send_async(&self, msg: Message) -> Result<SendFuture, ProducerError> {
-        let (tx, rx) = oneshot::channel();
-        let deliver = Deliver::new(move |delivered: (SendOutcome, Leftovers)| {
-            // The receiver may be gone (the caller dropped the future): the outcome is discarded.
-            let _ = tx.send(delivered);
-        });
-        if let Err((e, deliver)) = self.start_async(msg, deliver).await {
-            deliver.disarm();
-            return Err(e);
-        }
-        Ok(SendFuture::new(rx))
+    /// [`ErrorKind::InvalidMessage`] or [`ErrorKind::NotRunning`], with the message.
+    pub async fn send_async(
+        &self,
+        msg: Message,
+        options: SendOptions,
+    ) -> Result<SendFuture, SendError> {
+        self.start_async(Held::One(msg), options).await
     }
 
-    /// [`Producer::send_async`] with a callback instead of a future: `callback` runs exactly
-    /// once, with the outcome or with the error that prevented the send; also when this future
-    /// is dropped before the send was admitted, or when the runtime shuts down first (then with
-    /// [`ProducerError::Cancelled`]).
+    /// [`Producer::send_async`] for a batch (see [`Producer::send_batch`]).
     ///
-    /// The callback runs on a small task of its own, never on the task that completes the
-    /// sends: a slow callback does not delay other sends, and a panicking one is caught (and
-    /// logged) without affecting any other send.
-    pub async fn send_async_with_callback<F>(&self, msg: Message, callback: F)
-    where
-        F: FnOnce(Result<SendResult, ProducerError>) + Send + 'static,
-    {
-        let mut user = Deliver::new(callback);
-        // Should the callback's own task be dropped unrun, what happened is unknown.
-        user.may_be_stored();
-        let sends = self.inner().sends.clone();
-        let deliver = Deliver::new(move |outcome| offload(&sends, user, outcome));
-        if let Err((e, deliver)) = self.start_async(msg, deliver).await {
-            deliver.call(Err(e));
-        }
+    /// # Errors
+    /// [`ErrorKind::InvalidBatch`], [`ErrorKind::InvalidMessage`] or [`ErrorKind::NotRunning`],
+    /// with the batch.
+    pub async fn send_batch_async(
+        &self,
+        msgs: Vec<Message>,
+        options: SendOptions,
+    ) -> Result<SendFuture, SendError> {
+        self.start_async(Held::Batch(msgs), options).await
     }
 
     /// Starts an asynchronous send if the back-pressure bounds leave room, without waiting.
     /// Everything else happens on the send's task.
     ///
     /// # Errors
-    /// [`ProducerError::Overloaded`] (with the message) when full; else as
+    /// [`ErrorKind::Overloaded`] (with the message) when full; else as
     /// [`Producer::send_async`].
-    pub fn try_send_async(&self, msg: Message) -> Result<SendFuture, ProducerError> {
+    pub fn try_send_async(
+        &self,
+        msg: Message,
+        options: SendOptions,
+    ) -> Result<SendFuture, SendError> {
         let inner = self.inner();
-        let (token, msg) = admit(inner, msg)?;
+        let (token, held) = admit(inner, Held::One(msg))?;
         // Room first: a refused send costs neither compression nor an id.
         let permit = match &inner.flow {
             None => None,
-            Some(flow) => match flow.try_acquire(msg.body().len()) {
+            Some(flow) => match flow.try_acquire(held.size()) {
                 Some(p) => Some(p),
                 None => {
                     let (max_in_flight, max_bytes) = flow.limits();
-                    return Err(ProducerError::Overloaded {
-                        max_in_flight,
-                        max_bytes,
-                        unsent: Unsent::one(msg),
-                    });
+                    return Err(SendError::new(
+                        ErrorKind::Overloaded {
+                            max_in_flight,
+                            max_bytes,
+                        },
+                        held.into_unsent(),
+                    ));
                 }
             },
         };
-        let (out, msg) = prepare(inner, msg);
+        let (out, held) = prepare(inner, held)?;
         let (tx, rx) = oneshot::channel();
         let span = send_span(out.topic());
         let admitted = Admitted {
             token,
             permit,
-            msg,
+            held,
             started: Instant::now(),
         };
         let deliver = Deliver::new(move |delivered: (SendOutcome, Leftovers)| {
             let _ = tx.send(delivered);
         });
-        spawn(inner, admitted, First::NotStarted(out), span, deliver);
+        spawn(
+            inner,
+            admitted,
+            First::NotStarted(out, options),
+            span,
+            deliver,
+        );
         Ok(SendFuture::new(rx))
     }
 
-    /// Admission (waiting for room), first launch in the caller, then the task. On an error the
-    /// deliverer comes back uncalled.
-    async fn start_async<D, T>(
-        &self,
-        msg: Message,
-        mut deliver: Deliver<D, T>,
-    ) -> Result<(), (ProducerError, Deliver<D, T>)>
-    where
-        D: FnOnce(T) + Send + 'static,
-        T: Delivered + 'static,
-    {
+    /// Admission (waiting for room), first launch in the caller, then the task.
+    async fn start_async(&self, held: Held, options: SendOptions) -> Result<SendFuture, SendError> {
         let inner = self.inner();
-        let (token, msg) = match admit(inner, msg) {
-            Ok(admitted) => admitted,
-            Err(e) => return Err((e, deliver)),
-        };
-        let size = msg.body().len();
+        let (token, held) = admit(inner, held)?;
+        let size = held.size();
         let permit = match &inner.flow {
             None => None,
             // Fast path without registering a waiter anywhere; wait only when full.
@@ -167,66 +209,114 @@ impl Producer {
                 None => {
                     let got = tokio::select! {
                         biased;
-                        () = inner.abort.cancelled() => None,
+                        () = inner.core.abort.cancelled() => None,
                         p = flow.acquire(size) => p,
                     };
                     match got {
                         Some(p) => Some(p),
                         None => {
-                            return Err((ProducerError::not_running(Unsent::one(msg)), deliver))
+                            return Err(SendError::new(ErrorKind::NotRunning, held.into_unsent()))
                         }
                     }
                 }
             },
         };
         if !inner.is_running() {
-            return Err((ProducerError::not_running(Unsent::one(msg)), deliver));
+            return Err(SendError::new(ErrorKind::NotRunning, held.into_unsent()));
         }
-        let (out, msg) = prepare(inner, msg);
+        let (out, held) = prepare(inner, held)?;
+        let (tx, rx) = oneshot::channel();
+        let mut deliver = Deliver::new(move |delivered: (SendOutcome, Leftovers)| {
+            // The receiver may be gone (the caller dropped the future): the outcome is discarded.
+            let _ = tx.send(delivered);
+        });
         let span = send_span(out.topic());
         let admitted = Admitted {
             token,
             permit,
-            msg,
+            held,
             started: Instant::now(),
         };
         // From here the request may be written: a drop of this future reports "maybe stored".
         deliver.may_be_stored();
-        let first = launch_first(inner, out).instrument(span.clone()).await;
+        let first = match admitted.held.first() {
+            Some(first) => {
+                launch_first(inner, out, &options, first)
+                    .instrument(span.clone())
+                    .await
+            }
+            None => First::Over(Err(ErrorKind::InvalidBatch(
+                rmq_common::batch::BatchError::Empty,
+            ))),
+        };
         spawn(inner, admitted, first, span, deliver);
-        Ok(())
+        Ok(SendFuture::new(rx))
     }
 }
 
-/// Registers one message for an asynchronous send as in flight and validates it.
-fn admit(inner: &Inner, msg: Message) -> Result<(TaskTrackerToken, Message), ProducerError> {
+/// Registers a send as in flight and validates its message(s).
+fn admit(inner: &Inner, held: Held) -> Result<(TaskTrackerToken, Held), SendError> {
     let Some(token) = inner.begin() else {
-        return Err(ProducerError::not_running(Unsent::one(msg)));
+        return Err(SendError::new(ErrorKind::NotRunning, held.into_unsent()));
     };
-    if let Err(source) = validate_message(&msg, inner.cfg.max_message_size) {
-        return Err(ProducerError::InvalidMessage {
-            source,
-            unsent: Unsent::one(msg),
-        });
+    let max = inner.cfg().max_message_size;
+    let valid = match &held {
+        Held::One(m) => validate_message(m, max),
+        Held::Batch(v) => v.iter().try_for_each(|m| validate_message(m, max)),
+    };
+    match valid {
+        Ok(()) => Ok((token, held)),
+        Err(source) => Err(SendError::new(
+            ErrorKind::InvalidMessage(source),
+            held.into_unsent(),
+        )),
     }
-    Ok((token, msg))
 }
 
-/// Prepares an admitted message (id, compression), once it has back-pressure room.
-fn prepare(inner: &Inner, mut msg: Message) -> (Outgoing, Message) {
-    let out = prepare_single(&mut msg, &inner.cfg, &mut || identity::uniq_ids().next_id());
-    (out, msg)
+/// Prepares an admitted message (id, compression) or batch, once it has back-pressure room.
+fn prepare(inner: &Inner, held: Held) -> Result<(Outgoing, Held), SendError> {
+    match held {
+        Held::One(mut msg) => {
+            let out = prepare_single(&mut msg, inner.cfg(), &mut || {
+                identity::uniq_ids().next_id()
+            });
+            Ok((out, Held::One(msg)))
+        }
+        Held::Batch(mut msgs) => match prepare_batch_checked(inner, &mut msgs) {
+            Ok(out) => Ok((out, Held::Batch(msgs))),
+            Err(kind) => Err(SendError::new(kind, Unsent::batch(msgs))),
+        },
+    }
 }
 
-/// The caller's part: route lookup, queue choice, handing the first attempt to the transport.
-async fn launch_first(inner: &Arc<Inner>, out: Outgoing) -> First {
-    let (retries, timeout) = (inner.cfg.retries_async, inner.cfg.send_timeout);
-    let job = job(out, Target::Any, Mode::Reply, retries, timeout);
-    let info = match retry::publish_info(inner, job.out.topic(), job.started, job.timeout).await {
+/// The caller's part: target and route lookup, queue choice, handing the first attempt to the
+/// transport.
+async fn launch_first(
+    inner: &Arc<Inner>,
+    out: Outgoing,
+    options: &SendOptions,
+    msg: &Message,
+) -> First {
+    let core = &inner.core;
+    let started = Instant::now();
+    let timeout = timeout_of(core, options);
+    let target = match resolve_target(core, options, msg, out.topic(), started, timeout).await {
+        Ok(target) => target,
+        Err(e) => return First::Over(Err(e)),
+    };
+    let job = Job {
+        out,
+        target,
+        mode: Mode::Reply,
+        retries: core.cfg.retries_async,
+        started,
+        timeout,
+    };
+    let info = match retry::publish_info(core, job.out.topic(), job.started, job.timeout).await {
         Ok(info) => info,
         Err(e) => return First::Over(Err(e)),
     };
-    let mut state = SendState::new(Arc::clone(inner), job, info, Span::current());
+    let mut state = SendState::new(Arc::clone(core), job, info, Span::current());
     match state.next() {
         Next::Done(outcome) => First::Over(outcome),
         Next::Attempt(queue, budget) => {
@@ -238,7 +328,7 @@ async fn launch_first(inner: &Arc<Inner>, out: Outgoing) -> First {
                 t0,
                 launched,
                 out: None,
-                msg: None,
+                held: None,
             }))
         }
     }
@@ -246,15 +336,14 @@ async fn launch_first(inner: &Arc<Inner>, out: Outgoing) -> First {
 
 /// The task's part: await the first answer, run the remaining attempts, deliver exactly once,
 /// then release the send's registrations.
-fn spawn<D, T>(
+fn spawn<D>(
     inner: &Arc<Inner>,
     admitted: Admitted,
     first: First,
     span: Span,
-    mut deliver: Deliver<D, T>,
+    mut deliver: Deliver<D, (SendOutcome, Leftovers)>,
 ) where
-    D: FnOnce(T) + Send + 'static,
-    T: Delivered + 'static,
+    D: FnOnce((SendOutcome, Leftovers)) + Send + 'static,
 {
     if !matches!(first, First::Over(_)) {
         deliver.may_be_stored();
@@ -264,24 +353,41 @@ fn spawn<D, T>(
         let first = match first {
             // Only `try_send_async` starts here: boxed, so that the common path's completion
             // (one allocation per send) stays small.
-            First::NotStarted(out) => {
-                Box::pin(launch_first(&task_inner, out).instrument(span.clone())).await
+            First::NotStarted(out, options) => {
+                let msg = admitted.held.first();
+                match msg {
+                    Some(msg) => {
+                        Box::pin(
+                            launch_first(&task_inner, out, &options, msg).instrument(span.clone()),
+                        )
+                        .await
+                    }
+                    None => First::Over(Err(retry::cancelled(false))),
+                }
             }
             other => other,
         };
         let (outcome, flight) = complete(first).instrument(span.clone()).await;
         log_outcome(&span, admitted.started, &outcome);
         let Admitted {
-            token, permit, msg, ..
+            token,
+            permit,
+            held,
+            ..
         } = admitted;
         // The room is free before the caller learns the outcome, so a caller that sends again
         // on its result never waits on its own finished send. The token (what `shutdown` waits
         // for) goes last.
         drop(permit);
-        let (outcome, leftovers) = match outcome.and_then(expect_result) {
-            Ok(result) => (Ok(result), leftovers(Some(msg), flight)),
-            Err(e) => (
-                Err(e.with_unsent(Unsent::one(msg))),
+        let (outcome, leftovers) = match outcome {
+            Ok(Some(result)) => (Ok(result), leftovers(Some(held), flight)),
+            // A reply-mode send always yields a result.
+            Ok(None) => (
+                Err(SendError::new(retry::cancelled(true), held.into_unsent())),
+                leftovers(None, flight),
+            ),
+            Err(kind) => (
+                Err(SendError::new(kind, held.into_unsent())),
                 leftovers(None, flight),
             ),
         };
@@ -299,7 +405,7 @@ fn spawn<D, T>(
 /// allocated for it (the flight itself, message and prepared request, bodies emptied), nothing
 /// with an effect (the producer handle, the route, the span and the transport's future are
 /// dropped here), so a finished `SendFuture` that is not awaited yet holds a few small strings.
-fn leftovers(msg: Option<Message>, flight: Option<Box<Flight>>) -> Leftovers {
+fn leftovers(held: Option<Held>, flight: Option<Box<Flight>>) -> Leftovers {
     let Some(mut flight) = flight else {
         return Leftovers::default();
     };
@@ -309,19 +415,13 @@ fn leftovers(msg: Option<Message>, flight: Option<Box<Flight>>) -> Leftovers {
         out.body = Bytes::new();
         flight.out = Some(out);
     }
-    flight.msg = msg.map(|mut m| {
-        m.set_body(Bytes::new());
-        m
-    });
+    flight.held = held.map(Held::emptied);
     Leftovers::new(flight)
 }
 
 /// The error of a flight without its state (cannot happen: see [`complete`]).
-fn spent() -> ProducerError {
-    ProducerError::Cancelled {
-        maybe_stored: true,
-        unsent: Unsent::none(),
-    }
+fn spent() -> ErrorKind {
+    retry::cancelled(true)
 }
 
 /// Awaits the first attempt and runs the rest. The first answer is awaited in place; any
@@ -329,13 +429,7 @@ fn spent() -> ProducerError {
 /// the first attempt ended the send (to be freed by the receiver of the outcome).
 async fn complete(first: First) -> (Outcome, Option<Box<Flight>>) {
     match first {
-        First::NotStarted(_) => (
-            Err(ProducerError::Cancelled {
-                maybe_stored: false,
-                unsent: Unsent::none(),
-            }),
-            None,
-        ),
+        First::NotStarted(..) => (Err(retry::cancelled(false)), None),
         First::Over(outcome) => (outcome, None),
         First::Launched(mut flight) => {
             let Flight {
@@ -349,7 +443,7 @@ async fn complete(first: First) -> (Outcome, Option<Box<Flight>>) {
                 // A flight is built with its state; only `leftovers` takes it, after this.
                 return (Err(spent()), None);
             };
-            let outcome = state.finish(queue, launched).await;
+            let outcome = state.finish(launched).await;
             match state.settle(queue, t0.elapsed(), outcome) {
                 Settled::Done(outcome) => (outcome, Some(flight)),
                 Settled::Again(pause) => match flight.state.take() {

@@ -4,10 +4,9 @@ use std::time::Duration;
 
 use rmq_common::{LanguageCode, ResponseCode};
 use rmq_remoting::acl::Credentials;
-use rmq_remoting::{RemotingConfig, SerializeType};
+use rmq_remoting::{RemotingConfig, SerializeType, TlsConfig};
 
 use crate::config::{ConfigError, ProducerConfig};
-use crate::error::ProducerError;
 use crate::Producer;
 
 /// Builds and starts a [`Producer`]. There is no "created but not started" producer: a
@@ -185,6 +184,23 @@ impl ProducerBuilder {
         self
     }
 
+    /// Connects to name servers and brokers over TLS (Java's `useTLS`), verified as `tls`
+    /// says: the system-independent web roots by default, a CA of your own, mutual TLS with a
+    /// client certificate, or (for test clusters only) no verification at all.
+    ///
+    /// ```no_run
+    /// use rmq_producer::{Producer, TlsConfig};
+    /// # fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// let builder = Producer::builder("OrderProducers")
+    ///     .name_server("mq.example.com:9876")
+    ///     .tls(TlsConfig::new().with_ca_file("/etc/rocketmq/ca.pem")?);
+    /// # drop(builder); Ok(()) }
+    /// ```
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.cfg.remoting.tls = Some(tls);
+        self
+    }
+
     /// Transport settings.
     pub fn remoting(mut self, remoting: RemotingConfig) -> Self {
         self.cfg.remoting = remoting;
@@ -215,9 +231,12 @@ impl ProducerBuilder {
     /// Validates the configuration and starts the producer (background heartbeat and route
     /// refresh tasks on the current tokio runtime). No network call is made until the first send.
     ///
+    /// Producers of this process with the same client id and connection settings share one
+    /// [`ClientInstance`](crate::ClientInstance) (connections, routes, heartbeat).
+    ///
     /// # Errors
-    /// [`ProducerError::Config`] when the configuration is unusable.
-    pub async fn start(self) -> Result<Producer, ProducerError> {
+    /// A [`ConfigError`] when the configuration is unusable.
+    pub async fn start(self) -> Result<Producer, ConfigError> {
         Producer::start(self.cfg).await
     }
 }

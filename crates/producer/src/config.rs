@@ -232,7 +232,7 @@ impl ProducerConfig {
 #[non_exhaustive]
 pub enum ConfigError {
     /// The producer group is blank, too long or has illegal characters.
-    #[error("invalid producer group: {0}")]
+    #[error("invalid producer group")]
     Group(#[source] rmq_common::validate::ValidationError),
     /// The producer group is Java's reserved `DEFAULT_PRODUCER`.
     #[error("the producer group DEFAULT_PRODUCER is reserved")]

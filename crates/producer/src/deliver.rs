@@ -3,20 +3,17 @@
 //! A send's deliverer travels from the caller through the completion driver. Whatever happens on
 //! the way (the caller drops the `send_async` future while it waits for room, the runtime shuts
 //! down and drops the send's task), it is called once: dropped uncalled, it delivers
-//! [`ProducerError::Cancelled`]. A panic in the user's code is caught and logged; it never
-//! reaches the completion driver. User callbacks run on their own small task
-//! ([`offload`]), so a slow callback stalls neither the driver nor the other sends.
+//! [`ErrorKind::Cancelled`]. A panic in the receiver is caught and logged; it never
+//! reaches the completion driver.
 
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use tokio_util::task::TaskTracker;
-
-use crate::error::{ProducerError, Unsent};
+use crate::error::{ErrorKind, SendError};
 use crate::send_result::SendResult;
 
 /// The outcome of one asynchronous send.
-pub(crate) type SendOutcome = Result<SendResult, ProducerError>;
+pub(crate) type SendOutcome = Result<SendResult, SendError>;
 
 /// What a finished send no longer needs and its caller's task allocated (the message and the
 /// prepared request, bodies excluded), handed back with the outcome so that it is freed where
@@ -64,7 +61,7 @@ impl Delivered for (SendOutcome, Leftovers) {
 }
 
 /// Holds the receiver of a send's outcome until it is called; calls it with
-/// [`ProducerError::Cancelled`] when dropped uncalled.
+/// [`ErrorKind::Cancelled`] when dropped uncalled.
 pub(crate) struct Deliver<F, T = SendOutcome>
 where
     F: FnOnce(T),
@@ -97,6 +94,7 @@ where
     }
 
     /// Delivers `outcome`; a panic of the receiver is caught and logged.
+    #[cfg(test)]
     pub(crate) fn call(self, outcome: SendOutcome) {
         self.call_with(outcome, Leftovers::default());
     }
@@ -106,11 +104,6 @@ where
         if let Some(f) = self.f.take() {
             run(f, T::from_parts(outcome, leftovers));
         }
-    }
-
-    /// Drops the receiver without calling it (the caller reports the error itself).
-    pub(crate) fn disarm(mut self) {
-        self.f = None;
     }
 }
 
@@ -125,10 +118,9 @@ where
                 maybe_stored = self.maybe_stored,
                 "asynchronous send dropped before it ended: delivering Cancelled"
             );
-            let cancelled = Err(ProducerError::Cancelled {
+            let cancelled = Err(SendError::bare(ErrorKind::Cancelled {
                 maybe_stored: self.maybe_stored,
-                unsent: Unsent::none(),
-            });
+            }));
             run(f, T::from_parts(cancelled, Leftovers::default()));
         }
     }
@@ -150,20 +142,6 @@ where
 fn run<F: FnOnce(T), T>(f: F, value: T) {
     if catch_unwind(AssertUnwindSafe(move || f(value))).is_err() {
         tracing::error!("a send callback panicked (the panic was caught)");
-    }
-}
-
-/// Calls `user` with `outcome` on a task of its own, off the completion driver, tracked by
-/// `sends` (so `shutdown` waits for the callback too); inline when no runtime is there to spawn
-/// on. Should that task be dropped unrun (runtime shutdown), `user` still gets
-/// [`ProducerError::Cancelled`] through its guard.
-pub(crate) fn offload<F>(sends: &TaskTracker, user: Deliver<F>, outcome: SendOutcome)
-where
-    F: FnOnce(SendOutcome) + Send + 'static,
-{
-    match tokio::runtime::Handle::try_current() {
-        Ok(rt) => drop(sends.spawn_on(async move { user.call(outcome) }, &rt)),
-        Err(_) => user.call(outcome),
     }
 }
 
@@ -210,44 +188,19 @@ mod tests {
     }
 
     #[test]
-    fn called_once_and_disarmed_never() {
+    fn called_once() {
         let (s, f) = recorder();
-        Deliver::new(f).call(Err(ProducerError::not_running(Unsent::none())));
+        Deliver::new(f).call(Err(SendError::bare(ErrorKind::NotRunning)));
         assert_eq!(
             seen(&s),
             vec!["the producer is not running maybe_stored=false"]
         );
-        let (s, f) = recorder();
-        Deliver::new(f).disarm();
-        assert!(seen(&s).is_empty());
     }
 
     #[test]
     fn a_panicking_receiver_is_contained() {
         Deliver::new(|_: SendOutcome| panic!("user bug"))
-            .call(Err(ProducerError::not_running(Unsent::none())));
+            .call(Err(SendError::bare(ErrorKind::NotRunning)));
         drop(Deliver::new(|_: SendOutcome| panic!("user bug in drop")));
-    }
-
-    #[tokio::test]
-    async fn offload_runs_on_another_task() {
-        let (s, f) = recorder();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let user = Deliver::new(move |r: SendOutcome| {
-            f(r);
-            let _ = tx.send(std::thread::current().id());
-        });
-        let sends = TaskTracker::new();
-        offload(
-            &sends,
-            user,
-            Err(ProducerError::not_running(Unsent::none())),
-        );
-        sends.close();
-        let got = tokio::time::timeout(std::time::Duration::from_secs(5), rx).await;
-        assert!(matches!(got, Ok(Ok(_))));
-        let waited = tokio::time::timeout(std::time::Duration::from_secs(5), sends.wait()).await;
-        assert!(waited.is_ok(), "the callback's task is tracked and ends");
-        assert_eq!(seen(&s).len(), 1);
     }
 }

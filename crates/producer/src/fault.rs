@@ -13,9 +13,10 @@
 //! passed the broker is chosen again without any background task. Every function takes `now`
 //! explicitly, so the tables are testable with an injected clock.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dashmap::DashMap;
+use tokio::time::Instant;
 
 /// Lower latency bounds of the Java 5.1.4+ table (`MQFaultStrategy.latencyMax`), in milliseconds.
 pub const LATENCY_MAX_MS: [u64; 7] = [50, 100, 550, 1800, 3000, 5000, 15000];
@@ -63,7 +64,8 @@ struct FaultItem {
 /// (Java `LatencyFaultToleranceImpl`).
 ///
 /// ```
-/// use std::time::{Duration, Instant};
+/// use std::time::Duration;
+/// use tokio::time::Instant;
 /// use rmq_producer::fault::LatencyFaultTolerance;
 ///
 /// let faults = LatencyFaultTolerance::new();

@@ -58,8 +58,8 @@ impl<T: JavaHashCode + ?Sized> JavaHashCode for &T {
 }
 
 /// Picks the queue as Java's `SelectMessageQueueByHash` does: `value = arg.hashCode() % size`,
-/// made positive with `abs`, with Java's `hashCode` ([`JavaHashCode`]). A Java producer and a
-/// Rust producer with the same queue list send one order key to the same queue (unlike
+/// made positive with `abs`, with Java's `hashCode` ([`JavaHashCode`]) of the key. A Java producer
+/// and a Rust producer with the same queue list send one order key to the same queue (unlike
 /// [`HashSelector`](crate::HashSelector), whose hash is not Java's).
 ///
 /// ```
@@ -69,20 +69,31 @@ impl<T: JavaHashCode + ?Sized> JavaHashCode for &T {
 /// let queues: Vec<_> = (0..8).map(|i| MessageQueue::new("T", "broker-a", i)).collect();
 /// let msg = Message::new("T", "x");
 /// // Java: "hello".hashCode() == 99162322, 99162322 % 8 == 2.
-/// assert_eq!(JavaHashSelector.select(&queues, &msg, "hello"), Some(2));
+/// assert_eq!(JavaHashSelector::new("hello").select(&queues, &msg), Some(2));
 /// // A negative hash: "TopicTest-order-99".hashCode() == -1765096437, % 8 == -5, abs: 5.
-/// assert_eq!(JavaHashSelector.select(&queues, &msg, "TopicTest-order-99"), Some(5));
-/// assert_eq!(JavaHashSelector.select(&[], &msg, "hello"), None);
+/// assert_eq!(JavaHashSelector::new("TopicTest-order-99").select(&queues, &msg), Some(5));
+/// assert_eq!(JavaHashSelector::new("hello").select(&[], &msg), None);
 /// ```
-#[derive(Debug, Clone, Copy, Default)]
-pub struct JavaHashSelector;
+#[derive(Debug, Clone, Copy)]
+pub struct JavaHashSelector {
+    hash: i32,
+}
 
-impl<A: JavaHashCode + ?Sized> QueueSelector<A> for JavaHashSelector {
-    fn select(&self, queues: &[MessageQueue], _msg: &Message, arg: &A) -> Option<usize> {
+impl JavaHashSelector {
+    /// A selector of the queue of `key`, as Java selects it for an argument equal to `key`.
+    pub fn new<K: JavaHashCode + ?Sized>(key: &K) -> Self {
+        Self {
+            hash: key.java_hash_code(),
+        }
+    }
+}
+
+impl QueueSelector for JavaHashSelector {
+    fn select(&self, queues: &[MessageQueue], _msg: &Message) -> Option<usize> {
         // Java's `mqs.size()` is an int.
         let size = i32::try_from(queues.len()).ok().filter(|n| *n > 0)?;
         // `%` truncates toward zero as Java's does: |value| < size, so `abs` cannot overflow.
-        let value = arg.java_hash_code() % size;
+        let value = self.hash % size;
         usize::try_from(value.unsigned_abs()).ok()
     }
 }
@@ -120,17 +131,17 @@ mod tests {
         let cases: &[(i32, usize)] = &[(-7, 2), (123_456_789, 4), (i32::MIN, 3), (0, 0)];
         for (hash, want) in cases {
             assert_eq!(
-                JavaHashSelector.select(&queues, &msg, hash),
+                JavaHashSelector::new(hash).select(&queues, &msg),
                 Some(*want),
                 "{hash}"
             );
         }
         assert_eq!(
-            JavaHashSelector.select(&queues, &msg, &-1_234_567_890_123i64),
+            JavaHashSelector::new(&-1_234_567_890_123i64).select(&queues, &msg),
             Some(2)
         );
         assert_eq!(
-            JavaHashSelector.select(&queues, &msg, "order-1001"),
+            JavaHashSelector::new("order-1001").select(&queues, &msg),
             Some(3)
         );
     }

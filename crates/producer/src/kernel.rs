@@ -21,7 +21,7 @@ use rmq_common::{
 use rmq_remoting::{RemotingCommand, SerializeType};
 
 use crate::config::ProducerConfig;
-use crate::error::ProducerError;
+use crate::error::ErrorKind;
 use crate::send_result::{SendResult, SendStatus};
 
 /// The `%RETRY%` topic prefix (Java `MixAll.RETRY_GROUP_TOPIC_PREFIX`).
@@ -254,47 +254,52 @@ pub(crate) fn build_request(
     req
 }
 
-/// Java's `processSendResponse`: the four "stored" codes give a [`SendResult`], every other code
-/// is a [`ProducerError::Broker`] refusal.
+/// Java's `processSendResponse`: the four "stored" codes give a [`SendResult`] for `queue` (its
+/// id replaced by the one the broker answers), every other code is an [`ErrorKind::Broker`]
+/// refusal. `msg_id` is what the result reports (a batch's inner ids unless the broker names
+/// the batch).
 ///
 /// # Errors
-/// [`ProducerError::Broker`] for a refusal, [`ProducerError::InvalidResponse`] when a "stored"
-/// answer has an unreadable header.
+/// [`ErrorKind::Broker`] for a refusal, [`ErrorKind::InvalidResponse`] when a "stored" answer
+/// has an unreadable header.
 pub(crate) fn process_response(
     resp: &RemotingCommand,
-    out: &Outgoing,
-    mq: &MessageQueue,
+    msg_id: String,
+    is_batch: bool,
+    mut queue: MessageQueue,
     addr: &str,
-) -> Result<SendResult, ProducerError> {
+) -> Result<SendResult, ErrorKind> {
     let code = resp.response_code();
     let Some(status) = SendStatus::from_code(code) else {
-        return Err(ProducerError::Broker {
+        return Err(ErrorKind::Broker {
             code,
             remark: resp.remark.clone(),
-            broker: mq.broker_name.clone(),
+            broker: queue.broker_name,
             addr: addr.to_owned(),
-            unsent: crate::error::Unsent::none(),
         });
     };
-    let header = SendMessageResponseHeader::read_from(&resp.ext_fields).map_err(|source| {
-        ProducerError::InvalidResponse {
-            broker: mq.broker_name.clone(),
-            code,
-            source,
-            unsent: crate::error::Unsent::none(),
+    let header = match SendMessageResponseHeader::read_from(&resp.ext_fields) {
+        Ok(header) => header,
+        Err(source) => {
+            return Err(ErrorKind::InvalidResponse {
+                broker: queue.broker_name,
+                code,
+                source,
+            })
         }
-    })?;
+    };
     // An "inner batch" (batch consume-queue topic) is stored as one message: the broker answers
     // its id in `batchUniqId`.
-    let msg_id = match (&header.batch_uniq_id, out.is_batch()) {
-        (Some(id), true) => id.clone(),
-        _ => out.msg_id.clone(),
+    let msg_id = match (header.batch_uniq_id, is_batch) {
+        (Some(id), true) => id,
+        _ => msg_id,
     };
+    queue.queue_id = header.queue_id;
     Ok(SendResult {
         status,
         msg_id,
         offset_msg_id: header.msg_id,
-        queue: MessageQueue::new(out.topic(), mq.broker_name.as_str(), header.queue_id),
+        queue,
         queue_offset: header.queue_offset,
         transaction_id: header.transaction_id,
         region_id: header

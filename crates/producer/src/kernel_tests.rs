@@ -7,7 +7,7 @@ use rmq_common::{ExtFields, ResponseCode};
 use rmq_remoting::RemotingCommand;
 
 use super::*;
-use crate::error::ProducerError;
+use crate::error::ErrorKind;
 
 const GOLDEN: &str = include_str!("../tests/fixtures/send_message_v2.golden");
 const PRESET_ID: &str = "7F0000010F2C18B4AAC2000000000000";
@@ -284,7 +284,7 @@ fn response_codes_map_like_process_send_response() {
             SendStatus::SlaveNotAvailable,
         ),
     ] {
-        let r = process_response(&response(code, &OK_EXT), &out, &mq, "addr").expect("stored");
+        let r = process(&response(code, &OK_EXT), &out, &mq, "addr").expect("stored");
         assert_eq!(r.status, status);
         assert_eq!(
             r.queue,
@@ -301,21 +301,21 @@ fn response_codes_map_like_process_send_response() {
         assert!(!r.trace_on);
     }
     for code in [1, 2, 13, 14, 16, 17, 1500, 12345] {
-        match process_response(&response(ResponseCode(code), &OK_EXT), &out, &mq, "addr") {
-            Err(e @ ProducerError::Broker { .. }) => {
+        match process(&response(ResponseCode(code), &OK_EXT), &out, &mq, "addr") {
+            Err(e @ ErrorKind::Broker { .. }) => {
                 assert_eq!(e.response_code(), Some(ResponseCode(code)));
                 assert!(!e.maybe_stored());
             }
             other => panic!("code {code}: {other:?}"),
         }
     }
-    let bad = process_response(
+    let bad = process(
         &response(ResponseCode::SUCCESS, &[("queueId", "x")]),
         &out,
         &mq,
         "a",
     );
-    assert!(matches!(bad, Err(ref e @ ProducerError::InvalidResponse { .. }) if e.maybe_stored()));
+    assert!(matches!(bad, Err(ref e @ ErrorKind::InvalidResponse { .. }) if e.maybe_stored()));
 }
 
 #[test]
@@ -323,14 +323,12 @@ fn inner_batch_reports_the_broker_batch_id() {
     let mut msgs = vec![Message::new("T", "a"), Message::new("T", "b")];
     let out = prepare_batch(&mut msgs, &mut counter_ids()).expect("batch");
     let mq = MessageQueue::new("T", "broker-a", 0);
-    let plain =
-        process_response(&response(ResponseCode::SUCCESS, &OK_EXT), &out, &mq, "a").expect("ok");
+    let plain = process(&response(ResponseCode::SUCCESS, &OK_EXT), &out, &mq, "a").expect("ok");
     assert_eq!(plain.msg_id, out.msg_id);
     let mut ext = OK_EXT.to_vec();
     ext.push(("batchUniqId", "B"));
     ext.push(("MSG_REGION", "eu-1"));
-    let inner =
-        process_response(&response(ResponseCode::SUCCESS, &ext), &out, &mq, "a").expect("ok");
+    let inner = process(&response(ResponseCode::SUCCESS, &ext), &out, &mq, "a").expect("ok");
     assert_eq!(inner.msg_id, "B", "the broker's id of the inner batch");
     assert_eq!(inner.region_id, "eu-1");
 }
@@ -413,4 +411,14 @@ fn born_timestamp_text_is_shared_within_a_millisecond_and_exact_across() {
         // The same millisecond shares one buffer instead of formatting again.
         assert_eq!(first.as_bytes().as_ptr(), again.as_bytes().as_ptr());
     }
+}
+
+/// [`process_response`] for `out` sent to `mq`.
+fn process(
+    resp: &RemotingCommand,
+    out: &Outgoing,
+    mq: &MessageQueue,
+    addr: &str,
+) -> Result<SendResult, ErrorKind> {
+    process_response(resp, out.msg_id.clone(), out.is_batch(), mq.clone(), addr)
 }

@@ -3,9 +3,13 @@
 //! A [`Producer`] is built with [`ProducerBuilder`], started on a tokio runtime, and shared by
 //! cloning. Every send validates the message, looks the topic's route up, picks a queue
 //! (round-robin, avoiding the broker that just failed and brokers isolated by the latency fault
-//! tolerance of [`fault`]), and retries what is safe to retry within one deadline. Errors say
-//! whether the message may have been stored ([`ProducerError::maybe_stored`]) and hand it back
-//! when it certainly was not ([`ProducerError::into_message`]).
+//! tolerance of [`fault`]), and retries what is safe to retry within one deadline. What varies
+//! between sends (deadline, target queue or selector) is a [`SendOptions`] value. Errors say
+//! whether the message may have been stored ([`SendError::maybe_stored`]) and hand it back when
+//! it certainly was not ([`SendError::into_message`]).
+//!
+//! Producers of one process with the same client id and connection settings share a
+//! [`ClientInstance`] (connections, routes, one heartbeat, processors of broker requests).
 #![warn(missing_docs)]
 
 mod async_send;
@@ -16,10 +20,11 @@ mod config;
 mod deliver;
 mod error;
 pub mod fault;
-mod heartbeat;
 mod identity;
+mod instance;
 mod java_hash;
 mod kernel;
+mod options;
 mod policy;
 mod producer;
 mod retry;
@@ -27,16 +32,21 @@ mod select;
 mod send;
 mod send_future;
 mod send_result;
+mod transport;
 
 pub use builder::ProducerBuilder;
 pub use config::{
     ConfigError, ProducerConfig, DEFAULT_PRODUCER_GROUP, JAVA_RETRY_RESPONSE_CODES, MAX_TIMEOUT,
 };
-pub use error::{ProducerError, Unsent};
+pub use error::{ErrorKind, SendError};
+pub use instance::ClientInstance;
 pub use java_hash::{JavaHashCode, JavaHashSelector};
+pub use options::SendOptions;
 pub use producer::{Producer, ProducerStats};
 /// ACL credentials for [`ProducerBuilder::credentials`] (re-exported from `rmq-remoting`).
 pub use rmq_remoting::acl::Credentials;
+/// TLS settings for [`ProducerBuilder::tls`] (re-exported from `rmq-remoting`).
+pub use rmq_remoting::TlsConfig;
 pub use select::{HashSelector, QueueSelector, RandomSelector};
 pub use send_future::SendFuture;
 pub use send_result::{SendResult, SendStatus};

@@ -8,7 +8,7 @@ use rmq_common::{MessageQueue, ResponseCode};
 use rmq_remoting::RemotingError;
 
 use crate::config::ProducerConfig;
-use crate::error::ProducerError;
+use crate::error::ErrorKind;
 use crate::select::real_broker;
 use crate::send_result::SendResult;
 
@@ -61,13 +61,13 @@ pub(crate) fn is_transport_failure(err: &RemotingError) -> bool {
 
 /// Whether another attempt may follow `err`: transport failures, local transport overload, an
 /// unknown broker address, and the configured broker codes.
-pub(crate) fn is_retryable(cfg: &ProducerConfig, err: &ProducerError) -> bool {
+pub(crate) fn is_retryable(cfg: &ProducerConfig, err: &ErrorKind) -> bool {
     match err {
-        ProducerError::Broker { code, .. } => cfg.is_retryable_code(*code),
-        ProducerError::Remoting { source, .. } => {
+        ErrorKind::Broker { code, .. } => cfg.is_retryable_code(*code),
+        ErrorKind::Transport { source, .. } => {
             is_transport_failure(source) || matches!(source, RemotingError::Overloaded { .. })
         }
-        ProducerError::BrokerNotFound { .. } => true,
+        ErrorKind::BrokerNotFound { .. } => true,
         _ => false,
     }
 }
@@ -93,15 +93,15 @@ pub(crate) const BROKER_HEALTH_CODES: [ResponseCode; 5] = [
 /// take the broker away from the sends of every other topic for 10 s. Its latency is recorded as
 /// for a success, so a slow refusal still isolates by the latency table.
 pub(crate) fn fault_verdict(
-    outcome: &Result<Option<SendResult>, ProducerError>,
+    outcome: &Result<Option<SendResult>, ErrorKind>,
 ) -> Option<(bool, bool)> {
     match outcome {
-        Ok(_) | Err(ProducerError::InvalidResponse { .. }) => Some((false, true)),
-        Err(ProducerError::Broker { code, .. }) if BROKER_HEALTH_CODES.contains(code) => {
+        Ok(_) | Err(ErrorKind::InvalidResponse { .. }) => Some((false, true)),
+        Err(ErrorKind::Broker { code, .. }) if BROKER_HEALTH_CODES.contains(code) => {
             Some((true, false))
         }
-        Err(ProducerError::Broker { .. }) => Some((false, true)),
-        Err(ProducerError::Remoting { source, .. }) if is_transport_failure(source) => {
+        Err(ErrorKind::Broker { .. }) => Some((false, true)),
+        Err(ErrorKind::Transport { source, .. }) if is_transport_failure(source) => {
             Some((true, true))
         }
         Err(_) => None,
@@ -111,7 +111,6 @@ pub(crate) fn fault_verdict(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Unsent;
 
     #[test]
     fn budget_splits_over_untried_brokers_until_the_last_attempt() {
@@ -163,21 +162,19 @@ mod tests {
         assert_eq!(untried_brokers(&logical, &endpoints, &["b".to_owned()]), 1);
     }
 
-    fn broker(code: ResponseCode) -> ProducerError {
-        ProducerError::Broker {
+    fn broker(code: ResponseCode) -> ErrorKind {
+        ErrorKind::Broker {
             code,
             remark: None,
             broker: "b".into(),
             addr: "a".into(),
-            unsent: Unsent::none(),
         }
     }
 
-    fn remoting(source: RemotingError) -> ProducerError {
-        ProducerError::Remoting {
+    fn remoting(source: RemotingError) -> ErrorKind {
+        ErrorKind::Transport {
             broker: "b".into(),
             source,
-            unsent: Unsent::none(),
         }
     }
 
@@ -199,7 +196,7 @@ mod tests {
             source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
         };
         // (error, retryable, fault verdict)
-        type Case = (ProducerError, bool, Option<(bool, bool)>);
+        type Case = (ErrorKind, bool, Option<(bool, bool)>);
         let cases: Vec<Case> = vec![
             // Broker health: retried and isolating.
             (broker(ResponseCode::SYSTEM_BUSY), true, Some((true, false))),
@@ -260,22 +257,8 @@ mod tests {
                 false,
                 None,
             ),
-            (
-                ProducerError::BrokerNotFound {
-                    broker: "b".into(),
-                    unsent: Unsent::none(),
-                },
-                true,
-                None,
-            ),
-            (
-                ProducerError::Cancelled {
-                    maybe_stored: true,
-                    unsent: Unsent::none(),
-                },
-                false,
-                None,
-            ),
+            (ErrorKind::BrokerNotFound { broker: "b".into() }, true, None),
+            (ErrorKind::Cancelled { maybe_stored: true }, false, None),
         ];
         for (err, retry, verdict) in cases {
             assert_eq!(is_retryable(&cfg, &err), retry, "{err}");

@@ -1,28 +1,21 @@
 //! [`Producer`]: the handle users send with (`Clone + Send + Sync`), and its shared state.
 
-use std::borrow::Cow;
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 
-use dashmap::DashMap;
 use rmq_common::Message;
-use rmq_nameserver_client::{RouteCache, TopicPublishInfo};
-use rmq_remoting::acl::AclHook;
-use rmq_remoting::RemotingClient;
-use tokio::sync::{mpsc, OnceCell};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::OnceCell;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tokio_util::task::TaskTracker;
 
 use crate::backpressure::Backpressure;
 use crate::completion::{self, CompletionSender};
-use crate::config::ProducerConfig;
-use crate::error::ProducerError;
-use crate::fault::LatencyFaultTolerance;
+use crate::config::{ConfigError, ProducerConfig};
+use crate::instance::{heartbeat, registry, ClientInstance};
 use crate::kernel::{ensure_uniq_key, WireConsts};
-use crate::select::TopicCounters;
-use crate::{heartbeat, identity, ProducerBuilder};
+use crate::retry::Core;
+use crate::transport::remoting::RemotingTransport;
+use crate::{identity, ProducerBuilder};
 
 const RUNNING: u8 = 0;
 const SHUTTING_DOWN: u8 = 1;
@@ -57,7 +50,8 @@ pub struct Producer {
     handle: Arc<Handle>,
 }
 
-/// The user-facing owner of [`Inner`]: when the last one drops, background tasks stop.
+/// The user-facing owner of [`Inner`]: when the last one drops, the producer leaves its client
+/// instance (without any network call) and background work it alone used stops.
 #[derive(Debug)]
 struct Handle {
     inner: Arc<Inner>,
@@ -65,7 +59,7 @@ struct Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        self.inner.stop_background.cancel();
+        self.inner.leave_instance();
     }
 }
 
@@ -79,34 +73,21 @@ pub struct ProducerStats {
     pub async_in_flight: usize,
     /// Body bytes of those asynchronous sends.
     pub async_bytes_in_flight: usize,
-    /// Requests awaiting a reply in the transport's correlation tables.
+    /// Requests awaiting a reply on the client instance's connections (shared with the other
+    /// producers of the instance).
     pub pending_requests: usize,
 }
 
 /// State shared by every handle and task of one producer.
 #[derive(Debug)]
 pub(crate) struct Inner {
-    pub(crate) cfg: ProducerConfig,
-    /// Header values shared by every request.
-    pub(crate) wire: WireConsts,
-    pub(crate) client_id: String,
-    pub(crate) remoting: RemotingClient,
-    pub(crate) routes: RouteCache,
-    pub(crate) faults: LatencyFaultTolerance,
-    pub(crate) counters: TopicCounters,
-    /// Broker addresses used by sends (heartbeat and unregister targets).
-    brokers: DashMap<String, ()>,
-    new_brokers: mpsc::UnboundedSender<String>,
+    /// The send loop's shared state, over the client instance's remoting transport.
+    pub(crate) core: Arc<Core<RemotingTransport>>,
     state: AtomicU8,
+    /// Whether the producer's group is still registered on the instance.
+    registered: AtomicBool,
     /// Sends in flight: a token per synchronous send, a task per asynchronous one.
     pub(crate) sends: TaskTracker,
-    /// Heartbeat and route refresh.
-    background: TaskTracker,
-    pub(crate) stop_background: CancellationToken,
-    /// Cancelled when shutdown stops waiting for in-flight sends (for the rare waits).
-    pub(crate) abort: CancellationToken,
-    /// The same as a flag, for the per-attempt check (no lock).
-    aborted: AtomicBool,
     pub(crate) flow: Option<Backpressure>,
     /// Where asynchronous sends hand the rest of their work.
     pub(crate) completions: CompletionSender,
@@ -115,44 +96,12 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    /// The master address of `broker`: from the send's route, else from the cache.
-    pub(crate) fn broker_addr<'a>(
-        &self,
-        info: &'a TopicPublishInfo,
-        broker: &str,
-    ) -> Option<Cow<'a, str>> {
-        info.master_addr(broker)
-            .map(Cow::Borrowed)
-            .or_else(|| self.routes.master_addr(broker).map(Cow::Owned))
+    pub(crate) fn cfg(&self) -> &ProducerConfig {
+        &self.core.cfg
     }
 
-    /// Remembers a broker address used by a send; the first use triggers a heartbeat to it.
-    pub(crate) fn note_broker(&self, addr: &str) {
-        if self.brokers.contains_key(addr) {
-            return;
-        }
-        if self.brokers.insert(addr.to_owned(), ()).is_none() {
-            tracing::debug!(addr, "first send to broker");
-            // The heartbeat task may have stopped (shutdown); then nothing is owed.
-            let _ = self.new_brokers.send(addr.to_owned());
-        }
-    }
-
-    /// Every broker address to heartbeat (masters) or unregister (`with_slaves`, as Java): those
-    /// used by sends and those of the cached routes.
-    pub(crate) fn broker_addrs(&self, with_slaves: bool) -> BTreeSet<String> {
-        let mut addrs: BTreeSet<String> = self.brokers.iter().map(|e| e.key().clone()).collect();
-        if with_slaves {
-            addrs.extend(self.routes.all_broker_addrs());
-        } else {
-            addrs.extend(self.routes.all_master_addrs());
-        }
-        addrs
-    }
-
-    /// Whether shutdown gave up waiting for the sends in flight.
-    pub(crate) fn is_aborted(&self) -> bool {
-        self.aborted.load(Ordering::Relaxed)
+    pub(crate) fn instance(&self) -> &Arc<ClientInstance> {
+        &self.core.transport.instance
     }
 
     pub(crate) fn is_running(&self) -> bool {
@@ -165,6 +114,21 @@ impl Inner {
         let token = self.sends.token();
         self.is_running().then_some(token)
     }
+
+    /// Takes the group off the instance (once); returns whether this call did it and whether
+    /// it was the group's last producer.
+    fn deregister(&self) -> Option<bool> {
+        self.registered
+            .swap(false, Ordering::SeqCst)
+            .then(|| self.instance().deregister_group(&self.cfg().group))
+    }
+
+    /// The last handle is gone without a shutdown: leave the instance without network calls.
+    fn leave_instance(&self) {
+        if self.deregister().is_some() && self.instance().is_unused() {
+            self.instance().stop_background();
+        }
+    }
 }
 
 impl Producer {
@@ -174,64 +138,28 @@ impl Producer {
     }
 
     /// Starts a producer with a validated configuration (see [`ProducerBuilder::start`]).
-    pub(crate) async fn start(cfg: ProducerConfig) -> Result<Self, ProducerError> {
+    pub(crate) async fn start(cfg: ProducerConfig) -> Result<Self, ConfigError> {
         cfg.validate()?;
-        let ip = cfg
-            .client_ip
-            .clone()
-            .unwrap_or_else(|| identity::local_ip().to_string());
-        let instance = cfg
-            .instance_name
-            .clone()
-            .unwrap_or_else(identity::default_instance_name);
-        let client_id = identity::client_id(&cfg, &ip, &instance);
-        let mut remoting_cfg = cfg.remoting.clone();
-        remoting_cfg.serialize_type = cfg.serialize_type;
-        let remoting = RemotingClient::new(remoting_cfg);
-        if let Some(credentials) = &cfg.credentials {
-            remoting.set_hook(Arc::new(AclHook::new(credentials.clone())));
-        }
-        let routes = RouteCache::new(remoting.clone(), cfg.name_server.clone());
-        let (new_brokers, new_brokers_rx) = mpsc::unbounded_channel();
+        let instance = registry::acquire(&cfg);
+        instance.register_group(&cfg.group);
         let flow = cfg
             .async_backpressure
             .then(|| Backpressure::new(cfg.async_max_in_flight, cfg.async_max_bytes));
         let (completions, driver) = completion::channel();
+        let transport = RemotingTransport::new(instance, WireConsts::new(&cfg));
         let inner = Arc::new(Inner {
-            completions,
-            wire: WireConsts::new(&cfg),
-            client_id,
-            remoting,
-            routes,
-            faults: LatencyFaultTolerance::new(),
-            counters: TopicCounters::default(),
-            brokers: DashMap::new(),
-            new_brokers,
+            core: Arc::new(Core::new(transport, cfg)),
             state: AtomicU8::new(RUNNING),
+            registered: AtomicBool::new(true),
             sends: TaskTracker::new(),
-            background: TaskTracker::new(),
-            stop_background: CancellationToken::new(),
-            abort: CancellationToken::new(),
-            aborted: AtomicBool::new(false),
             flow,
+            completions,
             runtime: tokio::runtime::Handle::current(),
             shutdown_done: OnceCell::new(),
-            cfg,
         });
         // The driver ends by itself once the state is dropped and every send has finished.
         drop(tokio::spawn(driver));
-        // The refresher ends with the token; its handle is not needed.
-        drop(
-            inner
-                .routes
-                .start_refresher(inner.stop_background.child_token()),
-        );
-        inner.background.spawn(heartbeat::run(
-            Arc::clone(&inner),
-            new_brokers_rx,
-            inner.stop_background.clone(),
-        ));
-        tracing::info!(group = %inner.cfg.group, client_id = %inner.client_id, "producer started");
+        tracing::info!(group = %inner.cfg().group, client_id = %inner.instance().client_id(), "producer started");
         Ok(Self {
             handle: Arc::new(Handle { inner }),
         })
@@ -244,13 +172,20 @@ impl Producer {
     /// The client id (`ip@instance`) announced to the brokers.
     #[must_use]
     pub fn client_id(&self) -> &str {
-        &self.inner().client_id
+        self.inner().instance().client_id()
+    }
+
+    /// The client instance this producer sends through (shared with the producers of this
+    /// process that have the same client id and connection settings).
+    #[must_use]
+    pub fn instance(&self) -> &Arc<ClientInstance> {
+        self.inner().instance()
     }
 
     /// The configuration.
     #[must_use]
     pub fn config(&self) -> &ProducerConfig {
-        &self.inner().cfg
+        self.inner().cfg()
     }
 
     /// Whether sends are accepted (false once `shutdown` began).
@@ -262,7 +197,7 @@ impl Producer {
     /// Gives `msg` its unique id (`UNIQ_KEY`, what [`SendResult::msg_id`](crate::SendResult)
     /// reports) now, unless it has one, and returns it. Sends never replace an id already set,
     /// so a message sent again after a "maybe stored" error
-    /// ([`ProducerError::maybe_stored`](crate::ProducerError::maybe_stored)) keeps the id of the
+    /// ([`SendError::maybe_stored`](crate::SendError::maybe_stored)) keeps the id of the
     /// first try and consumers can drop the duplicate. Ids come from the process-wide generator
     /// every send uses (Java's `MessageClientIDSetter`).
     pub fn assign_msg_id(&self, msg: &mut Message) -> String {
@@ -279,14 +214,16 @@ impl Producer {
             sends_in_flight: inner.sends.len(),
             async_in_flight,
             async_bytes_in_flight,
-            pending_requests: inner.remoting.pending_len(),
+            pending_requests: inner.instance().pending_requests(),
         }
     }
 
-    /// Stops the producer: new sends fail with [`ProducerError::NotRunning`]; sends in flight are
-    /// awaited up to `shutdown_timeout`, then cancelled (each still resolves, with
-    /// [`ProducerError::Cancelled`]); `UNREGISTER_CLIENT` goes to every broker; the background
-    /// tasks and connections stop. Idempotent; concurrent calls all wait for the same shutdown.
+    /// Stops the producer: new sends fail with [`ErrorKind::NotRunning`](crate::ErrorKind);
+    /// sends in flight are awaited up to `shutdown_timeout`, then cancelled (each still
+    /// resolves, with [`ErrorKind::Cancelled`](crate::ErrorKind)); when it is the last producer
+    /// of its group on the client instance, `UNREGISTER_CLIENT` for the group goes to every
+    /// broker; when it is the instance's last producer, the instance's background tasks and
+    /// connections stop. Idempotent; concurrent calls all wait for the same shutdown.
     pub async fn shutdown(&self) {
         let inner = Arc::clone(self.inner());
         inner
@@ -298,10 +235,11 @@ impl Producer {
 
 async fn shutdown(inner: Arc<Inner>) {
     inner.state.store(SHUTTING_DOWN, Ordering::SeqCst);
-    tracing::info!(client_id = %inner.client_id, in_flight = inner.sends.len(), "producer shutting down");
-    inner.stop_background.cancel();
+    let instance = Arc::clone(inner.instance());
+    let group = inner.cfg().group.clone();
+    tracing::info!(group = %group, client_id = %instance.client_id(), in_flight = inner.sends.len(), "producer shutting down");
     inner.sends.close();
-    if tokio::time::timeout(inner.cfg.shutdown_timeout, inner.sends.wait())
+    if tokio::time::timeout(inner.cfg().shutdown_timeout, inner.sends.wait())
         .await
         .is_err()
     {
@@ -309,18 +247,19 @@ async fn shutdown(inner: Arc<Inner>) {
             in_flight = inner.sends.len(),
             "shutdown: cancelling sends still in flight"
         );
-        inner.aborted.store(true, Ordering::SeqCst);
-        inner.abort.cancel();
+        inner.core.abort();
         if let Some(flow) = &inner.flow {
             flow.close();
         }
-        // Every wait of a send also ends on the abort token; closing the connections fails the
-        // transport's waiters at once too. Repeat for sends that were between two steps, up to
-        // a hard cap (a send stuck anyway still resolves by its own deadline, after this).
+        // Every wait of a send also ends on the abort token. When no other producer shares the
+        // connections, closing them fails the transport's waiters at once too; repeat for sends
+        // that were between two steps, up to a hard cap (a send stuck anyway still resolves by
+        // its own deadline, after this).
+        let alone = instance.groups() == [group.clone()];
         let cap = tokio::time::Instant::now() + ABORT_CAP;
         loop {
-            for addr in inner.broker_addrs(true) {
-                inner.remoting.close(&addr);
+            if alone {
+                instance.close_broker_connections();
             }
             if tokio::time::timeout(ABORT_POLL, inner.sends.wait())
                 .await
@@ -337,17 +276,14 @@ async fn shutdown(inner: Arc<Inner>) {
             }
         }
     }
-    inner.background.close();
-    if tokio::time::timeout(heartbeat::CLIENT_API_TIMEOUT, inner.background.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("shutdown: background tasks did not stop in time");
+    let mut unregistered = 0;
+    if inner.deregister() == Some(true) {
+        unregistered =
+            heartbeat::unregister_group(&instance, &group, heartbeat::CLIENT_API_TIMEOUT).await;
     }
-    inner.routes.shutdown().await;
-    let brokers = inner.broker_addrs(true).len();
-    let unregistered = heartbeat::unregister_all(&inner).await;
-    inner.remoting.shutdown().await;
+    if instance.is_unused() {
+        instance.close().await;
+    }
     inner.state.store(STOPPED, Ordering::SeqCst);
-    tracing::info!(client_id = %inner.client_id, brokers, unregistered, "producer stopped");
+    tracing::info!(group = %group, client_id = %instance.client_id(), unregistered, "producer stopped");
 }

@@ -17,22 +17,62 @@
 //! are written in order and pipelined), [`SendState::finish`] awaits the answer on the send's
 //! task. Every other attempt runs in one call (`invoke_sync`).
 
-use std::borrow::Cow;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rmq_common::{MessageQueue, ResponseCode};
-use rmq_nameserver_client::{NameServerError, TopicPublishInfo};
-use rmq_remoting::{RemotingCommand, RemotingError, ResponseFuture};
+use rmq_nameserver_client::TopicPublishInfo;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::Span;
 
-use crate::error::{ProducerError, Unsent};
-use crate::kernel::{build_request, process_response, Outgoing};
+use crate::config::ProducerConfig;
+use crate::error::ErrorKind;
+use crate::fault::LatencyFaultTolerance;
+use crate::kernel::Outgoing;
 use crate::policy::{attempt_budget, fault_verdict, is_retryable, untried_brokers};
-use crate::producer::Inner;
-use crate::select::select_queue;
+use crate::select::{select_queue, TopicCounters};
 use crate::send_result::SendResult;
+use crate::transport::{Attempt, Transport};
+
+/// What every send of one producer shares: the transport, the settings, the fault table, the
+/// round-robin counters, and shutdown's signal to give up.
+#[derive(Debug)]
+pub(crate) struct Core<T> {
+    pub(crate) transport: T,
+    pub(crate) cfg: ProducerConfig,
+    pub(crate) faults: LatencyFaultTolerance,
+    pub(crate) counters: TopicCounters,
+    /// Cancelled when shutdown stops waiting for in-flight sends (for the rare waits).
+    pub(crate) abort: CancellationToken,
+    /// The same as a flag, for the per-attempt check (no lock).
+    aborted: AtomicBool,
+}
+
+impl<T: Transport> Core<T> {
+    pub(crate) fn new(transport: T, cfg: ProducerConfig) -> Self {
+        Self {
+            transport,
+            cfg,
+            faults: LatencyFaultTolerance::new(),
+            counters: TopicCounters::default(),
+            abort: CancellationToken::new(),
+            aborted: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether shutdown gave up waiting for the sends in flight.
+    pub(crate) fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::Relaxed)
+    }
+
+    /// Ends every send still in flight with [`ErrorKind::Cancelled`] at its next step.
+    pub(crate) fn abort(&self) {
+        self.aborted.store(true, Ordering::SeqCst);
+        self.abort.cancel();
+    }
+}
 
 /// Where a send may go.
 #[derive(Debug, Clone)]
@@ -65,9 +105,9 @@ pub(crate) struct Job {
     pub(crate) timeout: Duration,
 }
 
-/// The outcome of a send: a result (`None` for oneway) or an error without the message (the
-/// caller hands it the message with [`ProducerError::with_unsent`]).
-pub(crate) type Outcome = Result<Option<SendResult>, ProducerError>;
+/// The outcome of a send: a result (`None` for oneway) or what went wrong (the caller hands the
+/// message to the error).
+pub(crate) type Outcome = Result<Option<SendResult>, ErrorKind>;
 
 /// The queue of an attempt: one of the route's queues, by position (no copy per send), or a
 /// queue of its own (pinned sends, static topics).
@@ -97,74 +137,44 @@ pub(crate) enum Settled {
 
 /// An attempt handed to the transport, or one that already ended.
 #[derive(Debug)]
-pub(crate) enum Launched {
-    /// Written (or queued for writing); the answer is awaited by [`SendState::finish`]. The
-    /// address is kept only when it did not come from the send's route (which cannot change).
-    Waiting {
-        fut: ResponseFuture,
-        addr: Option<String>,
-    },
+pub(crate) enum Launched<P> {
+    /// Written (or queued for writing); the answer is awaited by [`SendState::finish`].
+    Waiting(P),
     /// Already over (oneway written, or failed before being written).
     Over(Outcome),
 }
 
 /// Looks the route up within the send's deadline.
-pub(crate) async fn publish_info(
-    inner: &Inner,
+pub(crate) async fn publish_info<T: Transport>(
+    core: &Core<T>,
     topic: &str,
     started: Instant,
     timeout: Duration,
-) -> Result<Arc<TopicPublishInfo>, ProducerError> {
+) -> Result<Arc<TopicPublishInfo>, ErrorKind> {
     // The common case: a cached route, without a timer or a future.
-    if let Some(info) = inner.routes.cached_publish_info(topic) {
+    if let Some(info) = core.transport.cached_route(topic) {
         return Ok(info);
     }
-    Box::pin(load_publish_info(inner, topic, started, timeout)).await
+    Box::pin(load_publish_info(core, topic, started, timeout)).await
 }
 
 /// [`publish_info`] when the route is not cached: loads it within the send's deadline.
-async fn load_publish_info(
-    inner: &Inner,
+async fn load_publish_info<T: Transport>(
+    core: &Core<T>,
     topic: &str,
     started: Instant,
     timeout: Duration,
-) -> Result<Arc<TopicPublishInfo>, ProducerError> {
+) -> Result<Arc<TopicPublishInfo>, ErrorKind> {
     let left = time_left(started, timeout);
-    let lookup = inner.routes.publish_info(topic, true, left);
+    let lookup = core.transport.load_route(topic, left);
     // Shutdown's deadline also ends a lookup (the name servers may be unreachable).
-    let looked_up = tokio::select! {
+    tokio::select! {
         biased;
-        () = inner.abort.cancelled() => return Err(cancelled(false)),
-        r = tokio::time::timeout(left, lookup) => r,
-    };
-    let info = match looked_up {
-        Err(_) => return Err(timeout_error(timeout, &Tally::default(), None)),
-        Ok(Err(
-            source @ (NameServerError::TopicNotExist { .. }
-            | NameServerError::NoWritableMaster { .. }),
-        )) => {
-            return Err(ProducerError::NoRoute {
-                topic: topic.to_owned(),
-                source: Some(source),
-                unsent: Unsent::none(),
-            })
-        }
-        Ok(Err(source)) => {
-            return Err(ProducerError::NameServer {
-                source,
-                unsent: Unsent::none(),
-            })
-        }
-        Ok(Ok(info)) => info,
-    };
-    if info.is_ok() {
-        Ok(info)
-    } else {
-        Err(ProducerError::NoRoute {
-            topic: topic.to_owned(),
-            source: None,
-            unsent: Unsent::none(),
-        })
+        () = core.abort.cancelled() => Err(cancelled(false)),
+        r = tokio::time::timeout(left, lookup) => match r {
+            Err(_) => Err(timeout_error(timeout, &Tally::default(), None)),
+            Ok(looked_up) => looked_up,
+        },
     }
 }
 
@@ -182,22 +192,22 @@ struct Tally {
 /// The state of one send across its attempts. Owns what it needs, so an asynchronous send can
 /// move it to its task after the first launch.
 #[derive(Debug)]
-pub(crate) struct SendState {
-    inner: Arc<Inner>,
+pub(crate) struct SendState<T> {
+    core: Arc<Core<T>>,
     job: Job,
     info: Arc<TopicPublishInfo>,
     counter: Arc<AtomicU32>,
     total: u32,
     tally: Tally,
     last_broker: Option<String>,
-    last_err: Option<Box<ProducerError>>,
+    last_err: Option<Box<ErrorKind>>,
     span: Span,
 }
 
-impl SendState {
+impl<T: Transport> SendState<T> {
     /// A send of `job` over the queues of `info`, recording into `span`.
     pub(crate) fn new(
-        inner: Arc<Inner>,
+        core: Arc<Core<T>>,
         job: Job,
         info: Arc<TopicPublishInfo>,
         span: Span,
@@ -206,9 +216,9 @@ impl SendState {
             Mode::Oneway => 1,
             Mode::Reply => job.retries.saturating_add(1),
         };
-        let counter = inner.counters.get(job.out.topic());
+        let counter = core.counters.get(job.out.topic());
         Self {
-            inner,
+            core,
             job,
             info,
             counter,
@@ -222,7 +232,7 @@ impl SendState {
 
     /// The next attempt's queue and budget, or the end of the send.
     pub(crate) fn next(&mut self) -> Next {
-        if self.inner.is_aborted() {
+        if self.core.is_aborted() {
             return Next::Done(Err(cancelled(self.tally.maybe_stored)));
         }
         if self.tally.attempts >= self.total {
@@ -237,10 +247,10 @@ impl SendState {
             Target::Queue(q) => Queue::Own(q.clone()),
             Target::Any => {
                 let faults = self
-                    .inner
+                    .core
                     .cfg
                     .latency_fault_tolerance
-                    .then_some((&self.inner.faults, now));
+                    .then_some((&self.core.faults, now));
                 let queues = &self.info.queues;
                 let picked = select_queue(
                     queues,
@@ -275,7 +285,7 @@ impl SendState {
             queue
         };
         let attempts_left = self.total - self.tally.attempts;
-        let budget = attempt_budget(left, attempts_left, untried, self.inner.cfg.attempt_timeout);
+        let budget = attempt_budget(left, attempts_left, untried, self.core.cfg.attempt_timeout);
         self.tally.attempts += 1;
         let mq = self.queue(&queue);
         self.span.record("attempts", self.tally.attempts);
@@ -297,106 +307,60 @@ impl SendState {
         }
     }
 
-    /// The broker address and the request of an attempt to `mq`.
-    fn request(&self, mq: &MessageQueue) -> Result<(Cow<'_, str>, RemotingCommand), ProducerError> {
-        let inner = &self.inner;
-        let Some(addr) = inner.broker_addr(&self.info, &mq.broker_name) else {
-            inner.routes.refresh_now(self.job.out.topic());
-            return Err(ProducerError::BrokerNotFound {
-                broker: mq.broker_name.clone(),
-                unsent: Unsent::none(),
-            });
-        };
-        inner.note_broker(&addr);
-        let req = build_request(&self.job.out, &inner.wire, mq, now_ms());
-        Ok((addr, req))
+    fn attempt<'a>(&'a self, queue: &'a Queue, budget: Duration) -> Attempt<'a> {
+        Attempt {
+            info: &self.info,
+            mq: self.queue(queue),
+            out: &self.job.out,
+            budget,
+        }
     }
 
-    /// Phase 1: resolves the broker address and hands the request to the transport.
-    pub(crate) async fn launch(&self, queue: &Queue, budget: Duration) -> Launched {
-        let mq = self.queue(queue);
-        let (addr, req) = match self.request(mq) {
-            Ok(r) => r,
-            Err(e) => return Launched::Over(Err(e)),
-        };
-        let inner = &self.inner;
+    /// Phase 1: hands the attempt to the transport.
+    pub(crate) async fn launch(&self, queue: &Queue, budget: Duration) -> Launched<T::Pending> {
+        let attempt = self.attempt(queue, budget);
+        let transport = &self.core.transport;
         let launch = async {
             match self.job.mode {
-                Mode::Oneway => Launched::Over(self.oneway(mq, &addr, req, budget).await),
-                Mode::Reply => match inner.remoting.invoke_async(&addr, req, budget).await {
-                    Ok(fut) => Launched::Waiting {
-                        fut,
-                        addr: match addr {
-                            Cow::Borrowed(_) => None,
-                            Cow::Owned(owned) => Some(owned),
-                        },
-                    },
-                    Err(e) => Launched::Over(Err(remoting_error(mq, e))),
+                Mode::Oneway => Launched::Over(transport.oneway(attempt).await.map(|()| None)),
+                Mode::Reply => match transport.launch(attempt).await {
+                    Ok(pending) => Launched::Waiting(pending),
+                    Err(e) => Launched::Over(Err(e)),
                 },
             }
         };
         tokio::select! {
             biased;
             launched = launch => launched,
-            () = inner.abort.cancelled() => Launched::Over(Err(cancelled(true))),
+            () = self.core.abort.cancelled() => Launched::Over(Err(cancelled(true))),
         }
     }
 
-    /// A whole attempt in one call (the synchronous path: `invoke_sync`).
-    async fn attempt(&self, queue: &Queue, budget: Duration) -> Outcome {
-        let mq = self.queue(queue);
-        let (addr, req) = self.request(mq)?;
-        let inner = &self.inner;
+    /// A whole attempt in one call (the synchronous path).
+    async fn call(&self, queue: &Queue, budget: Duration) -> Outcome {
+        let attempt = self.attempt(queue, budget);
+        let transport = &self.core.transport;
         match self.job.mode {
-            Mode::Oneway => self.oneway(mq, &addr, req, budget).await,
-            Mode::Reply => {
-                let resp = inner.remoting.invoke_sync(&addr, req, budget).await;
-                let resp = resp.map_err(|e| remoting_error(mq, e))?;
-                process_response(&resp, &self.job.out, mq, &addr).map(Some)
-            }
+            Mode::Oneway => transport.oneway(attempt).await.map(|()| None),
+            Mode::Reply => transport.call(attempt).await.map(Some),
         }
     }
 
-    async fn oneway(
-        &self,
-        mq: &MessageQueue,
-        addr: &str,
-        req: RemotingCommand,
-        budget: Duration,
-    ) -> Outcome {
-        let written = self.inner.remoting.invoke_oneway(addr, req, budget).await;
-        written.map(|()| None).map_err(|e| remoting_error(mq, e))
-    }
-
-    /// Phase 2: awaits the answer of a launched attempt to `mq` (borrowing it, so that an
-    /// asynchronous send's completion stays one small allocation).
-    pub(crate) async fn finish(&self, queue: &Queue, launched: &mut Launched) -> Outcome {
-        let mq = self.queue(queue);
+    /// Phase 2: awaits the answer of a launched attempt (borrowing it, so that an asynchronous
+    /// send's completion stays one small allocation).
+    pub(crate) async fn finish(&self, launched: &mut Launched<T::Pending>) -> Outcome {
         match launched {
             Launched::Over(outcome) => std::mem::replace(outcome, Err(cancelled(false))),
-            Launched::Waiting { fut, addr } => {
-                let answer = tokio::select! {
-                    biased;
-                    answer = fut => answer,
-                    () = self.inner.abort.cancelled() => return Err(cancelled(true)),
-                };
-                match answer {
-                    Ok(resp) => {
-                        // The address the request went to: from the route unless kept.
-                        let addr = addr
-                            .as_deref()
-                            .or_else(|| self.info.master_addr(&mq.broker_name))
-                            .unwrap_or_default();
-                        process_response(&resp, &self.job.out, mq, addr).map(Some)
-                    }
-                    Err(source) => Err(remoting_error(mq, source)),
-                }
-            }
+            Launched::Waiting(pending) => tokio::select! {
+                biased;
+                answer = pending => answer.map(Some),
+                () = self.core.abort.cancelled() => Err(cancelled(true)),
+            },
         }
     }
 
-    /// Records an attempt to `mq` that took `latency` and decides what follows: the end of the
-    /// send, or another attempt (after a pause when the broker answered `SYSTEM_BUSY`).
+    /// Records an attempt to `queue` that took `latency` and decides what follows: the end of
+    /// the send, or another attempt (after a pause when the broker answered `SYSTEM_BUSY`).
     pub(crate) fn settle(&mut self, queue: &Queue, latency: Duration, outcome: Outcome) -> Settled {
         // The route stays alive through this clone while `self` changes.
         let info = Arc::clone(&self.info);
@@ -404,11 +368,12 @@ impl SendState {
             Queue::Route(i) => &info.queues[*i],
             Queue::Own(mq) => mq,
         };
-        if let (true, Some((isolation, reachable))) = (
-            self.inner.cfg.latency_fault_tolerance,
-            fault_verdict(&outcome),
-        ) {
-            self.inner.faults.record(
+        let core = Arc::clone(&self.core);
+        let cfg = &core.cfg;
+        if let (true, Some((isolation, reachable))) =
+            (cfg.latency_fault_tolerance, fault_verdict(&outcome))
+        {
+            core.faults.record(
                 &mq.broker_name,
                 latency,
                 isolation,
@@ -420,7 +385,7 @@ impl SendState {
         match outcome {
             Ok(Some(result))
                 if !result.status.is_ok()
-                    && self.inner.cfg.retry_another_broker_when_not_store_ok
+                    && cfg.retry_another_broker_when_not_store_ok
                     && matches!(self.job.target, Target::Any)
                     && more =>
             {
@@ -435,19 +400,19 @@ impl SendState {
             Err(err) => {
                 self.tally.brokers.push(mq.broker_name.clone());
                 self.tally.maybe_stored |= err.maybe_stored();
-                if self.inner.is_aborted() {
+                if core.is_aborted() {
                     // Shutdown gave up waiting and closed the connections under this attempt.
                     return Settled::Done(Err(cancelled(self.tally.maybe_stored)));
                 }
                 let pinned = matches!(self.job.target, Target::Queue(_));
-                let retry = is_retryable(&self.inner.cfg, &err) && !(pinned && err.maybe_stored());
+                let retry = is_retryable(cfg, &err) && !(pinned && err.maybe_stored());
                 tracing::debug!(error = %err, broker = %mq.broker_name, attempt = self.tally.attempts, retry, "send attempt failed");
                 if !retry {
                     return Settled::Done(self.finish_error(err));
                 }
                 let pause = if more && err.response_code() == Some(ResponseCode::SYSTEM_BUSY) {
                     let left = time_left(self.job.started, self.job.timeout);
-                    self.inner.cfg.busy_backoff.min(left / 4)
+                    cfg.busy_backoff.min(left / 4)
                 } else {
                     Duration::ZERO
                 };
@@ -463,7 +428,7 @@ impl SendState {
         if !pause.is_zero() {
             tokio::select! {
                 biased;
-                () = self.inner.abort.cancelled() => return Err(cancelled(self.tally.maybe_stored)),
+                () = self.core.abort.cancelled() => return Err(cancelled(self.tally.maybe_stored)),
                 () = tokio::time::sleep(pause) => {}
             }
         }
@@ -482,15 +447,15 @@ impl SendState {
             // the request may have been written by then.
             let outcome = tokio::select! {
                 biased;
-                outcome = self.attempt(&queue, budget) => outcome,
-                () = self.inner.abort.cancelled() => Err(cancelled(true)),
+                outcome = self.call(&queue, budget) => outcome,
+                () = self.core.abort.cancelled() => Err(cancelled(true)),
             };
             match self.settle(&queue, t0.elapsed(), outcome) {
                 Settled::Done(outcome) => return outcome,
                 Settled::Again(pause) if !pause.is_zero() => {
                     tokio::select! {
                         biased;
-                        () = self.inner.abort.cancelled() => return Err(cancelled(self.tally.maybe_stored)),
+                        () = self.core.abort.cancelled() => return Err(cancelled(self.tally.maybe_stored)),
                         () = tokio::time::sleep(pause) => {}
                     }
                 }
@@ -505,34 +470,32 @@ impl SendState {
             Some(err) => self.finish_error(*err),
             None => match self.tally.kept.take() {
                 Some(kept) => Ok(Some(*kept)),
-                None => Err(ProducerError::NoRoute {
+                None => Err(ErrorKind::NoRoute {
                     topic: self.job.out.topic().to_owned(),
                     source: None,
-                    unsent: Unsent::none(),
                 }),
             },
         }
     }
 
     /// The error after the loop: the error itself when it was the only attempt, else
-    /// [`ProducerError::RetriesExhausted`] carrying what every attempt risked. A non-OK result
+    /// [`ErrorKind::RetriesExhausted`] carrying what every attempt risked. A non-OK result
     /// kept by `retry_another_broker_when_not_store_ok` wins over a later failure (Java).
-    fn finish_error(&mut self, err: ProducerError) -> Outcome {
+    fn finish_error(&mut self, err: ErrorKind) -> Outcome {
         if let Some(kept) = self.tally.kept.take() {
             return Ok(Some(*kept));
         }
-        if let ProducerError::Cancelled { maybe_stored, .. } = err {
+        if let ErrorKind::Cancelled { maybe_stored } = err {
             return Err(cancelled(maybe_stored || self.tally.maybe_stored));
         }
         if self.tally.attempts <= 1 {
             return Err(err);
         }
-        Err(ProducerError::RetriesExhausted {
+        Err(ErrorKind::RetriesExhausted {
             attempts: self.tally.attempts,
             brokers: std::mem::take(&mut self.tally.brokers),
             last: Box::new(err),
             maybe_stored: self.tally.maybe_stored,
-            unsent: Unsent::none(),
         })
     }
 
@@ -548,33 +511,17 @@ impl SendState {
     }
 }
 
-fn timeout_error(
-    after: Duration,
-    tally: &Tally,
-    last: Option<Box<ProducerError>>,
-) -> ProducerError {
-    ProducerError::Timeout {
+fn timeout_error(after: Duration, tally: &Tally, last: Option<Box<ErrorKind>>) -> ErrorKind {
+    ErrorKind::Timeout {
         after,
         attempts: tally.attempts,
         maybe_stored: tally.maybe_stored,
         last,
-        unsent: Unsent::none(),
     }
 }
 
-fn remoting_error(mq: &MessageQueue, source: RemotingError) -> ProducerError {
-    ProducerError::Remoting {
-        broker: mq.broker_name.clone(),
-        source,
-        unsent: Unsent::none(),
-    }
-}
-
-fn cancelled(maybe_stored: bool) -> ProducerError {
-    ProducerError::Cancelled {
-        maybe_stored,
-        unsent: Unsent::none(),
-    }
+pub(crate) fn cancelled(maybe_stored: bool) -> ErrorKind {
+    ErrorKind::Cancelled { maybe_stored }
 }
 
 /// What is left of `timeout` since `started`, without adding to an `Instant` (which panics on
@@ -583,9 +530,6 @@ pub(crate) fn time_left(started: Instant, timeout: Duration) -> Duration {
     timeout.saturating_sub(started.elapsed())
 }
 
-/// Milliseconds since the Unix epoch (`bornTimestamp`).
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+#[cfg(test)]
+#[path = "retry_tests.rs"]
+mod tests;

@@ -11,50 +11,52 @@ use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use dashmap::DashMap;
 use rmq_common::{Message, MessageQueue};
 
 use crate::fault::LatencyFaultTolerance;
 
-/// Chooses the queue of a send made with `Producer::send_with_selector` (Java's
-/// `MessageQueueSelector`): typically all messages of one order key go to one queue.
+/// Chooses the queue of a send made with [`SendOptions::selector`](crate::SendOptions::selector)
+/// (Java's `MessageQueueSelector`): typically all messages of one order key go to one queue.
 ///
 /// Returns an index into `queues` (the writable queues of the topic, in route order); `None` or an
 /// index out of range fails the send without sending anything. A selector's queue is never changed
-/// by the producer: retries, when safe, go to the same queue.
+/// by the producer: retries, when safe, go to the same queue. What Java passes as `arg` is
+/// whatever the selector captures.
 ///
-/// Any `Fn(&[MessageQueue], &Message, &A) -> Option<usize> + Send + Sync` is a selector:
+/// Any `Fn(&[MessageQueue], &Message) -> Option<usize> + Send + Sync` is a selector:
 ///
 /// ```
 /// use rmq_common::{Message, MessageQueue};
 /// use rmq_producer::QueueSelector;
 ///
-/// let by_id = |queues: &[MessageQueue], _: &Message, id: &u64| {
-///     usize::try_from(*id % queues.len() as u64).ok()
+/// let order_id = 7u64;
+/// let by_id = move |queues: &[MessageQueue], _: &Message| {
+///     usize::try_from(order_id % queues.len() as u64).ok()
 /// };
 /// let queues = [MessageQueue::new("T", "broker-a", 0), MessageQueue::new("T", "broker-a", 1)];
-/// assert_eq!(by_id.select(&queues, &Message::new("T", "x"), &7), Some(1));
+/// assert_eq!(by_id.select(&queues, &Message::new("T", "x")), Some(1));
 /// ```
-pub trait QueueSelector<A: ?Sized = ()>: Send + Sync {
-    /// The index of the queue to send `msg` to, given the caller's `arg`.
-    fn select(&self, queues: &[MessageQueue], msg: &Message, arg: &A) -> Option<usize>;
+pub trait QueueSelector: Send + Sync {
+    /// The index of the queue to send `msg` to.
+    fn select(&self, queues: &[MessageQueue], msg: &Message) -> Option<usize>;
 }
 
-impl<F, A: ?Sized> QueueSelector<A> for F
+impl<F> QueueSelector for F
 where
-    F: Fn(&[MessageQueue], &Message, &A) -> Option<usize> + Send + Sync,
+    F: Fn(&[MessageQueue], &Message) -> Option<usize> + Send + Sync,
 {
-    fn select(&self, queues: &[MessageQueue], msg: &Message, arg: &A) -> Option<usize> {
-        self(queues, msg, arg)
+    fn select(&self, queues: &[MessageQueue], msg: &Message) -> Option<usize> {
+        self(queues, msg)
     }
 }
 
-/// Picks the queue by a hash of the argument (Java's `SelectMessageQueueByHash`): the same
-/// argument always selects the same queue while the queue list is unchanged.
+/// Picks the queue by a hash of a key (Java's `SelectMessageQueueByHash`): the same key always
+/// selects the same queue while the queue list is unchanged.
 ///
-/// The hash is FNV-1a over the argument's [`Hash`] output: stable across runs and processes of the
+/// The hash is FNV-1a over the key's [`Hash`] output: stable across runs and processes of the
 /// same build (unlike `std`'s randomly keyed hasher), but not Java's `hashCode`: when Java
 /// producers send the same order keys to the topic, use
 /// [`JavaHashSelector`](crate::JavaHashSelector).
@@ -65,40 +67,48 @@ where
 ///
 /// let queues: Vec<_> = (0..4).map(|i| MessageQueue::new("T", "broker-a", i)).collect();
 /// let msg = Message::new("T", "x");
-/// let a = HashSelector.select(&queues, &msg, "order-42");
-/// assert_eq!(a, HashSelector.select(&queues, &msg, "order-42"));
+/// let a = HashSelector::new("order-42").select(&queues, &msg);
+/// assert_eq!(a, HashSelector::new("order-42").select(&queues, &msg));
 /// assert!(a.is_some_and(|i| i < 4));
 /// ```
-#[derive(Debug, Clone, Copy, Default)]
-pub struct HashSelector;
+#[derive(Debug, Clone, Copy)]
+pub struct HashSelector {
+    hash: u64,
+}
 
-impl<A: Hash + ?Sized> QueueSelector<A> for HashSelector {
-    fn select(&self, queues: &[MessageQueue], _msg: &Message, arg: &A) -> Option<usize> {
-        if queues.is_empty() {
-            return None;
-        }
+impl HashSelector {
+    /// A selector of the queue of `key`.
+    pub fn new<K: Hash + ?Sized>(key: &K) -> Self {
         let mut hasher = Fnv1a::default();
-        arg.hash(&mut hasher);
-        let len = u64::try_from(queues.len()).ok()?;
-        usize::try_from(hasher.finish() % len).ok()
+        key.hash(&mut hasher);
+        Self {
+            hash: hasher.finish(),
+        }
     }
 }
 
-/// Picks a queue at random (Java's `SelectMessageQueueByRandom`); the argument is ignored.
+impl QueueSelector for HashSelector {
+    fn select(&self, queues: &[MessageQueue], _msg: &Message) -> Option<usize> {
+        let len = u64::try_from(queues.len()).ok().filter(|n| *n > 0)?;
+        usize::try_from(self.hash % len).ok()
+    }
+}
+
+/// Picks a queue at random (Java's `SelectMessageQueueByRandom`).
 ///
 /// ```
 /// use rmq_common::{Message, MessageQueue};
 /// use rmq_producer::{QueueSelector, RandomSelector};
 ///
 /// let queues = [MessageQueue::new("T", "broker-a", 0)];
-/// assert_eq!(RandomSelector.select(&queues, &Message::new("T", "x"), &()), Some(0));
-/// assert_eq!(RandomSelector.select(&[], &Message::new("T", "x"), &()), None);
+/// assert_eq!(RandomSelector.select(&queues, &Message::new("T", "x")), Some(0));
+/// assert_eq!(RandomSelector.select(&[], &Message::new("T", "x")), None);
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RandomSelector;
 
-impl<A: ?Sized> QueueSelector<A> for RandomSelector {
-    fn select(&self, queues: &[MessageQueue], _msg: &Message, _arg: &A) -> Option<usize> {
+impl QueueSelector for RandomSelector {
+    fn select(&self, queues: &[MessageQueue], _msg: &Message) -> Option<usize> {
         (!queues.is_empty()).then(|| fastrand::usize(..queues.len()))
     }
 }
@@ -337,17 +347,17 @@ mod tests {
         let msg = Message::new("T", "x");
         let picks: HashSet<_> = (0..64)
             .map(|k| {
-                HashSelector
-                    .select(&qs, &msg, &format!("key-{k}"))
+                HashSelector::new(&format!("key-{k}"))
+                    .select(&qs, &msg)
                     .expect("index")
             })
             .collect();
         assert!(picks.len() > 4, "{picks:?}");
         assert_eq!(
-            HashSelector.select(&qs, &msg, &1u32),
-            HashSelector.select(&qs, &msg, &1u32)
+            HashSelector::new(&1u32).select(&qs, &msg),
+            HashSelector::new(&1u32).select(&qs, &msg)
         );
-        assert_eq!(HashSelector.select(&[], &msg, &1u32), None);
+        assert_eq!(HashSelector::new(&1u32).select(&[], &msg), None);
     }
 
     fn arb_queues() -> impl Strategy<Value = Vec<MessageQueue>> {

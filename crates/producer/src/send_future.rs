@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use tokio::sync::oneshot;
 
 use crate::deliver::{Leftovers, SendOutcome};
-use crate::error::{ProducerError, Unsent};
+use crate::error::{ErrorKind, SendError};
 use crate::send_result::SendResult;
 
 /// Resolves with the outcome of one asynchronous send, exactly once.
@@ -27,7 +27,7 @@ impl SendFuture {
 }
 
 impl Future for SendFuture {
-    type Output = Result<SendResult, ProducerError>;
+    type Output = Result<SendResult, SendError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut self.rx).poll(cx).map(|r| match r {
@@ -35,10 +35,7 @@ impl Future for SendFuture {
             Ok((outcome, _leftovers)) => outcome,
             // The task always sends before it ends; a lost sender means the runtime dropped the
             // task (runtime shutdown), after which the outcome is unknown.
-            Err(_) => Err(ProducerError::Cancelled {
-                maybe_stored: true,
-                unsent: Unsent::none(),
-            }),
+            Err(_) => Err(SendError::bare(ErrorKind::Cancelled { maybe_stored: true })),
         })
     }
 }
@@ -67,12 +64,15 @@ mod tests {
             let _ = tx.send(delivered);
         });
         deliver.call_with(
-            Err(ProducerError::not_running(Unsent::none())),
+            Err(SendError::bare(ErrorKind::NotRunning)),
             Leftovers::new(Box::new(Flag(Arc::clone(&freed)))),
         );
         assert!(!freed.load(Ordering::SeqCst), "freed by the sender");
         let outcome = SendFuture::new(rx).await;
-        assert!(matches!(outcome, Err(ProducerError::NotRunning { .. })));
+        assert!(matches!(
+            outcome.map_err(|e| e.into_parts().0),
+            Err(ErrorKind::NotRunning)
+        ));
         assert!(freed.load(Ordering::SeqCst), "freed once awaited");
     }
 
@@ -82,7 +82,7 @@ mod tests {
         let got = Arc::new(AtomicBool::new(false));
         let seen = Arc::clone(&got);
         Deliver::new(move |_: SendOutcome| seen.store(true, Ordering::SeqCst)).call_with(
-            Err(ProducerError::not_running(Unsent::none())),
+            Err(SendError::bare(ErrorKind::NotRunning)),
             Leftovers::new(Box::new(Flag(Arc::clone(&freed)))),
         );
         assert!(got.load(Ordering::SeqCst));
@@ -99,11 +99,8 @@ mod tests {
         drop(deliver);
         let outcome = SendFuture::new(rx).await;
         assert!(matches!(
-            outcome,
-            Err(ProducerError::Cancelled {
-                maybe_stored: true,
-                ..
-            })
+            outcome.map_err(|e| e.into_parts().0),
+            Err(ErrorKind::Cancelled { maybe_stored: true })
         ));
     }
 }

@@ -4,10 +4,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rmq::common::{Message, RequestCode, ResponseCode};
-use rmq::producer::{Credentials, Producer};
-use rmq::remoting::acl::{signature, ACCESS_KEY, SECURITY_TOKEN, SIGNATURE};
-use rmq::remoting::{
+use rmq_common::{Message, RequestCode, ResponseCode};
+use rmq_producer::{Credentials, Producer};
+use rmq_remoting::acl::{signature, ACCESS_KEY, SECURITY_TOKEN, SIGNATURE};
+use rmq_remoting::{
     BoxFuture, ProcessorTable, RemotingCommand, RemotingConfig, RemotingServer, RequestContext,
 };
 use rmq_testkit::{MockNameServer, RouteBuilder};

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rmq_common::{property, Message, ResponseCode};
-use rmq_producer::{Producer, ProducerError, SendResult};
+use rmq_producer::{ErrorKind, Producer, SendError, SendOptions, SendResult};
 use rmq_testkit::{MockCluster, Reply};
 use tokio::time::timeout;
 
@@ -43,7 +43,7 @@ fn random_reply(rng: &mut Rng) -> Reply {
     }
 }
 
-type Outcome = Result<SendResult, ProducerError>;
+type Outcome = Result<SendResult, SendError>;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_async_sends_with_random_faults_resolve_exactly_once() {
@@ -96,16 +96,18 @@ async fn ten_thousand_async_sends_with_random_faults_resolve_exactly_once() {
     let callback_outcomes: Arc<Mutex<Vec<Outcome>>> = Arc::new(Mutex::new(Vec::new()));
     let callbacks_done = Arc::new(AtomicUsize::new(0));
     let mut futures = Vec::with_capacity(N / 2);
+    let mut callback_tasks = Vec::with_capacity(N / 2);
     let started = Instant::now();
     for i in 0..N {
         let msg = Message::new("Chaos", format!("m{i}")).with_keys([format!("k{i}")]);
+        let f = timeout(T, p.send_async(msg, SendOptions::new()))
+            .await
+            .expect("admitted in time")
+            .expect("admitted");
         if i % 2 == 0 {
-            let f = timeout(T, p.send_async(msg))
-                .await
-                .expect("admitted in time")
-                .expect("admitted");
             futures.push(f);
         } else {
+            // The callback form: a task awaiting the future, then calling back.
             let slot = i / 2;
             let (calls, outcomes, done) = (
                 Arc::clone(&calls),
@@ -117,9 +119,7 @@ async fn ten_thousand_async_sends_with_random_faults_resolve_exactly_once() {
                 outcomes.lock().expect("lock").push(outcome);
                 done.fetch_add(1, Ordering::SeqCst);
             };
-            timeout(T, p.send_async_with_callback(msg, cb))
-                .await
-                .expect("admitted in time");
+            callback_tasks.push(tokio::spawn(async move { cb(f.await) }));
         }
     }
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(N);
@@ -189,9 +189,15 @@ async fn ten_thousand_async_sends_with_random_faults_resolve_exactly_once() {
         started.elapsed()
     );
     assert!(ok > N / 2, "most sends succeed despite the faults ({ok})");
-    // Shutdown waits for every send and callback: after it, no callback can run again.
+    // Shutdown waits for every send; every callback task has ended: no callback can run again.
     timeout(T, p.shutdown()).await.expect("shutdown in time");
     assert_eq!(p.stats().sends_in_flight, 0);
+    for task in callback_tasks {
+        timeout(T, task)
+            .await
+            .expect("callback task ends")
+            .expect("callback task");
+    }
     assert!(
         calls.iter().all(|c| c.load(Ordering::SeqCst) == 1),
         "a callback ran twice or never"
@@ -228,13 +234,13 @@ async fn back_pressure_bounds_sends_in_flight() {
     let mut held = Vec::new();
     for i in 0..4 {
         held.push(
-            p.try_send_async(Message::new("Bp", format!("{i}")))
+            p.try_send_async(Message::new("Bp", format!("{i}")), SendOptions::new())
                 .expect("room for 4"),
         );
     }
     assert_eq!(p.stats().async_in_flight, 4);
     let err = p
-        .try_send_async(Message::new("Bp", "fifth"))
+        .try_send_async(Message::new("Bp", "fifth"), SendOptions::new())
         .expect_err("full");
     assert!(err.is_overloaded(), "{err}");
     assert!(!err.maybe_stored());
@@ -249,7 +255,10 @@ async fn back_pressure_bounds_sends_in_flight() {
     // send_async waits for room instead.
     let waiting = {
         let p = p.clone();
-        tokio::spawn(async move { p.send_async(Message::new("Bp", "waiter")).await })
+        tokio::spawn(async move {
+            p.send_async(Message::new("Bp", "waiter"), SendOptions::new())
+                .await
+        })
     };
     // The waiter is admitted as in flight (then waits for room), without being launched.
     let deadline = Instant::now() + T;
@@ -293,10 +302,10 @@ async fn back_pressure_bounds_sends_in_flight() {
         .expect("sent");
     broker.faults().set_black_hole(true);
     let first = p
-        .try_send_async(Message::new("Bp", vec![b'x'; 600]))
+        .try_send_async(Message::new("Bp", vec![b'x'; 600]), SendOptions::new())
         .expect("room");
     let err = p
-        .try_send_async(Message::new("Bp", vec![b'y'; 600]))
+        .try_send_async(Message::new("Bp", vec![b'y'; 600]), SendOptions::new())
         .expect_err("bytes full");
     assert!(err.is_overloaded());
     assert_eq!(p.stats().async_bytes_in_flight, 600);
@@ -327,7 +336,7 @@ async fn async_sends_from_one_task_are_written_in_order() {
     for i in 0..500 {
         let msg = Message::new("Ordered", format!("{i}"));
         futures.push(
-            timeout(T, p.send_async(msg))
+            timeout(T, p.send_async(msg, SendOptions::new()))
                 .await
                 .expect("in time")
                 .expect("admitted"),
@@ -367,6 +376,8 @@ async fn one_broker(topic: &str) -> MockCluster {
     c
 }
 
+/// The callback form of an asynchronous send is a task awaiting its [`SendFuture`]: a callback
+/// that panics ends its own task only; the other sends (and callbacks) are not affected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_callback_does_not_affect_other_sends() {
     let c = one_broker("Panic").await;
@@ -383,6 +394,7 @@ async fn a_panicking_callback_does_not_affect_other_sends() {
     let calls: Arc<Vec<AtomicU8>> = Arc::new((0..N).map(|_| AtomicU8::new(0)).collect());
     let oks = Arc::new(AtomicUsize::new(0));
     let mut futures = Vec::new();
+    let mut callback_tasks = Vec::new();
     for i in 0..N {
         let (calls, oks) = (Arc::clone(&calls), Arc::clone(&oks));
         let cb = move |outcome: Outcome| {
@@ -392,17 +404,22 @@ async fn a_panicking_callback_does_not_affect_other_sends() {
                 oks.fetch_add(1, Ordering::SeqCst);
             }
         };
-        timeout(
+        let f = timeout(
             T,
-            p.send_async_with_callback(Message::new("Panic", format!("{i}")), cb),
+            p.send_async(Message::new("Panic", format!("{i}")), SendOptions::new()),
         )
         .await
-        .expect("admitted in time");
+        .expect("admitted in time")
+        .expect("admitted");
+        callback_tasks.push(tokio::spawn(async move { cb(f.await) }));
         futures.push(
-            timeout(T, p.send_async(Message::new("Panic", format!("f{i}"))))
-                .await
-                .expect("in time")
-                .expect("admitted"),
+            timeout(
+                T,
+                p.send_async(Message::new("Panic", format!("f{i}")), SendOptions::new()),
+            )
+            .await
+            .expect("in time")
+            .expect("admitted"),
         );
     }
     for f in futures {
@@ -412,12 +429,26 @@ async fn a_panicking_callback_does_not_affect_other_sends() {
             .expect("sent despite panicking callbacks");
     }
     // Later sends still complete normally.
-    let later = timeout(T, p.send_async(Message::new("Panic", "later")))
-        .await
-        .expect("in time")
-        .expect("admitted");
+    let later = timeout(
+        T,
+        p.send_async(Message::new("Panic", "later"), SendOptions::new()),
+    )
+    .await
+    .expect("in time")
+    .expect("admitted");
     timeout(T, later).await.expect("resolves").expect("sent");
-    // Shutdown waits for every callback.
+    // Every callback task ends: the panicking ones with their panic, the others normally.
+    for (i, task) in callback_tasks.into_iter().enumerate() {
+        let joined = timeout(T, task).await.expect("callback task ends");
+        if i % 3 == 0 {
+            assert!(
+                joined.expect_err("callback panics").is_panic(),
+                "callback {i}"
+            );
+        } else {
+            joined.expect("callback returns");
+        }
+    }
     timeout(T, p.shutdown()).await.expect("shutdown in time");
     assert!(
         calls.iter().all(|c| c.load(Ordering::SeqCst) == 1),
@@ -428,8 +459,13 @@ async fn a_panicking_callback_does_not_affect_other_sends() {
     c.shutdown().await;
 }
 
+/// An asynchronous send given up by its caller while it waits for back-pressure room (the
+/// `send_async` future dropped before it returned a [`SendFuture`]) is never written, gives its
+/// admission back at once (the room it waited for goes to the next send), and leaves the
+/// producer's accounting and shutdown untouched. (The callback form `spawn(cb(fut.await))`
+/// never runs for it: there is no future to await, and the message went with the caller.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dropped_pending_callback_send_still_calls_back_once() {
+async fn a_dropped_pending_send_is_never_written_and_frees_its_admission() {
     let c = one_broker("DropCb").await;
     let p = timeout(
         T,
@@ -449,38 +485,65 @@ async fn a_dropped_pending_callback_send_still_calls_back_once() {
         .expect("sent");
     c.brokers()[0].faults().set_black_hole(true);
     let held = p
-        .try_send_async(Message::new("DropCb", "held"))
+        .try_send_async(Message::new("DropCb", "held"), SendOptions::new())
         .expect("room for one");
     let calls = Arc::new(AtomicUsize::new(0));
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let tx = Mutex::new(Some(tx));
+    let (tx, rx) = tokio::sync::oneshot::channel::<Outcome>();
     let cb = {
         let calls = Arc::clone(&calls);
         move |outcome: Outcome| {
             calls.fetch_add(1, Ordering::SeqCst);
-            if let Some(tx) = tx.lock().expect("lock").take() {
-                let _ = tx.send(outcome);
-            }
+            let _ = tx.send(outcome);
         }
     };
     // The send waits for room; the caller gives up and drops it.
     let gave_up = timeout(
         Duration::from_millis(100),
-        p.send_async_with_callback(Message::new("DropCb", "dropped"), cb),
+        p.send_async(Message::new("DropCb", "dropped"), SendOptions::new()),
     )
     .await;
     assert!(gave_up.is_err(), "still waiting for room when dropped");
+    // Its admission is gone with it: only the held send is in flight.
+    let deadline = Instant::now() + T;
+    while p.stats().sends_in_flight != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the dropped send stays in flight: {:?}",
+            p.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(p.stats().async_in_flight, 1, "{:?}", p.stats());
+    // A refused send (full) hands its message back, certainly not stored: what a callback of
+    // a send that never started sees.
+    let err = p
+        .try_send_async(Message::new("DropCb", "refused"), SendOptions::new())
+        .expect_err("still full");
+    assert!(
+        matches!(err.kind(), ErrorKind::Overloaded { .. }),
+        "{err:?}"
+    );
+    assert!(!err.maybe_stored(), "never admitted: certainly not stored");
+    c.brokers()[0].faults().set_black_hole(false);
+    let _ = timeout(T, held).await.expect("resolves");
+    // The room the dropped send waited for goes to the next send, whose callback runs once.
+    let next = timeout(
+        T,
+        p.send_async(Message::new("DropCb", "next"), SendOptions::new()),
+    )
+    .await
+    .expect("room freed")
+    .expect("admitted");
+    let task = tokio::spawn(async move { cb(next.await) });
     let outcome = timeout(T, rx)
         .await
         .expect("called back in time")
         .expect("called");
-    let err = outcome.expect_err("never sent");
-    assert!(matches!(err, ProducerError::Cancelled { .. }), "{err:?}");
-    assert!(!err.maybe_stored(), "never admitted: certainly not stored");
-    c.brokers()[0].faults().set_black_hole(false);
-    let _ = timeout(T, held).await.expect("resolves");
+    outcome.expect("the next send goes through");
+    timeout(T, task).await.expect("task ends").expect("task");
     timeout(T, p.shutdown()).await.expect("shutdown in time");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(p.stats().sends_in_flight, 0);
     assert!(
         c.messages_of("DropCb")
             .iter()
@@ -537,7 +600,7 @@ async fn an_unawaited_finished_send_holds_no_body_and_no_connection() {
         bytes: vec![7; 64],
     });
     let fut = p
-        .send_async(Message::new("AsyncHeld", body))
+        .send_async(Message::new("AsyncHeld", body), SendOptions::new())
         .await
         .expect("admitted");
     assert!(eventually(|| broker.message_count() == 1).await, "stored");

@@ -8,12 +8,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rmq_common::compression::decompress;
 use rmq_common::{property, Message, MessageQueue, RequestCode};
-use rmq_producer::Producer;
+use rmq_producer::{Producer, SendOptions};
 use rmq_testkit::MockCluster;
 use tokio::time::timeout;
 
 const T: Duration = Duration::from_secs(20);
-const GOLDEN: &str = include_str!("../crates/producer/tests/fixtures/send_message_v2.golden");
+const GOLDEN: &str = include_str!("fixtures/send_message_v2.golden");
 
 fn golden() -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -82,7 +82,7 @@ async fn send_message_v2_matches_the_java_golden_request() {
         one(&g, "ext.e").parse().expect("queue id"),
     );
     let before = now_ms();
-    let r = timeout(T, p.send_to_queue(msg, &queue))
+    let r = timeout(T, p.send_with(msg, SendOptions::new().queue(queue)))
         .await
         .expect("in time")
         .expect("sent");

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use rmq_common::{property, Message, MessageQueue, RequestCode, ResponseCode};
-use rmq_producer::{Producer, ProducerBuilder, ProducerError, SendStatus};
+use rmq_producer::{ErrorKind, Producer, ProducerBuilder, SendOptions, SendStatus};
 use rmq_testkit::{MockBroker, MockCluster, Reply};
 use tokio::time::timeout;
 
@@ -79,12 +79,12 @@ async fn every_broker_busy_exhausts_the_attempts_alternating_brokers() {
         .await
         .expect("in time")
         .expect_err("busy");
-    let ProducerError::RetriesExhausted {
+    let ErrorKind::RetriesExhausted {
         attempts,
         ref brokers,
         ref last,
         ..
-    } = err
+    } = *err.kind()
     else {
         panic!("unexpected {err}");
     };
@@ -97,7 +97,7 @@ async fn every_broker_busy_exhausts_the_attempts_alternating_brokers() {
     assert!(
         matches!(
             **last,
-            ProducerError::Broker {
+            ErrorKind::Broker {
                 code: ResponseCode::SYSTEM_BUSY,
                 ..
             }
@@ -131,8 +131,8 @@ async fn non_retryable_code_fails_at_once() {
         .expect_err("refused");
     assert!(
         matches!(
-            err,
-            ProducerError::Broker {
+            err.kind(),
+            ErrorKind::Broker {
                 code: ResponseCode::MESSAGE_ILLEGAL,
                 ..
             }
@@ -161,8 +161,8 @@ async fn configured_codes_replace_the_retry_set() {
         .expect_err("refused");
     assert!(
         matches!(
-            err,
-            ProducerError::Broker {
+            err.kind(),
+            ErrorKind::Broker {
                 code: ResponseCode::SYSTEM_BUSY,
                 ..
             }
@@ -267,7 +267,10 @@ async fn single_hung_broker_times_out_and_may_have_stored() {
     let t0 = Instant::now();
     let err = timeout(
         T,
-        p.send_with_timeout(Message::new("Hung", "x"), Duration::from_millis(600)),
+        p.send_with(
+            Message::new("Hung", "x"),
+            SendOptions::new().timeout(Duration::from_millis(600)),
+        ),
     )
     .await
     .expect("in time")
@@ -293,10 +296,16 @@ async fn pinned_send_retries_only_on_its_queue_and_only_when_not_stored() {
         .script_codes([ResponseCode::SYSTEM_BUSY, ResponseCode::SYSTEM_BUSY]);
     let p = start(builder(&c)).await;
     let mq = MessageQueue::new("Pinned", "broker-a", 0);
-    let r = timeout(T, p.send_to_queue(Message::new("Pinned", "x"), &mq))
-        .await
-        .expect("in time")
-        .expect("third try");
+    let r = timeout(
+        T,
+        p.send_with(
+            Message::new("Pinned", "x"),
+            SendOptions::new().queue(mq.clone()),
+        ),
+    )
+    .await
+    .expect("in time")
+    .expect("third try");
     assert_eq!(r.queue, mq);
     assert_eq!(
         (sends(a), sends(broker(&c, "broker-b"))),
@@ -305,10 +314,13 @@ async fn pinned_send_retries_only_on_its_queue_and_only_when_not_stored() {
     );
 
     a.faults().set_black_hole(true);
-    let err = timeout(T, p.send_to_queue(Message::new("Pinned", "y"), &mq))
-        .await
-        .expect("in time")
-        .expect_err("hole");
+    let err = timeout(
+        T,
+        p.send_with(Message::new("Pinned", "y"), SendOptions::new().queue(mq)),
+    )
+    .await
+    .expect("in time")
+    .expect_err("hole");
     assert!(err.maybe_stored(), "{err}");
     assert_eq!(sends(a), 4, "a timeout may have stored it: not retried");
     assert_eq!(sends(broker(&c, "broker-b")), 0);
@@ -370,10 +382,16 @@ async fn async_sends_retry_like_sync_sends() {
     let mut futures = Vec::new();
     for i in 0..10 {
         futures.push(
-            timeout(T, p.send_async(Message::new("AsyncRetry", format!("{i}"))))
-                .await
-                .expect("in time")
-                .expect("admitted"),
+            timeout(
+                T,
+                p.send_async(
+                    Message::new("AsyncRetry", format!("{i}")),
+                    SendOptions::new(),
+                ),
+            )
+            .await
+            .expect("in time")
+            .expect("admitted"),
         );
     }
     for f in futures {
@@ -400,7 +418,10 @@ async fn a_maybe_stored_error_names_the_stored_id_and_a_resend_keeps_it() {
     assert_eq!(p.assign_msg_id(&mut msg), id, "an id already set is kept");
     let err = timeout(
         T,
-        p.send_with_timeout(msg.clone(), Duration::from_millis(500)),
+        p.send_with(
+            msg.clone(),
+            SendOptions::new().timeout(Duration::from_millis(500)),
+        ),
     )
     .await
     .expect("in time")
@@ -410,7 +431,10 @@ async fn a_maybe_stored_error_names_the_stored_id_and_a_resend_keeps_it() {
     // Without a pre-assigned id, the error still names the id the broker stores.
     let err2 = timeout(
         T,
-        p.send_with_timeout(Message::new("Ids", "late2"), Duration::from_millis(500)),
+        p.send_with(
+            Message::new("Ids", "late2"),
+            SendOptions::new().timeout(Duration::from_millis(500)),
+        ),
     )
     .await
     .expect("in time")

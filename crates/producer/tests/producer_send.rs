@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use rmq_common::{property, Message, MessageQueue, RequestCode};
-use rmq_producer::{HashSelector, Producer, ProducerError, RandomSelector, SendStatus};
+use rmq_producer::{
+    ConfigError, ErrorKind, HashSelector, Producer, RandomSelector, SendOptions, SendStatus,
+};
 use rmq_testkit::MockCluster;
 use tokio::time::timeout;
 
@@ -95,15 +97,18 @@ async fn oneway_batch_queue_and_selector_sends() {
     let c = cluster(2, "FormsTopic", 4).await;
     let p = producer(&c).await;
 
-    timeout(T, p.send_oneway(Message::new("FormsTopic", "oneway")))
-        .await
-        .expect("in time")
-        .expect("written");
+    timeout(
+        T,
+        p.send_oneway(Message::new("FormsTopic", "oneway"), SendOptions::new()),
+    )
+    .await
+    .expect("in time")
+    .expect("written");
 
     let batch: Vec<Message> = (0..3)
         .map(|i| Message::new("FormsTopic", format!("b{i}")).with_tags("B"))
         .collect();
-    let r = timeout(T, p.send_batch(batch))
+    let r = timeout(T, p.send_batch(batch, SendOptions::new()))
         .await
         .expect("in time")
         .expect("batch sent");
@@ -113,7 +118,10 @@ async fn oneway_batch_queue_and_selector_sends() {
     let mq = MessageQueue::new("FormsTopic", "broker-b", 3);
     let r = timeout(
         T,
-        p.send_to_queue(Message::new("FormsTopic", "pinned"), &mq),
+        p.send_with(
+            Message::new("FormsTopic", "pinned"),
+            SendOptions::new().queue(mq.clone()),
+        ),
     )
     .await
     .expect("in time")
@@ -124,10 +132,9 @@ async fn oneway_batch_queue_and_selector_sends() {
     for _ in 0..3 {
         let r = timeout(
             T,
-            p.send_with_selector(
+            p.send_with(
                 Message::new("FormsTopic", "ordered"),
-                &HashSelector,
-                "order-7",
+                SendOptions::new().selector(HashSelector::new("order-7")),
             ),
         )
         .await
@@ -141,16 +148,23 @@ async fn oneway_batch_queue_and_selector_sends() {
     );
     let r = timeout(
         T,
-        p.send_with_selector(Message::new("FormsTopic", "random"), &RandomSelector, &()),
+        p.send_with(
+            Message::new("FormsTopic", "random"),
+            SendOptions::new().selector(RandomSelector),
+        ),
     )
     .await
     .expect("in time")
     .expect("sent");
     assert_eq!(r.queue.topic, "FormsTopic");
-    let closure = |qs: &[MessageQueue], _: &Message, n: &usize| Some(*n % qs.len());
+    let n = 5usize;
+    let closure = move |qs: &[MessageQueue], _: &Message| Some(n % qs.len());
     let r = timeout(
         T,
-        p.send_with_selector(Message::new("FormsTopic", "closure"), &closure, &5usize),
+        p.send_with(
+            Message::new("FormsTopic", "closure"),
+            SendOptions::new().selector(closure),
+        ),
     )
     .await
     .expect("in time")
@@ -205,7 +219,7 @@ async fn invalid_messages_fail_before_sending_and_come_back() {
             .expect("in time")
             .expect_err("refused");
         assert!(
-            matches!(err, ProducerError::InvalidMessage { .. }),
+            matches!(err.kind(), ErrorKind::InvalidMessage(_)),
             "{topic}: {err}"
         );
         assert!(!err.maybe_stored());
@@ -217,19 +231,25 @@ async fn invalid_messages_fail_before_sending_and_come_back() {
     let wrong_queue = MessageQueue::new("OtherTopic", "broker-a", 0);
     let err = timeout(
         T,
-        p.send_to_queue(Message::new("ValidTopic", "x"), &wrong_queue),
+        p.send_with(
+            Message::new("ValidTopic", "x"),
+            SendOptions::new().queue(wrong_queue),
+        ),
     )
     .await
     .expect("in time")
     .expect_err("topic mismatch");
     assert!(
-        matches!(err, ProducerError::QueueUnavailable { .. }),
+        matches!(err.kind(), ErrorKind::QueueUnavailable { .. }),
         "{err}"
     );
-    let none = |_: &[MessageQueue], _: &Message, _: &()| None;
+    let none = |_: &[MessageQueue], _: &Message| None::<usize>;
     let err = timeout(
         T,
-        p.send_with_selector(Message::new("ValidTopic", "x"), &none, &()),
+        p.send_with(
+            Message::new("ValidTopic", "x"),
+            SendOptions::new().selector(none),
+        ),
     )
     .await
     .expect("in time")
@@ -237,21 +257,24 @@ async fn invalid_messages_fail_before_sending_and_come_back() {
     assert!(err.into_message().is_some());
     let err = timeout(
         T,
-        p.send_batch(vec![
-            Message::new("ValidTopic", "a"),
-            Message::new("OtherTopic", "b"),
-        ]),
+        p.send_batch(
+            vec![
+                Message::new("ValidTopic", "a"),
+                Message::new("OtherTopic", "b"),
+            ],
+            SendOptions::new(),
+        ),
     )
     .await
     .expect("in time")
     .expect_err("mixed topics");
-    assert!(matches!(err, ProducerError::InvalidBatch { .. }), "{err}");
+    assert!(matches!(err.kind(), ErrorKind::InvalidBatch(_)), "{err}");
     assert_eq!(err.into_batch().map(|v| v.len()), Some(2));
     let err = timeout(T, p.send(Message::new("NoSuchTopic", "x")))
         .await
         .expect("in time")
         .expect_err("no route");
-    assert!(matches!(err, ProducerError::NoRoute { .. }), "{err}");
+    assert!(matches!(err.kind(), ErrorKind::NoRoute { .. }), "{err}");
     assert!(err.into_message().is_some());
     assert!(c.messages().is_empty(), "nothing reached a broker");
     timeout(T, p.shutdown()).await.expect("shutdown in time");
@@ -382,7 +405,10 @@ async fn huge_timeouts_are_capped_or_refused_never_a_panic() {
     let p = producer(&c).await;
     let r = timeout(
         T,
-        p.send_with_timeout(Message::new("Huge", "x"), Duration::MAX),
+        p.send_with(
+            Message::new("Huge", "x"),
+            SendOptions::new().timeout(Duration::MAX),
+        ),
     )
     .await
     .expect("in time")
@@ -392,7 +418,10 @@ async fn huge_timeouts_are_capped_or_refused_never_a_panic() {
     c.create_topic("Huge2", 1);
     timeout(
         T,
-        p.send_with_timeout(Message::new("Huge2", "y"), Duration::MAX),
+        p.send_with(
+            Message::new("Huge2", "y"),
+            SendOptions::new().timeout(Duration::MAX),
+        ),
     )
     .await
     .expect("in time")
@@ -407,13 +436,7 @@ async fn huge_timeouts_are_capped_or_refused_never_a_panic() {
             .await
             .expect("in time")
             .expect_err("refused");
-        assert!(
-            matches!(
-                err,
-                ProducerError::Config(rmq_producer::ConfigError::TooLong { .. })
-            ),
-            "{err:?}"
-        );
+        assert!(matches!(err, ConfigError::TooLong { .. }), "{err:?}");
     }
     timeout(T, p.shutdown()).await.expect("shutdown");
     c.shutdown().await;

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use rmq_common::{Message, RequestCode};
-use rmq_producer::{Producer, ProducerError, SendFuture};
+use rmq_producer::{ErrorKind, Producer, SendError, SendFuture, SendOptions};
 use rmq_testkit::MockCluster;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
@@ -21,7 +21,7 @@ async fn cluster(topic: &str) -> MockCluster {
 }
 
 /// Whether `f` is already resolved (one poll).
-async fn ready(f: SendFuture) -> Option<Result<rmq_producer::SendResult, ProducerError>> {
+async fn ready(f: SendFuture) -> Option<Result<rmq_producer::SendResult, SendError>> {
     timeout(Duration::ZERO, f).await.ok()
 }
 
@@ -37,7 +37,7 @@ fn spawn_sync_sends(
     p: &Producer,
     topic: &str,
     n: usize,
-) -> Vec<JoinHandle<Result<rmq_producer::SendResult, ProducerError>>> {
+) -> Vec<JoinHandle<Result<rmq_producer::SendResult, SendError>>> {
     (0..n)
         .map(|i| {
             let p = p.clone();
@@ -73,10 +73,16 @@ async fn shutdown_drains_sends_in_flight_and_unregisters_from_every_broker() {
     let mut futures = Vec::new();
     for i in 0..40 {
         futures.push(
-            timeout(T, p.send_async(Message::new("Drain", format!("async{i}"))))
-                .await
-                .expect("in time")
-                .expect("admitted"),
+            timeout(
+                T,
+                p.send_async(
+                    Message::new("Drain", format!("async{i}")),
+                    SendOptions::new(),
+                ),
+            )
+            .await
+            .expect("in time")
+            .expect("admitted"),
         );
     }
     let syncs = spawn_sync_sends(&p, "Drain", 5);
@@ -121,9 +127,11 @@ async fn shutdown_drains_sends_in_flight_and_unregisters_from_every_broker() {
         .await
         .expect("in time")
         .expect_err("stopped");
-    assert!(matches!(err, ProducerError::NotRunning { .. }), "{err}");
+    assert!(matches!(err.kind(), ErrorKind::NotRunning), "{err}");
     assert!(err.into_message().is_some());
-    assert!(p.try_send_async(Message::new("Drain", "late")).is_err());
+    assert!(p
+        .try_send_async(Message::new("Drain", "late"), SendOptions::new())
+        .is_err());
     // Nothing left to do: far less than the DELAY a real second drain would take... and no
     // second UNREGISTER_CLIENT (below).
     let t0 = Instant::now();
@@ -167,10 +175,13 @@ async fn shutdown_cancels_what_is_left_at_its_deadline() {
     let mut futures = Vec::new();
     for i in 0..10 {
         futures.push(
-            timeout(T, p.send_async(Message::new("Stuck", format!("{i}"))))
-                .await
-                .expect("in time")
-                .expect("admitted"),
+            timeout(
+                T,
+                p.send_async(Message::new("Stuck", format!("{i}")), SendOptions::new()),
+            )
+            .await
+            .expect("in time")
+            .expect("admitted"),
         );
     }
     let syncs = spawn_sync_sends(&p, "Stuck", 3);
@@ -205,7 +216,7 @@ async fn shutdown_cancels_what_is_left_at_its_deadline() {
             .await
             .expect("resolved before shutdown returned")
             .expect_err("cancelled");
-        assert!(matches!(err, ProducerError::Cancelled { .. }), "{err}");
+        assert!(matches!(err.kind(), ErrorKind::Cancelled { .. }), "{err}");
         assert!(err.maybe_stored(), "written, then abandoned");
     }
     for h in syncs {
@@ -214,7 +225,7 @@ async fn shutdown_cancels_what_is_left_at_its_deadline() {
             .expect("resolved")
             .expect("task")
             .expect_err("cancelled");
-        assert!(matches!(err, ProducerError::Cancelled { .. }), "{err}");
+        assert!(matches!(err.kind(), ErrorKind::Cancelled { .. }), "{err}");
     }
     assert_eq!(p.stats().sends_in_flight, 0);
     c.shutdown().await;
@@ -241,10 +252,13 @@ async fn dropping_the_last_handle_never_blocks_and_started_sends_finish() {
     for b in c.brokers() {
         b.faults().set_delay(Duration::from_secs(3));
     }
-    let f = timeout(T, p.send_async(Message::new("Dropped", "late")))
-        .await
-        .expect("in time")
-        .expect("admitted");
+    let f = timeout(
+        T,
+        p.send_async(Message::new("Dropped", "late"), SendOptions::new()),
+    )
+    .await
+    .expect("in time")
+    .expect("admitted");
     let t0 = Instant::now();
     drop(p);
     assert!(
@@ -291,13 +305,19 @@ async fn shutdown_deadline_ends_sends_still_looking_up_their_route() {
     let sync = {
         let p = p.clone();
         tokio::spawn(async move {
-            p.send_with_timeout(Message::new("Hole", "sync"), Duration::from_secs(60))
-                .await
+            p.send_with(
+                Message::new("Hole", "sync"),
+                SendOptions::new().timeout(Duration::from_secs(60)),
+            )
+            .await
         })
     };
     let asynchronous = {
         let p = p.clone();
-        tokio::spawn(async move { p.send_async(Message::new("Hole", "async")).await })
+        tokio::spawn(async move {
+            p.send_async(Message::new("Hole", "async"), SendOptions::new())
+                .await
+        })
     };
     // Both are in flight (looking their route up).
     let deadline = Instant::now() + T;
@@ -319,8 +339,8 @@ async fn shutdown_deadline_ends_sends_still_looking_up_their_route() {
         .expect_err("cancelled");
     assert!(
         matches!(
-            err,
-            ProducerError::Cancelled {
+            err.kind(),
+            ErrorKind::Cancelled {
                 maybe_stored: false,
                 ..
             }
@@ -339,8 +359,8 @@ async fn shutdown_deadline_ends_sends_still_looking_up_their_route() {
         .expect_err("cancelled");
     assert!(
         matches!(
-            err,
-            ProducerError::Cancelled {
+            err.kind(),
+            ErrorKind::Cancelled {
                 maybe_stored: false,
                 ..
             }

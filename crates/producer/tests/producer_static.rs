@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rmq_common::route::TopicQueueMappingInfo;
 use rmq_common::{Message, MessageQueue};
-use rmq_producer::{Producer, ProducerError};
+use rmq_producer::{ErrorKind, Producer, SendOptions};
 use rmq_testkit::MockCluster;
 use tokio::time::timeout;
 
@@ -95,7 +95,10 @@ async fn static_topic_sends_go_to_the_real_broker_of_each_logical_queue() {
     let logical = MessageQueue::new("Static", "__syslo__global__", 3);
     let r = timeout(
         T,
-        p.send_to_queue(Message::new("Static", "pinned"), &logical),
+        p.send_with(
+            Message::new("Static", "pinned"),
+            SendOptions::new().queue(logical.clone()),
+        ),
     )
     .await
     .expect("in time")
@@ -112,22 +115,31 @@ async fn static_topic_sends_go_to_the_real_broker_of_each_logical_queue() {
     });
     let p2 = timeout(
         T,
+        // Its own client instance (another instance name), so that it looks the changed route
+        // up instead of sharing the first producer's.
         Producer::builder("StaticGroup2")
             .name_server(c.namesrv_addr())
+            .instance_name("static-fresh-route")
             .start(),
     )
     .await
     .expect("in time")
     .expect("start");
-    let err = timeout(T, p2.send_to_queue(Message::new("Static", "x"), &logical))
-        .await
-        .expect("in time")
-        .expect_err("no broker serves logical queue 3");
+    let err = timeout(
+        T,
+        p2.send_with(
+            Message::new("Static", "x"),
+            SendOptions::new().queue(logical),
+        ),
+    )
+    .await
+    .expect("in time")
+    .expect_err("no broker serves logical queue 3");
     assert!(!err.maybe_stored(), "{err}");
     assert!(
         matches!(
-            err,
-            ProducerError::BrokerNotFound { .. } | ProducerError::RetriesExhausted { .. }
+            err.kind(),
+            ErrorKind::BrokerNotFound { .. } | ErrorKind::RetriesExhausted { .. }
         ),
         "{err:?}"
     );

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rmq_common::Message;
-use rmq_producer::{Producer, ProducerError};
+use rmq_producer::{Producer, SendError, SendOptions};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -31,9 +31,13 @@ const TICK: Duration = Duration::from_secs(1);
 /// Runs `rmq bench` against `namesrv`: live lines on stderr, the summary on stdout.
 pub(crate) async fn command(args: &BenchArgs, namesrv: &str) -> Result<u8, Fatal> {
     let plan = Plan::from(args);
-    let producer = rmq_producer::ProducerBuilder::new(args.group.as_str())
+    let mut builder = rmq_producer::ProducerBuilder::new(args.group.as_str())
         .name_server(namesrv)
-        .send_timeout(plan.send_timeout)
+        .send_timeout(plan.send_timeout);
+    if let Some(tls) = args.target.namesrv.tls.config()? {
+        builder = builder.tls(tls);
+    }
+    let producer = builder
         .start()
         .await
         .map_err(|e| crate::fatal::producer_start(&e))?;
@@ -112,12 +116,12 @@ impl Shared {
         Message::new(self.topic.clone(), self.body.clone())
     }
 
-    fn fail(&self, msgs: u64, e: &ProducerError) {
+    fn fail(&self, msgs: u64, e: &SendError) {
         self.rec.failed(msgs, e.maybe_stored());
         // Only the first failure is kept; later ones are counted.
         let _ = self
             .first_failure
-            .set(format!("{}: {}", error_kind(e), one_line(e)));
+            .set(format!("{}: {}", error_kind(e.kind()), one_line(e)));
     }
 }
 
@@ -274,7 +278,11 @@ async fn worker(s: Arc<Shared>) {
             BenchMode::Oneway => {
                 s.rec.begin();
                 let t = Instant::now();
-                match s.producer.send_oneway(s.message()).await {
+                match s
+                    .producer
+                    .send_oneway(s.message(), SendOptions::new())
+                    .await
+                {
                     Ok(()) => s.rec.ok(1, t.elapsed()),
                     Err(e) => s.fail(1, &e),
                 }
@@ -283,13 +291,13 @@ async fn worker(s: Arc<Shared>) {
                 let msgs: Vec<Message> = (0..n).map(|_| s.message()).collect();
                 s.rec.begin();
                 let t = Instant::now();
-                match s.producer.send_batch(msgs).await {
+                match s.producer.send_batch(msgs, SendOptions::new()).await {
                     Ok(_) => s.rec.ok(n, t.elapsed()),
                     Err(e) => s.fail(n, &e),
                 }
             }
             BenchMode::Async => {
-                let admitted = s.producer.send_async(s.message()).await;
+                let admitted = s.producer.send_async(s.message(), SendOptions::new()).await;
                 s.rec.begin();
                 match admitted {
                     Err(e) => s.fail(1, &e),

@@ -1,8 +1,9 @@
-//! Registration with the brokers: `HEART_BEAT` (34) with the producer group to every broker in
-//! use, at start, on first use of a broker and every `heartbeat_interval` (Java 30 s); and
-//! `UNREGISTER_CLIENT` (35) to every broker on shutdown.
+//! Registration with the brokers: `HEART_BEAT` (34) with every producer group of the instance to
+//! every broker in use, at start, on first use of a broker or group and every
+//! `heartbeat_interval` (Java 30 s); and `UNREGISTER_CLIENT` (35) per group to every broker when
+//! the group's last producer shuts down.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use rmq_common::validate::CLIENT_INNER_PRODUCER_GROUP;
@@ -16,19 +17,27 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ProducerConfig;
-use crate::producer::Inner;
+
+use super::ClientInstance;
 
 /// Java's `mqClientApiTimeout` for heartbeats and unregistration.
 pub(crate) const CLIENT_API_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The `HEART_BEAT` request: an empty header (J5's `HeartbeatRequestHeader` has no non-null
 /// field) and the JSON `HeartbeatData` body, whose producer set holds, as Java's, the client's
-/// internal group `CLIENT_INNER_PRODUCER` and the producer group.
-pub(crate) fn heartbeat_request(cfg: &ProducerConfig, client_id: &str) -> RemotingCommand {
+/// internal group `CLIENT_INNER_PRODUCER` and every producer group of the instance.
+pub(crate) fn heartbeat_request(
+    cfg: &ProducerConfig,
+    client_id: &str,
+    groups: &[String],
+) -> RemotingCommand {
     let mut producers = vec![ProducerData::new(CLIENT_INNER_PRODUCER_GROUP.to_owned())];
-    if cfg.group != CLIENT_INNER_PRODUCER_GROUP {
-        producers.push(ProducerData::new(cfg.group.clone()));
-    }
+    producers.extend(
+        groups
+            .iter()
+            .filter(|g| *g != CLIENT_INNER_PRODUCER_GROUP)
+            .map(|g| ProducerData::new(g.clone())),
+    );
     let data = HeartbeatData {
         client_id: client_id.to_owned(),
         producer_data_set: producers,
@@ -43,11 +52,15 @@ pub(crate) fn heartbeat_request(cfg: &ProducerConfig, client_id: &str) -> Remoti
     req
 }
 
-/// The `UNREGISTER_CLIENT` request for this producer group.
-pub(crate) fn unregister_request(cfg: &ProducerConfig, client_id: &str) -> RemotingCommand {
+/// The `UNREGISTER_CLIENT` request for producer `group`.
+pub(crate) fn unregister_request(
+    cfg: &ProducerConfig,
+    client_id: &str,
+    group: &str,
+) -> RemotingCommand {
     let header = UnregisterClientRequestHeader {
         client_id: client_id.to_owned(),
-        producer_group: Some(cfg.group.clone()),
+        producer_group: Some(group.to_owned()),
         consumer_group: None,
     };
     let mut req = RemotingCommand::request_with_header(RequestCode::UNREGISTER_CLIENT, &header)
@@ -56,10 +69,15 @@ pub(crate) fn unregister_request(cfg: &ProducerConfig, client_id: &str) -> Remot
     req
 }
 
-/// Sends one heartbeat to `addr`; failures are logged, never fatal.
-async fn heartbeat_one(inner: &Inner, addr: &str) {
-    let req = heartbeat_request(&inner.cfg, &inner.client_id);
-    match inner
+/// Sends one heartbeat to `addr`; failures are logged, never fatal. Nothing is sent while no
+/// group is registered.
+async fn heartbeat_one(instance: &ClientInstance, addr: &str) {
+    let groups = instance.groups();
+    if groups.is_empty() {
+        return;
+    }
+    let req = heartbeat_request(&instance.cfg, instance.client_id(), &groups);
+    match instance
         .remoting
         .invoke_sync(addr, req, CLIENT_API_TIMEOUT)
         .await
@@ -76,14 +94,14 @@ async fn heartbeat_one(inner: &Inner, addr: &str) {
 
 /// Heartbeats to every broker in use, concurrently; stops (abandoning those in flight) as soon
 /// as `stop` is cancelled, and starts none after that.
-async fn heartbeat_all(inner: &Arc<Inner>, stop: &CancellationToken) {
+async fn heartbeat_all(instance: &Arc<ClientInstance>, stop: &CancellationToken) {
     let mut set = JoinSet::new();
-    for addr in inner.broker_addrs(false) {
+    for addr in instance.broker_addrs(false) {
         if stop.is_cancelled() {
             break;
         }
-        let inner = Arc::clone(inner);
-        set.spawn(async move { heartbeat_one(&inner, &addr).await });
+        let instance = Arc::clone(instance);
+        set.spawn(async move { heartbeat_one(&instance, &addr).await });
     }
     loop {
         tokio::select! {
@@ -98,45 +116,52 @@ async fn heartbeat_all(inner: &Arc<Inner>, stop: &CancellationToken) {
 }
 
 /// The heartbeat task: once at start, then every interval, and at once for every broker
-/// announced on `new_brokers` (its first use). Ends as soon as `stop` is cancelled, abandoning
-/// a heartbeat in flight, so that none starts after shutdown's `UNREGISTER_CLIENT`.
+/// announced on `new_brokers` (its first use, or a new group). Ends as soon as `stop` is
+/// cancelled (or the instance is gone), abandoning a heartbeat in flight, so that none starts
+/// after shutdown's `UNREGISTER_CLIENT`.
 pub(crate) async fn run(
-    inner: Arc<Inner>,
+    instance: Weak<ClientInstance>,
     mut new_brokers: mpsc::UnboundedReceiver<String>,
     stop: CancellationToken,
+    interval: Duration,
 ) {
-    let mut tick = tokio::time::interval(inner.cfg.heartbeat_interval);
+    let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
             () = stop.cancelled() => break,
-            _ = tick.tick() => heartbeat_all(&inner, &stop).await,
+            _ = tick.tick() => {
+                let Some(instance) = instance.upgrade() else { break };
+                heartbeat_all(&instance, &stop).await;
+            }
             Some(addr) = new_brokers.recv() => {
+                let Some(instance) = instance.upgrade() else { break };
                 tokio::select! {
                     biased;
                     () = stop.cancelled() => break,
-                    () = heartbeat_one(&inner, &addr) => {}
+                    () = heartbeat_one(&instance, &addr) => {}
                 }
             }
         }
     }
-    tracing::debug!(client_id = %inner.client_id, "heartbeat task stopped");
+    tracing::debug!("heartbeat task stopped");
 }
 
-/// `UNREGISTER_CLIENT` to every broker in use, concurrently, each bounded by Java's 3 s and by
-/// the shutdown timeout; returns how many accepted.
-pub(crate) async fn unregister_all(inner: &Arc<Inner>) -> usize {
+/// `UNREGISTER_CLIENT` for `group` to every broker in use, concurrently, each bounded by
+/// `timeout` (at most Java's 3 s); returns how many accepted.
+pub(crate) async fn unregister_group(
+    instance: &Arc<ClientInstance>,
+    group: &str,
+    timeout: Duration,
+) -> usize {
+    let timeout = timeout.min(CLIENT_API_TIMEOUT);
     let mut set = JoinSet::new();
-    for addr in inner.broker_addrs(true) {
-        let inner = Arc::clone(inner);
+    for addr in instance.broker_addrs(true) {
+        let instance = Arc::clone(instance);
+        let req = unregister_request(&instance.cfg, instance.client_id(), group);
         set.spawn(async move {
-            let req = unregister_request(&inner.cfg, &inner.client_id);
-            match inner
-                .remoting
-                .invoke_sync(&addr, req, CLIENT_API_TIMEOUT)
-                .await
-            {
+            match instance.remoting.invoke_sync(&addr, req, timeout).await {
                 Ok(resp) if resp.response_code() == ResponseCode::SUCCESS => true,
                 Ok(resp) => {
                     tracing::warn!(addr, code = %resp.response_code(), "unregister refused");
@@ -163,7 +188,7 @@ mod tests {
     #[test]
     fn heartbeat_body_has_java_names() {
         let cfg = ProducerConfig::new("pg");
-        let req = heartbeat_request(&cfg, "10.0.0.1@1#2");
+        let req = heartbeat_request(&cfg, "10.0.0.1@1#2", &["pg".to_owned()]);
         assert_eq!(req.request_code(), RequestCode::HEART_BEAT);
         let json: serde_json::Value = serde_json::from_slice(&req.body).expect("json body");
         assert_eq!(json["clientID"], "10.0.0.1@1#2");
@@ -178,7 +203,7 @@ mod tests {
     #[test]
     fn unregister_names_client_and_group() {
         let cfg = ProducerConfig::new("pg");
-        let req = unregister_request(&cfg, "ip@i");
+        let req = unregister_request(&cfg, "ip@i", "pg");
         assert_eq!(req.request_code(), RequestCode::UNREGISTER_CLIENT);
         assert_eq!(req.ext_fields.get("clientID"), Some("ip@i"));
         assert_eq!(req.ext_fields.get("producerGroup"), Some("pg"));

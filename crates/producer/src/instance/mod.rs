@@ -1,0 +1,207 @@
+//! [`ClientInstance`]: what the producers of one process share with one set of connection
+//! settings (Java's `MQClientInstance`).
+//!
+//! An instance owns the connections ([`RemotingClient`]), the route cache and its refresher, the
+//! table of broker addresses in use, **one** heartbeat listing every producer group registered on
+//! it, and the processors of requests that brokers send to the client (transaction check-back,
+//! reply push). Producers are handles on it: [`ProducerBuilder::start`](crate::ProducerBuilder)
+//! finds the instance of the same settings ([`registry`]) or starts one; a producer's shutdown
+//! unregisters its group (`UNREGISTER_CLIENT` to every broker) and the last producer to go closes
+//! the instance. Broker requests with no processor are answered `REQUEST_CODE_NOT_SUPPORTED`
+//! (by the remoting client), never dropped.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use dashmap::DashMap;
+use rmq_common::RequestCode;
+use rmq_nameserver_client::RouteCache;
+use rmq_remoting::acl::AclHook;
+use rmq_remoting::{RemotingClient, RequestProcessor};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::ProducerConfig;
+
+pub(crate) mod heartbeat;
+pub(crate) mod registry;
+
+/// The shared client of the producers of one process with the same client id and connection
+/// settings. Reached through [`Producer::instance`](crate::Producer::instance).
+#[derive(Debug)]
+pub struct ClientInstance {
+    key: String,
+    client_id: String,
+    pub(crate) remoting: RemotingClient,
+    pub(crate) routes: RouteCache,
+    /// Settings the heartbeat and unregistration use (those of the producer that started it;
+    /// the same for every producer sharing it, see [`registry::key`]).
+    pub(crate) cfg: ProducerConfig,
+    /// Broker addresses used by sends (heartbeat and unregister targets).
+    brokers: DashMap<String, ()>,
+    new_brokers: mpsc::UnboundedSender<String>,
+    /// Producer groups registered, with the number of producers of each.
+    groups: Mutex<HashMap<String, usize>>,
+    stop: CancellationToken,
+    background: TaskTracker,
+}
+
+impl ClientInstance {
+    /// Starts an instance for `cfg` (already validated) on the current runtime.
+    fn start(key: String, client_id: String, cfg: &ProducerConfig) -> Arc<Self> {
+        let mut remoting_cfg = cfg.remoting.clone();
+        remoting_cfg.serialize_type = cfg.serialize_type;
+        let remoting = RemotingClient::new(remoting_cfg);
+        if let Some(credentials) = &cfg.credentials {
+            remoting.set_hook(Arc::new(AclHook::new(credentials.clone())));
+        }
+        let routes = RouteCache::new(remoting.clone(), cfg.name_server.clone());
+        let (new_brokers, new_brokers_rx) = mpsc::unbounded_channel();
+        let instance = Arc::new(Self {
+            key,
+            client_id,
+            remoting,
+            routes,
+            cfg: cfg.clone(),
+            brokers: DashMap::new(),
+            new_brokers,
+            groups: Mutex::new(HashMap::new()),
+            stop: CancellationToken::new(),
+            background: TaskTracker::new(),
+        });
+        // The refresher ends with the token; its handle is not needed.
+        drop(instance.routes.start_refresher(instance.stop.child_token()));
+        instance.background.spawn(heartbeat::run(
+            Arc::downgrade(&instance),
+            new_brokers_rx,
+            instance.stop.clone(),
+            cfg.heartbeat_interval,
+        ));
+        tracing::info!(client_id = %instance.client_id, "client instance started");
+        instance
+    }
+
+    /// The client id (`ip@instance[@unit]`) announced to the brokers.
+    #[must_use]
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The producer groups registered on this instance (sorted).
+    #[must_use]
+    pub fn groups(&self) -> Vec<String> {
+        let groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut names: Vec<String> = groups.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Requests awaiting a reply on the instance's connections (every producer's).
+    #[must_use]
+    pub fn pending_requests(&self) -> usize {
+        self.remoting.pending_len()
+    }
+
+    /// Installs the processor of the requests with `code` that brokers send to this client (for
+    /// example `CHECK_TRANSACTION_STATE`); requests with no processor are answered
+    /// `REQUEST_CODE_NOT_SUPPORTED` (oneway ones are dropped, as in Java).
+    pub fn register_processor(&self, code: RequestCode, processor: Arc<dyn RequestProcessor>) {
+        self.remoting.register_processor(code, processor);
+    }
+
+    /// Registers a producer of `group`; the first one of a group triggers a heartbeat, so that
+    /// brokers know the group before its first send.
+    pub(crate) fn register_group(&self, group: &str) {
+        let first = {
+            let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
+            let n = groups.entry(group.to_owned()).or_insert(0);
+            *n += 1;
+            *n == 1
+        };
+        if first {
+            tracing::debug!(client_id = %self.client_id, group, "producer group registered");
+            for addr in self.broker_addrs(false) {
+                let _ = self.new_brokers.send(addr);
+            }
+        }
+    }
+
+    /// Removes a producer of `group`; returns whether it was the group's last producer.
+    pub(crate) fn deregister_group(&self, group: &str) -> bool {
+        let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
+        match groups.get_mut(group) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            Some(_) => {
+                groups.remove(group);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether no producer is registered any more.
+    pub(crate) fn is_unused(&self) -> bool {
+        self.groups
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+
+    /// Remembers a broker address used by a send; the first use triggers a heartbeat to it.
+    pub(crate) fn note_broker(&self, addr: &str) {
+        if self.brokers.contains_key(addr) {
+            return;
+        }
+        if self.brokers.insert(addr.to_owned(), ()).is_none() {
+            tracing::debug!(addr, "first send to broker");
+            // The heartbeat task may have stopped (shutdown); then nothing is owed.
+            let _ = self.new_brokers.send(addr.to_owned());
+        }
+    }
+
+    /// Every broker address to heartbeat (masters) or unregister (`with_slaves`, as Java): those
+    /// used by sends and those of the cached routes.
+    pub(crate) fn broker_addrs(&self, with_slaves: bool) -> BTreeSet<String> {
+        let mut addrs: BTreeSet<String> = self.brokers.iter().map(|e| e.key().clone()).collect();
+        if with_slaves {
+            addrs.extend(self.routes.all_broker_addrs());
+        } else {
+            addrs.extend(self.routes.all_master_addrs());
+        }
+        addrs
+    }
+
+    /// Closes every broker connection (shutdown giving up on sends in flight).
+    pub(crate) fn close_broker_connections(&self) {
+        for addr in self.broker_addrs(true) {
+            self.remoting.close(&addr);
+        }
+    }
+
+    /// Stops the instance: background tasks, route refresher, connections; forgets it in the
+    /// registry. Called by the last producer's shutdown.
+    pub(crate) async fn close(&self) {
+        registry::forget(&self.key, self);
+        self.stop.cancel();
+        self.background.close();
+        if tokio::time::timeout(heartbeat::CLIENT_API_TIMEOUT, self.background.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("client instance: background tasks did not stop in time");
+        }
+        self.routes.shutdown().await;
+        self.remoting.shutdown().await;
+        tracing::info!(client_id = %self.client_id, "client instance closed");
+    }
+
+    /// Stops the background tasks without any network call (the last handle was dropped).
+    pub(crate) fn stop_background(&self) {
+        registry::forget(&self.key, self);
+        self.stop.cancel();
+    }
+}

@@ -1,0 +1,74 @@
+//! The transport seam: what the send loop ([`crate::retry`]) asks of the network.
+//!
+//! The loop owns everything a send decides (the deadline, queue selection, per-attempt budgets,
+//! retry rules, the fault table, backoff); a [`Transport`] owns how a broker is reached: route
+//! lookups, broker addresses, the request encoding, the call, and reading the answer into a
+//! [`SendResult`] or a typed [`ErrorKind`]. The remoting protocol ([`remoting`]) is the transport
+//! today; a RocketMQ 5 gRPC proxy, which routes by itself, plugs in the same way: its routes
+//! name the queues the proxy exposes and its attempts go to the proxy endpoint.
+//!
+//! Every method is bounded by the budget it is given; none retries by itself.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmq_common::MessageQueue;
+use rmq_nameserver_client::TopicPublishInfo;
+
+use crate::error::ErrorKind;
+use crate::kernel::Outgoing;
+use crate::send_result::SendResult;
+
+pub(crate) mod remoting;
+
+#[cfg(test)]
+pub(crate) mod fake;
+
+/// One attempt: a prepared message to one queue of a route, within a budget.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Attempt<'a> {
+    /// The route the queue was chosen from.
+    pub(crate) info: &'a Arc<TopicPublishInfo>,
+    /// The queue (for a static topic: already the real broker's).
+    pub(crate) mq: &'a MessageQueue,
+    /// The message, prepared once per send.
+    pub(crate) out: &'a Outgoing,
+    /// The longest this attempt may take, connecting and writing included.
+    pub(crate) budget: Duration,
+}
+
+/// How the send loop reaches brokers. See the [module docs](self).
+pub(crate) trait Transport: Send + Sync + 'static {
+    /// An attempt handed to the network, resolving with its answer. Owns what it needs, so an
+    /// asynchronous send can move it to the task that awaits it.
+    type Pending: Future<Output = Result<SendResult, ErrorKind>> + Send + Unpin + 'static;
+
+    /// The topic's route when it is known without a network call (the hot path).
+    fn cached_route(&self, topic: &str) -> Option<Arc<TopicPublishInfo>>;
+
+    /// Loads the topic's route within `timeout` ([`ErrorKind::NoRoute`] when the topic has no
+    /// writable queue, [`ErrorKind::NameServer`] when it cannot be asked).
+    fn load_route(
+        &self,
+        topic: &str,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Arc<TopicPublishInfo>, ErrorKind>> + Send;
+
+    /// Hands the attempt to the network and returns once it is written or queued for writing
+    /// (this is where connection set-up and back-pressure wait), so that the sends of one task
+    /// go out in order. The answer comes through the returned [`Transport::Pending`].
+    fn launch(
+        &self,
+        attempt: Attempt<'_>,
+    ) -> impl Future<Output = Result<Self::Pending, ErrorKind>> + Send;
+
+    /// A whole attempt in one call, for a caller that awaits it anyway.
+    fn call(
+        &self,
+        attempt: Attempt<'_>,
+    ) -> impl Future<Output = Result<SendResult, ErrorKind>> + Send;
+
+    /// Sends once without an answer; resolves once written.
+    fn oneway(&self, attempt: Attempt<'_>) -> impl Future<Output = Result<(), ErrorKind>> + Send;
+}

@@ -1,0 +1,196 @@
+//! The remoting transport: RocketMQ's own protocol to name servers and brokers, through the
+//! client instance's connections and route cache (Java's `MQClientAPIImpl.sendMessage`).
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rmq_common::MessageQueue;
+use rmq_nameserver_client::{NameServerError, TopicPublishInfo};
+use rmq_remoting::{RemotingCommand, RemotingError, ResponseFuture};
+
+use crate::error::ErrorKind;
+use crate::instance::ClientInstance;
+use crate::kernel::{build_request, process_response, WireConsts};
+use crate::send_result::SendResult;
+
+use super::{Attempt, Transport};
+
+/// Sends through a [`ClientInstance`] with the header values of one producer.
+#[derive(Debug)]
+pub(crate) struct RemotingTransport {
+    pub(crate) instance: Arc<ClientInstance>,
+    wire: WireConsts,
+}
+
+impl RemotingTransport {
+    pub(crate) fn new(instance: Arc<ClientInstance>, wire: WireConsts) -> Self {
+        Self { instance, wire }
+    }
+
+    /// The master address of `broker`: from the send's route, else from the cache.
+    fn broker_addr<'a>(&self, info: &'a TopicPublishInfo, broker: &str) -> Option<Cow<'a, str>> {
+        info.master_addr(broker)
+            .map(Cow::Borrowed)
+            .or_else(|| self.instance.routes.master_addr(broker).map(Cow::Owned))
+    }
+
+    /// The broker address and the request of `attempt`.
+    fn request<'a>(
+        &self,
+        attempt: &Attempt<'a>,
+    ) -> Result<(Cow<'a, str>, RemotingCommand), ErrorKind> {
+        let mq = attempt.mq;
+        let Some(addr) = self.broker_addr(attempt.info, &mq.broker_name) else {
+            self.instance.routes.refresh_now(attempt.out.topic());
+            return Err(ErrorKind::BrokerNotFound {
+                broker: mq.broker_name.clone(),
+            });
+        };
+        self.instance.note_broker(&addr);
+        let req = build_request(attempt.out, &self.wire, mq, now_ms());
+        Ok((addr, req))
+    }
+}
+
+/// An attempt written to a broker: the transport's answer future and what reading the answer
+/// needs (moved into the result, so nothing is copied twice).
+#[derive(Debug)]
+pub(crate) struct RemotingPending {
+    fut: ResponseFuture,
+    info: Arc<TopicPublishInfo>,
+    /// The address, when it did not come from the route (which cannot change).
+    addr: Option<String>,
+    queue: MessageQueue,
+    msg_id: String,
+    is_batch: bool,
+}
+
+impl Future for RemotingPending {
+    type Output = Result<SendResult, ErrorKind>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let answer = match Pin::new(&mut self.fut).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(answer) => answer,
+        };
+        let this = &mut *self;
+        let broker = this.queue.broker_name.as_str();
+        Poll::Ready(match answer {
+            Ok(resp) => {
+                let addr = this
+                    .addr
+                    .as_deref()
+                    .or_else(|| this.info.master_addr(broker))
+                    .unwrap_or_default();
+                let queue = std::mem::take(&mut this.queue);
+                let msg_id = std::mem::take(&mut this.msg_id);
+                process_response(&resp, msg_id, this.is_batch, queue, addr)
+            }
+            Err(source) => Err(transport_error(broker, source)),
+        })
+    }
+}
+
+impl Transport for RemotingTransport {
+    type Pending = RemotingPending;
+
+    fn cached_route(&self, topic: &str) -> Option<Arc<TopicPublishInfo>> {
+        self.instance.routes.cached_publish_info(topic)
+    }
+
+    async fn load_route(
+        &self,
+        topic: &str,
+        timeout: Duration,
+    ) -> Result<Arc<TopicPublishInfo>, ErrorKind> {
+        let info = match self
+            .instance
+            .routes
+            .publish_info(topic, true, timeout)
+            .await
+        {
+            Err(
+                source @ (NameServerError::TopicNotExist { .. }
+                | NameServerError::NoWritableMaster { .. }),
+            ) => {
+                return Err(ErrorKind::NoRoute {
+                    topic: topic.to_owned(),
+                    source: Some(source),
+                })
+            }
+            Err(source) => return Err(ErrorKind::NameServer(source)),
+            Ok(info) => info,
+        };
+        if info.is_ok() {
+            Ok(info)
+        } else {
+            Err(ErrorKind::NoRoute {
+                topic: topic.to_owned(),
+                source: None,
+            })
+        }
+    }
+
+    async fn launch(&self, attempt: Attempt<'_>) -> Result<RemotingPending, ErrorKind> {
+        let (addr, req) = self.request(&attempt)?;
+        let mq = attempt.mq;
+        let fut = self
+            .instance
+            .remoting
+            .invoke_async(&addr, req, attempt.budget)
+            .await
+            .map_err(|e| transport_error(&mq.broker_name, e))?;
+        Ok(RemotingPending {
+            fut,
+            info: Arc::clone(attempt.info),
+            addr: match addr {
+                Cow::Borrowed(_) => None,
+                Cow::Owned(owned) => Some(owned),
+            },
+            queue: MessageQueue::new(attempt.out.topic(), mq.broker_name.as_str(), mq.queue_id),
+            msg_id: attempt.out.msg_id.clone(),
+            is_batch: attempt.out.is_batch(),
+        })
+    }
+
+    async fn call(&self, attempt: Attempt<'_>) -> Result<SendResult, ErrorKind> {
+        let (addr, req) = self.request(&attempt)?;
+        let mq = attempt.mq;
+        let resp = self
+            .instance
+            .remoting
+            .invoke_sync(&addr, req, attempt.budget)
+            .await
+            .map_err(|e| transport_error(&mq.broker_name, e))?;
+        let queue = MessageQueue::new(attempt.out.topic(), mq.broker_name.as_str(), mq.queue_id);
+        let out = attempt.out;
+        process_response(&resp, out.msg_id.clone(), out.is_batch(), queue, &addr)
+    }
+
+    async fn oneway(&self, attempt: Attempt<'_>) -> Result<(), ErrorKind> {
+        let (addr, req) = self.request(&attempt)?;
+        self.instance
+            .remoting
+            .invoke_oneway(&addr, req, attempt.budget)
+            .await
+            .map_err(|e| transport_error(&attempt.mq.broker_name, e))
+    }
+}
+
+fn transport_error(broker: &str, source: RemotingError) -> ErrorKind {
+    ErrorKind::Transport {
+        broker: broker.to_owned(),
+        source,
+    }
+}
+
+/// Milliseconds since the Unix epoch (`bornTimestamp`).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
