@@ -4,7 +4,10 @@
 # One name server and two master brokers (broker-a, broker-b) of one cluster, auto topic creation on,
 # using the Rust implementations from crates.io (rocketmq-namesrv / rocketmq-broker 1.0.0); and, apart
 # from them, a second name server with one broker that requires ACL authentication (broker-acl, user
-# rocketmq / 12345678), for the signing interop test.
+# rocketmq / 12345678), for the signing interop test; and a third name server speaking TLS with one
+# broker that accepts TLS only (broker-tls), for the TLS interop test. Their certificates (a CA, a
+# server certificate for 127.0.0.1 / localhost, and an unrelated second CA) are made at start with
+# openssl into $RMQ_DEV_STATE/tls.
 #
 #   install              build the binaries once into a cache outside the clone (reused when present)
 #   start                install if needed, start the cluster, wait until both brokers are routable;
@@ -12,19 +15,22 @@
 #   stop                 stop exactly the processes this script started (by pid)
 #   status               what is running
 #   env                  print the export lines again
-#   stop-broker NAME     stop one broker (e.g. broker-b); start-broker NAME starts it again
+#   stop-broker NAME     stop one broker (e.g. broker-b, broker-tls); start-broker NAME starts it again
 #
 # Environment (all optional):
 #   RMQ_DEV_CACHE   where the binaries are installed   (default: ${XDG_CACHE_HOME:-$HOME/.cache}/rmq-dev)
 #   RMQ_DEV_STATE   pid files, configs, logs, stores    (default: ${TMPDIR:-/tmp}/rmq-dev-$UID)
 #   RMQ_DEV_NAMESRV_PORT (9876), RMQ_DEV_BROKER_A_PORT (10911), RMQ_DEV_BROKER_B_PORT (10921)
 #   RMQ_DEV_ACL_NAMESRV_PORT (9886), RMQ_DEV_BROKER_ACL_PORT (10931)
+#   RMQ_DEV_TLS_NAMESRV_PORT (9896), RMQ_DEV_BROKER_TLS_PORT (10941)
 #   RMQ_DEV_START_TIMEOUT seconds to wait for readiness (default 120)
 set -euo pipefail
 
 VERSION=1.0.0
 CACHE=${RMQ_DEV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rmq-dev}
-ROOT="$CACHE/rocketmq-$VERSION"
+# The "-tls" suffix names binaries built with the broker's `tls` feature (the name server has it by
+# default): a cache from before TLS (rocketmq-$VERSION) is not reused, the new one is built next to it.
+ROOT="$CACHE/rocketmq-$VERSION-tls"
 BIN="$ROOT/bin"
 STATE=${RMQ_DEV_STATE:-${TMPDIR:-/tmp}/rmq-dev-$(id -u)}
 NAMESRV_PORT=${RMQ_DEV_NAMESRV_PORT:-9876}
@@ -32,10 +38,13 @@ BROKER_A_PORT=${RMQ_DEV_BROKER_A_PORT:-10911}
 BROKER_B_PORT=${RMQ_DEV_BROKER_B_PORT:-10921}
 ACL_NAMESRV_PORT=${RMQ_DEV_ACL_NAMESRV_PORT:-9886}
 BROKER_ACL_PORT=${RMQ_DEV_BROKER_ACL_PORT:-10931}
+TLS_NAMESRV_PORT=${RMQ_DEV_TLS_NAMESRV_PORT:-9896}
+BROKER_TLS_PORT=${RMQ_DEV_BROKER_TLS_PORT:-10941}
 ACL_USER=rocketmq
 ACL_SECRET=12345678
 START_TIMEOUT=${RMQ_DEV_START_TIMEOUT:-120}
 HOST=127.0.0.1
+TLS_DIR="$STATE/tls"
 SCRIPT_PATH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
 
 log() { echo "rocketmq-dev: $*" >&2; }
@@ -46,15 +55,17 @@ broker_port() {
     broker-a) echo "$BROKER_A_PORT" ;;
     broker-b) echo "$BROKER_B_PORT" ;;
     broker-acl) echo "$BROKER_ACL_PORT" ;;
-    *) die "unknown broker '$1' (broker-a, broker-b or broker-acl)" ;;
+    broker-tls) echo "$BROKER_TLS_PORT" ;;
+    *) die "unknown broker '$1' (broker-a, broker-b, broker-acl or broker-tls)" ;;
   esac
 }
 
-# The name server a broker registers with: broker-acl has its own, so that its queues never
-# appear in the routes the other brokers serve.
+# The name server a broker registers with: broker-acl and broker-tls have their own, so that their
+# queues never appear in the routes the other brokers serve.
 broker_namesrv_port() {
   case "$1" in
     broker-acl) echo "$ACL_NAMESRV_PORT" ;;
+    broker-tls) echo "$TLS_NAMESRV_PORT" ;;
     *) echo "$NAMESRV_PORT" ;;
   esac
 }
@@ -68,7 +79,7 @@ cmd_install() {
   fi
   command -v cargo >/dev/null || die "cargo is required to build the RocketMQ binaries"
   mkdir -p "$CACHE"
-  log "building rocketmq-namesrv and rocketmq-broker $VERSION from crates.io into $ROOT (once; about 15 minutes on 2 cores)"
+  log "building rocketmq-namesrv and rocketmq-broker $VERSION from crates.io into $ROOT (once; about 30 minutes on 2 cores)"
   # A private target dir keeps the build out of the clone; it is removed after a successful install.
   # Run outside the clone so its rust-toolchain.toml does not apply to this unrelated build.
   # Build with the project's pinned toolchain when rustup has it (the only one these machines have).
@@ -77,43 +88,75 @@ cmd_install() {
   if [ -n "$toolchain" ] && command -v rustup >/dev/null && rustup toolchain list | grep -q "^$toolchain"; then
     export RUSTUP_TOOLCHAIN=$toolchain
   fi
-  (cd "$CACHE" && CARGO_TARGET_DIR="$CACHE/target" cargo install --locked --root "$ROOT" \
-    "rocketmq-namesrv@$VERSION" "rocketmq-broker@$VERSION") >&2 \
+  # Two installs sharing one target dir: `--features` applies to one package. The broker needs its
+  # `tls` feature (off by default) for broker-tls; the name server has TLS in its default features.
+  (cd "$CACHE" && export CARGO_TARGET_DIR="$CACHE/target" \
+    && cargo install --locked --root "$ROOT" "rocketmq-namesrv@$VERSION" \
+    && cargo install --locked --root "$ROOT" --features tls "rocketmq-broker@$VERSION") >&2 \
     || die "cargo install failed (it needs crates.io); RMQ_SKIP_INTEROP=1 bash scripts/test-all.sh runs everything else"
   installed || die "binaries missing after install"
   rm -rf "$CACHE/target"
+  # The binaries of before TLS (a broker without the `tls` feature) are of no further use.
+  rm -rf "${CACHE:?}/rocketmq-$VERSION"
   log "installed: $BIN"
 }
 
-# Asks the name server on port $1 for the route of TBW102 (GET_ROUTEINFO_BY_TOPIC, JSON header)
-# and prints the broker names it lists, one per line; prints nothing when it does not answer SUCCESS.
-route_brokers() {
+# probe MODE PORT [CA]: one remoting request (JSON header) to $HOST:PORT, over TLS when CA (a PEM
+# file) is given, verifying the server's certificate against it and its name against $HOST.
+#   route     GET_ROUTEINFO_BY_TOPIC (105) of TBW102 to a name server: prints the broker names the
+#             route lists, one per line; exits non-zero unless the answer is SUCCESS
+#   runtime   GET_BROKER_RUNTIME_INFO (28) to a broker: exits zero when it answers (any code)
+#   refused   the same request: exits zero when the server closes the connection without an
+#             answer (plaintext to a broker that requires TLS)
+probe() {
   command -v python3 >/dev/null || die "python3 is required for the readiness probe"
-  python3 - "$HOST" "$1" <<'PY' 2>/dev/null || true
-import json, socket, struct, sys
-host, port = sys.argv[1], int(sys.argv[2])
-hdr = json.dumps({"code": 105, "extFields": {"topic": "TBW102"}, "flag": 0, "language": "JAVA",
+  python3 - "$1" "$HOST" "$2" "${3:-}" <<'PY'
+import json, socket, ssl, struct, sys
+mode, host, port, ca = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+code, ext = (105, {"topic": "TBW102"}) if mode == "route" else (28, {})
+hdr = json.dumps({"code": code, "extFields": ext, "flag": 0, "language": "JAVA",
                   "opaque": 1, "serializeTypeCurrentRPC": "JSON", "version": 401},
                  separators=(",", ":")).encode()
-with socket.create_connection((host, port), timeout=2) as s:
-    s.settimeout(2)
+s = socket.create_connection((host, port), timeout=3)
+s.settimeout(3)
+if ca:
+    s = ssl.create_default_context(cafile=ca).wrap_socket(s, server_hostname=host)
+buf, closed = b"", False
+try:
     s.sendall(struct.pack(">II", 4 + len(hdr), len(hdr)) + hdr)
-    buf = b""
     while len(buf) < 4 or len(buf) < 4 + struct.unpack(">I", buf[:4])[0]:
         chunk = s.recv(65536)
         if not chunk:
-            sys.exit(1)
+            closed = True
+            break
         buf += chunk
+except ConnectionError:
+    closed = True
+except socket.timeout:
+    pass
+finally:
+    s.close()
+if mode == "refused":
+    sys.exit(0 if closed and not buf else 1)
+if len(buf) < 8:
+    sys.exit(1)
 total, word = struct.unpack(">II", buf[:8])
 hlen = word & 0xFFFFFF
 header = json.loads(buf[8:8 + hlen])
+if mode == "runtime":
+    sys.exit(0)
 if header.get("code") != 0:
     sys.exit(1)
-route = json.loads(buf[8 + hlen:4 + total])
-for qd in route.get("queueDatas") or []:
-    print(qd["brokerName"])
+if mode == "route":
+    route = json.loads(buf[8 + hlen:4 + total])
+    for qd in route.get("queueDatas") or []:
+        print(qd["brokerName"])
 PY
 }
+
+# route_brokers PORT [CA]: the broker names the name server on PORT routes TBW102 to (nothing when
+# it does not answer SUCCESS).
+route_brokers() { probe route "$@" 2>/dev/null || true; }
 
 port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
@@ -138,18 +181,96 @@ pid_alive() {
   tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'rocketmq-\(namesrv\|broker\)-rust'
 }
 
+# gen_certs: the TLS material of broker-tls and namesrv-tls in $TLS_DIR, made once per fresh cluster:
+# ca.pem (a CA), server.pem / server.key (a certificate it signed for IP 127.0.0.1 and DNS localhost,
+# the key in PKCS#8), and other-ca.pem, an unrelated CA that signed nothing here (the "does not trust"
+# case). P-256 keys; the keys are mode 600.
+gen_certs() {
+  [ -s "$TLS_DIR/ca.pem" ] && [ -s "$TLS_DIR/server.pem" ] && [ -s "$TLS_DIR/server.key" ] \
+    && [ -s "$TLS_DIR/other-ca.pem" ] && return 0
+  if ! command -v openssl >/dev/null; then
+    # Fresh Debian/Ubuntu CI images may lack the openssl tool (the library is always there).
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      log "openssl is missing: installing it with apt-get"
+      { apt-get install -y --no-install-recommends openssl >/dev/null 2>&1 \
+        || { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends openssl >/dev/null 2>&1; }; } \
+        || die "could not install openssl (apt-get install -y openssl)"
+    else
+      die "openssl is required to make the TLS cluster's certificates (apt-get install -y openssl)"
+    fi
+  fi
+  rm -rf "$TLS_DIR"
+  mkdir -p "$TLS_DIR"
+  (
+    umask 077
+    cd "$TLS_DIR"
+    for ca in ca other-ca; do
+      openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -sha256 -days 3650 \
+        -keyout "$ca.key" -out "$ca.pem" -subj "/O=rmq dev/CN=rmq dev $ca" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+    done
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -sha256 \
+      -keyout server.key -out server.csr -subj "/O=rmq dev/CN=localhost"
+    printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
+      "extendedKeyUsage=serverAuth" "subjectAltName=IP:127.0.0.1,DNS:localhost" >server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial "0x$(openssl rand -hex 16)" \
+      -sha256 -days 825 -extfile server.ext -out server.pem
+    rm -f server.csr server.ext other-ca.key
+    chmod 644 ca.pem other-ca.pem server.pem
+  ) >/dev/null 2>"$STATE/tls-gen.log" || { cat "$STATE/tls-gen.log" >&2; die "making the TLS certificates failed"; }
+  openssl verify -CAfile "$TLS_DIR/ca.pem" "$TLS_DIR/server.pem" >/dev/null \
+    || die "the server certificate does not verify against $TLS_DIR/ca.pem"
+  log "TLS certificates in $TLS_DIR (CA ca.pem, server.pem for $HOST, other-ca.pem)"
+}
+
+# write_namesrv_config NAME: its config file, $STATE/NAME/namesrv.toml.
 write_namesrv_config() {
-  local dir="$STATE/$1"
+  local dir="$STATE/$1" tls=""
   mkdir -p "$dir"
+  if [ "$1" = namesrv-tls ]; then
+    # The name server reads its -c file twice: through the config crate into its settings (where
+    # these dotted keys make a `tls` table it ignores), and as Java properties for the tls.* keys
+    # (rocketmq-namesrv src/bin/namesrv_bootstrap_server.rs:704, apply_tls_properties_from_file;
+    # quotes around values are stripped). An .ini file with the same lines works as well.
+    # Permissive, not enforcing: the broker registers with its name server in plaintext, always
+    # (rocketmq-broker 1.0.0 builds its name-server client from TransportClientConfig::default(),
+    # TLS off: src/broker_runtime/composition.rs:1174), so an enforcing name server would never
+    # learn of broker-tls. Permissive takes TLS (clients, the readiness probe, which verifies the
+    # certificate) and plaintext (the broker's registration, the plain producer of the interop test).
+    tls="tls.enable = true
+tls.server.mode = \"permissive\"
+tls.server.certPath = \"$TLS_DIR/server.pem\"
+tls.server.keyPath = \"$TLS_DIR/server.key\""
+  fi
   cat >"$dir/namesrv.toml" <<EOF
 rocketmqHome = "$STATE/home"
 kvConfigPath = "$dir/kvConfig.json"
 configStorePath = "$dir/namesrv.properties"
+$tls
 EOF
 }
 
 write_broker_config() {
-  local name=$1 port=$2 dir="$STATE/$1" cluster=DefaultCluster auth=""
+  local name=$1 port=$2 dir="$STATE/$1" cluster=DefaultCluster auth="" tls
+  # The server side of TLS follows `mode` alone (rocketmq-transport tls.rs: any mode but disabled
+  # tries to load a certificate), so the plain brokers say "disabled" outright; `enable` makes the
+  # broker's config validation require certPath and keyPath.
+  tls='[broker.brokerServerConfig.tlsConfig]
+enable = false
+
+[broker.brokerServerConfig.tlsConfig.server]
+mode = "disabled"'
+  if [ "$name" = broker-tls ]; then
+    cluster=TlsCluster
+    tls="[broker.brokerServerConfig.tlsConfig]
+enable = true
+testModeEnable = false
+
+[broker.brokerServerConfig.tlsConfig.server]
+mode = \"enforcing\"
+certPath = \"$TLS_DIR/server.pem\"
+keyPath = \"$TLS_DIR/server.key\""
+  fi
   if [ "$name" = broker-acl ]; then
     cluster=AclCluster
     auth="authenticationEnabled = true
@@ -168,6 +289,8 @@ $auth
 
 [broker.brokerServerConfig]
 bindAddress = "$HOST"
+
+$tls
 
 [broker.brokerIdentity]
 brokerName = "$name"
@@ -200,6 +323,7 @@ start_namesrv() {
   local name=$1 port=$2 pidf="$STATE/$1.pid"
   if pid_alive "$pidf"; then log "$name already running (pid $(cat "$pidf"))"; return 0; fi
   port_open "$port" && die "port $port is in use by another process"
+  if [ "$name" = namesrv-tls ]; then gen_certs; fi
   write_namesrv_config "$name"
   (run_env; cd "$STATE/$name" && exec setsid "$BIN/rocketmq-namesrv-rust" -c "$STATE/$name/namesrv.toml" \
       --listenPort "$port" --bindAddress "$HOST" >"$STATE/$name/out.log" 2>&1 </dev/null) &
@@ -221,6 +345,7 @@ start_broker() {
   port_open "$port" && die "port $port is in use by another process"
   port_open $((port + 1)) && die "port $((port + 1)) (HA) is in use by another process"
   port_open $((port - 2)) && die "port $((port - 2)) (fast channel) is in use by another process"
+  if [ "$name" = broker-tls ]; then gen_certs; fi
   write_broker_config "$name" "$port"
   (run_env; cd "$STATE/$name" && exec setsid "$BIN/rocketmq-broker-rust" -c "$STATE/$name/broker.toml" \
       -n "$HOST:$(broker_namesrv_port "$name")" >"$STATE/$name/out.log" 2>&1 </dev/null) &
@@ -230,16 +355,23 @@ start_broker() {
 }
 
 # wait_routable PORT BROKER...: waits until the name server on PORT routes TBW102 to every BROKER.
+# The TLS name server is asked over TLS, verifying its certificate against ca.pem.
 wait_routable() {
-  local port=$1 deadline=$((SECONDS + START_TIMEOUT)) reply missing b p
+  local port=$1 deadline=$((SECONDS + START_TIMEOUT)) reply missing b p ca=""
   shift
+  if [ "$port" = "$TLS_NAMESRV_PORT" ]; then ca="$TLS_DIR/ca.pem"; fi
   while :; do
-    reply=$(route_brokers "$port")
+    reply=$(route_brokers "$port" ${ca:+"$ca"})
     missing=""
     for b in "$@"; do
       printf '%s\n' "$reply" | grep -qx -- "$b" || missing="$missing $b"
     done
-    [ -n "$reply" ] && [ -z "$missing" ] && return 0
+    if [ -n "$reply" ] && [ -z "$missing" ]; then
+      for b in "$@"; do
+        if [ "$b" = broker-tls ]; then check_tls_broker; fi
+      done
+      return 0
+    fi
     for p in "$STATE"/*.pid; do
       [ -f "$p" ] || continue
       pid_alive "$p" || { tail -n 30 "$STATE/$(basename "$p" .pid)"/out.log >&2 2>/dev/null; die "$(basename "$p" .pid) exited during startup"; }
@@ -249,36 +381,54 @@ wait_routable() {
   done
 }
 
+# check_tls_broker: broker-tls answers a request over TLS (its certificate verified against ca.pem)
+# and closes a plaintext connection without an answer.
+check_tls_broker() {
+  probe runtime "$BROKER_TLS_PORT" "$TLS_DIR/ca.pem" \
+    || die "broker-tls does not answer over TLS on $HOST:$BROKER_TLS_PORT; logs in $STATE/broker-tls"
+  probe refused "$BROKER_TLS_PORT" \
+    || die "broker-tls answers plaintext on $HOST:$BROKER_TLS_PORT: it must require TLS"
+}
+
 print_env() {
   echo "export RMQ_INTEROP_NAMESRV=$HOST:$NAMESRV_PORT"
   echo "export RMQ_INTEROP_BROKERS='broker-a=$HOST:$BROKER_A_PORT;broker-b=$HOST:$BROKER_B_PORT'"
   echo "export RMQ_INTEROP_SCRIPT=$SCRIPT_PATH"
   echo "export RMQ_INTEROP_ACL_NAMESRV=$HOST:$ACL_NAMESRV_PORT"
   echo "export RMQ_INTEROP_ACL_CREDENTIALS=$ACL_USER:$ACL_SECRET"
+  echo "export RMQ_INTEROP_TLS_NAMESRV=$HOST:$TLS_NAMESRV_PORT"
+  echo "export RMQ_INTEROP_TLS_BROKER=$HOST:$BROKER_TLS_PORT"
+  echo "export RMQ_INTEROP_TLS_CA='$TLS_DIR/ca.pem'"
+  echo "export RMQ_INTEROP_TLS_OTHER_CA='$TLS_DIR/other-ca.pem'"
   echo "export NAMESRV_ADDR=$HOST:$NAMESRV_PORT"
 }
 
 # The processes of the dev cluster, in stop order.
-ALL="broker-a broker-b broker-acl namesrv namesrv-acl"
+ALL="broker-a broker-b broker-acl broker-tls namesrv namesrv-acl namesrv-tls"
 
 cmd_start() {
   cmd_install
   local w running=""
   for w in $ALL; do pid_alive "$STATE/$w.pid" && running=1; done
   if [ -z "$running" ]; then
-    # A fresh cluster: no topics, offsets, users or messages left over from an earlier run.
-    for w in $ALL home; do rm -rf "${STATE:?}/$w"; done
+    # A fresh cluster: no topics, offsets, users, messages or certificates left over from an
+    # earlier run.
+    for w in $ALL home tls; do rm -rf "${STATE:?}/$w"; done
   fi
   mkdir -p "$STATE/home/conf"
   start_namesrv namesrv "$NAMESRV_PORT"
   start_namesrv namesrv-acl "$ACL_NAMESRV_PORT"
+  start_namesrv namesrv-tls "$TLS_NAMESRV_PORT"
   start_broker broker-a
   start_broker broker-b
   start_broker broker-acl
+  start_broker broker-tls
   wait_routable "$NAMESRV_PORT" broker-a broker-b
   wait_routable "$ACL_NAMESRV_PORT" broker-acl
+  wait_routable "$TLS_NAMESRV_PORT" broker-tls
   log "cluster ready: name server $HOST:$NAMESRV_PORT, broker-a $HOST:$BROKER_A_PORT, broker-b $HOST:$BROKER_B_PORT"
   log "ACL cluster ready: name server $HOST:$ACL_NAMESRV_PORT, broker-acl $HOST:$BROKER_ACL_PORT (user $ACL_USER)"
+  log "TLS cluster ready: name server $HOST:$TLS_NAMESRV_PORT (TLS, permissive), broker-tls $HOST:$BROKER_TLS_PORT (TLS only), CA $TLS_DIR/ca.pem"
   print_env
 }
 

@@ -5,7 +5,10 @@
 //! - `RMQ_INTEROP_BROKERS`: `name=addr` pairs separated by `;`;
 //! - `RMQ_INTEROP_SCRIPT` (optional): the script, so a test can stop and restart a broker;
 //! - `RMQ_INTEROP_ACL_NAMESRV` and `RMQ_INTEROP_ACL_CREDENTIALS` (`access:secret`): the name
-//!   server of the broker that requires ACL authentication.
+//!   server of the broker that requires ACL authentication;
+//! - `RMQ_INTEROP_TLS_NAMESRV`, `RMQ_INTEROP_TLS_BROKER`, `RMQ_INTEROP_TLS_CA` and
+//!   `RMQ_INTEROP_TLS_OTHER_CA`: the name server speaking TLS, its broker that accepts TLS only, the
+//!   PEM file of the CA that signed their certificate, and that of an unrelated CA.
 //!
 //! Nothing here reads the environment: callers pass a lookup (`|k| std::env::var(k).ok()`).
 //! Interop tests skip locally when a cluster is not configured, and fail under CI
@@ -21,6 +24,14 @@ pub const SCRIPT_VAR: &str = "RMQ_INTEROP_SCRIPT";
 pub const ACL_NAMESRV_VAR: &str = "RMQ_INTEROP_ACL_NAMESRV";
 /// The ACL cluster's credentials, `access:secret`.
 pub const ACL_CREDENTIALS_VAR: &str = "RMQ_INTEROP_ACL_CREDENTIALS";
+/// The name server of the TLS cluster (it accepts TLS and plaintext).
+pub const TLS_NAMESRV_VAR: &str = "RMQ_INTEROP_TLS_NAMESRV";
+/// The address of the TLS cluster's broker, which accepts TLS only.
+pub const TLS_BROKER_VAR: &str = "RMQ_INTEROP_TLS_BROKER";
+/// The PEM file of the CA that signed the TLS cluster's server certificate.
+pub const TLS_CA_VAR: &str = "RMQ_INTEROP_TLS_CA";
+/// The PEM file of a CA unrelated to the TLS cluster (a client trusting only it must fail).
+pub const TLS_OTHER_CA_VAR: &str = "RMQ_INTEROP_TLS_OTHER_CA";
 
 /// A non-empty value of `key`.
 fn non_empty(var: &impl Fn(&str) -> Option<String>, key: &str) -> Option<String> {
@@ -108,6 +119,46 @@ impl AclCluster {
     }
 }
 
+/// The cluster whose name server speaks TLS (and plaintext) and whose broker accepts TLS only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsCluster {
+    /// Its name server.
+    pub namesrv: String,
+    /// Its broker's address.
+    pub broker: String,
+    /// The PEM file of the CA that signed the servers' certificate (for `127.0.0.1`).
+    pub ca_file: String,
+    /// The PEM file of an unrelated CA.
+    pub other_ca_file: String,
+}
+
+impl TlsCluster {
+    /// The TLS cluster the variables describe, `None` when one of them is absent or empty.
+    ///
+    /// ```
+    /// use rmq_testkit::interop::TlsCluster;
+    /// let vars = |k: &str| match k {
+    ///     "RMQ_INTEROP_TLS_NAMESRV" => Some("127.0.0.1:9896".to_owned()),
+    ///     "RMQ_INTEROP_TLS_BROKER" => Some("127.0.0.1:10941".to_owned()),
+    ///     "RMQ_INTEROP_TLS_CA" => Some("/tmp/tls/ca.pem".to_owned()),
+    ///     "RMQ_INTEROP_TLS_OTHER_CA" => Some("/tmp/tls/other-ca.pem".to_owned()),
+    ///     _ => None,
+    /// };
+    /// let c = TlsCluster::from_vars(vars).unwrap();
+    /// assert_eq!(c.broker, "127.0.0.1:10941");
+    /// assert_eq!(c.other_ca_file, "/tmp/tls/other-ca.pem");
+    /// ```
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Option<Self> {
+        let get = |key| non_empty(&var, key).map(|v| v.trim().to_owned());
+        Some(Self {
+            namesrv: get(TLS_NAMESRV_VAR)?,
+            broker: get(TLS_BROKER_VAR)?,
+            ca_file: get(TLS_CA_VAR)?,
+            other_ca_file: get(TLS_OTHER_CA_VAR)?,
+        })
+    }
+}
+
 /// The interop contract: `found`, or, when it is `None`, a failure under CI (`ci`: the `CI`
 /// variable is set; CI must never skip interop tests silently) and a skip note on stderr
 /// elsewhere.
@@ -122,7 +173,7 @@ pub fn require<T>(test: &str, found: Option<T>, ci: bool) -> Option<T> {
         !ci,
         "{test}: CI is set but the real cluster is not configured: it must be started by \
          scripts/rocketmq-dev.sh (see .ci/run), which exports {NAMESRV_VAR}, {BROKERS_VAR}, \
-         {ACL_NAMESRV_VAR}, ..."
+         {ACL_NAMESRV_VAR}, {TLS_NAMESRV_VAR}, ..."
     );
     eprintln!(
         "{test}: skipped: no real cluster (run `eval \"$(scripts/rocketmq-dev.sh start)\"` first)"
@@ -198,6 +249,45 @@ mod tests {
         for bad in ["", "no-colon", ":secret", "user:"] {
             let v = vars(&[(ACL_NAMESRV_VAR, "n"), (ACL_CREDENTIALS_VAR, bad)]);
             assert_eq!(AclCluster::from_vars(v), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn tls_cluster_table() {
+        let all = [
+            (TLS_NAMESRV_VAR, "127.0.0.1:9896"),
+            (TLS_BROKER_VAR, " 127.0.0.1:10941 "),
+            (TLS_CA_VAR, "/s/tls/ca.pem"),
+            (TLS_OTHER_CA_VAR, "/s/tls/other-ca.pem"),
+        ];
+        let c = TlsCluster::from_vars(vars(&all)).expect("configured");
+        assert_eq!(
+            c,
+            TlsCluster {
+                namesrv: "127.0.0.1:9896".to_owned(),
+                broker: "127.0.0.1:10941".to_owned(),
+                ca_file: "/s/tls/ca.pem".to_owned(),
+                other_ca_file: "/s/tls/other-ca.pem".to_owned(),
+            }
+        );
+        // Any one missing or blank: not configured.
+        for i in 0..all.len() {
+            let mut some = all.to_vec();
+            some.remove(i);
+            assert_eq!(
+                TlsCluster::from_vars(vars(&some)),
+                None,
+                "without {}",
+                all[i].0
+            );
+            let mut blank = all.to_vec();
+            blank[i].1 = " ";
+            assert_eq!(
+                TlsCluster::from_vars(vars(&blank)),
+                None,
+                "blank {}",
+                all[i].0
+            );
         }
     }
 
