@@ -72,7 +72,7 @@ pub enum ErrorKind {
         broker: String,
     },
     /// The broker refused the message with a response code (certainly not stored).
-    #[error("broker {broker} ({addr}) answered {code}: {}", remark.as_deref().unwrap_or(""))]
+    #[error("broker {broker} ({addr}) answered {code}{}", remark_text(remark.as_deref()))]
     Broker {
         /// The response code.
         code: ResponseCode,
@@ -148,6 +148,14 @@ pub enum ErrorKind {
         /// Whether a request had been written when it was cancelled.
         maybe_stored: bool,
     },
+}
+
+/// `": remark"`, or nothing when the broker gave none.
+fn remark_text(remark: Option<&str>) -> String {
+    match remark.map(str::trim).filter(|r| !r.is_empty()) {
+        Some(r) => format!(": {r}"),
+        None => String::new(),
+    }
 }
 
 impl ErrorKind {
@@ -386,7 +394,8 @@ impl SendError {
         }
     }
 
-    /// The kind, and the message when one is handed back.
+    /// The kind, and the message when one is handed back (a handed-back batch is dropped here:
+    /// use [`SendError::into_batch`] for batch sends).
     #[must_use]
     pub fn into_parts(self) -> (ErrorKind, Option<Message>) {
         match self.unsent.payload.map(|b| *b) {

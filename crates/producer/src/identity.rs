@@ -22,18 +22,15 @@ pub(crate) fn local_ip() -> IpAddr {
     probe().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 
-/// The default instance name: `pid#nanos` as Java 5 builds it for `DEFAULT`, but fixed once per
-/// process, so that the producers of a process with the same settings share one client instance
-/// (as Java 4's `pid` did) while two runs of one pid stay apart.
-pub(crate) fn default_instance_name() -> &'static str {
-    static NAME: OnceLock<String> = OnceLock::new();
-    NAME.get_or_init(|| {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        format!("{}#{}", std::process::id(), nanos)
-    })
+/// Java 5's default instance name for a producer started with `DEFAULT`: `pid#nanos`, new for
+/// every producer (`ClientConfig.changeInstanceNameToPID`), so that producers share a client
+/// instance only when they are given the same instance name, as in Java.
+pub(crate) fn default_instance_name() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}#{}", std::process::id(), nanos)
 }
 
 /// `clientIP@instanceName[@unitName]`.

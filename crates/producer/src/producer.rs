@@ -21,7 +21,7 @@ const RUNNING: u8 = 0;
 const SHUTTING_DOWN: u8 = 1;
 const STOPPED: u8 = 2;
 
-/// How often shutdown closes the connections again while cancelled sends are still ending.
+/// How often shutdown checks whether cancelled sends have ended.
 const ABORT_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The longest shutdown waits for cancelled sends to end.
@@ -115,17 +115,16 @@ impl Inner {
         self.is_running().then_some(token)
     }
 
-    /// Takes the group off the instance (once); returns whether this call did it and whether
-    /// it was the group's last producer.
-    fn deregister(&self) -> Option<bool> {
+    /// Takes the producer off its instance (once); `None` when already done.
+    fn leave(&self) -> Option<registry::Left> {
         self.registered
             .swap(false, Ordering::SeqCst)
-            .then(|| self.instance().deregister_group(&self.cfg().group))
+            .then(|| registry::leave(self.instance(), &self.cfg().group))
     }
 
     /// The last handle is gone without a shutdown: leave the instance without network calls.
     fn leave_instance(&self) {
-        if self.deregister().is_some() && self.instance().is_unused() {
+        if self.leave().is_some_and(|left| left.unused) {
             self.instance().stop_background();
         }
     }
@@ -140,8 +139,7 @@ impl Producer {
     /// Starts a producer with a validated configuration (see [`ProducerBuilder::start`]).
     pub(crate) async fn start(cfg: ProducerConfig) -> Result<Self, ConfigError> {
         cfg.validate()?;
-        let instance = registry::acquire(&cfg);
-        instance.register_group(&cfg.group);
+        let instance = registry::join(&cfg);
         let flow = cfg
             .async_backpressure
             .then(|| Backpressure::new(cfg.async_max_in_flight, cfg.async_max_bytes));
@@ -251,16 +249,11 @@ async fn shutdown(inner: Arc<Inner>) {
         if let Some(flow) = &inner.flow {
             flow.close();
         }
-        // Every wait of a send also ends on the abort token. When no other producer shares the
-        // connections, closing them fails the transport's waiters at once too; repeat for sends
-        // that were between two steps, up to a hard cap (a send stuck anyway still resolves by
-        // its own deadline, after this).
-        let alone = instance.groups() == [group.clone()];
+        // Every wait of a send ends on the abort token, so the connections, which other
+        // producers of the instance may share, stay open. Wait for the cancelled sends to
+        // resolve, up to a hard cap (a send stuck anyway still resolves by its own deadline).
         let cap = tokio::time::Instant::now() + ABORT_CAP;
         loop {
-            if alone {
-                instance.close_broker_connections();
-            }
             if tokio::time::timeout(ABORT_POLL, inner.sends.wait())
                 .await
                 .is_ok()
@@ -276,12 +269,13 @@ async fn shutdown(inner: Arc<Inner>) {
             }
         }
     }
+    let left = inner.leave();
     let mut unregistered = 0;
-    if inner.deregister() == Some(true) {
+    if left.is_some_and(|l| l.last_of_group) {
         unregistered =
             heartbeat::unregister_group(&instance, &group, heartbeat::CLIENT_API_TIMEOUT).await;
     }
-    if instance.is_unused() {
+    if left.is_some_and(|l| l.unused) {
         instance.close().await;
     }
     inner.state.store(STOPPED, Ordering::SeqCst);

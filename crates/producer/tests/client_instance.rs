@@ -226,3 +226,174 @@ async fn broker_requests_reach_the_instance_processors_or_are_refused() {
     assert_eq!(resp.remark.as_deref(), Some("checked"));
     timeout(T, p.shutdown()).await.expect("shutdown in time");
 }
+
+#[tokio::test]
+async fn an_instance_whose_runtime_is_gone_is_not_handed_out() {
+    let c = timeout(T, MockCluster::start(1))
+        .await
+        .expect("in time")
+        .expect("cluster");
+    c.create_topic("Shared", 2);
+    let namesrv = c.namesrv_addr();
+    // A producer started on another runtime, which then shuts down under it.
+    let orphan = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let p = rt.block_on(
+            Producer::builder("Orphan")
+                .name_server(namesrv)
+                .instance_name("inst-rt")
+                .heartbeat_interval(Duration::from_millis(100))
+                .start(),
+        );
+        drop(rt);
+        p.expect("start")
+    })
+    .join()
+    .expect("thread");
+    let p = producer(&c, "Fresh", "inst-rt").await;
+    assert!(
+        !Arc::ptr_eq(orphan.instance(), p.instance()),
+        "the orphan's instance has no runtime left"
+    );
+    send3(&p).await;
+    timeout(T, p.shutdown()).await.expect("shutdown in time");
+    drop(orphan);
+}
+
+#[tokio::test]
+async fn default_instance_names_do_not_share() {
+    let c = timeout(T, MockCluster::start(1))
+        .await
+        .expect("in time")
+        .expect("cluster");
+    c.create_topic("Shared", 2);
+    let start = |group: &'static str| {
+        Producer::builder(group)
+            .name_server(c.namesrv_addr())
+            .start()
+    };
+    let a = start("DefaultA").await.expect("start");
+    let b = start("DefaultB").await.expect("start");
+    assert!(
+        !Arc::ptr_eq(a.instance(), b.instance()),
+        "as Java 5: pid#nanos each"
+    );
+    for p in [a, b] {
+        timeout(T, p.shutdown()).await.expect("shutdown in time");
+    }
+}
+
+#[tokio::test]
+async fn a_shutdown_that_gives_up_leaves_the_other_producers_sends_alone() {
+    let c = timeout(T, MockCluster::start(1))
+        .await
+        .expect("in time")
+        .expect("cluster");
+    c.create_topic("Shared", 2);
+    let broker = &c.brokers()[0];
+    let start = |timeout: Duration| {
+        Producer::builder("SameGroup")
+            .name_server(c.namesrv_addr())
+            .instance_name("inst-same-group")
+            .shutdown_timeout(timeout)
+            .start()
+    };
+    let a = start(Duration::from_millis(200)).await.expect("start");
+    let b = start(Duration::from_secs(5)).await.expect("start");
+    send3(&a).await;
+    broker.faults().set_delay(Duration::from_secs(1));
+    let a_send = {
+        let a = a.clone();
+        tokio::spawn(async move { a.send(Message::new("Shared", "from a")).await })
+    };
+    let b_send = {
+        let b = b.clone();
+        tokio::spawn(async move { b.send(Message::new("Shared", "from b")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    timeout(T, a.shutdown()).await.expect("shutdown in time");
+    let a_outcome = timeout(T, a_send).await.expect("in time").expect("task");
+    assert!(
+        a_outcome.as_ref().is_err_and(|e| e.maybe_stored()),
+        "a's send was cancelled after it was written: {a_outcome:?}"
+    );
+    let b_outcome = timeout(T, b_send).await.expect("in time").expect("task");
+    assert!(b_outcome.is_ok(), "b's send is untouched: {b_outcome:?}");
+    let from_b = c
+        .messages_of("Shared")
+        .iter()
+        .filter(|m| m.body().as_ref() == b"from b")
+        .count();
+    assert_eq!(
+        from_b, 1,
+        "stored once, never retried over a closed connection"
+    );
+    broker.faults().set_delay(Duration::ZERO);
+    timeout(T, b.shutdown()).await.expect("shutdown in time");
+}
+
+#[tokio::test]
+async fn secrets_and_tls_are_compared_before_sharing() {
+    use rmq_producer::{Credentials, TlsConfig};
+
+    let c = timeout(T, MockCluster::start(1))
+        .await
+        .expect("in time")
+        .expect("cluster");
+    let start = |group: &'static str, credentials: Credentials, tls: Option<TlsConfig>| {
+        let mut builder = Producer::builder(group)
+            .name_server(c.namesrv_addr())
+            .instance_name("inst-secrets")
+            .credentials(credentials);
+        if let Some(tls) = tls {
+            builder = builder.tls(tls);
+        }
+        builder.start()
+    };
+    let one = start("G1", Credentials::new("ak", "secret-one"), None)
+        .await
+        .expect("start");
+    let two = start("G2", Credentials::new("ak", "secret-two"), None)
+        .await
+        .expect("start");
+    let again = start("G3", Credentials::new("ak", "secret-one"), None)
+        .await
+        .expect("start");
+    assert!(
+        !Arc::ptr_eq(one.instance(), two.instance()),
+        "another secret"
+    );
+    assert!(
+        Arc::ptr_eq(one.instance(), again.instance()),
+        "the same credentials"
+    );
+
+    let tls = TlsConfig::dangerous_insecure_no_verify();
+    let t1 = start("G4", Credentials::new("ak", "s"), Some(tls.clone()))
+        .await
+        .expect("start");
+    let t2 = start("G5", Credentials::new("ak", "s"), Some(tls))
+        .await
+        .expect("start");
+    let t3 = start(
+        "G6",
+        Credentials::new("ak", "s"),
+        Some(TlsConfig::dangerous_insecure_no_verify()),
+    )
+    .await
+    .expect("start");
+    assert!(
+        Arc::ptr_eq(t1.instance(), t2.instance()),
+        "clones of one TLS configuration"
+    );
+    assert!(
+        !Arc::ptr_eq(t1.instance(), t3.instance()),
+        "TLS built apart is not compared"
+    );
+    for p in [one, two, again, t1, t2, t3] {
+        timeout(T, p.shutdown()).await.expect("shutdown in time");
+    }
+}

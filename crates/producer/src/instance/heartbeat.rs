@@ -95,6 +95,7 @@ async fn heartbeat_one(instance: &ClientInstance, addr: &str) {
 /// Heartbeats to every broker in use, concurrently; stops (abandoning those in flight) as soon
 /// as `stop` is cancelled, and starts none after that.
 async fn heartbeat_all(instance: &Arc<ClientInstance>, stop: &CancellationToken) {
+    let _beat = instance.beat.lock().await;
     let mut set = JoinSet::new();
     for addr in instance.broker_addrs(false) {
         if stop.is_cancelled() {
@@ -137,10 +138,14 @@ pub(crate) async fn run(
             }
             Some(addr) = new_brokers.recv() => {
                 let Some(instance) = instance.upgrade() else { break };
+                let beat = async {
+                    let _beat = instance.beat.lock().await;
+                    heartbeat_one(&instance, &addr).await;
+                };
                 tokio::select! {
                     biased;
                     () = stop.cancelled() => break,
-                    () = heartbeat_one(&instance, &addr) => {}
+                    () = beat => {}
                 }
             }
         }
@@ -148,14 +153,16 @@ pub(crate) async fn run(
     tracing::debug!("heartbeat task stopped");
 }
 
-/// `UNREGISTER_CLIENT` for `group` to every broker in use, concurrently, each bounded by
-/// `timeout` (at most Java's 3 s); returns how many accepted.
+/// `UNREGISTER_CLIENT` for `group` (already deregistered) to every broker in use, concurrently,
+/// each bounded by `timeout` (at most Java's 3 s), once no heartbeat that may still list the
+/// group is in flight; returns how many accepted.
 pub(crate) async fn unregister_group(
     instance: &Arc<ClientInstance>,
     group: &str,
     timeout: Duration,
 ) -> usize {
     let timeout = timeout.min(CLIENT_API_TIMEOUT);
+    let _beat = instance.beat.lock().await;
     let mut set = JoinSet::new();
     for addr in instance.broker_addrs(true) {
         let instance = Arc::clone(instance);

@@ -11,6 +11,7 @@
 //! (by the remoting client), never dropped.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use dashmap::DashMap;
@@ -31,7 +32,7 @@ pub(crate) mod registry;
 /// settings. Reached through [`Producer::instance`](crate::Producer::instance).
 #[derive(Debug)]
 pub struct ClientInstance {
-    key: String,
+    pub(crate) key: String,
     client_id: String,
     pub(crate) remoting: RemotingClient,
     pub(crate) routes: RouteCache,
@@ -45,6 +46,21 @@ pub struct ClientInstance {
     groups: Mutex<HashMap<String, usize>>,
     stop: CancellationToken,
     background: TaskTracker,
+    /// Cleared when the heartbeat task is gone (stopped, or dropped with its runtime).
+    alive: Arc<AtomicBool>,
+    /// Held while heartbeats are in flight and while a group unregisters, so that a heartbeat
+    /// that listed a group never reaches a broker after that group's `UNREGISTER_CLIENT`.
+    pub(crate) beat: tokio::sync::Mutex<()>,
+}
+
+/// Clears the instance's `alive` flag when the task holding it ends or is dropped.
+#[derive(Debug)]
+struct AliveGuard(Arc<AtomicBool>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 impl ClientInstance {
@@ -69,17 +85,29 @@ impl ClientInstance {
             groups: Mutex::new(HashMap::new()),
             stop: CancellationToken::new(),
             background: TaskTracker::new(),
+            alive: Arc::new(AtomicBool::new(true)),
+            beat: tokio::sync::Mutex::new(()),
         });
         // The refresher ends with the token; its handle is not needed.
         drop(instance.routes.start_refresher(instance.stop.child_token()));
-        instance.background.spawn(heartbeat::run(
+        let guard = AliveGuard(Arc::clone(&instance.alive));
+        let heartbeat = heartbeat::run(
             Arc::downgrade(&instance),
             new_brokers_rx,
             instance.stop.clone(),
             cfg.heartbeat_interval,
-        ));
+        );
+        instance.background.spawn(async move {
+            let _alive = guard;
+            heartbeat.await;
+        });
         tracing::info!(client_id = %instance.client_id, "client instance started");
         instance
+    }
+
+    /// Whether its background tasks still run (not stopped, runtime alive).
+    pub(crate) fn is_alive(&self) -> bool {
+        !self.stop.is_cancelled() && self.alive.load(Ordering::SeqCst)
     }
 
     /// The client id (`ip@instance[@unit]`) announced to the brokers.
@@ -110,8 +138,9 @@ impl ClientInstance {
         self.remoting.register_processor(code, processor);
     }
 
-    /// Registers a producer of `group`; the first one of a group triggers a heartbeat, so that
-    /// brokers know the group before its first send.
+    /// Registers a producer of `group` (under the registry's lock, see [`registry::join`]); the
+    /// first one of a group triggers a heartbeat, so that brokers know the group before its
+    /// first send.
     pub(crate) fn register_group(&self, group: &str) {
         let first = {
             let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
@@ -127,7 +156,8 @@ impl ClientInstance {
         }
     }
 
-    /// Removes a producer of `group`; returns whether it was the group's last producer.
+    /// Removes a producer of `group` (under the registry's lock, see [`registry::leave`]);
+    /// returns whether it was the group's last producer.
     pub(crate) fn deregister_group(&self, group: &str) -> bool {
         let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
         match groups.get_mut(group) {
@@ -175,17 +205,9 @@ impl ClientInstance {
         addrs
     }
 
-    /// Closes every broker connection (shutdown giving up on sends in flight).
-    pub(crate) fn close_broker_connections(&self) {
-        for addr in self.broker_addrs(true) {
-            self.remoting.close(&addr);
-        }
-    }
-
-    /// Stops the instance: background tasks, route refresher, connections; forgets it in the
-    /// registry. Called by the last producer's shutdown.
+    /// Stops the instance: background tasks, route refresher, connections. Called by the last
+    /// producer's shutdown, once [`registry::leave`] took it out of the table.
     pub(crate) async fn close(&self) {
-        registry::forget(&self.key, self);
         self.stop.cancel();
         self.background.close();
         if tokio::time::timeout(heartbeat::CLIENT_API_TIMEOUT, self.background.wait())
@@ -199,9 +221,8 @@ impl ClientInstance {
         tracing::info!(client_id = %self.client_id, "client instance closed");
     }
 
-    /// Stops the background tasks without any network call (the last handle was dropped).
+    /// Stops the background tasks without any network call (the last producer left by a drop).
     pub(crate) fn stop_background(&self) {
-        registry::forget(&self.key, self);
         self.stop.cancel();
     }
 }

@@ -225,6 +225,14 @@ impl TlsConfig {
     }
 
     /// Whether server certificates go unverified.
+    /// Whether `other` is this configuration or a clone of it (same trust, client certificate
+    /// and server name). Two configurations built separately from the same files are not the
+    /// same: certificates are not compared.
+    #[must_use]
+    pub fn is_same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.rustls, &other.rustls) && self.server_name == other.server_name
+    }
+
     pub(crate) const fn is_insecure(&self) -> bool {
         matches!(self.trust, Trust::Insecure)
     }
