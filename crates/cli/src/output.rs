@@ -195,7 +195,6 @@ mod tests {
     use rmq_common::validate::ValidationError;
     use rmq_common::ResponseCode;
     use rmq_producer::SendStatus;
-    use rmq_remoting::RemotingError;
     use serde_json::{json, Value};
 
     use super::*;
@@ -252,36 +251,69 @@ mod tests {
         );
     }
 
-    #[test]
-    fn timeout_after_write_may_be_stored() {
-        let e = ErrorKind::Transport {
-            broker: "broker-a".into(),
-            source: RemotingError::Timeout {
-                addr: "127.0.0.1:1".into(),
-                opaque: 7,
-                after: Duration::from_millis(500),
-                written: true,
-            },
-        };
+    /// The error of one send of a real producer to a testkit broker prepared by `setup`.
+    async fn failed_send(
+        setup: impl FnOnce(&rmq_testkit::MockBroker),
+        retries: u32,
+        timeout: Duration,
+    ) -> SendError {
+        let within = Duration::from_secs(20);
+        let c = tokio::time::timeout(within, rmq_testkit::MockCluster::start(1))
+            .await
+            .expect("in time")
+            .expect("cluster");
+        c.create_topic("T", 1);
+        let p = rmq_producer::Producer::builder("OutputTest")
+            .name_server(c.namesrv_addr())
+            .retries(retries)
+            .send_timeout(timeout)
+            .start()
+            .await
+            .expect("start");
+        // The route first, so that the failure is the broker's.
+        assert!(p.send(rmq_common::Message::new("T", "warm")).await.is_ok());
+        setup(&c.brokers()[0]);
+        let sent = tokio::time::timeout(within, p.send(rmq_common::Message::new("T", "x")))
+            .await
+            .expect("in time");
+        let err = sent.expect_err("the send fails");
+        c.brokers()[0].faults().reset();
+        tokio::time::timeout(within, p.shutdown())
+            .await
+            .expect("shutdown in time");
+        err
+    }
+
+    #[tokio::test]
+    async fn timeout_after_write_may_be_stored() {
+        let e = failed_send(
+            |b| b.faults().set_black_hole(true),
+            0,
+            Duration::from_millis(300),
+        )
+        .await;
         let v = parse(&to_json(&ErrorLine::from(&e)));
         assert_eq!(v["error"]["kind"], "Transport");
         assert_eq!(v["error"]["maybeStored"], true);
         let message = v["error"]["message"].as_str().unwrap();
-        assert!(message.contains("broker-a"), "{v}");
         assert!(
-            message.contains("request 7 to 127.0.0.1:1 timed out"),
+            message.starts_with("send to broker broker-a failed: "),
+            "{v}"
+        );
+        assert!(
+            message.contains("timed out"),
             "the transport's cause is printed: {v}"
         );
     }
 
-    #[test]
-    fn broker_refusal_carries_its_code() {
-        let e = ErrorKind::Broker {
-            code: ResponseCode::TOPIC_NOT_EXIST,
-            remark: Some("topic[X] not exist,\napply first".into()),
-            broker: "broker-a".into(),
-            addr: "127.0.0.1:10911".into(),
-        };
+    #[tokio::test]
+    async fn broker_refusal_carries_its_code() {
+        let e = failed_send(
+            |b| b.faults().script_codes([ResponseCode::TOPIC_NOT_EXIST]),
+            0,
+            Duration::from_secs(3),
+        )
+        .await;
         let line = to_json(&ErrorLine::from(&e));
         let v = parse(&line);
         assert_eq!(v["error"]["kind"], "Broker");
@@ -289,30 +321,23 @@ mod tests {
         assert_eq!(v["error"]["maybeStored"], false);
     }
 
-    #[test]
-    fn exhausted_retries_print_the_last_error_and_its_cause() {
-        let e = ErrorKind::RetriesExhausted {
-            attempts: 3,
-            brokers: vec!["broker-a".into(), "broker-b".into(), "broker-a".into()],
-            last: Box::new(ErrorKind::Transport {
-                broker: "broker-a".into(),
-                source: RemotingError::Timeout {
-                    addr: "127.0.0.1:1".into(),
-                    opaque: 9,
-                    after: Duration::from_millis(100),
-                    written: true,
-                },
-            }),
-            maybe_stored: true,
-        };
+    #[tokio::test]
+    async fn exhausted_retries_print_the_last_error_and_its_cause() {
+        let e = failed_send(
+            |b| b.faults().script_codes([ResponseCode::SYSTEM_ERROR; 3]),
+            2,
+            Duration::from_secs(3),
+        )
+        .await;
         let v = parse(&to_json(&ErrorLine::from(&e)));
         assert_eq!(v["error"]["kind"], "RetriesExhausted");
-        assert_eq!(v["error"]["maybeStored"], true);
+        assert_eq!(v["error"]["maybeStored"], false);
+        assert_eq!(v["error"]["responseCode"], ResponseCode::SYSTEM_ERROR.0);
         let message = v["error"]["message"].as_str().unwrap();
         assert!(message.starts_with("send failed after 3 attempts"), "{v}");
         assert!(
-            message.contains(": send to broker broker-a failed: request 9 to 127.0.0.1:1"),
-            "every cause, in order: {v}"
+            message.contains(": broker broker-a (127.0.0.1:"),
+            "the last attempt's error follows: {v}"
         );
     }
 

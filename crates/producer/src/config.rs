@@ -245,6 +245,7 @@ pub enum ConfigError {
     Invalid(&'static str),
     /// A timeout or period is longer than [`MAX_TIMEOUT`].
     #[error("{setting} must be at most {max:?}")]
+    #[non_exhaustive]
     TooLong {
         /// The setting.
         setting: &'static str,

@@ -44,6 +44,7 @@ pub enum ErrorKind {
     NotRunning,
     /// The topic has no writable queue (unknown topic, no master, no write permission).
     #[error("no route to topic {topic}")]
+    #[non_exhaustive]
     NoRoute {
         /// The topic.
         topic: String,
@@ -59,6 +60,7 @@ pub enum ErrorKind {
     /// queues). A queue target is not checked against the route: an unknown broker ends in
     /// [`ErrorKind::BrokerNotFound`], a queue the broker does not have in the broker's refusal.
     #[error("no queue {queue} to send to for topic {topic}")]
+    #[non_exhaustive]
     QueueUnavailable {
         /// The topic.
         topic: String,
@@ -67,12 +69,14 @@ pub enum ErrorKind {
     },
     /// No address is known for the chosen broker (certainly not sent).
     #[error("no master address known for broker {broker}")]
+    #[non_exhaustive]
     BrokerNotFound {
         /// The broker name.
         broker: String,
     },
     /// The broker refused the message with a response code (certainly not stored).
     #[error("broker {broker} ({addr}) answered {code}{}", remark_text(remark.as_deref()))]
+    #[non_exhaustive]
     Broker {
         /// The response code.
         code: ResponseCode,
@@ -86,6 +90,7 @@ pub enum ErrorKind {
     /// The transport failed (connect, TLS, write, timeout, connection lost); the source tells
     /// whether the request was written ([`RemotingError::maybe_delivered`]).
     #[error("send to broker {broker} failed")]
+    #[non_exhaustive]
     Transport {
         /// The broker name.
         broker: String,
@@ -96,6 +101,7 @@ pub enum ErrorKind {
     /// The broker answered success with a header that cannot be decoded: the message is stored,
     /// but its ids are unknown.
     #[error("broker {broker} answered {code} with an unreadable header")]
+    #[non_exhaustive]
     InvalidResponse {
         /// The broker name.
         broker: String,
@@ -107,6 +113,7 @@ pub enum ErrorKind {
     },
     /// The send deadline passed.
     #[error("send timed out after {after:?} ({attempts} attempts)")]
+    #[non_exhaustive]
     Timeout {
         /// The deadline that passed.
         after: Duration,
@@ -120,6 +127,7 @@ pub enum ErrorKind {
     },
     /// Every attempt failed with a retryable error.
     #[error("send failed after {attempts} attempts on {brokers:?}")]
+    #[non_exhaustive]
     RetriesExhausted {
         /// Attempts made.
         attempts: u32,
@@ -135,6 +143,7 @@ pub enum ErrorKind {
     #[error(
         "too many asynchronous sends in flight (max {max_in_flight} sends / {max_bytes} bytes)"
     )]
+    #[non_exhaustive]
     Overloaded {
         /// The bound on sends.
         max_in_flight: usize,
@@ -144,6 +153,7 @@ pub enum ErrorKind {
     /// The send was still in flight when `shutdown` gave up waiting for it (or its task was
     /// dropped by a runtime shutting down).
     #[error("send cancelled by shutdown")]
+    #[non_exhaustive]
     Cancelled {
         /// Whether a request had been written when it was cancelled.
         maybe_stored: bool,
