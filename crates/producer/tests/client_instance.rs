@@ -12,6 +12,16 @@ use tokio::time::timeout;
 
 const T: Duration = Duration::from_secs(20);
 
+/// A one-broker cluster with the topic `Shared` (2 queues).
+async fn cluster() -> MockCluster {
+    let c = timeout(T, MockCluster::start(1))
+        .await
+        .expect("in time")
+        .expect("cluster");
+    c.create_topic("Shared", 2);
+    c
+}
+
 async fn producer(c: &MockCluster, group: &str, instance: &str) -> Producer {
     Producer::builder(group)
         .name_server(c.namesrv_addr())
@@ -40,11 +50,7 @@ async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 
 #[tokio::test]
 async fn two_groups_share_one_instance_and_unregister_apart() {
-    let c = timeout(T, MockCluster::start(1))
-        .await
-        .expect("in time")
-        .expect("cluster");
-    c.create_topic("Shared", 2);
+    let c = cluster().await;
     let broker = &c.brokers()[0];
     let orders = producer(&c, "OrderProducers", "inst-1").await;
     let payments = producer(&c, "PaymentProducers", "inst-1").await;
@@ -121,11 +127,7 @@ async fn two_groups_share_one_instance_and_unregister_apart() {
 
 #[tokio::test]
 async fn other_settings_get_their_own_instance() {
-    let c = timeout(T, MockCluster::start(1))
-        .await
-        .expect("in time")
-        .expect("cluster");
-    c.create_topic("Shared", 2);
+    let c = cluster().await;
     let a = producer(&c, "GroupA", "inst-a").await;
     let b = producer(&c, "GroupB", "inst-b").await;
     assert!(!Arc::ptr_eq(a.instance(), b.instance()));
@@ -164,11 +166,7 @@ async fn other_settings_get_their_own_instance() {
 
 #[tokio::test]
 async fn a_dropped_producer_leaves_the_instance_to_the_others() {
-    let c = timeout(T, MockCluster::start(1))
-        .await
-        .expect("in time")
-        .expect("cluster");
-    c.create_topic("Shared", 2);
+    let c = cluster().await;
     let kept = producer(&c, "Kept", "inst-drop").await;
     let dropped = producer(&c, "Dropped", "inst-drop").await;
     send3(&dropped).await;
@@ -183,11 +181,7 @@ async fn broker_requests_reach_the_instance_processors_or_are_refused() {
     use rmq_common::{ExtFields, RequestCode, ResponseCode};
     use rmq_remoting::{BoxFuture, RemotingCommand, RequestContext};
 
-    let c = timeout(T, MockCluster::start(1))
-        .await
-        .expect("in time")
-        .expect("cluster");
-    c.create_topic("Shared", 2);
+    let c = cluster().await;
     let p = producer(&c, "Checked", "inst-proc").await;
     send3(&p).await;
     let broker = &c.brokers()[0];
@@ -229,11 +223,7 @@ async fn broker_requests_reach_the_instance_processors_or_are_refused() {
 
 #[tokio::test]
 async fn an_instance_whose_runtime_is_gone_is_not_handed_out() {
-    let c = timeout(T, MockCluster::start(1))
-        .await
-        .expect("in time")
-        .expect("cluster");
-    c.create_topic("Shared", 2);
+    let c = cluster().await;
     let namesrv = c.namesrv_addr();
     // A producer started on another runtime, which then shuts down under it.
     let orphan = std::thread::spawn(move || {
@@ -265,11 +255,7 @@ async fn an_instance_whose_runtime_is_gone_is_not_handed_out() {
 
 #[tokio::test]
 async fn default_instance_names_do_not_share() {
-    let c = timeout(T, MockCluster::start(1))
-        .await
-        .expect("in time")
-        .expect("cluster");
-    c.create_topic("Shared", 2);
+    let c = cluster().await;
     let start = |group: &'static str| {
         Producer::builder(group)
             .name_server(c.namesrv_addr())
@@ -288,11 +274,7 @@ async fn default_instance_names_do_not_share() {
 
 #[tokio::test]
 async fn a_shutdown_that_gives_up_leaves_the_other_producers_sends_alone() {
-    let c = timeout(T, MockCluster::start(1))
-        .await
-        .expect("in time")
-        .expect("cluster");
-    c.create_topic("Shared", 2);
+    let c = cluster().await;
     let broker = &c.brokers()[0];
     let start = |timeout: Duration| {
         Producer::builder("SameGroup")
@@ -339,10 +321,7 @@ async fn a_shutdown_that_gives_up_leaves_the_other_producers_sends_alone() {
 async fn secrets_and_tls_are_compared_before_sharing() {
     use rmq_producer::{Credentials, TlsConfig};
 
-    let c = timeout(T, MockCluster::start(1))
-        .await
-        .expect("in time")
-        .expect("cluster");
+    let c = cluster().await;
     let start = |group: &'static str, credentials: Credentials, tls: Option<TlsConfig>| {
         let mut builder = Producer::builder(group)
             .name_server(c.namesrv_addr())

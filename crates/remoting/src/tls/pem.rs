@@ -18,6 +18,16 @@ pub(super) fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
+/// A certificate chain and its private key, from two PEM files.
+pub(super) fn cert_and_key_files(
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let chain = certs(&read(cert_path)?, &file_name(cert_path))?;
+    let key = key(&read(key_path)?, &file_name(key_path))?;
+    Ok((chain, key))
+}
+
 /// How a file is named in errors.
 pub(super) fn file_name(path: &Path) -> String {
     format!("file {}", path.display())

@@ -85,9 +85,7 @@ impl ServerTlsConfig {
         cert_path: impl AsRef<Path>,
         key_path: impl AsRef<Path>,
     ) -> Result<Self, TlsError> {
-        let (cert_path, key_path) = (cert_path.as_ref(), key_path.as_ref());
-        let chain = pem::certs(&pem::read(cert_path)?, &pem::file_name(cert_path))?;
-        let key = pem::key(&pem::read(key_path)?, &pem::file_name(key_path))?;
+        let (chain, key) = pem::cert_and_key_files(cert_path.as_ref(), key_path.as_ref())?;
         Self::build(chain, Arc::new(key), None, TlsMode::default())
     }
 
