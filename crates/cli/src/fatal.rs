@@ -95,5 +95,20 @@ mod tests {
             f.message.contains("illegal character ' '"),
             "the illegal character is named: {f}"
         );
+        // A malformed name-server address: refused at start, named, exit code 2.
+        for bad in [
+            "127.0.0.1:99999",
+            "not-an-address",
+            ":9876",
+            "http://127.0.0.1:9876",
+        ] {
+            let err = rmq_producer::ProducerBuilder::new("pg")
+                .name_server(bad)
+                .build_config()
+                .expect_err(bad);
+            let f = producer_start(&err);
+            assert_eq!(f.code, exit::USAGE, "{bad}");
+            assert!(f.message.contains(bad), "{bad}: {f}");
+        }
     }
 }

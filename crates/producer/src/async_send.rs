@@ -23,7 +23,9 @@ use crate::kernel::{prepare_single, Outgoing};
 use crate::options::SendOptions;
 use crate::producer::Inner;
 use crate::retry::{self, Job, Launched, Mode, Next, Outcome, Queue, SendState, Settled};
-use crate::send::{log_outcome, prepare_batch_checked, resolve_target, send_span, timeout_of};
+use crate::send::{
+    check_final_size, log_outcome, prepare_batch_checked, resolve_target, send_span, timeout_of,
+};
 use crate::send_future::SendFuture;
 use crate::transport::remoting::RemotingTransport;
 use crate::transport::Transport;
@@ -89,7 +91,8 @@ struct Admitted {
 /// Where the first attempt stands when the task takes over.
 enum First {
     /// Nothing done yet (`try_send_async`): the task does it all.
-    NotStarted(Outgoing, SendOptions),
+    /// The prepared message, its options, and when the send started.
+    NotStarted(Outgoing, SendOptions, Instant),
     /// The send ended before any answer was awaited (route error, nothing to try).
     Over(Outcome),
     /// The first attempt was handed to the transport (or failed doing so).
@@ -114,7 +117,9 @@ impl Producer {
     /// while the back-pressure bounds are reached, hands the first attempt to the transport,
     /// and returns a [`SendFuture`] that resolves exactly once with the outcome (the send goes
     /// on even if the future is dropped). Attempts and retries follow the same rules as
-    /// [`Producer::send_with`]; the deadline starts once the send is admitted.
+    /// [`Producer::send_with`]; one deadline covers the wait for room, the route lookup and
+    /// every attempt (as Java's `tryAcquire(timeout)`): no room in time is
+    /// [`ErrorKind::Timeout`] with no attempt, the message handed back.
     ///
     /// Two awaits, as async-nats' JetStream `publish`: the first is where back-pressure waits
     /// and where the request joins the connection, so that sends started one after the other
@@ -155,6 +160,7 @@ impl Producer {
         msg: Message,
         options: SendOptions,
     ) -> Result<SendFuture, SendError> {
+        let started = Instant::now();
         let inner = self.inner();
         let (token, held) = admit(inner, Held::One(msg))?;
         // Room first: a refused send costs neither compression nor an id.
@@ -181,7 +187,7 @@ impl Producer {
             token,
             permit,
             held,
-            started: Instant::now(),
+            started,
         };
         let deliver = Deliver::new(move |delivered: (SendOutcome, Leftovers)| {
             let _ = tx.send(delivered);
@@ -189,7 +195,7 @@ impl Producer {
         spawn(
             inner,
             admitted,
-            First::NotStarted(out, options),
+            First::NotStarted(out, options, started),
             span,
             deliver,
         );
@@ -199,6 +205,10 @@ impl Producer {
     /// Admission (waiting for room), first launch in the caller, then the task.
     async fn start_async(&self, held: Held, options: SendOptions) -> Result<SendFuture, SendError> {
         let inner = self.inner();
+        // One deadline covers the wait for room too (Java's `tryAcquire(timeout)`, whose cost
+        // is taken off the send timeout).
+        let started = Instant::now();
+        let timeout = timeout_of(&inner.core, &options);
         let (token, held) = admit(inner, held)?;
         let size = held.size();
         let permit = match &inner.flow {
@@ -209,13 +219,23 @@ impl Producer {
                 None => {
                     let got = tokio::select! {
                         biased;
-                        () = inner.core.abort.cancelled() => None,
-                        p = flow.acquire(size) => p,
+                        () = inner.core.abort.cancelled() => Ok(None),
+                        p = tokio::time::timeout(timeout, flow.acquire(size)) => p,
                     };
                     match got {
-                        Some(p) => Some(p),
-                        None => {
+                        Ok(Some(p)) => Some(p),
+                        Ok(None) => {
                             return Err(SendError::new(ErrorKind::NotRunning, held.into_unsent()))
+                        }
+                        Err(_) => {
+                            tracing::debug!(?timeout, "no back-pressure room before the deadline");
+                            let kind = ErrorKind::Timeout {
+                                after: timeout,
+                                attempts: 0,
+                                maybe_stored: false,
+                                last: None,
+                            };
+                            return Err(SendError::new(kind, held.into_unsent()));
                         }
                     }
                 }
@@ -235,13 +255,13 @@ impl Producer {
             token,
             permit,
             held,
-            started: Instant::now(),
+            started,
         };
         // From here the request may be written: a drop of this future reports "maybe stored".
         deliver.may_be_stored();
         let first = match admitted.held.first() {
             Some(first) => {
-                launch_first(inner, out, &options, first)
+                launch_first(inner, out, &options, first, started)
                     .instrument(span.clone())
                     .await
             }
@@ -280,7 +300,10 @@ fn prepare(inner: &Inner, held: Held) -> Result<(Outgoing, Held), SendError> {
             let out = prepare_single(&mut msg, inner.cfg(), &mut || {
                 identity::uniq_ids().next_id()
             });
-            Ok((out, Held::One(msg)))
+            match check_final_size(&out, inner.cfg().max_message_size) {
+                Ok(()) => Ok((out, Held::One(msg))),
+                Err(kind) => Err(SendError::new(kind, Unsent::one(msg))),
+            }
         }
         Held::Batch(mut msgs) => match prepare_batch_checked(inner, &mut msgs) {
             Ok(out) => Ok((out, Held::Batch(msgs))),
@@ -290,15 +313,15 @@ fn prepare(inner: &Inner, held: Held) -> Result<(Outgoing, Held), SendError> {
 }
 
 /// The caller's part: target and route lookup, queue choice, handing the first attempt to the
-/// transport.
+/// transport, within the deadline of a send that started at `started`.
 async fn launch_first(
     inner: &Arc<Inner>,
     out: Outgoing,
     options: &SendOptions,
     msg: &Message,
+    started: Instant,
 ) -> First {
     let core = &inner.core;
-    let started = Instant::now();
     let timeout = timeout_of(core, options);
     let target = match resolve_target(core, options, msg, out.topic(), started, timeout).await {
         Ok(target) => target,
@@ -353,12 +376,13 @@ fn spawn<D>(
         let first = match first {
             // Only `try_send_async` starts here: boxed, so that the common path's completion
             // (one allocation per send) stays small.
-            First::NotStarted(out, options) => {
+            First::NotStarted(out, options, started) => {
                 let msg = admitted.held.first();
                 match msg {
                     Some(msg) => {
                         Box::pin(
-                            launch_first(&task_inner, out, &options, msg).instrument(span.clone()),
+                            launch_first(&task_inner, out, &options, msg, started)
+                                .instrument(span.clone()),
                         )
                         .await
                     }

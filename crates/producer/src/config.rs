@@ -175,6 +175,12 @@ impl ProducerConfig {
         if self.name_server.addrs.is_empty() {
             return Err(ConfigError::NoNameServer);
         }
+        for addr in &self.name_server.addrs {
+            check_addr(addr).map_err(|reason| ConfigError::BadNameServer {
+                addr: addr.clone(),
+                reason,
+            })?;
+        }
         let checks = [
             (self.send_timeout.is_zero(), "send_timeout must be positive"),
             (
@@ -240,6 +246,16 @@ pub enum ConfigError {
     /// No name server address is configured.
     #[error("no name server address configured")]
     NoNameServer,
+    /// A name-server address is not `host:port` (a host name, an IPv4 address or a bracketed
+    /// IPv6 address, and a port 1..=65535).
+    #[error("invalid name server address {addr:?}: {reason}")]
+    #[non_exhaustive]
+    BadNameServer {
+        /// The address as given.
+        addr: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A setting is out of range.
     #[error("invalid setting: {0}")]
     Invalid(&'static str),
@@ -252,6 +268,34 @@ pub enum ConfigError {
         /// The bound.
         max: Duration,
     },
+}
+
+/// Checks that `addr` is `host:port` as RocketMQ clients dial it (Java's
+/// `RemotingHelper.string2SocketAddress`): a host name or IPv4 address, or a bracketed IPv6
+/// address, then a port 1..=65535. Nothing is resolved here.
+fn check_addr(addr: &str) -> Result<(), &'static str> {
+    if addr.contains("://") {
+        return Err("a URL, expected host:port");
+    }
+    let (host, port) = addr.rsplit_once(':').ok_or("no port, expected host:port")?;
+    let port: u32 = port.parse().map_err(|_| "the port is not a number")?;
+    if !(1..=65_535).contains(&port) {
+        return Err("the port is not in 1..=65535");
+    }
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6
+            .parse::<std::net::Ipv6Addr>()
+            .map(drop)
+            .map_err(|_| "not an IPv6 address in brackets");
+    }
+    let host_char = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_';
+    if host.is_empty() {
+        return Err("no host");
+    }
+    if !host.chars().all(host_char) {
+        return Err("the host has a character a host name cannot have");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -285,6 +329,45 @@ mod tests {
     }
 
     #[test]
+    fn name_server_addresses_are_host_and_port() {
+        for good in [
+            "127.0.0.1:9876",
+            "localhost:9876",
+            "mq-1.example.com:9876",
+            "name_srv:1",
+            "[::1]:9876",
+            "10.0.0.1:65535",
+        ] {
+            assert_eq!(check_addr(good), Ok(()), "{good}");
+        }
+        for (bad, why) in [
+            ("127.0.0.1:99999", "port"),
+            ("127.0.0.1:0", "port"),
+            ("127.0.0.1:", "port"),
+            ("not-an-address", "no port"),
+            (":9876", "no host"),
+            ("http://127.0.0.1:9876", "URL"),
+            ("a b:9876", "character"),
+            ("::1:9876", "character"),
+            ("[::g]:9876", "IPv6"),
+        ] {
+            let err = check_addr(bad).expect_err(bad);
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        let mut cfg = valid();
+        cfg.name_server.addrs.push("not-an-address".into());
+        let err = cfg.validate().expect_err("refused");
+        assert!(
+            matches!(&err, ConfigError::BadNameServer { addr, .. } if addr == "not-an-address"),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "invalid name server address \"not-an-address\": no port, expected host:port"
+        );
+    }
+
+    #[test]
     fn validation_rejects_unusable_settings() {
         assert_eq!(valid().validate(), Ok(()));
         type Mutation = Box<dyn Fn(&mut ProducerConfig)>;
@@ -296,6 +379,10 @@ mod tests {
                 "reserved",
             ),
             (Box::new(|c| c.name_server.addrs.clear()), "no name server"),
+            (
+                Box::new(|c| c.name_server.addrs.push("127.0.0.1:99999".into())),
+                "127.0.0.1:99999",
+            ),
             (
                 Box::new(|c| c.send_timeout = Duration::ZERO),
                 "send_timeout",

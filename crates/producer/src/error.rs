@@ -247,6 +247,12 @@ const TRANSIENT_CODES: [ResponseCode; 6] = [
 /// # }
 /// ```
 pub struct SendError {
+    /// Boxed: a `Result<_, SendError>` stays one pointer wide on the success path.
+    inner: Box<Parts>,
+}
+
+/// What a [`SendError`] holds.
+struct Parts {
     kind: ErrorKind,
     unsent: Unsent,
 }
@@ -320,34 +326,33 @@ impl SendError {
         if kind.maybe_stored() {
             unsent.payload = None;
         }
-        Self { kind, unsent }
+        Self {
+            inner: Box::new(Parts { kind, unsent }),
+        }
     }
 
     /// An error of `kind` without a message (none was prepared yet, or none is handed back).
     pub(crate) fn bare(kind: ErrorKind) -> Self {
-        Self {
-            kind,
-            unsent: Unsent::none(),
-        }
+        Self::new(kind, Unsent::none())
     }
 
     /// What went wrong.
     #[must_use]
     pub fn kind(&self) -> &ErrorKind {
-        &self.kind
+        &self.inner.kind
     }
 
     /// True when the message may have been stored: a request was written to a broker and no
     /// answer came (or the answer could not be read). False when it was certainly not stored.
     #[must_use]
     pub fn maybe_stored(&self) -> bool {
-        self.kind.maybe_stored()
+        self.inner.kind.maybe_stored()
     }
 
     /// True when the send ran out of time: its deadline passed, or its last attempt timed out.
     #[must_use]
     pub fn is_timeout(&self) -> bool {
-        self.kind.is_timeout()
+        self.inner.kind.is_timeout()
     }
 
     /// True when sending the same message again later may succeed: the failure came from the
@@ -357,19 +362,19 @@ impl SendError {
     /// illegal message), a stopped producer. Check [`SendError::maybe_stored`] before resending.
     #[must_use]
     pub fn is_retryable(&self) -> bool {
-        self.kind.is_retryable()
+        self.inner.kind.is_retryable()
     }
 
     /// Whether the producer refused the send because it is overloaded.
     #[must_use]
     pub fn is_overloaded(&self) -> bool {
-        matches!(self.kind, ErrorKind::Overloaded { .. })
+        matches!(self.inner.kind, ErrorKind::Overloaded { .. })
     }
 
     /// The broker response code behind this error, if a broker answered.
     #[must_use]
     pub fn response_code(&self) -> Option<ResponseCode> {
-        self.kind.response_code()
+        self.inner.kind.response_code()
     }
 
     /// The `UNIQ_KEY` of the message the error concerns (of each message of a batch, joined by
@@ -377,19 +382,19 @@ impl SendError {
     /// message may have been stored and is not handed back.
     #[must_use]
     pub fn msg_id(&self) -> Option<&str> {
-        self.unsent.msg_id.as_deref()
+        self.inner.unsent.msg_id.as_deref()
     }
 
     /// Whether a message (or batch) is handed back.
     #[must_use]
     pub fn has_message(&self) -> bool {
-        self.unsent.payload.is_some()
+        self.inner.unsent.payload.is_some()
     }
 
     /// The message back, when it was certainly not stored and the send concerned one message.
     #[must_use]
     pub fn into_message(self) -> Option<Message> {
-        match self.unsent.payload.map(|b| *b) {
+        match self.inner.unsent.payload.map(|b| *b) {
             Some(Payload::One(m)) => Some(m),
             _ => None,
         }
@@ -398,7 +403,7 @@ impl SendError {
     /// The messages back, when a batch was certainly not stored.
     #[must_use]
     pub fn into_batch(self) -> Option<Vec<Message>> {
-        match self.unsent.payload.map(|b| *b) {
+        match self.inner.unsent.payload.map(|b| *b) {
             Some(Payload::Batch(v)) => Some(v),
             _ => None,
         }
@@ -408,9 +413,10 @@ impl SendError {
     /// use [`SendError::into_batch`] for batch sends).
     #[must_use]
     pub fn into_parts(self) -> (ErrorKind, Option<Message>) {
-        match self.unsent.payload.map(|b| *b) {
-            Some(Payload::One(m)) => (self.kind, Some(m)),
-            _ => (self.kind, None),
+        let Parts { kind, unsent } = *self.inner;
+        match unsent.payload.map(|b| *b) {
+            Some(Payload::One(m)) => (kind, Some(m)),
+            _ => (kind, None),
         }
     }
 }
@@ -418,22 +424,22 @@ impl SendError {
 impl fmt::Debug for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SendError")
-            .field("kind", &self.kind)
-            .field("unsent", &self.unsent)
-            .field("msg_id", &self.unsent.msg_id)
+            .field("kind", &self.inner.kind)
+            .field("unsent", &self.inner.unsent)
+            .field("msg_id", &self.inner.unsent.msg_id)
             .finish()
     }
 }
 
 impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.kind, f)
+        fmt::Display::fmt(&self.inner.kind, f)
     }
 }
 
 impl std::error::Error for SendError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        std::error::Error::source(&self.kind)
+        std::error::Error::source(&self.inner.kind)
     }
 }
 

@@ -81,11 +81,17 @@ pub(crate) fn prepare_single(
     let uniq_key = ensure_uniq_key(msg, next_id);
     let mut sys_flag = 0;
     let raw = msg.body().clone();
-    let body = if raw.len() >= cfg.compress_threshold {
-        sys_flag |= sysflag::COMPRESSED_FLAG | sysflag::COMPRESSION_ZLIB;
-        Bytes::from(rmq_common::compression::compress(&raw, cfg.compress_level))
-    } else {
-        raw.clone()
+    // Compressed only when that makes it smaller: random or already compressed data grows under
+    // zlib, and a body at the size limit would then be refused by the broker after a round trip.
+    let compressed = (raw.len() >= cfg.compress_threshold)
+        .then(|| rmq_common::compression::compress(&raw, cfg.compress_level))
+        .filter(|c| c.len() < raw.len());
+    let body = match compressed {
+        Some(c) => {
+            sys_flag |= sysflag::COMPRESSED_FLAG | sysflag::COMPRESSION_ZLIB;
+            Bytes::from(c)
+        }
+        None => raw.clone(),
     };
     if msg
         .property(property::TRAN_MSG)

@@ -189,6 +189,34 @@ fn compression_threshold_is_inclusive_and_message_keeps_its_body() {
 }
 
 #[test]
+fn a_body_that_zlib_does_not_shrink_is_sent_as_it_is() {
+    let cfg = cfg();
+    // Incompressible bytes (a xorshift stream): zlib adds a few bytes of framing.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let noise: Vec<u8> = (0..4 * 1024 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()[0]
+        })
+        .collect();
+    assert!(rmq_common::compression::compress(&noise, 5).len() > noise.len());
+    let mut msg = Message::new("T", noise.clone());
+    let out = prepare_single(&mut msg, &cfg, &mut counter_ids());
+    assert_eq!(out.sys_flag & 0x701, 0, "not flagged compressed");
+    assert_eq!(
+        out.body.len(),
+        noise.len(),
+        "the original body, not a larger one"
+    );
+    assert!(
+        out.body.len() <= 4 * 1024 * 1024,
+        "within the broker's limit"
+    );
+}
+
+#[test]
 fn transaction_flag_and_retry_topic_fields() {
     let mut tx = Message::new("T", "b");
     tx.properties_mut().insert(property::TRAN_MSG, "true");

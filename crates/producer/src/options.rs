@@ -50,9 +50,9 @@ impl SendOptions {
         Self::default()
     }
 
-    /// The deadline of this send, covering the route lookup and every attempt (for an
-    /// asynchronous send it starts once the send is admitted, after any wait for back-pressure
-    /// room); capped at [`MAX_TIMEOUT`](crate::MAX_TIMEOUT).
+    /// The deadline of this send, covering the route lookup and every attempt, and for an
+    /// asynchronous send the wait for back-pressure room too; capped at
+    /// [`MAX_TIMEOUT`](crate::MAX_TIMEOUT).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self

@@ -24,6 +24,9 @@ const STOPPED: u8 = 2;
 /// How often shutdown checks whether cancelled sends have ended.
 const ABORT_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// The shortest bound of `UNREGISTER_CLIENT` when shutdown's own deadline has passed.
+const UNREGISTER_FLOOR: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The longest shutdown waits for cancelled sends to end.
 const ABORT_CAP: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -220,8 +223,9 @@ impl Producer {
     /// sends in flight are awaited up to `shutdown_timeout`, then cancelled (each still
     /// resolves, with [`ErrorKind::Cancelled`](crate::ErrorKind)); when it is the last producer
     /// of its group on the client instance, `UNREGISTER_CLIENT` for the group goes to every
-    /// broker; when it is the instance's last producer, the instance's background tasks and
-    /// connections stop. Idempotent; concurrent calls all wait for the same shutdown.
+    /// broker at once, within what is left of `shutdown_timeout` and at most 1 s (a hung broker
+    /// does not hold shutdown up; it forgets the client when its connection closes anyway); when
+    /// it is the instance's last producer, the instance's background tasks and connections stop. Idempotent; concurrent calls all wait for the same shutdown.
     pub async fn shutdown(&self) {
         let inner = Arc::clone(self.inner());
         inner
@@ -237,6 +241,7 @@ async fn shutdown(inner: Arc<Inner>) {
     let group = inner.cfg().group.clone();
     tracing::info!(group = %group, client_id = %instance.client_id(), in_flight = inner.sends.len(), "producer shutting down");
     inner.sends.close();
+    let deadline = tokio::time::Instant::now() + inner.cfg().shutdown_timeout;
     if tokio::time::timeout(inner.cfg().shutdown_timeout, inner.sends.wait())
         .await
         .is_err()
@@ -272,8 +277,13 @@ async fn shutdown(inner: Arc<Inner>) {
     let left = inner.leave();
     let mut unregistered = 0;
     if left.is_some_and(|l| l.last_of_group) {
-        unregistered =
-            heartbeat::unregister_group(&instance, &group, heartbeat::CLIENT_API_TIMEOUT).await;
+        // Within what is left of the shutdown deadline, at most UNREGISTER_TIMEOUT, and never
+        // less than a round trip's chance.
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let bound = left
+            .min(heartbeat::UNREGISTER_TIMEOUT)
+            .max(UNREGISTER_FLOOR);
+        unregistered = heartbeat::unregister_group(&instance, &group, bound).await;
     }
     if left.is_some_and(|l| l.unused) {
         instance.close().await;

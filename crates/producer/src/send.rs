@@ -92,6 +92,19 @@ impl Producer {
     }
 }
 
+/// The body that goes on the wire (compressed or not) within the size limit, checked before
+/// anything is sent (compression only keeps a smaller body, so this holds for every valid
+/// message; the check keeps it so).
+pub(crate) fn check_final_size(out: &Outgoing, max: usize) -> Result<(), ErrorKind> {
+    if out.body.len() > max {
+        return Err(ErrorKind::InvalidMessage(ValidationError::BodyTooLarge {
+            size: out.body.len(),
+            max,
+        }));
+    }
+    Ok(())
+}
+
 /// Validates and prepares a batch.
 pub(crate) fn prepare_batch_checked(
     inner: &Inner,

@@ -252,12 +252,13 @@ async fn back_pressure_bounds_sends_in_flight() {
         "refused before any preparation (no id assigned)"
     );
 
-    // send_async waits for room instead.
+    // send_async waits for room instead, within its own deadline (which covers the wait: give
+    // it more time than the held sends have left).
     let waiting = {
         let p = p.clone();
         tokio::spawn(async move {
-            p.send_async(Message::new("Bp", "waiter"), SendOptions::new())
-                .await
+            let options = SendOptions::new().timeout(Duration::from_secs(5));
+            p.send_async(Message::new("Bp", "waiter"), options).await
         })
     };
     // The waiter is admitted as in flight (then waits for room), without being launched.

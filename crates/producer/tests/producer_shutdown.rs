@@ -113,6 +113,16 @@ async fn shutdown_drains_sends_in_flight_and_unregisters_from_every_broker() {
             .expect("drained");
     }
     assert_eq!(c.messages_of("Drain").len(), 4 + 40 + 5);
+    // The brokers answer (and record) 1 s after a request arrives; shutdown waits at most 1 s
+    // for UNREGISTER_CLIENT's answers, so the records may come just after it returned.
+    let deadline = Instant::now() + T;
+    while c.brokers().iter().any(|b| b.unregisters().is_empty()) {
+        assert!(
+            Instant::now() < deadline,
+            "UNREGISTER_CLIENT never reached a broker"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     for b in c.brokers() {
         let unregisters = b.unregisters();
         assert_eq!(unregisters.len(), 1, "{}", b.name());

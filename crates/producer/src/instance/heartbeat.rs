@@ -23,6 +23,10 @@ use super::ClientInstance;
 /// Java's `mqClientApiTimeout` for heartbeats and unregistration.
 pub(crate) const CLIENT_API_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The bound of `UNREGISTER_CLIENT` at shutdown: the broker also forgets a client whose
+/// connection closes, so a hung broker is not worth more of the shutdown.
+pub(crate) const UNREGISTER_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// The `HEART_BEAT` request: an empty header (J5's `HeartbeatRequestHeader` has no non-null
 /// field) and the JSON `HeartbeatData` body, whose producer set holds, as Java's, the client's
 /// internal group `CLIENT_INNER_PRODUCER` and every producer group of the instance.
@@ -154,15 +158,23 @@ pub(crate) async fn run(
 }
 
 /// `UNREGISTER_CLIENT` for `group` (already deregistered) to every broker in use, concurrently,
-/// each bounded by `timeout` (at most Java's 3 s), once no heartbeat that may still list the
-/// group is in flight; returns how many accepted.
+/// all within `timeout` (at most Java's 3 s), once no heartbeat that may still list the group is
+/// in flight (or `timeout` passed waiting for it); returns how many accepted.
 pub(crate) async fn unregister_group(
     instance: &Arc<ClientInstance>,
     group: &str,
     timeout: Duration,
 ) -> usize {
     let timeout = timeout.min(CLIENT_API_TIMEOUT);
-    let _beat = instance.beat.lock().await;
+    // A heartbeat to a hung broker may hold the lock up to its own bound: wait for it no longer
+    // than for the unregistration itself.
+    let _beat = match tokio::time::timeout(timeout, instance.beat.lock()).await {
+        Ok(beat) => Some(beat),
+        Err(_) => {
+            tracing::debug!("a heartbeat is still in flight; unregistering anyway");
+            None
+        }
+    };
     let mut set = JoinSet::new();
     for addr in instance.broker_addrs(true) {
         let instance = Arc::clone(instance);
