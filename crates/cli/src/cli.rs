@@ -172,7 +172,8 @@ impl BenchMode {
 }
 
 /// `rmq bench`. Ctrl-C or SIGTERM stops it early: no new sends, those in flight are awaited (a
-/// second signal stops waiting), and the summary is printed with `"interrupted":true`.
+/// second signal stops waiting: those are reported as `"abandoned"` and the exit code is 3), and
+/// the summary is printed with `"interrupted":true`.
 #[derive(Debug, Clone, Args)]
 #[command(group(clap::ArgGroup::new("bound").required(true).multiple(true).args(["count", "duration"])))]
 pub(crate) struct BenchArgs {

@@ -623,3 +623,157 @@ async fn a_piped_body_is_sent_as_is_without_the_terminal_hint() {
     assert_eq!(stored.len(), 1);
     assert_eq!(&stored[0].body()[..], b"piped \x01 body\n");
 }
+
+/// Send requests (single, batch) the brokers of `c` received, answered or not.
+fn sends_received(c: &MockCluster) -> usize {
+    use rmq_common::RequestCode;
+    c.brokers()
+        .iter()
+        .map(|b| {
+            [
+                RequestCode::SEND_MESSAGE,
+                RequestCode::SEND_MESSAGE_V2,
+                RequestCode::SEND_BATCH_MESSAGE,
+            ]
+            .iter()
+            .map(|&code| b.request_count(code))
+            .sum::<usize>()
+        })
+        .sum()
+}
+
+/// A `u64` field of a bench summary.
+fn field(v: &Value, k: &str) -> u64 {
+    v[k].as_u64().unwrap_or_else(|| panic!("no {k} in {v}"))
+}
+
+/// Sync sends whose answers take 1.5 s, stopped by two SIGTERMs while 200 wait for theirs: the
+/// summary counts them as abandoned (outcome unknown) and the exit code says "may have been
+/// stored".
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_stopped_twice_counts_the_abandoned_sends_and_exits_3() {
+    let c = cluster(1, "CliBenchAbandon").await;
+    c.brokers()[0]
+        .faults()
+        .set_delay(Duration::from_millis(1500));
+    let ns = c.namesrv_addr();
+    let job = tokio::task::spawn_blocking(move || {
+        let mut bench = Background::start(rmq(&[
+            "bench",
+            "--namesrv",
+            &ns,
+            "--topic",
+            "CliBenchAbandon",
+            "--mode",
+            "sync",
+            "--concurrency",
+            "200",
+            "--duration",
+            "60",
+        ]));
+        // At 2 s: the first 200 answered (at ~1.5 s), the next 200 wait until ~3 s.
+        bench.wait_line("sent/s", T);
+        bench.wait_line("sent/s", T);
+        bench.signal("-TERM");
+        bench.wait_line("stopping: no new sends", T);
+        bench.signal("-TERM");
+        let status = wait_bounded(&mut bench.child, T);
+        (status, bench.stdout())
+    });
+    let (status, out) = tokio::time::timeout(T + T, job)
+        .await
+        .expect("bounded")
+        .expect("joined");
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    assert_eq!(v["interrupted"], Value::Bool(true), "{v}");
+    let (sent, failed, abandoned) = (
+        field(&v, "sent"),
+        field(&v, "failed"),
+        field(&v, "abandoned"),
+    );
+    assert!(abandoned > 0, "the sends still waiting: {v}");
+    assert!(sent > 0, "{v}");
+    // Every send the broker received is in the summary, as sent, failed or abandoned.
+    let received = sends_received(&c) as u64;
+    assert_eq!(sent + failed + abandoned, received, "{v}");
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(3),
+        "abandoned sends may have been stored: {v}"
+    );
+    c.shutdown().await;
+}
+
+/// Async sends (3000 tasks, the producer's default bound of 1024 in flight) whose answers take
+/// 2 s: after the first SIGTERM the tasks waiting for room give up, so the broker receives no
+/// send after the signal, and the bench ends once the admitted ones are answered.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_first_signal_starts_no_more_async_sends() {
+    let c = cluster(1, "CliBenchRoom").await;
+    c.brokers()[0].faults().set_delay(Duration::from_secs(2));
+    let ns = c.namesrv_addr();
+    let mut bench = Background::start(rmq(&[
+        "bench",
+        "--namesrv",
+        &ns,
+        "--topic",
+        "CliBenchRoom",
+        "--mode",
+        "async",
+        "--concurrency",
+        "3000",
+        "--duration",
+        "60",
+    ]));
+    let job = tokio::task::spawn_blocking(move || {
+        bench.wait_line("sent/s", T);
+        bench
+    });
+    let mut bench = tokio::time::timeout(T + T, job)
+        .await
+        .expect("bounded")
+        .expect("joined");
+    // The first 1024 are written; the other tasks wait for room.
+    assert!(
+        poll(|| sends_received(&c) >= 1024).await,
+        "{}",
+        sends_received(&c)
+    );
+    let job = tokio::task::spawn_blocking(move || {
+        bench.signal("-TERM");
+        bench.wait_line("stopping: no new sends", T);
+        bench
+    });
+    let mut bench = tokio::time::timeout(T + T, job)
+        .await
+        .expect("bounded")
+        .expect("joined");
+    let at_signal = sends_received(&c);
+    let t = Instant::now();
+    let job = tokio::task::spawn_blocking(move || {
+        let status = wait_bounded(&mut bench.child, T);
+        (status, bench.stdout())
+    });
+    let (status, out) = tokio::time::timeout(T + T, job)
+        .await
+        .expect("bounded")
+        .expect("joined");
+    let received = sends_received(&c);
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    assert!(
+        received <= at_signal + 16,
+        "no new sends after the signal: {at_signal} then {received}: {v}"
+    );
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "the admitted sends were answered: {v}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert_eq!(v["interrupted"], Value::Bool(true), "{v}");
+    assert_eq!(field(&v, "failed"), 0, "{v}");
+    assert_eq!(field(&v, "sent"), received as u64, "{v}");
+    c.shutdown().await;
+}

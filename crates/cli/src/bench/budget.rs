@@ -3,6 +3,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
+use tokio::sync::watch;
+
 /// Hands out messages to send until the count is reached or the deadline passed.
 #[derive(Debug)]
 pub(crate) struct Budget {
@@ -10,6 +12,8 @@ pub(crate) struct Budget {
     deadline: Option<Instant>,
     issued: AtomicU64,
     stopped: AtomicBool,
+    /// `true` once stopped: wakes the tasks waiting in [`Budget::closed`].
+    stop_tx: watch::Sender<bool>,
 }
 
 impl Budget {
@@ -20,12 +24,40 @@ impl Budget {
             deadline,
             issued: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
+            stop_tx: watch::Sender::new(false),
         }
     }
 
-    /// Hands out nothing more (a stop signal): every later [`Budget::take`] returns 0.
+    /// Hands out nothing more (a stop signal): every later [`Budget::take`] returns 0, and
+    /// [`Budget::closed`] completes.
     pub(crate) fn stop(&self) {
         self.stopped.store(true, Ordering::Relaxed);
+        self.stop_tx.send_replace(true);
+    }
+
+    /// Whether the budget hands out nothing more now: stopped, or past its deadline (the count
+    /// is not looked at: messages already handed out may still go).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Completes once the budget is stopped or its deadline passed: a task waiting for room to
+    /// send what it took gives up then.
+    pub(crate) async fn closed(&self) {
+        let mut stopped = self.stop_tx.subscribe();
+        let stopped = stopped.wait_for(|s| *s);
+        match self.deadline {
+            Some(d) => {
+                tokio::select! {
+                    _ = stopped => {}
+                    () = tokio::time::sleep_until(tokio::time::Instant::from_std(d)) => {}
+                }
+            }
+            // The sender lives as long as `self`: `wait_for` ends with the stop.
+            None => {
+                let _ = stopped.await;
+            }
+        }
     }
 
     /// Reserves up to `want` messages (at least 1 is asked); 0 means stop.
@@ -94,6 +126,36 @@ mod tests {
         assert_eq!(b.take(4), 0);
         assert_eq!(b.take(1), 0);
         assert_eq!(b.issued(), 4);
+    }
+
+    #[tokio::test]
+    async fn closed_completes_on_stop_or_at_the_deadline() {
+        let b = Arc::new(Budget::new(None, None));
+        assert!(!b.is_closed());
+        let waiter = tokio::spawn({
+            let b = Arc::clone(&b);
+            async move { b.closed().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        b.stop();
+        assert!(b.is_closed());
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("woken by the stop")
+            .expect("joined");
+        // Already stopped: at once.
+        tokio::time::timeout(Duration::from_secs(5), b.closed())
+            .await
+            .expect("at once");
+
+        let t = Instant::now();
+        let b = Budget::new(Some(10), Some(t + Duration::from_millis(50)));
+        tokio::time::timeout(Duration::from_secs(5), b.closed())
+            .await
+            .expect("at the deadline");
+        assert!(t.elapsed() >= Duration::from_millis(50));
+        assert!(b.is_closed());
     }
 
     #[test]

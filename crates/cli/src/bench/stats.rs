@@ -28,6 +28,8 @@ struct Hists {
 #[derive(Debug)]
 pub(crate) struct Recorder {
     hists: Mutex<Hists>,
+    /// Messages whose send started (handed to the producer).
+    started: AtomicU64,
     sent: AtomicU64,
     failed: AtomicU64,
     maybe_stored: AtomicU64,
@@ -41,6 +43,7 @@ impl Default for Recorder {
                 interval: histogram(),
                 total: histogram(),
             }),
+            started: AtomicU64::new(0),
             sent: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             maybe_stored: AtomicU64::new(0),
@@ -85,6 +88,10 @@ pub(crate) struct Summary {
     pub(crate) sent: u64,
     /// Messages that failed.
     pub(crate) failed: u64,
+    /// Messages whose send started but had not resolved when the bench stopped waiting (a
+    /// second stop signal, or the bounded wait at the end ran out): their outcome is unknown,
+    /// they may have been stored. `sent + failed + abandoned` is every message sent.
+    pub(crate) abandoned: u64,
     pub(crate) secs: f64,
     /// `sent / secs`.
     pub(crate) tps: f64,
@@ -110,7 +117,8 @@ impl Recorder {
     }
 
     /// A send of `msgs` messages starts.
-    pub(crate) fn begin(&self) {
+    pub(crate) fn begin(&self, msgs: u64) {
+        self.started.fetch_add(msgs, Ordering::Relaxed);
         self.in_flight.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -135,6 +143,12 @@ impl Recorder {
             self.maybe_stored.fetch_add(msgs, Ordering::Relaxed);
         }
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Messages whose send started so far.
+    #[cfg(test)]
+    pub(crate) fn started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
     }
 
     /// Messages stored so far.
@@ -182,7 +196,9 @@ impl Recorder {
         }
     }
 
-    /// The summary of the whole run, which took `elapsed`.
+    /// The summary of the whole run, which took `elapsed`. The sends not resolved yet are
+    /// counted as abandoned: a send resolving while this is taken counts as abandoned rather
+    /// than twice or not at all.
     pub(crate) fn summary(
         &self,
         mode: &'static str,
@@ -199,13 +215,21 @@ impl Recorder {
             }
         };
         let secs = elapsed.as_secs_f64();
+        // The outcomes first, then the starts: a send is counted as started before it resolves,
+        // so what was started and is not among the outcomes read is still unresolved.
         let sent = self.sent();
+        let failed = self.failures().0;
+        let abandoned = self
+            .started
+            .load(Ordering::Relaxed)
+            .saturating_sub(sent + failed);
         Summary {
             mode,
             size,
             concurrency,
             sent,
-            failed: self.failures().0,
+            failed,
+            abandoned,
             secs: round3(secs),
             tps: if secs > 0.0 {
                 round3(sent as f64 / secs)
@@ -234,10 +258,10 @@ mod tests {
         let r = Recorder::default();
         // 1000 sends: 1..=1000 ms, so p50 ~ 500 ms, p99 ~ 990 ms, max 1000 ms.
         for i in 1..=1000 {
-            r.begin();
+            r.begin(1);
             r.ok(1, ms(i));
         }
-        r.begin();
+        r.begin(1);
         r.failed(1, true);
         let s = r.summary("sync", 128, 4, Duration::from_secs(2));
         assert_eq!((s.sent, s.failed, s.concurrency, s.size), (1000, 1, 4, 128));
@@ -255,7 +279,7 @@ mod tests {
     #[test]
     fn summary_json_has_exactly_the_documented_keys() {
         let r = Recorder::default();
-        r.begin();
+        r.begin(16);
         r.ok(16, Duration::from_micros(250));
         let s = r.summary("batch", 1024, 1, Duration::from_millis(500));
         let v = serde_json::to_value(&s).unwrap();
@@ -267,6 +291,7 @@ mod tests {
             "concurrency",
             "sent",
             "failed",
+            "abandoned",
             "secs",
             "tps",
             "p50_us",
@@ -278,14 +303,40 @@ mod tests {
         assert_eq!(keys, want);
         assert_eq!(v["mode"], "batch");
         assert_eq!(v["sent"], 16);
+        assert_eq!(v["abandoned"], 0);
         assert_eq!(v["tps"], 32.0);
         assert!(v["p50_us"].as_u64().unwrap().abs_diff(250) <= 1, "{v}");
     }
 
     #[test]
+    fn sends_not_resolved_are_abandoned() {
+        let r = Recorder::default();
+        for _ in 0..5 {
+            r.begin(1);
+        }
+        r.begin(16); // a batch
+        r.ok(1, ms(1));
+        r.failed(1, false);
+        let s = r.summary("sync", 1, 6, Duration::from_secs(1));
+        assert_eq!((s.sent, s.failed, s.abandoned), (1, 1, 19), "{s:?}");
+        assert_eq!(s.sent + s.failed + s.abandoned, r.started());
+        assert_eq!(r.in_flight(), 4);
+        // Once resolved, nothing is abandoned.
+        for _ in 0..3 {
+            r.ok(1, ms(1));
+        }
+        r.ok(16, ms(1));
+        let s = r.summary("sync", 1, 6, Duration::from_secs(1));
+        assert_eq!((s.sent, s.failed, s.abandoned), (20, 1, 0), "{s:?}");
+    }
+
+    #[test]
     fn an_empty_run_reports_zeros() {
         let s = Recorder::default().summary("oneway", 1, 1, Duration::ZERO);
-        assert_eq!((s.sent, s.failed, s.p50_us, s.max_us), (0, 0, 0, 0));
+        assert_eq!(
+            (s.sent, s.failed, s.abandoned, s.p50_us, s.max_us),
+            (0, 0, 0, 0, 0)
+        );
         assert_eq!(s.tps, 0.0);
     }
 
@@ -293,10 +344,10 @@ mod tests {
     fn intervals_reset_their_histogram_but_not_the_totals() {
         let r = Recorder::default();
         for _ in 0..10 {
-            r.begin();
+            r.begin(1);
             r.ok(1, ms(2));
         }
-        r.begin(); // still in flight
+        r.begin(1); // still in flight
         let first = r.interval(1, 0, Duration::from_secs(1));
         assert_eq!(first.sent_per_sec, 10.0);
         assert!(first.p50_us.abs_diff(2000) <= 2, "{first:?}");
@@ -317,7 +368,7 @@ mod tests {
     #[test]
     fn huge_latencies_are_clamped_not_lost() {
         let r = Recorder::default();
-        r.begin();
+        r.begin(1);
         r.ok(1, Duration::from_secs(3600));
         let s = r.summary("sync", 1, 1, Duration::from_secs(1));
         assert_eq!(s.sent, 1);
