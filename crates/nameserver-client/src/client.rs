@@ -19,8 +19,9 @@ use crate::route_json::decode_route;
 ///
 /// Cheap to clone (shared state). The first address tried is chosen at random among the
 /// configured ones; after that the client sticks to the last name server that answered, and a
-/// name server that refuses, closes, or does not answer in time is skipped for the next one
-/// within the same call's deadline.
+/// name server that refuses, closes, sends what cannot be decoded, or does not answer in time is
+/// skipped for the next one within the same call's deadline; one the remoting client is backing
+/// off from after a failed connect ([`rmq_remoting::BackoffConfig`]) is skipped at once.
 #[derive(Clone)]
 pub struct NameServerClient {
     inner: Arc<Inner>,

@@ -52,7 +52,10 @@ pub enum NameServerError {
     /// No name-server address is configured.
     #[error("no name server address configured")]
     NoNameServer,
-    /// Every name server tried was refused, closed, or timed out within the deadline.
+    /// Every name server tried was refused, closed, broke the protocol, timed out, or was in
+    /// its reconnect backoff window (skipped at once) within the deadline. Why the last one
+    /// failed is the source, `last`: its own sources name the cause (an OS error, an
+    /// undecodable frame, ...).
     #[error("no name server reachable (tried {})", .tried.join(", "))]
     Unreachable {
         /// The addresses tried, in order.

@@ -126,6 +126,22 @@ impl Decoder for RemotingCodec {
         frame.advance(4);
         RemotingCommand::decode(frame).map(Some)
     }
+
+    /// At the end of the stream, bytes of an unfinished frame are
+    /// [`DecodeError::Truncated`] (tokio-util's default is an anonymous I/O error).
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<RemotingCommand>, DecodeError> {
+        if let Some(cmd) = self.decode(src)? {
+            return Ok(Some(cmd));
+        }
+        if src.is_empty() {
+            return Ok(None);
+        }
+        let expected = self.check_prefix(src)?.unwrap_or(4);
+        Err(DecodeError::Truncated {
+            received: src.len(),
+            expected,
+        })
+    }
 }
 
 impl Encoder<&RemotingCommand> for RemotingCodec {
@@ -252,6 +268,30 @@ mod tests {
             c.decode(&mut buf(&[0, 0, 0, 4, 1, 0, 0, 0])),
             Err(DecodeError::Binary(_))
         ));
+    }
+
+    #[test]
+    fn the_end_of_the_stream_inside_a_frame_is_truncated() {
+        let mut c = RemotingCodec::new();
+        let mut whole = BytesMut::new();
+        let cmd = RemotingCommand::request(rmq_common::RequestCode::HEART_BEAT, Default::default());
+        c.encode(&cmd, &mut whole).unwrap();
+        let total = whole.len();
+        let mut cut = buf(&whole[..total - 1]);
+        assert!(matches!(
+            c.decode_eof(&mut cut),
+            Err(DecodeError::Truncated { received, expected })
+                if received == total - 1 && expected == total
+        ));
+        assert!(matches!(
+            c.decode_eof(&mut buf(&[0, 0])),
+            Err(DecodeError::Truncated {
+                received: 2,
+                expected: 4
+            })
+        ));
+        assert!(c.decode_eof(&mut BytesMut::new()).unwrap().is_none());
+        assert_eq!(c.decode_eof(&mut whole).unwrap(), Some(cmd));
     }
 
     #[test]

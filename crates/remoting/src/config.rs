@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::backoff::BackoffConfig;
 use crate::codec::DEFAULT_MAX_FRAME_LENGTH;
 use crate::command::SerializeType;
 use crate::tls::TlsConfig;
@@ -32,11 +33,16 @@ pub enum OverloadPolicy {
 /// assert_eq!(cfg.max_queued_bytes, 64 * 1024 * 1024);
 /// assert_eq!(cfg.write_timeout, Duration::from_secs(30));
 /// assert!(cfg.tls.is_none());
+/// assert_eq!(cfg.reconnect_backoff.max, Duration::from_secs(10));
 /// ```
 #[derive(Debug, Clone)]
 pub struct RemotingConfig {
     /// Longest time a connect may take (Java `connectTimeoutMillis`, 3 s).
     pub connect_timeout: Duration,
+    /// Backoff per address after a failed connect (100 ms growing ×1.6 to 10 s, ±20 %): calls
+    /// in the window fail at once with [`RemotingError::Backoff`](crate::RemotingError::Backoff);
+    /// see [`BackoffConfig`]. [`BackoffConfig::DISABLED`] connects on every call, as Java does.
+    pub reconnect_backoff: BackoffConfig,
     /// Largest accepted frame, length field included (Java `frameMaxLength`, 16 MiB).
     pub max_frame_length: usize,
     /// Header serialization of the requests the client sends (Java default JSON).
@@ -82,6 +88,7 @@ impl Default for RemotingConfig {
     fn default() -> Self {
         Self {
             connect_timeout: Duration::from_secs(3),
+            reconnect_backoff: BackoffConfig::default(),
             max_frame_length: DEFAULT_MAX_FRAME_LENGTH,
             serialize_type: SerializeType::Json,
             max_async_in_flight: 65535,

@@ -1,6 +1,7 @@
 //! Error types of the remoting layer: [`EncodeError`], [`DecodeError`] and [`RemotingError`].
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A command could not be encoded into a frame.
@@ -79,9 +80,50 @@ pub enum DecodeError {
     /// The ROCKETMQ binary header is not valid.
     #[error("bad ROCKETMQ header: {0}")]
     Binary(String),
+    /// The peer ended the connection inside a frame: `received` bytes of a frame of
+    /// `expected` bytes (length field included; 4 when not even the length field was complete).
+    #[error("the connection ended inside a frame ({received} of {expected} bytes received)")]
+    Truncated {
+        /// Bytes of the frame received before the end of the stream.
+        received: usize,
+        /// The frame's length, length field included (4 when the length field was cut).
+        expected: usize,
+    },
     /// Reading failed.
     #[error("i/o error while decoding")]
     Io(#[from] io::Error),
+}
+
+impl DecodeError {
+    /// The same error again, for each waiter of a connection closed over it (an I/O error
+    /// keeps its OS code, or its kind and text).
+    pub(crate) fn duplicate(&self) -> Self {
+        match self {
+            Self::FrameTooLarge { len, max } => Self::FrameTooLarge {
+                len: *len,
+                max: *max,
+            },
+            Self::FrameTooShort { len } => Self::FrameTooShort { len: *len },
+            Self::UnknownSerializeType(t) => Self::UnknownSerializeType(*t),
+            Self::HeaderTooLong {
+                header_len,
+                available,
+            } => Self::HeaderTooLong {
+                header_len: *header_len,
+                available: *available,
+            },
+            Self::Json(m) => Self::Json(m.clone()),
+            Self::Binary(m) => Self::Binary(m.clone()),
+            Self::Truncated { received, expected } => Self::Truncated {
+                received: *received,
+                expected: *expected,
+            },
+            Self::Io(e) => Self::Io(match e.raw_os_error() {
+                Some(code) => io::Error::from_raw_os_error(code),
+                None => io::Error::new(e.kind(), e.to_string()),
+            }),
+        }
+    }
 }
 
 /// The error of a remote call ([`RemotingClient`](crate::RemotingClient) and connection handles).
@@ -124,6 +166,38 @@ pub enum RemotingError {
         addr: String,
         /// Whether the frame was handed to the socket before the connection closed.
         written: bool,
+    },
+    /// The peer broke the protocol: it sent a frame this side cannot decode (a length over the
+    /// maximum or below 4, a header longer than its frame, a header that does not parse) or ended
+    /// the connection inside a frame, so the connection was closed under the call. The
+    /// connection-level cousin of [`ConnectionClosed`](Self::ConnectionClosed), with the cause
+    /// as the source (also [`protocol_cause`](Self::protocol_cause)).
+    #[error("connection to {addr} closed on a protocol error from the peer (request written: {written})")]
+    Protocol {
+        /// The address.
+        addr: String,
+        /// Whether the frame was handed to the socket before the connection closed.
+        written: bool,
+        /// What could not be decoded.
+        #[source]
+        source: DecodeError,
+    },
+    /// Connecting to `addr` failed recently and the client is backing off
+    /// ([`RemotingConfig::reconnect_backoff`](crate::RemotingConfig::reconnect_backoff)): the
+    /// call failed at once, without a connect attempt. The first call after `retry_in` tries
+    /// again. Never delivered.
+    #[error("connect to {addr} is backed off for {retry_in:?} more after a failed connect")]
+    Backoff {
+        /// The address.
+        addr: String,
+        /// Time left until the next connect attempt is allowed.
+        retry_in: Duration,
+        /// The failure of the last connect attempt ([`Connect`](Self::Connect),
+        /// [`ConnectTimeout`](Self::ConnectTimeout) or [`Tls`](Self::Tls)), shared by the calls
+        /// failed in its window. It is the [`source`](std::error::Error::source) (as an
+        /// `Arc<RemotingError>`: downcast to that type, or read this field).
+        #[source]
+        last: Arc<RemotingError>,
     },
     /// Too many async or oneway calls in flight, or the connection's queue of unwritten frames
     /// is over its byte budget: at once with [`OverloadPolicy::Fail`](crate::OverloadPolicy::Fail),
@@ -175,8 +249,8 @@ impl RemotingError {
         matches!(self, Self::Timeout { .. } | Self::ConnectTimeout { .. })
     }
 
-    /// Whether this is a connection-level failure (connect failed, timed out, the connection
-    /// closed, or TLS failed).
+    /// Whether this is a connection-level failure (connect failed, timed out or is backed off,
+    /// the connection closed, also on a protocol error, or TLS failed).
     #[must_use]
     pub const fn is_connection(&self) -> bool {
         matches!(
@@ -184,8 +258,28 @@ impl RemotingError {
             Self::Connect { .. }
                 | Self::ConnectTimeout { .. }
                 | Self::ConnectionClosed { .. }
+                | Self::Protocol { .. }
+                | Self::Backoff { .. }
                 | Self::Tls { .. }
         )
+    }
+
+    /// What the peer sent that could not be decoded, when the connection closed over it
+    /// ([`RemotingError::Protocol`]).
+    ///
+    /// ```
+    /// use rmq_remoting::{DecodeError, RemotingError};
+    /// let cause = DecodeError::FrameTooShort { len: 0 };
+    /// let e = RemotingError::Protocol { addr: "127.0.0.1:9876".into(), written: true, source: cause };
+    /// assert!(matches!(e.protocol_cause(), Some(DecodeError::FrameTooShort { len: 0 })));
+    /// assert!(e.is_connection() && e.maybe_delivered());
+    /// ```
+    #[must_use]
+    pub fn protocol_cause(&self) -> Option<&DecodeError> {
+        match self {
+            Self::Protocol { source, .. } | Self::Decode(source) => Some(source),
+            _ => None,
+        }
     }
 
     /// Whether this is a TLS failure ([`RemotingError::Tls`]).
@@ -195,7 +289,8 @@ impl RemotingError {
     }
 
     /// Whether this is a TLS failure over a certificate: the server's was not trusted, had
-    /// expired or did not match the name, or the peer refused ours (or its absence).
+    /// expired or did not match the name, or the peer refused ours (or its absence). A
+    /// [`Backoff`](Self::Backoff) after such a failure is one too.
     ///
     /// ```
     /// use rmq_remoting::RemotingError;
@@ -205,8 +300,10 @@ impl RemotingError {
     /// ```
     #[must_use]
     pub fn is_certificate_error(&self) -> bool {
-        let Self::Tls { source, .. } = self else {
-            return false;
+        let source = match self {
+            Self::Tls { source, .. } => source,
+            Self::Backoff { last, .. } => return last.is_certificate_error(),
+            _ => return false,
         };
         source
             .get_ref()
@@ -216,8 +313,8 @@ impl RemotingError {
 
     /// Whether the request may have reached the peer.
     ///
-    /// `false` when the request certainly never reached the socket: connect failure or
-    /// timeout, overload, shutdown, encode failure or oversize frame, or a frame that was still
+    /// `false` when the request certainly never reached the socket: connect failure, timeout
+    /// or backoff, overload, shutdown, encode failure or oversize frame, or a frame that was still
     /// queued when the connection died or the deadline passed; and when TLS failed (the peer
     /// took no request). `true` otherwise.
     ///
@@ -238,8 +335,11 @@ impl RemotingError {
             | Self::Shutdown
             | Self::Encode(_)
             | Self::FrameTooLarge { .. }
+            | Self::Backoff { .. }
             | Self::Tls { .. } => false,
-            Self::Timeout { written, .. } | Self::ConnectionClosed { written, .. } => *written,
+            Self::Timeout { written, .. }
+            | Self::ConnectionClosed { written, .. }
+            | Self::Protocol { written, .. } => *written,
             Self::Decode(_) => true,
         }
     }

@@ -5,7 +5,8 @@
 //!   anything is allocated.
 //! - [`RemotingClient`]: RPC over one multiplexed connection per address (sync, async with a
 //!   [`ResponseFuture`] or a callback, oneway), correlation by opaque, bounded in-flight calls,
-//!   an [`RpcHook`], and [`RequestProcessor`]s for server-initiated requests.
+//!   an [`RpcHook`], [`RequestProcessor`]s for server-initiated requests, and a reconnect
+//!   backoff per address ([`BackoffConfig`]).
 //! - [`RemotingServer`]: the accept side on the same codec, with a processor per request code.
 //! - TLS over rustls ([`TlsConfig`] in [`RemotingConfig::tls`] for clients, [`ServerTlsConfig`]
 //!   with [`RemotingServer::bind_with_tls`] for servers, plain and TLS on one port with
@@ -25,6 +26,7 @@
 #![warn(missing_docs)]
 
 pub mod acl;
+mod backoff;
 mod client;
 mod codec;
 mod command;
@@ -41,6 +43,7 @@ mod tls;
 #[doc(hidden)]
 pub mod fuzzing;
 
+pub use backoff::BackoffConfig;
 pub use client::{RemotingClient, ResponseFuture};
 pub use codec::{RemotingCodec, DEFAULT_MAX_FRAME_LENGTH};
 pub use command::{RemotingCommand, SerializeType, ONEWAY_FLAG, RESPONSE_FLAG};

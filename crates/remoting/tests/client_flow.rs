@@ -96,14 +96,17 @@ async fn requests_queued_when_the_connection_dies_are_not_written() {
         let _ = within(close_rx).await;
         drop(s);
     });
+    // Loopback buffers can hold tens of MiB (receive autotuning up to tcp_rmem's maximum,
+    // 32 MiB here): queue far more than that (the body is shared, not copied).
     let c = RemotingClient::new(RemotingConfig {
         close_on_timeout: false,
+        max_queued_bytes: 256 * 1024 * 1024,
         ..RemotingConfig::default()
     });
     let addr = addr.to_string();
     let body = Bytes::from(vec![7u8; 4 * 1024 * 1024]);
     let mut futs = Vec::new();
-    for _ in 0..12 {
+    for _ in 0..40 {
         let f = within(c.invoke_async(&addr, request(CODE, body.clone()), Duration::from_secs(15)))
             .await
             .expect("accepted");
@@ -118,7 +121,7 @@ async fn requests_queued_when_the_connection_dies_are_not_written() {
             other => panic!("expected ConnectionClosed, got {other:?}"),
         }
     }
-    // The server saw bytes, so a frame was written; 48 MiB cannot all sit in loopback socket
+    // The server saw bytes, so a frame was written; 160 MiB cannot all sit in loopback socket
     // buffers, so some frames were still queued.
     assert!(written > 0, "no frame was reported written");
     assert!(unwritten > 0, "no frame was reported unwritten");

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use common::{connect, eventually, request, within};
 use rmq_common::{RequestCode, ResponseCode};
 use rmq_remoting::{
-    BoxFuture, ProcessorTable, RemotingClient, RemotingCommand, RemotingConfig, RemotingError,
-    RemotingServer, RequestContext, SerializeType,
+    BoxFuture, DecodeError, ProcessorTable, RemotingClient, RemotingCommand, RemotingConfig,
+    RemotingError, RemotingServer, RequestContext, SerializeType,
 };
 
 const ECHO: RequestCode = RequestCode::HEART_BEAT;
@@ -190,10 +190,19 @@ async fn a_malformed_frame_makes_the_client_drop_the_connection() {
     let err = within(c.invoke_sync(&s.local_addr().to_string(), request(GARBAGE, ""), T))
         .await
         .expect_err("connection dropped");
+    // A typed error naming what could not be decoded, still a connection failure.
     assert!(
-        matches!(err, RemotingError::ConnectionClosed { written: true, .. }),
+        matches!(
+            &err,
+            RemotingError::Protocol {
+                written: true,
+                source: DecodeError::UnknownSerializeType(_),
+                ..
+            }
+        ),
         "{err:?}"
     );
+    assert!(err.is_connection() && err.maybe_delivered());
     assert_eq!(c.pending_len(), 0);
     within(s.shutdown()).await;
 }

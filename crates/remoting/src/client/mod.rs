@@ -1,5 +1,6 @@
 //! [`RemotingClient`]: RPC over one multiplexed connection per address.
 
+mod backoff;
 mod callback;
 mod pool;
 mod response_future;
@@ -39,7 +40,9 @@ fn close_after_sync_timeout(timeout: Duration, left: Duration) -> bool {
 }
 
 /// An RPC client for the remoting protocol: one multiplexed connection per address string,
-/// connected lazily (within the connect timeout) and replaced on next use once closed.
+/// connected lazily (within the connect timeout) and replaced on next use once closed. After a
+/// failed connect, calls to that address fail at once for a growing window
+/// ([`RemotingConfig::reconnect_backoff`]); the first call after it tries again.
 ///
 /// Cheap to clone; clones share connections, processors and the hook. Requests are matched to
 /// replies by opaque. Every call ends with a reply or a typed [`RemotingError`]: a timed-out
@@ -142,7 +145,10 @@ impl RemotingClient {
     ///
     /// # Errors
     /// [`RemotingError::Connect`]/[`ConnectTimeout`](RemotingError::ConnectTimeout) (never
-    /// delivered), [`RemotingError::Timeout`], [`RemotingError::ConnectionClosed`],
+    /// delivered), [`RemotingError::Backoff`] at once while `addr` is in its reconnect backoff
+    /// window after a failed connect ([`RemotingConfig::reconnect_backoff`]; never delivered),
+    /// [`RemotingError::Timeout`], [`RemotingError::ConnectionClosed`],
+    /// [`RemotingError::Protocol`] (the peer sent an undecodable frame),
     /// [`RemotingError::Overloaded`] (the connection's queue is over
     /// [`max_queued_bytes`](RemotingConfig::max_queued_bytes)), [`RemotingError::FrameTooLarge`],
     /// [`RemotingError::Encode`], [`RemotingError::Shutdown`].

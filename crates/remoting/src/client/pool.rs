@@ -1,4 +1,5 @@
-//! One connection per address: lazily connected, replaced on next use once closed.
+//! One connection per address: lazily connected, replaced on next use once closed; after a
+//! failed connect, calls fail at once until the address's backoff window passes.
 
 use std::sync::atomic::AtomicI32;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::backoff::Backoffs;
 use crate::config::RemotingConfig;
 use crate::connection::{ConnOptions, Connection};
 use crate::error::RemotingError;
@@ -19,6 +21,8 @@ pub(super) struct Pool {
     conns: DashMap<String, Connection>,
     /// One connect at a time per address; an entry lives while someone connects there.
     connecting: DashMap<String, Arc<Mutex<()>>>,
+    /// Addresses whose last connect failed, and until when calls to them fail at once.
+    backoff: Backoffs,
 }
 
 /// A share of the per-address connect lock; the last share to go removes the map entry, so
@@ -50,7 +54,8 @@ impl Drop for ConnectingSlot<'_> {
 }
 
 impl Pool {
-    /// The live connection to `addr`, connecting first if there is none.
+    /// The live connection to `addr`, connecting first if there is none; fails at once with
+    /// [`RemotingError::Backoff`] while `addr` is in its reconnect backoff window.
     pub(super) async fn get(
         &self,
         addr: &str,
@@ -66,20 +71,18 @@ impl Pool {
         if let Some(c) = self.live(addr) {
             return Ok(c);
         }
-        let start = Instant::now();
-        let limit = deadline.min(start + config.connect_timeout);
+        self.backoff.check(addr)?;
+        let ctx = ConnectCtx {
+            addr,
+            start: Instant::now(),
+            deadline,
+            config,
+            processors,
+            opaque,
+            shut,
+        };
         // Boxed: connecting is rare, and would otherwise size every call's future for it.
-        let connect = Box::pin(self.connect(addr, config, processors, opaque, shut));
-        match tokio::time::timeout_at(limit, connect).await {
-            Ok(r) => r,
-            Err(_) => {
-                tracing::debug!(addr, "connect timed out");
-                Err(RemotingError::ConnectTimeout {
-                    addr: addr.to_owned(),
-                    after: start.elapsed(),
-                })
-            }
-        }
+        Box::pin(self.connect(ctx)).await
     }
 
     fn live(&self, addr: &str) -> Option<Connection> {
@@ -87,57 +90,54 @@ impl Pool {
         (!c.is_closed()).then_some(c)
     }
 
-    async fn connect(
-        &self,
-        addr: &str,
-        config: &RemotingConfig,
-        processors: &ProcessorTable,
-        opaque: &Arc<AtomicI32>,
-        shut: &CancellationToken,
-    ) -> Result<Connection, RemotingError> {
+    /// One connect at a time per address: waits for the address's lock, then connects unless
+    /// another caller connected (or failed, opening a backoff window) meanwhile. The attempt's
+    /// outcome is recorded in the backoff table under the lock, so the callers waiting for it
+    /// see it.
+    async fn connect(&self, ctx: ConnectCtx<'_>) -> Result<Connection, RemotingError> {
+        let addr = ctx.addr;
+        let config = ctx.config;
+        let full = ctx.start + config.connect_timeout;
+        let limit = ctx.deadline.min(full);
+        let timed_out = || {
+            tracing::debug!(addr, "connect timed out");
+            RemotingError::ConnectTimeout {
+                addr: addr.to_owned(),
+                after: ctx.start.elapsed(),
+            }
+        };
         let slot = ConnectingSlot::take(&self.connecting, addr);
-        let _one_at_a_time = slot.lock().lock().await;
+        let Ok(_one_at_a_time) = tokio::time::timeout_at(limit, slot.lock().lock()).await else {
+            return Err(timed_out());
+        };
         if let Some(c) = self.live(addr) {
             return Ok(c);
         }
-        if shut.is_cancelled() {
+        if ctx.shut.is_cancelled() {
             return Err(RemotingError::Shutdown);
         }
-        let stream = TcpStream::connect(addr).await.map_err(|source| {
-            tracing::debug!(addr, error = %source, "connect failed");
-            RemotingError::Connect {
-                addr: addr.to_owned(),
-                source,
+        self.backoff.check(addr)?;
+        let conn = match tokio::time::timeout_at(limit, open(&ctx)).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => {
+                self.backoff.failed(addr, &config.reconnect_backoff, &e);
+                return Err(e);
             }
-        })?;
-        if let Err(e) = stream.set_nodelay(config.tcp_nodelay) {
-            tracing::debug!(addr, error = %e, "could not set TCP_NODELAY");
-        }
-        let opts = ConnOptions::new(
-            addr.to_owned(),
-            config,
-            processors.clone(),
-            Arc::clone(opaque),
-        );
-        let conn = match &config.tls {
-            None => Connection::start(stream, opts),
-            Some(tls) => {
-                let peer = stream
-                    .peer_addr()
-                    .map_err(|source| RemotingError::Connect {
-                        addr: addr.to_owned(),
-                        source,
-                    })?;
-                // Within the caller's connect timeout, like the TCP connect.
-                let stream = tls.connect(addr, stream).await?;
-                Connection::start_io(stream, peer, opts)
+            Err(_) => {
+                let e = timed_out();
+                // Only the address's own fault: a caller's shorter deadline says nothing of it.
+                if limit == full {
+                    self.backoff.failed(addr, &config.reconnect_backoff, &e);
+                }
+                return Err(e);
             }
         };
+        self.backoff.succeeded(addr);
         tracing::info!(addr, tls = config.tls.is_some(), "connected");
         if let Some(old) = self.conns.insert(addr.to_owned(), conn.clone()) {
             old.close();
         }
-        if shut.is_cancelled() {
+        if ctx.shut.is_cancelled() {
             // Raced with shutdown: do not leave a connection behind.
             conn.close();
             return Err(RemotingError::Shutdown);
@@ -174,6 +174,54 @@ impl Pool {
     }
 }
 
+/// What one connect needs.
+struct ConnectCtx<'a> {
+    addr: &'a str,
+    /// When the call started connecting (the connect timeout counts from here).
+    start: Instant,
+    /// The call's deadline.
+    deadline: Instant,
+    config: &'a RemotingConfig,
+    processors: &'a ProcessorTable,
+    opaque: &'a Arc<AtomicI32>,
+    shut: &'a CancellationToken,
+}
+
+/// Opens a connection: TCP connect, then the TLS handshake when configured.
+async fn open(ctx: &ConnectCtx<'_>) -> Result<Connection, RemotingError> {
+    let (addr, config) = (ctx.addr, ctx.config);
+    let stream = TcpStream::connect(addr).await.map_err(|source| {
+        tracing::debug!(addr, error = %source, "connect failed");
+        RemotingError::Connect {
+            addr: addr.to_owned(),
+            source,
+        }
+    })?;
+    if let Err(e) = stream.set_nodelay(config.tcp_nodelay) {
+        tracing::debug!(addr, error = %e, "could not set TCP_NODELAY");
+    }
+    let opts = ConnOptions::new(
+        addr.to_owned(),
+        config,
+        ctx.processors.clone(),
+        Arc::clone(ctx.opaque),
+    );
+    Ok(match &config.tls {
+        None => Connection::start(stream, opts),
+        Some(tls) => {
+            let peer = stream
+                .peer_addr()
+                .map_err(|source| RemotingError::Connect {
+                    addr: addr.to_owned(),
+                    source,
+                })?;
+            // Within the caller's connect timeout, like the TCP connect.
+            let stream = tls.connect(addr, stream).await?;
+            Connection::start_io(stream, peer, opts)
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -203,11 +251,16 @@ mod tests {
         let gone = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let refused = gone.local_addr().expect("addr").to_string();
         drop(gone);
-        for _ in 0..3 {
+        for i in 0..3 {
             let r = pool
                 .get(&refused, deadline, &config, &processors, &opaque, &shut)
                 .await;
-            assert!(matches!(r, Err(RemotingError::Connect { .. })), "{r:?}");
+            match r {
+                Err(RemotingError::Connect { .. }) if i == 0 => {}
+                // Then within the backoff window.
+                Err(RemotingError::Backoff { .. }) if i > 0 => {}
+                other => panic!("call {i}: {other:?}"),
+            }
         }
         assert_eq!(pool.connecting_len(), 0, "after failed connects");
         conn.close();

@@ -12,6 +12,7 @@
 //! task ends, the writer fails every queued frame with `written: false`, then every waiter with
 //! `written` as the writer recorded it, so no caller ever hangs.
 
+mod cause;
 mod gather;
 mod handle;
 pub(crate) mod pending;
@@ -39,8 +40,8 @@ use crate::command::RemotingCommand;
 use crate::config::{OverloadPolicy, RemotingConfig};
 use crate::error::RemotingError;
 use crate::processor::ProcessorTable;
-use crate::tls::TlsCause;
 
+pub(crate) use cause::CloseCause;
 pub use handle::ConnectionHandle;
 use pending::PendingTable;
 pub(crate) use pending::{PendingGuard, Reply};
@@ -168,9 +169,10 @@ pub(crate) struct Shared {
     /// Milliseconds since `started` of the last frame read (for the idle timeout).
     pub(crate) last_read_ms: AtomicU64,
     pub(crate) started: Instant,
-    /// Set by the reader before it closes the connection over a TLS refusal: the waiters
-    /// then fail with `RemotingError::Tls` rather than `ConnectionClosed`.
-    pub(crate) tls_cause: OnceLock<TlsCause>,
+    /// Set by the reader before it closes the connection over a TLS refusal or a protocol
+    /// error: the waiters then fail with `RemotingError::Tls` or `RemotingError::Protocol`
+    /// rather than `ConnectionClosed`.
+    close_cause: OnceLock<CloseCause>,
 }
 
 impl Shared {
@@ -188,18 +190,6 @@ impl Shared {
     /// Resolves once the connection is closed or closing.
     pub(crate) async fn closed(&self) {
         self.closed.cancelled().await;
-    }
-
-    /// What a waiter gets when the connection closed under it: `ConnectionClosed`, or the TLS
-    /// refusal that closed it.
-    pub(crate) fn closed_error(&self, written: bool) -> RemotingError {
-        match self.tls_cause.get() {
-            Some(cause) => cause.error(&self.opts.addr),
-            None => RemotingError::ConnectionClosed {
-                addr: self.opts.addr.clone(),
-                written,
-            },
-        }
     }
 }
 
@@ -265,7 +255,7 @@ impl Connection {
             finished: CancellationToken::new(),
             last_read_ms: AtomicU64::new(0),
             started: Instant::now(),
-            tls_cause: OnceLock::new(),
+            close_cause: OnceLock::new(),
         });
         let conn = Self { shared };
         let span =

@@ -9,7 +9,7 @@ use rmq_common::ResponseCode;
 use tokio::io::AsyncRead;
 use tokio_util::codec::FramedRead;
 
-use super::{Connection, ConnectionHandle};
+use super::{CloseCause, Connection, ConnectionHandle, Shared};
 use crate::codec::RemotingCodec;
 use crate::command::RemotingCommand;
 use crate::error::DecodeError;
@@ -58,31 +58,38 @@ pub(super) async fn run<R: AsyncRead + Unpin>(guard: CloseOnDrop, rd: R) {
                 }
             }
             Some(Err(e)) => {
-                match TlsCause::of(&e, first) {
-                    Some(cause @ TlsCause::PeerSpeaksTls) => {
-                        tracing::warn!(
-                            "the peer speaks TLS on this plain connection (a TLS-only server, \
-                             or a TLS client on a plain port); closing"
-                        );
-                        let _ = shared.tls_cause.set(cause);
-                    }
-                    Some(cause) => {
-                        tracing::warn!(error = %e, "the peer refused the TLS session; closing");
-                        let _ = shared.tls_cause.set(cause);
-                    }
-                    None if matches!(e, DecodeError::Io(_)) => {
-                        tracing::debug!(error = %e, "read failed; closing the connection");
-                    }
-                    None => {
-                        tracing::warn!(error = %e, "undecodable frame; closing the connection");
-                    }
-                }
+                on_read_error(shared, e, first);
                 break;
             }
             None => {
                 tracing::debug!("peer closed the connection");
                 break;
             }
+        }
+    }
+}
+
+/// Logs why reading failed and records the cause the waiters will get: a TLS refusal, or a
+/// protocol error (anything but a plain read failure, which stays `ConnectionClosed`).
+fn on_read_error(shared: &Shared, e: DecodeError, first: bool) {
+    match TlsCause::of(&e, first) {
+        Some(cause @ TlsCause::PeerSpeaksTls) => {
+            tracing::warn!(
+                "the peer speaks TLS on this plain connection (a TLS-only server, \
+                 or a TLS client on a plain port); closing"
+            );
+            shared.set_close_cause(CloseCause::Tls(cause));
+        }
+        Some(cause) => {
+            tracing::warn!(error = %e, "the peer refused the TLS session; closing");
+            shared.set_close_cause(CloseCause::Tls(cause));
+        }
+        None if matches!(e, DecodeError::Io(_)) => {
+            tracing::debug!(error = %e, "read failed; closing the connection");
+        }
+        None => {
+            tracing::warn!(error = %e, "undecodable frame; closing the connection");
+            shared.set_close_cause(CloseCause::Protocol(e));
         }
     }
 }
