@@ -152,3 +152,38 @@ pub fn acl_cluster(test: &str) -> Option<AclCluster> {
 
 /// A generous bound for any single await in an interop test.
 pub const INTEROP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The pid of a running process of `cluster` (`rocketmq-dev.sh status` prints
+/// `broker-b running (pid 1234)`), `None` when it is not running.
+pub fn cluster_pid(cluster: &RealCluster, name: &str) -> Option<u32> {
+    let out = run_script(cluster, &["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let prefix = format!("{name} running (pid ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .and_then(|pid| pid.trim().parse().ok())
+}
+
+/// Kills broker `name` of `cluster` with SIGKILL (no graceful shutdown: its connections reset, it
+/// does not unregister from the name server) and waits, at most `limit`, until it is gone. The
+/// pid comes from the script's own pid file (through `status`), so only the broker the script
+/// started is killed; `start-broker` starts it again.
+pub fn kill_broker_hard(cluster: &RealCluster, name: &str, limit: Duration) -> Result<(), String> {
+    let pid = cluster_pid(cluster, name).ok_or_else(|| format!("{name} is not running"))?;
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .map_err(|e| format!("kill -KILL {pid}: {e}"))?;
+    if !status.success() {
+        return Err(format!("kill -KILL {pid}: {status}"));
+    }
+    let deadline = Instant::now() + limit;
+    while cluster_pid(cluster, name).is_some() {
+        if Instant::now() >= deadline {
+            return Err(format!("{name} (pid {pid}) still running after {limit:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}

@@ -56,7 +56,7 @@ pub enum NameServerError {
     /// its reconnect backoff window (skipped at once) within the deadline. Why the last one
     /// failed is the source, `last`: its own sources name the cause (an OS error, an
     /// undecodable frame, ...).
-    #[error("no name server reachable (tried {})", .tried.join(", "))]
+    #[error("every name server failed (tried {})", .tried.join(", "))]
     Unreachable {
         /// The addresses tried, in order.
         tried: Vec<String>,
