@@ -1,10 +1,14 @@
-//! Decoder invariants shared by the cargo-fuzz target `decode_frame` and the corpus test.
+//! Decoder invariants shared by the cargo-fuzz targets (`decode_frame`, `decode_header`) and the
+//! corpus test.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
+use bytestring::ByteString;
+use rmq_common::{ExtFields, LanguageCode};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::codec::RemotingCodec;
 use crate::command::RemotingCommand;
+use crate::{header_binary, header_json};
 
 /// The frame limit used by [`check_decode`]: small, so the fuzzer reaches the limit checks.
 pub const FUZZ_MAX_FRAME_LENGTH: usize = 64 * 1024;
@@ -93,4 +97,132 @@ fn check_round_trip(cmd: &RemotingCommand) {
         .expect("complete frame");
     assert_eq!(&back, cmd, "encode(decode(x)) changed the command");
     assert!(buf.is_empty());
+}
+
+/// Inputs up to this length always decode (ROCKETMQ) to a command that re-encodes: replacing
+/// invalid UTF-8 at most triples a string, which keeps every key under `i16::MAX` bytes and the
+/// header under the 24-bit limit.
+const HEADER_ALWAYS_ENCODES: usize = 10_000;
+
+/// Runs both header decoders (JSON and ROCKETMQ binary) over `bytes`, taken as one header, and
+/// panics if an invariant breaks:
+///
+/// 1. decoding never panics, in either serialization;
+/// 2. a decoded header re-encodes in its own serialization (JSON always; ROCKETMQ whenever the
+///    input is at most `HEADER_ALWAYS_ENCODES` = 10 000 bytes), and that encoding decodes to the
+///    same command with the same ext entries in the same order (duplicates included) and
+///    re-encodes to the same bytes;
+/// 3. a ROCKETMQ header carried over to JSON decodes to the same command, with the language
+///    read as JSON can name it (an unnamed language code becomes `OTHER`);
+/// 4. a JSON header carried over to ROCKETMQ (when it fits: codes and versions are `i16` there)
+///    decodes to the same command under Java's "length 0 = null" rule: an empty remark is
+///    absent, an empty key is skipped, an empty value removes its key.
+///
+/// Returns which decoders accepted the input (the corpus test checks both stay covered).
+///
+/// # Panics
+/// When an invariant does not hold (that is the point).
+pub fn check_header(bytes: &[u8]) -> HeaderDecoded {
+    let header = Bytes::copy_from_slice(bytes);
+    let mut decoded = HeaderDecoded::default();
+    if let Ok(cmd) = header_json::decode(&header) {
+        decoded.json = true;
+        let json = json_round_trip(&cmd);
+        assert_eq!(json, cmd, "JSON: decode(encode(h)) changed the header");
+        let mut bin = BytesMut::new();
+        if header_binary::encode(&cmd, &mut bin).is_ok() {
+            let back = header_binary::decode(&bin.freeze()).expect("JSON header as ROCKETMQ");
+            let want = java_nulls(&cmd);
+            assert_same(&back, &want, "JSON header carried over to ROCKETMQ");
+        }
+    }
+    if let Ok(cmd) = header_binary::decode(&header) {
+        decoded.binary = true;
+        match binary_round_trip(&cmd) {
+            Some(back) => assert_same(&back, &cmd, "ROCKETMQ: decode(encode(h))"),
+            None => assert!(
+                bytes.len() > HEADER_ALWAYS_ENCODES,
+                "a decoded ROCKETMQ header of {} bytes does not re-encode",
+                bytes.len()
+            ),
+        }
+        let json = json_round_trip(&cmd);
+        let mut want = cmd.clone();
+        if want.language.name().is_none() {
+            want.language = LanguageCode::OTHER;
+        }
+        assert_same(&json, &want, "ROCKETMQ header carried over to JSON");
+    }
+    decoded
+}
+
+/// Which header decoders accepted an input of [`check_header`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeaderDecoded {
+    /// The JSON decoder accepted it.
+    pub json: bool,
+    /// The ROCKETMQ binary decoder accepted it.
+    pub binary: bool,
+}
+
+/// JSON-encodes `cmd`'s header, decodes it, checks the second encoding is byte-identical.
+fn json_round_trip(cmd: &RemotingCommand) -> RemotingCommand {
+    let mut first = BytesMut::new();
+    header_json::encode(cmd, &mut first);
+    let first = first.freeze();
+    let back = header_json::decode(&first).unwrap_or_else(|e| {
+        panic!(
+            "the JSON encoder wrote a header its decoder rejects ({e}): {:?}",
+            String::from_utf8_lossy(&first)
+        )
+    });
+    let mut second = BytesMut::new();
+    header_json::encode(&back, &mut second);
+    assert_eq!(first, second.freeze(), "JSON: encoding is not stable");
+    back
+}
+
+/// ROCKETMQ-encodes `cmd`'s header (`None` when it does not fit), decodes it, checks the second
+/// encoding is byte-identical.
+fn binary_round_trip(cmd: &RemotingCommand) -> Option<RemotingCommand> {
+    let mut first = BytesMut::new();
+    header_binary::encode(cmd, &mut first).ok()?;
+    let first = first.freeze();
+    let back = header_binary::decode(&first).unwrap_or_else(|e| {
+        panic!("the ROCKETMQ encoder wrote a header its decoder rejects ({e}): {first:?}")
+    });
+    let mut second = BytesMut::new();
+    header_binary::encode(&back, &mut second).expect("a re-decoded header re-encodes");
+    assert_eq!(first, second.freeze(), "ROCKETMQ: encoding is not stable");
+    Some(back)
+}
+
+/// Equal commands with the same raw ext entries (order and duplicates included).
+fn assert_same(got: &RemotingCommand, want: &RemotingCommand, what: &str) {
+    assert_eq!(got, want, "{what} changed the header");
+    let entries = |c: &RemotingCommand| c.ext_fields.entries().cloned().collect::<Vec<_>>();
+    assert_eq!(
+        entries(got),
+        entries(want),
+        "{what} changed the ext entries"
+    );
+}
+
+/// `cmd` as the ROCKETMQ decoder reads it back: Java's "length 0 = null" rule applied.
+fn java_nulls(cmd: &RemotingCommand) -> RemotingCommand {
+    let mut out = cmd.clone();
+    out.remark = cmd.remark.clone().filter(|r| !r.is_empty());
+    let mut ext = ExtFields::new();
+    for (k, v) in cmd.ext_fields.iter() {
+        if k.is_empty() {
+            continue;
+        }
+        if v.is_empty() {
+            ext.remove(k);
+        } else {
+            ext.push(ByteString::from(k), ByteString::from(v));
+        }
+    }
+    out.ext_fields = ext;
+    out
 }
