@@ -332,17 +332,7 @@ impl Outcome {
     }
 }
 
-/// `e` and its `source()` chain on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cur = c.source();
-    }
-    text
-}
+use rmq_testkit::error_line as chain;
 
 type Log = Arc<Mutex<Vec<Outcome>>>;
 

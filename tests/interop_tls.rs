@@ -92,17 +92,7 @@ fn remoting_cause(err: &SendError) -> Option<&RemotingError> {
     None
 }
 
-/// `err` and its causes, `: `-separated.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut cause = err.source();
-    while let Some(e) = cause {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        cause = e.source();
-    }
-    out
-}
+use rmq_testkit::error_line as chain;
 
 /// `VIEW_MESSAGE_BY_ID` of the message of `r` on the broker at `addr`: its body.
 async fn read_back(client: &RemotingClient, addr: &str, r: &SendResult) -> Vec<u8> {

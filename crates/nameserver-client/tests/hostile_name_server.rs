@@ -1,7 +1,6 @@
 //! A name server that answers garbage, and one the remoting client is backing off from: the
 //! route request fails (or fails over) at once, and the error chain names the cause.
 
-use std::error::Error;
 use std::future::Future;
 use std::time::Duration;
 
@@ -20,16 +19,7 @@ async fn within<F: Future>(f: F) -> F::Output {
         .expect("test step timed out")
 }
 
-/// `err` and every source below it, as text.
-fn chain(err: &dyn Error) -> Vec<String> {
-    let mut out = vec![err.to_string()];
-    let mut next = err.source();
-    while let Some(e) = next {
-        out.push(e.to_string());
-        next = e.source();
-    }
-    out
-}
+use rmq_testkit::error_chain as chain;
 
 /// A peer that reads one whole request frame and answers it with a frame whose JSON header
 /// does not parse, then waits for the client to close.

@@ -53,17 +53,7 @@ async fn cluster(brokers: usize) -> MockCluster {
         .expect("cluster")
 }
 
-/// `e` and its `source()` chain on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cur = c.source();
-    }
-    text
-}
+use rmq_testkit::error_line as chain;
 
 /// The transport error behind `kind` (itself, or the last attempt's of a timeout or of
 /// exhausted retries).

@@ -23,6 +23,7 @@
 mod broker;
 mod cluster;
 mod endpoint;
+mod error_chain;
 #[cfg(feature = "test-util")]
 mod faults;
 #[cfg(not(feature = "test-util"))]
@@ -35,6 +36,7 @@ mod store;
 
 pub use broker::MockBroker;
 pub use cluster::{broker_name, MockCluster, AUTO_CREATE_TOPIC};
+pub use error_chain::{error_chain, error_line};
 #[cfg(feature = "test-util")]
 pub use faults::{Faults, Reply, MALFORMED_FRAME};
 pub use namesrv::{MockNameServer, RouteRequest};
