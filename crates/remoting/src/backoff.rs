@@ -83,13 +83,18 @@ impl BackoffConfig {
         } else {
             self.jitter.clamp(0.0, 1.0)
         };
-        let max = self.max.as_secs_f64();
+        // A day at most: "no cap" given as Duration::MAX must not overflow instants.
+        let cap = self.max.min(MAX_WINDOW);
+        let max = cap.as_secs_f64();
         let exponent = i32::try_from(failures.saturating_sub(1)).unwrap_or(i32::MAX);
         let base = (self.initial.as_secs_f64() * multiplier.powi(exponent)).min(max);
         let secs = base * (1.0 + jitter * spread.clamp(-1.0, 1.0));
-        Duration::try_from_secs_f64(secs.min(max)).unwrap_or(self.max)
+        Duration::try_from_secs_f64(secs.min(max)).unwrap_or(cap)
     }
 }
+
+/// The longest window, whatever `max` says.
+pub(crate) const MAX_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 
 #[cfg(test)]
 mod tests {
@@ -97,6 +102,25 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    #[test]
+    fn extreme_settings_stay_within_a_day() {
+        let huge = BackoffConfig {
+            initial: Duration::MAX,
+            multiplier: f64::MAX,
+            jitter: 1.0,
+            max: Duration::MAX,
+        };
+        for failures in [1, 2, u32::MAX] {
+            assert_eq!(huge.window(failures, 1.0), MAX_WINDOW);
+        }
+        let no_cap = BackoffConfig {
+            max: Duration::MAX,
+            ..BackoffConfig::default()
+        };
+        assert_eq!(no_cap.window(1, 0.0), ms(100));
+        assert_eq!(no_cap.window(u32::MAX, 0.0), MAX_WINDOW);
     }
 
     #[test]

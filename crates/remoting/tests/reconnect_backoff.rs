@@ -291,3 +291,45 @@ async fn disabled_backoff_connects_on_every_call() {
         assert!(is_refused(&r), "{r:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_black_hole_backs_off_even_when_calls_end_before_the_connect_timeout() {
+    // The peer accepts and never answers the TLS handshake: a connect that never finishes.
+    // Each call's deadline (1.2 s) ends before the connect timeout (3 s).
+    let (l, addr) = listener().await;
+    let addr = addr.to_string();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = l.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            held.push(s);
+        }
+    });
+    let c = RemotingClient::new(RemotingConfig {
+        tls: Some(TlsConfig::dangerous_insecure_no_verify()),
+        reconnect_backoff: BackoffConfig {
+            initial: Duration::from_secs(5),
+            jitter: 0.0,
+            ..BackoffConfig::default()
+        },
+        ..RemotingConfig::default()
+    });
+    let call = Duration::from_millis(1200);
+    let first = within(c.invoke_sync(&addr, request(CODE, "x"), call)).await;
+    assert!(
+        first.as_ref().is_err_and(RemotingError::is_timeout),
+        "{first:?}"
+    );
+    let t0 = Instant::now();
+    let second = within(c.invoke_sync(&addr, request(CODE, "y"), call)).await;
+    let (_, e) = backoff_of(second);
+    assert!(t0.elapsed() < FAST, "failed at once: {e}");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "no second connect inside the window"
+    );
+    within(c.shutdown()).await;
+}

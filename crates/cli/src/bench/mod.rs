@@ -53,7 +53,8 @@ pub(crate) async fn command(args: &BenchArgs, namesrv: &str) -> Result<u8, Fatal
         eprintln!("rmq bench: {}", i.line())
     })
     .await;
-    producer.shutdown().await;
+    // The summary first: after a second signal nobody waits for the abandoned sends (their
+    // outcome is unknown, and reported so), so shutdown gets only a short bound after it.
     if let Some(first) = &report.first_failure {
         eprintln!(
             "rmq bench: {} failed; the first: {first}",
@@ -67,8 +68,25 @@ pub(crate) async fn command(args: &BenchArgs, namesrv: &str) -> Result<u8, Fatal
         );
     }
     print_stdout(&to_json(&report.summary));
+    let bound = if report.summary.abandoned > 0 {
+        ABANDONED_SHUTDOWN
+    } else {
+        plan.send_timeout.saturating_add(ABANDONED_SHUTDOWN)
+    };
+    if tokio::time::timeout(bound, producer.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::debug!(
+            ?bound,
+            "bench: not waiting longer for the producer to shut down"
+        );
+    }
     Ok(report.exit_code)
 }
+
+/// How long the bench waits for the producer to shut down once it abandoned sends.
+const ABANDONED_SHUTDOWN: Duration = Duration::from_secs(1);
 
 impl From<&BenchArgs> for Plan {
     fn from(a: &BenchArgs) -> Self {
@@ -317,6 +335,8 @@ async fn tick_until(
                         );
                     }
                     (Ok(()), _) => {
+                        // Two signals may arrive as one change: stop new sends in any case.
+                        stop.budget.stop();
                         eprintln!(
                             "rmq bench: stopped without waiting for {} in flight (they may have been stored)",
                             rec.in_flight()

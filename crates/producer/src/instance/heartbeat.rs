@@ -165,10 +165,9 @@ pub(crate) async fn unregister_group(
     group: &str,
     timeout: Duration,
 ) -> usize {
-    let timeout = timeout.min(CLIENT_API_TIMEOUT);
-    // A heartbeat to a hung broker may hold the lock up to its own bound: wait for it no longer
-    // than for the unregistration itself.
-    let _beat = match tokio::time::timeout(timeout, instance.beat.lock()).await {
+    // One deadline for the wait for a heartbeat in flight and the requests themselves.
+    let deadline = tokio::time::Instant::now() + timeout.min(CLIENT_API_TIMEOUT);
+    let _beat = match tokio::time::timeout_at(deadline, instance.beat.lock()).await {
         Ok(beat) => Some(beat),
         Err(_) => {
             tracing::debug!("a heartbeat is still in flight; unregistering anyway");
@@ -179,6 +178,10 @@ pub(crate) async fn unregister_group(
     for addr in instance.broker_addrs(true) {
         let instance = Arc::clone(instance);
         let req = unregister_request(&instance.cfg, instance.client_id(), group);
+        // What is left, but a round trip's chance even when the wait took it all.
+        let timeout = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .max(Duration::from_millis(100));
         set.spawn(async move {
             match instance.remoting.invoke_sync(&addr, req, timeout).await {
                 Ok(resp) if resp.response_code() == ResponseCode::SUCCESS => true,

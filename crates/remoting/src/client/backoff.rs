@@ -68,7 +68,7 @@ impl Backoffs {
             });
             entry.failures = entry.failures.saturating_add(1);
             let window = cfg.window(entry.failures, spread);
-            entry.retry_at = now + window;
+            entry.retry_at = now.checked_add(window).unwrap_or(entry.retry_at);
             entry.last = last;
             (entry.failures, window)
         };
@@ -78,8 +78,9 @@ impl Backoffs {
             tracing::debug!(addr, failures, ?window, error = %chain(err), "connect failed again; backing off longer");
         }
         if self.map.len() > PRUNE_ABOVE {
-            let max = cfg.max;
-            self.map.retain(|_, e| now < e.retry_at + max);
+            let max = cfg.max.min(crate::backoff::MAX_WINDOW);
+            self.map
+                .retain(|_, e| e.retry_at.checked_add(max).is_none_or(|until| now < until));
         }
     }
 

@@ -16,6 +16,9 @@ use crate::connection::{ConnOptions, Connection};
 use crate::error::RemotingError;
 use crate::processor::ProcessorTable;
 
+/// A connect left unfinished this long counts as a failed one (see `connect`).
+const BLACK_HOLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 #[derive(Debug, Default)]
 pub(super) struct Pool {
     conns: DashMap<String, Connection>,
@@ -125,8 +128,11 @@ impl Pool {
             }
             Err(_) => {
                 let e = timed_out();
-                // Only the address's own fault: a caller's shorter deadline says nothing of it.
-                if limit == full {
+                // The address's fault when its whole connect timeout ran out, or when it left a
+                // connect (TCP and TLS handshakes) unfinished for a second: a black hole. A
+                // caller's own short deadline says nothing of the address.
+                let long = config.connect_timeout.min(BLACK_HOLE_AFTER);
+                if limit == full || ctx.start.elapsed() >= long {
                     self.backoff.failed(addr, &config.reconnect_backoff, &e);
                 }
                 return Err(e);
