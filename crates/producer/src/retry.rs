@@ -410,9 +410,28 @@ impl<T: Transport> SendState<T> {
                 if !retry {
                     return Settled::Done(self.finish_error(err));
                 }
-                let pause = if more && err.response_code() == Some(ResponseCode::SYSTEM_BUSY) {
-                    let left = time_left(self.job.started, self.job.timeout);
+                let left = time_left(self.job.started, self.job.timeout);
+                let pause = if !more {
+                    Duration::ZERO
+                } else if err.response_code() == Some(ResponseCode::SYSTEM_BUSY) {
                     cfg.busy_backoff.min(left / 4)
+                } else if let Some(retry_in) = backoff_window(&err) {
+                    // The transport will not connect there before `retry_in`: when no other
+                    // broker can take the retry, wait the window out (if the deadline allows)
+                    // instead of spending every attempt on fast refusals.
+                    let elsewhere = match self.job.target {
+                        Target::Queue(_) => 0,
+                        Target::Any => untried_brokers(
+                            &self.info.queues,
+                            &self.info.static_endpoints,
+                            &self.tally.brokers,
+                        ),
+                    };
+                    if elsewhere == 0 && retry_in < left {
+                        retry_in
+                    } else {
+                        Duration::ZERO
+                    }
                 } else {
                     Duration::ZERO
                 };
@@ -517,6 +536,18 @@ fn timeout_error(after: Duration, tally: &Tally, last: Option<Box<ErrorKind>>) -
         attempts: tally.attempts,
         maybe_stored: tally.maybe_stored,
         last,
+    }
+}
+
+/// How long the transport refuses to reconnect to the broker of `err`, when that is why the
+/// attempt failed.
+fn backoff_window(err: &ErrorKind) -> Option<Duration> {
+    match err {
+        ErrorKind::Transport {
+            source: rmq_remoting::RemotingError::Backoff { retry_in, .. },
+            ..
+        } => Some(*retry_in),
+        _ => None,
     }
 }
 

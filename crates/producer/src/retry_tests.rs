@@ -284,3 +284,47 @@ async fn an_asynchronous_launch_and_finish_settle_like_a_call() {
     assert_eq!(tried.len(), 2);
     assert_eq!(result.queue.broker_name, tried[1]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_backed_off_only_broker_is_waited_for_within_the_deadline() {
+    let core = core(FakeTransport::new(1, 2), |_| {});
+    core.transport.script(
+        "broker-a",
+        &[Step::BackedOff(ms(200)), Step::Ok(Duration::ZERO)],
+    );
+    let t0 = Instant::now();
+    let result = run(&core, job(Target::Any, 2, S3)).await.expect("sent");
+    let calls = core.transport.calls();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[1].at - t0, ms(200), "the retry waits the window out");
+    assert!(result.is_some());
+
+    // A window longer than the time left: no wait, the send fails at once.
+    let core = self::core(FakeTransport::new(1, 2), |_| {});
+    core.transport.script(
+        "broker-a",
+        &[
+            Step::BackedOff(ms(5000)),
+            Step::BackedOff(ms(5000)),
+            Step::BackedOff(ms(5000)),
+        ],
+    );
+    let t0 = Instant::now();
+    let err = run(&core, job(Target::Any, 2, S3))
+        .await
+        .expect_err("refused");
+    assert_eq!(t0.elapsed(), Duration::ZERO);
+    assert!(!err.maybe_stored());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backed_off_broker_is_not_waited_for_when_another_can_take_the_retry() {
+    let core = core(FakeTransport::new(2, 1), |_| {});
+    core.transport.script_next(&[Step::BackedOff(ms(200))]);
+    let t0 = Instant::now();
+    run(&core, job(Target::Any, 2, S3)).await.expect("sent");
+    let calls = core.transport.calls();
+    assert_eq!(calls.len(), 2);
+    assert_ne!(calls[0].broker, calls[1].broker);
+    assert_eq!(calls[1].at, t0, "straight to the other broker");
+}

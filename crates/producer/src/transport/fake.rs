@@ -29,6 +29,8 @@ pub(crate) enum Step {
     WrittenThenClosed(Duration),
     /// Never answers: the attempt times out at its budget, written (a black hole).
     BlackHole,
+    /// Refused at once by the transport's reconnect backoff for this long (never written).
+    BackedOff(Duration),
 }
 
 /// One recorded attempt.
@@ -153,6 +155,14 @@ impl FakeTransport {
                     broker: queue.broker_name.clone(),
                     addr: addr(),
                 }),
+                Step::BackedOff(retry_in) => Err(transport(RemotingError::Backoff {
+                    addr: addr(),
+                    retry_in,
+                    last: Arc::new(RemotingError::Connect {
+                        addr: addr(),
+                        source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+                    }),
+                })),
                 Step::Unwritten => Err(transport(RemotingError::ConnectionClosed {
                     addr: addr(),
                     written: false,
