@@ -285,6 +285,16 @@ brokerIp1 = "$HOST"
 listenPort = $port
 storePathRootDir = "$dir/store"
 autoCreateTopicEnable = true
+# Short transaction timers (all in ms), so that the transactional interop tests see the broker's
+# CHECK_TRANSACTION_STATE within seconds, not the defaults' 30 s interval / 6 s timeout: a half
+# message older than transactionTimeout is checked at the next scan (every transactionCheckInterval),
+# at most transactionCheckMax times, then moved to TRANS_CHECK_MAX_TIME_TOPIC. The op batch interval
+# (default 3 s) is how late a commit/rollback's removal record may be written: kept well below both,
+# or a transaction already ended could be checked again (and a second commit store it twice).
+transactionCheckInterval = 1000
+transactionTimeout = 3000
+transactionCheckMax = 15
+transactionOpBatchInterval = 200
 $auth
 
 [broker.brokerServerConfig]

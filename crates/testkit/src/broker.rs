@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use rmq_common::header::send::SendMessageRequestHeader;
 use rmq_common::route::perm;
@@ -13,14 +13,18 @@ use rmq_common::{
     CommandHeader, EndTransactionRequestHeader, HeartbeatData, RequestCode, ResponseCode,
     UnregisterClientRequestHeader, ViewMessageRequestHeader,
 };
-use rmq_remoting::{BoxFuture, ProcessorTable, RemotingCommand, RequestContext};
+use rmq_remoting::{BoxFuture, ConnectionHandle, ProcessorTable, RemotingCommand, RequestContext};
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
 
 use crate::endpoint::{endpoint_knobs, Endpoint};
 use crate::faults::{Faults, Gate};
+use crate::half::EndOutcome;
 use crate::store::{
-    EndTransactionRecord, HeartbeatRecord, SendContext, Store, StoredMessage, TopicConf,
+    now_ms, EndTransactionRecord, HeartbeatRecord, SendContext, Store, StoredMessage, TopicConf,
     UnknownTopic,
 };
+use crate::transaction::{send_checks, TransactionCheck, Transactions};
 
 /// Called when a send auto-creates a topic: `(broker name, topic, queue count)`.
 pub(crate) type CreateHook = Arc<dyn Fn(&str, &str, i32) + Send + Sync>;
@@ -31,6 +35,11 @@ struct Shared {
     unknown: Mutex<UnknownTopic>,
     on_create: Mutex<Option<CreateHook>>,
     requests: Mutex<HashMap<i32, usize>>,
+    tx: Transactions,
+    /// The runtime the broker started on (the check service runs there).
+    runtime: Handle,
+    /// The endpoint's shutdown token.
+    shut: CancellationToken,
 }
 
 impl fmt::Debug for Shared {
@@ -56,6 +65,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// [`MAX_PROPERTIES_BYTES`](crate::MAX_PROPERTIES_BYTES) is answered `MESSAGE_ILLEGAL`, as a
 /// real broker does. With the `test-util` feature's knobs, delay and black hole apply to every
 /// request and scripted replies are consumed one per send.
+///
+/// # Transactional messages
+///
+/// A send with `TRAN_MSG=true` (or the prepared sysFlag, 4) is a **half message**, kept as a
+/// broker keeps it: answered like any send, but stored in queue 0 of
+/// [`TRANS_HALF_TOPIC`](crate::TRANS_HALF_TOPIC) (its own queue offsets: the `queueOffset`
+/// answered is the one `END_TRANSACTION` must carry as `tranStateTableOffset`) and invisible
+/// until committed: see [`half_messages`](Self::half_messages). A batch with a transaction
+/// sysFlag is refused `MESSAGE_ILLEGAL`. `END_TRANSACTION` is handled as
+/// `EndTransactionProcessor` does: COMMIT (8) appends the message to its real topic and queue
+/// (a new record with a new commit-log offset) where [`messages`](Self::messages) shows it,
+/// ROLLBACK (12) drops it, 0 leaves it pending (and gets no answer, as from a broker); a request
+/// for no pending half message, or with the wrong group or offsets, changes nothing and is
+/// answered `SYSTEM_ERROR` (`ILLEGAL_OPERATION`, 604, past a `CHECK_IMMUNITY_TIME_IN_SECONDS`
+/// unless it answers a check; nothing for a oneway request). Heartbeats register each producer
+/// group's connections, to which [`check_transactions`](Self::check_transactions) and the
+/// automatic check ([`set_transaction_check`](Self::set_transaction_check)) send
+/// `CHECK_TRANSACTION_STATE`.
 #[derive(Debug, Clone)]
 pub struct MockBroker {
     endpoint: Endpoint,
@@ -88,6 +115,9 @@ impl MockBroker {
             unknown: Mutex::new(unknown),
             on_create: Mutex::new(None),
             requests: Mutex::new(HashMap::new()),
+            tx: Transactions::default(),
+            runtime: Handle::current(),
+            shut: endpoint.shut.clone(),
         });
         let table = endpoint.server.processors();
         for code in [
@@ -99,12 +129,17 @@ impl MockBroker {
             RequestCode::VIEW_MESSAGE_BY_ID,
             RequestCode::END_TRANSACTION,
         ] {
-            let (s, f) = (shared.clone(), endpoint.faults.clone());
+            // Weak: the broker keeps the connections of producer groups, whose processors
+            // must not keep the broker alive in turn.
+            let (s, f) = (Arc::downgrade(&shared), endpoint.faults.clone());
             let processor = move |ctx: RequestContext,
                                   req: RemotingCommand|
                   -> BoxFuture<'static, Option<RemotingCommand>> {
-                let (s, f) = (s.clone(), f.clone());
-                Box::pin(async move { process(&s, &f, &ctx, req).await })
+                let (s, f) = (s.upgrade(), f.clone());
+                Box::pin(async move {
+                    let s = s?;
+                    process(&s, &f, &ctx, req).await
+                })
             };
             table.register(code, Arc::new(processor));
         }
@@ -174,7 +209,7 @@ impl MockBroker {
         self.shared.store.messages().len()
     }
 
-    /// Forgets the stored messages (offsets keep counting).
+    /// Forgets the stored messages (offsets keep counting; pending half messages stay).
     pub fn clear_messages(&self) {
         self.shared.store.clear_messages();
     }
@@ -200,11 +235,84 @@ impl MockBroker {
         self.shared.store.unregisters()
     }
 
-    /// `END_TRANSACTION` requests received.
+    /// `END_TRANSACTION` requests received (whatever they did).
     #[must_use]
     pub fn end_transactions(&self) -> Vec<EndTransactionRecord> {
         self.shared.store.end_transactions()
     }
+
+    /// The pending half messages, in commit-log order, as a broker stores them: topic
+    /// [`TRANS_HALF_TOPIC`](crate::TRANS_HALF_TOPIC), queue 0 and its offsets, the transaction
+    /// type of the sysFlag reset to 0, the properties `REAL_TOPIC`, `REAL_QID` and
+    /// `__transactionId__` added (and `TRANSACTION_CHECK_TIMES` once checked). `header` is the
+    /// send request's, `msg_id` the one answered.
+    #[must_use]
+    pub fn half_messages(&self) -> Vec<StoredMessage> {
+        self.shared.store.half_messages()
+    }
+
+    /// How many times the pending half message at `commit_log_offset` has been checked (a
+    /// check counts when due, even with no producer connection to send it to).
+    #[must_use]
+    pub fn half_check_count(&self, commit_log_offset: i64) -> Option<u32> {
+        self.shared.store.half_check_count(commit_log_offset)
+    }
+
+    /// The live connections a heartbeat registered for the producer group `group` (and no
+    /// `UNREGISTER_CLIENT` removed).
+    #[must_use]
+    pub fn producer_connections(&self, group: &str) -> Vec<ConnectionHandle> {
+        self.shared.tx.connections(group)
+    }
+
+    /// Checks every pending half message now, whatever its age or check count: sends
+    /// `CHECK_TRANSACTION_STATE` oneway to one live connection of its group (`PGROUP`), in
+    /// turn among several. Returns how many checks were written; a half message whose group
+    /// has no connection is skipped (but its check count goes up, as on a broker).
+    pub async fn check_transactions(&self) -> usize {
+        send_checks(&self.shared.store, &self.shared.tx, None).await
+    }
+
+    /// Starts (or replaces, or with `None` stops) the automatic transaction check: a task
+    /// that runs a check pass every `interval` (see [`TransactionCheck`]) until the broker is
+    /// shut down or dropped. `min_age` also becomes the transaction timeout an
+    /// `END_TRANSACTION` is judged by (`CHECK_IMMUNITY_TIME_IN_SECONDS`; 6 s without a check).
+    pub fn set_transaction_check(&self, check: Option<TransactionCheck>) {
+        let Some(check) = check else {
+            self.shared.tx.stop_check();
+            return;
+        };
+        let stop = self.shared.shut.child_token();
+        self.shared.tx.set_check(check, stop.clone());
+        let weak = Arc::downgrade(&self.shared);
+        self.shared.runtime.spawn(check_service(weak, check, stop));
+        tracing::debug!(broker = %self.shared.name, ?check, "transaction check service started");
+    }
+}
+
+/// The automatic check: a pass every `check.interval` until `stop` or the broker is gone.
+async fn check_service(shared: Weak<Shared>, check: TransactionCheck, stop: CancellationToken) {
+    let period = check.interval.max(std::time::Duration::from_millis(1));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => break,
+            _ = ticks.tick() => {}
+        }
+        let Some(s) = shared.upgrade() else { break };
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => break,
+            sent = send_checks(&s.store, &s.tx, Some(check.rules())) => {
+                if sent > 0 {
+                    tracing::debug!(broker = %s.name, sent, "transaction check pass");
+                }
+            }
+        }
+    }
+    tracing::debug!("transaction check service ended");
 }
 
 async fn process(
@@ -230,6 +338,9 @@ async fn process(
         RequestCode::UNREGISTER_CLIENT => {
             match req.decode_header::<UnregisterClientRequestHeader>() {
                 Ok(h) => {
+                    if let Some(group) = &h.producer_group {
+                        shared.tx.unregister(group, ctx.peer_addr());
+                    }
                     shared.store.record_unregister(h);
                     req.response_to(ResponseCode::SUCCESS, None)
                 }
@@ -237,18 +348,7 @@ async fn process(
             }
         }
         RequestCode::VIEW_MESSAGE_BY_ID => view(shared, &req),
-        RequestCode::END_TRANSACTION => match req.decode_header::<EndTransactionRequestHeader>() {
-            Ok(header) => {
-                shared.store.record_end_transaction(EndTransactionRecord {
-                    header,
-                    remark: req.remark.clone(),
-                    oneway: req.is_oneway(),
-                });
-                // A broker answers nothing; a oneway request gets nothing anyway.
-                req.response_to(ResponseCode::SUCCESS, None)
-            }
-            Err(e) => error(&req, &e),
-        },
+        RequestCode::END_TRANSACTION => return end_transaction(shared, &req),
         _ => req.response_to(
             ResponseCode::REQUEST_CODE_NOT_SUPPORTED,
             Some(format!(" request type {} not supported", req.code)),
@@ -302,9 +402,39 @@ fn send(
     }
 }
 
+/// `END_TRANSACTION`: recorded, then handled as `EndTransactionProcessor` does (a oneway
+/// request gets no answer anyway).
+fn end_transaction(shared: &Shared, req: &RemotingCommand) -> Option<RemotingCommand> {
+    let header = match req.decode_header::<EndTransactionRequestHeader>() {
+        Ok(h) => h,
+        Err(e) => return Some(error(req, &e)),
+    };
+    shared.store.record_end_transaction(EndTransactionRecord {
+        header: header.clone(),
+        remark: req.remark.clone(),
+        oneway: req.is_oneway(),
+    });
+    match shared
+        .store
+        .end_transaction(&header, now_ms(), shared.tx.timeout_ms())
+    {
+        EndOutcome::Committed | EndOutcome::RolledBack => {
+            Some(req.response_to(ResponseCode::SUCCESS, None))
+        }
+        // A broker answers nothing to "unknown" (0) or an unknown value.
+        EndOutcome::NoAnswer => None,
+        EndOutcome::Refused(code, remark) => Some(req.response_to(code, remark)),
+    }
+}
+
 fn heartbeat(shared: &Shared, ctx: &RequestContext, req: &RemotingCommand) -> RemotingCommand {
     match serde_json::from_slice::<HeartbeatData>(&req.body) {
         Ok(data) => {
+            for p in &data.producer_data_set {
+                shared
+                    .tx
+                    .register(&p.group_name, &data.client_id, ctx.connection());
+            }
             shared.store.record_heartbeat(HeartbeatRecord {
                 client_id: data.client_id,
                 producer_groups: data

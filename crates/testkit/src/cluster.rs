@@ -11,6 +11,7 @@ use crate::broker::MockBroker;
 use crate::namesrv::MockNameServer;
 use crate::route::RouteBuilder;
 use crate::store::{StoredMessage, UnknownTopic, TBW102_QUEUE_NUMS};
+use crate::transaction::TransactionCheck;
 
 /// The default topic brokers create unknown topics from.
 pub const AUTO_CREATE_TOPIC: &str = "TBW102";
@@ -177,6 +178,37 @@ impl MockCluster {
         let mut all = self.messages();
         all.retain(|m| m.topic() == topic);
         all
+    }
+
+    /// The pending half messages of every broker (see [`MockBroker::half_messages`]), in
+    /// arrival order.
+    #[must_use]
+    pub fn half_messages(&self) -> Vec<StoredMessage> {
+        let mut all: Vec<StoredMessage> = self
+            .brokers
+            .iter()
+            .flat_map(MockBroker::half_messages)
+            .collect();
+        all.sort_by_key(|m| m.seq);
+        all
+    }
+
+    /// Checks every pending half message of every broker now (see
+    /// [`MockBroker::check_transactions`]); returns how many checks were written.
+    pub async fn check_transactions(&self) -> usize {
+        let mut sent = 0;
+        for b in &self.brokers {
+            sent += b.check_transactions().await;
+        }
+        sent
+    }
+
+    /// Starts, replaces or (`None`) stops the automatic transaction check of every broker (see
+    /// [`MockBroker::set_transaction_check`]).
+    pub fn set_transaction_check(&self, check: Option<TransactionCheck>) {
+        for b in &self.brokers {
+            b.set_transaction_check(check);
+        }
     }
 
     /// Stops the name server and every broker.

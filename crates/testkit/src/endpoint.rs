@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use rmq_remoting::{ProcessorTable, RemotingConfig, RemotingServer};
 use tokio::net::ToSocketAddrs;
+use tokio_util::sync::CancellationToken;
 
 use crate::faults::Faults;
 
@@ -13,6 +14,8 @@ use crate::faults::Faults;
 pub(crate) struct Endpoint {
     pub(crate) server: RemotingServer,
     pub(crate) faults: Faults,
+    /// Cancelled by `shutdown`: the mock's own background tasks stop on it.
+    pub(crate) shut: CancellationToken,
 }
 
 impl Endpoint {
@@ -26,7 +29,11 @@ impl Endpoint {
         faults: Faults,
     ) -> io::Result<Self> {
         let server = RemotingServer::bind(addr, RemotingConfig::default(), processors).await?;
-        Ok(Self { server, faults })
+        Ok(Self {
+            server,
+            faults,
+            shut: CancellationToken::new(),
+        })
     }
 
     pub(crate) fn addr(&self) -> SocketAddr {
@@ -109,6 +116,7 @@ macro_rules! endpoint_knobs {
 
             /// Stops the server: closes every connection and ends its tasks.
             pub async fn shutdown(&self) {
+                self.endpoint.shut.cancel();
                 self.endpoint.server.shutdown().await;
             }
         }

@@ -2,7 +2,8 @@
 //! development (the `rmq dev-broker` command).
 //!
 //! - [`MockNameServer`] serves the routes tests set and change at run time.
-//! - [`MockBroker`] stores what it is sent, in memory, and answers like a broker.
+//! - [`MockBroker`] stores what it is sent, in memory, and answers like a broker, transactional
+//!   messages included (half messages, `END_TRANSACTION`, checks back to the producer group).
 //! - [`MockCluster`] wires a name server and brokers `broker-a`, `broker-b`, ... of one cluster.
 //! - [`interop`]: the variables through which `scripts/rocketmq-dev.sh` describes the real
 //!   clusters to interop tests and benches.
@@ -29,19 +30,23 @@ mod faults;
 #[cfg(not(feature = "test-util"))]
 #[path = "faults_off.rs"]
 mod faults;
+mod half;
 pub mod interop;
 mod namesrv;
 mod route;
 mod store;
+mod transaction;
 
 pub use broker::MockBroker;
 pub use cluster::{broker_name, MockCluster, AUTO_CREATE_TOPIC};
 pub use error_chain::{error_chain, error_line};
 #[cfg(feature = "test-util")]
 pub use faults::{Faults, Reply, MALFORMED_FRAME};
+pub use half::TRANS_HALF_TOPIC;
 pub use namesrv::{MockNameServer, RouteRequest};
 pub use route::{RouteBuilder, CLUSTER};
 pub use store::{
     EndTransactionRecord, HeartbeatRecord, StoredMessage, UnknownTopic, MAX_PROPERTIES_BYTES,
     TBW102_QUEUE_NUMS,
 };
+pub use transaction::TransactionCheck;

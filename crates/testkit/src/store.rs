@@ -1,7 +1,8 @@
 //! The mock broker's in-memory store: topics, commit-log and queue offsets, stored messages and
-//! the records of heartbeats, unregisters and transaction ends. Pure logic, no I/O.
+//! the records of heartbeats, unregisters and transaction ends. Pure logic, no I/O. Half
+//! (transactional) messages are in [`crate::half`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -14,9 +15,11 @@ use rmq_common::message_id::OffsetMessageId;
 use rmq_common::route::perm;
 use rmq_common::stored::{encode_stored_message, MessageExt};
 use rmq_common::{
-    property, EndTransactionRequestHeader, LanguageCode, Message, Properties, RequestCode,
+    property, sysflag, EndTransactionRequestHeader, LanguageCode, Message, Properties, RequestCode,
     ResponseCode, SendMessageResponseHeader, UnregisterClientRequestHeader,
 };
+
+use crate::half::{self, Half};
 
 /// Queue count of the default topic `TBW102` on a mock broker (a broker's `defaultTopicQueueNums`).
 pub const TBW102_QUEUE_NUMS: i32 = 8;
@@ -144,11 +147,13 @@ pub(crate) struct TopicConf {
 }
 
 #[derive(Debug, Default)]
-struct State {
+pub(crate) struct State {
     commit_log_offset: i64,
     queue_offsets: HashMap<(String, i32), i64>,
     topics: HashMap<String, TopicConf>,
-    messages: Vec<StoredMessage>,
+    pub(crate) messages: Vec<StoredMessage>,
+    /// The pending half messages, by commit-log offset.
+    pub(crate) halves: BTreeMap<i64, Half>,
     heartbeats: Vec<HeartbeatRecord>,
     unregisters: Vec<UnregisterClientRequestHeader>,
     end_transactions: Vec<EndTransactionRecord>,
@@ -174,7 +179,7 @@ pub(crate) struct Stored {
 
 #[derive(Debug)]
 pub(crate) struct Store {
-    name: String,
+    pub(crate) name: String,
     addr: SocketAddr,
     seq: Arc<AtomicU64>,
     state: Mutex<State>,
@@ -190,8 +195,31 @@ impl Store {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The next arrival number.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Appends `ext` to the commit log as a broker does: the next offset of its queue and the
+    /// commit-log offset, which then grows by the record's size. Returns it with its offsets
+    /// and its offset message id.
+    pub(crate) fn append(&self, state: &mut State, mut ext: MessageExt) -> (MessageExt, String) {
+        let slot = state
+            .queue_offsets
+            .entry((ext.message.topic().to_owned(), ext.queue_id))
+            .or_insert(0);
+        ext.queue_offset = *slot;
+        *slot += 1;
+        ext.commit_log_offset = state.commit_log_offset;
+        ext.store_host = self.addr;
+        let size = i64::try_from(encode_stored_message(&ext).len()).unwrap_or(i64::MAX);
+        state.commit_log_offset = ext.commit_log_offset.saturating_add(size);
+        let msg_id = OffsetMessageId::new(self.addr, ext.commit_log_offset).encode();
+        (ext, msg_id)
     }
 
     pub(crate) fn set_topic(&self, topic: &str, conf: TopicConf) {
@@ -272,40 +300,39 @@ impl Store {
                 MESSAGE_ILLEGAL_REMARK.to_owned(),
             ));
         }
-        let messages = self.messages_of(&cx)?;
         let header_props = Properties::decode(h.properties.as_deref().unwrap_or(""));
-        let store_timestamp = now_ms();
         let batch = cx.code == RequestCode::SEND_BATCH_MESSAGE;
+        let is_half = !batch && half::is_half(h, &header_props, &self.name);
+        if batch && sysflag::transaction_value(h.sys_flag) != sysflag::TRANSACTION_NOT_TYPE {
+            // A broker's commit log refuses a batch with a transaction type.
+            tracing::warn!(broker = %self.name, topic = %h.topic, "transactional batch refused");
+            return Err((
+                ResponseCode::MESSAGE_ILLEGAL,
+                MESSAGE_ILLEGAL_REMARK.to_owned(),
+            ));
+        }
+        let messages = self.messages_of(&cx)?;
+        let store_timestamp = now_ms();
         let mut msg_ids = Vec::with_capacity(messages.len());
         let mut first_queue_offset = None;
         for (index, message) in messages.into_iter().enumerate() {
-            let commit_log_offset = state.commit_log_offset;
-            let slot = state
-                .queue_offsets
-                .entry((h.topic.clone(), queue_id))
-                .or_insert(0);
-            let queue_offset = *slot;
-            *slot += 1;
-            first_queue_offset.get_or_insert(queue_offset);
             let ext = MessageExt {
                 message,
                 queue_id,
-                queue_offset,
-                commit_log_offset,
                 sys_flag: h.sys_flag,
                 born_timestamp: h.born_timestamp,
                 born_host: cx.born_host,
                 store_timestamp,
-                store_host: self.addr,
                 reconsume_times: h.reconsume_times.unwrap_or(0),
                 ..MessageExt::default()
             };
-            let size = i64::try_from(encode_stored_message(&ext).len()).unwrap_or(i64::MAX);
-            state.commit_log_offset = commit_log_offset.saturating_add(size);
-            let msg_id = OffsetMessageId::new(self.addr, commit_log_offset).encode();
+            // A half message goes to queue 0 of the half topic instead.
+            let ext = if is_half { half::to_half(ext) } else { ext };
+            let (ext, msg_id) = self.append(&mut state, ext);
+            first_queue_offset.get_or_insert(ext.queue_offset);
             msg_ids.push(msg_id.clone());
             let stored = StoredMessage {
-                seq: self.seq.fetch_add(1, Ordering::Relaxed),
+                seq: self.next_seq(),
                 broker: self.name.clone(),
                 code: cx.code,
                 header: h.clone(),
@@ -314,7 +341,14 @@ impl Store {
                 reply_code: cx.reply_code,
                 ext,
             };
-            state.messages.push(stored);
+            if is_half {
+                let offset = stored.ext.commit_log_offset;
+                let (broker, topic) = (&self.name, &h.topic);
+                tracing::debug!(broker, topic, offset, "half message stored");
+                state.halves.insert(offset, Half::new(stored));
+            } else {
+                state.messages.push(stored);
+            }
         }
         let response = SendMessageResponseHeader {
             msg_id: msg_ids.join(","),
@@ -353,12 +387,18 @@ impl Store {
         }
     }
 
+    /// The stored or half message at a commit-log offset.
     pub(crate) fn find_by_offset(&self, commit_log_offset: i64) -> Option<MessageExt> {
-        self.lock()
+        let state = self.lock();
+        state
             .messages
             .iter()
             .find(|m| m.ext.commit_log_offset == commit_log_offset)
             .map(|m| m.ext.clone())
+            .or_else(|| {
+                let half = state.halves.get(&commit_log_offset)?;
+                Some(half.stored.ext.clone())
+            })
     }
 
     pub(crate) fn messages(&self) -> Vec<StoredMessage> {
@@ -394,7 +434,7 @@ impl Store {
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
