@@ -7,6 +7,7 @@ use rmq_remoting::acl::Credentials;
 use rmq_remoting::{RemotingConfig, SerializeType, TlsConfig};
 
 use crate::config::{ConfigError, ProducerConfig};
+use crate::transaction::{TransactionConfig, TransactionListener, TransactionProducer};
 use crate::Producer;
 
 /// Builds and starts a [`Producer`]. There is no "created but not started" producer: a
@@ -213,6 +214,13 @@ impl ProducerBuilder {
         self
     }
 
+    /// Settings of a transactional producer: the listener's budgets and the check pool (see
+    /// [`TransactionConfig`]; used by [`start_transactional`](Self::start_transactional)).
+    pub fn transaction(mut self, cfg: TransactionConfig) -> Self {
+        self.cfg.transaction = cfg;
+        self
+    }
+
     /// The configuration so far.
     #[must_use]
     pub fn config(&self) -> &ProducerConfig {
@@ -238,5 +246,21 @@ impl ProducerBuilder {
     /// A [`ConfigError`] when the configuration is unusable.
     pub async fn start(self) -> Result<Producer, ConfigError> {
         Producer::start(self.cfg).await
+    }
+
+    /// Starts a transactional producer with `listener` (Java's `TransactionMQProducer`): as
+    /// [`start`](Self::start), and the client instance routes the broker's check-backs for this
+    /// group to the listener. The group should be used by one transactional producer per
+    /// process: a check goes to the group's first transactional producer on the instance.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] when the configuration is unusable.
+    pub async fn start_transactional<L: TransactionListener>(
+        self,
+        listener: L,
+    ) -> Result<TransactionProducer<L>, ConfigError> {
+        let tx = self.cfg.transaction.clone();
+        let producer = Producer::start(self.cfg).await?;
+        Ok(TransactionProducer::start(producer, listener, tx))
     }
 }

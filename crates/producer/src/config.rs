@@ -7,6 +7,8 @@ use rmq_nameserver_client::NameServerConfig;
 use rmq_remoting::acl::Credentials;
 use rmq_remoting::{RemotingConfig, SerializeType};
 
+use crate::transaction::TransactionConfig;
+
 /// Java's `DefaultMQProducer.retryResponseCodes` (5.3.1+): the broker codes after which a send is
 /// retried on another broker.
 pub const JAVA_RETRY_RESPONSE_CODES: [ResponseCode; 8] = [
@@ -112,6 +114,9 @@ pub struct ProducerConfig {
     /// ACL credentials: when set, every request (to brokers and name servers) is signed as
     /// Java's `AclClientRPCHook` signs it (default none).
     pub credentials: Option<Credentials>,
+    /// Settings of a transactional producer
+    /// ([`ProducerBuilder::start_transactional`](crate::ProducerBuilder::start_transactional)).
+    pub transaction: TransactionConfig,
 }
 
 impl Default for ProducerConfig {
@@ -143,6 +148,7 @@ impl Default for ProducerConfig {
             serialize_type: SerializeType::Json,
             unit_mode: false,
             credentials: None,
+            transaction: TransactionConfig::default(),
         }
     }
 }
@@ -210,6 +216,9 @@ impl ProducerConfig {
             ),
         ];
         if let Some((_, reason)) = checks.iter().find(|(bad, _)| *bad) {
+            return Err(ConfigError::Invalid(reason));
+        }
+        if let Some(reason) = self.transaction.invalid(MAX_TIMEOUT) {
             return Err(ConfigError::Invalid(reason));
         }
         let durations = [

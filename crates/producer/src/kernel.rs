@@ -180,6 +180,16 @@ pub(crate) struct WireConsts {
 }
 
 impl WireConsts {
+    /// The header serialization of every request.
+    pub(crate) fn serialize_type(&self) -> SerializeType {
+        self.serialize_type
+    }
+
+    /// The language code of every request.
+    pub(crate) fn language(&self) -> LanguageCode {
+        self.language
+    }
+
     pub(crate) fn new(cfg: &ProducerConfig) -> Self {
         Self {
             group: ByteString::from(cfg.group.as_str()),

@@ -32,6 +32,7 @@ mod select;
 mod send;
 mod send_future;
 mod send_result;
+mod transaction;
 mod transport;
 
 pub use builder::ProducerBuilder;
@@ -50,3 +51,7 @@ pub use rmq_remoting::TlsConfig;
 pub use select::{HashSelector, QueueSelector, RandomSelector};
 pub use send_future::SendFuture;
 pub use send_result::{SendResult, SendStatus};
+pub use transaction::{
+    ListenerError, TransactionConfig, TransactionListener, TransactionProducer,
+    TransactionSendResult, TransactionState,
+};

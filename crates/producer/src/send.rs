@@ -191,7 +191,7 @@ pub(crate) async fn resolve_target<T: Transport>(
 }
 
 /// Resolves the target, looks the route up and runs every attempt, in one `send` span.
-async fn run_sync<T: Transport>(
+pub(crate) async fn run_sync<T: Transport>(
     core: &Arc<Core<T>>,
     out: Outgoing,
     msg: &Message,
@@ -254,4 +254,9 @@ pub(crate) fn log_outcome(span: &Span, started: Instant, outcome: &Outcome) {
 /// A reply-mode job always yields a result; `None` only comes from oneway jobs.
 pub(crate) fn expect_result(r: Option<SendResult>) -> Result<SendResult, SendError> {
     r.ok_or(SendError::bare(retry::cancelled(true)))
+}
+
+/// [`expect_result`] before the message is handed back.
+pub(crate) fn expect_result_kind(r: Option<SendResult>) -> Result<SendResult, ErrorKind> {
+    r.ok_or_else(|| retry::cancelled(true))
 }

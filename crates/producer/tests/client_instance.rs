@@ -191,8 +191,9 @@ async fn broker_requests_reach_the_instance_processors_or_are_refused() {
         .expect("the producer's connection");
     let ask = |code| RemotingCommand::request(RequestCode(code), ExtFields::new());
 
-    // No processor: answered REQUEST_CODE_NOT_SUPPORTED, the connection stays up.
-    let resp = timeout(T, conn.invoke(ask(39), Duration::from_secs(5)))
+    // No processor (RESET_CONSUMER_CLIENT_OFFSET, a consumer's): answered
+    // REQUEST_CODE_NOT_SUPPORTED, the connection stays up.
+    let resp = timeout(T, conn.invoke(ask(220), Duration::from_secs(5)))
         .await
         .expect("in time")
         .expect("answered");
@@ -211,8 +212,8 @@ async fn broker_requests_reach_the_instance_processors_or_are_refused() {
             })
         };
     p.instance()
-        .register_processor(RequestCode(39), Arc::new(processor));
-    let resp = timeout(T, conn.invoke(ask(39), Duration::from_secs(5)))
+        .register_processor(RequestCode(220), Arc::new(processor));
+    let resp = timeout(T, conn.invoke(ask(220), Duration::from_secs(5)))
         .await
         .expect("in time")
         .expect("answered");

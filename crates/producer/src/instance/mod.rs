@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ProducerConfig;
+use crate::transaction::{CheckProcessor, CheckRouter};
 
 pub(crate) mod heartbeat;
 pub(crate) mod registry;
@@ -51,6 +52,8 @@ pub struct ClientInstance {
     /// Held while heartbeats are in flight and while a group unregisters, so that a heartbeat
     /// that listed a group never reaches a broker after that group's `UNREGISTER_CLIENT`.
     pub(crate) beat: tokio::sync::Mutex<()>,
+    /// Where `CHECK_TRANSACTION_STATE` requests go: the transactional producers by group.
+    pub(crate) checks: Arc<CheckRouter>,
 }
 
 /// Clears the instance's `alive` flag when the task holding it ends or is dropped.
@@ -72,6 +75,13 @@ impl ClientInstance {
         if let Some(credentials) = &cfg.credentials {
             remoting.set_hook(Arc::new(AclHook::new(credentials.clone())));
         }
+        let checks = Arc::new(CheckRouter::default());
+        remoting.register_processor(
+            RequestCode::CHECK_TRANSACTION_STATE,
+            Arc::new(CheckProcessor {
+                router: Arc::clone(&checks),
+            }),
+        );
         let routes = RouteCache::new(remoting.clone(), cfg.name_server.clone());
         let (new_brokers, new_brokers_rx) = mpsc::unbounded_channel();
         let instance = Arc::new(Self {
@@ -87,6 +97,7 @@ impl ClientInstance {
             background: TaskTracker::new(),
             alive: Arc::new(AtomicBool::new(true)),
             beat: tokio::sync::Mutex::new(()),
+            checks,
         });
         // The refresher ends with the token; its handle is not needed.
         drop(instance.routes.start_refresher(instance.stop.child_token()));

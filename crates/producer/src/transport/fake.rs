@@ -7,12 +7,13 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rmq_common::{MessageQueue, ResponseCode};
+use rmq_common::header::transaction::EndTransactionRequestHeader;
+use rmq_common::{MessageQueue, OffsetMessageId, ResponseCode};
 use rmq_nameserver_client::TopicPublishInfo;
 use rmq_remoting::RemotingError;
 use tokio::time::Instant;
 
-use super::{Attempt, Transport};
+use super::{Attempt, EndTarget, Transport};
 use crate::error::ErrorKind;
 use crate::send_result::{SendResult, SendStatus};
 
@@ -31,6 +32,8 @@ pub(crate) enum Step {
     BlackHole,
     /// Refused at once by the transport's reconnect backoff for this long (never written).
     BackedOff(Duration),
+    /// Stored at once with this status (FLUSH_DISK_TIMEOUT, ...).
+    Stored(SendStatus),
 }
 
 /// One recorded attempt.
@@ -49,6 +52,8 @@ pub(crate) struct FakeTransport {
     /// Steps for the next attempts whatever their broker, used before the brokers' own.
     next: Mutex<VecDeque<Step>>,
     calls: Mutex<Vec<Call>>,
+    /// `END_TRANSACTION`s: where to (`broker:NAME` or the address), header, remark.
+    ends: Mutex<Vec<(String, EndTransactionRequestHeader, Option<String>)>>,
 }
 
 type Answer = Pin<Box<dyn Future<Output = Result<SendResult, ErrorKind>> + Send>>;
@@ -77,7 +82,13 @@ impl FakeTransport {
             scripts: Mutex::default(),
             next: Mutex::default(),
             calls: Mutex::default(),
+            ends: Mutex::default(),
         }
+    }
+
+    /// Every `END_TRANSACTION` so far.
+    pub(crate) fn ends(&self) -> Vec<(String, EndTransactionRequestHeader, Option<String>)> {
+        self.ends.lock().expect("ends").clone()
     }
 
     /// Appends `steps` to `broker`'s script.
@@ -131,20 +142,24 @@ impl FakeTransport {
                 after: budget,
                 written: true,
             };
+            // As a broker answers: the offset id of the store host (offset 4096) and the
+            // message's id as the transaction id.
+            let stored = |status| SendResult {
+                status,
+                offset_msg_id: OffsetMessageId::new(([127, 0, 0, 1], 10_911).into(), 4096).encode(),
+                transaction_id: Some(msg_id.clone()),
+                msg_id: msg_id.clone(),
+                queue: queue.clone(),
+                queue_offset: 7,
+                region_id: "DefaultRegion".to_owned(),
+                trace_on: true,
+            };
             match step {
                 Step::Ok(after) if after < budget => {
                     tokio::time::sleep(after).await;
-                    Ok(SendResult {
-                        status: SendStatus::SendOk,
-                        msg_id,
-                        offset_msg_id: "OFFSET".to_owned(),
-                        queue: queue.clone(),
-                        queue_offset: 0,
-                        transaction_id: None,
-                        region_id: "DefaultRegion".to_owned(),
-                        trace_on: true,
-                    })
+                    Ok(stored(SendStatus::SendOk))
                 }
+                Step::Stored(status) => Ok(stored(status)),
                 Step::Ok(_) | Step::BlackHole => {
                     tokio::time::sleep(budget).await;
                     Err(transport(timeout()))
@@ -204,5 +219,20 @@ impl Transport for FakeTransport {
 
     async fn oneway(&self, attempt: Attempt<'_>) -> Result<(), ErrorKind> {
         self.answer(&attempt).await.map(|_| ())
+    }
+
+    async fn end_transaction(
+        &self,
+        to: EndTarget<'_>,
+        header: EndTransactionRequestHeader,
+        remark: Option<String>,
+        _timeout: Duration,
+    ) -> Result<(), ErrorKind> {
+        let to = match to {
+            EndTarget::Broker(name) => format!("broker:{name}"),
+            EndTarget::Addr(addr) => addr.to_owned(),
+        };
+        self.ends.lock().expect("ends").push((to, header, remark));
+        Ok(())
     }
 }

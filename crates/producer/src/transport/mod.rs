@@ -13,6 +13,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rmq_common::header::transaction::EndTransactionRequestHeader;
 use rmq_common::MessageQueue;
 use rmq_nameserver_client::TopicPublishInfo;
 
@@ -36,6 +37,16 @@ pub(crate) struct Attempt<'a> {
     pub(crate) out: &'a Outgoing,
     /// The longest this attempt may take, connecting and writing included.
     pub(crate) budget: Duration,
+}
+
+/// Where an `END_TRANSACTION` goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EndTarget<'a> {
+    /// The master of the named broker, the one that stored the half message (Java's
+    /// `findBrokerAddressInPublish`).
+    Broker(&'a str),
+    /// The address a check came from (`ip:port`).
+    Addr(&'a str),
 }
 
 /// How the send loop reaches brokers. See the [module docs](self).
@@ -71,4 +82,13 @@ pub(crate) trait Transport: Send + Sync + 'static {
 
     /// Sends once without an answer; resolves once written.
     fn oneway(&self, attempt: Attempt<'_>) -> impl Future<Output = Result<(), ErrorKind>> + Send;
+
+    /// Ends a transaction (oneway, as Java); resolves once written, within `timeout`.
+    fn end_transaction(
+        &self,
+        to: EndTarget<'_>,
+        header: EndTransactionRequestHeader,
+        remark: Option<String>,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), ErrorKind>> + Send;
 }

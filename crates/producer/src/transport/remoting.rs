@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use rmq_common::header::transaction::EndTransactionRequestHeader;
 use rmq_common::MessageQueue;
 use rmq_nameserver_client::{NameServerError, TopicPublishInfo};
 use rmq_remoting::{RemotingCommand, RemotingError, ResponseFuture};
@@ -17,7 +18,7 @@ use crate::instance::ClientInstance;
 use crate::kernel::{build_request, process_response, WireConsts};
 use crate::send_result::SendResult;
 
-use super::{Attempt, Transport};
+use super::{Attempt, EndTarget, Transport};
 
 /// Sends through a [`ClientInstance`] with the header values of one producer.
 #[derive(Debug)]
@@ -178,6 +179,40 @@ impl Transport for RemotingTransport {
             .invoke_oneway(&addr, req, attempt.budget)
             .await
             .map_err(|e| transport_error(&attempt.mq.broker_name, e))
+    }
+
+    async fn end_transaction(
+        &self,
+        to: EndTarget<'_>,
+        header: EndTransactionRequestHeader,
+        remark: Option<String>,
+        timeout: Duration,
+    ) -> Result<(), ErrorKind> {
+        let (broker, addr) = match to {
+            EndTarget::Broker(name) => match self.instance.routes.master_addr(name) {
+                Some(addr) => (name.to_owned(), addr),
+                None => {
+                    return Err(ErrorKind::BrokerNotFound {
+                        broker: name.to_owned(),
+                    })
+                }
+            },
+            EndTarget::Addr(addr) => (
+                header.broker_name.clone().unwrap_or_default(),
+                addr.to_owned(),
+            ),
+        };
+        let req = crate::transaction::end_request(
+            &header,
+            remark,
+            self.wire.serialize_type(),
+            self.wire.language(),
+        );
+        self.instance
+            .remoting
+            .invoke_oneway(&addr, req, timeout)
+            .await
+            .map_err(|e| transport_error(&broker, e))
     }
 }
 
