@@ -48,5 +48,11 @@ if [ -n "${NAMESRV_ADDR:-}" ]; then
   cargo run --quiet --locked --example quickstart
 fi
 
+step "cargo run --example transaction (commit, rollback, unknown then checked back; embedded, then the real cluster)"
+env -u NAMESRV_ADDR cargo run --quiet --locked --example transaction
+if [ -n "${NAMESRV_ADDR:-}" ]; then
+  CHECK_WAIT_SECS=60 cargo run --quiet --locked --example transaction
+fi
+
 step "cargo test --doc"
 cargo test --workspace --doc --locked

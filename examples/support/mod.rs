@@ -5,7 +5,7 @@
 use std::error::Error;
 
 use rmq::producer::SendResult;
-use rmq_testkit::MockCluster;
+use rmq_testkit::{MockCluster, TransactionCheck};
 
 /// Where the example sends: a real name server, or the embedded in-memory dev broker.
 pub(crate) struct Target {
@@ -30,6 +30,13 @@ pub(crate) async fn connect() -> Result<Target, Box<dyn Error>> {
     }
     let dev = MockCluster::start(1).await?;
     dev.set_auto_create(true);
+    // Undecided transactions are checked back after a second (a real broker: 6 s, then every
+    // 30-60 s).
+    dev.set_transaction_check(Some(TransactionCheck {
+        interval: std::time::Duration::from_secs(1),
+        min_age: std::time::Duration::from_secs(1),
+        ..TransactionCheck::default()
+    }));
     let namesrv = dev.namesrv_addr();
     println!("NAMESRV_ADDR is not set: started the embedded dev broker (in memory) at {namesrv}");
     Ok(Target {
