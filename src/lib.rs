@@ -29,6 +29,7 @@ pub use rmq_common::{Message, MessageQueue};
 pub use rmq_producer::{
     ClientInstance, ErrorKind, HashSelector, JavaHashSelector, Producer, ProducerBuilder,
     QueueSelector, RandomSelector, SendError, SendOptions, SendResult, SendStatus,
+    TransactionListener, TransactionProducer, TransactionState,
 };
 
 /// The README's code blocks, compiled as doc tests so the README stays true.

@@ -10,6 +10,10 @@
 //!
 //! Producers of one process with the same client id and connection settings share a
 //! [`ClientInstance`] (connections, routes, one heartbeat, processors of broker requests).
+//!
+//! Transactional messages: [`ProducerBuilder::start_transactional`] with a
+//! [`TransactionListener`] gives a [`TransactionProducer`] (half message, local transaction,
+//! commit or rollback, and the answers to the brokers' check-backs).
 #![warn(missing_docs)]
 
 mod async_send;

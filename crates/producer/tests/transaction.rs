@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rmq_common::header::transaction::CheckTransactionStateRequestHeader;
@@ -171,7 +171,7 @@ async fn commit_shows_rollback_discards_unknown_is_checked_back() {
     // The broker asks; the listener answers Commit; the message shows.
     assert_eq!(c.check_transactions().await, 1);
     eventually("the checked-back message is visible", || visible(&c, &uid)).await;
-    assert_eq!(p.listener().checked(), [uid.clone()]);
+    assert_eq!(p.listener().checked(), std::slice::from_ref(&uid));
     assert!(!visible(&c, &rid), "the rolled-back message never shows");
 
     // What the broker received: three ends after the sends, one after the check.
