@@ -322,8 +322,9 @@ async fn checks_for_other_groups_are_ignored_and_a_panicking_check_counts_as_unk
     );
     assert_eq!((answers[1].1, answers[1].2.clone()), (8, None));
     assert!(!p.listener().checked().contains(&"ID-OTHER".to_owned()));
-    // The connection survived all of it.
+    // The connection survived all of it, and the answers went over it (no second connection).
     assert!(!conn.is_closed());
+    assert_eq!(c.brokers()[0].connection_count(), 1);
     p.producer()
         .send(Message::new(TOPIC, "still fine"))
         .await

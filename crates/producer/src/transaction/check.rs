@@ -24,7 +24,8 @@ pub(crate) const CHECK_QUEUE_DEFAULT: usize = 2000;
 /// One check, decoded, for the worker of its group.
 #[derive(Debug)]
 pub(crate) struct CheckJob {
-    /// Where the check came from (`ip:port`); the answer goes there.
+    /// The address of the connection the check came on, as the client dialed it; the answer
+    /// goes there.
     pub(crate) addr: String,
     pub(crate) header: CheckTransactionStateRequestHeader,
     pub(crate) msg: MessageExt,
@@ -156,7 +157,9 @@ impl RequestProcessor for CheckProcessor {
         ctx: RequestContext,
         req: RemotingCommand,
     ) -> BoxFuture<'static, Option<RemotingCommand>> {
-        let addr = ctx.peer_addr().to_string();
+        // The address the instance dialed (its pool key): the answer reuses this connection,
+        // with its TLS server name and the request hook (Java answers the channel's address).
+        let addr = ctx.connection().addr().to_owned();
         match decode(addr, &req) {
             Ok(job) => {
                 tracing::debug!(group = %job.group, addr = %job.addr, msg_id = ?job.header.msg_id, "transaction check received");

@@ -31,6 +31,15 @@ impl ConnectionHandle {
         self.conn.shared.peer
     }
 
+    /// The address of the connection as its client named it: on a client, the address given
+    /// to [`RemotingClient`](crate::RemotingClient) calls (`host:port`, the key of its
+    /// connection pool, so a reply sent there reuses this connection); on a server, the peer
+    /// address.
+    #[must_use]
+    pub fn addr(&self) -> &str {
+        &self.conn.shared.opts.addr
+    }
+
     /// Queues a response as it is (set its opaque and response bit yourself, e.g. with
     /// [`RemotingCommand::response_to`]). It does not wait for room in the connection's queue.
     ///
