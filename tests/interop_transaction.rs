@@ -29,15 +29,39 @@ use tokio::time::timeout;
 /// How long a check-back may take: the brokers' 3 s transaction timeout, 1 s interval, slack.
 const CHECK_WAIT: Duration = Duration::from_secs(60);
 
-/// `execute` answers its argument; `check` answers Commit and records the message id.
-#[derive(Debug, Default)]
+/// `execute` answers its argument; `check` answers `on_check` and records the topic and
+/// message id.
+#[derive(Debug)]
 struct Ledger {
-    checks: Mutex<Vec<String>>,
+    on_check: TransactionState,
+    checks: Mutex<Vec<(String, String)>>,
 }
 
 impl Ledger {
+    fn answering(on_check: TransactionState) -> Self {
+        Self {
+            on_check,
+            checks: Mutex::default(),
+        }
+    }
+
+    /// The ids checked for `topic` (a group may also be asked about an earlier run's leftovers).
+    fn checked_in(&self, topic: &str) -> Vec<String> {
+        self.checks
+            .lock()
+            .expect("checks")
+            .iter()
+            .filter(|(t, _)| t == topic)
+            .map(|(_, id)| id.clone())
+            .collect()
+    }
+
     fn checked(&self, id: &str) -> bool {
-        self.checks.lock().expect("checks").iter().any(|c| c == id)
+        self.checks
+            .lock()
+            .expect("checks")
+            .iter()
+            .any(|(_, c)| c == id)
     }
 }
 
@@ -54,17 +78,22 @@ impl TransactionListener for Ledger {
 
     async fn check(&self, msg: &MessageExt) -> Result<TransactionState, ListenerError> {
         let id = msg.uniq_key().unwrap_or_default().to_owned();
-        self.checks.lock().expect("checks").push(id);
-        Ok(TransactionState::Commit)
+        let topic = msg.message.topic().to_owned();
+        self.checks.lock().expect("checks").push((topic, id));
+        Ok(self.on_check)
     }
 }
 
-async fn start(cluster: &RealCluster, group: &str) -> TransactionProducer<Ledger> {
+async fn start(
+    cluster: &RealCluster,
+    group: &str,
+    on_check: TransactionState,
+) -> TransactionProducer<Ledger> {
     timeout(
         T,
         Producer::builder(group)
             .name_server(&cluster.namesrv)
-            .start_transactional(Ledger::default()),
+            .start_transactional(Ledger::answering(on_check)),
     )
     .await
     .expect("start in time")
@@ -136,7 +165,7 @@ async fn interop_commit_is_readable_rollback_never_unknown_is_checked_back() {
     };
     let _shared = cluster_shared().await;
     let topic = unique_topic("RmqTx");
-    let p = start(&cluster, "RmqInteropTx").await;
+    let p = start(&cluster, "RmqInteropTx", TransactionState::Commit).await;
     let ledger = p.listener();
     let client = RemotingClient::new(RemotingConfig::default());
 
@@ -177,9 +206,8 @@ async fn interop_commit_is_readable_rollback_never_unknown_is_checked_back() {
     assert!(!ledger.checked(&results["commit"].send.msg_id));
     // Decided transactions are not asked about again.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let asked = ledger.checks.lock().expect("checks").clone();
     assert_eq!(
-        asked,
+        ledger.checked_in(&topic),
         [unknown_id],
         "only the unknown one was checked, once"
     );
@@ -200,8 +228,9 @@ async fn interop_a_restarted_producer_answers_its_predecessors_half_message() {
     let group = "RmqInteropTxRestart";
     let client = RemotingClient::new(RemotingConfig::default());
 
-    // The first process leaves an undecided half message and stops before any check (3 s).
-    let first = start(&cluster, group).await;
+    // The first process leaves an undecided half message and stops; should the broker ask it
+    // before it is gone, it answers Unknown, leaving the decision to its successor.
+    let first = start(&cluster, group, TransactionState::Unknown).await;
     let r = timeout(
         T,
         first.send_in_transaction(
@@ -222,7 +251,7 @@ async fn interop_a_restarted_producer_answers_its_predecessors_half_message() {
 
     // Its successor sends nothing: its heartbeat (to the brokers of TBW102's route) is how the
     // broker finds it.
-    let second = start(&cluster, group).await;
+    let second = start(&cluster, group, TransactionState::Commit).await;
     let ledger = second.listener();
     let id = r.send.msg_id.clone();
     eventually("the successor is asked about the half message", || {

@@ -221,12 +221,74 @@ pub fn decode_stored_message_with_limit(
             remaining: buf.remaining(),
         })?;
     let mut record = buf.slice(4..total);
-    let ext = decode_record(&mut record, inflate_limit)?;
+    let ext = decode_record(&mut record)?.inflate(inflate_limit)?;
     buf.advance(total);
     Ok(ext)
 }
 
-fn decode_record(rec: &mut Bytes, inflate_limit: usize) -> Result<MessageExt, StoredMessageError> {
+/// Decodes one stored message like [`decode_stored_message`] but leaves a compressed body as
+/// stored ([`sysflag::COMPRESSED_FLAG`] still set): cheap (no inflation), for a reader that
+/// looks at the properties first; [`MessageExt::inflate`] finishes the work.
+///
+/// ```
+/// use rmq_common::stored::{decode_stored_message_raw, encode_stored_message, MessageExt};
+/// use rmq_common::{compression, sysflag, Message};
+/// let body = compression::compress(b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 5);
+/// let ext = MessageExt {
+///     message: Message::new("T", body),
+///     sys_flag: sysflag::COMPRESSED_FLAG,
+///     ..Default::default()
+/// };
+/// let raw = decode_stored_message_raw(&mut encode_stored_message(&ext))?;
+/// assert!(sysflag::has(raw.sys_flag, sysflag::COMPRESSED_FLAG));
+/// let full = raw.inflate(1024)?;
+/// assert_eq!(full.message.body().len(), 32);
+/// assert!(!sysflag::has(full.sys_flag, sysflag::COMPRESSED_FLAG));
+/// # Ok::<(), rmq_common::stored::StoredMessageError>(())
+/// ```
+///
+/// # Errors
+/// As [`decode_stored_message`], inflation aside.
+pub fn decode_stored_message_raw(buf: &mut Bytes) -> Result<MessageExt, StoredMessageError> {
+    if buf.remaining() < 4 {
+        return Err(StoredMessageError::Truncated { field: "totalSize" });
+    }
+    let size = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    let total = usize::try_from(size)
+        .ok()
+        .filter(|&t| t >= 8 && t <= buf.remaining())
+        .ok_or(StoredMessageError::BadTotalSize {
+            size,
+            remaining: buf.remaining(),
+        })?;
+    let mut record = buf.slice(4..total);
+    let ext = decode_record(&mut record)?;
+    buf.advance(total);
+    Ok(ext)
+}
+
+impl MessageExt {
+    /// Inflates a compressed body (at most `limit` bytes) and clears
+    /// [`sysflag::COMPRESSED_FLAG`]; a body not compressed is returned as it is.
+    ///
+    /// # Errors
+    /// The body cannot be inflated (corrupt, over `limit`, or LZ4/ZSTD, which this crate does
+    /// not implement).
+    pub fn inflate(mut self, limit: usize) -> Result<Self, StoredMessageError> {
+        if sysflag::has(self.sys_flag, sysflag::COMPRESSED_FLAG) {
+            let ty = sysflag::compression_type(self.sys_flag);
+            if ty != sysflag::COMPRESSION_ZLIB {
+                return Err(CompressionError::Unsupported(ty).into());
+            }
+            let body = compression::decompress(self.message.body(), limit)?;
+            self.message.set_body(body);
+            self.sys_flag &= !sysflag::COMPRESSED_FLAG;
+        }
+        Ok(self)
+    }
+}
+
+fn decode_record(rec: &mut Bytes) -> Result<MessageExt, StoredMessageError> {
     let mut r = Reader { buf: rec };
     let magic = r.i32("magicCode")?;
     if magic != MAGIC_V1 && magic != MAGIC_V2 {
@@ -237,7 +299,7 @@ fn decode_record(rec: &mut Bytes, inflate_limit: usize) -> Result<MessageExt, St
     let flag = r.i32("flag")?;
     let queue_offset = r.i64("queueOffset")?;
     let commit_log_offset = r.i64("physicalOffset")?;
-    let mut sys_flag = r.i32("sysFlag")?;
+    let sys_flag = r.i32("sysFlag")?;
     let born_timestamp = r.i64("bornTimestamp")?;
     let born_host = r.host(
         sysflag::has(sys_flag, sysflag::BORNHOST_V6_FLAG),
@@ -254,7 +316,7 @@ fn decode_record(rec: &mut Bytes, inflate_limit: usize) -> Result<MessageExt, St
     let body_len = usize::try_from(body_len).map_err(|_| StoredMessageError::NegativeLength {
         field: "bodyLength",
     })?;
-    let mut body = r.bytes(body_len, "body")?;
+    let body = r.bytes(body_len, "body")?;
     let topic_len = if magic == MAGIC_V1 {
         r.need(1, "topicLength")?;
         usize::from(r.buf.get_u8())
@@ -265,15 +327,6 @@ fn decode_record(rec: &mut Bytes, inflate_limit: usize) -> Result<MessageExt, St
     // Java reads a signed short and skips the properties when it is not positive.
     let props_len = usize::try_from(r.i16("propertiesLength")?).unwrap_or(0);
     let props = r.bytes(props_len, "properties")?;
-
-    if sysflag::has(sys_flag, sysflag::COMPRESSED_FLAG) {
-        let ty = sysflag::compression_type(sys_flag);
-        if ty != sysflag::COMPRESSION_ZLIB {
-            return Err(CompressionError::Unsupported(ty).into());
-        }
-        body = compression::decompress(&body, inflate_limit)?.into();
-        sys_flag &= !sysflag::COMPRESSED_FLAG;
-    }
     let properties = Properties::decode(&String::from_utf8_lossy(&props));
     let message = Message::from_parts(String::from_utf8_lossy(&topic), flag, body, properties);
     Ok(MessageExt {

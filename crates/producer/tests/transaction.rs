@@ -285,6 +285,20 @@ async fn producer_conn(
         .expect("the producer's connection")
 }
 
+/// Waits until the client has read everything sent before on `conn`: a request the client
+/// answers (REQUEST_CODE_NOT_SUPPORTED) comes back after the frames before it were dispatched.
+async fn barrier(conn: &rmq_remoting::ConnectionHandle) {
+    let ask = RemotingCommand::request(RequestCode(220), rmq_common::ExtFields::new());
+    let resp = timeout(T, conn.invoke(ask, T))
+        .await
+        .expect("in time")
+        .expect("answered");
+    assert_eq!(
+        resp.response_code(),
+        rmq_common::ResponseCode::REQUEST_CODE_NOT_SUPPORTED
+    );
+}
+
 fn checks_answered(c: &MockCluster) -> Vec<(String, i32, Option<String>)> {
     c.brokers()[0]
         .end_transactions()
@@ -345,8 +359,8 @@ async fn a_check_flood_is_bounded() {
     }
     // Two checks run (held at the gate); the worker holds one more waiting for a slot and the
     // queue ten: every other check was dropped at once.
+    barrier(&conn).await;
     eventually("two checks running", || p.listener().checked().len() == 2).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(p.listener().checked().len(), 2);
     p.listener()
         .gate
@@ -357,8 +371,7 @@ async fn a_check_flood_is_bounded() {
         checks_answered(&c).len() == 13
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(checks_answered(&c).len(), 13, "the rest were dropped");
+    assert_eq!(p.listener().checked().len(), 13, "the rest were dropped");
     // The producer is still fine, and the broker asks again later: a new check is answered.
     conn.invoke_oneway(check_request("TxFlood", "AGAIN", 9_999), T)
         .await
@@ -373,7 +386,27 @@ async fn a_check_flood_is_bounded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_half_send_runs_nothing_and_after_shutdown_checks_are_ignored() {
     let c = cluster().await;
-    let p = start(&c, "TxDown", Book::new()).await;
+    let p = timeout(
+        T,
+        Producer::builder("TxDown")
+            .name_server(c.namesrv_addr())
+            .instance_name("tx-down")
+            .start_transactional(Book::new()),
+    )
+    .await
+    .expect("in time")
+    .expect("start");
+    // Another producer of the instance keeps its connections open after TxDown stops.
+    let keeper = timeout(
+        T,
+        Producer::builder("Keeper")
+            .name_server(c.namesrv_addr())
+            .instance_name("tx-down")
+            .start(),
+    )
+    .await
+    .expect("in time")
+    .expect("start");
     let err = p
         .send_in_transaction(Message::new("NoSuchTopic", "x"), TransactionState::Commit)
         .await
@@ -390,11 +423,16 @@ async fn a_failed_half_send_runs_nothing_and_after_shutdown_checks_are_ignored()
         .await
         .expect_err("stopped");
     assert!(matches!(err.kind(), rmq_producer::ErrorKind::NotRunning));
-    // A check arriving now (the connection may be gone already) is never answered.
-    let _ = conn
-        .invoke_oneway(check_request("TxDown", "LATE", 5), T)
-        .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A check arriving now reaches the instance (its connection is the keeper's too) and is
+    // ignored: TxDown has no transactional producer any more.
+    conn.invoke_oneway(check_request("TxDown", "LATE", 5), T)
+        .await
+        .expect("written");
+    barrier(&conn).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(checks_answered(&c).is_empty());
     assert!(extra.listener().checked().is_empty());
+    timeout(T, keeper.shutdown())
+        .await
+        .expect("shutdown in time");
 }

@@ -9,19 +9,50 @@
 //! is oneway) and returns at once.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rmq_common::header::transaction::CheckTransactionStateRequestHeader;
 use rmq_common::property;
-use rmq_common::stored::{decode_stored_message, MessageExt};
+use rmq_common::stored::{decode_stored_message_raw, MessageExt};
 use rmq_remoting::{BoxFuture, RemotingCommand, RequestContext, RequestProcessor};
 use tokio::sync::mpsc;
 
 /// Java's `checkRequestHoldMax`: checks a producer holds before dropping new ones.
 pub(crate) const CHECK_QUEUE_DEFAULT: usize = 2000;
 
-/// One check, decoded, for the worker of its group.
+/// Bytes of checks queued for one producer, against its bound.
+#[derive(Debug)]
+pub(crate) struct QueuedBytes {
+    used: AtomicUsize,
+    max: usize,
+}
+
+impl QueuedBytes {
+    pub(crate) fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self {
+            used: AtomicUsize::new(0),
+            max,
+        })
+    }
+
+    /// Takes `n` bytes if they fit.
+    fn take(&self, n: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(n).filter(|&total| total <= self.max)
+            })
+            .is_ok()
+    }
+
+    /// Gives back the bytes of a job taken off the queue.
+    pub(crate) fn release(&self, n: usize) {
+        self.used.fetch_sub(n, Ordering::AcqRel);
+    }
+}
+
+/// One check for the worker of its group: header and stored message decoded, the body still
+/// as the broker sent it (compressed or not; the worker inflates it).
 #[derive(Debug)]
 pub(crate) struct CheckJob {
     /// The address of the connection the check came on, as the client dialed it; the answer
@@ -32,6 +63,13 @@ pub(crate) struct CheckJob {
     pub(crate) group: String,
 }
 
+impl CheckJob {
+    /// What the job holds in memory, roughly: the frame's body.
+    pub(crate) fn size(&self) -> usize {
+        self.msg.message.body().len() + self.msg.message.properties().encoded_len()
+    }
+}
+
 /// What became of a check (for logs and tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Routed {
@@ -40,8 +78,16 @@ pub(crate) enum Routed {
     QueueFull,
 }
 
-/// The check queues of one group, each with its registration id.
-type Queues = Vec<(u64, mpsc::Sender<CheckJob>)>;
+/// A producer's queue: its registration id, the sender, its byte bound.
+#[derive(Debug)]
+struct Registered {
+    id: u64,
+    tx: mpsc::Sender<CheckJob>,
+    bytes: Arc<QueuedBytes>,
+}
+
+/// The check queues of one group.
+type Queues = Vec<Registered>;
 
 /// Group → the check queues of the transactional producers of that group on one instance.
 #[derive(Debug, Default)]
@@ -62,7 +108,7 @@ impl Drop for Registration {
     fn drop(&mut self) {
         let mut groups = self.router.lock();
         if let Some(queues) = groups.get_mut(&self.group) {
-            queues.retain(|(id, _)| *id != self.id);
+            queues.retain(|q| q.id != self.id);
             if queues.is_empty() {
                 groups.remove(&self.group);
             }
@@ -82,13 +128,14 @@ impl CheckRouter {
     pub(crate) fn register(
         self: &Arc<Self>,
         group: &str,
-        queue: mpsc::Sender<CheckJob>,
+        tx: mpsc::Sender<CheckJob>,
+        bytes: Arc<QueuedBytes>,
     ) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.lock()
             .entry(group.to_owned())
             .or_default()
-            .push((id, queue));
+            .push(Registered { id, tx, bytes });
         tracing::debug!(group, "transaction checks: producer registered");
         Registration {
             router: Arc::clone(self),
@@ -103,20 +150,27 @@ impl CheckRouter {
             let groups = self.lock();
             groups
                 .get(&job.group)
-                .and_then(|qs| qs.iter().find(|(_, q)| !q.is_closed()))
-                .map(|(_, q)| q.clone())
+                .and_then(|qs| qs.iter().find(|q| !q.tx.is_closed()))
+                .map(|q| (q.tx.clone(), Arc::clone(&q.bytes)))
         };
-        let Some(queue) = queue else {
+        let Some((queue, bytes)) = queue else {
             tracing::info!(group = %job.group, msg_id = ?job.header.msg_id, "transaction check for a group with no transactional producer here; ignored");
             return Routed::NoProducer;
         };
+        let size = job.size();
+        if !bytes.take(size) {
+            tracing::warn!(group = %job.group, msg_id = ?job.header.msg_id, size, "transaction check queue over its byte bound; check dropped (the broker asks again)");
+            return Routed::QueueFull;
+        }
         match queue.try_send(job) {
             Ok(()) => Routed::Queued,
             Err(mpsc::error::TrySendError::Full(job)) => {
+                bytes.release(size);
                 tracing::warn!(group = %job.group, msg_id = ?job.header.msg_id, "transaction check queue full; check dropped (the broker asks again)");
                 Routed::QueueFull
             }
             Err(mpsc::error::TrySendError::Closed(job)) => {
+                bytes.release(size);
                 tracing::info!(group = %job.group, "transaction check for a producer shutting down; ignored");
                 Routed::NoProducer
             }
@@ -124,13 +178,14 @@ impl CheckRouter {
     }
 }
 
-/// Decodes a `CHECK_TRANSACTION_STATE` request from `addr`: header, stored message, group.
+/// Decodes a `CHECK_TRANSACTION_STATE` request from `addr`: header, stored message (not
+/// inflated: that is the worker's job, off the connection's task), group.
 pub(crate) fn decode(addr: String, req: &RemotingCommand) -> Result<CheckJob, String> {
     let header = req
         .decode_header::<CheckTransactionStateRequestHeader>()
         .map_err(|e| format!("bad header: {e}"))?;
     let mut body = req.body.clone();
-    let msg = decode_stored_message(&mut body).map_err(|e| format!("bad body: {e}"))?;
+    let msg = decode_stored_message_raw(&mut body).map_err(|e| format!("bad body: {e}"))?;
     let group = msg
         .message
         .property(property::PGROUP)
@@ -194,7 +249,7 @@ mod tests {
         let router = Arc::new(CheckRouter::default());
         assert_eq!(router.route(job("g")), Routed::NoProducer);
         let (tx, mut rx) = mpsc::channel(1);
-        let reg = router.register("g", tx);
+        let reg = router.register("g", tx, QueuedBytes::new(usize::MAX));
         assert_eq!(router.route(job("other")), Routed::NoProducer);
         assert_eq!(router.route(job("g")), Routed::Queued);
         assert_eq!(router.route(job("g")), Routed::QueueFull);
@@ -202,6 +257,25 @@ mod tests {
         drop(reg);
         assert_eq!(router.route(job("g")), Routed::NoProducer);
         assert!(router.lock().is_empty());
+    }
+
+    #[test]
+    fn the_byte_bound_holds_whatever_the_count() {
+        let router = Arc::new(CheckRouter::default());
+        let (tx, mut rx) = mpsc::channel(100);
+        let bytes = QueuedBytes::new(100);
+        let _reg = router.register("g", tx, Arc::clone(&bytes));
+        let mut big = job("g");
+        big.msg.message.set_body(vec![0u8; 60]);
+        assert_eq!(router.route(big), Routed::Queued);
+        let mut big = job("g");
+        big.msg.message.set_body(vec![0u8; 60]);
+        assert_eq!(router.route(big), Routed::QueueFull, "60 + 60 > 100");
+        let taken = rx.try_recv().expect("queued");
+        bytes.release(taken.size());
+        let mut big = job("g");
+        big.msg.message.set_body(vec![0u8; 60]);
+        assert_eq!(router.route(big), Routed::Queued, "room again");
     }
 
     #[test]

@@ -141,6 +141,12 @@ pub trait TransactionListener: Send + Sync + 'static {
     ) -> impl Future<Output = Result<TransactionState, ListenerError>> + Send;
 }
 
+/// The most checks that may run at once.
+const MAX_CHECK_CONCURRENCY: usize = 65_536;
+
+/// The longest check queue.
+const MAX_CHECK_QUEUE: usize = 1_000_000;
+
 /// The settings of a transactional producer ([`ProducerBuilder::transaction`]).
 ///
 /// ```
@@ -168,6 +174,9 @@ pub struct TransactionConfig {
     /// and the broker asks again at its next check round (default 2000, Java's
     /// `checkRequestHoldMax`).
     pub check_queue: usize,
+    /// Bytes of the checks waiting (their stored messages, as received): a check that would go
+    /// over is dropped as when the queue is full (default 64 MiB).
+    pub check_queue_bytes: usize,
 }
 
 impl Default for TransactionConfig {
@@ -177,6 +186,7 @@ impl Default for TransactionConfig {
             check_timeout: Duration::from_secs(10),
             check_concurrency: 4,
             check_queue: CHECK_QUEUE_DEFAULT,
+            check_queue_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -196,7 +206,8 @@ impl TransactionConfig {
         self
     }
 
-    /// Sets [`check_concurrency`](Self::check_concurrency) and [`check_queue`](Self::check_queue).
+    /// Sets [`check_concurrency`](Self::check_concurrency) and [`check_queue`](Self::check_queue)
+    /// (checks waiting; their bytes stay bounded by [`check_queue_bytes`](Self::check_queue_bytes)).
     #[must_use]
     pub fn with_check_limits(mut self, concurrency: usize, queue: usize) -> Self {
         self.check_concurrency = concurrency;
@@ -216,12 +227,16 @@ impl TransactionConfig {
                 "transaction check_timeout must be positive and at most a day",
             ),
             (
-                self.check_concurrency == 0,
-                "transaction check_concurrency must be positive",
+                self.check_concurrency == 0 || self.check_concurrency > MAX_CHECK_CONCURRENCY,
+                "transaction check_concurrency must be 1..=65536",
             ),
             (
-                self.check_queue == 0,
-                "transaction check_queue must be positive",
+                self.check_queue == 0 || self.check_queue > MAX_CHECK_QUEUE,
+                "transaction check_queue must be 1..=1000000",
+            ),
+            (
+                self.check_queue_bytes == 0,
+                "transaction check_queue_bytes must be positive",
             ),
         ]
         .into_iter()

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::check::Registration;
+use super::check::{QueuedBytes, Registration};
 use super::end::{self, EXECUTE_REMARK};
 use super::guard::{guarded, Verdict};
 use super::worker::{self, Worker, CHECK_END_TIMEOUT};
@@ -86,6 +86,8 @@ impl<L: TransactionListener> std::fmt::Debug for TransactionProducer<L> {
 /// What the handles share: the listener, the check worker and its registration.
 struct Shared<L: TransactionListener> {
     worker: Arc<Worker<L, RemotingTransport>>,
+    /// Set when shutdown begins: no new transactions (checks are still answered meanwhile).
+    closing: std::sync::atomic::AtomicBool,
     registration: Mutex<Option<Registration>>,
     stop: CancellationToken,
     checks: TaskTracker,
@@ -108,12 +110,18 @@ impl<L: TransactionListener> TransactionProducer<L> {
             cfg,
         });
         let (queue, intake) = mpsc::channel(worker.cfg.check_queue);
-        let registration = inner.instance().checks.register(&inner.cfg().group, queue);
+        let bytes = QueuedBytes::new(worker.cfg.check_queue_bytes);
+        let registration =
+            inner
+                .instance()
+                .checks
+                .register(&inner.cfg().group, queue, Arc::clone(&bytes));
         let stop = CancellationToken::new();
         let checks = TaskTracker::new();
         drop(tokio::spawn(worker::run(
             Arc::clone(&worker),
             intake,
+            bytes,
             stop.clone(),
             checks.clone(),
         )));
@@ -127,6 +135,7 @@ impl<L: TransactionListener> TransactionProducer<L> {
             producer,
             shared: Arc::new(Shared {
                 worker,
+                closing: std::sync::atomic::AtomicBool::new(false),
                 registration: Mutex::new(Some(registration)),
                 stop,
                 checks,
@@ -180,6 +189,13 @@ impl<L: TransactionListener> TransactionProducer<L> {
         let Some(_token) = inner.begin() else {
             return Err(SendError::new(ErrorKind::NotRunning, Unsent::one(msg)));
         };
+        if self
+            .shared
+            .closing
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(SendError::new(ErrorKind::NotRunning, Unsent::one(msg)));
+        }
         let worker = &self.shared.worker;
         in_transaction(
             &inner.core,
@@ -193,9 +209,23 @@ impl<L: TransactionListener> TransactionProducer<L> {
         .map_err(|(kind, msg)| SendError::new(kind, Unsent::one(msg)))
     }
 
-    /// Stops answering checks (those running finish, within their timeout), then shuts the
-    /// producer down ([`Producer::shutdown`]). Idempotent.
+    /// Refuses new transactions, waits for those in flight (as [`Producer::shutdown`] waits
+    /// for sends), stops answering checks (those running finish, within their timeout), then
+    /// shuts the producer down ([`Producer::shutdown`]). Idempotent.
     pub async fn shutdown(&self) {
+        self.shared
+            .closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let sends = &self.producer.inner().sends;
+        let cfg = self.producer.config();
+        // Transactions in flight end (and their unknowns stay answerable) before the checks
+        // stop; the producer's own shutdown bounds and cancels what is left.
+        let _ = tokio::time::timeout(cfg.shutdown_timeout, async {
+            while !sends.is_empty() {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        })
+        .await;
         let registration = self
             .shared
             .registration
@@ -236,9 +266,9 @@ where
     T: Transport,
 {
     let group = core.cfg.group.clone();
-    mark_half(&mut msg, &group);
+    let delay = mark_half(&mut msg, &group);
     if let Err(source) = validate_message(&msg, core.cfg.max_message_size) {
-        return Err((ErrorKind::InvalidMessage(source), unmark_half(msg)));
+        return Err((ErrorKind::InvalidMessage(source), unmark_half(msg, delay)));
     }
     let out = prepare_single(&mut msg, &core.cfg, &mut || identity::uniq_ids().next_id());
     let sent = match run_sync(core, out, &msg, options, Mode::Reply, core.cfg.retries)
@@ -246,7 +276,7 @@ where
         .and_then(expect_result_kind)
     {
         Ok(sent) => sent,
-        Err(kind) => return Err((kind, unmark_half(msg))),
+        Err(kind) => return Err((kind, unmark_half(msg, delay))),
     };
     let span = tracing::info_span!("transaction", group = %group, msg_id = %sent.msg_id, state = tracing::field::Empty);
     async {
@@ -255,7 +285,9 @@ where
                 if let Some(id) = &sent.transaction_id {
                     msg.properties_mut().insert(property::TRANSACTION_ID, id.clone());
                 }
-                let run = listener.execute(&msg, arg);
+                // The call inside the guard: a listener that panics before returning its
+                // future counts as unknown too.
+                let run = async { listener.execute(&msg, arg).await };
                 (guarded("execute", cfg.execute_timeout, run).await, true)
             }
             status => (
@@ -330,20 +362,26 @@ async fn discover_brokers(
     }
 }
 
-/// Makes `msg` a half message of `group` (Java: `DELAY` removed, `TRAN_MSG=true`, `PGROUP`).
-fn mark_half(msg: &mut Message, group: &str) {
+/// Makes `msg` a half message of `group` (Java: `DELAY` removed, `TRAN_MSG=true`, `PGROUP`);
+/// returns the `DELAY` it had.
+fn mark_half(msg: &mut Message, group: &str) -> Option<String> {
     let props = msg.properties_mut();
-    props.remove(property::DELAY);
+    let delay = props.remove(property::DELAY);
     props.insert(property::TRAN_MSG, "true");
     props.insert(property::PGROUP, group);
+    delay
 }
 
-/// Takes the transaction properties off a message handed back, so that sending it again with
-/// [`Producer::send`] does not send a half message.
-fn unmark_half(mut msg: Message) -> Message {
+/// Gives a message handed back its properties as the user set them (no transaction
+/// properties, its `DELAY` back), so that sending it again with [`Producer::send`] sends what
+/// the user built, not a half message.
+fn unmark_half(mut msg: Message, delay: Option<String>) -> Message {
     let props = msg.properties_mut();
     props.remove(property::TRAN_MSG);
     props.remove(property::PGROUP);
+    if let Some(delay) = delay {
+        props.insert(property::DELAY, delay);
+    }
     msg
 }
 

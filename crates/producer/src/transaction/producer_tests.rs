@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use super::*;
 use crate::config::ProducerConfig;
 use crate::send_result::SendStatus;
-use crate::transaction::check::{CheckJob, CheckRouter, Registration, Routed};
+use crate::transaction::check::{CheckJob, CheckRouter, QueuedBytes, Registration, Routed};
 use crate::transaction::ListenerError;
 use crate::transport::fake::{FakeTransport, Step};
 
@@ -205,7 +205,8 @@ async fn a_failed_half_send_never_runs_the_listener_and_hands_the_message_back_c
     let listener = Scripted::default();
     let msg = Message::new("T", "x")
         .with_user_property("k", "v")
-        .expect("prop");
+        .expect("prop")
+        .with_delay_level(2);
     let (kind, back) = run(&core, &listener, msg).await.expect_err("refused");
     assert!(matches!(kind, ErrorKind::Broker { .. }), "{kind:?}");
     assert!(listener.executed.lock().expect("executed").is_empty());
@@ -213,6 +214,11 @@ async fn a_failed_half_send_never_runs_the_listener_and_hands_the_message_back_c
     assert_eq!(back.property(property::TRAN_MSG), None);
     assert_eq!(back.property(property::PGROUP), None);
     assert_eq!(back.user_property("k"), Some("v"));
+    assert_eq!(
+        back.delay_level(),
+        Some(2),
+        "the user's DELAY is handed back"
+    );
 
     // Invalid before anything is sent.
     let (kind, _) = run(&core, &listener, Message::new("", "x"))
@@ -265,11 +271,13 @@ fn start_worker(
     });
     let router = Arc::new(CheckRouter::default());
     let (tx, rx) = mpsc::channel(queue);
-    let registration = router.register("TxGroup", tx);
+    let bytes = QueuedBytes::new(usize::MAX);
+    let registration = router.register("TxGroup", tx, Arc::clone(&bytes));
     let stop = CancellationToken::new();
     drop(tokio::spawn(worker::run(
         Arc::clone(&worker),
         rx,
+        bytes,
         stop.clone(),
         TaskTracker::new(),
     )));

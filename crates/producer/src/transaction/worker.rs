@@ -11,7 +11,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::check::CheckJob;
+use rmq_common::stored::DEFAULT_INFLATE_LIMIT;
+
+use super::check::{CheckJob, QueuedBytes};
 use super::end::{self, CHECK_REMARK};
 use super::guard::guarded;
 use super::{TransactionConfig, TransactionListener};
@@ -40,6 +42,7 @@ impl<L, T> Worker<L, T> {
 pub(crate) async fn run<L, T>(
     worker: Arc<Worker<L, T>>,
     mut queue: mpsc::Receiver<CheckJob>,
+    bytes: Arc<QueuedBytes>,
     stop: CancellationToken,
     tasks: TaskTracker,
 ) where
@@ -56,6 +59,8 @@ pub(crate) async fn run<L, T>(
                 None => break,
             },
         };
+        // Off the queue: its bytes are the running checks' now (bounded by the slots).
+        bytes.release(job.size());
         let permit = tokio::select! {
             biased;
             () = stop.cancelled() => break,
@@ -88,13 +93,21 @@ where
     L: TransactionListener,
     T: Transport,
 {
-    let verdict = guarded(
-        "check",
-        worker.cfg.check_timeout,
-        worker.listener.check(&job.msg),
-    )
+    // Inflated here, off the connection's task (Java decodes it in full on arrival).
+    let msg = match job.msg.inflate(DEFAULT_INFLATE_LIMIT) {
+        Ok(msg) => msg,
+        Err(e) => {
+            tracing::warn!(error = %e, "transaction check: the stored message cannot be inflated; ignored");
+            return;
+        }
+    };
+    // The call itself inside the guard: a listener that panics before returning its future
+    // counts as unknown too.
+    let verdict = guarded("check", worker.cfg.check_timeout, async {
+        worker.listener.check(&msg).await
+    })
     .await;
-    let header = end::after_check(&job.header, &job.msg, worker.group(), verdict.state);
+    let header = end::after_check(&job.header, &msg, worker.group(), verdict.state);
     let remark = end::remark(CHECK_REMARK, verdict.note.as_deref());
     match worker
         .core
