@@ -3,14 +3,19 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use rmq_producer::TransactionState;
 
 use crate::args::{parse_keys, parse_property, parse_queue, Keys, QueueArg};
 
 /// The exit codes, shown after the help.
 const EXIT_CODES: &str =
-    "Exit codes: 0 every message succeeded; 1 a send failed and was certainly not \
-stored, or the command failed; 2 bad usage; 3 a send failed and may have been stored (a retry may \
-duplicate it).";
+    "Exit codes: 0 every message succeeded (with --transaction: and every transaction was \
+decided); 1 a send failed and was certainly not stored, or the command failed; 2 bad usage; 3 a \
+send failed and may have been stored (a retry may duplicate it), or a transaction was left \
+undecided: its half message waits on the broker, which asks the producer group again later.";
+
+/// How long `--transaction` waits for check-backs when `--check-wait` is not given, in seconds.
+pub(crate) const DEFAULT_CHECK_WAIT_SECS: u64 = 90;
 
 /// Send to, inspect and benchmark Apache RocketMQ over the remoting protocol.
 #[derive(Debug, Parser)]
@@ -34,10 +39,12 @@ pub(crate) enum Command {
     /// Print a topic's route and publish info (queues, master addresses) as JSON.
     Route(RouteArgs),
     /// Measure throughput and latency; one JSON summary on stdout at the end (also after Ctrl-C,
-    /// which stops new sends and waits for those in flight; a second Ctrl-C stops waiting).
+    /// which stops new sends and waits for those in flight, not for transaction check-backs; a
+    /// second Ctrl-C stops waiting).
     #[command(after_help = EXIT_CODES)]
     Bench(BenchArgs),
-    /// Run an in-memory name server and broker(s) on 127.0.0.1 until Ctrl-C.
+    /// Run an in-memory name server and broker(s) on 127.0.0.1 until Ctrl-C (transactions
+    /// undecided for a second are checked back every second).
     DevBroker(DevBrokerArgs),
 }
 
@@ -73,6 +80,43 @@ pub(crate) enum SendMode {
     /// Write each message without waiting for an answer.
     Oneway,
 }
+
+/// What the local transaction of `rmq send --transaction` decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TxDecision {
+    /// COMMIT_MESSAGE: the message becomes visible to consumers.
+    Commit,
+    /// ROLLBACK_MESSAGE: the half message is discarded.
+    Rollback,
+    /// UNKNOW: the broker checks back later; this process answers COMMIT (see --check-wait).
+    Unknown,
+}
+
+impl From<TxDecision> for TransactionState {
+    fn from(d: TxDecision) -> Self {
+        match d {
+            TxDecision::Commit => Self::Commit,
+            TxDecision::Rollback => Self::Rollback,
+            TxDecision::Unknown => Self::Unknown,
+        }
+    }
+}
+
+/// The help of `--check-wait` (send and bench).
+const CHECK_WAIT_HELP: &str = "How long to stay up for the broker's check-backs of undecided \
+transactions (default 90; 0: do not wait). A broker checks a half message once it is older than \
+its transactionTimeout (6 s), at its next check pass (transactionCheckInterval: 60 s on Java \
+brokers, 30 s on rocketmq-rust, 1 s on --embedded and rmq dev-broker). The run ends as soon as \
+every undecided transaction was answered (Ctrl-C ends the wait); any still undecided then make the \
+exit code 3.";
+
+/// The help of `rmq bench --check-wait`.
+const BENCH_CHECK_WAIT_HELP: &str = "Transaction mode: how long to wait, after the sends, for \
+the broker's check-backs of the unknown transactions (default 90; 0: do not wait; Ctrl-C ends \
+the wait). A broker checks a half message once it is older than its transactionTimeout (6 s), at \
+its next check pass (transactionCheckInterval: 60 s on Java brokers, 30 s on rocketmq-rust, 1 s \
+on --embedded and rmq dev-broker). Those not checked back by then are counted as \
+\"unchecked\" and make the exit code 3.";
 
 /// `rmq send`.
 #[derive(Debug, Clone, Args)]
@@ -129,6 +173,18 @@ pub(crate) struct SendArgs {
     /// Producer group.
     #[arg(long, default_value = "rmq_cli")]
     pub(crate) group: String,
+
+    /// Send each message in a transaction (a half message, then END_TRANSACTION): the local
+    /// transaction decides STATE. With `unknown`, the process then stays up (see --check-wait)
+    /// and answers the broker's check-back of each of its messages with COMMIT; checks about
+    /// half messages it did not send (e.g. a previous run's, same --group) are answered UNKNOW
+    /// and logged. Sync sends only: not with --mode async|oneway nor --batch.
+    #[arg(long, value_enum, value_name = "STATE")]
+    pub(crate) transaction: Option<TxDecision>,
+
+    #[arg(long, value_name = "SECS", requires = "transaction", help = CHECK_WAIT_HELP,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub(crate) check_wait: Option<u64>,
 }
 
 /// `rmq route`.
@@ -157,6 +213,10 @@ pub(crate) enum BenchMode {
     Oneway,
     /// Each task sends batches of --batch messages.
     Batch,
+    /// Each task sends transactional messages (half message, local transaction, END_TRANSACTION);
+    /// the local transaction commits, or rolls back / answers unknown at --tx-rollback-rate /
+    /// --tx-unknown-rate; unknown ones are committed when the broker checks back.
+    Transaction,
 }
 
 impl BenchMode {
@@ -167,6 +227,7 @@ impl BenchMode {
             Self::Async => "async",
             Self::Oneway => "oneway",
             Self::Batch => "batch",
+            Self::Transaction => "transaction",
         }
     }
 }
@@ -217,6 +278,32 @@ pub(crate) struct BenchArgs {
     /// Producer group.
     #[arg(long, default_value = "rmq_cli_bench")]
     pub(crate) group: String,
+
+    /// Transaction mode: the share of local transactions that roll back, in [0, 1] (default 0).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub(crate) tx_rollback_rate: Option<f64>,
+
+    /// Transaction mode: the share of local transactions that answer unknown, in [0, 1] (default
+    /// 0); the broker checks them back and this process commits them. With
+    /// --tx-rollback-rate, at most 1 in all.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub(crate) tx_unknown_rate: Option<f64>,
+
+    #[arg(long, value_name = "SECS", help = BENCH_CHECK_WAIT_HELP,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub(crate) check_wait: Option<u64>,
+}
+
+/// Parses a rate in [0, 1].
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let rate: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))?;
+    if !(0.0..=1.0).contains(&rate) {
+        return Err(format!("{rate} is not in [0, 1]"));
+    }
+    Ok(rate)
 }
 
 /// `rmq dev-broker`.
@@ -334,6 +421,53 @@ mod tests {
     }
 
     #[test]
+    fn send_transaction_takes_a_state_and_a_check_wait() {
+        let s = send(&["--topic", "T", "--transaction", "unknown"]);
+        assert_eq!(s.transaction, Some(TxDecision::Unknown));
+        assert_eq!(s.check_wait, None, "the default is applied at run time");
+        let s = send(&[
+            "--topic",
+            "T",
+            "--transaction",
+            "commit",
+            "--check-wait",
+            "0",
+        ]);
+        assert_eq!(
+            (s.transaction, s.check_wait),
+            (Some(TxDecision::Commit), Some(0))
+        );
+        assert_eq!(
+            TransactionState::from(TxDecision::Rollback),
+            TransactionState::Rollback
+        );
+        for bad in [
+            &["send", "--topic", "T", "--transaction", "maybe"][..],
+            &["send", "--topic", "T", "--check-wait", "5"],
+            &[
+                "send",
+                "--topic",
+                "T",
+                "--transaction",
+                "commit",
+                "--check-wait",
+                "-1",
+            ],
+            &[
+                "send",
+                "--topic",
+                "T",
+                "--transaction",
+                "commit",
+                "--check-wait",
+                "90s",
+            ],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
     fn route_takes_the_topic_positionally() {
         let cli = parse(&["-v", "route", "--namesrv", "h:1", "TopicA"]).unwrap();
         assert_eq!(cli.verbose, 1);
@@ -356,7 +490,7 @@ mod tests {
             parse(&["bench", "--embedded"]).is_err(),
             "no --count nor --duration"
         );
-        for mode in ["sync", "async", "oneway", "batch"] {
+        for mode in ["sync", "async", "oneway", "batch", "transaction"] {
             let cli = parse(&["bench", "--embedded", "--mode", mode, "--count", "10"]).unwrap();
             let Command::Bench(b) = cli.command else {
                 panic!("not bench")

@@ -27,9 +27,12 @@ pub(crate) async fn run(args: &DevBrokerArgs) -> Result<u8, Fatal> {
         .map(|(name, addr)| format!("{name}={addr}"))
         .collect();
     eprintln!(
-        "rmq dev-broker: name server on {} (in memory; brokers {}; topics are created on first send)",
+        "rmq dev-broker: name server on {} (in memory; brokers {}; topics are created on first \
+         send; undecided transactions are checked back every {}s once {}s old)",
         dev.namesrv_addr(),
-        brokers.join(", ")
+        brokers.join(", "),
+        crate::dev_cluster::TRANSACTION_CHECK.interval.as_secs(),
+        crate::dev_cluster::TRANSACTION_CHECK.min_age.as_secs()
     );
     eprintln!(
         "rmq dev-broker: NAMESRV_ADDR={}  (Ctrl-C to stop)",

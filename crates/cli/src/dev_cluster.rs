@@ -5,7 +5,11 @@
 //! 9876`), otherwise on an ephemeral port; the brokers always use ephemeral ports (the name server
 //! tells clients where they are). The brokers keep recent messages only: their stores are cleared
 //! every [`TRIM_EVERY_REQUESTS`] send requests, so a long benchmark does not grow memory without
-//! bound.
+//! bound (pending half messages stay until their transaction ends).
+//!
+//! Transactions are checked back as a broker does, with short timers ([`TRANSACTION_CHECK`]):
+//! a half message still undecided one second after it was born is checked at the next pass,
+//! every second, at most 15 times; `rmq send --transaction unknown` ends in seconds.
 
 use std::io;
 use std::net::Ipv4Addr;
@@ -13,11 +17,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rmq_common::RequestCode;
-use rmq_testkit::MockCluster;
+use rmq_testkit::{MockCluster, TransactionCheck};
 use tokio::task::JoinHandle;
 
 /// Send requests a broker answers between two clears of its store.
 pub(crate) const TRIM_EVERY_REQUESTS: usize = 20_000;
+
+/// The dev brokers' transaction check: every second, half messages older than a second, at most
+/// 15 checks each (a broker's defaults: every 30 or 60 s, older than 6 s, 15).
+pub(crate) const TRANSACTION_CHECK: TransactionCheck = TransactionCheck {
+    interval: Duration::from_secs(1),
+    min_age: Duration::from_secs(1),
+    max_checks: 15,
+};
 
 /// How often the stores are checked.
 const TRIM_CHECK: Duration = Duration::from_millis(500);
@@ -55,6 +67,7 @@ impl DevCluster {
         };
         let cluster = Arc::new(cluster);
         cluster.set_auto_create(true);
+        cluster.set_transaction_check(Some(TRANSACTION_CHECK));
         let addr = cluster.namesrv_addr();
         let trimmer = tokio::spawn(trim(Arc::clone(&cluster)));
         tracing::info!(namesrv = %addr, brokers, "dev cluster started");

@@ -6,16 +6,19 @@
 //! rmq send  (--namesrv ADDR | --embedded) --topic T [--tag TAG] [--keys K1,K2] [--property k=v]...
 //!           [--body TEXT | --body-file F] [--count N] [--mode sync|async|oneway] [--batch N]
 //!           [--queue BROKER:ID] [--timeout-ms MS]
+//!           [--transaction commit|rollback|unknown [--check-wait SECS]]
 //! rmq route --namesrv ADDR TOPIC
-//! rmq bench (--namesrv ADDR | --embedded) --topic T --mode sync|async|oneway|batch --size BYTES
-//!           --concurrency N (--count N | --duration SECS) [--batch N]
+//! rmq bench (--namesrv ADDR | --embedded) --topic T --mode sync|async|oneway|batch|transaction
+//!           --size BYTES --concurrency N (--count N | --duration SECS) [--batch N]
+//!           [--tx-rollback-rate R] [--tx-unknown-rate R] [--check-wait SECS]
 //! ```
 //!
 //! `NAMESRV_ADDR` is used when `--namesrv` is absent. Results go to stdout as JSON; diagnostics,
 //! live lines and errors (one line each) to stderr; `-v` turns tracing on.
 //!
 //! Exit codes: 0 every message succeeded; 1 a failure after which no message may have been stored
-//! (or the command failed); 2 bad usage; 3 a failure after which a message may have been stored.
+//! (or the command failed); 2 bad usage; 3 a failure after which a message may have been stored,
+//! or a transaction left undecided (its half message waits on the broker).
 
 mod args;
 mod bench;
@@ -26,8 +29,10 @@ mod fatal;
 mod output;
 mod route;
 mod send;
+mod send_tx;
 mod signals;
 mod tls_args;
+mod tx_ledger;
 
 use std::process::ExitCode;
 
@@ -124,12 +129,15 @@ fn init_tracing(verbose: u8) {
 async fn run(command: Command) -> Result<u8, Fatal> {
     match command {
         Command::Send(args) => {
+            // Usage errors before an embedded broker starts.
+            send::check_combinations(&args)?;
             let (namesrv, embedded) = resolve(&args.target).await?;
             let result = send::run(&args, &namesrv).await;
             stop(embedded).await;
             result
         }
         Command::Bench(args) => {
+            bench::Plan::try_from(&args)?;
             let (namesrv, embedded) = resolve(&args.target).await?;
             let result = bench::command(&args, &namesrv).await;
             stop(embedded).await;

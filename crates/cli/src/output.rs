@@ -3,12 +3,19 @@
 //! - stored: `{"status":"SEND_OK","msgId":..,"offsetMsgId":..,"topic":..,"brokerName":..,
 //!   "queueId":..,"queueOffset":..}`
 //! - oneway: `{"status":"ONEWAY_WRITTEN","msgId":..,"topic":..}`
+//! - transactional (`--transaction`): the stored line plus `"transactionState"` (`COMMIT_MESSAGE`,
+//!   `ROLLBACK_MESSAGE` or `UNKNOW`: what was reported to the broker), `"endWritten"` (whether
+//!   `END_TRANSACTION` was written) and, when the state is not the local transaction's own
+//!   answer, `"note"` (why)
+//! - a check-back answered: `{"status":"CHECK_ANSWERED","msgId":..,"topic":..,
+//!   "transactionState":..,"sentHere":bool}` (`sentHere` false: a half message this run did not
+//!   send, answered `UNKNOW`)
 //! - failed: `{"error":{"kind":..,"maybeStored":bool,"message":..}}` (plus `"responseCode"` when
 //!   a broker answered with one); `message` is the error followed by each of its causes.
 
 use std::error::Error;
 
-use rmq_producer::{ErrorKind, SendError, SendResult};
+use rmq_producer::{ErrorKind, SendError, SendResult, TransactionSendResult};
 use serde::Serialize;
 
 /// The status printed for a oneway send once it is written.
@@ -48,6 +55,49 @@ pub(crate) struct OnewayLine<'a> {
     pub(crate) status: &'static str,
     pub(crate) msg_id: &'a str,
     pub(crate) topic: &'a str,
+}
+
+/// A transactional message: the stored half message and how its transaction ended.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct TxSendLine<'a> {
+    #[serde(flatten)]
+    pub(crate) send: SendLine<'a>,
+    /// The state reported to the broker (Java's `LocalTransactionState` name).
+    pub(crate) transaction_state: &'static str,
+    /// Whether `END_TRANSACTION` was written (when not, the broker checks back).
+    pub(crate) end_written: bool,
+    /// Why the state is not the local transaction's own answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) note: Option<&'a str>,
+}
+
+impl<'a> From<&'a TransactionSendResult> for TxSendLine<'a> {
+    fn from(r: &'a TransactionSendResult) -> Self {
+        Self {
+            send: SendLine::from(&r.send),
+            transaction_state: r.state.as_str(),
+            end_written: r.end_written,
+            note: r.note.as_deref(),
+        }
+    }
+}
+
+/// The status of a [`CheckLine`].
+pub(crate) const CHECK_ANSWERED: &str = "CHECK_ANSWERED";
+
+/// A broker's check-back (`CHECK_TRANSACTION_STATE`) and the answer given.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CheckLine<'a> {
+    pub(crate) status: &'static str,
+    /// The half message's id (`UNIQ_KEY`; empty when it has none).
+    pub(crate) msg_id: &'a str,
+    pub(crate) topic: &'a str,
+    /// The answer (Java's `LocalTransactionState` name).
+    pub(crate) transaction_state: &'static str,
+    /// Whether this run sent the message; the others are answered `UNKNOW`.
+    pub(crate) sent_here: bool,
 }
 
 /// A failed send.
@@ -150,7 +200,8 @@ pub(crate) mod exit {
     pub(crate) const FAILED: u8 = 1;
     /// Bad usage (clap's own code).
     pub(crate) const USAGE: u8 = 2;
-    /// A failure after which a message may have been stored (a retry may duplicate it).
+    /// A failure after which a message may have been stored (a retry may duplicate it), or a
+    /// transaction left undecided (its half message waits on the broker).
     pub(crate) const MAYBE_STORED: u8 = 3;
 }
 
@@ -233,6 +284,53 @@ mod tests {
         assert_eq!(
             parse(&to_json(&line)),
             json!({"status":"ONEWAY_WRITTEN","msgId":"ID","topic":"T"})
+        );
+    }
+
+    #[test]
+    fn transaction_lines() {
+        let send = SendLine {
+            status: "SEND_OK",
+            msg_id: "ID",
+            offset_msg_id: "OFF",
+            topic: "T",
+            broker_name: "broker-a",
+            queue_id: 1,
+            queue_offset: 2,
+        };
+        let line = TxSendLine {
+            send,
+            transaction_state: rmq_producer::TransactionState::Unknown.as_str(),
+            end_written: true,
+            note: None,
+        };
+        assert_eq!(
+            parse(&to_json(&line)),
+            json!({"status":"SEND_OK","msgId":"ID","offsetMsgId":"OFF","topic":"T",
+                   "brokerName":"broker-a","queueId":1,"queueOffset":2,
+                   "transactionState":"UNKNOW","endWritten":true})
+        );
+        let noted = TxSendLine {
+            note: Some("why"),
+            end_written: false,
+            ..line
+        };
+        let v = parse(&to_json(&noted));
+        assert_eq!(
+            (&v["note"], &v["endWritten"]),
+            (&json!("why"), &json!(false))
+        );
+        let check = CheckLine {
+            status: CHECK_ANSWERED,
+            msg_id: "ID",
+            topic: "T",
+            transaction_state: "COMMIT_MESSAGE",
+            sent_here: true,
+        };
+        assert_eq!(
+            parse(&to_json(&check)),
+            json!({"status":"CHECK_ANSWERED","msgId":"ID","topic":"T",
+                   "transactionState":"COMMIT_MESSAGE","sentHere":true})
         );
     }
 

@@ -47,15 +47,18 @@ pub(crate) async fn run(args: &SendArgs, namesrv: &str) -> Result<u8, Fatal> {
     if let Some(tls) = args.target.namesrv.tls.config()? {
         builder = builder.tls(tls);
     }
+    let queue = args
+        .queue
+        .as_ref()
+        .map(|q| MessageQueue::new(args.topic.as_str(), q.broker.as_str(), q.queue_id));
+    if let Some(decision) = args.transaction {
+        return crate::send_tx::run(args, builder, &template, decision.into(), queue).await;
+    }
     let producer = builder
         .start()
         .await
         .map_err(|e| crate::fatal::producer_start(&e))?;
     let mut tally = Tally::default();
-    let queue = args
-        .queue
-        .as_ref()
-        .map(|q| MessageQueue::new(args.topic.as_str(), q.broker.as_str(), q.queue_id));
     let units = units(args.count, args.batch.map(u64::from));
     match args.mode {
         SendMode::Sync => {
@@ -105,7 +108,18 @@ pub(crate) async fn run(args: &SendArgs, namesrv: &str) -> Result<u8, Fatal> {
 }
 
 /// Refuses the combinations the producer has no call for.
-fn check_combinations(args: &SendArgs) -> Result<(), Fatal> {
+pub(crate) fn check_combinations(args: &SendArgs) -> Result<(), Fatal> {
+    if args.transaction.is_some() && args.mode != SendMode::Sync {
+        return Err(Fatal::usage(
+            "--transaction cannot be combined with --mode async|oneway: each transaction waits \
+             for its half message's answer before its local transaction runs",
+        ));
+    }
+    if args.transaction.is_some() && args.batch.is_some() {
+        return Err(Fatal::usage(
+            "--transaction cannot be combined with --batch: a batch cannot be transactional",
+        ));
+    }
     if args.mode == SendMode::Oneway && args.batch.is_some() {
         return Err(Fatal::usage(
             "--batch cannot be combined with --mode oneway",
@@ -169,7 +183,7 @@ pub(crate) fn units(count: u64, batch: Option<u64>) -> impl Iterator<Item = u64>
 }
 
 /// The options of a send: to `queue` when one is given, else to any queue.
-fn options(queue: Option<MessageQueue>) -> SendOptions {
+pub(crate) fn options(queue: Option<MessageQueue>) -> SendOptions {
     match queue {
         Some(q) => SendOptions::new().queue(q),
         None => SendOptions::new(),
@@ -322,6 +336,32 @@ mod tests {
         assert!(check_combinations(&send_args(&["--mode", "oneway", "--queue", "b:0"])).is_err());
         assert!(check_combinations(&send_args(&["--mode", "async", "--batch", "2"])).is_ok());
         assert!(check_combinations(&send_args(&["--mode", "async", "--queue", "b:0"])).is_ok());
+    }
+
+    #[test]
+    fn transaction_refuses_async_oneway_and_batch() {
+        for bad in [
+            &["--transaction", "commit", "--mode", "async"][..],
+            &["--transaction", "unknown", "--mode", "oneway"],
+            &["--transaction", "rollback", "--batch", "2"],
+        ] {
+            let err = check_combinations(&send_args(bad)).unwrap_err();
+            assert_eq!(err.code, crate::output::exit::USAGE, "{bad:?}");
+            assert!(err.message.starts_with("--transaction cannot"), "{err}");
+        }
+        for good in [
+            &["--transaction", "commit"][..],
+            &[
+                "--transaction",
+                "unknown",
+                "--mode",
+                "sync",
+                "--queue",
+                "b:0",
+            ],
+        ] {
+            assert!(check_combinations(&send_args(good)).is_ok(), "{good:?}");
+        }
     }
 
     #[test]

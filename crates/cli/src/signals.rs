@@ -1,6 +1,31 @@
 //! Stop signals: Ctrl-C (SIGINT) and, on Unix, SIGTERM.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use tokio::sync::watch;
+
+/// Listens for Ctrl-C (SIGINT) or, on Unix, SIGTERM from the moment it is called (the handlers
+/// are installed before it returns, so a signal right after is not missed); the future completes
+/// with which came.
+pub(crate) fn listen() -> Pin<Box<dyn Future<Output = &'static str> + Send>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            return Box::pin(async move {
+                tokio::select! {
+                    _ = int.recv() => "interrupted",
+                    _ = term.recv() => "terminated",
+                }
+            });
+        }
+    }
+    Box::pin(stop_signal())
+}
 
 /// Waits for Ctrl-C (SIGINT) or, on Unix, SIGTERM; returns which.
 pub(crate) async fn stop_signal() -> &'static str {

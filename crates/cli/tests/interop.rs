@@ -1,6 +1,7 @@
 //! The `rmq` binary against the real cluster from `scripts/rocketmq-dev.sh` (skipped locally
 //! when it is not running, a failure under CI): `send` output and exit codes, `bench --count`,
-//! and `route` showing both real brokers.
+//! `route` showing both real brokers, and `send --transaction unknown` answered by the real
+//! brokers' check-back.
 
 mod support;
 
@@ -67,6 +68,54 @@ fn send_to_the_real_cluster_prints_stored_results() {
             v["error"]["maybeStored"].as_bool()
         ),
         (Some("InvalidMessage"), Some(false))
+    );
+}
+
+#[test]
+fn send_transaction_unknown_is_committed_at_the_real_brokers_check_back() {
+    let Some(cluster) =
+        real_cluster("send_transaction_unknown_is_committed_at_the_real_brokers_check_back")
+    else {
+        return;
+    };
+    // Unique group too: no other run's half messages are checked with this one.
+    let topic = unique_topic("CliInteropTx");
+    let group = unique_topic("CliInteropTxGroup");
+    // The dev cluster's brokers check every 1 s once a half message is 3 s old.
+    let r = run(&[
+        "send",
+        "--namesrv",
+        &cluster.namesrv,
+        "--topic",
+        &topic,
+        "--group",
+        &group,
+        "--transaction",
+        "unknown",
+        "--check-wait",
+        "30",
+        "--timeout-ms",
+        "10000",
+    ]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let lines = r.json_lines();
+    let sent = &lines[0];
+    assert_eq!(sent["status"], "SEND_OK", "{r:?}");
+    assert_eq!(sent["transactionState"], "UNKNOW", "{r:?}");
+    assert_eq!(sent["endWritten"], true, "{r:?}");
+    let id = sent["msgId"].as_str().unwrap_or_default();
+    assert_eq!(id.len(), 32, "{r:?}");
+    let answered = lines.iter().skip(1).any(|v| {
+        v["status"] == "CHECK_ANSWERED"
+            && v["msgId"] == id
+            && v["transactionState"] == "COMMIT_MESSAGE"
+            && v["sentHere"] == true
+            && v["topic"] == topic.as_str()
+    });
+    assert!(answered, "{r:?}");
+    assert!(
+        lines.iter().skip(1).all(|v| v["sentHere"] == true),
+        "a unique group has no other half messages: {r:?}"
     );
 }
 

@@ -60,6 +60,13 @@ impl Budget {
         }
     }
 
+    /// Completes once the budget is stopped (a stop signal); its deadline does not count.
+    pub(crate) async fn stopped(&self) {
+        let mut stopped = self.stop_tx.subscribe();
+        // The sender lives as long as `self`: `wait_for` ends with the stop.
+        let _ = stopped.wait_for(|s| *s).await;
+    }
+
     /// Reserves up to `want` messages (at least 1 is asked); 0 means stop.
     pub(crate) fn take(&self, want: u64) -> u64 {
         self.take_at(want, Instant::now())
@@ -148,6 +155,9 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), b.closed())
             .await
             .expect("at once");
+        tokio::time::timeout(Duration::from_secs(5), b.stopped())
+            .await
+            .expect("at once");
 
         let t = Instant::now();
         let b = Budget::new(Some(10), Some(t + Duration::from_millis(50)));
@@ -156,6 +166,9 @@ mod tests {
             .expect("at the deadline");
         assert!(t.elapsed() >= Duration::from_millis(50));
         assert!(b.is_closed());
+        // Past the deadline, but not stopped.
+        let stopped = tokio::time::timeout(Duration::from_millis(50), b.stopped()).await;
+        assert!(stopped.is_err(), "the deadline is not a stop");
     }
 
     #[test]

@@ -9,9 +9,12 @@
 //! back-pressure room give up) and waits, bounded, for those started; the second stops waiting.
 //! Sends started and not resolved when the bench stops waiting are counted as `abandoned`: they
 //! may have been stored, and the exit code says so.
+//!
+//! The transaction mode is in [`transaction`].
 
 mod budget;
 mod stats;
+mod transaction;
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -29,27 +32,40 @@ use crate::output::{error_kind, one_line, print_stdout, to_json, Tally};
 
 use budget::Budget;
 pub(crate) use stats::{Interval, Recorder, Summary};
+pub(crate) use transaction::TxSummary;
+use transaction::{Tx, TxPlan};
 
 /// How often the live line is printed.
 const TICK: Duration = Duration::from_secs(1);
 
 /// Runs `rmq bench` against `namesrv`: live lines on stderr, the summary on stdout.
 pub(crate) async fn command(args: &BenchArgs, namesrv: &str) -> Result<u8, Fatal> {
-    let plan = Plan::from(args);
+    let plan = Plan::try_from(args)?;
     let mut builder = rmq_producer::ProducerBuilder::new(args.group.as_str())
         .name_server(namesrv)
         .send_timeout(plan.send_timeout);
     if let Some(tls) = args.target.namesrv.tls.config()? {
         builder = builder.tls(tls);
     }
-    let producer = builder
-        .start()
-        .await
-        .map_err(|e| crate::fatal::producer_start(&e))?;
+    let (producer, tx) = match plan.tx {
+        Some(tx_plan) => {
+            let tx = transaction::start(builder, tx_plan)
+                .await
+                .map_err(|e| crate::fatal::producer_start(&e))?;
+            (tx.producer().clone(), Some(tx))
+        }
+        None => {
+            let producer = builder
+                .start()
+                .await
+                .map_err(|e| crate::fatal::producer_start(&e))?;
+            (producer, None)
+        }
+    };
     // Ctrl-C / SIGTERM: the first stops new sends and waits for those in flight (bounded), the
     // second stops waiting; either way the summary of what happened is printed.
     let signals = crate::signals::count_stop_signals();
-    let report = run(producer.clone(), &plan, signals, |i| {
+    let report = run(producer.clone(), tx.clone(), &plan, signals, |i| {
         eprintln!("rmq bench: {}", i.line())
     })
     .await;
@@ -73,10 +89,14 @@ pub(crate) async fn command(args: &BenchArgs, namesrv: &str) -> Result<u8, Fatal
     } else {
         plan.send_timeout.saturating_add(ABANDONED_SHUTDOWN)
     };
-    if tokio::time::timeout(bound, producer.shutdown())
-        .await
-        .is_err()
-    {
+    let shutdown = async {
+        match &tx {
+            // Stops answering check-backs first.
+            Some(tx) => tx.shutdown().await,
+            None => producer.shutdown().await,
+        }
+    };
+    if tokio::time::timeout(bound, shutdown).await.is_err() {
         tracing::debug!(
             ?bound,
             "bench: not waiting longer for the producer to shut down"
@@ -88,9 +108,12 @@ pub(crate) async fn command(args: &BenchArgs, namesrv: &str) -> Result<u8, Fatal
 /// How long the bench waits for the producer to shut down once it abandoned sends.
 const ABANDONED_SHUTDOWN: Duration = Duration::from_secs(1);
 
-impl From<&BenchArgs> for Plan {
-    fn from(a: &BenchArgs) -> Self {
-        Self {
+impl TryFrom<&BenchArgs> for Plan {
+    type Error = Fatal;
+
+    /// The plan of `a`; a usage error for transaction options that do not fit.
+    fn try_from(a: &BenchArgs) -> Result<Self, Fatal> {
+        Ok(Self {
             topic: a.topic.clone(),
             mode: a.mode,
             size: a.size,
@@ -99,7 +122,8 @@ impl From<&BenchArgs> for Plan {
             duration: a.duration.map(Duration::from_secs),
             batch: a.batch,
             send_timeout: Duration::from_millis(a.timeout_ms),
-        }
+            tx: TxPlan::from_args(a)?,
+        })
     }
 }
 
@@ -115,6 +139,8 @@ pub(crate) struct Plan {
     pub(crate) batch: u32,
     /// The producer's send timeout: bounds the drain of async sends at the end.
     pub(crate) send_timeout: Duration,
+    /// Transaction mode: the rates and the check wait.
+    pub(crate) tx: Option<TxPlan>,
 }
 
 /// What a run produced.
@@ -123,8 +149,8 @@ pub(crate) struct Report {
     pub(crate) summary: Summary,
     /// The first failure, in one line (`kind: message`).
     pub(crate) first_failure: Option<String>,
-    /// 0 without failures; 3 when a failed or abandoned message may have been stored; 1
-    /// otherwise.
+    /// 0 without failures; 3 when a failed or abandoned message may have been stored, or a
+    /// transaction was left undecided; 1 otherwise.
     pub(crate) exit_code: u8,
 }
 
@@ -132,6 +158,8 @@ pub(crate) struct Report {
 #[derive(Debug)]
 struct Shared {
     producer: Producer,
+    /// Transaction mode: the transactional producer (the same client as `producer`).
+    tx: Option<Tx>,
     topic: String,
     body: Bytes,
     mode: BenchMode,
@@ -216,11 +244,14 @@ fn body(size: u32) -> Bytes {
         .into()
 }
 
-/// Runs `plan` through `producer`, calling `live` with each interval (every second). A change
-/// of `signals` to 1 stops handing out new sends (those in flight are still awaited, bounded);
-/// 2 or more stops waiting for them (they are reported as abandoned).
+/// Runs `plan` through `producer` (in transaction mode through `tx`, its transactional
+/// producer), calling `live` with each interval (every second). A change of `signals` to 1
+/// stops handing out new sends (those in flight are still awaited, bounded) and ends the wait
+/// for transaction check-backs (the undecided ones are reported as unchecked); 2 or more stops
+/// waiting for the sends in flight (they are reported as abandoned).
 pub(crate) async fn run(
     producer: Producer,
+    tx: Option<Tx>,
     plan: &Plan,
     signals: watch::Receiver<u32>,
     mut live: impl FnMut(&Interval),
@@ -234,6 +265,7 @@ pub(crate) async fn run(
     };
     let shared = Arc::new(Shared {
         producer,
+        tx,
         topic: plan.topic.clone(),
         body: body(plan.size),
         mode: plan.mode,
@@ -248,6 +280,8 @@ pub(crate) async fn run(
         room,
         send_timeout: plan.send_timeout,
     });
+    // When the sends were done (before waiting for check-backs): the end of the measured time.
+    let sends_done: OnceLock<Duration> = OnceLock::new();
     let workers: Vec<_> = (0..plan.concurrency)
         .map(|_| tokio::spawn(worker(Arc::clone(&shared))))
         .collect();
@@ -261,6 +295,10 @@ pub(crate) async fn run(
             // Async sends resolve after their worker returned: wait for them, bounded.
         }
         drain(&shared.rec, plan.send_timeout + Duration::from_secs(5)).await;
+        let _ = sends_done.set(start.elapsed());
+        if let Some(tx) = &shared.tx {
+            tx.wait_checks(shared.budget.stopped()).await;
+        }
     };
     let interrupted = tick_until(
         all_done,
@@ -273,17 +311,24 @@ pub(crate) async fn run(
         },
     )
     .await;
-    let elapsed = start.elapsed();
+    let total = start.elapsed();
+    let elapsed = sends_done.get().copied().unwrap_or(total);
     let mut summary = shared
         .rec
         .summary(plan.mode.as_str(), plan.size, plan.concurrency, elapsed);
     summary.interrupted = interrupted;
+    summary.transaction = shared
+        .tx
+        .as_ref()
+        .map(|tx| tx.summary(total.saturating_sub(elapsed)));
+    let unchecked = summary.transaction.map_or(0, |t| t.unchecked);
     let (_, maybe_stored) = shared.rec.failures();
-    // An abandoned send's outcome is unknown: it may have been stored.
+    // An abandoned send's outcome is unknown: it may have been stored; an unchecked
+    // transaction's message may still become visible.
     let exit_code = Tally {
         ok: summary.sent,
-        failed: summary.failed + summary.abandoned,
-        maybe_stored: maybe_stored + summary.abandoned,
+        failed: summary.failed + summary.abandoned + unchecked,
+        maybe_stored: maybe_stored + summary.abandoned + unchecked,
     }
     .exit_code();
     Report {
@@ -394,6 +439,16 @@ async fn worker(s: Arc<Shared>) {
                     Err(e) => s.fail(n, &e),
                 }
             }
+            BenchMode::Transaction => {
+                // Always there in this mode; without, nothing to send with.
+                let Some(tx) = &s.tx else { return };
+                s.rec.begin(1);
+                let t = Instant::now();
+                match tx.send(s.message()).await {
+                    Ok(()) => s.rec.ok(1, t.elapsed()),
+                    Err(e) => s.fail(1, &e),
+                }
+            }
             BenchMode::Async => {
                 let waiting = Instant::now();
                 let room = match s.room().await {
@@ -439,335 +494,4 @@ async fn worker(s: Arc<Shared>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn body_has_the_requested_size() {
-        for size in [1, 26, 27, 4096] {
-            let b = body(size);
-            assert_eq!(b.len(), size as usize);
-            assert!(b.iter().all(u8::is_ascii_lowercase));
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn ticks_every_second_until_the_work_ends() {
-        let rec = Recorder::default();
-        let mut lines = Vec::new();
-        let work = async {
-            for _ in 0..3 {
-                rec.begin(1);
-                rec.ok(2, Duration::from_millis(1));
-                tokio::time::sleep(Duration::from_millis(1000)).await;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        };
-        let started = Instant::now();
-        let (_signals, rx) = watch::channel(0);
-        let budget = Budget::new(None, None);
-        let stop = Stop {
-            signals: rx,
-            budget: &budget,
-        };
-        let interrupted = tokio::time::timeout(
-            Duration::from_secs(10),
-            tick_until(
-                work,
-                &rec,
-                started,
-                &mut |i: &Interval| lines.push(*i),
-                stop,
-            ),
-        )
-        .await
-        .unwrap();
-        assert!(!interrupted);
-        // The work lasted 3.5 s: ticks at 1, 2 and 3 s.
-        assert_eq!(lines.len(), 3, "{lines:?}");
-        assert_eq!(
-            lines.iter().map(|i| i.at_secs).collect::<Vec<_>>(),
-            vec![1, 2, 3]
-        );
-    }
-
-    /// Work that stops when the budget does and then takes `linger` to finish (sends in flight).
-    async fn until_stopped(budget: &Budget, linger: Duration) {
-        while budget.take(1) > 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        tokio::time::sleep(linger).await;
-    }
-
-    /// Runs `tick_until` over work that stops with the budget and then lingers `linger`, while
-    /// the stop-signal count goes to each `(after, count)` in turn: whether the run was
-    /// interrupted, how long it took, and whether the budget still hands out sends.
-    async fn signalled(linger: Duration, signals_at: &[(Duration, u32)]) -> (bool, Duration, bool) {
-        let rec = Recorder::default();
-        let budget = Budget::new(None, None);
-        let (signals, rx) = watch::channel(0);
-        let stop = Stop {
-            signals: rx,
-            budget: &budget,
-        };
-        let work = until_stopped(&budget, linger);
-        let signal = async {
-            for (after, count) in signals_at {
-                tokio::time::sleep(*after).await;
-                signals.send_replace(*count);
-            }
-            std::future::pending::<()>().await;
-        };
-        let t = Instant::now();
-        let mut live = |_: &Interval| {};
-        let interrupted = tokio::select! {
-            i = tick_until(work, &rec, t, &mut live, stop) => i,
-            () = signal => unreachable!("the signals never end"),
-        };
-        (interrupted, t.elapsed(), budget.take(1) > 0)
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_first_signal_stops_new_sends_and_waits_for_the_rest() {
-        let (interrupted, took, open) =
-            signalled(Duration::from_secs(3), &[(Duration::from_millis(2500), 1)]).await;
-        assert!(interrupted);
-        assert!(!open, "no sends after the signal");
-        // Stopped at 2.5 s, then the 3 s of sends in flight were waited for.
-        assert!(took >= Duration::from_millis(5400), "{took:?}");
-        assert!(took < Duration::from_secs(6), "{took:?}");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_second_signal_stops_waiting() {
-        let second = Duration::from_secs(1);
-        let (interrupted, took, open) =
-            signalled(Duration::from_secs(3600), &[(second, 1), (second, 2)]).await;
-        assert!(interrupted);
-        assert!(!open);
-        assert!(took < Duration::from_secs(3), "{took:?}");
-    }
-
-    #[test]
-    fn an_interrupted_summary_says_so_and_a_normal_one_keeps_its_fields() {
-        let rec = Recorder::default();
-        let mut s = rec.summary("sync", 8, 1, Duration::from_secs(1));
-        let normal = serde_json::to_value(&s).unwrap();
-        assert!(normal.get("interrupted").is_none(), "{normal}");
-        s.interrupted = true;
-        let stopped = serde_json::to_value(&s).unwrap();
-        assert_eq!(stopped["interrupted"], serde_json::Value::Bool(true));
-    }
-
-    #[test]
-    fn async_room_follows_the_producers_bounds() {
-        let mut cfg = rmq_producer::ProducerBuilder::new("g").config().clone();
-        assert_eq!(async_room(&cfg, 128), Some(1024), "by count");
-        assert_eq!(
-            async_room(&cfg, 1024 * 1024),
-            Some(100),
-            "by bytes (100 MiB)"
-        );
-        assert_eq!(
-            async_room(&cfg, u32::MAX),
-            Some(1),
-            "a body over the byte bound"
-        );
-        cfg.async_backpressure = false;
-        assert_eq!(async_room(&cfg, 128), None);
-    }
-
-    /// Against a testkit broker (real clock, real sockets).
-    mod against_a_broker {
-        use rmq_common::RequestCode;
-        use rmq_testkit::MockCluster;
-
-        use super::*;
-
-        const WITHIN: Duration = Duration::from_secs(20);
-
-        async fn cluster(topic: &str) -> MockCluster {
-            let c = tokio::time::timeout(WITHIN, MockCluster::start(1))
-                .await
-                .expect("in time")
-                .expect("cluster");
-            c.create_topic(topic, 4);
-            c
-        }
-
-        /// A producer for `c` with `max_in_flight` async sends, its route to `topic` known.
-        async fn producer(c: &MockCluster, topic: &str, max_in_flight: usize) -> Producer {
-            let p = Producer::builder("BenchTest")
-                .name_server(c.namesrv_addr())
-                .send_timeout(Duration::from_secs(5))
-                .async_backpressure(max_in_flight, 1 << 20)
-                .start()
-                .await
-                .expect("start");
-            let warm = tokio::time::timeout(WITHIN, p.send(Message::new(topic, "warm"))).await;
-            assert!(matches!(warm, Ok(Ok(_))), "{warm:?}");
-            p
-        }
-
-        /// Send requests the broker received (answered or not).
-        fn received(c: &MockCluster) -> usize {
-            let b = &c.brokers()[0];
-            [RequestCode::SEND_MESSAGE, RequestCode::SEND_MESSAGE_V2]
-                .iter()
-                .map(|&code| b.request_count(code))
-                .sum()
-        }
-
-        /// Polls every 5 ms, at most 10 s, until `cond`.
-        async fn until(mut cond: impl FnMut() -> bool) {
-            for _ in 0..2000 {
-                if cond() {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            assert!(cond(), "not within 10 s");
-        }
-
-        fn plan(topic: &str, mode: BenchMode, concurrency: u32, duration: Duration) -> Plan {
-            Plan {
-                topic: topic.to_owned(),
-                mode,
-                size: 16,
-                concurrency,
-                count: None,
-                duration: Some(duration),
-                batch: 1,
-                send_timeout: Duration::from_secs(5),
-            }
-        }
-
-        /// Starts `run` on its own task; the sender sets the stop-signal count.
-        fn start(
-            p: &Producer,
-            plan: Plan,
-        ) -> (watch::Sender<u32>, tokio::task::JoinHandle<Report>) {
-            let (tx, rx) = watch::channel(0);
-            let p = p.clone();
-            let job = tokio::spawn(async move { run(p, &plan, rx, |_| {}).await });
-            (tx, job)
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn a_first_signal_stops_the_async_sends_waiting_for_room() {
-            let c = cluster("BenchRoom").await;
-            let p = producer(&c, "BenchRoom", 8).await;
-            let base = received(&c);
-            c.brokers()[0]
-                .faults()
-                .set_delay(Duration::from_millis(500));
-            let plan = plan("BenchRoom", BenchMode::Async, 100, Duration::from_secs(30));
-            let (signals, job) = start(&p, plan);
-            // 8 sends written, 92 tasks waiting for room.
-            until(|| received(&c) >= base + 8).await;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            assert_eq!(received(&c), base + 8, "bounded by the back-pressure");
-            let t = Instant::now();
-            signals.send_replace(1);
-            let report = tokio::time::timeout(WITHIN, job)
-                .await
-                .expect("bounded")
-                .expect("joined");
-            // Only the 8 admitted were awaited (answered within 0.5 s).
-            assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
-            let s = &report.summary;
-            assert!(s.interrupted);
-            assert_eq!((s.sent, s.failed, s.abandoned), (8, 0, 0), "{s:?}");
-            assert_eq!(report.exit_code, crate::output::exit::OK);
-            // And none of the waiting tasks sent afterwards.
-            tokio::time::sleep(Duration::from_millis(700)).await;
-            assert_eq!(received(&c), base + 8, "no send after the signal");
-            tokio::time::timeout(WITHIN, p.shutdown())
-                .await
-                .expect("shutdown");
-            c.shutdown().await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn the_end_of_the_duration_stops_the_async_sends_waiting_for_room() {
-            let c = cluster("BenchRoomEnd").await;
-            let p = producer(&c, "BenchRoomEnd", 4).await;
-            let base = received(&c);
-            c.brokers()[0]
-                .faults()
-                .set_delay(Duration::from_millis(400));
-            let plan = plan("BenchRoomEnd", BenchMode::Async, 50, Duration::from_secs(1));
-            let t = Instant::now();
-            let (_signals, job) = start(&p, plan);
-            let report = tokio::time::timeout(WITHIN, job)
-                .await
-                .expect("bounded")
-                .expect("joined");
-            // Rounds of 4 at about 0, 0.4 and 0.8 s; none after 1 s.
-            assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
-            let s = &report.summary;
-            let sent = received(&c) - base;
-            assert!(sent <= 16, "{sent} sends: {s:?}");
-            assert_eq!(
-                (s.sent, s.failed, s.abandoned),
-                (sent as u64, 0, 0),
-                "{s:?}"
-            );
-            assert!(!s.interrupted);
-            tokio::time::timeout(WITHIN, p.shutdown())
-                .await
-                .expect("shutdown");
-            c.shutdown().await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn a_second_signal_reports_the_sends_in_flight_as_abandoned() {
-            let c = cluster("BenchAbandon").await;
-            let p = producer(&c, "BenchAbandon", 8).await;
-            let base = received(&c);
-            c.brokers()[0].faults().set_delay(Duration::from_secs(1));
-            let plan = plan("BenchAbandon", BenchMode::Sync, 20, Duration::from_secs(30));
-            let (signals, job) = start(&p, plan);
-            // Every task waits for its answer.
-            until(|| received(&c) >= base + 20).await;
-            let t = Instant::now();
-            signals.send_replace(1);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            signals.send_replace(2);
-            let report = tokio::time::timeout(WITHIN, job)
-                .await
-                .expect("bounded")
-                .expect("joined");
-            assert!(
-                t.elapsed() < Duration::from_millis(800),
-                "{:?}",
-                t.elapsed()
-            );
-            let s = &report.summary;
-            assert!(s.interrupted);
-            assert_eq!((s.sent, s.failed, s.abandoned), (0, 0, 20), "{s:?}");
-            assert_eq!(
-                report.exit_code,
-                crate::output::exit::MAYBE_STORED,
-                "abandoned sends may have been stored"
-            );
-            // They were: answered after the bench stopped waiting.
-            tokio::time::timeout(WITHIN, p.shutdown())
-                .await
-                .expect("shutdown");
-            until(|| c.messages_of("BenchAbandon").len() == 21).await;
-            c.shutdown().await;
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn drain_is_bounded() {
-        let rec = Recorder::default();
-        rec.begin(1); // never completes
-        let t = Instant::now();
-        tokio::time::timeout(Duration::from_secs(60), drain(&rec, Duration::from_secs(2)))
-            .await
-            .unwrap();
-        assert!(t.elapsed() >= Duration::from_secs(2));
-    }
-}
+mod tests;

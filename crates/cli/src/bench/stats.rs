@@ -102,6 +102,9 @@ pub(crate) struct Summary {
     /// Stopped early by Ctrl-C or SIGTERM (written only when true).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub(crate) interrupted: bool,
+    /// Transaction mode: what the transactions came to (written only in that mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) transaction: Option<super::TxSummary>,
 }
 
 /// Rounds to 3 decimals (for readable JSON).
@@ -241,6 +244,7 @@ impl Recorder {
             p999_us: q(0.999),
             max_us: if h.total.is_empty() { 0 } else { h.total.max() },
             interrupted: false,
+            transaction: None,
         }
     }
 }
