@@ -282,7 +282,7 @@ pub enum ConfigError {
 /// Checks that `addr` is `host:port` as RocketMQ clients dial it (Java's
 /// `RemotingHelper.string2SocketAddress`): a host name or IPv4 address, or a bracketed IPv6
 /// address, then a port 1..=65535. Nothing is resolved here.
-fn check_addr(addr: &str) -> Result<(), &'static str> {
+pub(crate) fn check_addr(addr: &str) -> Result<(), &'static str> {
     if addr.contains("://") {
         return Err("a URL, expected host:port");
     }

@@ -28,6 +28,7 @@ mod identity;
 mod instance;
 mod java_hash;
 mod kernel;
+mod name_servers;
 mod options;
 mod policy;
 mod producer;
