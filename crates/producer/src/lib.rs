@@ -29,6 +29,7 @@ mod instance;
 mod java_hash;
 mod kernel;
 mod name_servers;
+mod namespace;
 mod options;
 mod policy;
 mod producer;

@@ -83,11 +83,16 @@ pub(crate) async fn run<L, T>(
 }
 
 /// Runs the listener on one check and sends its answer.
-pub(crate) async fn answer<L, T>(worker: &Worker<L, T>, job: CheckJob)
+pub(crate) async fn answer<L, T>(worker: &Worker<L, T>, mut job: CheckJob)
 where
     L: TransactionListener,
     T: Transport,
 {
+    // The listener sees the topic out of the namespace (Java `checkTransactionState`).
+    let ns = crate::namespace::of(&worker.core.cfg);
+    if let std::borrow::Cow::Owned(topic) = rmq_common::namespace::unwrap(ns, job.msg.message.topic()) {
+        job.msg.message.set_topic(topic);
+    }
     let verdict = guarded(
         "check",
         worker.cfg.check_timeout,
