@@ -23,6 +23,7 @@ mod cli;
 mod dev_broker;
 mod dev_cluster;
 mod fatal;
+mod namespace_args;
 mod output;
 mod route;
 mod send;

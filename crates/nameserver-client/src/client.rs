@@ -73,7 +73,13 @@ impl NameServerClient {
     }
 
     fn current(&self) -> Arc<[String]> {
-        Arc::clone(&self.inner.addrs.read().unwrap_or_else(PoisonError::into_inner))
+        Arc::clone(
+            &self
+                .inner
+                .addrs
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     /// Replaces the name-server addresses (Java's `updateNameServerAddressList`); true when the
@@ -111,7 +117,10 @@ impl NameServerClient {
             self.inner.cursor.store(start, Ordering::Relaxed);
             tracing::info!(old = ?old, new = ?unique, "name-server addresses updated");
             *guard = unique.clone().into();
-            old.iter().filter(|a| !unique.contains(a)).cloned().collect()
+            old.iter()
+                .filter(|a| !unique.contains(a))
+                .cloned()
+                .collect()
         };
         for addr in &removed {
             tracing::debug!(namesrv = %addr, "name server removed: closing its connection");

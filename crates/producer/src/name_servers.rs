@@ -90,7 +90,10 @@ mod tests {
         }
         for bad in ["nohost", "a:0", "a:99999", "http://a:1", "a:1;b"] {
             assert!(
-                matches!(parse_name_servers(bad), Err(ConfigError::BadNameServer { .. })),
+                matches!(
+                    parse_name_servers(bad),
+                    Err(ConfigError::BadNameServer { .. })
+                ),
                 "{bad}"
             );
         }

@@ -58,8 +58,7 @@ pub(crate) fn apply(out: &mut Outgoing, ns: Option<&str>) {
         out.topic_bytes = ByteString::from(topic);
     }
     let key = format!("{}\u{1}", property::INSTANCE_ID);
-    let has = out.properties.starts_with(&key)
-        || out.properties.contains(&format!("\u{2}{key}"));
+    let has = out.properties.starts_with(&key) || out.properties.contains(&format!("\u{2}{key}"));
     if !has {
         // The encoded properties end with their separator (or are empty).
         let mut props = String::with_capacity(out.properties.len() + key.len() + ns.len() + 1);
@@ -202,7 +201,13 @@ mod tests {
                 "%RETRY%ns%g",
                 "INSTANCE_ID\u{1}ns\u{2}",
             ),
-            (Some("ns"), "TBW102", "", "TBW102", "INSTANCE_ID\u{1}ns\u{2}"),
+            (
+                Some("ns"),
+                "TBW102",
+                "",
+                "TBW102",
+                "INSTANCE_ID\u{1}ns\u{2}",
+            ),
             // an INSTANCE_ID of the message's own is kept
             (
                 Some("ns"),

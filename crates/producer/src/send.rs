@@ -119,12 +119,10 @@ pub(crate) fn prepare_batch_checked(
             crate::namespace::apply(&mut out, crate::namespace::of(inner.cfg()));
             Ok(out)
         }
-        Ok(out) => {
-            Err(ErrorKind::InvalidMessage(ValidationError::BodyTooLarge {
-                size: out.body.len(),
-                max,
-            }))
-        }
+        Ok(out) => Err(ErrorKind::InvalidMessage(ValidationError::BodyTooLarge {
+            size: out.body.len(),
+            max,
+        })),
         Err(source) => Err(ErrorKind::InvalidBatch(source)),
     }
 }

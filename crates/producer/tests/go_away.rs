@@ -50,7 +50,10 @@ fn stored_with_body(b: &MockBroker, body: &str) -> Vec<StoredMessage> {
 async fn eventually(mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + T;
     while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "condition not met in time");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met in time"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -67,13 +70,13 @@ async fn refused_send_is_resent_on_a_new_connection_and_stored_once() {
     assert_eq!(warm.queue.broker_name, "broker-a");
     // A send in flight on the connection when the broker starts shutting down...
     b.faults().set_delay(Duration::from_millis(300));
-    let in_flight = timeout(T, p.send_async(
-            Message::new("GoAwayTopic", "in-flight"),
-            SendOptions::new(),
-        ))
-        .await
-        .expect("in time")
-        .expect("admitted");
+    let in_flight = timeout(
+        T,
+        p.send_async(Message::new("GoAwayTopic", "in-flight"), SendOptions::new()),
+    )
+    .await
+    .expect("in time")
+    .expect("admitted");
     eventually(|| sends(b) == 2).await;
     b.faults().set_delay(Duration::ZERO);
     b.faults().set_go_away(GoAway::SeenConnections);
@@ -93,7 +96,11 @@ async fn refused_send_is_resent_on_a_new_connection_and_stored_once() {
     let old = stored_with_body(b, "in-flight");
     let new = stored_with_body(b, "refused");
     assert_eq!(old.len(), 1, "stored once");
-    assert_eq!(new.len(), 1, "GO_AWAY means not processed: stored once, by the resend");
+    assert_eq!(
+        new.len(),
+        1,
+        "GO_AWAY means not processed: stored once, by the resend"
+    );
     assert_eq!(stored_with_body(b, "warm").len(), 1);
     assert_ne!(
         old[0].ext.born_host, new[0].ext.born_host,
@@ -151,7 +158,10 @@ async fn with_one_broker_refusing_everything_the_error_is_go_away_and_not_stored
         err.kind(),
         ErrorKind::RetriesExhausted { .. } | ErrorKind::Broker { .. }
     ));
-    assert!(err.into_message().is_some(), "handed back: certainly not stored");
+    assert!(
+        err.into_message().is_some(),
+        "handed back: certainly not stored"
+    );
     assert_eq!(a.message_count(), 1);
     c.shutdown().await;
 }

@@ -79,7 +79,11 @@ async fn later_lookups_ask_the_new_name_servers_only() {
     // The refresher (every 50 ms) asks the new one for every cached topic.
     assert!(eventually(|| new.request_count("Early") >= 2).await);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(old.total_requests(), asked_old, "the removed name server was asked again");
+    assert_eq!(
+        old.total_requests(),
+        asked_old,
+        "the removed name server was asked again"
+    );
     assert_eq!(old.connection_count(), 0);
     timeout(T, p.shutdown()).await.expect("shutdown in time");
     new.shutdown().await;
@@ -93,10 +97,15 @@ async fn bad_lists_are_refused_and_leave_the_list_in_use() {
         .expect("in time")
         .expect("cluster");
     c.create_topic("Kept", 1);
-    let p = timeout(T, Producer::builder("NsGroup2").name_server(c.namesrv_addr()).start())
-        .await
-        .expect("in time")
-        .expect("start");
+    let p = timeout(
+        T,
+        Producer::builder("NsGroup2")
+            .name_server(c.namesrv_addr())
+            .start(),
+    )
+    .await
+    .expect("in time")
+    .expect("start");
     assert_eq!(p.update_name_servers(""), Err(ConfigError::NoNameServer));
     let bad = p.update_name_servers(format!("{};not-an-address", c.namesrv_addr()));
     assert!(

@@ -77,7 +77,10 @@ async fn the_broker_sees_wrapped_names_and_the_user_plain_ones() {
     let target = MessageQueue::new("Orders", "broker-a", 1);
     let q = timeout(
         T,
-        p.send_with(Message::new("Orders", "q"), SendOptions::new().queue(target.clone())),
+        p.send_with(
+            Message::new("Orders", "q"),
+            SendOptions::new().queue(target.clone()),
+        ),
     )
     .await
     .expect("in time")
@@ -90,9 +93,11 @@ async fn the_broker_sees_wrapped_names_and_the_user_plain_ones() {
         p.send_with(
             Message::new("Orders", "s"),
             SendOptions::new().selector(move |qs: &[MessageQueue], m: &Message| {
-                s2.lock()
-                    .expect("lock")
-                    .extend(qs.iter().map(|q| q.topic.clone()).chain([m.topic().to_owned()]));
+                s2.lock().expect("lock").extend(
+                    qs.iter()
+                        .map(|q| q.topic.clone())
+                        .chain([m.topic().to_owned()]),
+                );
                 Some(0)
             }),
         ),
@@ -113,20 +118,31 @@ async fn the_broker_sees_wrapped_names_and_the_user_plain_ones() {
         assert!(props.contains("INSTANCE_ID\u{1}MQ_INST_1\u{2}"), "{m:?}");
     }
     // The name server was asked for the wrapped topic only.
-    let asked: Vec<String> = c.namesrv().requests().into_iter().map(|r| r.topic).collect();
+    let asked: Vec<String> = c
+        .namesrv()
+        .requests()
+        .into_iter()
+        .map(|r| r.topic)
+        .collect();
     assert!(asked.iter().any(|t| t == "MQ_INST_1%Orders"), "{asked:?}");
     assert!(!asked.iter().any(|t| t == "Orders"), "{asked:?}");
     // The heartbeat lists the wrapped group; shutdown unregisters it.
     let broker = c.broker("broker-a").expect("broker");
     eventually("a heartbeat", || !broker.heartbeats().is_empty()).await;
     for h in broker.heartbeats() {
-        assert!(h.producer_groups.iter().any(|g| g == "MQ_INST_1%NsGroup"), "{h:?}");
+        assert!(
+            h.producer_groups.iter().any(|g| g == "MQ_INST_1%NsGroup"),
+            "{h:?}"
+        );
         assert!(!h.producer_groups.iter().any(|g| g == "NsGroup"), "{h:?}");
     }
     timeout(T, p.shutdown()).await.expect("shutdown in time");
     let unreg = broker.unregisters();
     assert_eq!(unreg.len(), 1);
-    assert_eq!(unreg[0].producer_group.as_deref(), Some("MQ_INST_1%NsGroup"));
+    assert_eq!(
+        unreg[0].producer_group.as_deref(),
+        Some("MQ_INST_1%NsGroup")
+    );
     assert_eq!(broker.request_count(RequestCode::UNREGISTER_CLIENT), 1);
     c.shutdown().await;
 }
@@ -215,7 +231,10 @@ async fn transactions_carry_the_wrapped_group_and_checks_see_the_plain_topic() {
     assert_eq!(r.send.queue.topic, "Orders");
     let half = c.half_messages();
     assert_eq!(half.len(), 1);
-    assert_eq!(half[0].ext.message.property(property::PGROUP), Some("MQ_INST_1%NsTx"));
+    assert_eq!(
+        half[0].ext.message.property(property::PGROUP),
+        Some("MQ_INST_1%NsTx")
+    );
     assert_eq!(
         half[0].ext.message.property(property::REAL_TOPIC),
         Some("MQ_INST_1%Orders")
@@ -225,14 +244,20 @@ async fn transactions_carry_the_wrapped_group_and_checks_see_the_plain_topic() {
         !broker.end_transactions().is_empty()
     })
     .await;
-    assert_eq!(broker.end_transactions()[0].header.producer_group, "MQ_INST_1%NsTx");
+    assert_eq!(
+        broker.end_transactions()[0].header.producer_group,
+        "MQ_INST_1%NsTx"
+    );
     // The broker checks the wrapped group's connection; the listener sees the plain topic.
     eventually("the group's connection is registered", || {
         !broker.producer_connections("MQ_INST_1%NsTx").is_empty()
     })
     .await;
     assert_eq!(c.check_transactions().await, 1);
-    eventually("checked", || !p.listener().0.lock().expect("lock").is_empty()).await;
+    eventually("checked", || {
+        !p.listener().0.lock().expect("lock").is_empty()
+    })
+    .await;
     assert_eq!(*p.listener().0.lock().expect("lock"), ["Orders"]);
     eventually("committed under the wrapped topic", || {
         c.messages_of("MQ_INST_1%Orders").len() == 1
@@ -251,7 +276,10 @@ async fn a_bad_namespace_is_refused_before_start() {
             .start()
             .await
             .expect_err("refused");
-        assert!(matches!(err, rmq_producer::ConfigError::Invalid(_)), "{bad}: {err:?}");
+        assert!(
+            matches!(err, rmq_producer::ConfigError::Invalid(_)),
+            "{bad}: {err:?}"
+        );
     }
     // Too long once wrapped (Java checks the wrapped group).
     let err = Producer::builder("G".repeat(118))
@@ -260,5 +288,8 @@ async fn a_bad_namespace_is_refused_before_start() {
         .start()
         .await
         .expect_err("refused");
-    assert!(matches!(err, rmq_producer::ConfigError::Group(_)), "{err:?}");
+    assert!(
+        matches!(err, rmq_producer::ConfigError::Group(_)),
+        "{err:?}"
+    );
 }

@@ -55,7 +55,9 @@ async fn go_away_drains_the_connection_and_resends_once_on_a_new_one() {
     assert_eq!(body(&resp), b"again");
     // The request in flight on the draining connection still gets its answer there.
     send(&mut a, echo(&in_flight)).await;
-    let resp = within(first).await.expect("answered on the draining connection");
+    let resp = within(first)
+        .await
+        .expect("answered on the draining connection");
     assert_eq!(body(&resp), b"in-flight");
     // Then the client closes the drained connection: the server reads its end.
     let end = within(a.next()).await;
@@ -135,7 +137,10 @@ async fn a_failed_reconnect_is_the_connect_error_and_not_delivered() {
     drop(l); // the server stops accepting: the reconnect is refused
     let req = next(&mut a).await;
     send(&mut a, go_away(&req)).await;
-    let err = within(call).await.expect("task").expect_err("no new connection");
+    let err = within(call)
+        .await
+        .expect("task")
+        .expect_err("no new connection");
     assert!(
         matches!(err, RemotingError::Connect { .. }),
         "a connect error, got {err:?}"

@@ -42,6 +42,7 @@ pub(crate) async fn command(args: &BenchArgs, namesrv: &str) -> Result<u8, Fatal
     if let Some(tls) = args.target.namesrv.tls.config()? {
         builder = builder.tls(tls);
     }
+    builder = args.target.namespace.apply(builder);
     let producer = builder
         .start()
         .await

@@ -14,13 +14,25 @@ fn wrap_as_java() {
         // already wrapped: unchanged
         (Some(NS), "MQ_INST_XXX%TOPIC_XXX", "MQ_INST_XXX%TOPIC_XXX"),
         (Some(NS), "%RETRY%GID_XXX", "%RETRY%MQ_INST_XXX%GID_XXX"),
-        (Some(NS), "%RETRY%MQ_INST_XXX%GID_XXX", "%RETRY%MQ_INST_XXX%GID_XXX"),
+        (
+            Some(NS),
+            "%RETRY%MQ_INST_XXX%GID_XXX",
+            "%RETRY%MQ_INST_XXX%GID_XXX",
+        ),
         (Some(NS), "%DLQ%GID_XXX", "%DLQ%MQ_INST_XXX%GID_XXX"),
-        (Some(NS), "%DLQ%MQ_INST_XXX%GID_XXX", "%DLQ%MQ_INST_XXX%GID_XXX"),
+        (
+            Some(NS),
+            "%DLQ%MQ_INST_XXX%GID_XXX",
+            "%DLQ%MQ_INST_XXX%GID_XXX",
+        ),
         // system topics and groups: unchanged
         (Some(NS), "rmq_sys_topic", "rmq_sys_topic"),
         (Some(NS), "TBW102", "TBW102"),
-        (Some(NS), "RMQ_SYS_TRANS_HALF_TOPIC", "RMQ_SYS_TRANS_HALF_TOPIC"),
+        (
+            Some(NS),
+            "RMQ_SYS_TRANS_HALF_TOPIC",
+            "RMQ_SYS_TRANS_HALF_TOPIC",
+        ),
         (Some(NS), "SCHEDULE_TOPIC_XXXX", "SCHEDULE_TOPIC_XXXX"),
         (Some(NS), "CID_RMQ_SYS_group", "CID_RMQ_SYS_group"),
         // no namespace, empty resource: unchanged
@@ -28,7 +40,11 @@ fn wrap_as_java() {
         (Some(""), "TOPIC_XXX", "TOPIC_XXX"),
         (Some(NS), "", ""),
         // in another namespace: wrapped again (Java only checks its own)
-        (Some(NS), "MQ_INST_XXX1%TOPIC_XXX", "MQ_INST_XXX%MQ_INST_XXX1%TOPIC_XXX"),
+        (
+            Some(NS),
+            "MQ_INST_XXX1%TOPIC_XXX",
+            "MQ_INST_XXX%MQ_INST_XXX1%TOPIC_XXX",
+        ),
         // a namespace that is a prefix of another is not "already in it"
         (Some(NS), "MQ_INST_XXXY%T", "MQ_INST_XXX%MQ_INST_XXXY%T"),
     ];
@@ -46,14 +62,34 @@ fn unwrap_in_a_namespace_as_java() {
         (Some(NS), "%RETRY%MQ_INST_XXX%GID_XXX", "%RETRY%GID_XXX"),
         (Some(NS), "%DLQ%MQ_INST_XXX%GID_XXX", "%DLQ%GID_XXX"),
         // another namespace, or none given: unchanged
-        (Some(NS_WRONG), "%RETRY%MQ_INST_XXX%GID_XXX", "%RETRY%MQ_INST_XXX%GID_XXX"),
-        (Some(NS_WRONG), "MQ_INST_XXX%TOPIC_XXX", "MQ_INST_XXX%TOPIC_XXX"),
-        (None, "%RETRY%MQ_INST_XXX%GID_XXX", "%RETRY%MQ_INST_XXX%GID_XXX"),
+        (
+            Some(NS_WRONG),
+            "%RETRY%MQ_INST_XXX%GID_XXX",
+            "%RETRY%MQ_INST_XXX%GID_XXX",
+        ),
+        (
+            Some(NS_WRONG),
+            "MQ_INST_XXX%TOPIC_XXX",
+            "MQ_INST_XXX%TOPIC_XXX",
+        ),
+        (
+            None,
+            "%RETRY%MQ_INST_XXX%GID_XXX",
+            "%RETRY%MQ_INST_XXX%GID_XXX",
+        ),
         (None, "MQ_INST_XX2%Topic_XXX2", "MQ_INST_XX2%Topic_XXX2"),
         // NamespaceUtil's doc examples
         (Some("MQ_INST_XX1"), "MQ_INST_XX1%Topic_XXX1", "Topic_XXX1"),
-        (Some("MQ_INST_XX1"), "%RETRY%MQ_INST_XX1%GID_XXX1", "%RETRY%GID_XXX1"),
-        (Some("MQ_INST_XX3"), "%RETRY%MQ_INST_XX2%GID_XXX2", "%RETRY%MQ_INST_XX2%GID_XXX2"),
+        (
+            Some("MQ_INST_XX1"),
+            "%RETRY%MQ_INST_XX1%GID_XXX1",
+            "%RETRY%GID_XXX1",
+        ),
+        (
+            Some("MQ_INST_XX3"),
+            "%RETRY%MQ_INST_XX2%GID_XXX2",
+            "%RETRY%MQ_INST_XX2%GID_XXX2",
+        ),
         // plain names and system topics: unchanged
         (Some(NS), "TOPIC_XXX", "TOPIC_XXX"),
         (Some(NS), "TBW102", "TBW102"),
@@ -104,8 +140,13 @@ fn retry_topic_of_a_group_as_java() {
         wrap_retry(Some(NS), "GID_XXX").as_deref(),
         Some("%RETRY%MQ_INST_XXX%GID_XXX")
     );
-    assert!(is_retry_topic(&wrap_retry(Some(NS), "GID_XXX").unwrap_or_default()));
-    assert_eq!(wrap_retry(None, "GID_XXX").as_deref(), Some("%RETRY%GID_XXX"));
+    assert!(is_retry_topic(
+        &wrap_retry(Some(NS), "GID_XXX").unwrap_or_default()
+    ));
+    assert_eq!(
+        wrap_retry(None, "GID_XXX").as_deref(),
+        Some("%RETRY%GID_XXX")
+    );
     assert_eq!(wrap_retry(Some(NS), ""), None);
 }
 

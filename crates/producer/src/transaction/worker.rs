@@ -90,7 +90,9 @@ where
 {
     // The listener sees the topic out of the namespace (Java `checkTransactionState`).
     let ns = crate::namespace::of(&worker.core.cfg);
-    if let std::borrow::Cow::Owned(topic) = rmq_common::namespace::unwrap(ns, job.msg.message.topic()) {
+    if let std::borrow::Cow::Owned(topic) =
+        rmq_common::namespace::unwrap(ns, job.msg.message.topic())
+    {
         job.msg.message.set_topic(topic);
     }
     let verdict = guarded(
