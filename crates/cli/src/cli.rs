@@ -68,6 +68,9 @@ pub(crate) struct TargetArgs {
     /// Start an in-memory dev broker in this process and use it instead of --namesrv.
     #[arg(long)]
     pub(crate) embedded: bool,
+
+    #[command(flatten)]
+    pub(crate) namespace: crate::namespace_args::NamespaceArgs,
 }
 
 /// How `rmq send` sends each message.

@@ -26,6 +26,7 @@ mod cli;
 mod dev_broker;
 mod dev_cluster;
 mod fatal;
+mod namespace_args;
 mod output;
 mod route;
 mod send;

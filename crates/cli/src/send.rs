@@ -47,6 +47,7 @@ pub(crate) async fn run(args: &SendArgs, namesrv: &str) -> Result<u8, Fatal> {
     if let Some(tls) = args.target.namesrv.tls.config()? {
         builder = builder.tls(tls);
     }
+    builder = args.target.namespace.apply(builder);
     let queue = args
         .queue
         .as_ref()

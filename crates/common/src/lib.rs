@@ -45,6 +45,7 @@ mod hex;
 pub mod message;
 pub mod message_id;
 pub mod message_queue;
+pub mod namespace;
 pub mod properties;
 pub mod property;
 pub mod route;

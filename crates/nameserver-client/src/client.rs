@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use rmq_common::route::TopicRouteData;
@@ -22,6 +22,9 @@ use crate::route_json::decode_route;
 /// name server that refuses, closes, sends what cannot be decoded, or does not answer in time is
 /// skipped for the next one within the same call's deadline; one the remoting client is backing
 /// off from after a failed connect ([`rmq_remoting::BackoffConfig`]) is skipped at once.
+///
+/// The addresses can be replaced at run time ([`update_addrs`](Self::update_addrs), Java's
+/// `updateNameServerAddressList`).
 #[derive(Clone)]
 pub struct NameServerClient {
     inner: Arc<Inner>,
@@ -29,7 +32,9 @@ pub struct NameServerClient {
 
 struct Inner {
     remoting: RemotingClient,
-    addrs: Vec<String>,
+    /// The current list; replaced whole by `update_addrs` (lookups work on the list they began
+    /// with, but never ask an address removed since).
+    addrs: RwLock<Arc<[String]>>,
     /// Index of the name server to try first (the last good one, or the next after a failure).
     cursor: AtomicUsize,
 }
@@ -37,7 +42,7 @@ struct Inner {
 impl fmt::Debug for NameServerClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NameServerClient")
-            .field("addrs", &self.inner.addrs)
+            .field("addrs", &self.current())
             .field("cursor", &self.inner.cursor.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
@@ -55,16 +60,79 @@ impl NameServerClient {
         Self {
             inner: Arc::new(Inner {
                 remoting,
-                addrs,
+                addrs: RwLock::new(addrs.into()),
                 cursor: AtomicUsize::new(start),
             }),
         }
     }
 
-    /// The configured name-server addresses.
+    /// The name-server addresses in use.
     #[must_use]
-    pub fn addrs(&self) -> &[String] {
-        &self.inner.addrs
+    pub fn addrs(&self) -> Vec<String> {
+        self.current().to_vec()
+    }
+
+    fn current(&self) -> Arc<[String]> {
+        Arc::clone(
+            &self
+                .inner
+                .addrs
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// Replaces the name-server addresses (Java's `updateNameServerAddressList`); true when the
+    /// list changed. An empty list, or the same addresses in any order, changes nothing.
+    /// Lookups from now on ask only the new addresses, starting with the name server in use if
+    /// it is still listed (else one at random); a lookup under way skips the removed ones. The
+    /// connections to removed name servers are closed. Cached routes are kept.
+    ///
+    /// The addresses are not checked here (the producer's `update_name_servers` checks them).
+    pub fn update_addrs(&self, addrs: Vec<String>) -> bool {
+        let mut unique: Vec<String> = Vec::with_capacity(addrs.len());
+        for a in addrs {
+            if !unique.contains(&a) {
+                unique.push(a);
+            }
+        }
+        if unique.is_empty() {
+            return false;
+        }
+        let removed: Vec<String> = {
+            let mut guard = self
+                .inner
+                .addrs
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            let old = Arc::clone(&guard);
+            if old.len() == unique.len() && unique.iter().all(|a| old.contains(a)) {
+                return false;
+            }
+            let chosen = (!old.is_empty())
+                .then(|| &old[self.inner.cursor.load(Ordering::Relaxed) % old.len()]);
+            let start = chosen
+                .and_then(|c| unique.iter().position(|a| a == c))
+                .unwrap_or_else(|| fastrand::usize(..unique.len()));
+            self.inner.cursor.store(start, Ordering::Relaxed);
+            tracing::info!(old = ?old, new = ?unique, "name-server addresses updated");
+            *guard = unique.clone().into();
+            old.iter()
+                .filter(|a| !unique.contains(a))
+                .cloned()
+                .collect()
+        };
+        for addr in &removed {
+            tracing::debug!(namesrv = %addr, "name server removed: closing its connection");
+            self.inner.remoting.close(addr);
+        }
+        true
+    }
+
+    /// Whether `addr` is still a name server in use (`list` is the list a lookup began with).
+    fn still_listed(&self, list: &Arc<[String]>, addr: &str) -> bool {
+        let now = self.current();
+        Arc::ptr_eq(&now, list) || now.iter().any(|a| a == addr)
     }
 
     /// The remoting client the requests go through.
@@ -98,22 +166,42 @@ impl NameServerClient {
         topic: &str,
         timeout: Duration,
     ) -> Result<TopicRouteData, NameServerError> {
-        let addrs = &self.inner.addrs;
+        let deadline = rmq_remoting::deadline_after(timeout);
+        match self.lookup(topic, deadline).await {
+            // Every address was removed while the lookup ran: ask the new ones, once.
+            Err(None) => self
+                .lookup(topic, deadline)
+                .await
+                .map_err(|e| e.unwrap_or(NameServerError::NoNameServer)),
+            r => r.map_err(|e| e.unwrap_or(NameServerError::NoNameServer)),
+        }
+    }
+
+    /// One pass over the current list; `Err(None)` when no address was asked (none left).
+    async fn lookup(
+        &self,
+        topic: &str,
+        deadline: Instant,
+    ) -> Result<TopicRouteData, Option<NameServerError>> {
+        let addrs = self.current();
         let n = addrs.len();
         if n == 0 {
-            return Err(NameServerError::NoNameServer);
+            return Err(Some(NameServerError::NoNameServer));
         }
-        let deadline = rmq_remoting::deadline_after(timeout);
         let start = self.inner.cursor.load(Ordering::Relaxed) % n;
         let mut tried = Vec::with_capacity(n);
         let mut last = None;
         for k in 0..n {
             let idx = (start + k) % n;
             let addr = &addrs[idx];
+            if !self.still_listed(&addrs, addr) {
+                continue;
+            }
             let now = Instant::now();
-            if k > 0 && now >= deadline {
+            if !tried.is_empty() && now >= deadline {
                 break;
             }
+            // Each attempt gets an equal share of what is left for the untried ones.
             let left = u32::try_from(n - k).unwrap_or(u32::MAX);
             let slice = deadline.saturating_duration_since(now) / left;
             tried.push(addr.clone());
@@ -125,23 +213,34 @@ impl NameServerClient {
                 RemotingCommand::request_with_header(RequestCode::GET_ROUTEINFO_BY_TOPIC, &header);
             match self.inner.remoting.invoke_sync(addr, req, slice).await {
                 Ok(resp) => {
-                    if self.inner.cursor.swap(idx, Ordering::Relaxed) % n != idx {
+                    // The cursor indexes the current list; leave it when the list changed.
+                    if self.still_current(&addrs)
+                        && self.inner.cursor.swap(idx, Ordering::Relaxed) % n != idx
+                    {
                         tracing::info!(namesrv = %addr, "name server chosen");
                     }
-                    return route_from_response(topic, resp);
+                    return route_from_response(topic, resp).map_err(Some);
                 }
                 Err(e) => {
                     tracing::warn!(namesrv = %addr, topic, error = %e, "name server failed, trying the next");
-                    self.inner.cursor.store((idx + 1) % n, Ordering::Relaxed);
+                    if self.still_current(&addrs) {
+                        self.inner.cursor.store((idx + 1) % n, Ordering::Relaxed);
+                    }
                     last = Some(e);
                 }
             }
         }
         match last {
-            Some(last) => Err(NameServerError::Unreachable { tried, last }),
-            // Unreachable in practice: the loop always makes its first attempt.
-            None => Err(NameServerError::NoNameServer),
+            Some(last) => Err(Some(NameServerError::Unreachable { tried, last })),
+            None => Err(None),
         }
+    }
+}
+
+impl NameServerClient {
+    /// Whether `list` is still the list in use.
+    fn still_current(&self, list: &Arc<[String]>) -> bool {
+        Arc::ptr_eq(&self.current(), list)
     }
 }
 

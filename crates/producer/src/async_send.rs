@@ -393,6 +393,8 @@ fn spawn<D>(
         };
         let (outcome, flight) = complete(first).instrument(span.clone()).await;
         log_outcome(&span, admitted.started, &outcome);
+        let outcome =
+            crate::namespace::outcome_out(crate::namespace::of(&task_inner.core.cfg), outcome);
         let Admitted {
             token,
             permit,

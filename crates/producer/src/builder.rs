@@ -208,6 +208,14 @@ impl ProducerBuilder {
         self
     }
 
+    /// The namespace (Java `setNamespace`): topics and the group go on the wire as `ns%name`;
+    /// results and errors name the plain topic. An empty one is none.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        let ns: String = namespace.into();
+        self.cfg.namespace = (!ns.is_empty()).then_some(ns);
+        self
+    }
+
     /// Route refresh period (default 30 s).
     pub fn route_poll_interval(mut self, every: Duration) -> Self {
         self.cfg.name_server.poll_interval = every;

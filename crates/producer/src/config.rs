@@ -117,6 +117,11 @@ pub struct ProducerConfig {
     /// Settings of a transactional producer
     /// ([`ProducerBuilder::start_transactional`](crate::ProducerBuilder::start_transactional)).
     pub transaction: TransactionConfig,
+    /// Namespace (Java `namespace`, default none): the group and every topic go on the wire as
+    /// `ns%name` (see [`rmq_common::namespace`]), results and errors name the plain topic. A
+    /// running producer's [`group`](Self::group) is the wrapped one, as in Java. Letters,
+    /// digits, `_`, `-`, `|`; an empty one is none.
+    pub namespace: Option<String>,
 }
 
 impl Default for ProducerConfig {
@@ -149,6 +154,7 @@ impl Default for ProducerConfig {
             unit_mode: false,
             credentials: None,
             transaction: TransactionConfig::default(),
+            namespace: None,
         }
     }
 }
@@ -175,6 +181,7 @@ impl ProducerConfig {
     /// A [`ConfigError`] naming the first invalid setting.
     pub fn validate(&self) -> Result<(), ConfigError> {
         rmq_common::validate::validate_group(&self.group).map_err(ConfigError::Group)?;
+        crate::namespace::check(self)?;
         if self.group == DEFAULT_PRODUCER_GROUP {
             return Err(ConfigError::ReservedGroup);
         }
@@ -282,7 +289,7 @@ pub enum ConfigError {
 /// Checks that `addr` is `host:port` as RocketMQ clients dial it (Java's
 /// `RemotingHelper.string2SocketAddress`): a host name or IPv4 address, or a bracketed IPv6
 /// address, then a port 1..=65535. Nothing is resolved here.
-fn check_addr(addr: &str) -> Result<(), &'static str> {
+pub(crate) fn check_addr(addr: &str) -> Result<(), &'static str> {
     if addr.contains("://") {
         return Err("a URL, expected host:port");
     }

@@ -112,7 +112,7 @@ pub(crate) fn prepare_single(
         } else {
             (msg.properties().encode(), 0, None)
         };
-    Outgoing {
+    let mut out = Outgoing {
         code: RequestCode::SEND_MESSAGE_V2,
         body,
         sys_flag,
@@ -122,7 +122,9 @@ pub(crate) fn prepare_single(
         msg_id: uniq_key,
         reconsume_times,
         max_reconsume_times,
-    }
+    };
+    crate::namespace::apply(&mut out, crate::namespace::of(cfg));
+    out
 }
 
 /// Prepares a batch (each message already validated): every inner message gets its `UNIQ_KEY`;

@@ -28,6 +28,8 @@ mod identity;
 mod instance;
 mod java_hash;
 mod kernel;
+mod name_servers;
+mod namespace;
 mod options;
 mod policy;
 mod producer;

@@ -142,6 +142,7 @@ impl Producer {
     /// Starts a producer with a validated configuration (see [`ProducerBuilder::start`]).
     pub(crate) async fn start(cfg: ProducerConfig) -> Result<Self, ConfigError> {
         cfg.validate()?;
+        let cfg = crate::namespace::wire_config(cfg);
         let instance = registry::join(&cfg);
         let flow = cfg
             .async_backpressure

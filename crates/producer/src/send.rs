@@ -115,13 +115,14 @@ pub(crate) fn prepare_batch_checked(
         .try_for_each(|m| validate_message(m, max))
         .map_err(ErrorKind::InvalidMessage)?;
     match prepare_batch(msgs, &mut || identity::uniq_ids().next_id()) {
-        Ok(out) if out.body.len() > max => {
-            Err(ErrorKind::InvalidMessage(ValidationError::BodyTooLarge {
-                size: out.body.len(),
-                max,
-            }))
+        Ok(mut out) if out.body.len() <= max => {
+            crate::namespace::apply(&mut out, crate::namespace::of(inner.cfg()));
+            Ok(out)
         }
-        Ok(out) => Ok(out),
+        Ok(out) => Err(ErrorKind::InvalidMessage(ValidationError::BodyTooLarge {
+            size: out.body.len(),
+            max,
+        })),
         Err(source) => Err(ErrorKind::InvalidBatch(source)),
     }
 }
@@ -169,16 +170,23 @@ pub(crate) async fn resolve_target<T: Transport>(
     started: Instant,
     timeout: Duration,
 ) -> Result<Target, ErrorKind> {
+    let ns = crate::namespace::of(&core.cfg);
     match options.target() {
         To::Any => Ok(Target::Any),
-        To::Queue(queue) if queue.topic != topic => Err(ErrorKind::QueueUnavailable {
-            topic: topic.to_owned(),
-            queue: queue.to_string(),
-        }),
-        To::Queue(queue) => Ok(Target::Queue(queue.clone())),
+        To::Queue(queue) => {
+            let queue = crate::namespace::queue_in(ns, queue);
+            if queue.topic == topic {
+                Ok(Target::Queue(queue))
+            } else {
+                Err(ErrorKind::QueueUnavailable {
+                    topic: topic.to_owned(),
+                    queue: queue.to_string(),
+                })
+            }
+        }
         To::Selector(selector) => {
             let info = retry::publish_info(core, topic, started, timeout).await?;
-            let pick = selector.select(&info.queues, msg);
+            let pick = crate::namespace::select(ns, &**selector, &info.queues, msg);
             match pick.and_then(|i| info.queues.get(i)) {
                 Some(queue) => Ok(Target::Queue(queue.clone())),
                 None => Err(ErrorKind::QueueUnavailable {
@@ -220,7 +228,7 @@ pub(crate) async fn run_sync<T: Transport>(
     .instrument(span.clone())
     .await;
     log_outcome(&span, started, &outcome);
-    outcome
+    crate::namespace::outcome_out(crate::namespace::of(&core.cfg), outcome)
 }
 
 /// The span of one send: topic, then attempts, broker, queue and latency as they are known.

@@ -33,6 +33,7 @@ pub enum OverloadPolicy {
 /// assert_eq!(cfg.max_queued_bytes, 64 * 1024 * 1024);
 /// assert_eq!(cfg.write_timeout, Duration::from_secs(30));
 /// assert!(cfg.tls.is_none());
+/// assert!(cfg.reconnect_on_go_away);
 /// assert_eq!(cfg.reconnect_backoff.max, Duration::from_secs(10));
 /// ```
 #[derive(Debug, Clone)]
@@ -82,6 +83,12 @@ pub struct RemotingConfig {
     /// [`RemotingError::Tls`](crate::RemotingError::Tls). A server takes its TLS from
     /// [`RemotingServer::bind_with_tls`](crate::RemotingServer::bind_with_tls) and ignores this.
     pub tls: Option<TlsConfig>,
+    /// On a `GO_AWAY` answer (1500: a server shutting down did not process the request), stop
+    /// using that connection (requests in flight on it still get their answers, then it
+    /// closes) and send the request once more on a new connection to the same address, within
+    /// the call's deadline (Java `enableReconnectForGoAway` + `enableTransparentRetry`, true).
+    /// Off: the `GO_AWAY` answer is returned as it is and the connection stays in use.
+    pub reconnect_on_go_away: bool,
 }
 
 impl Default for RemotingConfig {
@@ -101,6 +108,7 @@ impl Default for RemotingConfig {
             max_queued_bytes: 64 * 1024 * 1024,
             write_timeout: Duration::from_secs(30),
             tls: None,
+            reconnect_on_go_away: true,
         }
     }
 }

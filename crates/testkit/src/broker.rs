@@ -321,7 +321,7 @@ async fn process(
     ctx: &RequestContext,
     req: RemotingCommand,
 ) -> Option<RemotingCommand> {
-    let arrival = faults.arrival();
+    let arrival = faults.arrival(ctx);
     *lock(&shared.requests).entry(req.code).or_insert(0) += 1;
     let code = req.request_code();
     let is_send = matches!(
@@ -330,6 +330,7 @@ async fn process(
     );
     let scripted = match faults.gate(arrival, ctx, is_send).await {
         Gate::Done => return None,
+        Gate::Refuse(code, remark) => return Some(req.response_to(code, remark)),
         Gate::Proceed(scripted) => scripted,
     };
     let resp = match code {

@@ -1,6 +1,7 @@
 //! Run-time fault knobs shared by the mock name server and broker.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -35,12 +36,37 @@ impl From<ResponseCode> for Reply {
     }
 }
 
+/// Which requests a server "shutting down" refuses with `GO_AWAY` (1500, "please go away"),
+/// unprocessed, as a Java 5.2+ broker or proxy does once its shutdown began (Java sends it only
+/// to clients advertising a version above 441 / 475; this knob ignores the version).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum GoAway {
+    /// Requests are processed (the default).
+    #[default]
+    Off,
+    /// Requests arriving on the connections already seen when the knob was set are refused;
+    /// requests on connections opened after are processed (a proxy restarting behind a load
+    /// balancer: a new connection reaches a live instance).
+    SeenConnections,
+    /// Every request is refused.
+    All,
+}
+
 #[derive(Debug, Default)]
 struct State {
     delay: Duration,
     black_hole: bool,
     script: VecDeque<Reply>,
+    go_away: GoAway,
+    /// Peers (client connections) seen so far, bounded.
+    seen: HashSet<SocketAddr>,
+    /// The peers `GoAway::SeenConnections` refuses.
+    refused: HashSet<SocketAddr>,
 }
+
+/// How many client connections a mock remembers for [`GoAway::SeenConnections`].
+const MAX_SEEN: usize = 65_536;
 
 /// Fault settings of one mock server, changeable at run time from any clone.
 #[derive(Debug, Clone, Default)]
@@ -84,7 +110,18 @@ impl Faults {
         self.lock().script.len()
     }
 
-    /// Resets delay, black hole and script.
+    /// Starts (or stops, with [`GoAway::Off`]) refusing requests with `GO_AWAY`. A request that
+    /// arrived before the call is not affected (it completes as it would have).
+    pub fn set_go_away(&self, mode: GoAway) {
+        let mut state = self.lock();
+        state.refused = match mode {
+            GoAway::SeenConnections => state.seen.clone(),
+            GoAway::Off | GoAway::All => HashSet::new(),
+        };
+        state.go_away = mode;
+    }
+
+    /// Resets delay, black hole, script and `GO_AWAY`.
     pub fn reset(&self) {
         *self.lock() = State::default();
     }
@@ -102,6 +139,8 @@ pub(crate) fn malformed_frame() -> Bytes {
 pub(crate) enum Gate {
     /// Handle it; `Some` is a scripted code to answer instead of the normal answer.
     Proceed(Option<(ResponseCode, Option<String>)>),
+    /// Answer this code without handling the request (`GO_AWAY`).
+    Refuse(ResponseCode, Option<String>),
     /// Already dealt with (black hole, malformed frame, close): send nothing.
     Done,
 }
@@ -114,15 +153,26 @@ pub(crate) enum Gate {
 pub(crate) struct Arrival {
     delay: Duration,
     black_hole: bool,
+    go_away: bool,
 }
 
 impl Faults {
-    /// The settings that apply to a request arriving now.
-    pub(crate) fn arrival(&self) -> Arrival {
-        let state = self.lock();
+    /// The settings that apply to a request arriving now on the connection of `ctx`.
+    pub(crate) fn arrival(&self, ctx: &RequestContext) -> Arrival {
+        let mut state = self.lock();
+        let peer = ctx.peer_addr();
+        if state.seen.len() < MAX_SEEN {
+            state.seen.insert(peer);
+        }
+        let go_away = match state.go_away {
+            GoAway::Off => false,
+            GoAway::All => true,
+            GoAway::SeenConnections => state.refused.contains(&peer),
+        };
         Arrival {
             delay: state.delay,
             black_hole: state.black_hole,
+            go_away,
         }
     }
 
@@ -134,6 +184,11 @@ impl Faults {
         ctx: &RequestContext,
         scripted: bool,
     ) -> Gate {
+        if arrival.go_away {
+            // Answered at once, before anything else (Java: first thing in
+            // `processRequestCommand`).
+            return Gate::Refuse(ResponseCode::GO_AWAY, Some("please go away".to_owned()));
+        }
         if arrival.black_hole {
             return Gate::Done;
         }

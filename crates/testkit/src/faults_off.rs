@@ -8,7 +8,10 @@ use rmq_remoting::RequestContext;
 pub(crate) enum Gate {
     /// Handle it (never scripted without the knobs).
     Proceed(Option<(ResponseCode, Option<String>)>),
-    /// Not built without the knobs; kept so the mocks match on the same two outcomes.
+    /// Not built without the knobs; kept so the mocks match on the same outcomes.
+    #[allow(dead_code)]
+    Refuse(ResponseCode, Option<String>),
+    /// Not built without the knobs; kept so the mocks match on the same outcomes.
     #[allow(dead_code)]
     Done,
 }
@@ -23,7 +26,7 @@ pub(crate) struct Arrival;
 pub(crate) struct Faults {}
 
 impl Faults {
-    pub(crate) fn arrival(&self) -> Arrival {
+    pub(crate) fn arrival(&self, _: &RequestContext) -> Arrival {
         Arrival
     }
 

@@ -14,7 +14,7 @@
 //! # Features
 //!
 //! - `test-util` (off by default): the fault injection tests use, all changeable at run time —
-//!   `Faults` (delay, black hole, scripted replies such as `Reply::Malformed` or
+//!   `Faults` (delay, black hole, `GO_AWAY` while "shutting down", scripted replies such as `Reply::Malformed` or
 //!   `Reply::Close`) through each mock's `faults()`, and the connection knobs
 //!   `refuse_connections`, `accept_connections`, `close_connections`, `down` and `up`. It
 //!   enables `rmq-remoting/test-util` (the server's accept pause, connection close and raw
@@ -41,7 +41,7 @@ pub use broker::MockBroker;
 pub use cluster::{broker_name, MockCluster, AUTO_CREATE_TOPIC};
 pub use error_chain::{error_chain, error_line};
 #[cfg(feature = "test-util")]
-pub use faults::{Faults, Reply, MALFORMED_FRAME};
+pub use faults::{Faults, GoAway, Reply, MALFORMED_FRAME};
 pub use half::TRANS_HALF_TOPIC;
 pub use namesrv::{MockNameServer, RouteRequest};
 pub use route::{RouteBuilder, CLUSTER};

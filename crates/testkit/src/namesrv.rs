@@ -189,7 +189,7 @@ async fn serve_route(
     };
     // The knobs and the route as they are when the request arrives: a delayed answer carries
     // the route of its arrival time, as a slow network would deliver it.
-    let arrival = faults.arrival();
+    let arrival = faults.arrival(ctx);
     let body = {
         let mut state = shared.lock();
         state.requests.push(RouteRequest {
@@ -202,6 +202,7 @@ async fn serve_route(
     };
     let scripted = match faults.gate(arrival, ctx, true).await {
         Gate::Done => return None,
+        Gate::Refuse(code, remark) => return Some(req.response_to(code, remark)),
         Gate::Proceed(scripted) => scripted,
     };
     if let Some((code, remark)) = scripted {

@@ -47,6 +47,7 @@ pub(crate) async fn command(args: &BenchArgs, namesrv: &str) -> Result<u8, Fatal
     if let Some(tls) = args.target.namesrv.tls.config()? {
         builder = builder.tls(tls);
     }
+    builder = args.target.namespace.apply(builder);
     let (producer, tx) = match plan.tx {
         Some(tx_plan) => {
             let tx = transaction::start(builder, tx_plan)

@@ -94,19 +94,27 @@ where
     T: Transport,
 {
     // Inflated here, off the connection's task (Java decodes it in full on arrival).
-    let msg = match job.msg.inflate(DEFAULT_INFLATE_LIMIT) {
+    let mut msg = match job.msg.inflate(DEFAULT_INFLATE_LIMIT) {
         Ok(msg) => msg,
         Err(e) => {
             tracing::warn!(error = %e, "transaction check: the stored message cannot be inflated; ignored");
             return;
         }
     };
+    // The listener sees the topic out of the namespace (Java `checkTransactionState`); the
+    // answer names it as stored.
+    let stored_topic = msg.message.topic().to_owned();
+    let ns = crate::namespace::of(&worker.core.cfg);
+    if let std::borrow::Cow::Owned(topic) = rmq_common::namespace::unwrap(ns, &stored_topic) {
+        msg.message.set_topic(topic);
+    }
     // The call itself inside the guard: a listener that panics before returning its future
     // counts as unknown too.
     let verdict = guarded("check", worker.cfg.check_timeout, async {
         worker.listener.check(&msg).await
     })
     .await;
+    msg.message.set_topic(stored_topic);
     let header = end::after_check(&job.header, &msg, worker.group(), verdict.state);
     let remark = end::remark(CHECK_REMARK, verdict.note.as_deref());
     match worker

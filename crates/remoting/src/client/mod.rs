@@ -2,6 +2,7 @@
 
 mod backoff;
 mod callback;
+mod go_away;
 mod pool;
 mod response_future;
 
@@ -174,6 +175,11 @@ impl RemotingClient {
             let req = self.prepare(addr, req, &conn, hook.as_deref());
             tracing::Span::current().record("opaque", req.opaque);
             let mut resp = conn.call(&req, deadline, timeout, close).await?;
+            if go_away::is_go_away(&resp) && self.inner.config.reconnect_on_go_away {
+                resp = self
+                    .resend_after_go_away(addr, &conn, req, deadline, timeout, true)
+                    .await?;
+            }
             if let Some(hook) = &hook {
                 hook.after_response(addr, &mut resp);
             }
@@ -219,16 +225,25 @@ impl RemotingClient {
             let req = self.prepare(addr, req, &conn, hook.as_deref());
             tracing::Span::current().record("opaque", req.opaque);
             let (rx, guard) = conn.send_request(&req, deadline).await?;
+            let opaque = req.opaque;
+            // Kept for a resend after GO_AWAY (its body is shared, not copied).
+            let go_away = self
+                .inner
+                .config
+                .reconnect_on_go_away
+                .then(|| response_future::Resend::new(Arc::downgrade(&self.inner), req));
             Ok(ResponseFuture {
                 rx,
                 guard,
                 sleep: Box::pin(tokio::time::sleep_until(deadline)),
                 conn,
-                opaque: req.opaque,
+                opaque,
                 timeout,
                 hook,
                 permit: Some(permit),
                 done: false,
+                go_away,
+                resending: None,
             })
         }
         .instrument(span)

@@ -26,6 +26,8 @@ pub(super) struct Pool {
     connecting: DashMap<String, Arc<Mutex<()>>>,
     /// Addresses whose last connect failed, and until when calls to them fail at once.
     backoff: Backoffs,
+    /// Connections the peer said `GO_AWAY` on, out of `conns`, until they have closed.
+    draining: std::sync::Mutex<Vec<Connection>>,
 }
 
 /// A share of the per-address connect lock; the last share to go removes the map entry, so
@@ -90,7 +92,24 @@ impl Pool {
 
     fn live(&self, addr: &str) -> Option<Connection> {
         let c = self.conns.get(addr).map(|c| c.clone())?;
-        (!c.is_closed()).then_some(c)
+        (!c.is_closed() && !c.is_draining()).then_some(c)
+    }
+
+    /// Takes `conn` (the peer said `GO_AWAY` on it) out of the table, so that the next call to
+    /// `addr` connects anew, and keeps it among the draining ones until it has closed. True
+    /// when this call retired it (false: already retired).
+    pub(super) fn retire(&self, addr: &str, conn: &Connection) -> bool {
+        if !conn.mark_draining() {
+            return false;
+        }
+        self.conns.remove_if(addr, |_, c| c.same(conn));
+        let mut draining = self
+            .draining
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        draining.retain(|c| !c.is_finished());
+        draining.push(conn.clone());
+        true
     }
 
     /// One connect at a time per address: waits for the address's lock, then connects unless
@@ -158,9 +177,18 @@ impl Pool {
         }
     }
 
-    /// Every connection (live or closing).
+    /// Every connection (live, closing, or draining after a `GO_AWAY`).
     pub(super) fn all(&self) -> Vec<Connection> {
-        self.conns.iter().map(|e| e.value().clone()).collect()
+        let mut all: Vec<Connection> = self.conns.iter().map(|e| e.value().clone()).collect();
+        all.extend(
+            self.draining
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .filter(|c| !c.is_finished())
+                .cloned(),
+        );
+        all
     }
 
     /// Addresses with a connect lock (someone is connecting there).
@@ -173,6 +201,10 @@ impl Pool {
     pub(super) fn close_all(&self) -> Vec<Connection> {
         let all = self.all();
         self.conns.clear();
+        self.draining
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
         for c in &all {
             c.close();
         }

@@ -22,7 +22,7 @@ mod tests;
 mod writer;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -173,6 +173,9 @@ pub(crate) struct Shared {
     /// error: the waiters then fail with `RemotingError::Tls` or `RemotingError::Protocol`
     /// rather than `ConnectionClosed`.
     close_cause: OnceLock<CloseCause>,
+    /// Set once the peer answered `GO_AWAY` on this connection: no new request goes on it; it
+    /// closes once the requests in flight on it have ended (see `client::go_away`).
+    draining: AtomicBool,
 }
 
 impl Shared {
@@ -256,6 +259,7 @@ impl Connection {
             last_read_ms: AtomicU64::new(0),
             started: Instant::now(),
             close_cause: OnceLock::new(),
+            draining: AtomicBool::new(false),
         });
         let conn = Self { shared };
         let span =
@@ -277,6 +281,21 @@ impl Connection {
     /// Whether the connection is closed or closing.
     pub(crate) fn is_closed(&self) -> bool {
         self.shared.is_closed()
+    }
+
+    /// Marks the connection draining (the peer said `GO_AWAY`); true for the call that did.
+    pub(crate) fn mark_draining(&self) -> bool {
+        !self.shared.draining.swap(true, Ordering::AcqRel)
+    }
+
+    /// Whether the peer said `GO_AWAY` on this connection.
+    pub(crate) fn is_draining(&self) -> bool {
+        self.shared.draining.load(Ordering::Acquire)
+    }
+
+    /// Whether both connections are the same one.
+    pub(crate) fn same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
     }
 
     /// Starts closing; waiters are failed by the writer task right after.

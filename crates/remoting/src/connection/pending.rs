@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use dashmap::DashMap;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
 use crate::command::RemotingCommand;
 use crate::error::RemotingError;
@@ -51,6 +51,10 @@ pub(crate) struct PendingTable {
     /// wraps below zero.
     count: AtomicUsize,
     next_id: AtomicU64,
+    /// Set while someone waits for the table to empty (a draining connection): only then does
+    /// a removal that empties it notify [`idle`](Self::idle).
+    watch_idle: AtomicBool,
+    idle: Notify,
 }
 
 impl PendingTable {
@@ -145,8 +149,19 @@ impl PendingTable {
             None => self.map.remove(&opaque)?,
             Some(id) => self.map.remove_if(&opaque, |_, w| w.id == id)?,
         };
-        self.count.fetch_sub(1, Ordering::Relaxed);
+        let before = self.count.fetch_sub(1, Ordering::Relaxed);
+        if before == 1 && self.watch_idle.load(Ordering::Relaxed) {
+            self.idle.notify_waiters();
+        }
         Some(w)
+    }
+
+    /// Resolves once the table may have emptied (check [`len`](Self::len) after; create and
+    /// `enable` the future before checking, so that no emptying is missed). Turns on the
+    /// notification, which costs nothing until then.
+    pub(crate) fn emptied(&self) -> tokio::sync::futures::Notified<'_> {
+        self.watch_idle.store(true, Ordering::Relaxed);
+        self.idle.notified()
     }
 
     /// Removes waiter `id` under `opaque`, returning whether its frame had been written.
