@@ -55,7 +55,7 @@ pub enum ReplyError {
     /// The message lacks a property a reply needs: `CLUSTER` (set by the broker that stored the
     /// request: a message never stored is not a request to reply to), or `REPLY_TO_CLIENT` /
     /// `CORRELATION_ID` (set by the requester: not a request).
-    #[error("cannot reply: the request has no {0} property")]
+    #[error("the request has no {0} property")]
     MissingProperty(&'static str),
 }
 

@@ -11,6 +11,9 @@
 //! Producers of one process with the same client id and connection settings share a
 //! [`ClientInstance`] (connections, routes, one heartbeat, processors of broker requests).
 //!
+//! Request/reply (Java 4.6+): [`Producer::request`] sends a message and waits for the reply a
+//! replier sends with [`Producer::send_reply`].
+//!
 //! Transactional messages: [`ProducerBuilder::start_transactional`] with a
 //! [`TransactionListener`] gives a [`TransactionProducer`] (half message, local transaction,
 //! commit or rollback, and the answers to the brokers' check-backs).
@@ -31,6 +34,7 @@ mod kernel;
 mod options;
 mod policy;
 mod producer;
+mod request;
 mod retry;
 mod select;
 mod send;
