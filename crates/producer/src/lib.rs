@@ -12,7 +12,8 @@
 //! [`ClientInstance`] (connections, routes, one heartbeat, processors of broker requests).
 //!
 //! Request/reply (Java 4.6+): [`Producer::request`] sends a message and waits for the reply a
-//! replier sends with [`Producer::send_reply`].
+//! replier sends with [`Producer::send_reply`] ([`Producer::send_request`] returns once the
+//! request is stored, with a [`PendingReply`] to await).
 //!
 //! Transactional messages: [`ProducerBuilder::start_transactional`] with a
 //! [`TransactionListener`] gives a [`TransactionProducer`] (half message, local transaction,
@@ -52,6 +53,7 @@ pub use instance::ClientInstance;
 pub use java_hash::{JavaHashCode, JavaHashSelector};
 pub use options::SendOptions;
 pub use producer::{Producer, ProducerStats};
+pub use request::PendingReply;
 /// ACL credentials for [`ProducerBuilder::credentials`] (re-exported from `rmq-remoting`).
 pub use rmq_remoting::acl::Credentials;
 /// TLS settings for [`ProducerBuilder::tls`] (re-exported from `rmq-remoting`).

@@ -352,3 +352,90 @@ async fn replies_need_a_request_and_a_requester() {
     );
     replier.shutdown().await;
 }
+
+#[tokio::test]
+async fn send_request_tells_where_the_request_is_and_shutdown_ends_the_wait() {
+    let c = cluster().await;
+    let requester = timeout(
+        T,
+        Producer::builder("two_step_client")
+            .name_server(c.namesrv_addr())
+            .instance_name("two_step_client")
+            .shutdown_timeout(Duration::from_millis(200))
+            .start(),
+    )
+    .await
+    .expect("in time")
+    .expect("start");
+    let replier = producer(&c, "two_step_service").await;
+
+    let pending = timeout(
+        T,
+        requester.send_request(
+            Message::new(TOPIC, "first"),
+            SendOptions::new().timeout(Duration::from_secs(10)),
+        ),
+    )
+    .await
+    .expect("in time")
+    .expect("stored");
+    let stored = &c.messages_of(TOPIC)[0];
+    assert_eq!(
+        pending.send_result().msg_id,
+        stored.ext.uniq_key().unwrap_or_default()
+    );
+    assert_eq!(pending.send_result().offset_msg_id, stored.msg_id);
+    assert_eq!(
+        Some(pending.correlation_id()),
+        stored.property(property::CORRELATION_ID)
+    );
+    assert!(pending.time_left() <= Duration::from_secs(10));
+    timeout(
+        T,
+        replier.send_reply(&stored.ext.message, "second", SendOptions::new()),
+    )
+    .await
+    .expect("in time")
+    .expect("replied");
+    let got = timeout(T, pending.reply())
+        .await
+        .expect("in time")
+        .expect("reply");
+    assert_eq!(body(&got), "second");
+
+    // A dropped PendingReply leaves the table at once.
+    let pending = timeout(
+        T,
+        requester.send_request(Message::new(TOPIC, "dropped"), SendOptions::new()),
+    )
+    .await
+    .expect("in time")
+    .expect("stored");
+    assert_eq!(requester.instance().waiting_replies(), 1);
+    drop(pending);
+    assert_eq!(requester.instance().waiting_replies(), 0);
+
+    // Shutdown waits for a pending reply up to its shutdown timeout, then cancels the wait.
+    let pending = timeout(
+        T,
+        requester.send_request(
+            Message::new(TOPIC, "never answered"),
+            SendOptions::new().timeout(Duration::from_secs(60)),
+        ),
+    )
+    .await
+    .expect("in time")
+    .expect("stored");
+    let wait = tokio::spawn(pending.reply());
+    timeout(T, requester.shutdown())
+        .await
+        .expect("shutdown in time");
+    let err = timeout(T, wait)
+        .await
+        .expect("in time")
+        .expect("task")
+        .expect_err("cancelled");
+    assert!(matches!(err.kind(), ErrorKind::Cancelled { .. }), "{err}");
+    assert!(err.maybe_stored());
+    replier.shutdown().await;
+}

@@ -34,9 +34,11 @@ use crate::send_result::SendResult;
 use crate::transport::Transport;
 use crate::Producer;
 
+mod pending;
 mod processor;
 mod table;
 
+pub use pending::PendingReply;
 pub(crate) use processor::ReplyProcessor;
 pub(crate) use table::ReplyTable;
 
@@ -71,23 +73,52 @@ impl Producer {
     /// send timeout) and returns the reply as the broker pushed it: topic
     /// (`{cluster}_REPLY_TOPIC`), body (decompressed), properties (`CORRELATION_ID`,
     /// `ARRIVE_TIME`, ...), hosts and times (Java returns the same fields as a `Message`).
-    ///
-    /// `CORRELATION_ID`, `REPLY_TO_CLIENT` and `TTL` are set on `msg` (replacing any), as Java's
-    /// `prepareSendRequest` does; a message handed back by an error carries them.
+    /// [`Producer::send_request`] and [`PendingReply::reply`] in one call.
     ///
     /// # Errors
-    /// Those of [`Producer::send_with`] when the request was not stored (or may have been:
-    /// [`SendError::maybe_stored`]); once stored, [`ErrorKind::ReplyTimeout`] when no reply came
-    /// in time, [`ErrorKind::InvalidReply`] when its body cannot be read, and
-    /// [`ErrorKind::Cancelled`] when shutdown stopped waiting. [`SendError::msg_id`] is the
-    /// request's id in every case.
+    /// As [`Producer::send_request`], then as [`PendingReply::reply`].
     pub async fn request_with(
+        &self,
+        msg: Message,
+        options: SendOptions,
+    ) -> Result<MessageExt, SendError> {
+        self.send_request(msg, options).await?.reply().await
+    }
+
+    /// Sends `msg` as a request and returns once its broker stored it, with the
+    /// [`PendingReply`] that waits for the reply (Java's `request(msg, callback, timeout)`:
+    /// spawn a task on `reply()` for a callback). The deadline of `options` (or the producer's
+    /// send timeout) covers both.
+    ///
+    /// `CORRELATION_ID`, `REPLY_TO_CLIENT` (this client's id) and `TTL` (the deadline in ms)
+    /// are set on `msg`, replacing any, as Java's `prepareSendRequest` does; a message handed
+    /// back by an error carries them. The first request to a topic whose route is not cached
+    /// also heartbeats every broker first (as Java), so that the broker a reply reaches knows
+    /// this client.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use rmq_common::Message;
+    /// use rmq_producer::{Producer, SendOptions};
+    ///
+    /// # async fn ask(producer: &Producer) -> Result<(), rmq_producer::SendError> {
+    /// let options = SendOptions::new().timeout(Duration::from_secs(3));
+    /// let pending = producer.send_request(Message::new("PriceRequests", "SKU-1"), options).await?;
+    /// println!("stored as {}; waiting", pending.send_result().msg_id);
+    /// let reply = pending.reply().await?;
+    /// # drop(reply); Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// Those of [`Producer::send_with`] ([`SendError::maybe_stored`] says whether the request
+    /// may have been stored; no reply is waited for then).
+    pub async fn send_request(
         &self,
         mut msg: Message,
         options: SendOptions,
-    ) -> Result<MessageExt, SendError> {
+    ) -> Result<PendingReply, SendError> {
         let inner = self.inner();
-        let Some(_token) = inner.begin() else {
+        let Some(token) = inner.begin() else {
             return Err(SendError::new(ErrorKind::NotRunning, Unsent::one(msg)));
         };
         if let Err(source) = validate_message(&msg, inner.cfg().max_message_size) {
@@ -98,41 +129,32 @@ impl Producer {
         }
         let started = Instant::now();
         let timeout = timeout_of(&inner.core, &options);
-        let mut waiting = inner.instance().replies.register();
-        let correlation_id = waiting.id().to_owned();
-        prepare_request(&mut msg, &correlation_id, self.client_id(), timeout);
+        let waiting = inner.instance().replies.register();
+        prepare_request(&mut msg, waiting.id(), self.client_id(), timeout);
         self.assign_msg_id(&mut msg);
         let span =
-            tracing::info_span!("request", topic = msg.topic(), correlation_id = %correlation_id);
-        async {
+            tracing::info_span!("request", topic = msg.topic(), correlation_id = %waiting.id());
+        let sent = async {
             register_first(inner, msg.topic(), started, timeout).await;
             let left = timeout.saturating_sub(started.elapsed());
-            // What an error after the send reports: the request's id (the message itself is
-            // stored, so it is not handed back).
-            let kept = msg.clone();
-            let sent = self.send_with(msg, options.timeout(left)).await;
-            match sent {
-                Ok(result) => log_stored(&result),
-                // A reply already here proves the request arrived (its answer got lost).
-                Err(e) => return waiting.try_reply().and_then(Result::ok).ok_or(e),
-            }
-            let kind = tokio::select! {
-                biased;
-                () = inner.core.abort.cancelled() => retry::cancelled(true),
-                r = tokio::time::timeout_at(started + timeout, waiting.reply()) => match r {
-                    Ok(Some(Ok(reply))) => {
-                        tracing::debug!(latency_ms = started.elapsed().as_millis(), "reply received");
-                        return Ok(reply);
-                    }
-                    Ok(Some(Err(source))) => ErrorKind::InvalidReply { correlation_id, source },
-                    Ok(None) | Err(_) => ErrorKind::ReplyTimeout { after: timeout, correlation_id },
-                },
-            };
-            tracing::debug!(error = %kind, "request failed");
-            Err(SendError::new(kind, Unsent::one(kept)))
+            let request = msg.clone();
+            let sent = self.send_with(msg, options.timeout(left)).await?;
+            tracing::debug!(msg_id = %sent.msg_id, queue = %sent.queue, "request stored; waiting for the reply");
+            Ok((sent, request))
         }
-        .instrument(span)
-        .await
+        .instrument(span.clone())
+        .await;
+        let (sent, request) = sent?;
+        Ok(PendingReply {
+            inner: Arc::clone(inner),
+            waiting,
+            sent,
+            started,
+            timeout,
+            request,
+            span,
+            _token: token,
+        })
     }
 
     /// Replies to `request` (a request message as a replier received it, stored by a broker)
@@ -201,10 +223,6 @@ async fn register_first(inner: &Arc<Inner>, topic: &str, started: Instant, timeo
             "request: heartbeat to the brokers still in flight; sending anyway"
         );
     }
-}
-
-fn log_stored(result: &SendResult) {
-    tracing::debug!(msg_id = %result.msg_id, queue = %result.queue, "request stored; waiting for the reply");
 }
 
 #[cfg(test)]

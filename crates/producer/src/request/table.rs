@@ -135,6 +135,7 @@ impl Waiting {
     }
 
     /// The reply if it has already arrived.
+    #[cfg(test)]
     pub(crate) fn try_reply(&mut self) -> Option<ReplyOutcome> {
         self.rx.try_recv().ok()
     }
