@@ -7,6 +7,7 @@
 //!           [--body TEXT | --body-file F] [--count N] [--mode sync|async|oneway] [--batch N]
 //!           [--queue BROKER:ID] [--timeout-ms MS]
 //! rmq route --namesrv ADDR TOPIC
+//! rmq request (--namesrv ADDR | --embedded) --topic T [--body TEXT] [--echo] [--timeout-ms MS]
 //! rmq bench (--namesrv ADDR | --embedded) --topic T --mode sync|async|oneway|batch --size BYTES
 //!           --concurrency N (--count N | --duration SECS) [--batch N]
 //! ```
@@ -24,6 +25,8 @@ mod dev_broker;
 mod dev_cluster;
 mod fatal;
 mod output;
+mod request;
+mod request_echo;
 mod route;
 mod send;
 mod signals;
@@ -140,6 +143,12 @@ async fn run(command: Command) -> Result<u8, Fatal> {
             route::run(&args, &namesrv).await
         }
         Command::DevBroker(args) => dev_broker::run(&args).await,
+        Command::Request(args) => {
+            let (namesrv, embedded) = resolve(&args.target).await?;
+            let result = request::run(&args, &namesrv).await;
+            stop(embedded).await;
+            result
+        }
     }
 }
 
