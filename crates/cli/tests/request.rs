@@ -59,7 +59,10 @@ fn request_errors_are_json_lines_with_exit_codes() {
     let v = r.json();
     assert_eq!(v["error"]["kind"], "RetriesExhausted", "{v}");
     let message = v["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("no master address known for broker broker-z"), "{v}");
+    assert!(
+        message.contains("no master address known for broker broker-z"),
+        "{v}"
+    );
     assert_eq!(v["error"]["maybeStored"], false, "{v}");
     // Bad usage: exit 2.
     let r = run(&[
