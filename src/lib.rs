@@ -27,8 +27,8 @@ pub use rmq_remoting as remoting;
 
 pub use rmq_common::{Message, MessageQueue};
 pub use rmq_producer::{
-    ClientInstance, ErrorKind, HashSelector, JavaHashSelector, Producer, ProducerBuilder,
-    QueueSelector, RandomSelector, SendError, SendOptions, SendResult, SendStatus,
+    ClientInstance, ErrorKind, HashSelector, JavaHashSelector, PendingReply, Producer,
+    ProducerBuilder, QueueSelector, RandomSelector, SendError, SendOptions, SendResult, SendStatus,
     TransactionListener, TransactionProducer, TransactionState,
 };
 

@@ -1,4 +1,4 @@
-//! The command tree (clap derive): `rmq send | route | bench | dev-broker`.
+//! The command tree (clap derive): `rmq send | route | bench | dev-broker | request`.
 
 use std::path::PathBuf;
 
@@ -46,6 +46,10 @@ pub(crate) enum Command {
     /// Run an in-memory name server and broker(s) on 127.0.0.1 until Ctrl-C (transactions
     /// undecided for a second are checked back every second).
     DevBroker(DevBrokerArgs),
+    /// Send a request and print its reply as JSON (request/reply; --echo answers it from this
+    /// process, as --embedded does).
+    #[command(after_help = EXIT_CODES)]
+    Request(crate::request::RequestArgs),
 }
 
 /// Where the name servers are: `--namesrv`, else `NAMESRV_ADDR`, or an embedded dev broker.

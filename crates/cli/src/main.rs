@@ -8,6 +8,7 @@
 //!           [--queue BROKER:ID] [--timeout-ms MS]
 //!           [--transaction commit|rollback|unknown [--check-wait SECS]]
 //! rmq route --namesrv ADDR TOPIC
+//! rmq request (--namesrv ADDR | --embedded) --topic T [--body TEXT] [--echo] [--timeout-ms MS]
 //! rmq bench (--namesrv ADDR | --embedded) --topic T --mode sync|async|oneway|batch|transaction
 //!           --size BYTES --concurrency N (--count N | --duration SECS) [--batch N]
 //!           [--tx-rollback-rate R] [--tx-unknown-rate R] [--check-wait SECS]
@@ -28,6 +29,8 @@ mod dev_cluster;
 mod fatal;
 mod namespace_args;
 mod output;
+mod request;
+mod request_echo;
 mod route;
 mod send;
 mod send_tx;
@@ -149,6 +152,12 @@ async fn run(command: Command) -> Result<u8, Fatal> {
             route::run(&args, &namesrv).await
         }
         Command::DevBroker(args) => dev_broker::run(&args).await,
+        Command::Request(args) => {
+            let (namesrv, embedded) = resolve(&args.target).await?;
+            let result = request::run(&args, &namesrv).await;
+            stop(embedded).await;
+            result
+        }
     }
 }
 

@@ -158,6 +158,9 @@ pub(crate) fn error_kind(e: &ErrorKind) -> &'static str {
         ErrorKind::RetriesExhausted { .. } => "RetriesExhausted",
         ErrorKind::Overloaded { .. } => "Overloaded",
         ErrorKind::Cancelled { .. } => "Cancelled",
+        ErrorKind::ReplyTimeout { .. } => "ReplyTimeout",
+        ErrorKind::InvalidReply { .. } => "InvalidReply",
+        ErrorKind::CannotReply(_) => "CannotReply",
         _ => "Other",
     }
 }

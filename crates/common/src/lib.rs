@@ -12,6 +12,7 @@
 //! | [`batch`], [`compression`], [`sysflag`] | batch bodies, zlib bodies, `sysFlag` bits |
 //! | [`route`], [`heartbeat`] | JSON bodies: [`TopicRouteData`] and [`HeartbeatData`] |
 //! | [`message_id`], [`stored`] | `UNIQ_KEY` / offset ids and the stored-message format |
+//! | [`reply`] | request/reply: the reply to a request, the reply as the requester receives it |
 //! | [`validate`] | the client-side checks, as [`ValidationError`] |
 //!
 //! ```
@@ -48,6 +49,7 @@ pub mod message_queue;
 pub mod namespace;
 pub mod properties;
 pub mod property;
+pub mod reply;
 pub mod route;
 pub mod stored;
 pub mod sysflag;
@@ -59,8 +61,9 @@ pub use compression::CompressionError;
 pub use ext_fields::ExtFields;
 pub use header::{
     CheckTransactionStateRequestHeader, CommandHeader, EndTransactionRequestHeader,
-    GetRouteInfoRequestHeader, HeaderError, SendMessageRequestHeader, SendMessageRequestHeaderV2,
-    SendMessageResponseHeader, UnregisterClientRequestHeader, ViewMessageRequestHeader,
+    GetRouteInfoRequestHeader, HeaderError, ReplyMessageRequestHeader, SendMessageRequestHeader,
+    SendMessageRequestHeaderV2, SendMessageResponseHeader, UnregisterClientRequestHeader,
+    ViewMessageRequestHeader,
 };
 pub use heartbeat::{HeartbeatData, ProducerData};
 pub use message::{Message, MessageError};

@@ -4,8 +4,9 @@ use proptest::prelude::*;
 use rmq_common::header::send::SendMessageRequestHeaderV2;
 use rmq_common::{
     CheckTransactionStateRequestHeader, CommandHeader, EndTransactionRequestHeader, ExtFields,
-    GetRouteInfoRequestHeader, HeaderError, RequestCode, SendMessageRequestHeader,
-    SendMessageResponseHeader, UnregisterClientRequestHeader, ViewMessageRequestHeader,
+    GetRouteInfoRequestHeader, HeaderError, ReplyMessageRequestHeader, RequestCode,
+    SendMessageRequestHeader, SendMessageResponseHeader, UnregisterClientRequestHeader,
+    ViewMessageRequestHeader,
 };
 
 fn s() -> impl Strategy<Value = String> {
@@ -65,6 +66,21 @@ prop_compose! {
     }
 }
 
+prop_compose! {
+    fn reply_push()(
+        send in send_header(), born_host in s(), store_host in s(), store_timestamp in any::<i64>(),
+        unit_mode in any::<bool>(),
+    ) -> ReplyMessageRequestHeader {
+        ReplyMessageRequestHeader {
+            producer_group: send.producer_group, topic: send.topic, default_topic: send.default_topic,
+            default_topic_queue_nums: send.default_topic_queue_nums, queue_id: send.queue_id,
+            sys_flag: send.sys_flag, born_timestamp: send.born_timestamp, flag: send.flag,
+            properties: send.properties, reconsume_times: send.reconsume_times, unit_mode,
+            born_host, store_host, store_timestamp,
+        }
+    }
+}
+
 fn round_trip<H: CommandHeader + PartialEq + std::fmt::Debug>(h: &H) -> Result<(), TestCaseError> {
     let ext = h.to_ext_fields();
     prop_assert_eq!(
@@ -108,6 +124,9 @@ proptest! {
 
     #[test]
     fn check_tx_round_trips(h in check_tx()) { round_trip(&h)?; }
+
+    #[test]
+    fn reply_push_round_trips(h in reply_push()) { round_trip(&h)?; }
 
     #[test]
     fn view_round_trips(topic in os(), offset in any::<i64>()) {

@@ -150,6 +150,32 @@ pub enum ErrorKind {
         /// The bound on body bytes.
         max_bytes: usize,
     },
+    /// A request ([`Producer::request`](crate::Producer::request)) was stored, but no reply
+    /// came within its deadline (Java's `RequestTimeoutException`). The request stays stored:
+    /// a replier may still answer it, too late (that reply is then dropped).
+    #[error("request {correlation_id} stored, but no reply within {after:?}")]
+    #[non_exhaustive]
+    ReplyTimeout {
+        /// The request's deadline (sending and waiting).
+        after: Duration,
+        /// The request's `CORRELATION_ID`.
+        correlation_id: String,
+    },
+    /// The reply to a request arrived but its body cannot be read (a compressed body that does
+    /// not inflate, or an algorithm this crate lacks).
+    #[error("the reply to request {correlation_id} cannot be read")]
+    #[non_exhaustive]
+    InvalidReply {
+        /// The request's `CORRELATION_ID`.
+        correlation_id: String,
+        /// The cause.
+        #[source]
+        source: rmq_common::CompressionError,
+    },
+    /// A reply cannot be built from the message given as the request
+    /// ([`Producer::send_reply`](crate::Producer::send_reply)).
+    #[error("cannot build a reply")]
+    CannotReply(#[source] rmq_common::reply::ReplyError),
     /// The send was still in flight when `shutdown` gave up waiting for it (or its task was
     /// dropped by a runtime shutting down).
     #[error("send cancelled by shutdown")]
@@ -174,7 +200,9 @@ impl ErrorKind {
     pub fn maybe_stored(&self) -> bool {
         match self {
             Self::Transport { source, .. } => source.maybe_delivered(),
-            Self::InvalidResponse { .. } => true,
+            Self::InvalidResponse { .. }
+            | Self::ReplyTimeout { .. }
+            | Self::InvalidReply { .. } => true,
             Self::Timeout { maybe_stored, .. }
             | Self::RetriesExhausted { maybe_stored, .. }
             | Self::Cancelled { maybe_stored } => *maybe_stored,
@@ -200,7 +228,7 @@ impl ErrorKind {
     #[must_use]
     pub fn is_timeout(&self) -> bool {
         match self {
-            Self::Timeout { .. } => true,
+            Self::Timeout { .. } | Self::ReplyTimeout { .. } => true,
             Self::Transport { source, .. } => source.is_timeout(),
             Self::RetriesExhausted { last, .. } => last.is_timeout(),
             _ => false,
@@ -215,6 +243,7 @@ impl ErrorKind {
             | Self::BrokerNotFound { .. }
             | Self::Transport { .. }
             | Self::Timeout { .. }
+            | Self::ReplyTimeout { .. }
             | Self::Overloaded { .. } => true,
             Self::Broker { code, .. } => TRANSIENT_CODES.contains(code),
             Self::RetriesExhausted { last, .. } => last.is_retryable(),

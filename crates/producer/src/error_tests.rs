@@ -193,3 +193,40 @@ fn timeouts_and_exhausted_retries_link_their_last_error() {
     );
     assert_eq!(err.response_code(), Some(ResponseCode::MESSAGE_ILLEGAL));
 }
+
+#[test]
+fn request_errors_say_the_request_is_stored_and_keep_its_id() {
+    let mut m = msg();
+    m.properties_mut().insert(property::UNIQ_KEY, "REQ1");
+    let timeout = SendError::new(
+        ErrorKind::ReplyTimeout {
+            after: Duration::from_secs(3),
+            correlation_id: "c-1".into(),
+        },
+        Unsent::one(m.clone()),
+    );
+    assert!(timeout.maybe_stored() && timeout.is_timeout() && timeout.is_retryable());
+    assert_eq!(timeout.msg_id(), Some("REQ1"));
+    assert!(!timeout.has_message(), "stored: not handed back");
+    assert!(timeout.to_string().contains("c-1"));
+
+    let unreadable = SendError::new(
+        ErrorKind::InvalidReply {
+            correlation_id: "c-2".into(),
+            source: rmq_common::CompressionError::Unsupported(0x100),
+        },
+        Unsent::one(m),
+    );
+    assert!(unreadable.maybe_stored() && !unreadable.is_timeout() && !unreadable.is_retryable());
+    assert!(unreadable.source().is_some());
+
+    let cannot = SendError::bare(ErrorKind::CannotReply(
+        rmq_common::reply::ReplyError::MissingProperty(property::CLUSTER),
+    ));
+    assert!(!cannot.maybe_stored() && !cannot.is_retryable());
+    let chain = cannot.source().map(ToString::to_string);
+    assert_eq!(
+        chain.as_deref(),
+        Some("the request has no CLUSTER property")
+    );
+}

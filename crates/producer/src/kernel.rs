@@ -4,7 +4,8 @@
 //! 1. [`prepare_single`] / [`prepare_batch`], once per send: the `UNIQ_KEY` (set once, kept across
 //!    retries), zlib compression of bodies at or over the threshold (sysFlag `COMPRESSED | ZLIB` =
 //!    `0x301`; batches never), the transaction flag, the encoded properties;
-//! 2. [`build_request`], once per attempt: the V2 header (`SEND_MESSAGE_V2` / `SEND_BATCH_MESSAGE`)
+//! 2. [`build_request`], once per attempt: the V2 header (`SEND_MESSAGE_V2`, `SEND_REPLY_MESSAGE_V2`
+//!    for a reply, `SEND_BATCH_MESSAGE`)
 //!    for the chosen queue, with a fresh `bornTimestamp`;
 //! 3. [`process_response`]: the response code mapped as Java does, the ids read back.
 
@@ -30,7 +31,7 @@ const RETRY_TOPIC_PREFIX: &str = "%RETRY%";
 /// A message ready for the wire: built once per send, reused by every attempt.
 #[derive(Debug, Clone)]
 pub(crate) struct Outgoing {
-    /// `SEND_MESSAGE_V2` or `SEND_BATCH_MESSAGE`.
+    /// `SEND_MESSAGE_V2`, `SEND_REPLY_MESSAGE_V2` (a reply) or `SEND_BATCH_MESSAGE`.
     pub(crate) code: RequestCode,
     /// The wire body: the (possibly compressed) body, or the encoded batch.
     pub(crate) body: Bytes,
@@ -112,8 +113,15 @@ pub(crate) fn prepare_single(
         } else {
             (msg.properties().encode(), 0, None)
         };
+    // A reply (`MSG_TYPE=reply`) goes out with its own code, as Java's `MQClientAPIImpl` does:
+    // brokers push it to the requester instead of only storing it.
+    let code = if rmq_common::reply::is_reply(msg) {
+        RequestCode::SEND_REPLY_MESSAGE_V2
+    } else {
+        RequestCode::SEND_MESSAGE_V2
+    };
     let mut out = Outgoing {
-        code: RequestCode::SEND_MESSAGE_V2,
+        code,
         body,
         sys_flag,
         flag: msg.flag(),

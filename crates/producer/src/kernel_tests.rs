@@ -450,3 +450,29 @@ fn process(
 ) -> Result<SendResult, ErrorKind> {
     process_response(resp, out.msg_id.clone(), out.is_batch(), mq.clone(), addr)
 }
+
+#[test]
+fn a_reply_goes_out_as_send_reply_message_v2_with_the_v2_header() {
+    let w = WireConsts::new(&cfg());
+    let mq = MessageQueue::new("DefaultCluster_REPLY_TOPIC", "broker-a", 0);
+    for (msg_type, code) in [
+        (None, RequestCode::SEND_MESSAGE_V2),
+        (Some("reply"), RequestCode::SEND_REPLY_MESSAGE_V2),
+        (Some("request"), RequestCode::SEND_MESSAGE_V2),
+    ] {
+        let mut msg = Message::new("DefaultCluster_REPLY_TOPIC", "pong");
+        if let Some(t) = msg_type {
+            msg.properties_mut().insert(property::MSG_TYPE, t);
+        }
+        let out = prepare_single(&mut msg, &cfg(), &mut counter_ids());
+        assert_eq!(out.code, code, "{msg_type:?}");
+        assert!(!out.is_batch());
+        let req = build_request(&out, &w, &mq, 1);
+        assert_eq!(req.request_code(), code);
+        // Brokers read 325 with the V2 (short) names, as 310.
+        let header = rmq_common::SendMessageRequestHeader::read_for_code(code, &req.ext_fields)
+            .expect("V2 header");
+        assert_eq!(header.topic, "DefaultCluster_REPLY_TOPIC");
+        assert_eq!(req.ext_fields.get("m"), Some("false"));
+    }
+}

@@ -11,6 +11,10 @@
 //! Producers of one process with the same client id and connection settings share a
 //! [`ClientInstance`] (connections, routes, one heartbeat, processors of broker requests).
 //!
+//! Request/reply (Java 4.6+): [`Producer::request`] sends a message and waits for the reply a
+//! replier sends with [`Producer::send_reply`] ([`Producer::send_request`] returns once the
+//! request is stored, with a [`PendingReply`] to await).
+//!
 //! Transactional messages: [`ProducerBuilder::start_transactional`] with a
 //! [`TransactionListener`] gives a [`TransactionProducer`] (half message, local transaction,
 //! commit or rollback, and the answers to the brokers' check-backs).
@@ -33,6 +37,7 @@ mod namespace;
 mod options;
 mod policy;
 mod producer;
+mod request;
 mod retry;
 mod select;
 mod send;
@@ -50,6 +55,7 @@ pub use instance::ClientInstance;
 pub use java_hash::{JavaHashCode, JavaHashSelector};
 pub use options::SendOptions;
 pub use producer::{Producer, ProducerStats};
+pub use request::PendingReply;
 /// ACL credentials for [`ProducerBuilder::credentials`] (re-exported from `rmq-remoting`).
 pub use rmq_remoting::acl::Credentials;
 /// TLS settings for [`ProducerBuilder::tls`] (re-exported from `rmq-remoting`).

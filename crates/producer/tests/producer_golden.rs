@@ -133,8 +133,10 @@ async fn send_message_v2_matches_the_java_golden_request() {
                 .map(|name| (name.to_owned(), v[0].clone()))
         })
         .collect();
-    let sent: BTreeMap<String, String> = m
-        .properties()
+    // What the client wrote (the stored message also has the broker's CLUSTER).
+    assert_eq!(m.property(property::CLUSTER), Some(rmq_testkit::CLUSTER));
+    let wire_props = rmq_common::Properties::decode(h.properties.as_deref().unwrap_or(""));
+    let sent: BTreeMap<String, String> = wire_props
         .iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();

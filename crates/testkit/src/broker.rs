@@ -10,7 +10,7 @@ use rmq_common::header::send::SendMessageRequestHeader;
 use rmq_common::route::perm;
 use rmq_common::stored::encode_stored_message;
 use rmq_common::{
-    CommandHeader, EndTransactionRequestHeader, HeartbeatData, RequestCode, ResponseCode,
+    CommandHeader, EndTransactionRequestHeader, HeartbeatData, Message, RequestCode, ResponseCode,
     UnregisterClientRequestHeader, ViewMessageRequestHeader,
 };
 use rmq_remoting::{BoxFuture, ConnectionHandle, ProcessorTable, RemotingCommand, RequestContext};
@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::endpoint::{endpoint_knobs, Endpoint};
 use crate::faults::{Faults, Gate};
 use crate::half::EndOutcome;
+use crate::reply;
 use crate::store::{
     now_ms, EndTransactionRecord, HeartbeatRecord, SendContext, Store, StoredMessage, TopicConf,
     UnknownTopic,
@@ -57,7 +58,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// An in-process broker on `127.0.0.1` (ephemeral port).
 ///
 /// Handles `SEND_MESSAGE` (10), `SEND_MESSAGE_V2` (310), `SEND_BATCH_MESSAGE` (320, split into
-/// its messages), `HEART_BEAT`, `UNREGISTER_CLIENT`, `VIEW_MESSAGE_BY_ID` and `END_TRANSACTION`.
+/// its messages), `SEND_REPLY_MESSAGE(_V2)` (324 / 325), `HEART_BEAT`, `UNREGISTER_CLIENT`,
+/// `VIEW_MESSAGE_BY_ID` and `END_TRANSACTION`. Stored sends get the `CLUSTER` property
+/// ([`CLUSTER`](crate::CLUSTER)), as a broker adds it.
 /// A send is answered as a broker does: `msgId` (offset message id of this address and a
 /// commit-log offset; comma-joined for a batch), `queueId` (a random writable queue when the
 /// request's is negative), `queueOffset` (per queue), `transactionId` (the `UNIQ_KEY`),
@@ -83,6 +86,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// group's connections, to which [`check_transactions`](Self::check_transactions) and the
 /// automatic check ([`set_transaction_check`](Self::set_transaction_check)) send
 /// `CHECK_TRANSACTION_STATE`.
+///
+/// # Request/reply
+///
+/// A reply (`SEND_REPLY_MESSAGE(_V2)`) is stored like a send (to its topic,
+/// `{CLUSTER}_REPLY_TOPIC`, which a [`MockCluster`](crate::MockCluster) creates on every broker),
+/// then pushed with `PUSH_REPLY_MESSAGE_TO_CLIENT` to the connection whose heartbeat carried
+/// the client id of its `REPLY_TO_CLIENT` property, as Java's `ReplyMessageProcessor` does: the
+/// replier gets `SUCCESS` once the requester accepted it, `SYSTEM_ERROR` with the reason when
+/// there is no such connection or the push failed. [`push_reply`](Self::push_reply) pushes any
+/// reply directly.
 #[derive(Debug, Clone)]
 pub struct MockBroker {
     endpoint: Endpoint,
@@ -128,6 +141,8 @@ impl MockBroker {
             RequestCode::UNREGISTER_CLIENT,
             RequestCode::VIEW_MESSAGE_BY_ID,
             RequestCode::END_TRANSACTION,
+            RequestCode::SEND_REPLY_MESSAGE,
+            RequestCode::SEND_REPLY_MESSAGE_V2,
         ] {
             // Weak: the broker keeps the connections of producer groups, whose processors
             // must not keep the broker alive in turn.
@@ -265,6 +280,29 @@ impl MockBroker {
         self.shared.tx.connections(group)
     }
 
+    /// Pushes `reply` with `PUSH_REPLY_MESSAGE_TO_CLIENT` to the connection of the client named
+    /// in its `REPLY_TO_CLIENT` property (the last one a heartbeat of that client id registered),
+    /// as if a replier had sent it to this broker; returns the client's answer code.
+    ///
+    /// # Errors
+    /// What a broker would answer the replier (`SYSTEM_ERROR` remark): no `REPLY_TO_CLIENT`, no
+    /// connection of that client, or the push failed (closed, no answer within 3 s).
+    pub async fn push_reply(&self, reply: &Message) -> Result<ResponseCode, String> {
+        let send = SendMessageRequestHeader {
+            producer_group: "MOCK_REPLIER".into(),
+            topic: reply.topic().to_owned(),
+            default_topic: crate::AUTO_CREATE_TOPIC.into(),
+            default_topic_queue_nums: 4,
+            born_timestamp: now_ms(),
+            flag: reply.flag(),
+            properties: Some(reply.properties().encode()),
+            ..SendMessageRequestHeader::default()
+        };
+        let addr = self.shared.store.addr;
+        let req = reply::push_request(&send, reply.body().clone(), addr, addr);
+        reply::push(&self.shared.tx, reply.properties(), req).await
+    }
+
     /// Checks every pending half message now, whatever its age or check count: sends
     /// `CHECK_TRANSACTION_STATE` oneway to one live connection of its group (`PGROUP`), in
     /// turn among several. Returns how many checks were written; a half message whose group
@@ -324,16 +362,28 @@ async fn process(
     let arrival = faults.arrival(ctx);
     *lock(&shared.requests).entry(req.code).or_insert(0) += 1;
     let code = req.request_code();
-    let is_send = matches!(
+    let is_reply = matches!(
         code,
-        RequestCode::SEND_MESSAGE | RequestCode::SEND_MESSAGE_V2 | RequestCode::SEND_BATCH_MESSAGE
+        RequestCode::SEND_REPLY_MESSAGE | RequestCode::SEND_REPLY_MESSAGE_V2
     );
+    let is_send = is_reply
+        || matches!(
+            code,
+            RequestCode::SEND_MESSAGE
+                | RequestCode::SEND_MESSAGE_V2
+                | RequestCode::SEND_BATCH_MESSAGE
+        );
     let scripted = match faults.gate(arrival, ctx, is_send).await {
         Gate::Done => return None,
         Gate::Refuse(code, remark) => return Some(req.response_to(code, remark)),
         Gate::Proceed(scripted) => scripted,
     };
     let resp = match code {
+        _ if is_reply => {
+            let stored = send(shared, ctx, &req, scripted);
+            let (born, store) = (ctx.peer_addr(), shared.store.addr);
+            reply::after_store(&shared.tx, &req, born, store, stored).await
+        }
         _ if is_send => send(shared, ctx, &req, scripted),
         RequestCode::HEART_BEAT => heartbeat(shared, ctx, &req),
         RequestCode::UNREGISTER_CLIENT => {

@@ -19,7 +19,8 @@ pub const AUTO_CREATE_TOPIC: &str = "TBW102";
 /// A name server and `n` brokers (`broker-a`, `broker-b`, ...) of [`CLUSTER`](crate::CLUSTER).
 ///
 /// Topics are created with [`create_topic`](Self::create_topic), which configures the brokers
-/// and registers the route with the name server. Sends to unknown topics are answered
+/// and registers the route with the name server. Every broker has the cluster's reply topic
+/// `DefaultCluster_REPLY_TOPIC` (one queue), as a Java broker creates `{cluster}_REPLY_TOPIC`. Sends to unknown topics are answered
 /// `TOPIC_NOT_EXIST` unless [`set_auto_create`](Self::set_auto_create) is on.
 #[derive(Debug)]
 pub struct MockCluster {
@@ -71,10 +72,13 @@ impl MockCluster {
             }));
             list.push(broker);
         }
-        Ok(Self {
+        let cluster = Self {
             namesrv,
             brokers: list,
-        })
+        };
+        // Every broker has its cluster's reply topic (one queue), registered like any topic.
+        cluster.create_topic(&rmq_common::reply::reply_topic(crate::CLUSTER), 1);
+        Ok(cluster)
     }
 
     /// The name server.

@@ -3,7 +3,8 @@
 //!
 //! - [`MockNameServer`] serves the routes tests set and change at run time.
 //! - [`MockBroker`] stores what it is sent, in memory, and answers like a broker, transactional
-//!   messages included (half messages, `END_TRANSACTION`, checks back to the producer group).
+//!   messages included (half messages, `END_TRANSACTION`, checks back to the producer group), and
+//!   pushes replies to their requester (request/reply).
 //! - [`MockCluster`] wires a name server and brokers `broker-a`, `broker-b`, ... of one cluster.
 //! - [`interop`]: the variables through which `scripts/rocketmq-dev.sh` describes the real
 //!   clusters to interop tests and benches.
@@ -33,6 +34,7 @@ mod faults;
 mod half;
 pub mod interop;
 mod namesrv;
+mod reply;
 mod route;
 mod store;
 mod transaction;

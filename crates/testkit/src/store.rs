@@ -20,6 +20,7 @@ use rmq_common::{
 };
 
 use crate::half::{self, Half};
+use crate::route::CLUSTER;
 
 /// Queue count of the default topic `TBW102` on a mock broker (a broker's `defaultTopicQueueNums`).
 pub const TBW102_QUEUE_NUMS: i32 = 8;
@@ -180,7 +181,7 @@ pub(crate) struct Stored {
 #[derive(Debug)]
 pub(crate) struct Store {
     pub(crate) name: String,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     seq: Arc<AtomicU64>,
     state: Mutex<State>,
 }
@@ -315,7 +316,16 @@ impl Store {
         let store_timestamp = now_ms();
         let mut msg_ids = Vec::with_capacity(messages.len());
         let mut first_queue_offset = None;
-        for (index, message) in messages.into_iter().enumerate() {
+        // A broker adds its cluster to what it stores from a send (Java's
+        // `SendMessageProcessor`; repliers read it to find the reply topic), not to replies.
+        let is_reply = matches!(
+            cx.code,
+            RequestCode::SEND_REPLY_MESSAGE | RequestCode::SEND_REPLY_MESSAGE_V2
+        );
+        for (index, mut message) in messages.into_iter().enumerate() {
+            if !is_reply {
+                message.properties_mut().insert(property::CLUSTER, CLUSTER);
+            }
             let ext = MessageExt {
                 message,
                 queue_id,
@@ -509,6 +519,21 @@ mod tests {
         assert_eq!(msgs.len(), 2);
         assert_eq!((msgs[0].seq, msgs[1].seq), (0, 1));
         assert_eq!(msgs[1].property(property::UNIQ_KEY), Some("UNIQ1"));
+        assert_eq!(
+            msgs[1].property(property::CLUSTER),
+            Some(CLUSTER),
+            "as a broker adds"
+        );
+        let reply = s
+            .store_send(
+                send(RequestCode::SEND_REPLY_MESSAGE_V2, "T", 0, Bytes::new()),
+                UnknownTopic::Reject,
+            )
+            .unwrap();
+        assert_eq!(reply.response.queue_id, 0);
+        let msgs = s.messages();
+        assert_eq!(msgs[2].code, RequestCode::SEND_REPLY_MESSAGE_V2);
+        assert_eq!(msgs[2].property(property::CLUSTER), None, "not on replies");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The broker side of transaction checks: the client connections of each producer group (Java's
-//! `ProducerManager`) and the `CHECK_TRANSACTION_STATE` requests sent to them, on demand or by
+//! The broker side of transaction checks: the client connections of each producer group and
+//! client id (Java's `ProducerManager`; replies are pushed to them too, see [`crate::reply`]) and
+//! the `CHECK_TRANSACTION_STATE` requests sent to them, on demand or by
 //! the check service (Java's `TransactionalMessageCheckService`). The half messages themselves
 //! are in [`crate::half`].
 
@@ -161,6 +162,18 @@ impl Transactions {
                     .map(|p| p.conn.clone())
                     .collect()
             })
+    }
+
+    /// The live connection a heartbeat of `client_id` registered last (Java's
+    /// `ProducerManager.findChannel`, where replies are pushed).
+    pub(crate) fn connection_of_client(&self, client_id: &str) -> Option<ConnectionHandle> {
+        self.lock()
+            .producers
+            .values()
+            .flatten()
+            .filter(|p| p.client_id == client_id && !p.conn.is_closed())
+            .map(|p| p.conn.clone())
+            .last()
     }
 
     /// One live connection of `group`, in turn.

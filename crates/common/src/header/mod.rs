@@ -11,12 +11,14 @@ use bytestring::ByteString;
 use crate::ExtFields;
 
 pub mod client;
+pub mod reply;
 pub mod route;
 pub mod send;
 pub mod transaction;
 pub mod view;
 
 pub use client::UnregisterClientRequestHeader;
+pub use reply::ReplyMessageRequestHeader;
 pub use route::GetRouteInfoRequestHeader;
 pub use send::{SendMessageRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader};
 pub use transaction::{CheckTransactionStateRequestHeader, EndTransactionRequestHeader};

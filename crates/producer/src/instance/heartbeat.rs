@@ -120,6 +120,13 @@ async fn heartbeat_all(instance: &Arc<ClientInstance>, stop: &CancellationToken)
     }
 }
 
+/// Heartbeats to every broker in use now, and returns once each answered or failed (Java's
+/// `sendHeartbeatToAllBrokerWithLock`, which a request runs before its first send to a topic:
+/// a broker pushes a reply only to a client whose heartbeat it has).
+pub(crate) async fn heartbeat_now(instance: &Arc<ClientInstance>) {
+    heartbeat_all(instance, &instance.stop).await;
+}
+
 /// The heartbeat task: once at start, then every interval, and at once for every broker
 /// announced on `new_brokers` (its first use, or a new group). Ends as soon as `stop` is
 /// cancelled (or the instance is gone), abandoning a heartbeat in flight, so that none starts

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ProducerConfig;
+use crate::request::{ReplyProcessor, ReplyTable};
 use crate::transaction::{CheckProcessor, CheckRouter};
 
 pub(crate) mod heartbeat;
@@ -54,6 +55,8 @@ pub struct ClientInstance {
     pub(crate) beat: tokio::sync::Mutex<()>,
     /// Where `CHECK_TRANSACTION_STATE` requests go: the transactional producers by group.
     pub(crate) checks: Arc<CheckRouter>,
+    /// Requests awaiting their reply (`PUSH_REPLY_MESSAGE_TO_CLIENT`), by correlation id.
+    pub(crate) replies: Arc<ReplyTable>,
 }
 
 /// Clears the instance's `alive` flag when the task holding it ends or is dropped.
@@ -82,6 +85,13 @@ impl ClientInstance {
                 router: Arc::clone(&checks),
             }),
         );
+        let replies = Arc::new(ReplyTable::default());
+        remoting.register_processor(
+            RequestCode::PUSH_REPLY_MESSAGE_TO_CLIENT,
+            Arc::new(ReplyProcessor {
+                table: Arc::clone(&replies),
+            }),
+        );
         let routes = RouteCache::new(remoting.clone(), cfg.name_server.clone());
         let (new_brokers, new_brokers_rx) = mpsc::unbounded_channel();
         let instance = Arc::new(Self {
@@ -98,6 +108,7 @@ impl ClientInstance {
             alive: Arc::new(AtomicBool::new(true)),
             beat: tokio::sync::Mutex::new(()),
             checks,
+            replies,
         });
         // The refresher ends with the token; its handle is not needed.
         drop(instance.routes.start_refresher(instance.stop.child_token()));
@@ -140,6 +151,13 @@ impl ClientInstance {
     #[must_use]
     pub fn pending_requests(&self) -> usize {
         self.remoting.pending_len()
+    }
+
+    /// Requests of this instance's producers waiting for their reply
+    /// ([`Producer::request`](crate::Producer::request)).
+    #[must_use]
+    pub fn waiting_replies(&self) -> usize {
+        self.replies.len()
     }
 
     /// Installs the processor of the requests with `code` that brokers send to this client (for
