@@ -133,6 +133,10 @@ impl Producer {
         msg: Message,
         options: SendOptions,
     ) -> Result<SendFuture, SendError> {
+        let (msg, options) = match crate::auto_batch::send_async(self.inner(), msg, options).await {
+            crate::auto_batch::Routed::Done(outcome) => return outcome,
+            crate::auto_batch::Routed::Direct(msg, options) => (msg, options),
+        };
         self.start_async(Held::One(msg), options).await
     }
 

@@ -7,6 +7,7 @@ use rmq_nameserver_client::NameServerConfig;
 use rmq_remoting::acl::Credentials;
 use rmq_remoting::{RemotingConfig, SerializeType};
 
+use crate::auto_batch::AutoBatchConfig;
 use crate::transaction::TransactionConfig;
 
 /// Java's `DefaultMQProducer.retryResponseCodes` (5.3.1+): the broker codes after which a send is
@@ -117,6 +118,9 @@ pub struct ProducerConfig {
     /// Settings of a transactional producer
     /// ([`ProducerBuilder::start_transactional`](crate::ProducerBuilder::start_transactional)).
     pub transaction: TransactionConfig,
+    /// Auto-batching of `send` / `send_async` (off by default, as in Java;
+    /// [`ProducerBuilder::auto_batch`](crate::ProducerBuilder::auto_batch)).
+    pub auto_batch: Option<AutoBatchConfig>,
 }
 
 impl Default for ProducerConfig {
@@ -149,6 +153,7 @@ impl Default for ProducerConfig {
             unit_mode: false,
             credentials: None,
             transaction: TransactionConfig::default(),
+            auto_batch: None,
         }
     }
 }
@@ -219,6 +224,9 @@ impl ProducerConfig {
             return Err(ConfigError::Invalid(reason));
         }
         if let Some(reason) = self.transaction.invalid(MAX_TIMEOUT) {
+            return Err(ConfigError::Invalid(reason));
+        }
+        if let Some(reason) = self.auto_batch.as_ref().and_then(AutoBatchConfig::invalid) {
             return Err(ConfigError::Invalid(reason));
         }
         let durations = [

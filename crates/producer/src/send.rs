@@ -41,6 +41,10 @@ impl Producer {
         msg: Message,
         options: SendOptions,
     ) -> Result<SendResult, SendError> {
+        let (msg, options) = match crate::auto_batch::send_sync(self.inner(), msg, options).await {
+            crate::auto_batch::Routed::Done(outcome) => return outcome,
+            crate::auto_batch::Routed::Direct(msg, options) => (msg, options),
+        };
         let retries = self.inner().cfg().retries;
         send_single(self.inner(), msg, options, Mode::Reply, retries)
             .await
