@@ -311,3 +311,38 @@ async fn shutdown_sends_held_messages_without_waiting_for_the_hold_time() {
     assert!(matches!(e.kind(), ErrorKind::NotRunning));
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_when_idle_does_not_hold_a_lone_send() {
+    let c = cluster(1, "AbIdle", 1).await;
+    let p = timeout(
+        T,
+        Producer::builder("AutoBatchIdle")
+            .name_server(c.namesrv_addr())
+            .auto_batch(
+                AutoBatchConfig::default()
+                    .with_hold_time(Duration::from_secs(1))
+                    .with_send_when_idle(true),
+            )
+            .start(),
+    )
+    .await
+    .expect("in time")
+    .expect("start");
+    for i in 0..3 {
+        let t0 = Instant::now();
+        let r = timeout(T, p.send(Message::new("AbIdle", format!("m{i}"))))
+            .await
+            .expect("in time")
+            .expect("sent");
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "held: {:?}",
+            t0.elapsed()
+        );
+        check_stored(&c.messages_of("AbIdle"), &r);
+    }
+    assert_eq!(requests(&c, RequestCode::SEND_BATCH_MESSAGE), 3);
+    timeout(T, p.shutdown()).await.expect("shutdown in time");
+    c.shutdown().await;
+}

@@ -4,11 +4,11 @@
 //! A message joins the open batch of its key (creating it, and the task that will send it, if
 //! there is none). A batch closes when its hold time is over (its task takes it out), when it
 //! reaches `max_batch_bytes` or when the next message would push it past the largest request
-//! (the message that joins hands it to its task at once), or at shutdown ([`Accumulator::flush_all`]).
-//! A closed batch is out of the map, so the next message of its key opens a new one; each batch
-//! is sent by its own task, so batches of one key may be in flight together.
+//! (the message that joins hands it to its task at once), with `send_when_idle` when no batch of
+//! its key is in flight, or at shutdown ([`Accumulator::flush_all`]). A closed batch is out of
+//! the map, so the next message of its key opens a new one; each batch is sent by its own task,
+//! so batches of one key may be in flight together.
 
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -60,6 +60,8 @@ pub(crate) enum Trigger {
     Size,
     /// The next message would have pushed it past the largest request.
     Full,
+    /// No batch of its key was in flight ([`AutoBatchConfig::send_when_idle`]).
+    Idle,
     Shutdown,
 }
 
@@ -69,6 +71,7 @@ impl Trigger {
             Self::HoldTime => "hold time",
             Self::Size => "size",
             Self::Full => "full",
+            Self::Idle => "idle",
             Self::Shutdown => "shutdown",
         }
     }
@@ -119,6 +122,27 @@ pub(crate) struct Release {
     pub(crate) members: Vec<Member>,
     pub(crate) trigger: Trigger,
     pub(crate) bytes: usize,
+}
+
+/// The batches of one key: the open one, and how many are being sent (closed, not answered).
+#[derive(Debug, Default)]
+struct Lane {
+    open: Option<Open>,
+    in_flight: usize,
+}
+
+impl Lane {
+    /// Closes the open batch: it goes to its task, and counts as in flight until its task ends.
+    fn close(&mut self, trigger: Trigger) {
+        if let Some(open) = self.open.take() {
+            self.in_flight += 1;
+            open.release(trigger);
+        }
+    }
+
+    fn is_unused(&self) -> bool {
+        self.open.is_none() && self.in_flight == 0
+    }
 }
 
 /// An open batch.
@@ -177,7 +201,7 @@ pub(crate) struct Accumulator {
     max_request: usize,
     /// Room for held and in-flight batched bytes.
     room: Arc<Semaphore>,
-    open: Mutex<HashMap<Key, Open>>,
+    lanes: Mutex<HashMap<Key, Lane>>,
     ids: AtomicU64,
 }
 
@@ -188,7 +212,7 @@ impl Accumulator {
             cfg,
             max_request,
             room: Arc::new(Semaphore::new(total)),
-            open: Mutex::new(HashMap::new()),
+            lanes: Mutex::new(HashMap::new()),
             ids: AtomicU64::new(0),
         }
     }
@@ -205,9 +229,9 @@ impl Accumulator {
             .saturating_sub(self.room.available_permits())
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<Key, Open>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Key, Lane>> {
         // Nothing panics while the map is held; a poisoned map is still consistent.
-        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+        self.lanes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Holds the entrant's message in the open batch of its key, once there is room for it
@@ -289,7 +313,8 @@ impl Accumulator {
     }
 
     /// Adds a member to the open batch of `key`, opening one (and its task) if needed, and
-    /// closes batches that are full.
+    /// closes the batch when it is full, or at once when no batch of its key is in flight and
+    /// [`AutoBatchConfig::send_when_idle`] is on.
     fn add<T: Transport>(
         self: &Arc<Self>,
         core: &Arc<Core<T>>,
@@ -297,70 +322,92 @@ impl Accumulator {
         member: Member,
         record: usize,
     ) {
-        let mut open = self.lock();
-        if open
-            .get(&key)
+        let mut lanes = self.lock();
+        let lane = lanes.entry(key.clone()).or_default();
+        if lane
+            .open
+            .as_ref()
             .is_some_and(|o| o.bytes.saturating_add(record) > self.max_request)
         {
-            if let Some(full) = open.remove(&key) {
-                full.release(Trigger::Full);
-            }
+            lane.close(Trigger::Full);
         }
-        let batch = match open.entry(key.clone()) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => {
-                let id = self.ids.fetch_add(1, Ordering::Relaxed);
-                let (wake, woken) = oneshot::channel();
-                let until = Instant::now() + self.cfg.hold_time;
-                // Spawned while the map is locked: the task takes its batch out only under this
-                // lock, so it cannot look before the batch is in.
-                drop(tokio::spawn(flush::run(
-                    Arc::clone(self),
-                    Arc::clone(core),
-                    e.key().clone(),
-                    id,
-                    woken,
-                    until,
-                )));
-                e.insert(Open {
-                    id,
-                    members: Vec::new(),
-                    bytes: 0,
-                    wake,
-                })
-            }
+        if lane.open.is_none() {
+            let id = self.ids.fetch_add(1, Ordering::Relaxed);
+            let (wake, woken) = oneshot::channel();
+            let until = Instant::now() + self.cfg.hold_time;
+            // Spawned while the map is locked: the task takes its batch out only under this
+            // lock, so it cannot look before the batch is in.
+            drop(tokio::spawn(flush::run(
+                Arc::clone(self),
+                Arc::clone(core),
+                key,
+                id,
+                woken,
+                until,
+            )));
+            lane.open = Some(Open {
+                id,
+                members: Vec::new(),
+                bytes: 0,
+                wake,
+            });
+        }
+        let Some(batch) = lane.open.as_mut() else {
+            return;
         };
         batch.members.push(member);
         batch.bytes += record;
         if batch.bytes >= self.cfg.max_batch_bytes {
-            if let Some(full) = open.remove(&key) {
-                full.release(Trigger::Size);
-            }
+            lane.close(Trigger::Size);
+        } else if self.cfg.send_when_idle && lane.in_flight == 0 {
+            lane.close(Trigger::Idle);
         }
     }
 
     /// Takes the open batch `id` of `key` out, if it is still open (its hold time is over).
     pub(crate) fn take(&self, key: &Key, id: u64, trigger: Trigger) -> Option<Release> {
-        let mut open = self.lock();
-        if open.get(key).is_some_and(|o| o.id == id) {
-            open.remove(key).map(|o| Release {
-                members: o.members,
-                trigger,
-                bytes: o.bytes,
-            })
-        } else {
-            None
+        let mut lanes = self.lock();
+        let lane = lanes.get_mut(key)?;
+        if lane.open.as_ref().is_none_or(|o| o.id != id) {
+            return None;
+        }
+        let open = lane.open.take()?;
+        lane.in_flight += 1;
+        Some(Release {
+            members: open.members,
+            trigger,
+            bytes: open.bytes,
+        })
+    }
+
+    /// A batch of `key` was answered (or its task ended without sending): with
+    /// [`AutoBatchConfig::send_when_idle`], the open batch goes when none is left in flight.
+    pub(crate) fn sent(&self, key: &Key) {
+        let mut lanes = self.lock();
+        let Some(lane) = lanes.get_mut(key) else {
+            return;
+        };
+        lane.in_flight = lane.in_flight.saturating_sub(1);
+        if self.cfg.send_when_idle && lane.in_flight == 0 {
+            lane.close(Trigger::Idle);
+        }
+        if lane.is_unused() {
+            lanes.remove(key);
         }
     }
 
     /// Closes every open batch now (shutdown): each goes to its task at once.
     pub(crate) fn flush_all(&self) {
-        let open: Vec<Open> = self.lock().drain().map(|(_, o)| o).collect();
-        if !open.is_empty() {
-            tracing::debug!(batches = open.len(), "auto-batch: flushing held batches");
+        let mut lanes = self.lock();
+        let mut closed = 0usize;
+        for lane in lanes.values_mut() {
+            if lane.open.is_some() {
+                closed += 1;
+                lane.close(Trigger::Shutdown);
+            }
         }
-        for batch in open {
-            batch.release(Trigger::Shutdown);
+        if closed > 0 {
+            tracing::debug!(batches = closed, "auto-batch: flushing held batches");
         }
     }
 }

@@ -32,6 +32,13 @@ pub struct AutoBatchConfig {
     /// `totalBatchMaxBytes`, 32 MiB; at least `max_batch_bytes`). When it is reached, a send
     /// waits for room within its own deadline (Java sends it alone instead).
     pub max_total_bytes: usize,
+    /// Send a batch at once when no batch of its key is being sent, instead of holding it: the
+    /// first message goes without waiting, and the messages that come while a batch is in
+    /// flight go together as soon as it is answered (or at the hold time or size, whichever
+    /// comes first). Many tasks each waiting for their own `send` then fill a batch per round
+    /// trip without tuning the hold time to their number. An rmq extension: off by default
+    /// (Java always holds).
+    pub send_when_idle: bool,
 }
 
 /// Java's bounds.
@@ -45,6 +52,7 @@ impl Default for AutoBatchConfig {
             hold_time: Duration::from_millis(10),
             max_batch_bytes: 32 * 1024,
             max_total_bytes: 32 * 1024 * 1024,
+            send_when_idle: false,
         }
     }
 }
@@ -68,6 +76,13 @@ impl AutoBatchConfig {
     #[must_use]
     pub fn with_max_total_bytes(mut self, bytes: usize) -> Self {
         self.max_total_bytes = bytes;
+        self
+    }
+
+    /// Sets [`send_when_idle`](Self::send_when_idle).
+    #[must_use]
+    pub fn with_send_when_idle(mut self, on: bool) -> Self {
+        self.send_when_idle = on;
         self
     }
 

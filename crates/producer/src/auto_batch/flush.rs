@@ -54,8 +54,13 @@ pub(crate) async fn run<T: Transport>(
     let Some(release) = release else {
         return;
     };
-    drop(acc);
     send(&core, &key, release).await;
+    if acc.config().send_when_idle {
+        // The callers just answered may send again at once: let them join the open batch
+        // before it goes for the lane being idle, so that they go together.
+        tokio::task::yield_now().await;
+    }
+    acc.sent(&key);
 }
 
 /// Sends a closed batch and resolves its members.

@@ -480,3 +480,81 @@ async fn many_concurrent_senders_each_resolve_once_and_every_message_goes_once()
     assert_eq!(h.acc.bytes_held(), 0);
     assert!(h.sends.is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn send_when_idle_sends_the_first_at_once_and_the_next_when_it_is_answered() {
+    let h = harness(
+        AutoBatchConfig::default()
+            .with_hold_time(Duration::from_secs(1))
+            .with_send_when_idle(true),
+        |_| {},
+    );
+    h.core.transport.script_next(&[Step::Ok(ms(5))]);
+    let t0 = Instant::now();
+    let (a, a_id) = h.join("a").await;
+    let (b, b_id) = h.join("b").await;
+    let (c, c_id) = h.join("c").await;
+    for r in [a, b, c] {
+        outcome(r).await.expect("stored");
+    }
+    let calls = h.core.transport.calls();
+    let shape: Vec<(Vec<String>, Duration)> =
+        calls.iter().map(|c| (c.ids.clone(), c.at - t0)).collect();
+    assert_eq!(
+        shape,
+        vec![(vec![a_id], ms(0)), (vec![b_id, c_id], ms(5))],
+        "the first alone at once, the others as soon as it was answered"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn send_when_idle_still_sends_at_the_hold_time_behind_a_slow_batch() {
+    let h = harness(AutoBatchConfig::default().with_send_when_idle(true), |_| {});
+    h.core.transport.script_next(&[Step::Ok(ms(100))]);
+    let t0 = Instant::now();
+    let (a, _) = h.join("a").await;
+    let (b, _) = h.join("b").await;
+    outcome(b).await.expect("stored");
+    outcome(a).await.expect("stored");
+    let at: Vec<Duration> = h.core.transport.calls().iter().map(|c| c.at - t0).collect();
+    assert_eq!(at, vec![ms(0), ms(10)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn send_when_idle_lets_waiting_senders_fill_a_batch_per_round_trip() {
+    let h = Arc::new(harness(
+        AutoBatchConfig::default()
+            .with_hold_time(Duration::from_secs(1))
+            .with_send_when_idle(true),
+        |_| {},
+    ));
+    // Every answer takes 2 ms; 16 tasks each send 10 messages, one after the other.
+    h.core.transport.script_next(&[Step::Ok(ms(2)); 64]);
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let h = Arc::clone(&h);
+        tasks.push(tokio::spawn(async move {
+            for i in 0..10 {
+                let (m, id) = msg(&format!("t{t} m{i}"));
+                let r = outcome(held(h.join_with(m, None, Kind::Sync, S3).await)).await;
+                assert_eq!(r.expect("stored").msg_id, id);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let batches = h.batches();
+    assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 160);
+    assert!(
+        batches.len() <= 12,
+        "one batch per round (the first message alone): {} batches",
+        batches.len()
+    );
+    assert!(
+        t0.elapsed() <= ms(24),
+        "never waited for the hold time: {:?}",
+        t0.elapsed()
+    );
+}
