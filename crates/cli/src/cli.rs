@@ -217,6 +217,9 @@ pub(crate) struct BenchArgs {
     /// Producer group.
     #[arg(long, default_value = "rmq_cli_bench")]
     pub(crate) group: String,
+
+    #[command(flatten)]
+    pub(crate) auto_batch: crate::bench::AutoBatchArgs,
 }
 
 /// `rmq dev-broker`.

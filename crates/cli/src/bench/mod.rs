@@ -10,6 +10,7 @@
 //! Sends started and not resolved when the bench stops waiting are counted as `abandoned`: they
 //! may have been stored, and the exit code says so.
 
+mod auto_batch;
 mod budget;
 mod stats;
 
@@ -27,6 +28,7 @@ use crate::cli::{BenchArgs, BenchMode};
 use crate::fatal::Fatal;
 use crate::output::{error_kind, one_line, print_stdout, to_json, Tally};
 
+pub(crate) use auto_batch::AutoBatchArgs;
 use budget::Budget;
 pub(crate) use stats::{Interval, Recorder, Summary};
 
@@ -42,6 +44,7 @@ pub(crate) async fn command(args: &BenchArgs, namesrv: &str) -> Result<u8, Fatal
     if let Some(tls) = args.target.namesrv.tls.config()? {
         builder = builder.tls(tls);
     }
+    builder = args.auto_batch.apply(builder);
     let producer = builder
         .start()
         .await
