@@ -9,6 +9,25 @@ use std::time::Duration;
 /// Sizes count a message as it is encoded in the batch: body, properties (its `UNIQ_KEY`
 /// included) and 22 bytes of record fields (Java counts bodies only).
 ///
+/// What changes for a send when auto-batching is on:
+///
+/// - `send` / `send_with` / `send_async` of one message are held; `send_oneway`,
+///   `send_batch`, `send_batch_async` and `try_send_async` never are. Never held either (sent
+///   the usual way): delayed or timed messages, `%RETRY%` topics, transactional messages,
+///   bodies at or over the compression threshold (a batch is never compressed), messages of
+///   `max_batch_bytes` or more, and sends with no more than twice `hold_time` left.
+/// - The messages of one batch share a topic, a queue (sends with a queue target or a selector,
+///   whose queue is chosen before holding, as Java does), the `WAIT` flag, and the caller kind
+///   (sync and async are held apart, as in Java); tags and keys may differ.
+/// - `send_async` returns its future once the message is held (not written yet). Held
+///   asynchronous sends are bounded by `max_total_bytes`, not by the asynchronous
+///   back-pressure.
+/// - The messages of a batch are stored in the order they joined it, at consecutive offsets;
+///   two batches of one key may be in flight at once, so a stream that must stay in order
+///   awaits each send before the next (as Java requires of ordered messages).
+/// - A synchronous caller that drops its future before its batch leaves withdraws its message;
+///   an asynchronous send goes on whether or not its future is awaited.
+///
 /// ```
 /// use std::time::Duration;
 /// use rmq_producer::AutoBatchConfig;

@@ -119,8 +119,9 @@ async fn submit(
         Joined::Failed(e) => Submitted::Failed(e),
         Joined::Direct(msg, why) => {
             tracing::trace!(why = why.as_str(), "auto-batch: sent alone");
-            // A queue a selector picked stays the send's queue.
-            Submitted::Direct(msg, options)
+            // Too little time left after waiting for room: what is left is the send's deadline.
+            let left = timeout.saturating_sub(started.elapsed());
+            Submitted::Direct(msg, options.timeout(left))
         }
     }
 }
