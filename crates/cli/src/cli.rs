@@ -299,6 +299,9 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_name = "SECS", help = BENCH_CHECK_WAIT_HELP,
           value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub(crate) check_wait: Option<u64>,
+
+    #[command(flatten)]
+    pub(crate) auto_batch: crate::bench::AutoBatchArgs,
 }
 
 /// Parses a rate in [0, 1].

@@ -118,6 +118,22 @@ pub fn check_batch(messages: &[Message]) -> Result<(), BatchError> {
     Ok(())
 }
 
+/// The bytes `msg` takes in a batch body: the fixed record fields, the body and the encoded
+/// properties (set its `UNIQ_KEY` first: it is part of them).
+///
+/// ```
+/// use rmq_common::batch::{encode_batch, record_len};
+/// use rmq_common::Message;
+/// let msgs = [Message::new("T", "hi").with_tags("A"), Message::new("T", "there")];
+/// let total: usize = msgs.iter().map(record_len).sum();
+/// assert_eq!(encode_batch(&msgs)?.len(), total);
+/// # Ok::<(), rmq_common::batch::BatchError>(())
+/// ```
+#[must_use]
+pub fn record_len(msg: &Message) -> usize {
+    RECORD_OVERHEAD + msg.body().len() + msg.properties().encoded_len()
+}
+
 /// Encodes the batch body after [`check_batch`]. Bodies are written as they are (a batch is
 /// never compressed); each message's properties (set `UNIQ_KEY` on each before) are encoded
 /// with [`Properties::encode`].

@@ -30,6 +30,20 @@ pub enum CompressionError {
     Unsupported(i32),
 }
 
+impl CompressionError {
+    /// A copy (the I/O cause copied as its kind and text), for an error handed to several
+    /// waiters.
+    #[must_use]
+    pub fn duplicate(&self) -> Self {
+        let io = |e: &std::io::Error| std::io::Error::new(e.kind(), e.to_string());
+        match self {
+            Self::Corrupt(e) => Self::Corrupt(io(e)),
+            Self::TooLarge { limit } => Self::TooLarge { limit: *limit },
+            Self::Unsupported(ty) => Self::Unsupported(*ty),
+        }
+    }
+}
+
 /// Compresses `data` as a zlib stream at `level` (0–9; higher values are clamped to 9).
 ///
 /// ```

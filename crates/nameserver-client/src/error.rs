@@ -97,6 +97,37 @@ impl NameServerError {
     pub fn is_topic_not_exist(&self) -> bool {
         matches!(self, Self::TopicNotExist { .. })
     }
+
+    /// A copy of this error, for another caller that failed for the same reason (see
+    /// [`RemotingError::duplicate`]).
+    ///
+    /// ```
+    /// use rmq_nameserver_client::NameServerError;
+    /// let e = NameServerError::NoWritableMaster { topic: "T".into() };
+    /// assert_eq!(e.duplicate().to_string(), e.to_string());
+    /// ```
+    #[must_use]
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::NoNameServer => Self::NoNameServer,
+            Self::Unreachable { tried, last } => Self::Unreachable {
+                tried: tried.clone(),
+                last: last.duplicate(),
+            },
+            Self::TopicNotExist { topic, remark } => Self::TopicNotExist {
+                topic: topic.clone(),
+                remark: remark.clone(),
+            },
+            Self::Server { code, remark } => Self::Server {
+                code: *code,
+                remark: remark.clone(),
+            },
+            Self::NoWritableMaster { topic } => Self::NoWritableMaster {
+                topic: topic.clone(),
+            },
+            Self::BadRouteBody(e) => Self::BadRouteBody(e.clone()),
+        }
+    }
 }
 
 #[allow(dead_code)]

@@ -133,6 +133,16 @@ impl Producer {
         msg: Message,
         options: SendOptions,
     ) -> Result<SendFuture, SendError> {
+        // Boxed: a send without auto-batching keeps its future as small as before.
+        let (msg, options) = match self.inner().batcher {
+            None => (msg, options),
+            Some(_) => {
+                match Box::pin(crate::auto_batch::send_async(self.inner(), msg, options)).await {
+                    crate::auto_batch::Routed::Done(outcome) => return outcome,
+                    crate::auto_batch::Routed::Direct(msg, options) => (msg, options),
+                }
+            }
+        };
         self.start_async(Held::One(msg), options).await
     }
 

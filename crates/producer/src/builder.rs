@@ -6,6 +6,7 @@ use rmq_common::{LanguageCode, ResponseCode};
 use rmq_remoting::acl::Credentials;
 use rmq_remoting::{RemotingConfig, SerializeType, TlsConfig};
 
+use crate::auto_batch::AutoBatchConfig;
 use crate::config::{ConfigError, ProducerConfig};
 use crate::transaction::{TransactionConfig, TransactionListener, TransactionProducer};
 use crate::Producer;
@@ -226,6 +227,24 @@ impl ProducerBuilder {
     /// [`TransactionConfig`]; used by [`start_transactional`](Self::start_transactional)).
     pub fn transaction(mut self, cfg: TransactionConfig) -> Self {
         self.cfg.transaction = cfg;
+        self
+    }
+
+    /// Turns auto-batching on (Java 5.1.4+ `setAutoBatch(true)`): `send` and `send_async` of one
+    /// message are held up to `cfg.hold_time` and sent with the other sends of the same topic
+    /// (and queue, for a queue target or a selector) as one `SEND_BATCH_MESSAGE`; each caller
+    /// still gets its own result or error. See [`AutoBatchConfig`] for what is never held.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rmq_producer::{AutoBatchConfig, Producer};
+    /// let builder = Producer::builder("OrderProducers")
+    ///     .name_server("127.0.0.1:9876")
+    ///     .auto_batch(AutoBatchConfig::default().with_hold_time(Duration::from_millis(2)));
+    /// assert!(builder.config().auto_batch.is_some());
+    /// ```
+    pub fn auto_batch(mut self, cfg: AutoBatchConfig) -> Self {
+        self.cfg.auto_batch = Some(cfg);
         self
     }
 

@@ -7,6 +7,7 @@ use rmq_nameserver_client::NameServerConfig;
 use rmq_remoting::acl::Credentials;
 use rmq_remoting::{RemotingConfig, SerializeType};
 
+use crate::auto_batch::AutoBatchConfig;
 use crate::transaction::TransactionConfig;
 
 /// Java's `DefaultMQProducer.retryResponseCodes` (5.3.1+): the broker codes after which a send is
@@ -122,6 +123,9 @@ pub struct ProducerConfig {
     /// running producer's [`group`](Self::group) is the wrapped one, as in Java. Letters,
     /// digits, `_`, `-`, `|`; an empty one is none.
     pub namespace: Option<String>,
+    /// Auto-batching of `send` / `send_async` (off by default, as in Java;
+    /// [`ProducerBuilder::auto_batch`](crate::ProducerBuilder::auto_batch)).
+    pub auto_batch: Option<AutoBatchConfig>,
 }
 
 impl Default for ProducerConfig {
@@ -155,6 +159,7 @@ impl Default for ProducerConfig {
             credentials: None,
             transaction: TransactionConfig::default(),
             namespace: None,
+            auto_batch: None,
         }
     }
 }
@@ -226,6 +231,9 @@ impl ProducerConfig {
             return Err(ConfigError::Invalid(reason));
         }
         if let Some(reason) = self.transaction.invalid(MAX_TIMEOUT) {
+            return Err(ConfigError::Invalid(reason));
+        }
+        if let Some(reason) = self.auto_batch.as_ref().and_then(AutoBatchConfig::invalid) {
             return Err(ConfigError::Invalid(reason));
         }
         let durations = [

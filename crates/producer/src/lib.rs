@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 mod async_send;
+mod auto_batch;
 mod backpressure;
 mod builder;
 mod completion;
@@ -46,6 +47,7 @@ mod send_result;
 mod transaction;
 mod transport;
 
+pub use auto_batch::AutoBatchConfig;
 pub use builder::ProducerBuilder;
 pub use config::{
     ConfigError, ProducerConfig, DEFAULT_PRODUCER_GROUP, JAVA_RETRY_RESPONSE_CODES, MAX_TIMEOUT,

@@ -8,6 +8,7 @@ use tokio::sync::OnceCell;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auto_batch::Accumulator;
 use crate::backpressure::Backpressure;
 use crate::completion::{self, CompletionSender};
 use crate::config::{ConfigError, ProducerConfig};
@@ -92,6 +93,8 @@ pub(crate) struct Inner {
     /// Sends in flight: a token per synchronous send, a task per asynchronous one.
     pub(crate) sends: TaskTracker,
     pub(crate) flow: Option<Backpressure>,
+    /// The auto-batching accumulator, when on.
+    pub(crate) batcher: Option<Arc<Accumulator>>,
     /// Where asynchronous sends hand the rest of their work.
     pub(crate) completions: CompletionSender,
     pub(crate) runtime: tokio::runtime::Handle,
@@ -148,6 +151,10 @@ impl Producer {
             .async_backpressure
             .then(|| Backpressure::new(cfg.async_max_in_flight, cfg.async_max_bytes));
         let (completions, driver) = completion::channel();
+        let cfg_batcher = cfg
+            .auto_batch
+            .clone()
+            .map(|ab| Arc::new(Accumulator::new(ab, cfg.max_message_size)));
         let transport = RemotingTransport::new(instance, WireConsts::new(&cfg));
         let inner = Arc::new(Inner {
             core: Arc::new(Core::new(transport, cfg)),
@@ -155,6 +162,7 @@ impl Producer {
             registered: AtomicBool::new(true),
             sends: TaskTracker::new(),
             flow,
+            batcher: cfg_batcher,
             completions,
             runtime: tokio::runtime::Handle::current(),
             shutdown_done: OnceCell::new(),
@@ -238,6 +246,10 @@ impl Producer {
 
 async fn shutdown(inner: Arc<Inner>) {
     inner.state.store(SHUTTING_DOWN, Ordering::SeqCst);
+    // Held messages go now, not at the end of their hold time.
+    if let Some(batcher) = &inner.batcher {
+        batcher.flush_all();
+    }
     let instance = Arc::clone(inner.instance());
     let group = inner.cfg().group.clone();
     tracing::info!(group = %group, client_id = %instance.client_id(), in_flight = inner.sends.len(), "producer shutting down");

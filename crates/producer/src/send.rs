@@ -41,6 +41,16 @@ impl Producer {
         msg: Message,
         options: SendOptions,
     ) -> Result<SendResult, SendError> {
+        // Boxed: a send without auto-batching keeps its future as small as before.
+        let (msg, options) = match self.inner().batcher {
+            None => (msg, options),
+            Some(_) => {
+                match Box::pin(crate::auto_batch::send_sync(self.inner(), msg, options)).await {
+                    crate::auto_batch::Routed::Done(outcome) => return outcome,
+                    crate::auto_batch::Routed::Direct(msg, options) => (msg, options),
+                }
+            }
+        };
         let retries = self.inner().cfg().retries;
         send_single(self.inner(), msg, options, Mode::Reply, retries)
             .await

@@ -34,6 +34,7 @@ mod config;
 mod connection;
 mod deadline;
 mod error;
+mod error_duplicate;
 mod header_binary;
 mod header_json;
 mod processor;

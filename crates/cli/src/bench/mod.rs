@@ -12,6 +12,7 @@
 //!
 //! The transaction mode is in [`transaction`].
 
+mod auto_batch;
 mod budget;
 mod stats;
 mod transaction;
@@ -30,6 +31,7 @@ use crate::cli::{BenchArgs, BenchMode};
 use crate::fatal::Fatal;
 use crate::output::{error_kind, one_line, print_stdout, to_json, Tally};
 
+pub(crate) use auto_batch::AutoBatchArgs;
 use budget::Budget;
 pub(crate) use stats::{Interval, Recorder, Summary};
 pub(crate) use transaction::TxSummary;
@@ -48,6 +50,7 @@ pub(crate) async fn command(args: &BenchArgs, namesrv: &str) -> Result<u8, Fatal
         builder = builder.tls(tls);
     }
     builder = args.target.namespace.apply(builder);
+    builder = args.auto_batch.apply(builder);
     let (producer, tx) = match plan.tx {
         Some(tx_plan) => {
             let tx = transaction::start(builder, tx_plan)

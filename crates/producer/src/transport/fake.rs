@@ -42,6 +42,10 @@ pub(crate) struct Call {
     pub(crate) broker: String,
     pub(crate) budget: Duration,
     pub(crate) at: Instant,
+    /// The queue id asked for.
+    pub(crate) queue_id: i32,
+    /// The message ids sent (a batch's, in order).
+    pub(crate) ids: Vec<String>,
 }
 
 /// Brokers `broker-a`, `broker-b`, ... with scripted steps (`Ok(0)` once a script runs out).
@@ -119,6 +123,8 @@ impl FakeTransport {
             broker: broker.clone(),
             budget: attempt.budget,
             at: Instant::now(),
+            queue_id: attempt.mq.queue_id,
+            ids: attempt.out.msg_id.split(',').map(str::to_owned).collect(),
         });
         let next = self.next.lock().expect("next").pop_front();
         let step = next
@@ -142,11 +148,18 @@ impl FakeTransport {
                 after: budget,
                 written: true,
             };
-            // As a broker answers: the offset id of the store host (offset 4096) and the
-            // message's id as the transaction id.
+            // As a broker answers: the offset id of the store host (offset 4096, then one per
+            // message of a batch, 100 bytes apart) and the message's id as the transaction id.
+            let offset_ids = (0..msg_id.split(',').count())
+                .map(|i| {
+                    let offset = 4096 + 100 * i64::try_from(i).unwrap_or(0);
+                    OffsetMessageId::new(([127, 0, 0, 1], 10_911).into(), offset).encode()
+                })
+                .collect::<Vec<_>>()
+                .join(",");
             let stored = |status| SendResult {
                 status,
-                offset_msg_id: OffsetMessageId::new(([127, 0, 0, 1], 10_911).into(), 4096).encode(),
+                offset_msg_id: offset_ids.clone(),
                 transaction_id: Some(msg_id.clone()),
                 msg_id: msg_id.clone(),
                 queue: queue.clone(),

@@ -2,7 +2,6 @@
 //! of the current window and the last failure (see [`BackoffConfig`]).
 
 use std::fmt::Write as _;
-use std::io;
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -10,6 +9,7 @@ use tokio::time::Instant;
 
 use crate::backoff::BackoffConfig;
 use crate::error::RemotingError;
+use crate::error_duplicate::copy_io;
 
 /// Above this many addresses, a failure also forgets the ones whose window ended more than
 /// `max` ago, so addresses tried once do not pile up.
@@ -121,21 +121,6 @@ fn duplicate(err: &RemotingError) -> Option<RemotingError> {
     })
 }
 
-/// An `io::Error` like `e`: the same OS error, the same rustls error inside, or the same kind
-/// and text.
-fn copy_io(e: &io::Error) -> io::Error {
-    if let Some(code) = e.raw_os_error() {
-        return io::Error::from_raw_os_error(code);
-    }
-    match e.get_ref() {
-        Some(inner) => match inner.downcast_ref::<rustls::Error>() {
-            Some(tls) => io::Error::new(e.kind(), tls.clone()),
-            None => io::Error::new(e.kind(), inner.to_string()),
-        },
-        None => io::Error::from(e.kind()),
-    }
-}
-
 /// `err` and its sources, joined by ": ", for a log line.
 fn chain(err: &RemotingError) -> String {
     let mut text = err.to_string();
@@ -150,6 +135,7 @@ fn chain(err: &RemotingError) -> String {
 #[cfg(test)]
 mod tests {
     use std::error::Error as _;
+    use std::io;
     use std::time::Duration;
 
     use super::*;
