@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use crate::compression::{self, CompressionError};
+use crate::compression::{CompressionError, CompressionType};
 use crate::message_id::OffsetMessageId;
 use crate::sysflag;
 use crate::{property, Message, Properties};
@@ -191,12 +191,13 @@ impl Reader<'_> {
 }
 
 /// Decodes one stored message from the front of `buf` and advances `buf` past it (by its
-/// `totalSize`). A compressed body is inflated (zlib; at most [`DEFAULT_INFLATE_LIMIT`]) and
-/// [`sysflag::COMPRESSED_FLAG`] cleared. On error `buf` is left unchanged.
+/// `totalSize`). A compressed body is decompressed (zlib, LZ4 or zstd, by the type bits; at
+/// most [`DEFAULT_INFLATE_LIMIT`]) and [`sysflag::COMPRESSED_FLAG`] cleared (the type bits
+/// stay). On error `buf` is left unchanged.
 ///
 /// # Errors
 /// [`StoredMessageError`] for a truncated or inconsistent record or a body that cannot be
-/// inflated (including LZ4/ZSTD, which this crate does not implement).
+/// decompressed (corrupt, too large, or unknown type bits 4 to 7).
 pub fn decode_stored_message(buf: &mut Bytes) -> Result<MessageExt, StoredMessageError> {
     decode_stored_message_with_limit(buf, DEFAULT_INFLATE_LIMIT)
 }
@@ -267,11 +268,8 @@ fn decode_record(rec: &mut Bytes, inflate_limit: usize) -> Result<MessageExt, St
     let props = r.bytes(props_len, "properties")?;
 
     if sysflag::has(sys_flag, sysflag::COMPRESSED_FLAG) {
-        let ty = sysflag::compression_type(sys_flag);
-        if ty != sysflag::COMPRESSION_ZLIB {
-            return Err(CompressionError::Unsupported(ty).into());
-        }
-        body = compression::decompress(&body, inflate_limit)?.into();
+        let ty = CompressionType::from_sys_flag(sys_flag)?;
+        body = ty.decompress(&body, inflate_limit)?.into();
         sys_flag &= !sysflag::COMPRESSED_FLAG;
     }
     let properties = Properties::decode(&String::from_utf8_lossy(&props));
