@@ -19,6 +19,7 @@
 mod async_send;
 mod backpressure;
 mod builder;
+mod checks;
 mod completion;
 mod config;
 mod deliver;
@@ -31,6 +32,7 @@ mod kernel;
 mod options;
 mod policy;
 mod producer;
+mod recall;
 mod retry;
 mod select;
 mod send;
@@ -48,6 +50,7 @@ pub use instance::ClientInstance;
 pub use java_hash::{JavaHashCode, JavaHashSelector};
 pub use options::SendOptions;
 pub use producer::{Producer, ProducerStats};
+pub use recall::RecallError;
 /// ACL credentials for [`ProducerBuilder::credentials`] (re-exported from `rmq-remoting`).
 pub use rmq_remoting::acl::Credentials;
 /// TLS settings for [`ProducerBuilder::tls`] (re-exported from `rmq-remoting`).
