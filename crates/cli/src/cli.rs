@@ -39,6 +39,8 @@ pub(crate) enum Command {
     Bench(BenchArgs),
     /// Run an in-memory name server and broker(s) on 127.0.0.1 until Ctrl-C.
     DevBroker(DevBrokerArgs),
+    /// Recall (withdraw) a timer message before its time, by the handle `send` printed.
+    Recall(crate::recall::RecallArgs),
 }
 
 /// Where the name servers are: `--namesrv`, else `NAMESRV_ADDR`, or an embedded dev broker.
@@ -129,6 +131,9 @@ pub(crate) struct SendArgs {
     /// Producer group.
     #[arg(long, default_value = "rmq_cli")]
     pub(crate) group: String,
+
+    #[command(flatten)]
+    pub(crate) extras: crate::send_extras::SendExtras,
 }
 
 /// `rmq route`.

@@ -5,7 +5,9 @@
 //! rmq dev-broker [--port 9876] [--brokers N]
 //! rmq send  (--namesrv ADDR | --embedded) --topic T [--tag TAG] [--keys K1,K2] [--property k=v]...
 //!           [--body TEXT | --body-file F] [--count N] [--mode sync|async|oneway] [--batch N]
-//!           [--queue BROKER:ID] [--timeout-ms MS]
+//!           [--queue BROKER:ID] [--timeout-ms MS] [--deliver-after-ms MS | --deliver-at-ms EPOCH_MS]
+//!           [--compress zlib|lz4|zstd]
+//! rmq recall --namesrv ADDR --topic T HANDLE
 //! rmq route --namesrv ADDR TOPIC
 //! rmq bench (--namesrv ADDR | --embedded) --topic T --mode sync|async|oneway|batch --size BYTES
 //!           --concurrency N (--count N | --duration SECS) [--batch N]
@@ -24,8 +26,10 @@ mod dev_broker;
 mod dev_cluster;
 mod fatal;
 mod output;
+mod recall;
 mod route;
 mod send;
+mod send_extras;
 mod signals;
 mod tls_args;
 
@@ -140,6 +144,10 @@ async fn run(command: Command) -> Result<u8, Fatal> {
             route::run(&args, &namesrv).await
         }
         Command::DevBroker(args) => dev_broker::run(&args).await,
+        Command::Recall(args) => {
+            let namesrv = args.namesrv.namesrv.clone().ok_or_else(no_namesrv)?;
+            recall::run(&args, &namesrv).await
+        }
     }
 }
 
