@@ -156,6 +156,8 @@ mod tests {
     const NOW: u64 = 1_700_000_000_000;
     const MAX: u64 = DEFAULT_MAX_DELAY_MS;
 
+    type Outcome = Result<Option<u64>, ValidationError>;
+
     #[test]
     fn validate_timer_table() {
         use ValidationError as E;
@@ -167,7 +169,7 @@ mod tests {
             }
             msg
         };
-        let cases: Vec<(&str, Message, Result<Option<u64>, E>)> = vec![
+        let cases: Vec<(&str, Message, Outcome)> = vec![
             ("no timer", m(), Ok(None)),
             (
                 "a delay level alone is no timer",

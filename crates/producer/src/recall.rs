@@ -152,7 +152,11 @@ impl Producer {
     /// Recalls (withdraws) a timer message before its time: `handle` is the
     /// [`recall_handle`](crate::SendResult::recall_handle) of its send result, `topic` the
     /// topic it was sent to. Returns the recalled message's id (its `UNIQ_KEY`). Bounded by
-    /// the producer's send timeout. See the [module docs](self) for what brokers answer.
+    /// the producer's send timeout. The request goes to the master of the broker the handle
+    /// names. Brokers refuse with `ILLEGAL_OPERATION` (604) a handle of another broker or one
+    /// past its time (the message was delivered), with `NO_PERMISSION` when recall is off
+    /// (`recallMessageEnable`: off by default on Java brokers). A Java broker answers success for
+    /// any well-formed handle still in its time window, whether or not it holds that message.
     ///
     /// ```no_run
     /// # use rmq_common::Message;

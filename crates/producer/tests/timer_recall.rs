@@ -14,6 +14,9 @@ use tokio::time::timeout;
 
 const T: Duration = Duration::from_secs(20);
 
+/// Whether a validation error is the one a case expects.
+type IsExpected = fn(&ValidationError) -> bool;
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -146,7 +149,7 @@ async fn bad_timer_messages_are_refused_before_sending() {
     let (c, p) = setup("TimerBad").await;
     let m = || Message::new("TimerBad", "x");
     let now = now_ms();
-    let cases: Vec<(Message, fn(&ValidationError) -> bool)> = vec![
+    let cases: Vec<(Message, IsExpected)> = vec![
         (m().with_deliver_time_ms(now - 1_000), |e| {
             matches!(e, ValidationError::TimerNotInFuture { .. })
         }),

@@ -10,6 +10,9 @@ use rmq_common::RequestCode;
 use super::*;
 use crate::store::{now_ms, SendContext, TopicConf, UnknownTopic};
 
+/// Properties of a send.
+type Pairs = Vec<(&'static str, String)>;
+
 fn store() -> Store {
     let s = Store::new(
         "broker-a".into(),
@@ -111,7 +114,7 @@ fn what_a_broker_does_with_each_timer_request() {
     let now = now_ms();
     let illegal = ResponseCode::MESSAGE_ILLEGAL;
     // (properties, Ok(held as timer) or Err(code))
-    let cases: Vec<(Vec<(&'static str, String)>, Result<bool, ResponseCode>)> = vec![
+    let cases: Vec<(Pairs, Result<bool, ResponseCode>)> = vec![
         (vec![], Ok(false)),
         (vec![(property::TIMER_DELAY_SEC, "30".into())], Ok(true)),
         (vec![(property::TIMER_DELAY_MS, "30000".into())], Ok(true)),
