@@ -28,7 +28,7 @@ pub use rmq_remoting as remoting;
 pub use rmq_common::{Message, MessageQueue};
 pub use rmq_producer::{
     ClientInstance, ErrorKind, HashSelector, JavaHashSelector, Producer, ProducerBuilder,
-    QueueSelector, RandomSelector, SendError, SendOptions, SendResult, SendStatus,
+    QueueSelector, RandomSelector, RecallError, SendError, SendOptions, SendResult, SendStatus,
     TransactionListener, TransactionProducer, TransactionState,
 };
 
