@@ -2,7 +2,8 @@
 //!
 //! A delay level (1 = 1 s, 2 = 5 s, 3 = 10 s, ... 18 = 2 h with the broker's default
 //! `messageDelayLevel`) or, on RocketMQ 5, an exact delivery time. The broker stores the message
-//! at once and delivers it to consumers when the delay has passed.
+//! at once and delivers it to consumers when the delay has passed; a timer message can be
+//! recalled before then.
 
 mod support;
 
@@ -35,6 +36,14 @@ async fn run() -> Result<(), Box<dyn Error>> {
         .with_deliver_time_ms(u64::try_from(at.as_millis())?);
     let r = producer.send(msg).await?;
     println!("deliver-at stored:    {}", support::short(&r));
+
+    // Changed your mind? A timer message is recalled before its time with its result's handle.
+    let msg = Message::new("ExampleDelayed", "cancelled reminder").with_delay_time_sec(60);
+    let r = producer.send(msg).await?;
+    if let Some(handle) = &r.recall_handle {
+        let id = producer.recall("ExampleDelayed", handle).await?;
+        println!("recalled:             {id} (never delivered)");
+    }
 
     producer.shutdown().await;
     target.shutdown().await;

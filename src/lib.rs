@@ -28,8 +28,8 @@ pub use rmq_remoting as remoting;
 pub use rmq_common::{Message, MessageQueue};
 pub use rmq_producer::{
     ClientInstance, ErrorKind, HashSelector, JavaHashSelector, PendingReply, Producer,
-    ProducerBuilder, QueueSelector, RandomSelector, SendError, SendOptions, SendResult, SendStatus,
-    TransactionListener, TransactionProducer, TransactionState,
+    ProducerBuilder, QueueSelector, RandomSelector, RecallError, SendError, SendOptions,
+    SendResult, SendStatus, TransactionListener, TransactionProducer, TransactionState,
 };
 
 /// The README's code blocks, compiled as doc tests so the README stays true.

@@ -50,6 +50,8 @@ pub(crate) enum Command {
     /// process, as --embedded does).
     #[command(after_help = EXIT_CODES)]
     Request(crate::request::RequestArgs),
+    /// Recall (withdraw) a timer message before its time, by the handle `send` printed.
+    Recall(crate::recall::RecallArgs),
 }
 
 /// Where the name servers are: `--namesrv`, else `NAMESRV_ADDR`, or an embedded dev broker.
@@ -192,6 +194,8 @@ pub(crate) struct SendArgs {
     #[arg(long, value_name = "SECS", requires = "transaction", help = CHECK_WAIT_HELP,
           value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub(crate) check_wait: Option<u64>,
+    #[command(flatten)]
+    pub(crate) extras: crate::send_extras::SendExtras,
 }
 
 /// `rmq route`.

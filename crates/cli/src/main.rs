@@ -5,8 +5,10 @@
 //! rmq dev-broker [--port 9876] [--brokers N]
 //! rmq send  (--namesrv ADDR | --embedded) --topic T [--tag TAG] [--keys K1,K2] [--property k=v]...
 //!           [--body TEXT | --body-file F] [--count N] [--mode sync|async|oneway] [--batch N]
-//!           [--queue BROKER:ID] [--timeout-ms MS]
+//!           [--queue BROKER:ID] [--timeout-ms MS] [--deliver-after-ms MS | --deliver-at-ms EPOCH_MS]
+//!           [--compress zlib|lz4|zstd]
 //!           [--transaction commit|rollback|unknown [--check-wait SECS]]
+//! rmq recall --namesrv ADDR --topic T HANDLE
 //! rmq route --namesrv ADDR TOPIC
 //! rmq request (--namesrv ADDR | --embedded) --topic T [--body TEXT] [--echo] [--timeout-ms MS]
 //! rmq bench (--namesrv ADDR | --embedded) --topic T --mode sync|async|oneway|batch|transaction
@@ -29,10 +31,12 @@ mod dev_cluster;
 mod fatal;
 mod namespace_args;
 mod output;
+mod recall;
 mod request;
 mod request_echo;
 mod route;
 mod send;
+mod send_extras;
 mod send_tx;
 mod signals;
 mod tls_args;
@@ -157,6 +161,10 @@ async fn run(command: Command) -> Result<u8, Fatal> {
             let result = request::run(&args, &namesrv).await;
             stop(embedded).await;
             result
+        }
+        Command::Recall(args) => {
+            let namesrv = args.namesrv.namesrv.clone().ok_or_else(no_namesrv)?;
+            recall::run(&args, &namesrv).await
         }
     }
 }

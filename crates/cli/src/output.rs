@@ -1,7 +1,7 @@
 //! What `rmq send` prints: one JSON line per result, and the exit code of the whole run.
 //!
 //! - stored: `{"status":"SEND_OK","msgId":..,"offsetMsgId":..,"topic":..,"brokerName":..,
-//!   "queueId":..,"queueOffset":..}`
+//!   "queueId":..,"queueOffset":..}`, plus `"recallHandle"` for a timer message
 //! - oneway: `{"status":"ONEWAY_WRITTEN","msgId":..,"topic":..}`
 //! - transactional (`--transaction`): the stored line plus `"transactionState"` (`COMMIT_MESSAGE`,
 //!   `ROLLBACK_MESSAGE` or `UNKNOW`: what was reported to the broker), `"endWritten"` (whether
@@ -32,6 +32,9 @@ pub(crate) struct SendLine<'a> {
     pub(crate) broker_name: &'a str,
     pub(crate) queue_id: i32,
     pub(crate) queue_offset: i64,
+    /// The broker's recall handle (timer messages only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) recall_handle: Option<&'a str>,
 }
 
 impl<'a> From<&'a SendResult> for SendLine<'a> {
@@ -44,6 +47,7 @@ impl<'a> From<&'a SendResult> for SendLine<'a> {
             broker_name: &r.queue.broker_name,
             queue_id: r.queue.queue_id,
             queue_offset: r.queue_offset,
+            recall_handle: r.recall_handle.as_deref(),
         }
     }
 }
@@ -268,12 +272,21 @@ mod tests {
             broker_name: "broker-a",
             queue_id: 3,
             queue_offset: 17,
+            recall_handle: None,
         };
         assert_eq!(
             parse(&to_json(&line)),
             json!({"status":"SEND_OK","msgId":"7F00000100002A9F0000000000000001",
                    "offsetMsgId":"7F00000100002A9F0000000000000042","topic":"T",
                    "brokerName":"broker-a","queueId":3,"queueOffset":17})
+        );
+        let timer = SendLine {
+            recall_handle: Some("djEgVCBicm9rZXItYSAxIElE"),
+            ..line
+        };
+        assert_eq!(
+            parse(&to_json(&timer))["recallHandle"],
+            json!("djEgVCBicm9rZXItYSAxIElE")
         );
     }
 
@@ -300,6 +313,7 @@ mod tests {
             broker_name: "broker-a",
             queue_id: 1,
             queue_offset: 2,
+            recall_handle: None,
         };
         let line = TxSendLine {
             send,

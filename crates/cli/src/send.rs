@@ -41,9 +41,11 @@ type Pending = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 pub(crate) async fn run(args: &SendArgs, namesrv: &str) -> Result<u8, Fatal> {
     check_combinations(args)?;
     let template = template(args, read_body(args)?)?;
-    let mut builder = ProducerBuilder::new(args.group.as_str())
-        .name_server(namesrv)
-        .send_timeout(Duration::from_millis(args.timeout_ms));
+    let mut builder = args.extras.configure(
+        ProducerBuilder::new(args.group.as_str())
+            .name_server(namesrv)
+            .send_timeout(Duration::from_millis(args.timeout_ms)),
+    );
     if let Some(tls) = args.target.namesrv.tls.config()? {
         builder = builder.tls(tls);
     }
@@ -171,7 +173,7 @@ fn template(args: &SendArgs, body: Bytes) -> Result<Message, Fatal> {
             .with_user_property(k.as_str(), v.as_str())
             .map_err(|e| Fatal::usage(format!("--property {k}={v}: {e}")))?;
     }
-    Ok(msg)
+    Ok(args.extras.apply(msg))
 }
 
 /// The sizes of the send units: `count` messages one by one, or in batches of `batch`.

@@ -41,6 +41,13 @@ pub enum BatchError {
         /// Index of the message in the batch.
         index: usize,
     },
+    /// A message has a timer property (`TIMER_DELIVER_MS`, `TIMER_DELAY_MS`,
+    /// `TIMER_DELAY_SEC`): brokers ignore it inside a batch and deliver the message at once.
+    #[error("timer messages (message {index}) are not supported for batching")]
+    TimerNotSupported {
+        /// Index of the message in the batch.
+        index: usize,
+    },
     /// The topic is a `%RETRY%` topic.
     #[error("retry group topic `{topic}` is not supported for batching")]
     RetryTopic {
@@ -80,7 +87,8 @@ pub enum BatchError {
 }
 
 /// Checks Java's batch rules (`MessageBatch.generateFromList`, `DefaultMQProducer.batch`):
-/// at least one message, one topic, not a `%RETRY%` topic, one `WAIT` value, no delay level.
+/// at least one message, one topic, not a `%RETRY%` topic, one `WAIT` value, no delay level;
+/// and no timer property (Java lets it through, and brokers then deliver the message at once).
 ///
 /// # Errors
 /// The first rule broken, as a [`BatchError`].
@@ -93,12 +101,22 @@ pub enum BatchError {
 ///     check_batch(&[Message::new("T", "a").with_delay_level(1)]),
 ///     Err(BatchError::DelayNotSupported { index: 0 })
 /// );
+/// assert_eq!(
+///     check_batch(&[Message::new("T", "a"), Message::new("T", "b").with_delay_time_sec(5)]),
+///     Err(BatchError::TimerNotSupported { index: 1 })
+/// );
 /// ```
 pub fn check_batch(messages: &[Message]) -> Result<(), BatchError> {
     let first = messages.first().ok_or(BatchError::Empty)?;
     for (index, m) in messages.iter().enumerate() {
         if m.delay_level().is_some_and(|l| l > 0) {
             return Err(BatchError::DelayNotSupported { index });
+        }
+        if crate::timer::TIMER_PROPERTIES
+            .iter()
+            .any(|&p| m.property(p).is_some())
+        {
+            return Err(BatchError::TimerNotSupported { index });
         }
         if m.topic().starts_with(RETRY_GROUP_TOPIC_PREFIX) {
             return Err(BatchError::RetryTopic {

@@ -121,6 +121,8 @@ named_codes! {
         SEND_REPLY_MESSAGE_V2 = 325,
         /// Push a reply to a client (broker to client).
         PUSH_REPLY_MESSAGE_TO_CLIENT = 326,
+        /// Recall (withdraw) a timer message not yet delivered (5.x).
+        RECALL_MESSAGE = 370,
     }
 }
 
@@ -181,6 +183,9 @@ named_codes! {
         FLOW_CONTROL = 215,
         /// Not leader for queue.
         NOT_LEADER_FOR_QUEUE = 501,
+        /// The operation is not allowed in this state (an `END_TRANSACTION` past its time, a
+        /// recall with a bad handle or too late).
+        ILLEGAL_OPERATION = 604,
         /// Server is shutting down; reconnect and resend (5.2.0+).
         GO_AWAY = 1500,
     }

@@ -9,9 +9,10 @@
 //! | [`message`], [`properties`], [`property`] | [`Message`], its [`Properties`] (`\x01`/`\x02` wire form) and the well-known names |
 //! | [`message_queue`] | [`MessageQueue`] |
 //! | [`code`], [`ext_fields`], [`header`] | codes, [`ExtFields`] and the command headers ([`CommandHeader`]) |
-//! | [`batch`], [`compression`], [`sysflag`] | batch bodies, zlib bodies, `sysFlag` bits |
+//! | [`batch`], [`compression`], [`sysflag`] | batch bodies, zlib / LZ4 / zstd bodies, `sysFlag` bits |
 //! | [`route`], [`heartbeat`] | JSON bodies: [`TopicRouteData`] and [`HeartbeatData`] |
 //! | [`message_id`], [`stored`] | `UNIQ_KEY` / offset ids and the stored-message format |
+//! | [`recall`], [`timer`] | recall handles; timer (scheduled) message properties and their checks |
 //! | [`reply`] | request/reply: the reply to a request, the reply as the requester receives it |
 //! | [`validate`] | the client-side checks, as [`ValidationError`] |
 //!
@@ -49,10 +50,12 @@ pub mod message_queue;
 pub mod namespace;
 pub mod properties;
 pub mod property;
+pub mod recall;
 pub mod reply;
 pub mod route;
 pub mod stored;
 pub mod sysflag;
+pub mod timer;
 pub mod validate;
 
 pub use batch::{decode_batch, encode_batch, BatchError};

@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use crate::compression::{self, CompressionError};
+use crate::compression::{CompressionError, CompressionType};
 use crate::message_id::OffsetMessageId;
 use crate::sysflag;
 use crate::{property, Message, Properties};
@@ -191,12 +191,13 @@ impl Reader<'_> {
 }
 
 /// Decodes one stored message from the front of `buf` and advances `buf` past it (by its
-/// `totalSize`). A compressed body is inflated (zlib; at most [`DEFAULT_INFLATE_LIMIT`]) and
-/// [`sysflag::COMPRESSED_FLAG`] cleared. On error `buf` is left unchanged.
+/// `totalSize`). A compressed body is decompressed (zlib, LZ4 or zstd, by the type bits; at
+/// most [`DEFAULT_INFLATE_LIMIT`]) and [`sysflag::COMPRESSED_FLAG`] cleared (the type bits
+/// stay). On error `buf` is left unchanged.
 ///
 /// # Errors
 /// [`StoredMessageError`] for a truncated or inconsistent record or a body that cannot be
-/// inflated (including LZ4/ZSTD, which this crate does not implement).
+/// decompressed (corrupt, too large, or unknown type bits 4 to 7).
 pub fn decode_stored_message(buf: &mut Bytes) -> Result<MessageExt, StoredMessageError> {
     decode_stored_message_with_limit(buf, DEFAULT_INFLATE_LIMIT)
 }
@@ -272,15 +273,11 @@ impl MessageExt {
     /// [`sysflag::COMPRESSED_FLAG`]; a body not compressed is returned as it is.
     ///
     /// # Errors
-    /// The body cannot be inflated (corrupt, over `limit`, or LZ4/ZSTD, which this crate does
-    /// not implement).
+    /// The body cannot be inflated (corrupt, over `limit`, or an unknown compression type).
     pub fn inflate(mut self, limit: usize) -> Result<Self, StoredMessageError> {
         if sysflag::has(self.sys_flag, sysflag::COMPRESSED_FLAG) {
-            let ty = sysflag::compression_type(self.sys_flag);
-            if ty != sysflag::COMPRESSION_ZLIB {
-                return Err(CompressionError::Unsupported(ty).into());
-            }
-            let body = compression::decompress(self.message.body(), limit)?;
+            let ty = CompressionType::from_sys_flag(self.sys_flag)?;
+            let body = ty.decompress(self.message.body(), limit)?;
             self.message.set_body(body);
             self.sys_flag &= !sysflag::COMPRESSED_FLAG;
         }

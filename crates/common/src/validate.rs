@@ -94,6 +94,45 @@ pub enum ValidationError {
         /// The maximum.
         max: usize,
     },
+    /// A timer property together with a delay level (a broker would drop the timer and use
+    /// the level); see [`crate::timer`].
+    #[error("the message has both a delay level and {property}: a broker would ignore {property}")]
+    TimerWithDelayLevel {
+        /// The timer property.
+        property: &'static str,
+    },
+    /// More than one timer property (a broker would use only one).
+    #[error("the message has both {first} and {second}: set one timer property")]
+    TimerConflict {
+        /// The property a broker would use.
+        first: &'static str,
+        /// The one it would ignore.
+        second: &'static str,
+    },
+    /// A timer property that is not a non-negative integer.
+    #[error("{property} is {value:?}, not a non-negative integer")]
+    InvalidTimerValue {
+        /// The property.
+        property: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// The delivery time is not in the future.
+    #[error("the delivery time {deliver_ms} is not after now ({now_ms})")]
+    TimerNotInFuture {
+        /// The delivery time asked for, epoch ms.
+        deliver_ms: u64,
+        /// The time of the check, epoch ms.
+        now_ms: u64,
+    },
+    /// The delivery time is further ahead than a broker keeps timers (`timerMaxDelaySec`).
+    #[error("the delivery time is {delay_ms} ms ahead, more than the maximum {max_ms} ms")]
+    TimerTooFar {
+        /// How far ahead it is (`u64::MAX` when it overflows).
+        delay_ms: u64,
+        /// The maximum.
+        max_ms: u64,
+    },
 }
 
 /// Whether `c` may appear in a topic or group (`TopicValidator.VALID_CHAR_BIT_MAP`).

@@ -1,6 +1,7 @@
 //! Every header round-trips through ExtFields; missing or malformed fields name the field.
 
 use proptest::prelude::*;
+use rmq_common::header::recall::{RecallMessageRequestHeader, RecallMessageResponseHeader};
 use rmq_common::header::send::SendMessageRequestHeaderV2;
 use rmq_common::{
     CheckTransactionStateRequestHeader, CommandHeader, EndTransactionRequestHeader, ExtFields,
@@ -36,9 +37,9 @@ prop_compose! {
 prop_compose! {
     fn send_response()(
         msg_id in s(), queue_id in any::<i32>(), queue_offset in any::<i64>(), transaction_id in os(),
-        batch_uniq_id in os(), region_id in os(), trace_on in any::<Option<bool>>(),
+        batch_uniq_id in os(), region_id in os(), trace_on in any::<Option<bool>>(), recall_handle in os(),
     ) -> SendMessageResponseHeader {
-        SendMessageResponseHeader { msg_id, queue_id, queue_offset, transaction_id, batch_uniq_id, region_id, trace_on }
+        SendMessageResponseHeader { msg_id, queue_id, queue_offset, transaction_id, batch_uniq_id, region_id, trace_on, recall_handle }
     }
 }
 
@@ -132,6 +133,37 @@ proptest! {
     fn view_round_trips(topic in os(), offset in any::<i64>()) {
         round_trip(&ViewMessageRequestHeader { topic, offset })?;
     }
+
+    #[test]
+    fn recall_round_trips(producer_group in os(), topic in s(), recall_handle in s(), broker_name in os(), msg_id in s()) {
+        round_trip(&RecallMessageRequestHeader { producer_group, topic, recall_handle, broker_name })?;
+        round_trip(&RecallMessageResponseHeader { msg_id })?;
+    }
+}
+
+#[test]
+fn recall_required_fields_and_java_names() {
+    let h = RecallMessageRequestHeader {
+        producer_group: Some("pg".into()),
+        topic: "T".into(),
+        recall_handle: "djE".into(),
+        broker_name: Some("broker-a".into()),
+    };
+    let ext = h.to_ext_fields();
+    for (k, v) in [
+        ("producerGroup", "pg"),
+        ("topic", "T"),
+        ("recallHandle", "djE"),
+        ("bname", "broker-a"),
+    ] {
+        assert_eq!(ext.get(k), Some(v), "{k}");
+    }
+    check_required::<RecallMessageRequestHeader>(&ext, &["topic", "recallHandle"], &[]);
+    check_required::<RecallMessageResponseHeader>(
+        &RecallMessageResponseHeader::default().to_ext_fields(),
+        &["msgId"],
+        &[],
+    );
 }
 
 /// For each required field of a header: removing it gives `Missing`, and (for numbers) a

@@ -3,7 +3,7 @@
 mod support;
 
 use bytes::Bytes;
-use rmq_common::compression::compress;
+use rmq_common::compression::{compress, CompressionType};
 use rmq_common::stored::{
     decode_stored_message, decode_stored_message_with_limit, decode_stored_messages,
     encode_stored_message, try_encode_stored_message, MessageExt, StoredMessageError, MAGIC_V2,
@@ -117,13 +117,28 @@ fn compressed_body_is_inflated_and_flag_cleared() {
         err,
         StoredMessageError::Decompress(CompressionError::TooLarge { limit: 100 })
     ));
-    // LZ4 is not implemented: a typed error, not garbage.
+    // A zlib body flagged LZ4 is a corrupt frame, and unknown type bits a typed error.
     ext.sys_flag = sysflag::COMPRESSED_FLAG | sysflag::COMPRESSION_LZ4;
     let err = decode_stored_message(&mut encode_stored_message(&ext)).expect_err("lz4");
     assert!(matches!(
         err,
-        StoredMessageError::Decompress(CompressionError::Unsupported(0x100))
+        StoredMessageError::Decompress(CompressionError::CorruptFrame { .. })
     ));
+    ext.sys_flag = sysflag::COMPRESSED_FLAG | 0x400;
+    let err = decode_stored_message(&mut encode_stored_message(&ext)).expect_err("type 4");
+    assert!(matches!(
+        err,
+        StoredMessageError::Decompress(CompressionError::Unsupported(0x400))
+    ));
+    // LZ4 and zstd bodies are decompressed, the type bits kept.
+    for ty in [CompressionType::Lz4, CompressionType::Zstd] {
+        ext.message
+            .set_body(ty.compress(&plain, 5).expect("compress"));
+        ext.sys_flag = sysflag::COMPRESSED_FLAG | ty.sys_flag();
+        let back = decode_stored_message(&mut encode_stored_message(&ext)).expect("decode");
+        assert_eq!(back.message.body().as_ref(), plain.as_slice(), "{ty}");
+        assert_eq!(back.sys_flag, ty.sys_flag(), "{ty}");
+    }
 }
 
 #[test]

@@ -17,6 +17,7 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::{Instrument, Span};
 
 use crate::backpressure::Permit;
+use crate::checks::check_message;
 use crate::deliver::{Deliver, Leftovers, SendOutcome};
 use crate::error::{ErrorKind, SendError, Unsent};
 use crate::kernel::{prepare_single, Outgoing};
@@ -291,7 +292,7 @@ fn admit(inner: &Inner, held: Held) -> Result<(TaskTrackerToken, Held), SendErro
     };
     let max = inner.cfg().max_message_size;
     let valid = match &held {
-        Held::One(m) => validate_message(m, max),
+        Held::One(m) => check_message(m, inner.cfg()),
         Held::Batch(v) => v.iter().try_for_each(|m| validate_message(m, max)),
     };
     match valid {

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use rmq_common::compression::CompressionType;
 use rmq_common::{LanguageCode, ResponseCode};
 use rmq_remoting::acl::Credentials;
 use rmq_remoting::{RemotingConfig, SerializeType, TlsConfig};
@@ -99,10 +100,25 @@ impl ProducerBuilder {
         self
     }
 
-    /// Compress bodies of at least `bytes` (default 4096) with zlib `level` (default 5).
+    /// Compress bodies of at least `bytes` (default 4096) at `level` (default 5; see
+    /// [`compression_type`](Self::compression_type)).
     pub fn compression(mut self, bytes: usize, level: u32) -> Self {
         self.cfg.compress_threshold = bytes;
         self.cfg.compress_level = level;
+        self
+    }
+
+    /// The algorithm of compressed bodies (default zlib; Java 5.3 `compressType`). The level
+    /// of [`compression`](Self::compression) is zlib's (0..=9) or zstd's (0..=22); LZ4 has none.
+    pub fn compression_type(mut self, ty: CompressionType) -> Self {
+        self.cfg.compress_type = ty;
+        self
+    }
+
+    /// How far ahead a timer message may be due (default 3 days, a broker's default
+    /// `timerMaxDelaySec`); later ones are refused before sending.
+    pub fn timer_max_delay(mut self, max: Duration) -> Self {
+        self.cfg.timer_max_delay = max;
         self
     }
 

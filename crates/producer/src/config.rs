@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use rmq_common::compression::CompressionType;
 use rmq_common::{LanguageCode, ResponseCode};
 use rmq_nameserver_client::NameServerConfig;
 use rmq_remoting::acl::Credentials;
@@ -79,8 +80,16 @@ pub struct ProducerConfig {
     /// Bodies of at least this many bytes are zlib-compressed (Java
     /// `compressMsgBodyOverHowmuch`, 4096). Batches are never compressed.
     pub compress_threshold: usize,
-    /// zlib level, 0..=9 (Java `rocketmq.message.compressLevel`, 5).
+    /// Compression level (Java `rocketmq.message.compressLevel`, 5): zlib 0..=9, zstd 0..=22
+    /// (0: zstd's default); LZ4 has none.
     pub compress_level: u32,
+    /// The algorithm of compressed bodies (Java 5.3 `compressType`, ZLIB).
+    pub compress_type: CompressionType,
+    /// How far ahead a timer message may be due (the broker's `timerMaxDelaySec`, 3 days by
+    /// default): a later one is refused before sending
+    /// ([`ValidationError::TimerTooFar`](rmq_common::validate::ValidationError::TimerTooFar)).
+    /// Raise it for brokers configured with a larger maximum.
+    pub timer_max_delay: Duration,
     /// Largest body (before compression) and largest batch body accepted (Java `maxMessageSize`,
     /// 4 MiB).
     pub max_message_size: usize,
@@ -143,6 +152,8 @@ impl Default for ProducerConfig {
             busy_backoff: Duration::from_millis(50),
             compress_threshold: 4096,
             compress_level: 5,
+            compress_type: CompressionType::Zlib,
+            timer_max_delay: Duration::from_millis(rmq_common::timer::DEFAULT_MAX_DELAY_MS),
             max_message_size: 4 * 1024 * 1024,
             latency_fault_tolerance: true,
             heartbeat_interval: Duration::from_secs(30),
@@ -205,7 +216,19 @@ impl ProducerConfig {
                 self.attempt_timeout.is_some_and(|d| d.is_zero()),
                 "attempt_timeout must be positive",
             ),
-            (self.compress_level > 9, "compress_level must be 0..=9"),
+            (
+                self.compress_type == CompressionType::Zlib && self.compress_level > 9,
+                "compress_level must be 0..=9 for zlib",
+            ),
+            (
+                self.compress_type == CompressionType::Zstd
+                    && self.compress_level > rmq_common::compression::ZSTD_MAX_LEVEL,
+                "compress_level must be 0..=22 for zstd",
+            ),
+            (
+                self.timer_max_delay.is_zero(),
+                "timer_max_delay must be positive",
+            ),
             (
                 self.max_message_size == 0,
                 "max_message_size must be positive",

@@ -2,8 +2,9 @@
 //! `processSendResponse`), split into pure steps:
 //!
 //! 1. [`prepare_single`] / [`prepare_batch`], once per send: the `UNIQ_KEY` (set once, kept across
-//!    retries), zlib compression of bodies at or over the threshold (sysFlag `COMPRESSED | ZLIB` =
-//!    `0x301`; batches never), the transaction flag, the encoded properties;
+//!    retries), compression of bodies at or over the threshold (sysFlag `COMPRESSED | type`:
+//!    `0x301` zlib, `0x101` LZ4, `0x201` zstd; batches never), the transaction flag, the encoded
+//!    properties;
 //! 2. [`build_request`], once per attempt: the V2 header (`SEND_MESSAGE_V2`, `SEND_REPLY_MESSAGE_V2`
 //!    for a reply, `SEND_BATCH_MESSAGE`)
 //!    for the chosen queue, with a fresh `bornTimestamp`;
@@ -84,12 +85,18 @@ pub(crate) fn prepare_single(
     let raw = msg.body().clone();
     // Compressed only when that makes it smaller: random or already compressed data grows under
     // zlib, and a body at the size limit would then be refused by the broker after a round trip.
+    // A compressor failure sends the body as it is, as Java does.
+    let ty = cfg.compress_type;
     let compressed = (raw.len() >= cfg.compress_threshold)
-        .then(|| rmq_common::compression::compress(&raw, cfg.compress_level))
+        .then(|| ty.compress(&raw, cfg.compress_level))
+        .and_then(|r| {
+            r.map_err(|e| tracing::warn!(error = %e, %ty, "compression failed: sent uncompressed"))
+                .ok()
+        })
         .filter(|c| c.len() < raw.len());
     let body = match compressed {
         Some(c) => {
-            sys_flag |= sysflag::COMPRESSED_FLAG | sysflag::COMPRESSION_ZLIB;
+            sys_flag |= sysflag::COMPRESSED_FLAG | ty.sys_flag();
             Bytes::from(c)
         }
         None => raw.clone(),
@@ -333,6 +340,7 @@ pub(crate) fn process_response(
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| "DefaultRegion".to_owned()),
         trace_on: header.trace_on.unwrap_or(true),
+        recall_handle: header.recall_handle,
     })
 }
 

@@ -238,6 +238,7 @@ mod tests {
             transaction_id: None,
             region_id: String::new(),
             trace_on: false,
+            recall_handle: None,
         };
         let Ok(Some(r)) = outcome_out(ns, Ok(Some(result))) else {
             panic!("a result")

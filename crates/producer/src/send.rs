@@ -9,6 +9,7 @@ use rmq_common::Message;
 use tokio::time::Instant;
 use tracing::{field::Empty, Instrument, Span};
 
+use crate::checks::check_message;
 use crate::config::MAX_TIMEOUT;
 use crate::error::{ErrorKind, SendError, Unsent};
 use crate::kernel::{prepare_batch, prepare_single, Outgoing};
@@ -148,7 +149,7 @@ async fn send_single(
     let Some(_token) = inner.begin() else {
         return Err(SendError::new(ErrorKind::NotRunning, Unsent::one(msg)));
     };
-    if let Err(source) = validate_message(&msg, inner.cfg().max_message_size) {
+    if let Err(source) = check_message(&msg, inner.cfg()) {
         return Err(SendError::new(
             ErrorKind::InvalidMessage(source),
             Unsent::one(msg),

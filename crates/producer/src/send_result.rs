@@ -86,6 +86,9 @@ pub struct SendResult {
     pub region_id: String,
     /// Whether the broker has message tracing on (`TRACE_ON` is not `"false"`).
     pub trace_on: bool,
+    /// The broker's recall handle (5.x, timer messages only): pass it to
+    /// [`Producer::recall`](crate::Producer::recall) to withdraw the message before its time.
+    pub recall_handle: Option<String>,
 }
 
 impl fmt::Display for SendResult {

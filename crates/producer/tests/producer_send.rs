@@ -383,17 +383,26 @@ async fn delay_deliver_time_and_wait_pass_through() {
         .await
         .expect("in time")
         .expect("sent");
-    let timed = Message::new("Timed", "t").with_deliver_time_ms(1_900_000_000_000);
+    // A timer message a minute ahead: held by the broker in its timer topic until then.
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis()
+        + 60_000;
+    let at = u64::try_from(at).expect("epoch ms");
+    let timed = Message::new("Timed", "t").with_deliver_time_ms(at);
     timeout(T, p.send(timed))
         .await
         .expect("in time")
         .expect("sent");
     let stored = c.messages_of("Timed");
+    assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].property(property::DELAY), Some("3"));
     assert_eq!(stored[0].property(property::WAIT), Some("false"));
+    let timers = c.brokers()[0].timer_messages();
     assert_eq!(
-        stored[1].property(property::TIMER_DELIVER_MS),
-        Some("1900000000000")
+        timers[0].property(property::TIMER_DELIVER_MS),
+        Some(at.to_string().as_str())
     );
     timeout(T, p.shutdown()).await.expect("shutdown in time");
     c.shutdown().await;

@@ -3,9 +3,10 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
+use rmq_common::header::recall::{RecallMessageRequestHeader, RecallMessageResponseHeader};
 use rmq_common::header::send::SendMessageRequestHeader;
 use rmq_common::route::perm;
 use rmq_common::stored::encode_stored_message;
@@ -25,6 +26,7 @@ use crate::store::{
     now_ms, EndTransactionRecord, HeartbeatRecord, SendContext, Store, StoredMessage, TopicConf,
     UnknownTopic,
 };
+use crate::timer::{RecallPolicy, RecallRecord};
 use crate::transaction::{send_checks, TransactionCheck, Transactions};
 
 /// Called when a send auto-creates a topic: `(broker name, topic, queue count)`.
@@ -37,6 +39,8 @@ struct Shared {
     on_create: Mutex<Option<CreateHook>>,
     requests: Mutex<HashMap<i32, usize>>,
     tx: Transactions,
+    /// `recallMessageEnable`.
+    recall_enabled: AtomicBool,
     /// The runtime the broker started on (the check service runs there).
     runtime: Handle,
     /// The endpoint's shutdown token.
@@ -59,8 +63,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 ///
 /// Handles `SEND_MESSAGE` (10), `SEND_MESSAGE_V2` (310), `SEND_BATCH_MESSAGE` (320, split into
 /// its messages), `SEND_REPLY_MESSAGE(_V2)` (324 / 325), `HEART_BEAT`, `UNREGISTER_CLIENT`,
-/// `VIEW_MESSAGE_BY_ID` and `END_TRANSACTION`. Stored sends get the `CLUSTER` property
-/// ([`CLUSTER`](crate::CLUSTER)), as a broker adds it.
+/// `VIEW_MESSAGE_BY_ID`, `END_TRANSACTION` and `RECALL_MESSAGE`. Stored sends get the `CLUSTER`
+/// property ([`CLUSTER`](crate::CLUSTER)), as a broker adds it.
 /// A send is answered as a broker does: `msgId` (offset message id of this address and a
 /// commit-log offset; comma-joined for a batch), `queueId` (a random writable queue when the
 /// request's is negative), `queueOffset` (per queue), `transactionId` (the `UNIQ_KEY`),
@@ -96,6 +100,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// replier gets `SUCCESS` once the requester accepted it, `SYSTEM_ERROR` with the reason when
 /// there is no such connection or the push failed. [`push_reply`](Self::push_reply) pushes any
 /// reply directly.
+///
+/// # Timer messages and recall
+///
+/// A single send with a timer property due in the future is kept as a Java 5.x broker keeps
+/// it: answered with a `recallHandle`, stored in the timer topic where
+/// [`timer_messages`](Self::timer_messages) shows it, and delivered to its real topic and queue
+/// once its time has passed (or at once with [`fire_timers`](Self::fire_timers)); until then
+/// [`messages`](Self::messages) does not show it. `RECALL_MESSAGE` is answered as
+/// `RecallMessageProcessor` answers it (codes and remarks), and drops the pending timer message
+/// it names; see [`recalls`](Self::recalls) and [`set_recall_enabled`](Self::set_recall_enabled).
 #[derive(Debug, Clone)]
 pub struct MockBroker {
     endpoint: Endpoint,
@@ -129,6 +143,7 @@ impl MockBroker {
             on_create: Mutex::new(None),
             requests: Mutex::new(HashMap::new()),
             tx: Transactions::default(),
+            recall_enabled: AtomicBool::new(true),
             runtime: Handle::current(),
             shut: endpoint.shut.clone(),
         });
@@ -143,6 +158,7 @@ impl MockBroker {
             RequestCode::END_TRANSACTION,
             RequestCode::SEND_REPLY_MESSAGE,
             RequestCode::SEND_REPLY_MESSAGE_V2,
+            RequestCode::RECALL_MESSAGE,
         ] {
             // Weak: the broker keeps the connections of producer groups, whose processors
             // must not keep the broker alive in turn.
@@ -204,10 +220,38 @@ impl MockBroker {
         *lock(&self.shared.on_create) = Some(hook);
     }
 
-    /// Every stored message, in arrival order.
+    /// Every stored message, in arrival order (timer messages once delivered).
     #[must_use]
     pub fn messages(&self) -> Vec<StoredMessage> {
+        self.shared.store.deliver_timers(Some(now_ms()));
         self.shared.store.messages()
+    }
+
+    /// The pending (not yet delivered, not recalled) timer messages, in commit-log order, as a
+    /// broker stores them: topic [`TIMER_TOPIC`](rmq_common::timer::TIMER_TOPIC), queue 0,
+    /// the properties `TIMER_OUT_MS`, `REAL_TOPIC` and `REAL_QID` added.
+    #[must_use]
+    pub fn timer_messages(&self) -> Vec<StoredMessage> {
+        self.shared.store.deliver_timers(Some(now_ms()));
+        self.shared.store.timer_messages()
+    }
+
+    /// Delivers every pending timer message now, whatever its time; returns how many.
+    pub fn fire_timers(&self) -> usize {
+        self.shared.store.deliver_timers(None)
+    }
+
+    /// Whether `RECALL_MESSAGE` is allowed (`recallMessageEnable`; on by default here and on
+    /// rocketmq-rust brokers, off on Java brokers): when off, recalls are answered
+    /// `NO_PERMISSION`.
+    pub fn set_recall_enabled(&self, on: bool) {
+        self.shared.recall_enabled.store(on, Ordering::Relaxed);
+    }
+
+    /// The `RECALL_MESSAGE` requests received, with what they were answered.
+    #[must_use]
+    pub fn recalls(&self) -> Vec<RecallRecord> {
+        self.shared.store.recalls()
     }
 
     /// The stored messages of `topic`, in arrival order.
@@ -361,6 +405,7 @@ async fn process(
 ) -> Option<RemotingCommand> {
     let arrival = faults.arrival(ctx);
     *lock(&shared.requests).entry(req.code).or_insert(0) += 1;
+    shared.store.deliver_timers(Some(now_ms()));
     let code = req.request_code();
     let is_reply = matches!(
         code,
@@ -400,6 +445,7 @@ async fn process(
         }
         RequestCode::VIEW_MESSAGE_BY_ID => view(shared, &req),
         RequestCode::END_TRANSACTION => return end_transaction(shared, &req),
+        RequestCode::RECALL_MESSAGE => recall(shared, &req),
         _ => req.response_to(
             ResponseCode::REQUEST_CODE_NOT_SUPPORTED,
             Some(format!(" request type {} not supported", req.code)),
@@ -476,6 +522,26 @@ fn end_transaction(shared: &Shared, req: &RemotingCommand) -> Option<RemotingCom
         EndOutcome::NoAnswer => None,
         EndOutcome::Refused(code, remark) => Some(req.response_to(code, remark)),
     }
+}
+
+/// `RECALL_MESSAGE`: judged as `RecallMessageProcessor` does (see [`crate::timer`]).
+fn recall(shared: &Shared, req: &RemotingCommand) -> RemotingCommand {
+    let header = match req.decode_header::<RecallMessageRequestHeader>() {
+        Ok(h) => h,
+        Err(e) => return error(req, &e),
+    };
+    let policy = RecallPolicy {
+        enabled: shared.recall_enabled.load(Ordering::Relaxed),
+        any_topic: *lock(&shared.unknown) == UnknownTopic::Accept,
+    };
+    let answer = shared.store.recall(&header, policy, now_ms());
+    let mut resp = req.response_to(answer.code, answer.remark);
+    resp.ext_fields
+        .insert(rmq_common::property::MSG_REGION, "DefaultRegion");
+    if let Some(msg_id) = answer.msg_id {
+        RecallMessageResponseHeader { msg_id }.write_to(&mut resp.ext_fields);
+    }
+    resp
 }
 
 fn heartbeat(shared: &Shared, ctx: &RequestContext, req: &RemotingCommand) -> RemotingCommand {

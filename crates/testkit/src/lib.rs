@@ -3,8 +3,9 @@
 //!
 //! - [`MockNameServer`] serves the routes tests set and change at run time.
 //! - [`MockBroker`] stores what it is sent, in memory, and answers like a broker, transactional
-//!   messages included (half messages, `END_TRANSACTION`, checks back to the producer group), and
-//!   pushes replies to their requester (request/reply).
+//!   messages included (half messages, `END_TRANSACTION`, checks back to the producer group),
+//!   timer messages (kept invisible until their time, `RECALL_MESSAGE`), and pushes replies to
+//!   their requester (request/reply).
 //! - [`MockCluster`] wires a name server and brokers `broker-a`, `broker-b`, ... of one cluster.
 //! - [`interop`]: the variables through which `scripts/rocketmq-dev.sh` describes the real
 //!   clusters to interop tests and benches.
@@ -37,6 +38,7 @@ mod namesrv;
 mod reply;
 mod route;
 mod store;
+mod timer;
 mod transaction;
 
 pub use broker::MockBroker;
@@ -51,4 +53,5 @@ pub use store::{
     EndTransactionRecord, HeartbeatRecord, StoredMessage, UnknownTopic, MAX_PROPERTIES_BYTES,
     TBW102_QUEUE_NUMS,
 };
+pub use timer::RecallRecord;
 pub use transaction::TransactionCheck;

@@ -1,6 +1,7 @@
 //! The mock broker's in-memory store: topics, commit-log and queue offsets, stored messages and
 //! the records of heartbeats, unregisters and transaction ends. Pure logic, no I/O. Half
-//! (transactional) messages are in [`crate::half`].
+//! (transactional) messages are in [`crate::half`], timer messages and recalls in
+//! [`crate::timer`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ use rmq_common::{
 
 use crate::half::{self, Half};
 use crate::route::CLUSTER;
+use crate::timer::{self, RecallRecord};
 
 /// Queue count of the default topic `TBW102` on a mock broker (a broker's `defaultTopicQueueNums`).
 pub const TBW102_QUEUE_NUMS: i32 = 8;
@@ -155,6 +157,10 @@ pub(crate) struct State {
     pub(crate) messages: Vec<StoredMessage>,
     /// The pending half messages, by commit-log offset.
     pub(crate) halves: BTreeMap<i64, Half>,
+    /// The pending timer messages, by commit-log offset.
+    pub(crate) timers: BTreeMap<i64, StoredMessage>,
+    /// The recalls received.
+    pub(crate) recalls: Vec<RecallRecord>,
     heartbeats: Vec<HeartbeatRecord>,
     unregisters: Vec<UnregisterClientRequestHeader>,
     end_transactions: Vec<EndTransactionRecord>,
@@ -314,6 +320,12 @@ impl Store {
         }
         let messages = self.messages_of(&cx)?;
         let store_timestamp = now_ms();
+        let timer_out = if batch || is_half {
+            None
+        } else {
+            timer::timer_out_ms(&header_props, store_timestamp)?
+        };
+        let mut recall_handle = None;
         let mut msg_ids = Vec::with_capacity(messages.len());
         let mut first_queue_offset = None;
         // A broker adds its cluster to what it stores from a send (Java's
@@ -336,8 +348,13 @@ impl Store {
                 reconsume_times: h.reconsume_times.unwrap_or(0),
                 ..MessageExt::default()
             };
-            // A half message goes to queue 0 of the half topic instead.
-            let ext = if is_half { half::to_half(ext) } else { ext };
+            // A half message goes to queue 0 of the half topic instead, a timer message to
+            // queue 0 of the timer topic.
+            let ext = match timer_out {
+                _ if is_half => half::to_half(ext),
+                Some(out) => timer::to_timer(ext, out),
+                None => ext,
+            };
             let (ext, msg_id) = self.append(&mut state, ext);
             first_queue_offset.get_or_insert(ext.queue_offset);
             msg_ids.push(msg_id.clone());
@@ -356,6 +373,18 @@ impl Store {
                 let (broker, topic) = (&self.name, &h.topic);
                 tracing::debug!(broker, topic, offset, "half message stored");
                 state.halves.insert(offset, Half::new(stored));
+            } else if let Some(out) = timer_out {
+                let offset = stored.ext.commit_log_offset;
+                let (broker, topic) = (&self.name, &h.topic);
+                tracing::debug!(
+                    broker,
+                    topic,
+                    offset,
+                    timer_out_ms = out,
+                    "timer message stored"
+                );
+                recall_handle = timer::recall_handle(&self.name, &stored.ext);
+                state.timers.insert(offset, stored);
             } else {
                 state.messages.push(stored);
             }
@@ -368,6 +397,7 @@ impl Store {
             batch_uniq_id: None,
             region_id: Some("DefaultRegion".to_owned()),
             trace_on: Some(true),
+            recall_handle,
         };
         Ok(Stored { response, created })
     }
@@ -397,7 +427,7 @@ impl Store {
         }
     }
 
-    /// The stored or half message at a commit-log offset.
+    /// The stored, half or timer message at a commit-log offset.
     pub(crate) fn find_by_offset(&self, commit_log_offset: i64) -> Option<MessageExt> {
         let state = self.lock();
         state
@@ -409,6 +439,7 @@ impl Store {
                 let half = state.halves.get(&commit_log_offset)?;
                 Some(half.stored.ext.clone())
             })
+            .or_else(|| Some(state.timers.get(&commit_log_offset)?.ext.clone()))
     }
 
     pub(crate) fn messages(&self) -> Vec<StoredMessage> {

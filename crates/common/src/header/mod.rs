@@ -11,6 +11,7 @@ use bytestring::ByteString;
 use crate::ExtFields;
 
 pub mod client;
+pub mod recall;
 pub mod reply;
 pub mod route;
 pub mod send;

@@ -291,6 +291,9 @@ pub struct SendMessageResponseHeader {
     pub region_id: Option<String>,
     /// `TRACE_ON` ext field.
     pub trace_on: Option<bool>,
+    /// `recallHandle` (5.x brokers, timer messages only): what
+    /// [`RecallHandle`](crate::recall::RecallHandle) decodes.
+    pub recall_handle: Option<String>,
 }
 
 impl CommandHeader for SendMessageResponseHeader {
@@ -310,6 +313,9 @@ impl CommandHeader for SendMessageResponseHeader {
         if let Some(v) = self.trace_on {
             ext.insert(key(crate::property::TRACE_ON), bool_str(v));
         }
+        if let Some(v) = &self.recall_handle {
+            ext.insert(key("recallHandle"), v.as_str());
+        }
     }
 
     fn read_from(ext: &ExtFields) -> Result<Self, HeaderError> {
@@ -321,6 +327,7 @@ impl CommandHeader for SendMessageResponseHeader {
             batch_uniq_id: optional_str(ext, "batchUniqId"),
             region_id: optional_str(ext, crate::property::MSG_REGION),
             trace_on: ext.get(crate::property::TRACE_ON).map(|v| v != "false"),
+            recall_handle: optional_str(ext, "recallHandle"),
         })
     }
 }

@@ -216,6 +216,7 @@ mod tests {
             transaction_id: None,
             region_id: "DefaultRegion".to_owned(),
             trace_on: true,
+            recall_handle: None,
         }
     }
 

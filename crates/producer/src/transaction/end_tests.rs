@@ -66,6 +66,7 @@ fn after_send_matches_the_java_golden() {
         transaction_id: Some("7F0000010F2C18B4AAC2000000000000".into()),
         region_id: "DefaultRegion".into(),
         trace_on: true,
+        recall_handle: None,
     };
     let header =
         after_send("TxTopic", "TxGroup", &sent, TransactionState::Commit).expect("offset id");

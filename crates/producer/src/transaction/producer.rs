@@ -4,7 +4,6 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use rmq_common::validate::validate_message;
 use rmq_common::{property, Message};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -16,6 +15,7 @@ use super::end::{self, EXECUTE_REMARK};
 use super::guard::{guarded, Verdict};
 use super::worker::{self, Worker, CHECK_END_TIMEOUT};
 use super::{TransactionConfig, TransactionListener, TransactionSendResult, TransactionState};
+use crate::checks::check_message;
 use crate::error::{ErrorKind, SendError, Unsent};
 use crate::kernel::prepare_single;
 use crate::options::SendOptions;
@@ -267,7 +267,7 @@ where
 {
     let group = core.cfg.group.clone();
     let delay = mark_half(&mut msg, &group);
-    if let Err(source) = validate_message(&msg, core.cfg.max_message_size) {
+    if let Err(source) = check_message(&msg, &core.cfg) {
         return Err((ErrorKind::InvalidMessage(source), unmark_half(msg, delay)));
     }
     let out = prepare_single(&mut msg, &core.cfg, &mut || identity::uniq_ids().next_id());

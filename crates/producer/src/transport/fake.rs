@@ -166,6 +166,7 @@ impl FakeTransport {
                 queue_offset: 7,
                 region_id: "DefaultRegion".to_owned(),
                 trace_on: true,
+                recall_handle: None,
             };
             match step {
                 Step::Ok(after) if after < budget => {
