@@ -27,6 +27,10 @@ pub(crate) enum Alone {
     Large,
     /// Less time left than twice the hold time: holding it would eat its deadline.
     ShortDeadline,
+    /// A request (`CORRELATION_ID`) or a reply (`MSG_TYPE=reply`): a reply must go as
+    /// `SEND_REPLY_MESSAGE_V2` for the broker to push it, and a request waits for its reply
+    /// anyway (Java's `request` does not use the accumulator).
+    RequestReply,
 }
 
 impl Alone {
@@ -38,6 +42,7 @@ impl Alone {
             Self::Compressible => "compressible",
             Self::Large => "large",
             Self::ShortDeadline => "short deadline",
+            Self::RequestReply => "request or reply",
         }
     }
 }
@@ -65,8 +70,12 @@ pub(crate) fn alone(
         || msg
             .property(property::TRAN_MSG)
             .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let request_reply =
+        msg.property(property::CORRELATION_ID).is_some() || rmq_common::reply::is_reply(msg);
     if delayed {
         Some(Alone::Delayed)
+    } else if request_reply {
+        Some(Alone::RequestReply)
     } else if msg
         .topic()
         .starts_with(rmq_common::batch::RETRY_GROUP_TOPIC_PREFIX)
@@ -158,6 +167,11 @@ mod tests {
             (with(property::PGROUP, "g"), Some(Alone::Transactional)),
             (with(property::TRAN_MSG, "true"), Some(Alone::Transactional)),
             (with(property::TRAN_MSG, "false"), None),
+            (
+                with(property::CORRELATION_ID, "c-1"),
+                Some(Alone::RequestReply),
+            ),
+            (with(property::MSG_TYPE, "reply"), Some(Alone::RequestReply)),
             (Message::new("T", vec![b'a'; 4095]), None),
             (
                 Message::new("T", vec![b'a'; 4096]),
