@@ -306,6 +306,9 @@ pub(crate) struct BenchArgs {
 
     #[command(flatten)]
     pub(crate) auto_batch: crate::bench::AutoBatchArgs,
+
+    #[command(flatten)]
+    pub(crate) report: crate::bench::ReportArgs,
 }
 
 /// Parses a rate in [0, 1].

@@ -14,6 +14,10 @@
 
 mod auto_batch;
 mod budget;
+mod hgrm;
+mod java_line;
+mod report;
+mod report_args;
 mod stats;
 mod transaction;
 
@@ -33,6 +37,7 @@ use crate::output::{error_kind, one_line, print_stdout, to_json, Tally};
 
 pub(crate) use auto_batch::AutoBatchArgs;
 use budget::Budget;
+pub(crate) use report_args::ReportArgs;
 pub(crate) use stats::{Interval, Recorder, Summary};
 pub(crate) use transaction::TxSummary;
 use transaction::{Tx, TxPlan};
@@ -69,8 +74,13 @@ pub(crate) async fn command(args: &BenchArgs, namesrv: &str) -> Result<u8, Fatal
     // Ctrl-C / SIGTERM: the first stops new sends and waits for those in flight (bounded), the
     // second stops waiting; either way the summary of what happened is printed.
     let signals = crate::signals::count_stop_signals();
+    // The live lines, kept for --report.
+    let mut samples = Vec::new();
     let report = run(producer.clone(), tx.clone(), &plan, signals, |i| {
-        eprintln!("rmq bench: {}", i.line())
+        eprintln!("rmq bench: {}", i.line());
+        if args.report.report.is_some() {
+            samples.push(*i);
+        }
     })
     .await;
     // The summary first: after a second signal nobody waits for the abandoned sends (their
@@ -87,7 +97,16 @@ pub(crate) async fn command(args: &BenchArgs, namesrv: &str) -> Result<u8, Fatal
             report.summary.abandoned
         );
     }
+    let java = java_line::complete_line(&report.summary, &report.latency, report.refused);
+    eprintln!("rmq bench: {java}");
     print_stdout(&to_json(&report.summary));
+    let written = args.report.write(&report::Run {
+        params: params(args),
+        summary: &report.summary,
+        java_line: &java,
+        latency: &report.latency,
+        samples: &samples,
+    });
     let bound = if report.summary.abandoned > 0 {
         ABANDONED_SHUTDOWN
     } else {
@@ -106,7 +125,35 @@ pub(crate) async fn command(args: &BenchArgs, namesrv: &str) -> Result<u8, Fatal
             "bench: not waiting longer for the producer to shut down"
         );
     }
-    Ok(report.exit_code)
+    // A file not written is a failure of the command, whatever the sends came to.
+    Ok(if written {
+        report.exit_code
+    } else {
+        report.exit_code.max(crate::output::exit::FAILED)
+    })
+}
+
+/// The parameters of a run, for the report.
+fn params(a: &BenchArgs) -> Vec<(&'static str, String)> {
+    let opt = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+    let mut p = vec![
+        ("topic", a.topic.clone()),
+        ("mode", a.mode.as_str().to_owned()),
+        ("size (bytes)", a.size.to_string()),
+        ("concurrency", a.concurrency.to_string()),
+        ("count", opt(a.count)),
+        ("duration (s)", opt(a.duration)),
+        ("send timeout (ms)", a.timeout_ms.to_string()),
+        ("group", a.group.clone()),
+    ];
+    if a.mode == BenchMode::Batch {
+        p.push(("batch", a.batch.to_string()));
+    }
+    if let Some(cfg) = a.auto_batch.config() {
+        p.push(("auto-batch", format!("{cfg:?}")));
+    }
+    p.push(("rmq", env!("CARGO_PKG_VERSION").to_owned()));
+    p
 }
 
 /// How long the bench waits for the producer to shut down once it abandoned sends.
@@ -156,6 +203,10 @@ pub(crate) struct Report {
     /// 0 without failures; 3 when a failed or abandoned message may have been stored, or a
     /// transaction was left undecided; 1 otherwise.
     pub(crate) exit_code: u8,
+    /// The whole run's latency (µs).
+    pub(crate) latency: hdrhistogram::Histogram<u64>,
+    /// Failed messages that the broker refused with a response code.
+    pub(crate) refused: u64,
 }
 
 /// State shared by the sending tasks.
@@ -186,6 +237,9 @@ impl Shared {
 
     fn fail(&self, msgs: u64, e: &SendError) {
         self.rec.failed(msgs, e.maybe_stored());
+        if matches!(e.kind(), rmq_producer::ErrorKind::Broker { .. }) {
+            self.rec.refused_by_broker(msgs);
+        }
         // Only the first failure is kept; later ones are counted.
         let _ = self
             .first_failure
@@ -339,6 +393,8 @@ pub(crate) async fn run(
         summary,
         first_failure: shared.first_failure.get().cloned(),
         exit_code,
+        latency: shared.rec.latency(),
+        refused: shared.rec.refused(),
     }
 }
 

@@ -33,6 +33,8 @@ pub(crate) struct Recorder {
     sent: AtomicU64,
     failed: AtomicU64,
     maybe_stored: AtomicU64,
+    /// Failed messages the broker refused with a response code (Java's "Response Failed").
+    refused: AtomicU64,
     in_flight: AtomicI64,
 }
 
@@ -47,6 +49,7 @@ impl Default for Recorder {
             sent: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             maybe_stored: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
             in_flight: AtomicI64::new(0),
         }
     }
@@ -146,6 +149,22 @@ impl Recorder {
             self.maybe_stored.fetch_add(msgs, Ordering::Relaxed);
         }
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Of the failed messages, `msgs` were refused by the broker with a response code (counted
+    /// once more in [`Recorder::refused`]; [`Recorder::failed`] counts them as failures).
+    pub(crate) fn refused_by_broker(&self, msgs: u64) {
+        self.refused.fetch_add(msgs, Ordering::Relaxed);
+    }
+
+    /// Failed messages that the broker refused with a response code.
+    pub(crate) fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// A copy of the whole run's latency histogram (µs).
+    pub(crate) fn latency(&self) -> Histogram<u64> {
+        self.hists().total.clone()
     }
 
     /// Messages whose send started so far.
