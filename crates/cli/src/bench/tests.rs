@@ -280,6 +280,36 @@ mod against_a_broker {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn broker_refusals_are_javas_response_failed() {
+        let c = cluster("BenchRefused").await;
+        let p = producer(&c, "BenchRefused", 8).await;
+        // Not retried (as in Java): each refusal fails one message.
+        c.brokers()[0]
+            .faults()
+            .script_codes([rmq_common::ResponseCode::MESSAGE_ILLEGAL; 3]);
+        let mut plan = plan("BenchRefused", BenchMode::Sync, 1, Duration::from_secs(30));
+        plan.count = Some(10);
+        let (_signals, job) = start(&p, plan);
+        let report = tokio::time::timeout(WITHIN, job)
+            .await
+            .expect("bounded")
+            .expect("joined");
+        let s = &report.summary;
+        assert_eq!((s.sent, s.failed, report.refused), (7, 3, 3), "{s:?}");
+        let line = java_line::complete_line(s, &report.latency, report.refused);
+        assert!(
+            line.starts_with("[Complete] Send Total: 10 | ")
+                && line.ends_with(" | Send Failed: 0 | Response Failed: 3"),
+            "{line}"
+        );
+        assert_eq!(report.latency.len(), 7, "only answered sends are timed");
+        tokio::time::timeout(WITHIN, p.shutdown())
+            .await
+            .expect("shutdown");
+        c.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_second_signal_reports_the_sends_in_flight_as_abandoned() {
         let c = cluster("BenchAbandon").await;
         let p = producer(&c, "BenchAbandon", 8).await;
