@@ -69,7 +69,8 @@ pub(crate) fn ensure_uniq_key(msg: &mut Message, next_id: &mut impl FnMut() -> S
         return id.to_owned();
     }
     let id = next_id();
-    msg.properties_mut().insert(property::UNIQ_KEY, id.clone());
+    msg.properties_mut()
+        .insert_named(property::UNIQ_KEY, id.clone());
     id
 }
 
