@@ -70,6 +70,21 @@ impl Properties {
             .map(Cow::into_owned)
     }
 
+    /// [`insert`](Self::insert) under a constant name (such as a [`crate::property`] name),
+    /// without allocating the name.
+    ///
+    /// ```
+    /// use rmq_common::{property, Properties};
+    /// let mut p = Properties::new();
+    /// assert_eq!(p.insert_named(property::UNIQ_KEY, "id-1"), None);
+    /// assert_eq!(p.insert_named(property::UNIQ_KEY, "id-2"), Some("id-1".to_owned()));
+    /// assert_eq!(p.get(property::UNIQ_KEY), Some("id-2"));
+    /// ```
+    pub fn insert_named(&mut self, name: &'static str, value: impl Into<String>) -> Option<String> {
+        self.put(Cow::Borrowed(name), Cow::Owned(value.into()))
+            .map(Cow::into_owned)
+    }
+
     /// [`insert`](Self::insert) of constant text, without allocating.
     pub(crate) fn insert_static(&mut self, name: &'static str, value: &'static str) {
         self.put(Cow::Borrowed(name), Cow::Borrowed(value));

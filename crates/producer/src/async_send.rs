@@ -481,7 +481,7 @@ async fn complete(first: First) -> (Outcome, Option<Box<Flight>>) {
                 return (Err(spent()), None);
             };
             let outcome = state.finish(launched).await;
-            match state.settle(queue, t0.elapsed(), outcome) {
+            match state.settle(queue, *t0, outcome) {
                 Settled::Done(outcome) => (outcome, Some(flight)),
                 Settled::Again(pause) => match flight.state.take() {
                     Some(state) => (Box::pin(state.resume(pause)).await, None),

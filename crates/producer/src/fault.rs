@@ -13,6 +13,7 @@
 //! passed the broker is chosen again without any background task. Every function takes `now`
 //! explicitly, so the tables are testable with an injected clock.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -75,9 +76,14 @@ struct FaultItem {
 /// assert!(faults.is_available("broker-a", t0 + Duration::from_secs(10))); // ends on its own
 /// assert!(faults.is_available("broker-b", t0)); // never seen: available
 /// ```
+///
+/// A broker with nothing to remember (reachable, and its isolation over) has no entry: a healthy
+/// table is empty, and then every question is answered without a lookup.
 #[derive(Debug, Default)]
 pub struct LatencyFaultTolerance {
     items: DashMap<String, FaultItem>,
+    /// How many entries `items` holds (read without locking a shard).
+    held: AtomicUsize,
 }
 
 impl LatencyFaultTolerance {
@@ -104,17 +110,33 @@ impl LatencyFaultTolerance {
         } else {
             latency
         });
+        let healthy = window.is_zero() && reachable;
         // Fast path: an unseen broker with nothing to remember stays unseen (same selection).
-        if window.is_zero() && reachable && !self.items.contains_key(broker) {
+        if healthy && (self.held.load(Ordering::Relaxed) == 0 || !self.items.contains_key(broker)) {
+            return;
+        }
+        // A broker back to health (reachable, window over) is forgotten: absent means the same.
+        if healthy
+            && self
+                .items
+                .remove_if(broker, |_, item| {
+                    item.available_from.is_none_or(|from| from <= now)
+                })
+                .is_some()
+        {
+            self.held.fetch_sub(1, Ordering::Relaxed);
             return;
         }
         // A known broker is updated in place (no key allocated for every send).
         let mut entry = match self.items.get_mut(broker) {
             Some(entry) => entry,
-            None => self.items.entry(broker.to_owned()).or_insert(FaultItem {
-                latency,
-                available_from: None,
-                reachable,
+            None => self.items.entry(broker.to_owned()).or_insert_with(|| {
+                self.held.fetch_add(1, Ordering::Relaxed);
+                FaultItem {
+                    latency,
+                    available_from: None,
+                    reachable,
+                }
             }),
         };
         let item = entry.value_mut();
@@ -134,18 +156,22 @@ impl LatencyFaultTolerance {
     /// Whether `broker` may be chosen first: never seen, or its isolation window has passed.
     #[must_use]
     pub fn is_available(&self, broker: &str, now: Instant) -> bool {
-        self.items
-            .get(broker)
-            .is_none_or(|item| item.available_from.is_none_or(|from| now >= from))
+        self.held.load(Ordering::Relaxed) == 0
+            || self
+                .items
+                .get(broker)
+                .is_none_or(|item| item.available_from.is_none_or(|from| now >= from))
     }
 
     /// Whether the last attempt reached `broker` (never seen: true).
     #[must_use]
     pub fn is_reachable(&self, broker: &str) -> bool {
-        self.items.get(broker).is_none_or(|item| item.reachable)
+        self.held.load(Ordering::Relaxed) == 0
+            || self.items.get(broker).is_none_or(|item| item.reachable)
     }
 
-    /// The latency of the last attempt recorded against `broker`.
+    /// The latency of the last attempt recorded against `broker`, while the table holds it (a
+    /// broker back to health is forgotten: `None`).
     #[must_use]
     pub fn last_latency(&self, broker: &str) -> Option<Duration> {
         self.items.get(broker).map(|item| item.latency)
@@ -153,19 +179,21 @@ impl LatencyFaultTolerance {
 
     /// Forgets `broker` (e.g. it left the routes).
     pub fn remove(&self, broker: &str) {
-        self.items.remove(broker);
+        if self.items.remove(broker).is_some() {
+            self.held.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// How many brokers the table holds.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.held.load(Ordering::Relaxed)
     }
 
     /// Whether the table holds no broker.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.len() == 0
     }
 }
 
@@ -283,5 +311,29 @@ mod tests {
         assert_eq!(faults.len(), 1);
         faults.remove("b");
         assert!(faults.is_empty());
+    }
+
+    #[test]
+    fn a_broker_back_to_health_is_forgotten() {
+        let faults = LatencyFaultTolerance::new();
+        let t0 = Instant::now();
+        faults.record("a", MS(700), false, true, t0); // isolated until t0 + 2 s
+        faults.record("b", MS(5), true, false, t0); // unreachable
+        assert_eq!(faults.len(), 2);
+        faults.record("a", MS(5), false, true, t0 + MS(1_999)); // window not over: kept
+        assert!(!faults.is_available("a", t0 + MS(1_999)));
+        faults.record("a", MS(5), false, true, t0 + MS(2_000));
+        assert_eq!(faults.len(), 1);
+        assert_eq!(faults.last_latency("a"), None);
+        assert!(faults.is_available("a", t0 + MS(2_000)));
+        assert!(!faults.is_reachable("b"));
+        faults.record("b", MS(5), false, true, t0 + MS(10_000));
+        assert!(faults.is_empty());
+        assert!(faults.is_reachable("b"));
+        faults.remove("b");
+        assert!(
+            faults.is_empty(),
+            "removing an absent broker keeps the count"
+        );
     }
 }

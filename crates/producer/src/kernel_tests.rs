@@ -441,6 +441,18 @@ fn born_timestamp_text_is_shared_within_a_millisecond_and_exact_across() {
     }
 }
 
+#[test]
+fn topic_and_broker_text_is_shared_by_consecutive_sends_and_exact_on_change() {
+    for slot in [&LAST_TOPIC, &LAST_BROKER] {
+        for text in ["T", "T", "broker-a", "", "broker-a", "T"] {
+            let first = shared_text(slot, text);
+            let again = shared_text(slot, text);
+            assert_eq!(&*first, text);
+            assert_eq!(first.as_bytes().as_ptr(), again.as_bytes().as_ptr());
+        }
+    }
+}
+
 /// [`process_response`] for `out` sent to `mq`.
 fn process(
     resp: &RemotingCommand,

@@ -37,14 +37,34 @@ pub(crate) fn untried_brokers(
     endpoints: &BTreeMap<MessageQueue, String>,
     tried: &[String],
 ) -> u32 {
-    let mut seen: Vec<&str> = Vec::new();
-    for q in queues {
-        let name = real_broker(endpoints, q);
-        if !seen.contains(&name) && !tried.iter().any(|t| t == name) {
-            seen.push(name);
-        }
+    // Without allocating (this runs on every attempt): a name counts at its first position.
+    if endpoints.is_empty() {
+        count_distinct(queues, tried, |q| q.broker_name.as_str())
+    } else {
+        count_distinct(queues, tried, |q| real_broker(endpoints, q))
     }
-    u32::try_from(seen.len()).unwrap_or(u32::MAX)
+}
+
+/// Distinct `name`s of `queues` not in `tried`. Queues come grouped by broker, so most are
+/// settled by comparing with the one before.
+fn count_distinct<'q>(
+    queues: &'q [MessageQueue],
+    tried: &[String],
+    name: impl Fn(&'q MessageQueue) -> &'q str,
+) -> u32 {
+    let mut count = 0u32;
+    for (i, q) in queues.iter().enumerate() {
+        let n = name(q);
+        let earlier = &queues[..i];
+        if earlier.last().is_some_and(|p| name(p) == n)
+            || earlier.iter().any(|p| name(p) == n)
+            || tried.iter().any(|t| t == n)
+        {
+            continue;
+        }
+        count = count.saturating_add(1);
+    }
+    count
 }
 
 /// Connect, timeout, connection lost, undecodable frame: the broker or the path to it failed.
@@ -150,6 +170,12 @@ mod tests {
         let all = ["a".to_owned(), "c".to_owned(), "b".to_owned()];
         assert_eq!(untried_brokers(&qs, &none, &all), 0);
         assert_eq!(untried_brokers(&[], &none, &[]), 0);
+        let mixed: Vec<MessageQueue> = [("a", 0), ("b", 0), ("a", 1), ("c", 0), ("b", 1)]
+            .iter()
+            .map(|(b, i)| MessageQueue::new("T", *b, *i))
+            .collect();
+        assert_eq!(untried_brokers(&mixed, &none, &[]), 3);
+        assert_eq!(untried_brokers(&mixed, &none, &["b".to_owned()]), 2);
         // A static topic's logical queues share a mock name; their real brokers count.
         let logical: Vec<MessageQueue> = (0..4)
             .map(|i| MessageQueue::new("T", "__syslo__global__", i))

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use rmq_common::{MessageQueue, ResponseCode};
 use rmq_nameserver_client::TopicPublishInfo;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Span;
@@ -48,6 +49,8 @@ pub(crate) struct Core<T> {
     pub(crate) abort: CancellationToken,
     /// The same as a flag, for the per-attempt check (no lock).
     aborted: AtomicBool,
+    /// Wakes the attempts waiting in [`Core::aborted`].
+    abort_wake: Notify,
 }
 
 impl<T: Transport> Core<T> {
@@ -59,6 +62,7 @@ impl<T: Transport> Core<T> {
             counters: TopicCounters::default(),
             abort: CancellationToken::new(),
             aborted: AtomicBool::new(false),
+            abort_wake: Notify::new(),
         }
     }
 
@@ -71,6 +75,19 @@ impl<T: Transport> Core<T> {
     pub(crate) fn abort(&self) {
         self.aborted.store(true, Ordering::SeqCst);
         self.abort.cancel();
+        self.abort_wake.notify_waiters();
+    }
+
+    /// Resolves once [`Core::abort`] was called: what every attempt waits on besides its answer.
+    /// Cheaper than the token's `cancelled()` (a flag read, then one registration while the
+    /// attempt is pending, instead of a lock at every poll).
+    pub(crate) async fn aborted(&self) {
+        // Created before the flag is read: a `notify_waiters` after the read still wakes it.
+        let woken = self.abort_wake.notified();
+        if self.is_aborted() {
+            return;
+        }
+        woken.await;
     }
 }
 
@@ -238,8 +255,12 @@ impl<T: Transport> SendState<T> {
         if self.tally.attempts >= self.total {
             return Next::Done(self.finish_exhausted());
         }
+        // One clock read serves the deadline and the fault table.
         let now = Instant::now();
-        let left = time_left(self.job.started, self.job.timeout);
+        let left = self
+            .job
+            .timeout
+            .saturating_sub(now.saturating_duration_since(self.job.started));
         if left.is_zero() {
             return Next::Done(self.finish_timeout());
         }
@@ -266,8 +287,12 @@ impl<T: Transport> SendState<T> {
                 }
             }
         };
+        let attempts_left = self.total - self.tally.attempts;
+        // Only an uncapped attempt with others after it splits the time by brokers.
+        let splits = attempts_left > 1 && self.core.cfg.attempt_timeout.is_none();
         let untried = match self.job.target {
             Target::Queue(_) => 1,
+            Target::Any if !splits => 1,
             Target::Any => untried_brokers(
                 &self.info.queues,
                 &self.info.static_endpoints,
@@ -284,13 +309,15 @@ impl<T: Transport> SendState<T> {
         } else {
             queue
         };
-        let attempts_left = self.total - self.tally.attempts;
         let budget = attempt_budget(left, attempts_left, untried, self.core.cfg.attempt_timeout);
         self.tally.attempts += 1;
-        let mq = self.queue(&queue);
-        self.span.record("attempts", self.tally.attempts);
-        self.span.record("broker", mq.broker_name.as_str());
-        self.span.record("queue", mq.queue_id);
+        // A span no subscriber wants records nothing: skip looking its fields up.
+        if !self.span.is_disabled() {
+            let mq = self.queue(&queue);
+            self.span.record("attempts", self.tally.attempts);
+            self.span.record("broker", mq.broker_name.as_str());
+            self.span.record("queue", mq.queue_id);
+        }
         Next::Attempt(queue, budget)
     }
 
@@ -332,7 +359,7 @@ impl<T: Transport> SendState<T> {
         tokio::select! {
             biased;
             launched = launch => launched,
-            () = self.core.abort.cancelled() => Launched::Over(Err(cancelled(true))),
+            () = self.core.aborted() => Launched::Over(Err(cancelled(true))),
         }
     }
 
@@ -354,14 +381,17 @@ impl<T: Transport> SendState<T> {
             Launched::Waiting(pending) => tokio::select! {
                 biased;
                 answer = pending => answer.map(Some),
-                () = self.core.abort.cancelled() => Err(cancelled(true)),
+                () = self.core.aborted() => Err(cancelled(true)),
             },
         }
     }
 
-    /// Records an attempt to `queue` that took `latency` and decides what follows: the end of
+    /// Records an attempt to `queue` that started at `t0` and decides what follows: the end of
     /// the send, or another attempt (after a pause when the broker answered `SYSTEM_BUSY`).
-    pub(crate) fn settle(&mut self, queue: &Queue, latency: Duration, outcome: Outcome) -> Settled {
+    pub(crate) fn settle(&mut self, queue: &Queue, t0: Instant, outcome: Outcome) -> Settled {
+        // One clock read serves the latency and the fault table.
+        let now = Instant::now();
+        let latency = now.saturating_duration_since(t0);
         // The route stays alive through this clone while `self` changes.
         let info = Arc::clone(&self.info);
         let mq = match queue {
@@ -373,13 +403,8 @@ impl<T: Transport> SendState<T> {
         if let (true, Some((isolation, reachable))) =
             (cfg.latency_fault_tolerance, fault_verdict(&outcome))
         {
-            core.faults.record(
-                &mq.broker_name,
-                latency,
-                isolation,
-                reachable,
-                Instant::now(),
-            );
+            core.faults
+                .record(&mq.broker_name, latency, isolation, reachable, now);
         }
         let more = self.tally.attempts < self.total;
         match outcome {
@@ -467,9 +492,9 @@ impl<T: Transport> SendState<T> {
             let outcome = tokio::select! {
                 biased;
                 outcome = self.call(&queue, budget) => outcome,
-                () = self.core.abort.cancelled() => Err(cancelled(true)),
+                () = self.core.aborted() => Err(cancelled(true)),
             };
-            match self.settle(&queue, t0.elapsed(), outcome) {
+            match self.settle(&queue, t0, outcome) {
                 Settled::Done(outcome) => return outcome,
                 Settled::Again(pause) if !pause.is_zero() => {
                     tokio::select! {

@@ -276,7 +276,7 @@ async fn an_asynchronous_launch_and_finish_settle_like_a_call() {
     };
     let mut launched = state.launch(&queue, budget).await;
     let outcome = state.finish(&mut launched).await;
-    let Settled::Again(pause) = state.settle(&queue, ms(1), outcome) else {
+    let Settled::Again(pause) = state.settle(&queue, Instant::now(), outcome) else {
         panic!("retried")
     };
     let result = state.resume(pause).await.expect("sent").expect("result");
@@ -327,4 +327,25 @@ async fn a_backed_off_broker_is_not_waited_for_when_another_can_take_the_retry()
     assert_eq!(calls.len(), 2);
     assert_ne!(calls[0].broker, calls[1].broker);
     assert_eq!(calls[1].at, t0, "straight to the other broker");
+}
+
+#[tokio::test(start_paused = true)]
+async fn abort_wakes_every_waiting_attempt_and_later_ones_at_once() {
+    let core = core(FakeTransport::new(1, 1), |_| {});
+    let waiting: Vec<_> = (0..3)
+        .map(|_| {
+            let core = Arc::clone(&core);
+            tokio::spawn(async move { core.aborted().await })
+        })
+        .collect();
+    // Not woken without an abort.
+    tokio::time::sleep(ms(50)).await;
+    assert!(waiting.iter().all(|w| !w.is_finished()));
+    core.abort();
+    for w in waiting {
+        let woke = tokio::time::timeout(ms(10), w).await;
+        assert!(matches!(woke, Ok(Ok(()))), "woken by the abort");
+    }
+    let late = tokio::time::timeout(ms(10), core.aborted()).await;
+    assert!(late.is_ok(), "an attempt after the abort does not wait");
 }

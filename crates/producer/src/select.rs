@@ -113,9 +113,13 @@ impl QueueSelector for RandomSelector {
     }
 }
 
-/// 64-bit FNV-1a: a tiny deterministic hasher.
+/// 64-bit FNV-1a: a tiny deterministic hasher (also for the small per-send maps keyed by topic
+/// or broker address, where SipHash cost more than the lookup).
 #[derive(Debug)]
-struct Fnv1a(u64);
+pub(crate) struct Fnv1a(u64);
+
+/// Builds [`Fnv1a`] hashers.
+pub(crate) type FnvBuild = std::hash::BuildHasherDefault<Fnv1a>;
 
 impl Default for Fnv1a {
     fn default() -> Self {
@@ -140,7 +144,7 @@ impl Hasher for Fnv1a {
 /// `sendWhichQueue`), so that producers started together do not all begin on the same queue.
 #[derive(Debug, Default)]
 pub(crate) struct TopicCounters {
-    counters: DashMap<String, Arc<AtomicU32>>,
+    counters: DashMap<String, Arc<AtomicU32>, FnvBuild>,
 }
 
 impl TopicCounters {

@@ -318,18 +318,54 @@ impl CommandHeader for SendMessageResponseHeader {
         }
     }
 
+    /// One pass over the fields (this runs for every send answer); a key given twice counts
+    /// with its last value, as [`ExtFields::get`].
     fn read_from(ext: &ExtFields) -> Result<Self, HeaderError> {
+        let (mut msg_id, mut queue_id, mut queue_offset) = (None, None, None);
+        let (mut transaction_id, mut batch_uniq_id, mut region_id) = (None, None, None);
+        let (mut trace_on, mut recall_handle) = (None, None);
+        for (k, v) in ext.iter() {
+            let slot = match k {
+                "msgId" => &mut msg_id,
+                "queueId" => &mut queue_id,
+                "queueOffset" => &mut queue_offset,
+                "transactionId" => &mut transaction_id,
+                "batchUniqId" => &mut batch_uniq_id,
+                crate::property::MSG_REGION => &mut region_id,
+                crate::property::TRACE_ON => &mut trace_on,
+                "recallHandle" => &mut recall_handle,
+                _ => continue,
+            };
+            *slot = Some(v);
+        }
+        let owned = |v: Option<&str>| v.map(str::to_owned);
         Ok(Self {
-            msg_id: required_str(ext, "msgId")?,
-            queue_id: required_num(ext, "queueId", "i32")?,
-            queue_offset: required_num(ext, "queueOffset", "i64")?,
-            transaction_id: optional_str(ext, "transactionId"),
-            batch_uniq_id: optional_str(ext, "batchUniqId"),
-            region_id: optional_str(ext, crate::property::MSG_REGION),
-            trace_on: ext.get(crate::property::TRACE_ON).map(|v| v != "false"),
-            recall_handle: optional_str(ext, "recallHandle"),
+            msg_id: msg_id
+                .map(str::to_owned)
+                .ok_or(HeaderError::Missing { field: "msgId" })?,
+            queue_id: number(queue_id, "queueId", "i32")?,
+            queue_offset: number(queue_offset, "queueOffset", "i64")?,
+            transaction_id: owned(transaction_id),
+            batch_uniq_id: owned(batch_uniq_id),
+            region_id: owned(region_id),
+            trace_on: trace_on.map(|v| v != "false"),
+            recall_handle: owned(recall_handle),
         })
     }
+}
+
+/// A required number read from its text (as [`required_num`]).
+fn number<T: std::str::FromStr>(
+    v: Option<&str>,
+    field: &'static str,
+    expected: &'static str,
+) -> Result<T, HeaderError> {
+    let v = v.ok_or(HeaderError::Missing { field })?;
+    v.parse().map_err(|_| HeaderError::Invalid {
+        field,
+        value: v.to_owned(),
+        expected,
+    })
 }
 
 #[cfg(test)]
@@ -427,6 +463,66 @@ mod tests {
         assert_eq!(
             SendMessageResponseHeader::read_from(&base).map(|h| h.trace_on),
             Ok(None)
+        );
+    }
+
+    #[test]
+    fn response_errors_and_repeated_keys() {
+        let read = |pairs: &[(&str, &str)]| {
+            let mut ext = ExtFields::new();
+            for (k, v) in pairs {
+                ext.push(
+                    bytestring::ByteString::from(*k),
+                    bytestring::ByteString::from(*v),
+                );
+            }
+            SendMessageResponseHeader::read_from(&ext)
+        };
+        let missing = |field| Err(HeaderError::Missing { field });
+        assert_eq!(
+            read(&[("queueId", "1"), ("queueOffset", "2")]),
+            missing("msgId")
+        );
+        assert_eq!(
+            read(&[("msgId", "X"), ("queueOffset", "2")]),
+            missing("queueId")
+        );
+        assert_eq!(
+            read(&[("msgId", "X"), ("queueId", "1")]),
+            missing("queueOffset")
+        );
+        assert_eq!(
+            read(&[("msgId", "X"), ("queueId", "x1"), ("queueOffset", "2")]),
+            Err(HeaderError::Invalid {
+                field: "queueId",
+                value: "x1".into(),
+                expected: "i32",
+            })
+        );
+        // The last value of a repeated key counts, as `ExtFields::get` reads it.
+        let h = read(&[
+            ("msgId", "A"),
+            ("queueId", "1"),
+            ("queueOffset", "2"),
+            ("msgId", "B"),
+            ("MSG_REGION", "r1"),
+            ("transactionId", "t"),
+            ("batchUniqId", "u"),
+            ("recallHandle", "h"),
+            ("other", "ignored"),
+        ]);
+        assert_eq!(
+            h,
+            Ok(SendMessageResponseHeader {
+                msg_id: "B".into(),
+                queue_id: 1,
+                queue_offset: 2,
+                transaction_id: Some("t".into()),
+                batch_uniq_id: Some("u".into()),
+                region_id: Some("r1".into()),
+                trace_on: None,
+                recall_handle: Some("h".into()),
+            })
         );
     }
 }

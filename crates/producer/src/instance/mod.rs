@@ -42,7 +42,7 @@ pub struct ClientInstance {
     /// the same for every producer sharing it, see [`registry::key`]).
     pub(crate) cfg: ProducerConfig,
     /// Broker addresses used by sends (heartbeat and unregister targets).
-    brokers: DashMap<String, ()>,
+    brokers: DashMap<String, (), crate::select::FnvBuild>,
     new_brokers: mpsc::UnboundedSender<String>,
     /// Producer groups registered, with the number of producers of each.
     groups: Mutex<HashMap<String, usize>>,
@@ -100,7 +100,7 @@ impl ClientInstance {
             remoting,
             routes,
             cfg: cfg.clone(),
-            brokers: DashMap::new(),
+            brokers: DashMap::default(),
             new_brokers,
             groups: Mutex::new(HashMap::new()),
             stop: CancellationToken::new(),
