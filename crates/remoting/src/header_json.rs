@@ -75,10 +75,51 @@ fn put_i32(dst: &mut BytesMut, v: i32) {
 /// Writes `s` as a JSON string: `"` and `\` escaped, `\b \f \n \r \t` in short form, other
 /// control characters as `\u00XX` (uppercase hex, as fastjson); everything else raw UTF-8.
 fn put_str(dst: &mut BytesMut, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let bytes = s.as_bytes();
     dst.reserve(bytes.len() + 2);
     dst.put_u8(b'"');
+    // Most strings need no escape: found a word at a time, they are copied whole.
+    let clean = clean_prefix(bytes);
+    dst.put_slice(&bytes[..clean]);
+    if clean < bytes.len() {
+        put_escaped(dst, &bytes[clean..]);
+    }
+    dst.put_u8(b'"');
+}
+
+/// How many leading bytes of `bytes` need no escape (a lower bound found 8 bytes at a time,
+/// then exact byte by byte).
+pub(crate) fn clean_prefix(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Whether a byte of `w` is zero (the classic bit trick: exact for "any byte is zero").
+    const fn has_zero(w: u64) -> bool {
+        w.wrapping_sub(ONES) & !w & HIGH != 0
+    }
+    let mut i = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        // A byte below 0x20, or a quote, or a backslash, somewhere in the word.
+        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0;
+        if control
+            || has_zero(w ^ (ONES * u64::from(b'"')))
+            || has_zero(w ^ (ONES * u64::from(b'\\')))
+        {
+            break;
+        }
+        i += 8;
+    }
+    i + bytes[i..]
+        .iter()
+        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .unwrap_or(bytes.len() - i)
+}
+
+/// Writes `bytes` (the inside of a JSON string), escaping what needs it.
+fn put_escaped(dst: &mut BytesMut, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let short = match b {
@@ -104,12 +145,22 @@ fn put_str(dst: &mut BytesMut, s: &str) {
         }
     }
     dst.put_slice(&bytes[start..]);
-    dst.put_u8(b'"');
 }
 
 /// Decodes a JSON header. `header` must be a slice of the received frame: unescaped ext
 /// strings are returned as slices of it.
+///
+/// The common shape (what Java and brokers write) takes a scan without serde
+/// ([`header_json_fast`](crate::header_json_fast)); anything else the full decoder.
 pub(crate) fn decode(header: &Bytes) -> Result<RemotingCommand, DecodeError> {
+    match crate::header_json_fast::decode(header) {
+        Some(cmd) => Ok(cmd),
+        None => decode_full(header),
+    }
+}
+
+/// The full (serde) decoder: everything Java accepts.
+pub(crate) fn decode_full(header: &Bytes) -> Result<RemotingCommand, DecodeError> {
     let mut de = serde_json::Deserializer::from_slice(header);
     let cmd = HeaderSeed { src: header }
         .deserialize(&mut de)
@@ -344,6 +395,31 @@ mod tests {
             &b[..],
             "\"a\\\"b\\\\c\\u0001\\u0002\\n\\u001Fé\"".as_bytes()
         );
+    }
+
+    #[test]
+    fn escapes_are_found_at_every_position_of_a_word() {
+        for special in ['"', '\\', '\u{0}', '\u{1}', '\n', '\u{1f}'] {
+            for len in 0..20 {
+                for at in 0..len {
+                    let s: String = (0..len)
+                        .map(|i| if i == at { special } else { 'a' })
+                        .collect();
+                    let mut b = BytesMut::new();
+                    put_str(&mut b, &s);
+                    let want = serde_json::to_string(&s)
+                        .unwrap()
+                        .replace("\\u001f", "\\u001F");
+                    assert_eq!(std::str::from_utf8(&b).unwrap(), want, "{s:?}");
+                }
+            }
+        }
+        // bytes just above the controls and multi-byte UTF-8 need no escape
+        let s = " !#[]~\u{7f}é€😀 ";
+        let mut b = BytesMut::new();
+        put_str(&mut b, s);
+        assert_eq!(&b[1..b.len() - 1], s.as_bytes());
+        assert_eq!(clean_prefix(s.as_bytes()), s.len());
     }
 
     #[test]
