@@ -118,10 +118,10 @@ pub(crate) fn clean_prefix(bytes: &[u8]) -> usize {
 }
 
 /// Writes `bytes` (the inside of a JSON string), escaping what needs it.
-fn put_escaped(dst: &mut BytesMut, bytes: &[u8]) {
+fn put_escaped(dst: &mut BytesMut, mut bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    // `bytes` starts with a byte to escape; the clean runs between escapes are copied whole.
+    while let Some((&b, rest)) = bytes.split_first() {
         let short = match b {
             b'"' => b'"',
             b'\\' => b'\\',
@@ -130,21 +130,24 @@ fn put_escaped(dst: &mut BytesMut, bytes: &[u8]) {
             b'\n' => b'n',
             b'\r' => b'r',
             b'\t' => b't',
-            0..=0x1F => 0,
-            _ => continue,
+            _ => 0,
         };
-        dst.put_slice(&bytes[start..i]);
-        start = i + 1;
         if short == 0 {
-            dst.put_slice(b"\\u00");
-            dst.put_u8(HEX[usize::from(b >> 4)]);
-            dst.put_u8(HEX[usize::from(b & 0xF)]);
+            dst.put_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xF)],
+            ]);
         } else {
-            dst.put_u8(b'\\');
-            dst.put_u8(short);
+            dst.put_slice(&[b'\\', short]);
         }
+        let clean = clean_prefix(rest);
+        dst.put_slice(&rest[..clean]);
+        bytes = &rest[clean..];
     }
-    dst.put_slice(&bytes[start..]);
 }
 
 /// Decodes a JSON header. `header` must be a slice of the received frame: unescaped ext

@@ -18,21 +18,24 @@ use crate::header_json::clean_prefix;
 /// Decodes `header` if it has the common shape; `None` means "use the full decoder" (the
 /// header may still be valid, or not).
 pub(crate) fn decode(header: &Bytes) -> Option<RemotingCommand> {
-    let mut s = Scan { src: header, at: 0 };
+    // Checked as UTF-8 once, whole: every string inside is then a slice of it (cut at ASCII
+    // quotes, so on character boundaries), with no check of its own.
+    let text = ByteString::try_from(header.clone()).ok()?;
+    let mut s = Scan { text: &text, at: 0 };
     let mut cmd = command::blank();
     s.byte(b'{')?;
     if !s.eat(b'}') {
         loop {
-            let key = text(s.plain_str()?)?;
+            let key = s.plain_str()?;
             s.byte(b':')?;
             match key {
                 "code" => cmd.code = s.int()?,
                 "opaque" => cmd.opaque = s.int()?,
                 "flag" => cmd.flag = s.int()?,
                 "version" => cmd.version = s.int()?,
-                "remark" => cmd.remark = Some(text(s.plain_str()?)?.to_owned()),
+                "remark" => cmd.remark = Some(s.plain_str()?.to_owned()),
                 "language" => {
-                    let name = text(s.plain_str()?)?;
+                    let name = s.plain_str()?;
                     cmd.language = LanguageCode::from_name(name).unwrap_or(LanguageCode::OTHER);
                 }
                 "extFields" => cmd.ext_fields = s.ext()?,
@@ -46,22 +49,23 @@ pub(crate) fn decode(header: &Bytes) -> Option<RemotingCommand> {
     }
     // Nothing may follow the object (the full decoder rejects trailing bytes, or skips
     // whitespace: either way, not the fast path's business).
-    (s.at == header.len()).then_some(cmd)
-}
-
-/// `b` as UTF-8 (the full decoder rejects invalid UTF-8; the fast path leaves it to it).
-fn text(b: &[u8]) -> Option<&str> {
-    std::str::from_utf8(b).ok()
+    (s.at == text.len()).then_some(cmd)
 }
 
 struct Scan<'a> {
-    src: &'a Bytes,
+    /// The whole header.
+    text: &'a ByteString,
     at: usize,
 }
 
 impl<'a> Scan<'a> {
+    fn bytes(&self) -> &'a [u8] {
+        let text: &'a str = self.text;
+        text.as_bytes()
+    }
+
     fn peek(&self) -> Option<u8> {
-        self.src.get(self.at).copied()
+        self.bytes().get(self.at).copied()
     }
 
     /// Consumes `b` or fails.
@@ -78,33 +82,32 @@ impl<'a> Scan<'a> {
         next
     }
 
-    /// A string without escapes or control characters: its raw bytes (not yet checked as
-    /// UTF-8).
-    fn plain_str(&mut self) -> Option<&'a [u8]> {
+    /// A string without escapes or control characters.
+    fn plain_str(&mut self) -> Option<&'a str> {
         self.byte(b'"')?;
-        let src: &'a [u8] = self.src;
-        let rest = &src[self.at..];
+        let rest = self.bytes().get(self.at..)?;
         let len = clean_prefix(rest);
         if rest.get(len) != Some(&b'"') {
             return None;
         }
         let start = self.at;
         self.at += len + 1;
-        Some(&src[start..start + len])
+        let text: &'a str = self.text;
+        // Between two ASCII quotes: on character boundaries.
+        text.get(start..start + len)
     }
 
-    /// A plain string as a zero-copy slice of the frame (checked as UTF-8 once, there).
+    /// A plain string as a zero-copy slice of the frame.
     fn plain_string(&mut self) -> Option<ByteString> {
-        let b = self.plain_str()?;
-        ByteString::try_from(self.src.slice_ref(b)).ok()
+        let s = self.plain_str()?;
+        Some(self.text.slice_ref(s))
     }
 
     /// An `i32` written as JSON writes it: `0`, or an optional `-` and digits not starting
     /// with `0`.
     fn int(&mut self) -> Option<i32> {
         let neg = self.eat(b'-');
-        let src: &'a [u8] = self.src;
-        let rest = &src[self.at..];
+        let rest = self.bytes().get(self.at..)?;
         let len = rest
             .iter()
             .position(|b| !b.is_ascii_digit())
@@ -128,7 +131,7 @@ impl<'a> Scan<'a> {
     /// The value of an unknown key: a plain string or an integer (anything else: full decoder).
     fn skip_scalar(&mut self) -> Option<()> {
         if self.peek()? == b'"' {
-            text(self.plain_str()?).map(|_| ())
+            self.plain_str().map(|_| ())
         } else {
             self.int().map(|_| ())
         }
