@@ -50,6 +50,13 @@ for _ in $(seq 1 50); do
     (exec 3<>"/dev/tcp/127.0.0.1/$BR_PORT") 2>/dev/null && break
     sleep 0.1
 done
+# Ours, not another nullbroker that already had the ports (its numbers would mix with ours).
+sleep 0.2
+if ! kill -0 "$NB_PID" 2>/dev/null; then
+    echo "nullbroker did not start (ports $NS_PORT/$BR_PORT busy? set NAMESRV_PORT/BROKER_PORT)" >&2
+    NB_PID=
+    exit 1
+fi
 
 # The tps of a `rawping`/remoting_bench line, or of `rmq bench`'s JSON summary.
 tps_of() { grep -o 'tps=[0-9.]*' | tail -1 | cut -d= -f2; }
