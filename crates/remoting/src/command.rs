@@ -219,7 +219,7 @@ impl RemotingCommand {
     /// caller (who may write it without copying).
     pub(crate) fn encode_head(&self, dst: &mut BytesMut) -> Result<(), EncodeError> {
         let start = dst.len();
-        dst.reserve(8 + 256);
+        dst.reserve(self.head_size_hint());
         dst.put_u64(0);
         let written = match self.serialize_type {
             SerializeType::Json => {
@@ -249,6 +249,21 @@ impl RemotingCommand {
         dst[start..start + 4].copy_from_slice(&total32.to_be_bytes());
         dst[start + 4..start + 8].copy_from_slice(&word.to_be_bytes());
         Ok(())
+    }
+
+    /// About the size of the length fields and header as [`encode_head`](Self::encode_head)
+    /// writes them (exact for JSON without escapes, an upper bound for ROCKETMQ): one
+    /// allocation holds the head, rather than a buffer growing (and copying) as it is written.
+    pub(crate) fn head_size_hint(&self) -> usize {
+        // The length fields, the fixed keys and values of the JSON header (about 120 bytes),
+        // and room for a few `\u00XX` escapes (the properties string has some).
+        const FIXED: usize = 8 + 200;
+        let ext: usize = self
+            .ext_fields
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 6)
+            .sum();
+        FIXED + ext + self.remark.as_ref().map_or(0, |r| r.len() + 12)
     }
 
     /// Decodes one frame **without** its 4-byte length prefix: header-length word, header, body.

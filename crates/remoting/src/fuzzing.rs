@@ -8,7 +8,7 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use crate::codec::RemotingCodec;
 use crate::command::RemotingCommand;
-use crate::{header_binary, header_json};
+use crate::{header_binary, header_json, header_json_fast};
 
 /// The frame limit used by [`check_decode`]: small, so the fuzzer reaches the limit checks.
 pub const FUZZ_MAX_FRAME_LENGTH: usize = 64 * 1024;
@@ -116,7 +116,8 @@ const HEADER_ALWAYS_ENCODES: usize = 10_000;
 ///    read as JSON can name it (an unnamed language code becomes `OTHER`);
 /// 4. a JSON header carried over to ROCKETMQ (when it fits: codes and versions are `i16` there)
 ///    decodes to the same command under Java's "length 0 = null" rule: an empty remark is
-///    absent, an empty key is skipped, an empty value removes its key.
+///    absent, an empty key is skipped, an empty value removes its key;
+/// 5. what the JSON fast path accepts, the full JSON decoder accepts too, with the same result.
 ///
 /// Returns which decoders accepted the input (the corpus test checks both stay covered).
 ///
@@ -125,6 +126,15 @@ const HEADER_ALWAYS_ENCODES: usize = 10_000;
 pub fn check_header(bytes: &[u8]) -> HeaderDecoded {
     let header = Bytes::copy_from_slice(bytes);
     let mut decoded = HeaderDecoded::default();
+    if let Some(fast) = header_json_fast::decode(&header) {
+        let full = header_json::decode_full(&header);
+        assert_eq!(
+            full.as_ref().ok(),
+            Some(&fast),
+            "the JSON fast path disagrees with the full decoder"
+        );
+        decoded.json_fast = true;
+    }
     if let Ok(cmd) = header_json::decode(&header) {
         decoded.json = true;
         let json = json_round_trip(&cmd);
@@ -163,6 +173,8 @@ pub struct HeaderDecoded {
     pub json: bool,
     /// The ROCKETMQ binary decoder accepted it.
     pub binary: bool,
+    /// The JSON fast path accepted it (and agreed with the full JSON decoder).
+    pub json_fast: bool,
 }
 
 /// JSON-encodes `cmd`'s header, decodes it, checks the second encoding is byte-identical.

@@ -26,12 +26,22 @@ pub(crate) fn encode(cmd: &RemotingCommand, dst: &mut BytesMut) {
     if !cmd.ext_fields.is_empty() {
         dst.put_slice(b",\"extFields\":{");
         for (i, (k, v)) in cmd.ext_fields.iter().enumerate() {
-            if i > 0 {
-                dst.put_u8(b',');
+            let (k, v) = (k.as_bytes(), v.as_bytes());
+            let sep: &[u8] = if i > 0 { b",\"" } else { b"\"" };
+            // The common case, neither needing an escape: `,"k":"v"` in five writes.
+            if clean_prefix(k) == k.len() && clean_prefix(v) == v.len() {
+                dst.reserve(k.len() + v.len() + 6);
+                dst.put_slice(sep);
+                dst.put_slice(k);
+                dst.put_slice(b"\":\"");
+                dst.put_slice(v);
+                dst.put_u8(b'"');
+                continue;
             }
-            put_str(dst, k);
+            dst.put_slice(&sep[..sep.len() - 1]);
+            put_str_bytes(dst, k);
             dst.put_u8(b':');
-            put_str(dst, v);
+            put_str_bytes(dst, v);
         }
         dst.put_u8(b'}');
     }
@@ -75,12 +85,57 @@ fn put_i32(dst: &mut BytesMut, v: i32) {
 /// Writes `s` as a JSON string: `"` and `\` escaped, `\b \f \n \r \t` in short form, other
 /// control characters as `\u00XX` (uppercase hex, as fastjson); everything else raw UTF-8.
 fn put_str(dst: &mut BytesMut, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let bytes = s.as_bytes();
+    put_str_bytes(dst, s.as_bytes());
+}
+
+/// [`put_str`] of the bytes of a `str`.
+fn put_str_bytes(dst: &mut BytesMut, bytes: &[u8]) {
     dst.reserve(bytes.len() + 2);
     dst.put_u8(b'"');
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    // Most strings need no escape: found a word at a time, they are copied whole.
+    let clean = clean_prefix(bytes);
+    dst.put_slice(&bytes[..clean]);
+    if clean < bytes.len() {
+        put_escaped(dst, &bytes[clean..]);
+    }
+    dst.put_u8(b'"');
+}
+
+/// How many leading bytes of `bytes` need no escape (a lower bound found 8 bytes at a time,
+/// then exact byte by byte).
+pub(crate) fn clean_prefix(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Whether a byte of `w` is zero (the classic bit trick: exact for "any byte is zero").
+    const fn has_zero(w: u64) -> bool {
+        w.wrapping_sub(ONES) & !w & HIGH != 0
+    }
+    let mut i = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        // A byte below 0x20, or a quote, or a backslash, somewhere in the word.
+        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0;
+        if control
+            || has_zero(w ^ (ONES * u64::from(b'"')))
+            || has_zero(w ^ (ONES * u64::from(b'\\')))
+        {
+            break;
+        }
+        i += 8;
+    }
+    i + bytes[i..]
+        .iter()
+        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .unwrap_or(bytes.len() - i)
+}
+
+/// Writes `bytes` (the inside of a JSON string), escaping what needs it.
+fn put_escaped(dst: &mut BytesMut, mut bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    // `bytes` starts with a byte to escape; the clean runs between escapes are copied whole.
+    while let Some((&b, rest)) = bytes.split_first() {
         let short = match b {
             b'"' => b'"',
             b'\\' => b'\\',
@@ -89,27 +144,40 @@ fn put_str(dst: &mut BytesMut, s: &str) {
             b'\n' => b'n',
             b'\r' => b'r',
             b'\t' => b't',
-            0..=0x1F => 0,
-            _ => continue,
+            _ => 0,
         };
-        dst.put_slice(&bytes[start..i]);
-        start = i + 1;
         if short == 0 {
-            dst.put_slice(b"\\u00");
-            dst.put_u8(HEX[usize::from(b >> 4)]);
-            dst.put_u8(HEX[usize::from(b & 0xF)]);
+            dst.put_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xF)],
+            ]);
         } else {
-            dst.put_u8(b'\\');
-            dst.put_u8(short);
+            dst.put_slice(&[b'\\', short]);
         }
+        let clean = clean_prefix(rest);
+        dst.put_slice(&rest[..clean]);
+        bytes = &rest[clean..];
     }
-    dst.put_slice(&bytes[start..]);
-    dst.put_u8(b'"');
 }
 
 /// Decodes a JSON header. `header` must be a slice of the received frame: unescaped ext
 /// strings are returned as slices of it.
+///
+/// The common shape (what Java and brokers write) takes a scan without serde
+/// ([`header_json_fast`](crate::header_json_fast)); anything else the full decoder.
 pub(crate) fn decode(header: &Bytes) -> Result<RemotingCommand, DecodeError> {
+    match crate::header_json_fast::decode(header) {
+        Some(cmd) => Ok(cmd),
+        None => decode_full(header),
+    }
+}
+
+/// The full (serde) decoder: everything Java accepts.
+pub(crate) fn decode_full(header: &Bytes) -> Result<RemotingCommand, DecodeError> {
     let mut de = serde_json::Deserializer::from_slice(header);
     let cmd = HeaderSeed { src: header }
         .deserialize(&mut de)
@@ -344,6 +412,51 @@ mod tests {
             &b[..],
             "\"a\\\"b\\\\c\\u0001\\u0002\\n\\u001Fé\"".as_bytes()
         );
+    }
+
+    #[test]
+    fn escapes_are_found_at_every_position_of_a_word() {
+        for special in ['"', '\\', '\u{0}', '\u{1}', '\n', '\u{1f}'] {
+            for len in 0..20 {
+                for at in 0..len {
+                    let s: String = (0..len)
+                        .map(|i| if i == at { special } else { 'a' })
+                        .collect();
+                    let mut b = BytesMut::new();
+                    put_str(&mut b, &s);
+                    let want = serde_json::to_string(&s)
+                        .unwrap()
+                        .replace("\\u001f", "\\u001F");
+                    assert_eq!(std::str::from_utf8(&b).unwrap(), want, "{s:?}");
+                }
+            }
+        }
+        // bytes just above the controls and multi-byte UTF-8 need no escape
+        let s = " !#[]~\u{7f}é€😀 ";
+        let mut b = BytesMut::new();
+        put_str(&mut b, s);
+        assert_eq!(&b[1..b.len() - 1], s.as_bytes());
+        assert_eq!(clean_prefix(s.as_bytes()), s.len());
+    }
+
+    #[test]
+    fn ext_entries_clean_and_escaped() {
+        let mut ext = ExtFields::new();
+        ext.insert("a", "1");
+        ext.insert("k\"", "v\u{1}");
+        ext.insert("b", "x\ny");
+        ext.insert("c", "");
+        let cmd = RemotingCommand::request(rmq_common::RequestCode(10), ext);
+        let mut b = BytesMut::new();
+        encode(&cmd, &mut b);
+        let text = std::str::from_utf8(&b).unwrap();
+        assert!(
+            text.starts_with(
+                r#"{"code":10,"extFields":{"a":"1","k\"":"v\u0001","b":"x\ny","c":""},"flag":0,"#
+            ),
+            "{text}"
+        );
+        assert_eq!(dec(text).unwrap(), cmd);
     }
 
     #[test]

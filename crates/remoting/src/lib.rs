@@ -37,6 +37,7 @@ mod error;
 mod error_duplicate;
 mod header_binary;
 mod header_json;
+mod header_json_fast;
 mod processor;
 mod server;
 mod tls;

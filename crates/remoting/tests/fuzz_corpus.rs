@@ -47,6 +47,11 @@ fn corpus_holds_the_header_invariants() {
     let binary = decoded.iter().filter(|d| d.binary).count();
     assert!(json >= 8, "{json} files decode as a JSON header");
     assert!(binary >= 5, "{binary} files decode as a ROCKETMQ header");
+    // ... and the JSON fast path: inputs it takes (checked against the full decoder), and
+    // JSON headers it leaves to the full decoder.
+    let fast = decoded.iter().filter(|d| d.json_fast).count();
+    assert!(fast >= 1, "no file takes the JSON fast path");
+    assert!(fast < json, "every JSON file takes the fast path");
 }
 
 #[test]
@@ -61,7 +66,12 @@ fn a_split_frame_holds_the_invariants() {
 fn both_header_serializations_hold_the_invariants() {
     // The same request in each serialization, and inputs each decoder rejects.
     let json = check_header(br#"{"code":105,"extFields":{"topic":"TopicTest"},"opaque":1}"#);
-    assert!(json.json && !json.binary);
+    assert!(json.json && json.json_fast && !json.binary);
+    let spaced = check_header(br#"{"code": 105, "opaque": 1}"#);
+    assert!(
+        spaced.json && !spaced.json_fast,
+        "whitespace takes the full decoder"
+    );
     let mut binary = vec![0, 105, 0, 1, 0xDF, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
     binary.extend_from_slice(&[0, 0, 0, 20, 0, 5]);
     binary.extend_from_slice(b"topic");

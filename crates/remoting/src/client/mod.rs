@@ -235,7 +235,8 @@ impl RemotingClient {
             Ok(ResponseFuture {
                 rx,
                 guard,
-                sleep: Box::pin(tokio::time::sleep_until(deadline)),
+                deadline,
+                sleep: None,
                 conn,
                 opaque,
                 timeout,

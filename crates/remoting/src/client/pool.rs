@@ -1,6 +1,7 @@
 //! One connection per address: lazily connected, replaced on next use once closed; after a
 //! failed connect, calls fail at once until the address's backoff window passes.
 
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::AtomicI32;
 use std::sync::Arc;
 
@@ -19,9 +20,33 @@ use crate::processor::ProcessorTable;
 /// A connect left unfinished this long counts as a failed one (see `connect`).
 const BLACK_HOLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// FNV-1a over the address: every call looks its connection up, and SipHash of a
+/// `host:port` cost more than the rest of the lookup. (The keys are a handful of broker
+/// addresses: no flooding to defend against.)
+#[derive(Debug, Clone, Copy)]
+pub(super) struct AddrHasher(u64);
+
+impl Default for AddrHasher {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        // DashMap picks the shard from the high bits: mix the low ones up.
+        self.0 ^ (self.0 >> 29).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub(super) struct Pool {
-    conns: DashMap<String, Connection>,
+    conns: DashMap<String, Connection, BuildHasherDefault<AddrHasher>>,
     /// One connect at a time per address; an entry lives while someone connects there.
     connecting: DashMap<String, Arc<Mutex<()>>>,
     /// Addresses whose last connect failed, and until when calls to them fail at once.
@@ -267,6 +292,25 @@ mod tests {
     use tokio::net::TcpListener;
 
     use super::*;
+
+    #[test]
+    fn the_address_hash_tells_ports_and_hosts_apart() {
+        use std::hash::BuildHasher;
+        let h = |a: &str| BuildHasherDefault::<AddrHasher>::default().hash_one(a);
+        let addrs = [
+            "127.0.0.1:10911",
+            "127.0.0.1:10912",
+            "127.0.0.2:10911",
+            "",
+            "a",
+        ];
+        for (i, a) in addrs.iter().enumerate() {
+            assert_eq!(h(a), h(a));
+            for b in &addrs[i + 1..] {
+                assert_ne!(h(a), h(b), "{a} and {b}");
+            }
+        }
+    }
 
     #[tokio::test]
     async fn connect_locks_do_not_outlive_the_connects() {

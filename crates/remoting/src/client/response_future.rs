@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use super::{go_away, Inner, RemotingClient};
 use crate::command::RemotingCommand;
@@ -42,7 +42,10 @@ impl Resend {
 pub struct ResponseFuture {
     pub(super) rx: oneshot::Receiver<Reply>,
     pub(super) guard: PendingGuard,
-    pub(super) sleep: Pin<Box<Sleep>>,
+    pub(super) deadline: Instant,
+    /// The deadline's timer, made on the first poll that finds no reply yet (a reply that is
+    /// already there when the future is first polled, as with pipelined calls, costs none).
+    pub(super) sleep: Option<Pin<Box<Sleep>>>,
     pub(super) conn: Connection,
     pub(super) opaque: i32,
     pub(super) timeout: Duration,
@@ -79,7 +82,7 @@ impl ResponseFuture {
             inner: client.upgrade()?,
         };
         let old = self.conn.clone();
-        let deadline = self.sleep.deadline();
+        let deadline = self.deadline;
         let timeout = self.timeout;
         Some(Box::pin(async move {
             let addr = old.addr().to_owned();
@@ -140,7 +143,11 @@ impl Future for ResponseFuture {
             }
             return Poll::Ready(this.finish(reply));
         }
-        if this.sleep.as_mut().poll(cx).is_ready() {
+        let deadline = this.deadline;
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if sleep.as_mut().poll(cx).is_ready() {
             let reply = this.conn.expire(
                 &mut this.guard,
                 &mut this.rx,

@@ -164,6 +164,8 @@ pub(crate) struct Shared {
     pub(crate) budget: Semaphore,
     /// Cancelled to close the connection (by either task, a timeout, or the user).
     closed: CancellationToken,
+    /// Set (before `closed` is cancelled) when the connection closes.
+    closed_flag: AtomicBool,
     /// Cancelled once the writer has failed every waiter and both halves are being dropped.
     pub(crate) finished: CancellationToken,
     /// Milliseconds since `started` of the last frame read (for the idle timeout).
@@ -181,13 +183,15 @@ pub(crate) struct Shared {
 impl Shared {
     /// Marks the connection closed (idempotent): both tasks stop, budget waiters fail.
     pub(crate) fn mark_closed(&self) {
+        self.closed_flag.store(true, Ordering::Release);
         self.budget.close();
         self.closed.cancel();
     }
 
-    /// Whether the connection is closed or closing.
+    /// Whether the connection is closed or closing (an atomic load: the token's own check
+    /// takes a lock, and this is asked for every request and every frame read).
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.is_cancelled()
+        self.closed_flag.load(Ordering::Acquire)
     }
 
     /// Resolves once the connection is closed or closing.
@@ -255,6 +259,7 @@ impl Connection {
             tx,
             budget: Semaphore::new(budget),
             closed: CancellationToken::new(),
+            closed_flag: AtomicBool::new(false),
             finished: CancellationToken::new(),
             last_read_ms: AtomicU64::new(0),
             started: Instant::now(),
@@ -328,7 +333,7 @@ impl Connection {
     /// Encodes `cmd`'s length fields and header, checking the frame limit; the body is
     /// `cmd`'s own `Bytes` (not copied: the writer decides).
     fn encode(&self, cmd: &RemotingCommand) -> Result<(Bytes, Bytes), RemotingError> {
-        let mut buf = BytesMut::with_capacity(256);
+        let mut buf = BytesMut::new();
         cmd.encode_head(&mut buf)?;
         let len = buf.len() + cmd.body.len();
         let max = self.shared.opts.max_frame_length;
