@@ -210,20 +210,10 @@ pub fn decode_stored_message_with_limit(
     buf: &mut Bytes,
     inflate_limit: usize,
 ) -> Result<MessageExt, StoredMessageError> {
-    if buf.remaining() < 4 {
-        return Err(StoredMessageError::Truncated { field: "totalSize" });
-    }
-    let size = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
-    let total = usize::try_from(size)
-        .ok()
-        .filter(|&t| t >= 8 && t <= buf.remaining())
-        .ok_or(StoredMessageError::BadTotalSize {
-            size,
-            remaining: buf.remaining(),
-        })?;
-    let mut record = buf.slice(4..total);
-    let ext = decode_record(&mut record)?.inflate(inflate_limit)?;
-    buf.advance(total);
+    // On a clone (a reference count), so that `buf` stays where it was when inflating fails.
+    let mut rest = buf.clone();
+    let ext = decode_stored_message_raw(&mut rest)?.inflate(inflate_limit)?;
+    *buf = rest;
     Ok(ext)
 }
 

@@ -110,9 +110,11 @@ fn compressed_body_is_inflated_and_flag_cleared() {
     ext.sys_flag = sysflag::COMPRESSED_FLAG;
     let back = decode_stored_message(&mut encode_stored_message(&ext)).expect("decode");
     assert_eq!(back.message.body().len(), plain.len());
-    // The inflate limit holds.
-    let err =
-        decode_stored_message_with_limit(&mut encode_stored_message(&ext), 100).expect_err("limit");
+    // The inflate limit holds, and the buffer is left where it was.
+    let mut wire = encode_stored_message(&ext);
+    let len = wire.len();
+    let err = decode_stored_message_with_limit(&mut wire, 100).expect_err("limit");
+    assert_eq!(wire.len(), len, "nothing consumed on error");
     assert!(matches!(
         err,
         StoredMessageError::Decompress(CompressionError::TooLarge { limit: 100 })
