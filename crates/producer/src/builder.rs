@@ -264,6 +264,23 @@ impl ProducerBuilder {
         self
     }
 
+    /// Turns message trace on with `cfg` (Java `new DefaultMQProducer(group, true,
+    /// customizedTraceTopic)`): every stored send leaves a `Pub` record, every transaction end
+    /// an `EndTransaction` record, in the trace topic, sent off the send path by an internal
+    /// producer of the same client instance. Off by default.
+    ///
+    /// ```
+    /// use rmq_producer::{Producer, TraceConfig};
+    /// let builder = Producer::builder("OrderProducers")
+    ///     .name_server("127.0.0.1:9876")
+    ///     .enable_trace(TraceConfig::default().with_topic("OrderTrace"));
+    /// assert_eq!(builder.config().trace.as_ref().map(|t| t.topic.as_str()), Some("OrderTrace"));
+    /// ```
+    pub fn enable_trace(mut self, cfg: crate::TraceConfig) -> Self {
+        self.cfg.trace = Some(cfg);
+        self
+    }
+
     /// The configuration so far.
     #[must_use]
     pub fn config(&self) -> &ProducerConfig {

@@ -135,6 +135,9 @@ pub struct ProducerConfig {
     /// Auto-batching of `send` / `send_async` (off by default, as in Java;
     /// [`ProducerBuilder::auto_batch`](crate::ProducerBuilder::auto_batch)).
     pub auto_batch: Option<AutoBatchConfig>,
+    /// Message trace (off by default, as in Java;
+    /// [`ProducerBuilder::enable_trace`](crate::ProducerBuilder::enable_trace)).
+    pub trace: Option<crate::TraceConfig>,
 }
 
 impl Default for ProducerConfig {
@@ -171,6 +174,7 @@ impl Default for ProducerConfig {
             transaction: TransactionConfig::default(),
             namespace: None,
             auto_batch: None,
+            trace: None,
         }
     }
 }

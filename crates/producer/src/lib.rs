@@ -46,6 +46,7 @@ mod select;
 mod send;
 mod send_future;
 mod send_result;
+mod trace;
 mod transaction;
 mod transport;
 
@@ -68,6 +69,7 @@ pub use rmq_remoting::TlsConfig;
 pub use select::{HashSelector, QueueSelector, RandomSelector};
 pub use send_future::SendFuture;
 pub use send_result::{SendResult, SendStatus};
+pub use trace::{TraceConfig, TraceStats, DEFAULT_TRACE_TOPIC, MAX_TRACE_BATCH};
 pub use transaction::{
     ListenerError, TransactionConfig, TransactionListener, TransactionProducer,
     TransactionSendResult, TransactionState,

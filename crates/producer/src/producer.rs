@@ -146,6 +146,11 @@ impl Producer {
     pub(crate) async fn start(cfg: ProducerConfig) -> Result<Self, ConfigError> {
         cfg.validate()?;
         let cfg = crate::namespace::wire_config(cfg);
+        // First, as the only step that can fail: the trace producer (when trace is on).
+        let trace = match cfg.trace.clone() {
+            Some(tc) => Some(crate::trace::dispatcher::Tracer::start(&cfg, tc).await?),
+            None => None,
+        };
         let instance = registry::join(&cfg);
         let flow = cfg
             .async_backpressure
@@ -156,8 +161,10 @@ impl Producer {
             .clone()
             .map(|ab| Arc::new(Accumulator::new(ab, cfg.max_message_size)));
         let transport = RemotingTransport::new(instance, WireConsts::new(&cfg));
+        let mut core = Core::new(transport, cfg);
+        core.trace = trace;
         let inner = Arc::new(Inner {
-            core: Arc::new(Core::new(transport, cfg)),
+            core: Arc::new(core),
             state: AtomicU8::new(RUNNING),
             registered: AtomicBool::new(true),
             sends: TaskTracker::new(),
@@ -286,6 +293,12 @@ async fn shutdown(inner: Arc<Inner>) {
                 break;
             }
         }
+    }
+    if let Some(trace) = &inner.core.trace {
+        // Within the deadline, with at least a round trip's chance.
+        trace
+            .shutdown(deadline.max(tokio::time::Instant::now() + UNREGISTER_FLOOR))
+            .await;
     }
     let left = inner.leave();
     let mut unregistered = 0;

@@ -51,6 +51,8 @@ pub(crate) struct Core<T> {
     aborted: AtomicBool,
     /// Wakes the attempts waiting in [`Core::aborted`].
     abort_wake: Notify,
+    /// The message trace, when on.
+    pub(crate) trace: Option<crate::trace::dispatcher::Tracer>,
 }
 
 impl<T: Transport> Core<T> {
@@ -63,6 +65,7 @@ impl<T: Transport> Core<T> {
             abort: CancellationToken::new(),
             aborted: AtomicBool::new(false),
             abort_wake: Notify::new(),
+            trace: None,
         }
     }
 
@@ -405,6 +408,9 @@ impl<T: Transport> SendState<T> {
         {
             core.faults
                 .record(&mq.broker_name, latency, isolation, reachable, now);
+        }
+        if let (Some(trace), Ok(Some(result))) = (&core.trace, &outcome) {
+            trace.sent(&self.job.out, info.master_addr(&mq.broker_name), t0, result);
         }
         let more = self.tally.attempts < self.total;
         match outcome {

@@ -304,6 +304,9 @@ where
         } else {
             None
         };
+        if let Some(trace) = &core.trace {
+            trace_end(core, trace, &msg, &sent, verdict.state);
+        }
         let end_written = match end::after_send(msg.topic(), &group, &sent, verdict.state) {
             Ok(header) => match core
                 .transport
@@ -336,6 +339,31 @@ where
     }
     .instrument(span)
     .await
+}
+
+/// The trace hook of a transaction ended after its send (Java's `endTransaction` runs the end
+/// hooks with the broker of the half message).
+fn trace_end<T: Transport>(
+    core: &Core<T>,
+    trace: &crate::trace::dispatcher::Tracer,
+    msg: &Message,
+    sent: &crate::SendResult,
+    state: TransactionState,
+) {
+    let wire_topic = rmq_common::namespace::wrap(crate::namespace::of(&core.cfg), msg.topic());
+    let route = core.transport.cached_route(&wire_topic);
+    trace.ended(&crate::trace::record::EndTx {
+        group: trace.group(),
+        topic: msg.topic(),
+        props: msg.properties(),
+        msg_id: &sent.msg_id,
+        transaction_id: msg.property(property::UNIQ_KEY),
+        store_host: route
+            .as_deref()
+            .and_then(|r| r.master_addr(&sent.queue.broker_name)),
+        state,
+        from_check: false,
+    });
 }
 
 /// Heartbeats the brokers of the default topic (`TBW102`) from the start, as Java's producer

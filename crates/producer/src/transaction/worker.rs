@@ -116,6 +116,18 @@ where
     .await;
     msg.message.set_topic(stored_topic);
     let header = end::after_check(&job.header, &msg, worker.group(), verdict.state);
+    if let Some(trace) = &worker.core.trace {
+        trace.ended(&crate::trace::record::EndTx {
+            group: worker.group(),
+            topic: msg.message.topic(),
+            props: msg.message.properties(),
+            msg_id: &header.msg_id,
+            transaction_id: msg.uniq_key().or(job.header.transaction_id.as_deref()),
+            store_host: Some(&job.addr),
+            state: verdict.state,
+            from_check: true,
+        });
+    }
     let remark = end::remark(CHECK_REMARK, verdict.note.as_deref());
     match worker
         .core
