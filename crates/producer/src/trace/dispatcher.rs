@@ -75,7 +75,10 @@ impl Tracer {
     /// # Errors
     /// The trace producer's configuration is unusable (its group, built from the host's, too
     /// long).
-    pub(crate) async fn start(host: &ProducerConfig, cfg: TraceConfig) -> Result<Self, ConfigError> {
+    pub(crate) async fn start(
+        host: &ProducerConfig,
+        cfg: TraceConfig,
+    ) -> Result<Self, ConfigError> {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
         let mut pcfg = host.clone();
         pcfg.group = trace_group(&host.group, n);
@@ -133,8 +136,7 @@ impl Tracer {
         if out.topic().starts_with(&self.topic) {
             return;
         }
-        if let Some(r) = pub_record(&self.group, out, store_host, t0.elapsed(), now_ms(), result)
-        {
+        if let Some(r) = pub_record(&self.group, out, store_host, t0.elapsed(), now_ms(), result) {
             self.append(TraceRecord::Pub(Box::new(r)));
         }
     }
@@ -159,7 +161,11 @@ impl Tracer {
     pub(crate) fn append(&self, record: TraceRecord) {
         if let Err(e) = self.queue.try_send(record) {
             let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::trace!(dropped, full = matches!(e, mpsc::error::TrySendError::Full(_)), "trace record dropped");
+            tracing::trace!(
+                dropped,
+                full = matches!(e, mpsc::error::TrySendError::Full(_)),
+                "trace record dropped"
+            );
         }
     }
 
