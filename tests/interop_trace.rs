@@ -1,0 +1,172 @@
+//! Message trace against a real cluster (`scripts/rocketmq-dev.sh start`): after N traced sends,
+//! the trace topic holds N `Pub` records, in Java's text format, whose message ids, topics,
+//! offset ids and store hosts match the send results, in trace messages keyed by those ids.
+//! Read back from the brokers' commit logs (`VIEW_MESSAGE_BY_ID`), from a marker message sent
+//! to the trace topic on every broker before the traced sends.
+//!
+//! Skipped (with a note) when the cluster is not configured, failed when `CI` is set without it.
+
+mod support;
+
+use std::collections::HashMap;
+
+use rmq_common::message_id::OffsetMessageId;
+use rmq_common::{property, Message, MessageQueue};
+use rmq_producer::{Producer, SendOptions, SendResult, TraceConfig, DEFAULT_TRACE_TOPIC};
+use rmq_remoting::{RemotingClient, RemotingConfig};
+use support::commit_log::walk_commit_log;
+use support::{cluster_shared, real_cluster, unique_topic, INTEROP_TIMEOUT as T};
+use tokio::time::timeout;
+
+/// Traced sends.
+const N: usize = 30;
+
+/// A `Pub` record's fields, and the keys of the trace message that carried it.
+struct Traced {
+    fields: Vec<String>,
+    keys: Vec<String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interop_trace_topic_holds_one_pub_record_per_send() {
+    let Some(cluster) = real_cluster("interop_trace_topic_holds_one_pub_record_per_send") else {
+        return;
+    };
+    let _shared = cluster_shared().await;
+    let topic = unique_topic("RmqTraced");
+
+    // Markers: one untraced message to the trace topic on every broker (created there through
+    // TBW102 when missing); its commit-log offset is where the walk starts.
+    let plain = timeout(
+        T,
+        Producer::builder("RmqInteropTraceMarker")
+            .name_server(&cluster.namesrv)
+            .start(),
+    )
+    .await
+    .expect("start in time")
+    .expect("start");
+    let mut walk_from: HashMap<String, i64> = HashMap::new();
+    for (broker, _) in &cluster.brokers {
+        let to =
+            SendOptions::new().queue(MessageQueue::new(DEFAULT_TRACE_TOPIC, broker.as_str(), 0));
+        let r = timeout(
+            T,
+            plain.send_with(Message::new(DEFAULT_TRACE_TOPIC, "marker"), to),
+        )
+        .await
+        .expect("marker in time")
+        .expect("marker stored");
+        let at = OffsetMessageId::decode(&r.offset_msg_id)
+            .expect("offset message id")
+            .commit_log_offset;
+        walk_from.insert(broker.clone(), at);
+    }
+    plain.shutdown().await;
+
+    let p = timeout(
+        T,
+        Producer::builder("RmqInteropTrace")
+            .name_server(&cluster.namesrv)
+            .enable_trace(TraceConfig::default())
+            .start(),
+    )
+    .await
+    .expect("start in time")
+    .expect("start");
+    let mut results: Vec<SendResult> = Vec::new();
+    for i in 0..N {
+        let msg = Message::new(&topic, format!("traced {i}"))
+            .with_tags("TagT")
+            .with_keys([format!("key-{i}")]);
+        let r = if i % 2 == 0 {
+            timeout(T, p.send(msg)).await.expect("in time")
+        } else {
+            let fut = p
+                .send_async(msg, SendOptions::new())
+                .await
+                .expect("started");
+            timeout(T, fut).await.expect("in time")
+        };
+        results.push(r.expect("stored"));
+    }
+    timeout(T, p.shutdown()).await.expect("shutdown in time");
+    let stats = p.trace_stats().expect("trace on");
+    assert_eq!(
+        (stats.records_sent, stats.dropped, stats.messages_failed),
+        (N as u64, 0, 0),
+        "{stats:?}"
+    );
+
+    let client = RemotingClient::new(RemotingConfig::default());
+    let mut traced: HashMap<String, Traced> = HashMap::new();
+    for (broker, from) in &walk_from {
+        let addr = cluster.broker_addr(broker).expect("broker address");
+        for s in walk_commit_log(&client, addr, DEFAULT_TRACE_TOPIC, *from)
+            .await
+            .values()
+        {
+            let body = String::from_utf8_lossy(s.ext.message.body()).into_owned();
+            let keys: Vec<String> = s
+                .ext
+                .message
+                .property(property::KEYS)
+                .unwrap_or_default()
+                .split(' ')
+                .map(str::to_owned)
+                .collect();
+            for rec in body.split_terminator('\u{2}') {
+                let fields: Vec<String> = rec.split('\u{1}').map(str::to_owned).collect();
+                if fields.first().map(String::as_str) == Some("Pub")
+                    && fields.get(4) == Some(&topic)
+                {
+                    let id = fields[5].clone();
+                    let dup = traced.insert(
+                        id.clone(),
+                        Traced {
+                            fields,
+                            keys: keys.clone(),
+                        },
+                    );
+                    assert!(dup.is_none(), "{id} traced twice");
+                }
+            }
+        }
+    }
+    assert_eq!(traced.len(), N, "one Pub record per send");
+    for r in &results {
+        let t = traced.get(&r.msg_id).expect("a record for every send");
+        let f = &t.fields;
+        assert_eq!(f.len(), 14, "{f:?}");
+        let store_host = cluster.broker_addr(&r.queue.broker_name).expect("broker");
+        assert_eq!(
+            (
+                f[2].as_str(),
+                f[3].as_str(),
+                f[4].as_str(),
+                f[6].as_str(),
+                f[8].as_str()
+            ),
+            (
+                r.region_id.as_str(),
+                "RmqInteropTrace",
+                topic.as_str(),
+                "TagT",
+                store_host
+            ),
+        );
+        assert_eq!(
+            (f[11].as_str(), f[12].as_str(), f[13].as_str()),
+            ("0", r.offset_msg_id.as_str(), "true")
+        );
+        assert!(f[7].starts_with("key-"));
+        assert!(t.keys.contains(&r.msg_id), "{} in {:?}", r.msg_id, t.keys);
+        assert!(t.keys.contains(&f[7]), "the message's key too");
+        let ts: i64 = f[1].parse().expect("timestamp");
+        let cost: i64 = f[10].parse().expect("cost");
+        assert!(
+            ts > 1_600_000_000_000 && (0..=30_000).contains(&cost),
+            "{f:?}"
+        );
+    }
+}
