@@ -195,6 +195,8 @@ pub(crate) struct SendArgs {
           value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub(crate) check_wait: Option<u64>,
     #[command(flatten)]
+    pub(crate) trace: crate::trace_args::TraceArgs,
+    #[command(flatten)]
     pub(crate) extras: crate::send_extras::SendExtras,
 }
 
@@ -303,6 +305,9 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_name = "SECS", help = BENCH_CHECK_WAIT_HELP,
           value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub(crate) check_wait: Option<u64>,
+
+    #[command(flatten)]
+    pub(crate) trace: crate::trace_args::TraceArgs,
 
     #[command(flatten)]
     pub(crate) auto_batch: crate::bench::AutoBatchArgs,

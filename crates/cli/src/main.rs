@@ -40,6 +40,7 @@ mod send_extras;
 mod send_tx;
 mod signals;
 mod tls_args;
+mod trace_args;
 mod tx_ledger;
 
 use std::process::ExitCode;

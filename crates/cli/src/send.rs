@@ -50,6 +50,7 @@ pub(crate) async fn run(args: &SendArgs, namesrv: &str) -> Result<u8, Fatal> {
         builder = builder.tls(tls);
     }
     builder = args.target.namespace.apply(builder);
+    builder = args.trace.apply(builder);
     let queue = args
         .queue
         .as_ref()
@@ -107,6 +108,7 @@ pub(crate) async fn run(args: &SendArgs, namesrv: &str) -> Result<u8, Fatal> {
         }
     }
     producer.shutdown().await;
+    crate::trace_args::report("send", &producer);
     Ok(tally.exit_code())
 }
 

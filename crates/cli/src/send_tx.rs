@@ -121,6 +121,7 @@ pub(crate) async fn run(
         tally.failed(true);
     }
     producer.shutdown().await;
+    crate::trace_args::report("send", producer.producer());
     Ok(tally.exit_code())
 }
 

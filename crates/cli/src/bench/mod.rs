@@ -56,6 +56,7 @@ pub(crate) async fn command(args: &BenchArgs, namesrv: &str) -> Result<u8, Fatal
     }
     builder = args.target.namespace.apply(builder);
     builder = args.auto_batch.apply(builder);
+    builder = args.trace.apply(builder);
     let (producer, tx) = match plan.tx {
         Some(tx_plan) => {
             let tx = transaction::start(builder, tx_plan)
@@ -125,6 +126,7 @@ pub(crate) async fn command(args: &BenchArgs, namesrv: &str) -> Result<u8, Fatal
             "bench: not waiting longer for the producer to shut down"
         );
     }
+    crate::trace_args::report("bench", &producer);
     // A file not written is a failure of the command, whatever the sends came to.
     Ok(if written {
         report.exit_code
