@@ -145,13 +145,21 @@ impl Producer {
     /// Starts a producer with a validated configuration (see [`ProducerBuilder::start`]).
     pub(crate) async fn start(cfg: ProducerConfig) -> Result<Self, ConfigError> {
         cfg.validate()?;
-        let cfg = crate::namespace::wire_config(cfg);
-        // First, as the only step that can fail: the trace producer (when trace is on).
-        let trace = match cfg.trace.clone() {
-            Some(tc) => Some(crate::trace::dispatcher::Tracer::start(&cfg, tc).await?),
-            None => None,
-        };
+        let mut cfg = crate::namespace::wire_config(cfg);
+        crate::trace::dispatcher::pin_instance_name(&mut cfg);
         let instance = registry::join(&cfg);
+        let trace = match cfg.trace.clone() {
+            None => None,
+            Some(tc) => match crate::trace::dispatcher::Tracer::start(&cfg, tc).await {
+                Ok(trace) => Some(trace),
+                Err(e) => {
+                    if registry::leave(&instance, &cfg.group).unused {
+                        instance.stop_background();
+                    }
+                    return Err(e);
+                }
+            },
+        };
         let flow = cfg
             .async_backpressure
             .then(|| Backpressure::new(cfg.async_max_in_flight, cfg.async_max_bytes));

@@ -174,6 +174,55 @@ async fn every_stored_send_leaves_one_pub_record_found_by_its_id() {
             .starts_with("_INNER_TRACE_PRODUCER-TraceGroup-PRODUCE-"));
     }
     assert!(recs.iter().all(|(r, _)| r[4] != DEFAULT_TRACE_TOPIC));
+    // The trace producer is a producer of the host's client instance: one client id for both.
+    let ids_of = |group: &str| -> std::collections::BTreeSet<String> {
+        c.brokers()
+            .iter()
+            .flat_map(|b| b.heartbeats())
+            .filter(|h| h.producer_groups.iter().any(|g| g == group))
+            .map(|h| h.client_id)
+            .collect()
+    };
+    let host_ids = ids_of("TraceGroup");
+    assert!(!host_ids.is_empty());
+    assert_eq!(ids_of(&stats.group), host_ids);
+    c.shutdown().await;
+}
+
+/// With no trace topic on the cluster every trace message fails: sends still succeed and
+/// shutdown still ends in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_trace_topic_fails_no_send_and_shutdown_is_bounded() {
+    let c = cluster(&["Untraced"]).await;
+    c.set_auto_create(false);
+    let p = Producer::builder("NoTraceTopicGroup")
+        .name_server(c.namesrv_addr())
+        .shutdown_timeout(Duration::from_secs(2))
+        .enable_trace(TraceConfig::default().with_topic("NoSuchTraceTopic"))
+        .start()
+        .await
+        .expect("start");
+    for i in 0..25 {
+        timeout(T, p.send(Message::new("Untraced", format!("m{i}"))))
+            .await
+            .expect("in time")
+            .expect("a trace failure never fails a send");
+    }
+    let began = std::time::Instant::now();
+    timeout(T, p.shutdown()).await.expect("shutdown in time");
+    assert!(
+        began.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        began.elapsed()
+    );
+    let stats = p.trace_stats().expect("trace on");
+    assert_eq!(stats.records_sent, 0, "{stats:?}");
+    assert!(
+        stats.messages_failed >= 2,
+        "25 records: at least 2 trace messages, all failed: {stats:?}"
+    );
+    assert_eq!(c.messages_of("Untraced").len(), 25);
+    assert!(c.messages_of("NoSuchTraceTopic").is_empty());
     c.shutdown().await;
 }
 

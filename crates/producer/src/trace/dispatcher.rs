@@ -34,6 +34,14 @@ pub(crate) fn trace_group(group: &str, n: u32) -> String {
     format!("{GROUP_NAME_PREFIX}-{group}-PRODUCE-{n}")
 }
 
+/// Gives a traced producer's configuration the instance name its client id will have (unless
+/// one is set), so that its trace producer, configured from it, joins the same client instance.
+pub(crate) fn pin_instance_name(cfg: &mut ProducerConfig) {
+    if cfg.trace.is_some() && cfg.instance_name.is_none() {
+        cfg.instance_name = Some(crate::identity::default_instance_name());
+    }
+}
+
 /// Counters of a tracer.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
