@@ -330,3 +330,47 @@ async fn a_transaction_leaves_a_half_pub_record_and_an_end_transaction_record() 
     assert!(keys.contains(&r.send.msg_id) && keys.contains(&"order-9".to_owned()));
     c.shutdown().await;
 }
+
+/// A broker that never answers the trace messages holds shutdown no longer than its deadline
+/// (the trace's flush shares it): what is left is cancelled; the user's sends were all stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_trace_broker_holds_shutdown_no_longer_than_its_deadline() {
+    let c = timeout(T, MockCluster::start(2))
+        .await
+        .expect("in time")
+        .expect("cluster");
+    let (a, b) = (rmq_testkit::broker_name(0), rmq_testkit::broker_name(1));
+    c.create_topic_on("OnA", &[(a.as_str(), 2)]);
+    c.create_topic_on(DEFAULT_TRACE_TOPIC, &[(b.as_str(), 1)]);
+    let p = Producer::builder("HungTraceGroup")
+        .name_server(c.namesrv_addr())
+        .shutdown_timeout(Duration::from_secs(1))
+        .enable_trace(TraceConfig::default().with_max_delay(Duration::from_secs(60)))
+        .start()
+        .await
+        .expect("start");
+    c.brokers()[1].faults().set_black_hole(true);
+    for i in 0..5 {
+        timeout(T, p.send(Message::new("OnA", format!("m{i}"))))
+            .await
+            .expect("in time")
+            .expect("sent");
+    }
+    let began = std::time::Instant::now();
+    timeout(T, p.shutdown()).await.expect("shutdown in time");
+    let took = began.elapsed();
+    // 1 s of flush, then the cancelled trace sends and UNREGISTER_CLIENT (at most 1 s each).
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+    let stats = p.trace_stats().expect("trace on");
+    assert_eq!(
+        (stats.records_sent, stats.messages_failed),
+        (0, 1),
+        "{stats:?}"
+    );
+    assert_eq!(c.messages_of("OnA").len(), 5);
+    c.brokers()[1].faults().set_black_hole(false);
+    c.shutdown().await;
+}
