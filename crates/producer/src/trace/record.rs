@@ -100,30 +100,48 @@ impl TraceRecord {
     }
 }
 
-/// The type of a message with `props` (Java's `sendKernelImpl`): `TRAN_MSG=true` is a half
-/// message; a delay level or Java's `__STARTDELIVERTIME` make it a delayed one, and so, beyond
-/// Java's hook, do the 5.x timer properties.
-pub(crate) fn msg_type_of(props: &Properties) -> MsgType {
-    let delayed = [
-        "__STARTDELIVERTIME",
-        property::DELAY,
-        property::TIMER_DELIVER_MS,
-        property::TIMER_DELAY_SEC,
-        property::TIMER_DELAY_MS,
-    ]
-    .iter()
-    .any(|p| props.get(p).is_some());
-    if delayed {
-        MsgType::Delay
-    } else if props.get(property::TRAN_MSG) == Some("true") {
+/// The properties that make a message a delayed one: a delay level or Java's
+/// `__STARTDELIVERTIME` (Java's hook), and the 5.x timer properties (beyond Java's hook).
+const DELAYED: [&str; 5] = [
+    "__STARTDELIVERTIME",
+    property::DELAY,
+    property::TIMER_DELIVER_MS,
+    property::TIMER_DELAY_SEC,
+    property::TIMER_DELAY_MS,
+];
+
+/// The type of a message with the encoded properties `props` (Java's `sendKernelImpl`):
+/// `TRAN_MSG=true` is a half message, a delayed one ([`DELAYED`]) is `Delay`.
+pub(crate) fn msg_type_of(props: &str) -> MsgType {
+    let mut half = false;
+    for (k, v) in pairs(props) {
+        if DELAYED.contains(&k) {
+            return MsgType::Delay;
+        }
+        half |= k == property::TRAN_MSG && v == "true";
+    }
+    if half {
         MsgType::TransHalf
     } else {
         MsgType::Normal
     }
 }
 
-/// The `Pub` record of an attempt of `out` by `group` to `store_host` that began `cost` before
-/// `now_ms` and was answered `result`; `None` when the broker has tracing off (`TRACE_ON=false`).
+/// The pairs of encoded properties (`k\u{1}v\u{2}`...), without building a map.
+fn pairs(encoded: &str) -> impl Iterator<Item = (&str, &str)> + Clone {
+    encoded
+        .split('\u{2}')
+        .filter_map(|pair| pair.split_once('\u{1}'))
+}
+
+/// One property of encoded properties.
+fn get<'a>(encoded: &'a str, name: &str) -> Option<&'a str> {
+    pairs(encoded).find(|(k, _)| *k == name).map(|(_, v)| v)
+}
+
+/// The `Pub` record of an attempt of `out` by `group` (unwrapped here) to `store_host`
+/// that began `cost` before `now_ms` and was answered `result`; `None` when the broker has
+/// tracing off (`TRACE_ON=false`).
 pub(crate) fn pub_record(
     group: &str,
     out: &Outgoing,
@@ -135,7 +153,7 @@ pub(crate) fn pub_record(
     if !result.trace_on {
         return None;
     }
-    let props = Properties::decode(&out.properties);
+    let props: &str = &out.properties;
     let cost_ms = i64::try_from(cost.as_millis()).unwrap_or(i64::MAX);
     let region = if result.region_id.is_empty() {
         DEFAULT_REGION.to_owned()
@@ -148,12 +166,12 @@ pub(crate) fn pub_record(
         group: without_any(group).into_owned(),
         topic: without_any(out.topic()).into_owned(),
         msg_id: result.msg_id.clone(),
-        tags: props.get(property::TAGS).map(str::to_owned),
-        keys: props.get(property::KEYS).map(str::to_owned),
+        tags: get(props, property::TAGS).map(str::to_owned),
+        keys: get(props, property::KEYS).map(str::to_owned),
         store_host: store_host.unwrap_or_default().to_owned(),
         body_length: out.body.len(),
         cost_ms,
-        msg_type: msg_type_of(&props),
+        msg_type: msg_type_of(props),
         offset_msg_id: result.offset_msg_id.clone(),
         success: result.status.is_ok(),
     })

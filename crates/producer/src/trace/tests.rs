@@ -254,7 +254,7 @@ fn message_types_follow_javas_send_kernel() {
         for (k, v) in *props {
             p.insert(*k, *v);
         }
-        assert_eq!(msg_type_of(&p), *want, "{props:?}");
+        assert_eq!(msg_type_of(&p.encode()), *want, "{props:?}");
         assert!(want.ordinal() <= 4);
     }
     assert_eq!(
