@@ -1,6 +1,7 @@
 //! Message trace against a real cluster (`scripts/rocketmq-dev.sh start`): after N traced sends,
 //! the trace topic holds N `Pub` records, in Java's text format, whose message ids, topics,
-//! offset ids and store hosts match the send results, in trace messages keyed by those ids.
+//! offset ids and store hosts match the send results, in trace messages keyed by those ids;
+//! transactions leave their half message's `Pub` record and an `EndTransaction` record.
 //! Read back from the brokers' commit logs (`VIEW_MESSAGE_BY_ID`), from a marker message sent
 //! to the trace topic on every broker before the traced sends.
 //!
@@ -11,11 +12,15 @@ mod support;
 use std::collections::HashMap;
 
 use rmq_common::message_id::OffsetMessageId;
+use rmq_common::stored::MessageExt;
 use rmq_common::{property, Message, MessageQueue};
-use rmq_producer::{Producer, SendOptions, SendResult, TraceConfig, DEFAULT_TRACE_TOPIC};
+use rmq_producer::{
+    ListenerError, Producer, SendOptions, SendResult, TraceConfig, TransactionListener,
+    TransactionState, DEFAULT_TRACE_TOPIC,
+};
 use rmq_remoting::{RemotingClient, RemotingConfig};
 use support::commit_log::walk_commit_log;
-use support::{cluster_shared, real_cluster, unique_topic, INTEROP_TIMEOUT as T};
+use support::{cluster_shared, real_cluster, unique_topic, RealCluster, INTEROP_TIMEOUT as T};
 use tokio::time::timeout;
 
 /// Traced sends.
@@ -27,16 +32,9 @@ struct Traced {
     keys: Vec<String>,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn interop_trace_topic_holds_one_pub_record_per_send() {
-    let Some(cluster) = real_cluster("interop_trace_topic_holds_one_pub_record_per_send") else {
-        return;
-    };
-    let _shared = cluster_shared().await;
-    let topic = unique_topic("RmqTraced");
-
-    // Markers: one untraced message to the trace topic on every broker (created there through
-    // TBW102 when missing); its commit-log offset is where the walk starts.
+/// Markers: one untraced message to the trace topic on every broker (created there through
+/// TBW102 when missing); its commit-log offset, by broker, is where a walk starts.
+async fn markers(cluster: &RealCluster) -> HashMap<String, i64> {
     let plain = timeout(
         T,
         Producer::builder("RmqInteropTraceMarker")
@@ -46,7 +44,7 @@ async fn interop_trace_topic_holds_one_pub_record_per_send() {
     .await
     .expect("start in time")
     .expect("start");
-    let mut walk_from: HashMap<String, i64> = HashMap::new();
+    let mut walk_from = HashMap::new();
     for (broker, _) in &cluster.brokers {
         let to =
             SendOptions::new().queue(MessageQueue::new(DEFAULT_TRACE_TOPIC, broker.as_str(), 0));
@@ -63,6 +61,49 @@ async fn interop_trace_topic_holds_one_pub_record_per_send() {
         walk_from.insert(broker.clone(), at);
     }
     plain.shutdown().await;
+    walk_from
+}
+
+/// Every record of the trace topic written after the markers, with its trace message's keys.
+async fn trace_records(cluster: &RealCluster, walk_from: &HashMap<String, i64>) -> Vec<Traced> {
+    let client = RemotingClient::new(RemotingConfig::default());
+    let mut out = Vec::new();
+    for (broker, from) in walk_from {
+        let addr = cluster.broker_addr(broker).expect("broker address");
+        for s in walk_commit_log(&client, addr, DEFAULT_TRACE_TOPIC, *from)
+            .await
+            .values()
+        {
+            let body = String::from_utf8_lossy(s.ext.message.body()).into_owned();
+            let keys: Vec<String> = s
+                .ext
+                .message
+                .property(property::KEYS)
+                .unwrap_or_default()
+                .split(' ')
+                .map(str::to_owned)
+                .collect();
+            for rec in body.split_terminator('\u{2}') {
+                let fields: Vec<String> = rec.split('\u{1}').map(str::to_owned).collect();
+                out.push(Traced {
+                    fields,
+                    keys: keys.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interop_trace_topic_holds_one_pub_record_per_send() {
+    let Some(cluster) = real_cluster("interop_trace_topic_holds_one_pub_record_per_send") else {
+        return;
+    };
+    let _shared = cluster_shared().await;
+    let topic = unique_topic("RmqTraced");
+
+    let walk_from = markers(&cluster).await;
 
     let p = timeout(
         T,
@@ -98,39 +139,11 @@ async fn interop_trace_topic_holds_one_pub_record_per_send() {
         "{stats:?}"
     );
 
-    let client = RemotingClient::new(RemotingConfig::default());
     let mut traced: HashMap<String, Traced> = HashMap::new();
-    for (broker, from) in &walk_from {
-        let addr = cluster.broker_addr(broker).expect("broker address");
-        for s in walk_commit_log(&client, addr, DEFAULT_TRACE_TOPIC, *from)
-            .await
-            .values()
-        {
-            let body = String::from_utf8_lossy(s.ext.message.body()).into_owned();
-            let keys: Vec<String> = s
-                .ext
-                .message
-                .property(property::KEYS)
-                .unwrap_or_default()
-                .split(' ')
-                .map(str::to_owned)
-                .collect();
-            for rec in body.split_terminator('\u{2}') {
-                let fields: Vec<String> = rec.split('\u{1}').map(str::to_owned).collect();
-                if fields.first().map(String::as_str) == Some("Pub")
-                    && fields.get(4) == Some(&topic)
-                {
-                    let id = fields[5].clone();
-                    let dup = traced.insert(
-                        id.clone(),
-                        Traced {
-                            fields,
-                            keys: keys.clone(),
-                        },
-                    );
-                    assert!(dup.is_none(), "{id} traced twice");
-                }
-            }
+    for t in trace_records(&cluster, &walk_from).await {
+        if t.fields[0] == "Pub" && t.fields.get(4) == Some(&topic) {
+            let id = t.fields[5].clone();
+            assert!(traced.insert(id.clone(), t).is_none(), "{id} traced twice");
         }
     }
     assert_eq!(traced.len(), N, "one Pub record per send");
@@ -168,5 +181,90 @@ async fn interop_trace_topic_holds_one_pub_record_per_send() {
             ts > 1_600_000_000_000 && (0..=30_000).contains(&cost),
             "{f:?}"
         );
+    }
+}
+
+/// Commits or rolls back as its argument says; checks commit.
+struct Decide;
+
+impl TransactionListener for Decide {
+    type Arg = TransactionState;
+
+    async fn execute(
+        &self,
+        _: &Message,
+        s: TransactionState,
+    ) -> Result<TransactionState, ListenerError> {
+        Ok(s)
+    }
+
+    async fn check(&self, _: &MessageExt) -> Result<TransactionState, ListenerError> {
+        Ok(TransactionState::Commit)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interop_transactions_leave_half_pub_and_end_transaction_records() {
+    let Some(cluster) =
+        real_cluster("interop_transactions_leave_half_pub_and_end_transaction_records")
+    else {
+        return;
+    };
+    let _shared = cluster_shared().await;
+    let topic = unique_topic("RmqTracedTx");
+    let walk_from = markers(&cluster).await;
+    let p = timeout(
+        T,
+        Producer::builder("RmqInteropTraceTx")
+            .name_server(&cluster.namesrv)
+            .enable_trace(TraceConfig::default())
+            .start_transactional(Decide),
+    )
+    .await
+    .expect("start in time")
+    .expect("start");
+    let mut sent = Vec::new();
+    for state in [TransactionState::Commit, TransactionState::Rollback] {
+        let msg = Message::new(&topic, "tx").with_keys([format!("tx-{state}")]);
+        let r = timeout(T, p.send_in_transaction(msg, state))
+            .await
+            .expect("in time")
+            .expect("half stored");
+        sent.push(r);
+    }
+    timeout(T, p.shutdown()).await.expect("shutdown in time");
+    let records = trace_records(&cluster, &walk_from).await;
+    for r in &sent {
+        let id = r.send.msg_id.as_str();
+        let of = |kind: &str| -> Vec<&Traced> {
+            records
+                .iter()
+                .filter(|t| t.fields[0] == kind && t.fields.get(5).map(String::as_str) == Some(id))
+                .collect()
+        };
+        let (pubs, ends) = (of("Pub"), of("EndTransaction"));
+        assert_eq!((pubs.len(), ends.len()), (1, 1), "{id}");
+        assert_eq!(pubs[0].fields[11], "1", "a half message");
+        let store_host = cluster
+            .broker_addr(&r.send.queue.broker_name)
+            .expect("broker");
+        let f = &ends[0].fields;
+        let want = [
+            "EndTransaction",
+            f[1].as_str(),
+            "DefaultRegion",
+            "RmqInteropTraceTx",
+            topic.as_str(),
+            id,
+            "null",
+            &format!("tx-{}", r.state),
+            store_host,
+            "2",
+            id,
+            r.state.as_str(),
+            "false",
+        ];
+        assert_eq!(f, &want);
+        assert!(ends[0].keys.iter().any(|k| k == id));
     }
 }
