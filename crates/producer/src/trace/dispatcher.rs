@@ -169,11 +169,17 @@ impl Tracer {
     pub(crate) fn append(&self, record: TraceRecord) {
         if let Err(e) = self.queue.try_send(record) {
             let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::trace!(
-                dropped,
-                full = matches!(e, mpsc::error::TrySendError::Full(_)),
-                "trace record dropped"
-            );
+            let full = matches!(e, mpsc::error::TrySendError::Full(_));
+            // The first drop, then one line per 10 000: a full queue is a steady state.
+            if full && (dropped == 1 || dropped % 10_000 == 0) {
+                tracing::warn!(
+                    dropped,
+                    capacity = self.capacity,
+                    "trace queue full: records dropped"
+                );
+            } else {
+                tracing::trace!(dropped, full, "trace record dropped");
+            }
         }
     }
 
