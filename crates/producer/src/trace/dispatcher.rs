@@ -171,7 +171,7 @@ impl Tracer {
             let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             let full = matches!(e, mpsc::error::TrySendError::Full(_));
             // The first drop, then one line per 10 000: a full queue is a steady state.
-            if full && (dropped == 1 || dropped % 10_000 == 0) {
+            if full && (dropped == 1 || dropped.is_multiple_of(10_000)) {
                 tracing::warn!(
                     dropped,
                     capacity = self.capacity,
