@@ -73,7 +73,7 @@ pub const SENDS_IN_FLIGHT: &str = "rocketmq_producer_sends_in_flight";
 /// Asynchronous sends holding back-pressure room.
 pub const ASYNC_IN_FLIGHT: &str = "rocketmq_producer_async_in_flight";
 /// Body bytes of the asynchronous sends holding back-pressure room.
-pub const ASYNC_IN_FLIGHT_BYTES: &str = "rocketmq_producer_async_in_flight_bytes";
+pub const ASYNC_IN_FLIGHT_BYTES: &str = "rocketmq_producer_async_in_flight_size";
 /// Connections of the client instance open now.
 pub const CONNECTIONS_OPEN: &str = "rocketmq_client_connections_open";
 /// Connects of the client instance (attribute `reconnect`).
