@@ -1,14 +1,14 @@
 //! `rmq bench --quiet` and `--metrics`: what the bench prints while it runs and at the end
-//! besides its summary. The producer's client metrics (feature `metrics` of `rmq-producer`,
-//! always on in the CLI) are read through OpenTelemetry's Prometheus exporter into a registry
+//! besides its summary. The producer's client metrics (feature `metrics` of `rmq-producer`, on
+//! in the CLI's default build) are read through OpenTelemetry's Prometheus exporter into a registry
 //! of this process, and printed in Prometheus's text format.
 
 use clap::Args;
-use opentelemetry::metrics::{Meter, MeterProvider as _};
-use opentelemetry_sdk::metrics::SdkMeterProvider;
-use prometheus::{Encoder, Registry, TextEncoder};
 
-use crate::fatal::Fatal;
+#[cfg(not(feature = "metrics"))]
+pub(crate) use off::Snapshot;
+#[cfg(feature = "metrics")]
+pub(crate) use on::Snapshot;
 
 /// What `rmq bench` prints on stderr besides the summary.
 #[derive(Debug, Clone, Default, Args)]
@@ -24,54 +24,99 @@ pub(crate) struct LiveArgs {
     pub(crate) metrics: bool,
 }
 
-/// The producer's metrics, kept in a registry of this process.
-#[derive(Debug)]
-pub(crate) struct Snapshot {
-    provider: SdkMeterProvider,
-    registry: Registry,
-}
+#[cfg(feature = "metrics")]
+mod on {
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry_sdk::metrics::SdkMeterProvider;
+    use prometheus::{Encoder, Registry, TextEncoder};
+    use rmq_producer::ProducerBuilder;
 
-impl Snapshot {
-    /// A meter provider exporting into a new registry.
-    pub(crate) fn new() -> Result<Self, Fatal> {
-        let registry = Registry::new();
-        let exporter = opentelemetry_prometheus::exporter()
-            .with_registry(registry.clone())
-            .build()
-            .map_err(|e| Fatal::failed(format!("--metrics: {e}")))?;
-        let provider = SdkMeterProvider::builder().with_reader(exporter).build();
-        Ok(Self { provider, registry })
+    use crate::fatal::Fatal;
+
+    /// The producer's metrics, kept in a registry of this process.
+    #[derive(Debug)]
+    pub(crate) struct Snapshot {
+        provider: SdkMeterProvider,
+        registry: Registry,
     }
 
-    /// The meter to hand the producer.
-    pub(crate) fn meter(&self) -> Meter {
-        self.provider.meter("rmq")
-    }
-
-    /// The `rocketmq_*` metrics now, in Prometheus's text format (with their `# HELP` and
-    /// `# TYPE` lines).
-    pub(crate) fn render(&self) -> String {
-        let mut body = Vec::new();
-        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut body) {
-            return format!("# metrics could not be encoded: {e}\n");
+    impl Snapshot {
+        /// A meter provider exporting into a new registry.
+        pub(crate) fn new() -> Result<Self, Fatal> {
+            let registry = Registry::new();
+            let exporter = opentelemetry_prometheus::exporter()
+                .with_registry(registry.clone())
+                .build()
+                .map_err(|e| Fatal::failed(format!("--metrics: {e}")))?;
+            let provider = SdkMeterProvider::builder().with_reader(exporter).build();
+            Ok(Self { provider, registry })
         }
-        let text = String::from_utf8_lossy(&body);
-        let mut out = String::new();
-        for line in text.lines() {
-            let name = line
-                .strip_prefix("# HELP ")
-                .or_else(|| line.strip_prefix("# TYPE "))
-                .unwrap_or(line);
-            if name.starts_with("rocketmq_") {
-                out.push_str(line);
-                out.push('\n');
+
+        /// `builder` recording through this snapshot's provider.
+        pub(crate) fn apply(&self, builder: ProducerBuilder) -> ProducerBuilder {
+            builder.meter(self.provider.meter("rmq"))
+        }
+
+        /// A meter of the provider.
+        #[cfg(test)]
+        pub(crate) fn meter(&self) -> opentelemetry::metrics::Meter {
+            self.provider.meter("rmq")
+        }
+
+        /// The `rocketmq_*` metrics now, in Prometheus's text format (with their `# HELP` and
+        /// `# TYPE` lines).
+        pub(crate) fn render(&self) -> String {
+            let mut body = Vec::new();
+            if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut body) {
+                return format!("# metrics could not be encoded: {e}\n");
             }
+            let text = String::from_utf8_lossy(&body);
+            let mut out = String::new();
+            for line in text.lines() {
+                let name = line
+                    .strip_prefix("# HELP ")
+                    .or_else(|| line.strip_prefix("# TYPE "))
+                    .unwrap_or(line);
+                if name.starts_with("rocketmq_") {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+            out
         }
-        out
     }
 }
 
-#[cfg(test)]
+/// Without the `metrics` feature: `--metrics` is refused.
+#[cfg(not(feature = "metrics"))]
+mod off {
+    use rmq_producer::ProducerBuilder;
+
+    use crate::fatal::Fatal;
+
+    /// Nothing to keep.
+    #[derive(Debug)]
+    pub(crate) struct Snapshot;
+
+    impl Snapshot {
+        /// Refused: no metrics in this build.
+        pub(crate) fn new() -> Result<Self, Fatal> {
+            Err(Fatal::usage(
+                "--metrics: this rmq was built without the `metrics` feature",
+            ))
+        }
+
+        pub(crate) fn apply(&self, builder: ProducerBuilder) -> ProducerBuilder {
+            builder
+        }
+
+        pub(crate) fn render(&self) -> String {
+            String::new()
+        }
+    }
+}
+
+#[cfg(all(test, feature = "metrics"))]
 mod tests {
     use super::*;
 

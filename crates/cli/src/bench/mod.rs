@@ -64,7 +64,7 @@ pub(crate) async fn command(args: &BenchArgs, namesrv: &str) -> Result<u8, Fatal
         false => None,
     };
     if let Some(m) = &metrics {
-        builder = builder.meter(m.meter());
+        builder = m.apply(builder);
     }
     let (producer, tx) = match plan.tx {
         Some(tx_plan) => {

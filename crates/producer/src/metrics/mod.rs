@@ -25,6 +25,10 @@
 //! | [`CONNECT_FAILURES`] | counter | failed connects | `client_id` |
 //! | [`ROUTE_REFRESHES`] | counter | route fetches from the name servers | `client_id`, `kind` (`load`, `refresh`), `result` (`ok`, `changed`, `failed`; refreshes) |
 //!
+//! A Prometheus exporter appends the unit and `_total` to these names
+//! (`rocketmq_send_cost_time_milliseconds_bucket`, `rocketmq_producer_sends_total`,
+//! `rocketmq_producer_async_in_flight_size_bytes`).
+//!
 //! `invocation_status` is `success` when the send returned a result (any [`SendStatus`]) and
 //! `failure` when it returned an error, as in Java. A send is every call (a batch counts once).
 //! The gauges and the connection and route counters are observed when the exporter collects;

@@ -48,7 +48,8 @@ impl Metrics {
                 .build()
         };
         Self(Some(Arc::new(Instruments {
-            client_id: StringValue::from(client_id.to_owned()),
+            // Reference-counted: cloned into the attributes of every send without a copy.
+            client_id: StringValue::from(Arc::<str>::from(client_id)),
             cost,
             sends: counter(super::SENDS, "Sends that ended, by outcome and error kind"),
             retries: counter(super::SEND_RETRIES, "Attempts after a send's first"),
@@ -134,8 +135,8 @@ impl Metrics {
 /// connection and route counts of its client instance. The callbacks hold the producer weakly:
 /// once it is gone they report nothing.
 pub(crate) fn observe(meter: &Meter, inner: &Arc<Inner>) {
-    let client_id = StringValue::from(inner.instance().client_id().to_owned());
-    let group = StringValue::from(inner.cfg().group.clone());
+    let client_id = StringValue::from(Arc::<str>::from(inner.instance().client_id()));
+    let group = StringValue::from(Arc::<str>::from(inner.cfg().group.as_str()));
     let producer_attrs: Arc<[KeyValue]> = Arc::new([
         KeyValue::new(CLIENT_ID, Value::String(client_id.clone())),
         KeyValue::new(GROUP, Value::String(group)),
