@@ -4,7 +4,8 @@
 //! Installs OpenTelemetry's Prometheus exporter (`opentelemetry-prometheus` over a `prometheus`
 //! registry), hands its meter to the producer (`ProducerBuilder::meter`), sends a message every
 //! 100 ms to `NAMESRV_ADDR` (or the embedded dev broker), and serves the registry in
-//! Prometheus's text format on `http://127.0.0.1:9464/metrics` (`METRICS_ADDR` to change) for
+//! Prometheus's text format on `http://127.0.0.1:9464/metrics` (`METRICS_ADDR` to change; port
+//! 0 picks a free one) for
 //! SECS seconds (default 30), then prints the last scrape's `rocketmq_` lines and exits.
 //!
 //! ```text
@@ -49,7 +50,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .await?;
 
     let listener = TcpListener::bind(&addr).await?;
-    println!("serving http://{addr}/metrics for {secs} s");
+    println!(
+        "serving http://{}/metrics for {secs} s",
+        listener.local_addr()?
+    );
     let server = tokio::spawn(serve(listener, registry.clone()));
 
     let end = tokio::time::Instant::now() + Duration::from_secs(secs);
