@@ -65,7 +65,7 @@ impl<T: Transport> Core<T> {
             abort: CancellationToken::new(),
             aborted: AtomicBool::new(false),
             abort_wake: Notify::new(),
-            metrics: crate::metrics::Metrics::default(),
+            metrics: crate::metrics::Metrics::off(),
         }
     }
 

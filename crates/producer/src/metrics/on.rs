@@ -29,10 +29,15 @@ struct Instruments {
 }
 
 /// A producer's recorder: off (no instruments, as in unit tests of the send loop) or on.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub(crate) struct Metrics(Option<Arc<Instruments>>);
 
 impl Metrics {
+    /// Recording nothing (until [`Metrics::new`] replaces it when the producer starts).
+    pub(crate) const fn off() -> Self {
+        Self(None)
+    }
+
     /// Instruments of `meter` for the producer of `client_id`.
     pub(crate) fn new(meter: &Meter, client_id: &str) -> Self {
         let cost = meter
@@ -160,7 +165,8 @@ pub(crate) fn observe(meter: &Meter, inner: &Arc<Inner>) {
         if let Some(unit) = unit {
             b = b.with_unit(unit);
         }
-        drop(b.build());
+        // The provider keeps the callback; the handle is not needed.
+        let _ = b.build();
     };
     fn n(v: usize) -> u64 {
         u64::try_from(v).unwrap_or(u64::MAX)
@@ -185,84 +191,76 @@ pub(crate) fn observe(meter: &Meter, inner: &Arc<Inner>) {
     );
     let weak = Arc::downgrade(inner);
     let attrs = Arc::clone(&instance_attrs);
-    drop(
-        meter
-            .u64_observable_gauge(super::CONNECTIONS_OPEN)
-            .with_description("Connections of the client instance open now")
-            .with_callback(move |obs| {
-                if let Some(inner) = weak.upgrade() {
-                    obs.observe(inner.instance().remoting.connection_stats().open, &attrs);
-                }
-            })
-            .build(),
-    );
+    let _ = meter
+        .u64_observable_gauge(super::CONNECTIONS_OPEN)
+        .with_description("Connections of the client instance open now")
+        .with_callback(move |obs| {
+            if let Some(inner) = weak.upgrade() {
+                obs.observe(inner.instance().remoting.connection_stats().open, &attrs);
+            }
+        })
+        .build();
     let weak = Arc::downgrade(inner);
     let id = instance_attrs[0].clone();
-    drop(
-        meter
-            .u64_observable_counter(super::CONNECTS)
-            .with_description(
-                "Connects of the client instance; reconnect=true: to an address connected before",
-            )
-            .with_callback(move |obs| {
-                if let Some(inner) = weak.upgrade() {
-                    let s = inner.instance().remoting.connection_stats();
-                    let first = s.connects.saturating_sub(s.reconnects);
-                    obs.observe(first, &[id.clone(), KeyValue::new("reconnect", false)]);
-                    obs.observe(
-                        s.reconnects,
-                        &[id.clone(), KeyValue::new("reconnect", true)],
-                    );
-                }
-            })
-            .build(),
-    );
+    let _ = meter
+        .u64_observable_counter(super::CONNECTS)
+        .with_description(
+            "Connects of the client instance; reconnect=true: to an address connected before",
+        )
+        .with_callback(move |obs| {
+            if let Some(inner) = weak.upgrade() {
+                let s = inner.instance().remoting.connection_stats();
+                let first = s.connects.saturating_sub(s.reconnects);
+                obs.observe(first, &[id.clone(), KeyValue::new("reconnect", false)]);
+                obs.observe(
+                    s.reconnects,
+                    &[id.clone(), KeyValue::new("reconnect", true)],
+                );
+            }
+        })
+        .build();
     let weak = Arc::downgrade(inner);
     let attrs = Arc::clone(&instance_attrs);
-    drop(
-        meter
-            .u64_observable_counter(super::CONNECT_FAILURES)
-            .with_description("Failed connects of the client instance")
-            .with_callback(move |obs| {
-                if let Some(inner) = weak.upgrade() {
-                    obs.observe(
-                        inner
-                            .instance()
-                            .remoting
-                            .connection_stats()
-                            .connect_failures,
-                        &attrs,
-                    );
-                }
-            })
-            .build(),
-    );
+    let _ = meter
+        .u64_observable_counter(super::CONNECT_FAILURES)
+        .with_description("Failed connects of the client instance")
+        .with_callback(move |obs| {
+            if let Some(inner) = weak.upgrade() {
+                obs.observe(
+                    inner
+                        .instance()
+                        .remoting
+                        .connection_stats()
+                        .connect_failures,
+                    &attrs,
+                );
+            }
+        })
+        .build();
     let weak = Arc::downgrade(inner);
     let id = instance_attrs[0].clone();
-    drop(
-        meter
-            .u64_observable_counter(super::ROUTE_REFRESHES)
-            .with_description("Route fetches of the client instance from the name servers")
-            .with_callback(move |obs| {
-                if let Some(inner) = weak.upgrade() {
-                    let s = inner.instance().routes.stats();
-                    let kv = |kind: &'static str, result: &'static str| {
-                        [
-                            id.clone(),
-                            KeyValue::new("kind", kind),
-                            KeyValue::new("result", result),
-                        ]
-                    };
-                    let unchanged = s
-                        .refreshes
-                        .saturating_sub(s.refresh_failures)
-                        .saturating_sub(s.refresh_changes);
-                    obs.observe(s.loads, &[id.clone(), KeyValue::new("kind", "load")]);
-                    obs.observe(unchanged, &kv("refresh", "ok"));
-                    obs.observe(s.refresh_changes, &kv("refresh", "changed"));
-                    obs.observe(s.refresh_failures, &kv("refresh", "failed"));
-                }
-            })
-            .build(),
-    );
+    let _ = meter
+        .u64_observable_counter(super::ROUTE_REFRESHES)
+        .with_description("Route fetches of the client instance from the name servers")
+        .with_callback(move |obs| {
+            if let Some(inner) = weak.upgrade() {
+                let s = inner.instance().routes.stats();
+                let kv = |kind: &'static str, result: &'static str| {
+                    [
+                        id.clone(),
+                        KeyValue::new("kind", kind),
+                        KeyValue::new("result", result),
+                    ]
+                };
+                let unchanged = s
+                    .refreshes
+                    .saturating_sub(s.refresh_failures)
+                    .saturating_sub(s.refresh_changes);
+                obs.observe(s.loads, &[id.clone(), KeyValue::new("kind", "load")]);
+                obs.observe(unchanged, &kv("refresh", "ok"));
+                obs.observe(s.refresh_changes, &kv("refresh", "changed"));
+                obs.observe(s.refresh_failures, &kv("refresh", "failed"));
+            }
+        })
+        .build();
 }
