@@ -1,11 +1,12 @@
 //! Client metrics through the OpenTelemetry metrics API (cargo feature `metrics`).
 //!
 //! The producer only records: the application installs a meter provider and its exporter
-//! (Prometheus, OTLP, stdout) and hands the producer a [`Meter`](opentelemetry::metrics::Meter)
-//! with [`ProducerBuilder::meter`](crate::ProducerBuilder::meter); without one, the producer
-//! records through [`opentelemetry::global::meter`] (scope `rmq`), taken when it starts — so a
-//! global provider must be installed before `start`; with none installed, nothing is recorded
-//! (OpenTelemetry's no-op provider).
+//! (Prometheus, OTLP, stdout) and hands the producer an `opentelemetry::metrics::Meter` with
+//! `ProducerBuilder::meter`; without one, the producer records through OpenTelemetry's global
+//! meter provider (scope `rmq`), taken when it starts — so a global provider must be installed
+//! before `start`; with none installed, nothing is recorded (OpenTelemetry's no-op provider).
+//! A producer's gauges hold it weakly: once it is dropped they report nothing (the provider
+//! keeps their callbacks, as OpenTelemetry has no unregistration).
 //!
 //! Names follow RocketMQ 5.x clients (`ClientMeterManager`, `MetricName`, `MetricLabels`) where
 //! one exists; the others carry the same `rocketmq_` prefix and the `client_id` attribute:
