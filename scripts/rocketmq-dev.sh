@@ -7,7 +7,8 @@
 # rocketmq / 12345678), for the signing interop test; and a third name server speaking TLS with one
 # broker that accepts TLS only (broker-tls), for the TLS interop test. Their certificates (a CA, a
 # server certificate for 127.0.0.1 / localhost, and an unrelated second CA) are made at start with
-# openssl into $RMQ_DEV_STATE/tls.
+# openssl into $RMQ_DEV_STATE/tls. In front of the first name server, a RocketMQ 5 gRPC proxy
+# (rocketmq-proxy 1.0.0, cluster mode, gRPC on 127.0.0.1:8081) for the gRPC transport's interop tests.
 #
 #   install              build the binaries once into a cache outside the clone (reused when present)
 #   start                install if needed, start the cluster, wait until both brokers are routable;
@@ -16,6 +17,7 @@
 #   status               what is running
 #   env                  print the export lines again
 #   stop-broker NAME     stop one broker (e.g. broker-b, broker-tls); start-broker NAME starts it again
+#   start-proxy          build if needed and start only the gRPC proxy (next to a running cluster)
 #
 # Environment (all optional):
 #   RMQ_DEV_CACHE   where the binaries are installed   (default: ${XDG_CACHE_HOME:-$HOME/.cache}/rmq-dev)
@@ -23,6 +25,8 @@
 #   RMQ_DEV_NAMESRV_PORT (9876), RMQ_DEV_BROKER_A_PORT (10911), RMQ_DEV_BROKER_B_PORT (10921)
 #   RMQ_DEV_ACL_NAMESRV_PORT (9886), RMQ_DEV_BROKER_ACL_PORT (10931)
 #   RMQ_DEV_TLS_NAMESRV_PORT (9896), RMQ_DEV_BROKER_TLS_PORT (10941)
+#   RMQ_DEV_PROXY_PORT (8081)
+#   RMQ_DEV_NO_PROXY=1   neither build nor start the gRPC proxy (its build takes ~15 minutes on 2 cores)
 #   RMQ_DEV_START_TIMEOUT seconds to wait for readiness (default 120)
 set -euo pipefail
 
@@ -32,6 +36,11 @@ CACHE=${RMQ_DEV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rmq-dev}
 # default): a cache from before TLS (rocketmq-$VERSION) is not reused, the new one is built next to it.
 ROOT="$CACHE/rocketmq-$VERSION-tls"
 BIN="$ROOT/bin"
+# The proxy has its own install root: it was added after the servers, and caches of the servers
+# alone stay valid.
+PROXY_ROOT="$CACHE/rocketmq-proxy-$VERSION"
+PROXY_BIN="$PROXY_ROOT/bin/rocketmq-proxy-rust"
+NO_PROXY_BUILD=${RMQ_DEV_NO_PROXY:-}
 STATE=${RMQ_DEV_STATE:-${TMPDIR:-/tmp}/rmq-dev-$(id -u)}
 NAMESRV_PORT=${RMQ_DEV_NAMESRV_PORT:-9876}
 BROKER_A_PORT=${RMQ_DEV_BROKER_A_PORT:-10911}
@@ -40,6 +49,7 @@ ACL_NAMESRV_PORT=${RMQ_DEV_ACL_NAMESRV_PORT:-9886}
 BROKER_ACL_PORT=${RMQ_DEV_BROKER_ACL_PORT:-10931}
 TLS_NAMESRV_PORT=${RMQ_DEV_TLS_NAMESRV_PORT:-9896}
 BROKER_TLS_PORT=${RMQ_DEV_BROKER_TLS_PORT:-10941}
+PROXY_PORT=${RMQ_DEV_PROXY_PORT:-8081}
 ACL_USER=rocketmq
 ACL_SECRET=12345678
 START_TIMEOUT=${RMQ_DEV_START_TIMEOUT:-120}
@@ -72,7 +82,72 @@ broker_namesrv_port() {
 
 installed() { [ -x "$BIN/rocketmq-namesrv-rust" ] && [ -x "$BIN/rocketmq-broker-rust" ]; }
 
+with_proxy() { [ "${NO_PROXY_BUILD:-0}" != 1 ]; }
+
+# pinned_toolchain: builds use the project's pinned toolchain when rustup has it (the only one
+# these machines have).
+pinned_toolchain() {
+  local toolchain
+  toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' "$(dirname "$SCRIPT_PATH")/../rust-toolchain.toml" 2>/dev/null || true)
+  if [ -n "$toolchain" ] && command -v rustup >/dev/null && rustup toolchain list | grep -q "^$toolchain"; then
+    export RUSTUP_TOOLCHAIN=$toolchain
+  fi
+}
+
+# vendored_protoc: the path of the protoc binary the protoc-bin-vendored crate ships (the proxy's
+# build needs PROTOC; a fresh machine has no system protoc). A two-line crate in the cache asks the
+# crate for its own path, so no registry layout is assumed.
+vendored_protoc() {
+  local dir="$CACHE/protoc-path"
+  mkdir -p "$dir/src"
+  cat >"$dir/Cargo.toml" <<'EOF'
+[package]
+name = "protoc-path"
+version = "0.0.0"
+edition = "2021"
+publish = false
+
+[dependencies]
+protoc-bin-vendored = "3"
+
+[workspace]
+EOF
+  cat >"$dir/src/main.rs" <<'EOF'
+fn main() {
+    match protoc_bin_vendored::protoc_bin_path() {
+        Ok(path) => println!("{}", path.display()),
+        Err(e) => {
+            eprintln!("protoc-bin-vendored: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+EOF
+  (cd "$dir" && CARGO_TARGET_DIR="$dir/target" cargo run -q --release 2>/dev/null)
+}
+
+cmd_install_proxy() {
+  if [ -x "$PROXY_BIN" ]; then
+    log "using cached proxy in $PROXY_BIN"
+    return 0
+  fi
+  command -v cargo >/dev/null || die "cargo is required to build the RocketMQ proxy"
+  mkdir -p "$CACHE"
+  pinned_toolchain
+  local protoc
+  protoc=$(vendored_protoc) || die "could not get protoc from the protoc-bin-vendored crate"
+  [ -x "$protoc" ] || chmod +x "$protoc" 2>/dev/null || true
+  log "building rocketmq-proxy $VERSION from crates.io into $PROXY_ROOT (once; about 15 minutes on 2 cores; protoc $protoc)"
+  (cd "$CACHE" && export CARGO_TARGET_DIR="$CACHE/target-proxy" PROTOC="$protoc" \
+    && cargo install --locked --root "$PROXY_ROOT" "rocketmq-proxy@$VERSION") >&2 \
+    || die "cargo install rocketmq-proxy failed (it needs crates.io); RMQ_DEV_NO_PROXY=1 skips the proxy"
+  [ -x "$PROXY_BIN" ] || die "proxy binary missing after install"
+  rm -rf "$CACHE/target-proxy"
+  log "installed: $PROXY_BIN"
+}
+
 cmd_install() {
+  if with_proxy; then cmd_install_proxy; fi
   if installed; then
     log "using cached binaries in $BIN"
     return 0
@@ -82,12 +157,7 @@ cmd_install() {
   log "building rocketmq-namesrv and rocketmq-broker $VERSION from crates.io into $ROOT (once; about 30 minutes on 2 cores)"
   # A private target dir keeps the build out of the clone; it is removed after a successful install.
   # Run outside the clone so its rust-toolchain.toml does not apply to this unrelated build.
-  # Build with the project's pinned toolchain when rustup has it (the only one these machines have).
-  local toolchain
-  toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' "$(dirname "$SCRIPT_PATH")/../rust-toolchain.toml" 2>/dev/null || true)
-  if [ -n "$toolchain" ] && command -v rustup >/dev/null && rustup toolchain list | grep -q "^$toolchain"; then
-    export RUSTUP_TOOLCHAIN=$toolchain
-  fi
+  pinned_toolchain
   # Two installs sharing one target dir: `--features` applies to one package. The broker needs its
   # `tls` feature (off by default) for broker-tls; the name server has TLS in its default features.
   (cd "$CACHE" && export CARGO_TARGET_DIR="$CACHE/target" \
@@ -178,7 +248,7 @@ pid_alive() {
   [ -f "$1" ] || return 1
   pid=$(cat "$1")
   kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'rocketmq-\(namesrv\|broker\)-rust'
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'rocketmq-\(namesrv\|broker\|proxy\)-rust'
 }
 
 # gen_certs: the TLS material of broker-tls and namesrv-tls in $TLS_DIR, made once per fresh cluster:
@@ -364,6 +434,48 @@ start_broker() {
   log "$name starting on $HOST:$port (pid $!)"
 }
 
+# write_proxy_config: $STATE/proxy/proxy.toml, cluster mode in front of the first name server, gRPC
+# on loopback, the remoting ingress off (keys as in the crate's README; unknown keys stop it).
+write_proxy_config() {
+  local dir="$STATE/proxy"
+  mkdir -p "$dir"
+  cat >"$dir/proxy.toml" <<EOF
+mode = "cluster"
+enableAclRpcHookForClusterMode = false
+
+[grpc]
+listenAddr = "$HOST:$PROXY_PORT"
+
+[remoting]
+enabled = false
+
+[cluster]
+namesrvAddr = "$HOST:$NAMESRV_PORT"
+brokerClusterName = "DefaultCluster"
+instanceName = "rmq-dev-proxy"
+EOF
+}
+
+# start_proxy: the gRPC proxy, waited for until it listens. It asks the name server for routes
+# on demand, so it may start before the brokers are routable.
+start_proxy() {
+  local pidf="$STATE/proxy.pid"
+  if pid_alive "$pidf"; then log "proxy already running (pid $(cat "$pidf"))"; return 0; fi
+  port_open "$PROXY_PORT" && die "port $PROXY_PORT is in use by another process"
+  write_proxy_config
+  (run_env; cd "$STATE/proxy" && exec setsid "$PROXY_BIN" -c "$STATE/proxy/proxy.toml" \
+      >"$STATE/proxy/out.log" 2>&1 </dev/null) &
+  echo $! >"$pidf"
+  await_exec "$pidf"
+  log "proxy starting on $HOST:$PROXY_PORT (pid $!)"
+  local deadline=$((SECONDS + START_TIMEOUT))
+  until port_open "$PROXY_PORT"; do
+    pid_alive "$pidf" || { tail -n 30 "$STATE/proxy/out.log" >&2; die "proxy exited"; }
+    [ $SECONDS -ge $deadline ] && die "proxy not listening after ${START_TIMEOUT}s"
+    sleep 0.2
+  done
+}
+
 # wait_routable PORT BROKER...: waits until the name server on PORT routes TBW102 to every BROKER.
 # The TLS name server is asked over TLS, verifying its certificate against ca.pem.
 wait_routable() {
@@ -410,11 +522,12 @@ print_env() {
   echo "export RMQ_INTEROP_TLS_BROKER=$HOST:$BROKER_TLS_PORT"
   echo "export RMQ_INTEROP_TLS_CA='$TLS_DIR/ca.pem'"
   echo "export RMQ_INTEROP_TLS_OTHER_CA='$TLS_DIR/other-ca.pem'"
+  if with_proxy; then echo "export RMQ_INTEROP_PROXY=$HOST:$PROXY_PORT"; fi
   echo "export NAMESRV_ADDR=$HOST:$NAMESRV_PORT"
 }
 
 # The processes of the dev cluster, in stop order.
-ALL="broker-a broker-b broker-acl broker-tls namesrv namesrv-acl namesrv-tls"
+ALL="proxy broker-a broker-b broker-acl broker-tls namesrv namesrv-acl namesrv-tls"
 
 cmd_start() {
   cmd_install
@@ -436,9 +549,11 @@ cmd_start() {
   wait_routable "$NAMESRV_PORT" broker-a broker-b
   wait_routable "$ACL_NAMESRV_PORT" broker-acl
   wait_routable "$TLS_NAMESRV_PORT" broker-tls
+  if with_proxy; then start_proxy; fi
   log "cluster ready: name server $HOST:$NAMESRV_PORT, broker-a $HOST:$BROKER_A_PORT, broker-b $HOST:$BROKER_B_PORT"
   log "ACL cluster ready: name server $HOST:$ACL_NAMESRV_PORT, broker-acl $HOST:$BROKER_ACL_PORT (user $ACL_USER)"
   log "TLS cluster ready: name server $HOST:$TLS_NAMESRV_PORT (TLS, permissive), broker-tls $HOST:$BROKER_TLS_PORT (TLS only), CA $TLS_DIR/ca.pem"
+  if with_proxy; then log "gRPC proxy ready: $HOST:$PROXY_PORT (cluster mode, name server $HOST:$NAMESRV_PORT)"; fi
   print_env
 }
 
@@ -463,6 +578,7 @@ cmd_stop() {
 cmd_status() {
   local any=1 w
   for w in $ALL; do
+    if [ "$w" = proxy ] && ! with_proxy; then continue; fi
     if pid_alive "$STATE/$w.pid"; then echo "$w running (pid $(cat "$STATE/$w.pid"))"; any=0; else echo "$w stopped"; fi
   done
   return $any
@@ -470,6 +586,7 @@ cmd_status() {
 
 case "${1:-}" in
   install) cmd_install ;;
+  start-proxy) with_proxy || die "RMQ_DEV_NO_PROXY=1 is set"; cmd_install_proxy; start_proxy; print_env ;;
   start) cmd_start ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
@@ -480,5 +597,5 @@ case "${1:-}" in
     start_broker "$2"
     wait_routable "$(broker_namesrv_port "$2")" "$2"
     ;;
-  *) echo "usage: $0 install|start|stop|status|env|stop-broker NAME|start-broker NAME" >&2; exit 2 ;;
+  *) echo "usage: $0 install|start|stop|status|env|start-proxy|stop-broker NAME|start-broker NAME" >&2; exit 2 ;;
 esac

@@ -17,6 +17,9 @@ cargo fmt --all --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "cargo clippy -p rmq-producer without the metrics feature (the workspace build turns it on)"
+cargo clippy -p rmq-producer --all-targets --locked -- -D warnings
+
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --locked
 
@@ -53,6 +56,10 @@ env -u NAMESRV_ADDR cargo run --quiet --locked --example transaction
 if [ -n "${NAMESRV_ADDR:-}" ]; then
   CHECK_WAIT_SECS=60 cargo run --quiet --locked --example transaction
 fi
+
+step "cargo run --example metrics_prometheus (feature metrics; serves /metrics 3 s, prints the last scrape)"
+metrics_out=$(env -u NAMESRV_ADDR METRICS_ADDR=127.0.0.1:0 cargo run --quiet --locked --features metrics --example metrics_prometheus -- 3)
+printf '%s\n' "$metrics_out" | grep -E '^rocketmq_send_cost_time_milliseconds_count.*invocation_status="success"' >&2
 
 step "cargo test --doc"
 cargo test --workspace --doc --locked

@@ -314,6 +314,9 @@ pub(crate) struct BenchArgs {
 
     #[command(flatten)]
     pub(crate) report: crate::bench::ReportArgs,
+
+    #[command(flatten)]
+    pub(crate) live: crate::bench::LiveArgs,
 }
 
 /// Parses a rate in [0, 1].

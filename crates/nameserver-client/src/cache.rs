@@ -56,6 +56,8 @@ pub(crate) struct Inner {
     rebuild: Mutex<()>,
     cancel: CancellationToken,
     tasks: TaskTracker,
+    /// Loads and refreshes, for metrics ([`RouteCache::stats`]).
+    stats: stats::Counters,
 }
 
 impl Drop for Inner {
@@ -176,6 +178,7 @@ impl RouteCache {
                 rebuild: Mutex::new(()),
                 cancel: CancellationToken::new(),
                 tasks: TaskTracker::new(),
+                stats: stats::Counters::default(),
             }),
         }
     }
@@ -266,6 +269,7 @@ impl RouteCache {
     ) -> Result<Arc<TopicPublishInfo>, NameServerError> {
         let deadline = rmq_remoting::deadline_after(timeout);
         let fetch = self.next_fetch();
+        self.inner.stats.loaded();
         let (source, route) = match self.inner.client.topic_route(topic, timeout).await {
             Ok(route) => (Source::Own, route),
             Err(NameServerError::TopicNotExist { topic: t, remark }) if allow_auto_create => {
@@ -416,20 +420,33 @@ impl RouteCache {
         let timeout = self.inner.config.request_timeout;
         let deadline = rmq_remoting::deadline_after(timeout);
         let fetch = self.next_fetch();
-        let (source, route) = match self.inner.client.topic_route(topic, timeout).await {
-            Ok(route) => (Source::Own, route),
+        let fetched = match self.inner.client.topic_route(topic, timeout).await {
+            Ok(route) => Ok((Source::Own, route)),
             Err(e) if e.is_topic_not_exist() && source == Source::Default => {
                 // Not created by a broker yet: follow the default topic's route meanwhile.
                 let left = deadline.saturating_duration_since(Instant::now());
-                (Source::Default, self.default_route(left).await?)
+                self.default_route(left).await.map(|r| (Source::Default, r))
             }
             Err(e) => {
                 tracing::warn!(topic, error = %e, "route refresh failed, keeping the cached route");
+                Err(e)
+            }
+        };
+        let (source, route) = match fetched {
+            Ok(fetched) => fetched,
+            Err(e) => {
+                self.inner.stats.refreshed(stats::Refreshed::Failed);
                 return Err(e);
             }
         };
         let stored = self.store(topic, source, route, fetch, StoreMode::UpdateOnly);
-        Ok(matches!(stored, Stored::Changed(_)))
+        let changed = matches!(stored, Stored::Changed(_));
+        self.inner.stats.refreshed(if changed {
+            stats::Refreshed::Changed
+        } else {
+            stats::Refreshed::Unchanged
+        });
+        Ok(changed)
     }
 
     /// Refreshes every topic in use and drops the topics idle longer than `topic_idle_expiry`.
@@ -634,5 +651,7 @@ fn normalized(mut route: TopicRouteData) -> TopicRouteData {
 }
 
 mod immediate;
+mod stats;
+pub use stats::RouteStats;
 #[cfg(test)]
 mod tests;

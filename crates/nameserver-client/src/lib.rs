@@ -22,7 +22,7 @@ mod refresher;
 mod route_json;
 mod static_topic;
 
-pub use cache::RouteCache;
+pub use cache::{RouteCache, RouteStats};
 pub use client::NameServerClient;
 pub use config::{
     parse_addr_list, ConfigError, NameServerConfig, DEFAULT_MIN_IMMEDIATE_REFRESH_INTERVAL,

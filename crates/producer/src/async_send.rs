@@ -21,6 +21,7 @@ use crate::checks::check_message;
 use crate::deliver::{Deliver, Leftovers, SendOutcome};
 use crate::error::{ErrorKind, SendError, Unsent};
 use crate::kernel::{prepare_single, Outgoing};
+use crate::metrics::Wait;
 use crate::options::SendOptions;
 use crate::producer::Inner;
 use crate::retry::{self, Job, Launched, Mode, Next, Outcome, Queue, SendState, Settled};
@@ -180,6 +181,7 @@ impl Producer {
             Some(flow) => match flow.try_acquire(held.size()) {
                 Some(p) => Some(p),
                 None => {
+                    inner.core.metrics.backpressure(Wait::Refused);
                     let (max_in_flight, max_bytes) = flow.limits();
                     return Err(SendError::new(
                         ErrorKind::Overloaded {
@@ -233,6 +235,12 @@ impl Producer {
                         () = inner.core.abort.cancelled() => Ok(None),
                         p = tokio::time::timeout(timeout, flow.acquire(size)) => p,
                     };
+                    match &got {
+                        Ok(Some(_)) => inner.core.metrics.backpressure(Wait::Admitted),
+                        Err(_) => inner.core.metrics.backpressure(Wait::TimedOut),
+                        // Shutdown: not a back-pressure outcome.
+                        Ok(None) => {}
+                    }
                     match got {
                         Ok(Some(p)) => Some(p),
                         Ok(None) => {
@@ -403,7 +411,14 @@ fn spawn<D>(
             other => other,
         };
         let (outcome, flight) = complete(first).instrument(span.clone()).await;
-        log_outcome(&span, admitted.started, &outcome);
+        let topic = admitted.held.first().map_or("", Message::topic);
+        log_outcome(
+            &task_inner.core.metrics,
+            topic,
+            &span,
+            admitted.started,
+            &outcome,
+        );
         let outcome =
             crate::namespace::outcome_out(crate::namespace::of(&task_inner.core.cfg), outcome);
         let Admitted {

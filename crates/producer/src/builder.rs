@@ -281,6 +281,25 @@ impl ProducerBuilder {
         self
     }
 
+    /// Records the producer's client metrics through `meter` (feature `metrics`; names and
+    /// attributes in [`crate::metrics`]). Without it they go to OpenTelemetry's global meter
+    /// provider as installed when the producer starts. The library only records: the
+    /// application builds the provider and its exporter.
+    ///
+    /// ```
+    /// use opentelemetry::metrics::MeterProvider as _;
+    /// # let provider = opentelemetry::metrics::noop::NoopMeterProvider::new();
+    /// let builder = rmq_producer::Producer::builder("OrderProducers")
+    ///     .name_server("127.0.0.1:9876")
+    ///     .meter(provider.meter("rmq"));
+    /// assert!(builder.config().meter.is_some());
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub fn meter(mut self, meter: opentelemetry::metrics::Meter) -> Self {
+        self.cfg.meter = Some(meter);
+        self
+    }
+
     /// The configuration so far.
     #[must_use]
     pub fn config(&self) -> &ProducerConfig {

@@ -124,6 +124,10 @@ pub struct ProducerConfig {
     /// ACL credentials: when set, every request (to brokers and name servers) is signed as
     /// Java's `AclClientRPCHook` signs it (default none).
     pub credentials: Option<Credentials>,
+    /// Where the client metrics go (feature `metrics`; [`crate::metrics`]): `None` (the default)
+    /// records through OpenTelemetry's global meter provider as it is when the producer starts.
+    #[cfg(feature = "metrics")]
+    pub meter: Option<opentelemetry::metrics::Meter>,
     /// Settings of a transactional producer
     /// ([`ProducerBuilder::start_transactional`](crate::ProducerBuilder::start_transactional)).
     pub transaction: TransactionConfig,
@@ -171,6 +175,8 @@ impl Default for ProducerConfig {
             serialize_type: SerializeType::Json,
             unit_mode: false,
             credentials: None,
+            #[cfg(feature = "metrics")]
+            meter: None,
             transaction: TransactionConfig::default(),
             namespace: None,
             auto_batch: None,

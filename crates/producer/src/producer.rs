@@ -128,6 +128,18 @@ impl Inner {
             .then(|| registry::leave(self.instance(), &self.cfg().group))
     }
 
+    /// The counters of [`Producer::stats`].
+    pub(crate) fn stats(&self) -> ProducerStats {
+        let (async_in_flight, async_bytes_in_flight) =
+            self.flow.as_ref().map_or((0, 0), Backpressure::in_flight);
+        ProducerStats {
+            sends_in_flight: self.sends.len(),
+            async_in_flight,
+            async_bytes_in_flight,
+            pending_requests: self.instance().pending_requests(),
+        }
+    }
+
     /// The last handle is gone without a shutdown: leave the instance without network calls.
     fn leave_instance(&self) {
         if self.leave().is_some_and(|left| left.unused) {
@@ -169,8 +181,15 @@ impl Producer {
             .clone()
             .map(|ab| Arc::new(Accumulator::new(ab, cfg.max_message_size)));
         let transport = RemotingTransport::new(instance, WireConsts::new(&cfg));
+        #[cfg(feature = "metrics")]
+        let meter = crate::metrics::meter_of(&cfg);
         let mut core = Core::new(transport, cfg);
         core.trace = trace;
+        #[cfg(feature = "metrics")]
+        {
+            core.metrics =
+                crate::metrics::Metrics::new(&meter, core.transport.instance.client_id());
+        }
         let inner = Arc::new(Inner {
             core: Arc::new(core),
             state: AtomicU8::new(RUNNING),
@@ -182,6 +201,8 @@ impl Producer {
             runtime: tokio::runtime::Handle::current(),
             shutdown_done: OnceCell::new(),
         });
+        #[cfg(feature = "metrics")]
+        crate::metrics::observe(&meter, &inner);
         // The driver ends by itself once the state is dropped and every send has finished.
         drop(tokio::spawn(driver));
         tracing::info!(group = %inner.cfg().group, client_id = %inner.instance().client_id(), "producer started");
@@ -232,15 +253,7 @@ impl Producer {
     /// Counters of in-flight work.
     #[must_use]
     pub fn stats(&self) -> ProducerStats {
-        let inner = self.inner();
-        let (async_in_flight, async_bytes_in_flight) =
-            inner.flow.as_ref().map_or((0, 0), Backpressure::in_flight);
-        ProducerStats {
-            sends_in_flight: inner.sends.len(),
-            async_in_flight,
-            async_bytes_in_flight,
-            pending_requests: inner.instance().pending_requests(),
-        }
+        self.inner().stats()
     }
 
     /// Stops the producer: new sends fail with [`ErrorKind::NotRunning`](crate::ErrorKind);

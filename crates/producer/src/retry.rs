@@ -26,7 +26,7 @@ use rmq_nameserver_client::TopicPublishInfo;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::Span;
+use tracing::{field::Empty, Instrument, Span};
 
 use crate::config::ProducerConfig;
 use crate::error::ErrorKind;
@@ -53,6 +53,8 @@ pub(crate) struct Core<T> {
     abort_wake: Notify,
     /// The message trace, when on.
     pub(crate) trace: Option<crate::trace::dispatcher::Tracer>,
+    /// The client metrics (zero-sized without the `metrics` feature).
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 impl<T: Transport> Core<T> {
@@ -66,6 +68,7 @@ impl<T: Transport> Core<T> {
             aborted: AtomicBool::new(false),
             abort_wake: Notify::new(),
             trace: None,
+            metrics: crate::metrics::Metrics::off(),
         }
     }
 
@@ -222,6 +225,9 @@ pub(crate) struct SendState<T> {
     last_broker: Option<String>,
     last_err: Option<Box<ErrorKind>>,
     span: Span,
+    /// The current attempt's span (a child of `span`, at debug; none between attempts and when
+    /// no subscriber wants it).
+    attempt_span: Span,
 }
 
 impl<T: Transport> SendState<T> {
@@ -237,6 +243,9 @@ impl<T: Transport> SendState<T> {
             Mode::Reply => job.retries.saturating_add(1),
         };
         let counter = core.counters.get(job.out.topic());
+        if !span.is_disabled() {
+            span.record("msg_id", job.out.msg_id.as_str());
+        }
         Self {
             core,
             job,
@@ -247,6 +256,7 @@ impl<T: Transport> SendState<T> {
             last_broker: None,
             last_err: None,
             span,
+            attempt_span: Span::none(),
         }
     }
 
@@ -321,7 +331,33 @@ impl<T: Transport> SendState<T> {
             self.span.record("broker", mq.broker_name.as_str());
             self.span.record("queue", mq.queue_id);
         }
+        self.attempt_span = self.attempt_span(&queue, budget);
         Next::Attempt(queue, budget)
+    }
+
+    /// The span of the attempt about to be made to `queue` (at debug: per-message detail).
+    fn attempt_span(&self, queue: &Queue, budget: Duration) -> Span {
+        let span = tracing::debug_span!(
+            parent: &self.span,
+            "attempt",
+            attempt = Empty,
+            broker = Empty,
+            queue = Empty,
+            budget_ms = Empty,
+            outcome = Empty,
+            latency_ms = Empty,
+        );
+        if !span.is_disabled() {
+            let mq = self.queue(queue);
+            span.record("attempt", self.tally.attempts);
+            span.record("broker", mq.broker_name.as_str());
+            span.record("queue", mq.queue_id);
+            span.record(
+                "budget_ms",
+                u64::try_from(budget.as_millis()).unwrap_or(u64::MAX),
+            );
+        }
+        span
     }
 
     /// The send's prepared message, the rest of the state dropped (route, producer handle, span).
@@ -359,21 +395,27 @@ impl<T: Transport> SendState<T> {
                 },
             }
         };
-        tokio::select! {
-            biased;
-            launched = launch => launched,
-            () = self.core.aborted() => Launched::Over(Err(cancelled(true))),
-        }
+        let launched = async {
+            tokio::select! {
+                biased;
+                launched = launch => launched,
+                () = self.core.aborted() => Launched::Over(Err(cancelled(true))),
+            }
+        };
+        launched.instrument(self.attempt_span.clone()).await
     }
 
     /// A whole attempt in one call (the synchronous path).
     async fn call(&self, queue: &Queue, budget: Duration) -> Outcome {
         let attempt = self.attempt(queue, budget);
         let transport = &self.core.transport;
-        match self.job.mode {
-            Mode::Oneway => transport.oneway(attempt).await.map(|()| None),
-            Mode::Reply => transport.call(attempt).await.map(Some),
-        }
+        let call = async {
+            match self.job.mode {
+                Mode::Oneway => transport.oneway(attempt).await.map(|()| None),
+                Mode::Reply => transport.call(attempt).await.map(Some),
+            }
+        };
+        call.instrument(self.attempt_span.clone()).await
     }
 
     /// Phase 2: awaits the answer of a launched attempt (borrowing it, so that an asynchronous
@@ -381,11 +423,16 @@ impl<T: Transport> SendState<T> {
     pub(crate) async fn finish(&self, launched: &mut Launched<T::Pending>) -> Outcome {
         match launched {
             Launched::Over(outcome) => std::mem::replace(outcome, Err(cancelled(false))),
-            Launched::Waiting(pending) => tokio::select! {
-                biased;
-                answer = pending => answer.map(Some),
-                () = self.core.aborted() => Err(cancelled(true)),
-            },
+            Launched::Waiting(pending) => {
+                let answer = async {
+                    tokio::select! {
+                        biased;
+                        answer = pending => answer.map(Some),
+                        () = self.core.aborted() => Err(cancelled(true)),
+                    }
+                };
+                answer.instrument(self.attempt_span.clone()).await
+            }
         }
     }
 
@@ -408,10 +455,23 @@ impl<T: Transport> SendState<T> {
         {
             core.faults
                 .record(&mq.broker_name, latency, isolation, reachable, now);
+            if core.metrics.is_on() && isolates(isolation, latency) {
+                core.metrics.isolated(&mq.broker_name);
+            }
         }
         if let (Some(trace), Ok(Some(result))) = (&core.trace, &outcome) {
             trace.sent(&self.job.out, info.master_addr(&mq.broker_name), t0, result);
         }
+        // The attempt's span ends here, with its outcome.
+        let attempt_span = std::mem::replace(&mut self.attempt_span, Span::none());
+        if !attempt_span.is_disabled() {
+            attempt_span.record("outcome", crate::send::outcome_label(&outcome));
+            attempt_span.record(
+                "latency_ms",
+                u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+            );
+        }
+        drop(attempt_span);
         let more = self.tally.attempts < self.total;
         match outcome {
             Ok(Some(result))
@@ -425,6 +485,10 @@ impl<T: Transport> SendState<T> {
                 self.tally.maybe_stored = true;
                 self.tally.kept = Some(Box::new(result));
                 self.last_broker = Some(mq.broker_name.clone());
+                core.metrics.retry(&rmq_common::namespace::unwrap(
+                    crate::namespace::of(cfg),
+                    &mq.topic,
+                ));
                 Settled::Again(Duration::ZERO)
             }
             Ok(result) => Settled::Done(Ok(result)),
@@ -468,6 +532,12 @@ impl<T: Transport> SendState<T> {
                 };
                 self.last_broker = Some(mq.broker_name.clone());
                 self.last_err = Some(Box::new(err));
+                if more {
+                    core.metrics.retry(&rmq_common::namespace::unwrap(
+                        crate::namespace::of(cfg),
+                        &mq.topic,
+                    ));
+                }
                 Settled::Again(pause)
             }
         }
@@ -568,6 +638,16 @@ fn timeout_error(after: Duration, tally: &Tally, last: Option<Box<ErrorKind>>) -
         maybe_stored: tally.maybe_stored,
         last,
     }
+}
+
+/// Whether an attempt recorded so in the fault table isolates its broker (a non-zero window).
+fn isolates(isolation: bool, latency: Duration) -> bool {
+    let latency = if isolation {
+        crate::fault::ISOLATION_LATENCY
+    } else {
+        latency
+    };
+    !crate::fault::not_available_duration(latency).is_zero()
 }
 
 /// How long the transport refuses to reconnect to the broker of `err`, when that is why the

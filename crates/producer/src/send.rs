@@ -238,30 +238,56 @@ pub(crate) async fn run_sync<T: Transport>(
     }
     .instrument(span.clone())
     .await;
-    log_outcome(&span, started, &outcome);
+    log_outcome(&core.metrics, msg.topic(), &span, started, &outcome);
     crate::namespace::outcome_out(crate::namespace::of(&core.cfg), outcome)
 }
 
-/// The span of one send: topic, then attempts, broker, queue and latency as they are known.
+/// The span of one send: topic, then message id, attempts, broker, queue (of the last
+/// attempt), outcome and latency as they are known. Each attempt is a child `attempt` span (at
+/// debug; see [`SendState`]).
 pub(crate) fn send_span(topic: &str) -> Span {
     tracing::info_span!(
         "send",
         topic,
+        msg_id = Empty,
         attempts = Empty,
         broker = Empty,
         queue = Empty,
+        outcome = Empty,
         latency_ms = Empty,
     )
 }
 
-/// Records the latency and logs the outcome of a send in its span.
-pub(crate) fn log_outcome(span: &Span, started: Instant, outcome: &Outcome) {
-    // No clock read for a span no subscriber wants.
-    if !span.is_disabled() {
-        span.record(
-            "latency_ms",
-            u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        );
+/// The `outcome` field of a send or attempt span: the broker's status (`SEND_OK`, ...),
+/// `written` for oneway, else the error kind (`timeout`, `broker`, ...).
+pub(crate) fn outcome_label(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Ok(Some(r)) => r.status.as_str(),
+        Ok(None) => "written",
+        Err(e) => crate::metrics::error_label(e),
+    }
+}
+
+/// Ends a send of `topic` (the user's name) that started at `started`: records its cost and
+/// outcome in the metrics and in its span, and logs the outcome at debug.
+pub(crate) fn log_outcome(
+    metrics: &crate::metrics::Metrics,
+    topic: &str,
+    span: &Span,
+    started: Instant,
+    outcome: &Outcome,
+) {
+    // No clock read for a span no subscriber wants and no metrics.
+    if !span.is_disabled() || metrics.is_on() {
+        let cost = started.elapsed();
+        metrics.send_done(topic, cost, outcome.as_ref().err());
+        if !span.is_disabled() {
+            span.record(
+                "latency_ms",
+                u64::try_from(cost.as_millis()).unwrap_or(u64::MAX),
+            );
+            span.record("outcome", outcome_label(outcome));
+        }
     }
     let _entered = span.enter();
     match outcome {

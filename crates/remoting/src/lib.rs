@@ -46,7 +46,7 @@ mod tls;
 pub mod fuzzing;
 
 pub use backoff::BackoffConfig;
-pub use client::{RemotingClient, ResponseFuture};
+pub use client::{ConnectionStats, RemotingClient, ResponseFuture};
 pub use codec::{RemotingCodec, DEFAULT_MAX_FRAME_LENGTH};
 pub use command::{RemotingCommand, SerializeType, ONEWAY_FLAG, RESPONSE_FLAG};
 pub use config::{OverloadPolicy, RemotingConfig};

@@ -16,6 +16,8 @@ mod auto_batch;
 mod budget;
 mod hgrm;
 mod java_line;
+mod java_live;
+mod live_args;
 mod report;
 mod report_args;
 mod stats;
@@ -37,6 +39,7 @@ use crate::output::{error_kind, one_line, print_stdout, to_json, Tally};
 
 pub(crate) use auto_batch::AutoBatchArgs;
 use budget::Budget;
+pub(crate) use live_args::LiveArgs;
 pub(crate) use report_args::ReportArgs;
 pub(crate) use stats::{Interval, Recorder, Summary};
 pub(crate) use transaction::TxSummary;
@@ -57,6 +60,13 @@ pub(crate) async fn command(args: &BenchArgs, namesrv: &str) -> Result<u8, Fatal
     builder = args.target.namespace.apply(builder);
     builder = args.auto_batch.apply(builder);
     builder = args.trace.apply(builder);
+    let metrics = match args.live.metrics {
+        true => Some(live_args::Snapshot::new()?),
+        false => None,
+    };
+    if let Some(m) = &metrics {
+        builder = m.apply(builder);
+    }
     let (producer, tx) = match plan.tx {
         Some(tx_plan) => {
             let tx = transaction::start(builder, tx_plan)
@@ -77,8 +87,12 @@ pub(crate) async fn command(args: &BenchArgs, namesrv: &str) -> Result<u8, Fatal
     let signals = crate::signals::count_stop_signals();
     // The live lines, kept for --report.
     let mut samples = Vec::new();
+    let mut java_live = java_live::JavaLive::new(epoch_ms());
     let report = run(producer.clone(), tx.clone(), &plan, signals, |i| {
-        eprintln!("rmq bench: {}", i.line());
+        if !args.live.quiet {
+            eprintln!("rmq bench: {}", i.line());
+            eprintln!("rmq bench: {}", java_live.line(epoch_ms(), i));
+        }
         if args.report.report.is_some() {
             samples.push(*i);
         }
@@ -101,6 +115,9 @@ pub(crate) async fn command(args: &BenchArgs, namesrv: &str) -> Result<u8, Fatal
     let java = java_line::complete_line(&report.summary, &report.latency, report.refused);
     eprintln!("rmq bench: {java}");
     print_stdout(&to_json(&report.summary));
+    if let Some(m) = &metrics {
+        eprint!("{}", m.render());
+    }
     let written = args.report.write(&report::Run {
         params: params(args),
         summary: &report.summary,
@@ -133,6 +150,13 @@ pub(crate) async fn command(args: &BenchArgs, namesrv: &str) -> Result<u8, Fatal
     } else {
         report.exit_code.max(crate::output::exit::FAILED)
     })
+}
+
+/// Milliseconds since the Unix epoch (0 for a clock before it).
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The parameters of a run, for the report.

@@ -36,6 +36,8 @@ pub(crate) struct Recorder {
     /// Failed messages the broker refused with a response code (Java's "Response Failed").
     refused: AtomicU64,
     in_flight: AtomicI64,
+    /// The latencies of the successful sends added up, in µs (Java's average RT).
+    latency_sum_us: AtomicU64,
 }
 
 impl Default for Recorder {
@@ -51,6 +53,7 @@ impl Default for Recorder {
             maybe_stored: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             in_flight: AtomicI64::new(0),
+            latency_sum_us: AtomicU64::new(0),
         }
     }
 }
@@ -69,6 +72,12 @@ pub(crate) struct Interval {
     pub(crate) p99_us: u64,
     /// Sends in flight now.
     pub(crate) in_flight: i64,
+    /// Since the start: messages stored, their latencies added up (µs), the highest latency
+    /// (µs), and the failed messages the broker refused (Java's periodic line).
+    pub(crate) sent_total: u64,
+    pub(crate) latency_sum_us: u64,
+    pub(crate) max_us: u64,
+    pub(crate) refused: u64,
 }
 
 impl Interval {
@@ -138,6 +147,7 @@ impl Recorder {
             h.interval.saturating_record(us);
             h.total.saturating_record(us);
         }
+        self.latency_sum_us.fetch_add(us, Ordering::Relaxed);
         self.sent.fetch_add(msgs, Ordering::Relaxed);
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
@@ -194,7 +204,7 @@ impl Recorder {
     /// Closes an interval of length `elapsed` in which `sent_before` was the count at its start,
     /// and resets the interval histogram.
     pub(crate) fn interval(&self, at_secs: u64, sent_before: u64, elapsed: Duration) -> Interval {
-        let (p50_us, p99_us) = {
+        let (p50_us, p99_us, max_us) = {
             let mut h = self.hists();
             let p = if h.interval.is_empty() {
                 (0, 0)
@@ -205,7 +215,8 @@ impl Recorder {
                 )
             };
             h.interval.reset();
-            p
+            let max = if h.total.is_empty() { 0 } else { h.total.max() };
+            (p.0, p.1, max)
         };
         let secs = elapsed.as_secs_f64().max(1e-9);
         Interval {
@@ -215,6 +226,10 @@ impl Recorder {
             p50_us,
             p99_us,
             in_flight: self.in_flight(),
+            sent_total: self.sent(),
+            latency_sum_us: self.latency_sum_us.load(Ordering::Relaxed),
+            max_us,
+            refused: self.refused(),
         }
     }
 

@@ -5,6 +5,9 @@ mod callback;
 mod go_away;
 mod pool;
 mod response_future;
+mod stats;
+
+pub use stats::ConnectionStats;
 
 use std::fmt;
 use std::sync::atomic::AtomicI32;
@@ -337,6 +340,13 @@ impl RemotingClient {
             .iter()
             .map(Connection::pending_len)
             .sum()
+    }
+
+    /// Counts of this client's connections: open now, connects, reconnects, failed connects.
+    #[must_use]
+    pub fn connection_stats(&self) -> ConnectionStats {
+        let pool = &self.inner.pool;
+        pool.counters.snapshot(pool.open_count())
     }
 
     /// Closes the connection to `addr` (its waiters fail at once); the next call reconnects.

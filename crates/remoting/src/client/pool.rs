@@ -53,6 +53,8 @@ pub(super) struct Pool {
     backoff: Backoffs,
     /// Connections the peer said `GO_AWAY` on, out of `conns`, until they have closed.
     draining: std::sync::Mutex<Vec<Connection>>,
+    /// Connects, reconnects and failed connects (for metrics).
+    pub(super) counters: super::stats::Counters,
 }
 
 /// A share of the per-address connect lock; the last share to go removes the map entry, so
@@ -167,11 +169,13 @@ impl Pool {
         let conn = match tokio::time::timeout_at(limit, open(&ctx)).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(e)) => {
+                self.counters.failed();
                 self.backoff.failed(addr, &config.reconnect_backoff, &e);
                 return Err(e);
             }
             Err(_) => {
                 let e = timed_out();
+                self.counters.failed();
                 // The address's fault when its whole connect timeout ran out, or when it left a
                 // connect (TCP and TLS handshakes) unfinished for a second: a black hole. A
                 // caller's own short deadline says nothing of the address.
@@ -184,7 +188,9 @@ impl Pool {
         };
         self.backoff.succeeded(addr);
         tracing::info!(addr, tls = config.tls.is_some(), "connected");
-        if let Some(old) = self.conns.insert(addr.to_owned(), conn.clone()) {
+        let old = self.conns.insert(addr.to_owned(), conn.clone());
+        self.counters.connected(old.is_some());
+        if let Some(old) = old {
             old.close();
         }
         if ctx.shut.is_cancelled() {
@@ -214,6 +220,23 @@ impl Pool {
                 .cloned(),
         );
         all
+    }
+
+    /// Connections open now (live or draining, not closed).
+    pub(super) fn open_count(&self) -> u64 {
+        let live = self
+            .conns
+            .iter()
+            .filter(|c| !c.value().is_closed() && !c.value().is_draining())
+            .count();
+        let draining = self
+            .draining
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|c| !c.is_closed())
+            .count();
+        u64::try_from(live + draining).unwrap_or(u64::MAX)
     }
 
     /// Addresses with a connect lock (someone is connecting there).

@@ -89,7 +89,8 @@ impl<W> Drop for Cleanup<W> {
         let failed = shared
             .pending
             .fail_all(|written| shared.closed_error(written));
-        tracing::debug!(unwritten, failed, "connection closed");
+        // Once per connection: an operator's event (the connect is logged at info too).
+        tracing::info!(addr = %shared.opts.addr, unwritten, failed, "connection closed");
         drop(self.wr.take());
         shared.finished.cancel();
     }
