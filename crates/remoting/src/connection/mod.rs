@@ -87,7 +87,9 @@ pub(crate) enum Kind {
 /// A frame queued for the writer.
 #[derive(Debug)]
 pub(crate) struct Outbound {
-    pub(crate) head: Bytes,
+    /// Length fields and header, as encoded (not frozen: a `Bytes` made from a buffer with
+    /// spare capacity costs an allocation, and the writer copies small heads anyway).
+    pub(crate) head: BytesMut,
     pub(crate) body: Bytes,
     pub(crate) kind: Kind,
     /// Queue budget it holds; the writer gives it back once the frame is written or skipped.
@@ -332,7 +334,7 @@ impl Connection {
 
     /// Encodes `cmd`'s length fields and header, checking the frame limit; the body is
     /// `cmd`'s own `Bytes` (not copied: the writer decides).
-    fn encode(&self, cmd: &RemotingCommand) -> Result<(Bytes, Bytes), RemotingError> {
+    fn encode(&self, cmd: &RemotingCommand) -> Result<(BytesMut, Bytes), RemotingError> {
         let mut buf = BytesMut::new();
         cmd.encode_head(&mut buf)?;
         let len = buf.len() + cmd.body.len();
@@ -340,7 +342,7 @@ impl Connection {
         if len > max {
             return Err(RemotingError::FrameTooLarge { len, max });
         }
-        Ok((buf.freeze(), cmd.body.clone()))
+        Ok((buf, cmd.body.clone()))
     }
 
     /// The queue budget a frame of `len` bytes takes (0 when the budget is unbounded; a frame
@@ -538,14 +540,14 @@ impl Connection {
     /// Queues raw bytes as they are, if they fit the queue budget now.
     #[cfg(any(test, feature = "test-util"))]
     pub(crate) fn send_raw(&self, bytes: Bytes) -> Result<(), RemotingError> {
-        self.queue_untracked(bytes, Bytes::new(), Wait::No)
+        self.queue_untracked(BytesMut::from(&bytes[..]), Bytes::new(), Wait::No)
             .now_or_never()
             .unwrap_or_else(|| Err(self.closed_error(false)))
     }
 
     async fn queue_untracked(
         &self,
-        head: Bytes,
+        head: BytesMut,
         body: Bytes,
         wait: Wait,
     ) -> Result<(), RemotingError> {

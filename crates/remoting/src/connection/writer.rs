@@ -139,7 +139,7 @@ async fn serve<W: AsyncWrite + Unpin>(
             taken += out.cost as usize;
             // A frame whose caller gave up (timeout, drop) must not be sent.
             if claim(shared, out.kind, &mut acks) {
-                gather.push(out.head);
+                gather.push_mut(out.head);
                 gather.push(out.body);
             }
             if !gather.is_full(batch_limit) {
