@@ -3,6 +3,7 @@
 mod backoff;
 mod callback;
 mod go_away;
+mod in_flight;
 mod pool;
 mod response_future;
 
@@ -12,7 +13,6 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use rmq_common::RequestCode;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{field, Instrument};
@@ -24,6 +24,7 @@ use crate::error::RemotingError;
 use crate::processor::{ProcessorTable, RequestProcessor, RpcHook};
 use crate::tls::TlsConfig;
 
+use in_flight::{InFlight, NoSlot, Slot};
 pub use response_future::ResponseFuture;
 
 /// How long [`RemotingClient::shutdown`] waits for its connections to finish closing.
@@ -73,8 +74,8 @@ struct Inner {
     pool: pool::Pool,
     processors: ProcessorTable,
     hook: RwLock<Option<Arc<dyn RpcHook>>>,
-    async_permits: Arc<Semaphore>,
-    oneway_permits: Arc<Semaphore>,
+    async_permits: InFlight,
+    oneway_permits: InFlight,
     opaque: Arc<AtomicI32>,
     shut: CancellationToken,
 }
@@ -107,12 +108,8 @@ impl RemotingClient {
                  any server, or anyone on the path, is accepted; use it for tests only"
             );
         }
-        let async_permits = Arc::new(Semaphore::new(
-            config.max_async_in_flight.min(Semaphore::MAX_PERMITS),
-        ));
-        let oneway_permits = Arc::new(Semaphore::new(
-            config.max_oneway_in_flight.min(Semaphore::MAX_PERMITS),
-        ));
+        let async_permits = InFlight::new(config.max_async_in_flight);
+        let oneway_permits = InFlight::new(config.max_oneway_in_flight);
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -362,17 +359,17 @@ impl RemotingClient {
             .await
     }
 
-    /// An in-flight permit per the overload policy.
+    /// An in-flight slot per the overload policy.
     async fn permit(
         &self,
-        sem: &Arc<Semaphore>,
+        slots: &InFlight,
         addr: &str,
         deadline: Instant,
-    ) -> Result<OwnedSemaphorePermit, RemotingError> {
-        match Arc::clone(sem).try_acquire_owned() {
-            Ok(p) => return Ok(p),
-            Err(TryAcquireError::Closed) => return Err(RemotingError::Shutdown),
-            Err(TryAcquireError::NoPermits) => {}
+    ) -> Result<Slot, RemotingError> {
+        match slots.try_take() {
+            Ok(slot) => return Ok(slot),
+            Err(NoSlot::Closed) => return Err(RemotingError::Shutdown),
+            Err(NoSlot::Full) => {}
         }
         let overloaded = || {
             tracing::debug!(addr, "too many requests in flight");
@@ -384,13 +381,10 @@ impl RemotingClient {
             OverloadPolicy::Fail => Err(overloaded()),
             OverloadPolicy::Wait => {
                 // Boxed: rare, see `Connection::reserve`.
-                let wait = Box::pin(tokio::time::timeout_at(
-                    deadline,
-                    Arc::clone(sem).acquire_owned(),
-                ));
+                let wait = Box::pin(tokio::time::timeout_at(deadline, slots.take()));
                 match wait.await {
-                    Ok(Ok(p)) => Ok(p),
-                    Ok(Err(_)) => Err(RemotingError::Shutdown),
+                    Ok(Some(slot)) => Ok(slot),
+                    Ok(None) => Err(RemotingError::Shutdown),
                     Err(_) => Err(overloaded()),
                 }
             }
