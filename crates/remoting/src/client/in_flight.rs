@@ -58,10 +58,12 @@ impl Shared {
             if used >= self.max {
                 return false;
             }
-            match self
-                .used
-                .compare_exchange_weak(used, used + 1, Ordering::AcqRel, Ordering::Relaxed)
-            {
+            match self.used.compare_exchange_weak(
+                used,
+                used + 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return true,
                 Err(now) => used = now,
             }
@@ -219,7 +221,11 @@ mod tests {
             }));
             tokio::task::yield_now().await;
         }
-        assert_eq!(f.try_take().err(), Some(NoSlot::Full), "no passing the queue");
+        assert_eq!(
+            f.try_take().err(),
+            Some(NoSlot::Full),
+            "no passing the queue"
+        );
         drop(held);
         for t in tasks {
             tokio::time::timeout(Duration::from_secs(5), t)

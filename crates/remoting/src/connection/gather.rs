@@ -211,7 +211,10 @@ mod tests {
         let large_head = BytesMut::from(&[9u8; 600][..]);
         g.push_mut(large_head);
         assert_eq!(g.segs.len(), 4, "{:?}", g.segs);
-        assert!(matches!(g.segs[3], Seg::Shared(_)), "a large head is not copied");
+        assert!(
+            matches!(g.segs[3], Seg::Shared(_)),
+            "a large head is not copied"
+        );
         match &g.segs[1] {
             Seg::Shared(b) => assert_eq!(b.as_ptr(), big.as_ptr(), "the body is not copied"),
             other => panic!("{other:?}"),
