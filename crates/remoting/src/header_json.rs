@@ -101,8 +101,8 @@ fn put_str_bytes(dst: &mut BytesMut, bytes: &[u8]) {
     dst.put_u8(b'"');
 }
 
-/// How many leading bytes of `bytes` need no escape (a lower bound found 8 bytes at a time,
-/// then exact byte by byte).
+/// How many leading bytes of `bytes` need no escape: found 8 bytes at a time (the last few
+/// padded to a word with clean bytes), then exact within the word that has one.
 pub(crate) fn clean_prefix(bytes: &[u8]) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -110,25 +110,41 @@ pub(crate) fn clean_prefix(bytes: &[u8]) -> usize {
     const fn has_zero(w: u64) -> bool {
         w.wrapping_sub(ONES) & !w & HIGH != 0
     }
-    let mut i = 0;
-    for chunk in bytes.chunks_exact(8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
-        // A byte below 0x20, or a quote, or a backslash, somewhere in the word.
-        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0;
-        if control
+    // A byte below 0x20, or a quote, or a backslash, somewhere in the word.
+    fn dirty(w: u64) -> bool {
+        w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0
             || has_zero(w ^ (ONES * u64::from(b'"')))
             || has_zero(w ^ (ONES * u64::from(b'\\')))
-        {
-            break;
+    }
+    let exact = |from: usize| {
+        from + bytes[from..]
+            .iter()
+            .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+            .unwrap_or(bytes.len() - from)
+    };
+    let mut chunks = bytes.chunks_exact(8);
+    let mut i = 0;
+    for chunk in chunks.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        if dirty(u64::from_le_bytes(word)) {
+            return exact(i);
         }
         i += 8;
     }
-    i + bytes[i..]
-        .iter()
-        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
-        .unwrap_or(bytes.len() - i)
+    let rest = chunks.remainder();
+    if rest.is_empty() {
+        return i;
+    }
+    // The last 1 to 7 bytes, padded with spaces (which need no escape): one test instead of a
+    // loop over them (keys and short values are mostly only this).
+    let mut word = [b' '; 8];
+    word[..rest.len()].copy_from_slice(rest);
+    if dirty(u64::from_le_bytes(word)) {
+        exact(i)
+    } else {
+        bytes.len()
+    }
 }
 
 /// Writes `bytes` (the inside of a JSON string), escaping what needs it.
@@ -437,6 +453,31 @@ mod tests {
         put_str(&mut b, s);
         assert_eq!(&b[1..b.len() - 1], s.as_bytes());
         assert_eq!(clean_prefix(s.as_bytes()), s.len());
+    }
+
+    #[test]
+    fn clean_prefix_finds_the_first_byte_to_escape_at_every_position() {
+        let naive = |b: &[u8]| {
+            b.iter()
+                .position(|&c| c < 0x20 || c == b'"' || c == b'\\')
+                .unwrap_or(b.len())
+        };
+        for len in 0..=24 {
+            let clean: Vec<u8> = (0..len).map(|i| b"a~ \x7f\xc3\xa9!#"[i % 7]).collect();
+            assert_eq!(clean_prefix(&clean), naive(&clean), "clean, len {len}");
+            for at in 0..len {
+                for bad in [0u8, 0x1F, b'"', b'\\', b'\n'] {
+                    let mut v = clean.clone();
+                    v[at] = bad;
+                    assert_eq!(clean_prefix(&v), at, "{bad:#x} at {at} of {len}");
+                    // a second one later changes nothing
+                    if at + 1 < len {
+                        v[len - 1] = b'"';
+                        assert_eq!(clean_prefix(&v), at, "{bad:#x} at {at} of {len}, twice");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
