@@ -101,8 +101,8 @@ fn put_str_bytes(dst: &mut BytesMut, bytes: &[u8]) {
     dst.put_u8(b'"');
 }
 
-/// How many leading bytes of `bytes` need no escape: found 8 bytes at a time (the last few
-/// padded to a word with clean bytes), then exact within the word that has one.
+/// How many leading bytes of `bytes` need no escape (a lower bound found 8 bytes at a time,
+/// then exact byte by byte).
 pub(crate) fn clean_prefix(bytes: &[u8]) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -110,41 +110,25 @@ pub(crate) fn clean_prefix(bytes: &[u8]) -> usize {
     const fn has_zero(w: u64) -> bool {
         w.wrapping_sub(ONES) & !w & HIGH != 0
     }
-    // A byte below 0x20, or a quote, or a backslash, somewhere in the word.
-    fn dirty(w: u64) -> bool {
-        w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0
-            || has_zero(w ^ (ONES * u64::from(b'"')))
-            || has_zero(w ^ (ONES * u64::from(b'\\')))
-    }
-    let exact = |from: usize| {
-        from + bytes[from..]
-            .iter()
-            .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
-            .unwrap_or(bytes.len() - from)
-    };
-    let mut chunks = bytes.chunks_exact(8);
     let mut i = 0;
-    for chunk in chunks.by_ref() {
+    for chunk in bytes.chunks_exact(8) {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
-        if dirty(u64::from_le_bytes(word)) {
-            return exact(i);
+        let w = u64::from_le_bytes(word);
+        // A byte below 0x20, or a quote, or a backslash, somewhere in the word.
+        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0;
+        if control
+            || has_zero(w ^ (ONES * u64::from(b'"')))
+            || has_zero(w ^ (ONES * u64::from(b'\\')))
+        {
+            break;
         }
         i += 8;
     }
-    let rest = chunks.remainder();
-    if rest.is_empty() {
-        return i;
-    }
-    // The last 1 to 7 bytes, padded with spaces (which need no escape): one test instead of a
-    // loop over them (keys and short values are mostly only this).
-    let mut word = [b' '; 8];
-    word[..rest.len()].copy_from_slice(rest);
-    if dirty(u64::from_le_bytes(word)) {
-        exact(i)
-    } else {
-        bytes.len()
-    }
+    i + bytes[i..]
+        .iter()
+        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .unwrap_or(bytes.len() - i)
 }
 
 /// Writes `bytes` (the inside of a JSON string), escaping what needs it.
