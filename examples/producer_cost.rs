@@ -43,9 +43,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .await?;
     let body = Bytes::from(vec![b'c'; 128]);
     // The route is loaded before the clock starts.
-    producer
-        .send(Message::new(TOPIC, body.clone()))
-        .await?;
+    producer.send(Message::new(TOPIC, body.clone())).await?;
     let started = Instant::now();
     let mut in_flight: VecDeque<SendFuture> = VecDeque::with_capacity(window);
     let mut done = 0usize;
