@@ -8,7 +8,7 @@ mod pool;
 mod response_future;
 
 use std::fmt;
-use std::sync::atomic::AtomicI32;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -78,12 +78,22 @@ struct Inner {
     oneway_permits: InFlight,
     opaque: Arc<AtomicI32>,
     shut: CancellationToken,
+    /// Set just before `shut` is cancelled: what each call checks (the token's own check
+    /// takes a lock).
+    shut_flag: AtomicBool,
+}
+
+impl Inner {
+    fn shut_down(&self) {
+        self.shut_flag.store(true, Ordering::Release);
+        self.shut.cancel();
+    }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         // The last handle is gone: nobody can wait on these connections any more.
-        self.shut.cancel();
+        self.shut_down();
         self.pool.close_all();
     }
 }
@@ -120,6 +130,7 @@ impl RemotingClient {
                 oneway_permits,
                 opaque: Arc::new(AtomicI32::new(1)),
                 shut: CancellationToken::new(),
+                shut_flag: AtomicBool::new(false),
             }),
         }
     }
@@ -345,7 +356,7 @@ impl RemotingClient {
     /// [`RemotingError::Shutdown`]. Waits (boundedly) until the connections have closed.
     pub async fn shutdown(&self) {
         tracing::info!("remoting client shutting down");
-        self.inner.shut.cancel();
+        self.inner.shut_down();
         self.inner.async_permits.close();
         self.inner.oneway_permits.close();
         let conns = self.inner.pool.close_all();
@@ -354,6 +365,9 @@ impl RemotingClient {
 
     async fn connection(&self, addr: &str, deadline: Instant) -> Result<Connection, RemotingError> {
         let i = &*self.inner;
+        if i.shut_flag.load(Ordering::Acquire) {
+            return Err(RemotingError::Shutdown);
+        }
         i.pool
             .get(addr, deadline, &i.config, &i.processors, &i.opaque, &i.shut)
             .await
