@@ -62,12 +62,14 @@ impl Gather {
     }
 
     /// Appends a piece held in a `BytesMut` (a frame's head): copied when small, frozen (not
-    /// copied) when large.
-    pub(super) fn push_mut(&mut self, piece: BytesMut) {
+    /// copied) when large. The buffer comes back when it was copied (free for reuse).
+    pub(super) fn push_mut(&mut self, piece: BytesMut) -> Option<BytesMut> {
         if piece.len() > self.copy_max {
             self.push(piece.freeze());
+            None
         } else {
             self.copy(&piece);
+            Some(piece)
         }
     }
 
@@ -201,15 +203,18 @@ mod tests {
     fn small_pieces_share_a_slice_and_large_ones_are_not_copied() {
         let mut g = Gather::new(true);
         let big = Bytes::from(vec![7u8; 4096]);
-        g.push_mut(BytesMut::from(&b"head1"[..]));
+        assert!(
+            g.push_mut(BytesMut::from(&b"head1"[..])).is_some(),
+            "copied"
+        );
         g.push(Bytes::from_static(b"body1"));
         g.push(Bytes::from_static(b"head2"));
         g.push(big.clone());
         g.push(Bytes::new());
-        g.push_mut(BytesMut::new());
+        assert!(g.push_mut(BytesMut::new()).is_some());
         g.push(Bytes::from_static(b"head3"));
         let large_head = BytesMut::from(&[9u8; 600][..]);
-        g.push_mut(large_head);
+        assert!(g.push_mut(large_head).is_none(), "kept, not copied");
         assert_eq!(g.segs.len(), 4, "{:?}", g.segs);
         assert!(
             matches!(g.segs[3], Seg::Shared(_)),
