@@ -301,7 +301,7 @@ pub(crate) fn log_outcome(
 
 /// A reply-mode job always yields a result; `None` only comes from oneway jobs.
 pub(crate) fn expect_result(r: Option<SendResult>) -> Result<SendResult, SendError> {
-    r.ok_or(SendError::bare(retry::cancelled(true)))
+    r.ok_or_else(|| SendError::bare(retry::cancelled(true)))
 }
 
 /// [`expect_result`] before the message is handed back.

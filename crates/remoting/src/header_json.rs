@@ -440,6 +440,31 @@ mod tests {
     }
 
     #[test]
+    fn clean_prefix_finds_the_first_byte_to_escape_at_every_position() {
+        let naive = |b: &[u8]| {
+            b.iter()
+                .position(|&c| c < 0x20 || c == b'"' || c == b'\\')
+                .unwrap_or(b.len())
+        };
+        for len in 0..=24 {
+            let clean: Vec<u8> = (0..len).map(|i| b"a~ \x7f\xc3\xa9!#"[i % 7]).collect();
+            assert_eq!(clean_prefix(&clean), naive(&clean), "clean, len {len}");
+            for at in 0..len {
+                for bad in [0u8, 0x1F, b'"', b'\\', b'\n'] {
+                    let mut v = clean.clone();
+                    v[at] = bad;
+                    assert_eq!(clean_prefix(&v), at, "{bad:#x} at {at} of {len}");
+                    // a second one later changes nothing
+                    if at + 1 < len {
+                        v[len - 1] = b'"';
+                        assert_eq!(clean_prefix(&v), at, "{bad:#x} at {at} of {len}, twice");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn ext_entries_clean_and_escaped() {
         let mut ext = ExtFields::new();
         ext.insert("a", "1");

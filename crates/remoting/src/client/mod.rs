@@ -3,6 +3,7 @@
 mod backoff;
 mod callback;
 mod go_away;
+mod in_flight;
 mod pool;
 mod response_future;
 mod stats;
@@ -10,12 +11,11 @@ mod stats;
 pub use stats::ConnectionStats;
 
 use std::fmt;
-use std::sync::atomic::AtomicI32;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use rmq_common::RequestCode;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{field, Instrument};
@@ -27,6 +27,7 @@ use crate::error::RemotingError;
 use crate::processor::{ProcessorTable, RequestProcessor, RpcHook};
 use crate::tls::TlsConfig;
 
+use in_flight::{InFlight, NoSlot, Slot};
 pub use response_future::ResponseFuture;
 
 /// How long [`RemotingClient::shutdown`] waits for its connections to finish closing.
@@ -76,16 +77,26 @@ struct Inner {
     pool: pool::Pool,
     processors: ProcessorTable,
     hook: RwLock<Option<Arc<dyn RpcHook>>>,
-    async_permits: Arc<Semaphore>,
-    oneway_permits: Arc<Semaphore>,
+    async_permits: InFlight,
+    oneway_permits: InFlight,
     opaque: Arc<AtomicI32>,
     shut: CancellationToken,
+    /// Set just before `shut` is cancelled: what each call checks (the token's own check
+    /// takes a lock).
+    shut_flag: AtomicBool,
+}
+
+impl Inner {
+    fn shut_down(&self) {
+        self.shut_flag.store(true, Ordering::Release);
+        self.shut.cancel();
+    }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         // The last handle is gone: nobody can wait on these connections any more.
-        self.shut.cancel();
+        self.shut_down();
         self.pool.close_all();
     }
 }
@@ -110,12 +121,8 @@ impl RemotingClient {
                  any server, or anyone on the path, is accepted; use it for tests only"
             );
         }
-        let async_permits = Arc::new(Semaphore::new(
-            config.max_async_in_flight.min(Semaphore::MAX_PERMITS),
-        ));
-        let oneway_permits = Arc::new(Semaphore::new(
-            config.max_oneway_in_flight.min(Semaphore::MAX_PERMITS),
-        ));
+        let async_permits = InFlight::new(config.max_async_in_flight);
+        let oneway_permits = InFlight::new(config.max_oneway_in_flight);
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -126,6 +133,7 @@ impl RemotingClient {
                 oneway_permits,
                 opaque: Arc::new(AtomicI32::new(1)),
                 shut: CancellationToken::new(),
+                shut_flag: AtomicBool::new(false),
             }),
         }
     }
@@ -358,7 +366,7 @@ impl RemotingClient {
     /// [`RemotingError::Shutdown`]. Waits (boundedly) until the connections have closed.
     pub async fn shutdown(&self) {
         tracing::info!("remoting client shutting down");
-        self.inner.shut.cancel();
+        self.inner.shut_down();
         self.inner.async_permits.close();
         self.inner.oneway_permits.close();
         let conns = self.inner.pool.close_all();
@@ -367,22 +375,25 @@ impl RemotingClient {
 
     async fn connection(&self, addr: &str, deadline: Instant) -> Result<Connection, RemotingError> {
         let i = &*self.inner;
+        if i.shut_flag.load(Ordering::Acquire) {
+            return Err(RemotingError::Shutdown);
+        }
         i.pool
             .get(addr, deadline, &i.config, &i.processors, &i.opaque, &i.shut)
             .await
     }
 
-    /// An in-flight permit per the overload policy.
+    /// An in-flight slot per the overload policy.
     async fn permit(
         &self,
-        sem: &Arc<Semaphore>,
+        slots: &InFlight,
         addr: &str,
         deadline: Instant,
-    ) -> Result<OwnedSemaphorePermit, RemotingError> {
-        match Arc::clone(sem).try_acquire_owned() {
-            Ok(p) => return Ok(p),
-            Err(TryAcquireError::Closed) => return Err(RemotingError::Shutdown),
-            Err(TryAcquireError::NoPermits) => {}
+    ) -> Result<Slot, RemotingError> {
+        match slots.try_take() {
+            Ok(slot) => return Ok(slot),
+            Err(NoSlot::Closed) => return Err(RemotingError::Shutdown),
+            Err(NoSlot::Full) => {}
         }
         let overloaded = || {
             tracing::debug!(addr, "too many requests in flight");
@@ -394,13 +405,10 @@ impl RemotingClient {
             OverloadPolicy::Fail => Err(overloaded()),
             OverloadPolicy::Wait => {
                 // Boxed: rare, see `Connection::reserve`.
-                let wait = Box::pin(tokio::time::timeout_at(
-                    deadline,
-                    Arc::clone(sem).acquire_owned(),
-                ));
+                let wait = Box::pin(tokio::time::timeout_at(deadline, slots.take()));
                 match wait.await {
-                    Ok(Ok(p)) => Ok(p),
-                    Ok(Err(_)) => Err(RemotingError::Shutdown),
+                    Ok(Some(slot)) => Ok(slot),
+                    Ok(None) => Err(RemotingError::Shutdown),
                     Err(_) => Err(overloaded()),
                 }
             }

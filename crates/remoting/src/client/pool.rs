@@ -97,9 +97,8 @@ impl Pool {
         opaque: &Arc<AtomicI32>,
         shut: &CancellationToken,
     ) -> Result<Connection, RemotingError> {
-        if shut.is_cancelled() {
-            return Err(RemotingError::Shutdown);
-        }
+        // A shut-down client was refused by the caller already (an atomic check; the token's
+        // takes a lock); a connect checks the token again.
         if let Some(c) = self.live(addr) {
             return Ok(c);
         }

@@ -7,9 +7,10 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::{oneshot, OwnedSemaphorePermit};
+use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
+use super::in_flight::Slot;
 use super::{go_away, Inner, RemotingClient};
 use crate::command::RemotingCommand;
 use crate::connection::{Connection, PendingGuard, Reply};
@@ -50,7 +51,7 @@ pub struct ResponseFuture {
     pub(super) opaque: i32,
     pub(super) timeout: Duration,
     pub(super) hook: Option<Arc<dyn RpcHook>>,
-    pub(super) permit: Option<OwnedSemaphorePermit>,
+    pub(super) permit: Option<Slot>,
     pub(super) done: bool,
     /// Set while a `GO_AWAY` answer may still trigger the one resend.
     pub(super) go_away: Option<Resend>,

@@ -61,18 +61,39 @@ impl Gather {
         self.vectored
     }
 
+    /// Appends a piece held in a `BytesMut` (a frame's head): copied when small, frozen (not
+    /// copied) when large. The buffer comes back when it was copied (free for reuse).
+    pub(super) fn push_mut(&mut self, piece: BytesMut) -> Option<BytesMut> {
+        if piece.len() > self.copy_max {
+            self.push(piece.freeze());
+            None
+        } else {
+            self.copy(&piece);
+            Some(piece)
+        }
+    }
+
     /// Appends a piece (nothing for an empty one).
     pub(super) fn push(&mut self, piece: Bytes) {
         if piece.is_empty() {
             return;
         }
-        self.len += piece.len();
         if piece.len() > self.copy_max {
+            self.len += piece.len();
             self.segs.push(Seg::Shared(piece));
             return;
         }
+        self.copy(&piece);
+    }
+
+    /// Copies a small piece after the previous copied one.
+    fn copy(&mut self, piece: &[u8]) {
+        if piece.is_empty() {
+            return;
+        }
+        self.len += piece.len();
         let start = self.scratch.len();
-        self.scratch.extend_from_slice(&piece);
+        self.scratch.extend_from_slice(piece);
         let end = self.scratch.len();
         // Copied pieces are appended at the end of `scratch`: a copied last slice is extended.
         match self.segs.last_mut() {
@@ -182,13 +203,23 @@ mod tests {
     fn small_pieces_share_a_slice_and_large_ones_are_not_copied() {
         let mut g = Gather::new(true);
         let big = Bytes::from(vec![7u8; 4096]);
-        g.push(Bytes::from_static(b"head1"));
+        assert!(
+            g.push_mut(BytesMut::from(&b"head1"[..])).is_some(),
+            "copied"
+        );
         g.push(Bytes::from_static(b"body1"));
         g.push(Bytes::from_static(b"head2"));
         g.push(big.clone());
         g.push(Bytes::new());
+        assert!(g.push_mut(BytesMut::new()).is_some());
         g.push(Bytes::from_static(b"head3"));
-        assert_eq!(g.segs.len(), 3, "{:?}", g.segs);
+        let large_head = BytesMut::from(&[9u8; 600][..]);
+        assert!(g.push_mut(large_head).is_none(), "kept, not copied");
+        assert_eq!(g.segs.len(), 4, "{:?}", g.segs);
+        assert!(
+            matches!(g.segs[3], Seg::Shared(_)),
+            "a large head is not copied"
+        );
         match &g.segs[1] {
             Seg::Shared(b) => assert_eq!(b.as_ptr(), big.as_ptr(), "the body is not copied"),
             other => panic!("{other:?}"),
@@ -196,6 +227,7 @@ mod tests {
         let mut want = b"head1body1head2".to_vec();
         want.extend_from_slice(&big);
         want.extend_from_slice(b"head3");
+        want.extend_from_slice(&[9u8; 600]);
         for step in [1, 3, 7, 100, 4096, usize::MAX] {
             assert_eq!(written(&g, step), want, "step {step}");
         }

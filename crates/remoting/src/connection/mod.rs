@@ -23,7 +23,7 @@ mod writer;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -87,7 +87,9 @@ pub(crate) enum Kind {
 /// A frame queued for the writer.
 #[derive(Debug)]
 pub(crate) struct Outbound {
-    pub(crate) head: Bytes,
+    /// Length fields and header, as encoded (not frozen: a `Bytes` made from a buffer with
+    /// spare capacity costs an allocation, and the writer copies small heads anyway).
+    pub(crate) head: BytesMut,
     pub(crate) body: Bytes,
     pub(crate) kind: Kind,
     /// Queue budget it holds; the writer gives it back once the frame is written or skipped.
@@ -178,7 +180,17 @@ pub(crate) struct Shared {
     /// Set once the peer answered `GO_AWAY` on this connection: no new request goes on it; it
     /// closes once the requests in flight on it have ended (see `client::go_away`).
     draining: AtomicBool,
+    /// Head buffers the writer has copied out, for the next frames to encode into: a head is
+    /// encoded on the caller's thread and dropped on the writer's, so without this every frame
+    /// paid an allocation and a cross-thread free.
+    spare_heads: Mutex<Vec<BytesMut>>,
 }
+
+/// The most head buffers kept for reuse per connection.
+const SPARE_HEADS: usize = 512;
+
+/// Larger head buffers are not kept (a head with large properties).
+const SPARE_HEAD_CAPACITY: usize = 2048;
 
 impl Shared {
     /// Marks the connection closed (idempotent): both tasks stop, budget waiters fail.
@@ -192,6 +204,38 @@ impl Shared {
     /// takes a lock, and this is asked for every request and every frame read).
     pub(crate) fn is_closed(&self) -> bool {
         self.closed_flag.load(Ordering::Acquire)
+    }
+
+    /// An empty buffer to encode a head into (a reused one when there is one).
+    fn head_buffer(&self) -> BytesMut {
+        self.spare_heads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+            .unwrap_or_default()
+    }
+
+    /// Keeps the (copied-out) head buffers of a write for reuse, up to the bounds.
+    pub(crate) fn give_back_heads(&self, heads: &mut Vec<BytesMut>) {
+        if heads.is_empty() {
+            return;
+        }
+        let mut spare = self
+            .spare_heads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for mut head in heads.drain(..) {
+            if spare.len() >= SPARE_HEADS {
+                break;
+            }
+            if head.capacity() <= SPARE_HEAD_CAPACITY {
+                head.clear();
+                spare.push(head);
+            }
+        }
+        drop(spare);
+        // What did not fit is freed here, outside the lock.
+        heads.clear();
     }
 
     /// Resolves once the connection is closed or closing.
@@ -265,6 +309,7 @@ impl Connection {
             started: Instant::now(),
             close_cause: OnceLock::new(),
             draining: AtomicBool::new(false),
+            spare_heads: Mutex::new(Vec::new()),
         });
         let conn = Self { shared };
         let span =
@@ -332,15 +377,15 @@ impl Connection {
 
     /// Encodes `cmd`'s length fields and header, checking the frame limit; the body is
     /// `cmd`'s own `Bytes` (not copied: the writer decides).
-    fn encode(&self, cmd: &RemotingCommand) -> Result<(Bytes, Bytes), RemotingError> {
-        let mut buf = BytesMut::new();
+    fn encode(&self, cmd: &RemotingCommand) -> Result<(BytesMut, Bytes), RemotingError> {
+        let mut buf = self.shared.head_buffer();
         cmd.encode_head(&mut buf)?;
         let len = buf.len() + cmd.body.len();
         let max = self.shared.opts.max_frame_length;
         if len > max {
             return Err(RemotingError::FrameTooLarge { len, max });
         }
-        Ok((buf.freeze(), cmd.body.clone()))
+        Ok((buf, cmd.body.clone()))
     }
 
     /// The queue budget a frame of `len` bytes takes (0 when the budget is unbounded; a frame
@@ -538,14 +583,14 @@ impl Connection {
     /// Queues raw bytes as they are, if they fit the queue budget now.
     #[cfg(any(test, feature = "test-util"))]
     pub(crate) fn send_raw(&self, bytes: Bytes) -> Result<(), RemotingError> {
-        self.queue_untracked(bytes, Bytes::new(), Wait::No)
+        self.queue_untracked(BytesMut::from(&bytes[..]), Bytes::new(), Wait::No)
             .now_or_never()
             .unwrap_or_else(|| Err(self.closed_error(false)))
     }
 
     async fn queue_untracked(
         &self,
-        head: Bytes,
+        head: BytesMut,
         body: Bytes,
         wait: Wait,
     ) -> Result<(), RemotingError> {

@@ -1,10 +1,10 @@
 //! The correlation table of one connection: opaque → waiter, with an RAII guard.
 
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use dashmap::DashMap;
 use tokio::sync::{oneshot, Notify};
 
 use crate::command::RemotingCommand;
@@ -23,7 +23,8 @@ pub(crate) struct Waiter {
     written: AtomicBool,
 }
 
-/// Hashes an opaque with a multiply (opaques are sequential; DashMap picks shards from the high bits).
+/// Hashes an opaque with a multiply (opaques are sequential; the map takes its control bytes
+/// from the high bits).
 #[derive(Default)]
 pub(crate) struct OpaqueHasher(u64);
 
@@ -41,11 +42,17 @@ impl Hasher for OpaqueHasher {
     }
 }
 
+type Map = HashMap<i32, Waiter, BuildHasherDefault<OpaqueHasher>>;
+
 /// opaque → waiter. Entries leave by reply, by [`PendingGuard`] drop (timeout, cancellation), or
 /// by [`fail_all`](Self::fail_all) when the connection dies.
+///
+/// One map behind one mutex: each operation holds it for a hash lookup only (a reply is sent
+/// after the lock is released), and the callers, the writer and the reader of one connection
+/// rarely meet there. (A sharded map cost more per operation than the lock.)
 #[derive(Debug, Default)]
 pub(crate) struct PendingTable {
-    map: DashMap<i32, Waiter, BuildHasherDefault<OpaqueHasher>>,
+    map: Mutex<Map>,
     /// Entry count kept beside the map (`DashMap::len` locks every shard). Raised before an
     /// entry becomes visible and lowered after it left, so it may briefly over-count but never
     /// wraps below zero.
@@ -58,6 +65,11 @@ pub(crate) struct PendingTable {
 }
 
 impl PendingTable {
+    fn map(&self) -> MutexGuard<'_, Map> {
+        // Nothing panics while holding it; a poisoned map is still consistent.
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Registers `opaque`; the returned guard removes the entry when dropped.
     pub(crate) fn register(
         self: &Arc<Self>,
@@ -67,7 +79,7 @@ impl PendingTable {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         // Counted before it is visible: a concurrent removal cannot decrement first.
         self.count.fetch_add(1, Ordering::Relaxed);
-        let previous = self.map.insert(
+        let previous = self.map().insert(
             opaque,
             Waiter {
                 id,
@@ -108,7 +120,7 @@ impl PendingTable {
     /// waiter is gone (the writer then skips the frame: nobody waits for it, and it must not be
     /// sent after a timeout said it was not).
     pub(crate) fn claim_for_write(&self, opaque: i32, id: u64) -> bool {
-        match self.map.get(&opaque) {
+        match self.map().get(&opaque) {
             Some(w) if w.id == id => {
                 w.written.store(true, Ordering::Release);
                 true
@@ -126,14 +138,14 @@ impl PendingTable {
 
     /// Fails every waiter with the error `make(written)` builds for it.
     pub(crate) fn fail_all(&self, make: impl Fn(bool) -> RemotingError) -> usize {
-        let keys: Vec<i32> = self.map.iter().map(|e| *e.key()).collect();
-        let mut n = 0;
-        for k in keys {
-            if let Some(w) = self.take_entry(k, None) {
-                let written = w.written.load(Ordering::Acquire);
-                let _ = w.tx.send(Err(make(written)));
-                n += 1;
-            }
+        let taken: Vec<Waiter> = self.map().drain().map(|(_, w)| w).collect();
+        let n = taken.len();
+        if n > 0 {
+            self.left(n);
+        }
+        for w in taken {
+            let written = w.written.load(Ordering::Acquire);
+            let _ = w.tx.send(Err(make(written)));
         }
         n
     }
@@ -145,15 +157,23 @@ impl PendingTable {
 
     /// Removes the entry of `opaque`; with `Some(id)` only if it is that waiter's.
     fn take_entry(&self, opaque: i32, id: Option<u64>) -> Option<Waiter> {
-        let (_, w) = match id {
-            None => self.map.remove(&opaque)?,
-            Some(id) => self.map.remove_if(&opaque, |_, w| w.id == id)?,
+        let w = {
+            let mut map = self.map();
+            match id {
+                Some(id) if map.get(&opaque)?.id != id => return None,
+                _ => map.remove(&opaque)?,
+            }
         };
-        let before = self.count.fetch_sub(1, Ordering::Relaxed);
-        if before == 1 && self.watch_idle.load(Ordering::Relaxed) {
+        self.left(1);
+        Some(w)
+    }
+
+    /// Counts `n` entries gone; notifies a watcher when that emptied the table.
+    fn left(&self, n: usize) {
+        let before = self.count.fetch_sub(n, Ordering::Relaxed);
+        if before == n && self.watch_idle.load(Ordering::Relaxed) {
             self.idle.notify_waiters();
         }
-        Some(w)
     }
 
     /// Resolves once the table may have emptied (check [`len`](Self::len) after; create and

@@ -105,6 +105,8 @@ async fn serve<W: AsyncWrite + Unpin>(
     let batch_limit = shared.opts.write_batch_bytes.max(1);
     let mut gather = Gather::new(wr.is_write_vectored());
     let mut acks: Vec<oneshot::Sender<()>> = Vec::new();
+    // Head buffers copied into this write, given back for reuse once it is written.
+    let mut heads: Vec<bytes::BytesMut> = Vec::new();
     // Queue budget of the frames taken off the channel, given back once they are written.
     let mut taken: usize = 0;
     let mut last_write = Instant::now();
@@ -140,7 +142,7 @@ async fn serve<W: AsyncWrite + Unpin>(
             taken += out.cost as usize;
             // A frame whose caller gave up (timeout, drop) must not be sent.
             if claim(shared, out.kind, &mut acks) {
-                gather.push(out.head);
+                heads.extend(gather.push_mut(out.head));
                 gather.push(out.body);
             }
             if !gather.is_full(batch_limit) {
@@ -151,6 +153,7 @@ async fn serve<W: AsyncWrite + Unpin>(
             return stop;
         }
         gather.clear();
+        shared.give_back_heads(&mut heads);
         for ack in acks.drain(..) {
             let _ = ack.send(());
         }
