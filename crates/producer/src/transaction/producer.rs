@@ -22,7 +22,7 @@ use crate::options::SendOptions;
 use crate::retry::{Core, Mode};
 use crate::send::{expect_result_kind, run_sync};
 use crate::send_result::SendStatus;
-use crate::transport::remoting::RemotingTransport;
+use crate::transport::any::AnyTransport;
 use crate::transport::{EndTarget, Transport};
 use crate::{identity, Producer};
 
@@ -85,7 +85,7 @@ impl<L: TransactionListener> std::fmt::Debug for TransactionProducer<L> {
 
 /// What the handles share: the listener, the check worker and its registration.
 struct Shared<L: TransactionListener> {
-    worker: Arc<Worker<L, RemotingTransport>>,
+    worker: Arc<Worker<L, AnyTransport>>,
     /// Set when shutdown begins: no new transactions (checks are still answered meanwhile).
     closing: std::sync::atomic::AtomicBool,
     registration: Mutex<Option<Registration>>,

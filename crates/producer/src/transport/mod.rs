@@ -21,6 +21,10 @@ use crate::error::ErrorKind;
 use crate::kernel::Outgoing;
 use crate::send_result::SendResult;
 
+pub(crate) mod any;
+pub(crate) mod grpc;
+mod grpc_convert;
+mod grpc_status;
 pub(crate) mod remoting;
 
 #[cfg(test)]
@@ -37,6 +41,9 @@ pub(crate) struct Attempt<'a> {
     pub(crate) out: &'a Outgoing,
     /// The longest this attempt may take, connecting and writing included.
     pub(crate) budget: Duration,
+    /// Whether the send is pinned to this queue (a selector or a queue target); a gRPC proxy
+    /// is then told the queue id, else it picks the queue itself.
+    pub(crate) pinned: bool,
 }
 
 /// Where an `END_TRANSACTION` goes.
