@@ -125,11 +125,14 @@ impl<L: TransactionListener> TransactionProducer<L> {
             stop.clone(),
             checks.clone(),
         )));
-        drop(tokio::spawn(discover_brokers(
-            Arc::clone(inner.instance()),
-            inner.cfg().name_server.default_topic.clone(),
-            inner.cfg().send_timeout,
-        )));
+        // A proxy relays its brokers' check-backs itself (no broker connection to open).
+        if inner.cfg().proxy.is_none() {
+            drop(tokio::spawn(discover_brokers(
+                Arc::clone(inner.instance()),
+                inner.cfg().name_server.default_topic.clone(),
+                inner.cfg().send_timeout,
+            )));
+        }
         tracing::info!(group = %inner.cfg().group, "transactional producer started");
         Self {
             producer,
@@ -304,7 +307,18 @@ where
         } else {
             None
         };
-        let end_written = match end::after_send(msg.topic(), &group, &sent, verdict.state) {
+        // A proxy ends by ids: no offset message id to decode.
+        let header = if core.transport.ends_by_id() {
+            Ok(crate::transport::grpc::end_header(
+                msg.topic(),
+                &group,
+                &sent,
+                verdict.state,
+            ))
+        } else {
+            end::after_send(msg.topic(), &group, &sent, verdict.state)
+        };
+        let end_written = match header {
             Ok(header) => match core
                 .transport
                 .end_transaction(

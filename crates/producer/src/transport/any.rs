@@ -46,6 +46,8 @@ impl AnyTransport {
 }
 
 /// The answer future of either transport.
+// The remoting variant is the hot path: boxing it to even the sizes would allocate per send.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum AnyPending {
     Remoting(RemotingPending),
@@ -103,6 +105,10 @@ impl Transport for AnyTransport {
             Self::Remoting(t) => t.oneway(attempt).await,
             Self::Grpc(t) => t.oneway(attempt).await,
         }
+    }
+
+    fn ends_by_id(&self) -> bool {
+        matches!(self, Self::Grpc(_))
     }
 
     async fn end_transaction(

@@ -14,6 +14,9 @@
 //!   message's own id, which is what [`SendResult::msg_id`] reports (joined by `,`).
 //! - The proxy does not report the broker's offset message id: `offset_msg_id` is empty.
 //! - Oneway sends are a `SendMessage` whose answer is not awaited.
+//! - Transactions: the half message is a `TRANSACTION` message, the end an `EndTransaction`;
+//!   the proxy's `RecoverOrphanedTransactionCommand` is routed to the group's transactional
+//!   producer as a check-back ([`grpc_orphans`](super::grpc_orphans)).
 //! - A heartbeat (`Heartbeat`, client type `PRODUCER`) goes every heartbeat interval; the
 //!   telemetry stream runs from start ([`rmq_grpc::telemetry`]); `NotifyClientTermination` goes
 //!   on shutdown.
@@ -157,7 +160,12 @@ impl GrpcTransport {
                 ..Default::default()
             }) as rmq_grpc::SettingsFn
         };
-        let telemetry = Telemetry::start(session.clone(), settings, Arc::new(rmq_grpc::NoHandler));
+        let orphans = super::grpc_orphans::OrphanRouter {
+            router: Arc::clone(&instance.checks),
+            group: cfg.group.clone(),
+            endpoint: endpoint.to_string(),
+        };
+        let telemetry = Telemetry::start(session.clone(), settings, Arc::new(orphans));
         let stop = CancellationToken::new();
         drop(tokio::spawn(heartbeat(
             session.clone(),
@@ -518,4 +526,25 @@ pub(crate) fn apply_server_settings(cfg: &mut ProducerConfig, server: &ServerSet
         cfg.max_message_size = cfg.max_message_size.min(max);
     }
     tracing::debug!(retries = cfg.retries, busy_backoff = ?cfg.busy_backoff, max_message_size = cfg.max_message_size, received = server.received, "proxy settings applied");
+}
+
+/// The end of a transaction whose half message `sent` went through a proxy: by message and
+/// transaction id (a proxy reports no offset message id, and `EndTransaction` needs none).
+pub(crate) fn end_header(
+    topic: &str,
+    group: &str,
+    sent: &SendResult,
+    state: crate::TransactionState,
+) -> EndTransactionRequestHeader {
+    EndTransactionRequestHeader {
+        topic: Some(topic.to_owned()),
+        producer_group: group.to_owned(),
+        tran_state_table_offset: sent.queue_offset,
+        commit_log_offset: 0,
+        commit_or_rollback: state.wire_value(),
+        from_transaction_check: false,
+        msg_id: sent.msg_id.clone(),
+        transaction_id: sent.transaction_id.clone(),
+        broker_name: Some(sent.queue.broker_name.clone()),
+    }
 }

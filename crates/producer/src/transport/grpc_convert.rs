@@ -6,7 +6,7 @@
 //! group (a FIFO message), `TRACE_CONTEXT` the trace context, `TRAN_MSG` the transaction type,
 //! and the delay properties (`DELAY` level, `TIMER_DELAY_SEC`, `TIMER_DELAY_MS`,
 //! `TIMER_DELIVER_MS`) one delivery timestamp (a DELAY message). `WAIT` has no gRPC
-//! counterpart and is dropped; every other property travels as a user property. A batch is its
+//! counterpart and `PGROUP` is the proxy's to set (from the client's group): both are dropped; every other property travels as a user property. A batch is its
 //! messages, each with its own id. Queue ids are written explicitly (queue 0 included) for
 //! sends pinned to a queue; other sends leave the queue to the proxy.
 
@@ -114,6 +114,7 @@ fn is_system(name: &str) -> bool {
             | property::TRACE_CONTEXT
             | property::TRAN_MSG
             | property::WAIT
+            | property::PGROUP
             | property::DELAY
             | property::TIMER_DELAY_SEC
             | property::TIMER_DELAY_MS
@@ -332,8 +333,10 @@ mod tests {
 
     #[test]
     fn compressed_bodies_are_sent_inflated() {
-        let mut cfg = ProducerConfig::default();
-        cfg.compress_threshold = 10;
+        let cfg = ProducerConfig {
+            compress_threshold: 10,
+            ..ProducerConfig::default()
+        };
         let body = "x".repeat(1000);
         let mut msg = Message::new("T", body.clone());
         let out = prepare_single(&mut msg, &cfg, &mut || "ID".to_owned());

@@ -18,6 +18,9 @@ use tonic::{Request, Response, Status};
 use super::*;
 use crate::{ErrorKind, Producer, SendOptions};
 
+/// The server's side of a telemetry stream.
+type Outbound = mpsc::Sender<Result<pb::TelemetryCommand, Status>>;
+
 /// What the fake proxy saw.
 #[derive(Default)]
 struct Seen {
@@ -34,6 +37,8 @@ struct Fake {
     seen: Arc<Mutex<Seen>>,
     /// Codes answered to the next sends, in order (then OK).
     script: Arc<Mutex<Vec<pb::Code>>>,
+    /// The server's side of the last telemetry stream.
+    push: Arc<Mutex<Option<Outbound>>>,
 }
 
 fn st(code: pb::Code, message: &str) -> Option<pb::Status> {
@@ -153,6 +158,7 @@ impl MessagingService for Fake {
     ) -> Result<Response<Self::TelemetryStream>, Status> {
         let mut inbound = req.into_inner();
         let (tx, rx) = mpsc::channel(8);
+        *self.push.lock().unwrap() = Some(tx.clone());
         let seen = Arc::clone(&self.seen);
         tokio::spawn(async move {
             let mut first = true;
@@ -468,4 +474,135 @@ fn bad_proxy_endpoints_are_refused_before_start() {
         .proxy("127.0.0.1:8081")
         .build_config()
         .is_ok());
+}
+
+struct Listener;
+
+impl crate::TransactionListener for Listener {
+    type Arg = crate::TransactionState;
+
+    async fn execute(
+        &self,
+        _msg: &Message,
+        arg: crate::TransactionState,
+    ) -> Result<crate::TransactionState, crate::ListenerError> {
+        Ok(arg)
+    }
+
+    async fn check(
+        &self,
+        msg: &rmq_common::stored::MessageExt,
+    ) -> Result<crate::TransactionState, crate::ListenerError> {
+        Ok(if msg.message.property("verdict") == Some("commit") {
+            crate::TransactionState::Commit
+        } else {
+            crate::TransactionState::Rollback
+        })
+    }
+}
+
+#[tokio::test]
+async fn transactions_end_and_orphans_are_checked_through_the_proxy() {
+    let (fake, addr) = serve().await;
+    let p = Producer::builder("grpc_tx_group")
+        .proxy(addr.to_string())
+        .start_transactional(Listener)
+        .await
+        .unwrap();
+    let r = p
+        .send_in_transaction(Message::new("T", "half"), crate::TransactionState::Commit)
+        .await
+        .unwrap();
+    let r2 = p
+        .send_in_transaction(
+            Message::new("T", "half2"),
+            crate::TransactionState::Rollback,
+        )
+        .await
+        .unwrap();
+    {
+        let seen = fake.seen.lock().unwrap();
+        let sys = seen.sends[0].1.messages[0]
+            .system_properties
+            .clone()
+            .unwrap();
+        assert_eq!(sys.message_type, pb::MessageType::Transaction as i32);
+        let user = &seen.sends[0].1.messages[0].user_properties;
+        assert!(
+            !user.contains_key("PGROUP") && !user.contains_key("TRAN_MSG"),
+            "{user:?}"
+        );
+        let ends: Vec<_> = seen
+            .ends
+            .iter()
+            .map(|e| {
+                (
+                    e.message_id.clone(),
+                    e.resolution,
+                    e.source,
+                    e.topic.clone().unwrap().name,
+                )
+            })
+            .collect();
+        let client = pb::TransactionSource::SourceClient as i32;
+        assert_eq!(
+            ends,
+            [
+                (
+                    r.send.msg_id.clone(),
+                    pb::TransactionResolution::Commit as i32,
+                    client,
+                    "T".to_owned()
+                ),
+                (
+                    r2.send.msg_id.clone(),
+                    pb::TransactionResolution::Rollback as i32,
+                    client,
+                    "T".to_owned()
+                ),
+            ]
+        );
+        assert!(seen.ends.iter().all(|e| e.transaction_id == "TX"));
+    }
+    // An orphan: the listener's check answers it with a server-check EndTransaction.
+    let push = fake.push.lock().unwrap().clone().unwrap();
+    let orphan = pb::Message {
+        topic: Some(pb::Resource {
+            resource_namespace: String::new(),
+            name: "T".into(),
+        }),
+        user_properties: [("verdict".to_owned(), "commit".to_owned())]
+            .into_iter()
+            .collect(),
+        system_properties: Some(pb::SystemProperties {
+            message_id: "ORPHAN1".into(),
+            ..Default::default()
+        }),
+        body: bytes::Bytes::from_static(b"o"),
+    };
+    push.send(Ok(pb::TelemetryCommand {
+        status: None,
+        command: Some(Command::RecoverOrphanedTransactionCommand(
+            pb::RecoverOrphanedTransactionCommand {
+                message: Some(orphan),
+                transaction_id: "TXO".into(),
+            },
+        )),
+    }))
+    .await
+    .unwrap();
+    let mut end = None;
+    for _ in 0..200 {
+        end = fake.seen.lock().unwrap().ends.get(2).cloned();
+        if end.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let end = end.expect("the orphan was answered");
+    assert_eq!(end.message_id, "ORPHAN1");
+    assert_eq!(end.transaction_id, "TXO");
+    assert_eq!(end.resolution, pb::TransactionResolution::Commit as i32);
+    assert_eq!(end.source, pb::TransactionSource::SourceServerCheck as i32);
+    p.shutdown().await;
 }

@@ -24,6 +24,7 @@ use crate::send_result::SendResult;
 pub(crate) mod any;
 pub(crate) mod grpc;
 mod grpc_convert;
+mod grpc_orphans;
 mod grpc_status;
 pub(crate) mod remoting;
 
@@ -89,6 +90,12 @@ pub(crate) trait Transport: Send + Sync + 'static {
 
     /// Sends once without an answer; resolves once written.
     fn oneway(&self, attempt: Attempt<'_>) -> impl Future<Output = Result<(), ErrorKind>> + Send;
+
+    /// Whether transactions end by message and transaction id alone (a gRPC proxy), so that
+    /// no offset message id is needed.
+    fn ends_by_id(&self) -> bool {
+        false
+    }
 
     /// Ends a transaction (oneway, as Java); resolves once written, within `timeout`.
     fn end_transaction(
