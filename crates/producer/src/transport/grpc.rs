@@ -68,8 +68,8 @@ impl Future for GrpcPending {
 pub(crate) struct GrpcTransport {
     /// The client instance (client id, request/reply and check-back tables); it sends nothing.
     pub(crate) instance: Arc<ClientInstance>,
-    session: Session,
-    endpoint: Arc<str>,
+    pub(super) session: Session,
+    pub(super) endpoint: Arc<str>,
     telemetry: Telemetry,
     routes: DashMap<String, (Instant, Arc<TopicPublishInfo>)>,
     route_ttl: Duration,

@@ -232,9 +232,19 @@ impl MessagingService for Fake {
 
     async fn recall_message(
         &self,
-        _req: Request<pb::RecallMessageRequest>,
+        req: Request<pb::RecallMessageRequest>,
     ) -> Result<Response<pb::RecallMessageResponse>, Status> {
-        Err(Status::unimplemented("recall"))
+        let req = req.into_inner();
+        if req.topic.unwrap_or_default().name != "T" {
+            return Ok(Response::new(pb::RecallMessageResponse {
+                status: st(pb::Code::Forbidden, "recall is off"),
+                message_id: String::new(),
+            }));
+        }
+        Ok(Response::new(pb::RecallMessageResponse {
+            status: st(pb::Code::Ok, "OK"),
+            message_id: format!("recalled:{}", req.recall_handle.len()),
+        }))
     }
 }
 
@@ -604,5 +614,31 @@ async fn transactions_end_and_orphans_are_checked_through_the_proxy() {
     assert_eq!(end.transaction_id, "TXO");
     assert_eq!(end.resolution, pb::TransactionResolution::Commit as i32);
     assert_eq!(end.source, pb::TransactionSource::SourceServerCheck as i32);
+    p.shutdown().await;
+}
+
+#[tokio::test]
+async fn recall_goes_through_the_proxy() {
+    let (_fake, addr) = serve().await;
+    let p = producer(addr).await;
+    let handle = |topic: &str| {
+        rmq_common::recall::RecallHandle {
+            topic: topic.to_owned(),
+            broker_name: "broker-a".to_owned(),
+            deliver_time_ms: 1_700_000_000_000,
+            msg_id: "ID1".to_owned(),
+        }
+        .encode()
+    };
+    let h = handle("T");
+    assert_eq!(
+        p.recall("T", &h).await.unwrap(),
+        format!("recalled:{}", h.len())
+    );
+    let err = p.recall("U", &handle("U")).await.unwrap_err();
+    assert!(
+        matches!(&err, crate::RecallError::Broker { code, .. } if *code == rmq_common::ResponseCode::NO_PERMISSION),
+        "{err:?}"
+    );
     p.shutdown().await;
 }

@@ -25,6 +25,7 @@ pub(crate) mod any;
 pub(crate) mod grpc;
 mod grpc_convert;
 mod grpc_orphans;
+mod grpc_recall;
 mod grpc_status;
 pub(crate) mod remoting;
 
