@@ -50,6 +50,7 @@ pub(crate) async fn run(args: &SendArgs, namesrv: &str) -> Result<u8, Fatal> {
         builder = builder.tls(tls);
     }
     builder = args.target.namespace.apply(builder);
+    builder = args.target.namesrv.proxy.apply(builder);
     let queue = args
         .queue
         .as_ref()
