@@ -253,6 +253,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         )?,
         connect_timeout: Duration::from_secs(3),
         keep_alive: None,
+        tls: None,
     })?;
     let reqs = requests(&topic, &body);
     println!("proxy {proxy}, topic {topic}, {size}-byte bodies, {secs:?} per run");

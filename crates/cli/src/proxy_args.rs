@@ -80,6 +80,7 @@ pub(crate) async fn route(args: &RouteArgs, proxy: &str) -> Result<u8, Fatal> {
         meta,
         connect_timeout: Duration::from_millis(args.timeout_ms),
         keep_alive: None,
+        tls: args.namesrv.tls.config()?,
     })
     .map_err(|e| Fatal::usage(format!("proxy {proxy}: {}", one_line(&e))))?;
     let req = pb::QueryRouteRequest {

@@ -23,6 +23,8 @@ pub struct SessionConfig {
     pub connect_timeout: Duration,
     /// HTTP/2 keep-alive pings on the connection (none when `None`).
     pub keep_alive: Option<Duration>,
+    /// TLS, with the same settings as the remoting transport (ALPN `h2`); plain when `None`.
+    pub tls: Option<rmq_remoting::TlsConfig>,
 }
 
 /// Why a call failed.
@@ -89,7 +91,24 @@ impl Session {
                 .keep_alive_timeout(interval)
                 .keep_alive_while_idle(true);
         }
-        let channel = ep.connect_lazy();
+        let channel = match cfg.tls {
+            None => ep.connect_lazy(),
+            Some(tls) => {
+                let addr = cfg.endpoint.to_string();
+                let connector = tower::service_fn(move |_uri: tonic::transport::Uri| {
+                    let (tls, addr) = (tls.clone(), addr.clone());
+                    async move {
+                        let tcp = tokio::net::TcpStream::connect(addr.as_str()).await?;
+                        let _ = tcp.set_nodelay(true);
+                        let stream = tls.connect_with_alpn(&addr, tcp, &[b"h2"]).await?;
+                        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                            hyper_util::rt::TokioIo::new(stream),
+                        )
+                    }
+                });
+                ep.connect_with_connector_lazy(connector)
+            }
+        };
         Ok(Self {
             client: MessagingServiceClient::new(channel)
                 .max_decoding_message_size(usize::MAX)

@@ -60,8 +60,10 @@ impl ProducerBuilder {
     /// Sends through a RocketMQ 5 gRPC proxy at `endpoint` (`host:port`) instead of the
     /// remoting protocol: the same sends, results and errors, only the endpoint differs (no
     /// name server is needed). The proxy's settings (its retry policy's attempts and backoff,
-    /// its maximum body size) replace the producer's on start. See the README's "gRPC proxy"
-    /// section for what differs on the wire.
+    /// its maximum body size) replace the producer's on start. [`tls`](Self::tls) and
+    /// [`credentials`](Self::credentials) apply to the proxy too (TLS with ALPN `h2`; the
+    /// `authorization` signature of the 5.x clients). See the README's "gRPC proxy" section for
+    /// what differs on the wire.
     ///
     /// ```no_run
     /// use rmq_common::Message;

@@ -124,6 +124,7 @@ impl GrpcTransport {
             meta,
             connect_timeout: cfg.remoting.connect_timeout,
             keep_alive: Some(Duration::from_secs(30)),
+            tls: cfg.remoting.tls.clone(),
         })
         .map_err(|e| bad(e.to_string()))?;
         let topics = Arc::new(Mutex::new(BTreeSet::new()));
