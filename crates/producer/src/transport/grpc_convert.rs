@@ -59,7 +59,8 @@ pub(crate) fn to_pb(out: &Outgoing, cx: Context<'_>) -> Result<Vec<pb::Message>,
             .map_err(|e| ConvertError::Batch(e.to_string()))?;
         return Ok(msgs
             .iter()
-            .map(|m| one(m.topic(), m.properties(), m.body().clone(), cx))
+            // The batch records carry no topic: the batch's is every message's.
+            .map(|m| one(out.topic(), m.properties(), m.body().clone(), cx))
             .collect());
     }
     let body = if out.sys_flag & sysflag::COMPRESSED_FLAG != 0 {
@@ -329,6 +330,7 @@ mod tests {
         assert_eq!(ids, ["ID1", "ID2"]);
         assert_eq!(&v[0].body[..], b"a");
         assert_eq!(v[1].user_properties["p"], "1");
+        assert!(v.iter().all(|m| m.topic.as_ref().unwrap().name == "T"));
     }
 
     #[test]
