@@ -12,8 +12,8 @@
 //! own) replaces the inner ids, while the receipts carry each message's own id; batch messages
 //! are found by their `seq` property.
 //!
-//! Skipped (with a note) when `RMQ_INTEROP_PROXY` or the cluster is not configured; failed when
-//! `CI` is set without them.
+//! Skipped (with a note) when `RMQ_INTEROP_PROXY` is not set (the dev cluster started without
+//! its proxy); like the other interop tests, failed when `CI` is set without the cluster.
 
 mod support;
 
@@ -42,10 +42,7 @@ fn proxy_cluster(test: &str) -> Option<(RealCluster, String)> {
     {
         Some(proxy) => Some((cluster, proxy)),
         None => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{test}: CI is set but RMQ_INTEROP_PROXY is not (scripts/rocketmq-dev.sh env)"
-            );
+            // Also under CI: `RMQ_DEV_NO_PROXY=1` leaves the proxy out of the dev cluster.
             eprintln!("{test}: skipped: RMQ_INTEROP_PROXY is not set (no gRPC proxy)");
             None
         }
