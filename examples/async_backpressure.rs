@@ -10,7 +10,7 @@ use std::error::Error;
 use std::time::Instant;
 
 use rmq::common::Message;
-use rmq::producer::{Producer, SendOptions};
+use rmq::producer::SendOptions;
 
 const SENDS: usize = 2_000;
 
@@ -21,8 +21,8 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), Box<dyn Error>> {
     let target = support::connect().await?;
-    let producer = Producer::builder("example_async")
-        .name_server(&target.namesrv)
+    let producer = target
+        .builder("example_async")
         .async_backpressure(64, 1024 * 1024) // at most 64 sends / 1 MiB of bodies in flight
         .start()
         .await?;

@@ -11,7 +11,7 @@ use std::error::Error;
 use std::time::Duration;
 
 use rmq::common::Message;
-use rmq::producer::{AutoBatchConfig, Producer};
+use rmq::producer::AutoBatchConfig;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -20,8 +20,8 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), Box<dyn Error>> {
     let target = support::connect().await?;
-    let producer = Producer::builder("example_auto_batch")
-        .name_server(&target.namesrv)
+    let producer = target
+        .builder("example_auto_batch")
         .auto_batch(AutoBatchConfig::default().with_hold_time(Duration::from_millis(20)))
         .start()
         .await?;

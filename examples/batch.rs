@@ -9,7 +9,7 @@ mod support;
 use std::error::Error;
 
 use rmq::common::Message;
-use rmq::producer::{Producer, SendOptions};
+use rmq::producer::SendOptions;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -18,10 +18,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), Box<dyn Error>> {
     let target = support::connect().await?;
-    let producer = Producer::builder("example_batch")
-        .name_server(&target.namesrv)
-        .start()
-        .await?;
+    let producer = target.builder("example_batch").start().await?;
 
     let batch: Vec<Message> = (0..10)
         .map(|i| Message::new("ExampleBatch", format!("item {i}")).with_keys([format!("item-{i}")]))

@@ -11,7 +11,6 @@ use std::error::Error;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rmq::common::Message;
-use rmq::producer::Producer;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -20,10 +19,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), Box<dyn Error>> {
     let target = support::connect().await?;
-    let producer = Producer::builder("example_delayed")
-        .name_server(&target.namesrv)
-        .start()
-        .await?;
+    let producer = target.builder("example_delayed").start().await?;
 
     // Delay level 3: delivered about 10 s after it is stored.
     let msg = Message::new("ExampleDelayed", "reminder: 10 s later").with_delay_level(3);

@@ -9,7 +9,7 @@ mod support;
 use std::error::Error;
 
 use rmq::common::Message;
-use rmq::producer::{Producer, SendOptions};
+use rmq::producer::SendOptions;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -18,10 +18,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), Box<dyn Error>> {
     let target = support::connect().await?;
-    let producer = Producer::builder("example_oneway")
-        .name_server(&target.namesrv)
-        .start()
-        .await?;
+    let producer = target.builder("example_oneway").start().await?;
 
     let mut written = 0;
     for i in 0..10 {

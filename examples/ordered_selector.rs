@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::error::Error;
 
 use rmq::common::{Message, MessageQueue};
-use rmq::producer::{JavaHashSelector, Producer, SendOptions};
+use rmq::producer::{JavaHashSelector, SendOptions};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -21,10 +21,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), Box<dyn Error>> {
     let target = support::connect().await?;
-    let producer = Producer::builder("example_ordered")
-        .name_server(&target.namesrv)
-        .start()
-        .await?;
+    let producer = target.builder("example_ordered").start().await?;
 
     let mut queue_of: BTreeMap<i64, Vec<(String, i32)>> = BTreeMap::new();
     // `i64`: the hash of a Java `Long` order id.

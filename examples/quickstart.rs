@@ -10,7 +10,7 @@ use std::error::Error;
 use std::process::ExitCode;
 
 use rmq::common::Message;
-use rmq::producer::{Producer, SendError, SendOptions};
+use rmq::producer::{SendError, SendOptions};
 
 const TOPIC: &str = "QuickstartTopic";
 
@@ -44,10 +44,7 @@ fn failed(mode: &str, e: &SendError, failures: &mut usize) {
 
 async fn run() -> Result<usize, Box<dyn Error>> {
     let target = support::connect().await?;
-    let producer = Producer::builder("quickstart_group")
-        .name_server(&target.namesrv)
-        .start()
-        .await?;
+    let producer = target.builder("quickstart_group").start().await?;
     let mut failures = 0;
 
     // Sync: wait for the broker's answer.

@@ -10,7 +10,6 @@ use std::error::Error;
 use std::time::Duration;
 
 use rmq::common::Message;
-use rmq::producer::Producer;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -19,8 +18,8 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), Box<dyn Error>> {
     let target = support::connect().await?;
-    let producer = Producer::builder("example_sync")
-        .name_server(&target.namesrv)
+    let producer = target
+        .builder("example_sync")
         .send_timeout(Duration::from_secs(3)) // one deadline per send, retries included
         .retries(2)
         .start()

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use rmq::common::stored::MessageExt;
 use rmq::common::Message;
-use rmq::producer::{ListenerError, Producer, TransactionListener, TransactionState};
+use rmq::producer::{ListenerError, TransactionListener, TransactionState};
 use tokio::sync::Notify;
 
 /// The local "database": order id → whether the order was written, keyed by message id.
@@ -88,8 +88,8 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), Box<dyn Error>> {
     let target = support::connect().await?;
-    let producer = Producer::builder("example_transaction")
-        .name_server(&target.namesrv)
+    let producer = target
+        .builder("example_transaction")
         .start_transactional(Orders::default())
         .await?;
 

@@ -1,4 +1,5 @@
-//! Shared by the examples: where to send (`NAMESRV_ADDR`, or an embedded dev broker), tracing
+//! Shared by the examples: where to send (`PROXY_ADDR` for a RocketMQ 5 gRPC proxy, else
+//! `NAMESRV_ADDR`, else an embedded dev broker), tracing
 //! with `RUST_LOG`, a short form of a send result, and errors printed with their causes.
 #![allow(dead_code)]
 
@@ -11,6 +12,8 @@ use rmq_testkit::{MockCluster, TransactionCheck};
 pub(crate) struct Target {
     /// The name server address to give the producer.
     pub(crate) namesrv: String,
+    /// The gRPC proxy endpoint, when the example goes through one.
+    pub(crate) proxy: Option<String>,
     dev: Option<MockCluster>,
 }
 
@@ -18,6 +21,17 @@ pub(crate) struct Target {
 /// in-memory name server and broker, topics created on first send) and says so.
 pub(crate) async fn connect() -> Result<Target, Box<dyn Error>> {
     init_tracing();
+    if let Some(proxy) = std::env::var("PROXY_ADDR")
+        .ok()
+        .filter(|a| !a.trim().is_empty())
+    {
+        println!("sending through the gRPC proxy at {proxy} (PROXY_ADDR)");
+        return Ok(Target {
+            namesrv: String::new(),
+            proxy: Some(proxy),
+            dev: None,
+        });
+    }
     if let Some(addr) = std::env::var("NAMESRV_ADDR")
         .ok()
         .filter(|a| !a.trim().is_empty())
@@ -25,6 +39,7 @@ pub(crate) async fn connect() -> Result<Target, Box<dyn Error>> {
         println!("using the name server at {addr} (NAMESRV_ADDR)");
         return Ok(Target {
             namesrv: addr,
+            proxy: None,
             dev: None,
         });
     }
@@ -41,11 +56,22 @@ pub(crate) async fn connect() -> Result<Target, Box<dyn Error>> {
     println!("NAMESRV_ADDR is not set: started the embedded dev broker (in memory) at {namesrv}");
     Ok(Target {
         namesrv,
+        proxy: None,
         dev: Some(dev),
     })
 }
 
 impl Target {
+    /// A producer builder for `group` aimed at this target: the proxy, or the name server.
+    /// The rest of an example is the same program over either protocol.
+    pub(crate) fn builder(&self, group: &str) -> rmq::producer::ProducerBuilder {
+        let builder = rmq::producer::Producer::builder(group);
+        match &self.proxy {
+            Some(proxy) => builder.proxy(proxy.as_str()),
+            None => builder.name_server(&self.namesrv),
+        }
+    }
+
     /// Stops the embedded dev broker, if one was started.
     pub(crate) async fn shutdown(self) {
         if let Some(dev) = self.dev {

@@ -63,6 +63,9 @@ pub(crate) struct NameServerArgs {
 
     #[command(flatten)]
     pub(crate) tls: crate::tls_args::TlsArgs,
+
+    #[command(flatten)]
+    pub(crate) proxy: crate::proxy_args::ProxyArgs,
 }
 
 /// Either a name server or an in-process dev broker.

@@ -9,12 +9,15 @@
 //!           [--compress zlib|lz4|zstd]
 //!           [--transaction commit|rollback|unknown [--check-wait SECS]]
 //! rmq recall --namesrv ADDR --topic T HANDLE
-//! rmq route --namesrv ADDR TOPIC
+//! rmq route (--namesrv ADDR | --proxy HOST:PORT) TOPIC
 //! rmq request (--namesrv ADDR | --embedded) --topic T [--body TEXT] [--echo] [--timeout-ms MS]
 //! rmq bench (--namesrv ADDR | --embedded) --topic T --mode sync|async|oneway|batch|transaction
 //!           --size BYTES --concurrency N (--count N | --duration SECS) [--batch N]
 //!           [--tx-rollback-rate R] [--tx-unknown-rate R] [--check-wait SECS]
 //! ```
+//!
+//! `send`, `bench`, `route` and `recall` take `--proxy HOST:PORT` (or `RMQ_PROXY`) instead of
+//! `--namesrv`: they then go through a RocketMQ 5 gRPC proxy.
 //!
 //! `NAMESRV_ADDR` is used when `--namesrv` is absent. Results go to stdout as JSON; diagnostics,
 //! live lines and errors (one line each) to stderr; `-v` turns tracing on.
@@ -31,6 +34,7 @@ mod dev_cluster;
 mod fatal;
 mod namespace_args;
 mod output;
+mod proxy_args;
 mod recall;
 mod request;
 mod request_echo;
@@ -153,18 +157,28 @@ async fn run(command: Command) -> Result<u8, Fatal> {
             result
         }
         Command::Route(args) => {
+            if let Some(proxy) = &args.namesrv.proxy.proxy {
+                return proxy_args::route(&args, proxy).await;
+            }
             let namesrv = args.namesrv.namesrv.clone().ok_or_else(no_namesrv)?;
             route::run(&args, &namesrv).await
         }
         Command::DevBroker(args) => dev_broker::run(&args).await,
         Command::Request(args) => {
+            if args.target.namesrv.proxy.proxy.is_some() {
+                // Replies are pushed by brokers over remoting connections; a proxy relays none.
+                return Err(Fatal::usage("rmq request does not support --proxy"));
+            }
             let (namesrv, embedded) = resolve(&args.target).await?;
             let result = request::run(&args, &namesrv).await;
             stop(embedded).await;
             result
         }
         Command::Recall(args) => {
-            let namesrv = args.namesrv.namesrv.clone().ok_or_else(no_namesrv)?;
+            let namesrv = match &args.namesrv.proxy.proxy {
+                Some(_) => args.namesrv.namesrv.clone().unwrap_or_default(),
+                None => args.namesrv.namesrv.clone().ok_or_else(no_namesrv)?,
+            };
             recall::run(&args, &namesrv).await
         }
     }
@@ -185,6 +199,10 @@ async fn resolve(target: &TargetArgs) -> Result<(String, Option<DevCluster>), Fa
             dev.namesrv_addr()
         );
         return Ok((dev.namesrv_addr().to_owned(), Some(dev)));
+    }
+    if target.namesrv.proxy.proxy.is_some() {
+        // Through a gRPC proxy: no name server.
+        return Ok((target.namesrv.namesrv.clone().unwrap_or_default(), None));
     }
     let namesrv = target.namesrv.namesrv.clone().ok_or_else(no_namesrv)?;
     Ok((namesrv, None))

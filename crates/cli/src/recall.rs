@@ -82,6 +82,7 @@ pub(crate) async fn run(args: &RecallArgs, namesrv: &str) -> Result<u8, Fatal> {
     if let Some(tls) = args.namesrv.tls.config()? {
         builder = builder.tls(tls);
     }
+    builder = args.namesrv.proxy.apply(builder);
     let producer = builder
         .start()
         .await

@@ -51,6 +51,7 @@ pub(crate) async fn run(args: &SendArgs, namesrv: &str) -> Result<u8, Fatal> {
     }
     builder = args.target.namespace.apply(builder);
     builder = args.trace.apply(builder);
+    builder = args.target.namesrv.proxy.apply(builder);
     let queue = args
         .queue
         .as_ref()

@@ -29,12 +29,12 @@ use crate::send::{
     check_final_size, log_outcome, prepare_batch_checked, resolve_target, send_span, timeout_of,
 };
 use crate::send_future::SendFuture;
-use crate::transport::remoting::RemotingTransport;
+use crate::transport::any::AnyTransport;
 use crate::transport::Transport;
 use crate::{identity, Producer};
 
-type State = SendState<RemotingTransport>;
-type Pending = <RemotingTransport as Transport>::Pending;
+type State = SendState<AnyTransport>;
+type Pending = <AnyTransport as Transport>::Pending;
 
 /// What an asynchronous send carries: one message or a batch.
 enum Held {

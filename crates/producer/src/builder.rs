@@ -57,6 +57,28 @@ impl ProducerBuilder {
         self
     }
 
+    /// Sends through a RocketMQ 5 gRPC proxy at `endpoint` (`host:port`) instead of the
+    /// remoting protocol: the same sends, results and errors, only the endpoint differs (no
+    /// name server is needed). The proxy's settings (its retry policy's attempts and backoff,
+    /// its maximum body size) replace the producer's on start. [`tls`](Self::tls) and
+    /// [`credentials`](Self::credentials) apply to the proxy too (TLS with ALPN `h2`; the
+    /// `authorization` signature of the 5.x clients). See the README's "gRPC proxy" section for
+    /// what differs on the wire.
+    ///
+    /// ```no_run
+    /// use rmq_common::Message;
+    /// use rmq_producer::Producer;
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let producer = Producer::builder("my_group").proxy("127.0.0.1:8081").start().await?;
+    /// producer.send(Message::new("TopicTest", "hello")).await?;
+    /// producer.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn proxy(mut self, endpoint: impl Into<String>) -> Self {
+        self.cfg.proxy = Some(endpoint.into());
+        self
+    }
+
     /// The send deadline (route lookup + every attempt; default 3 s).
     pub fn send_timeout(mut self, timeout: Duration) -> Self {
         self.cfg.send_timeout = timeout;

@@ -142,6 +142,11 @@ pub struct ProducerConfig {
     /// Message trace (off by default, as in Java;
     /// [`ProducerBuilder::enable_trace`](crate::ProducerBuilder::enable_trace)).
     pub trace: Option<crate::TraceConfig>,
+    /// A RocketMQ 5 gRPC proxy endpoint (`host:port`, default none;
+    /// [`ProducerBuilder::proxy`](crate::ProducerBuilder::proxy)): when set, every send goes
+    /// through the proxy's `MessagingService` instead of the remoting protocol, and no name
+    /// server is needed.
+    pub proxy: Option<String>,
 }
 
 impl Default for ProducerConfig {
@@ -181,6 +186,7 @@ impl Default for ProducerConfig {
             namespace: None,
             auto_batch: None,
             trace: None,
+            proxy: None,
         }
     }
 }
@@ -211,7 +217,14 @@ impl ProducerConfig {
         if self.group == DEFAULT_PRODUCER_GROUP {
             return Err(ConfigError::ReservedGroup);
         }
-        if self.name_server.addrs.is_empty() {
+        if let Some(proxy) = &self.proxy {
+            proxy
+                .parse::<rmq_grpc::Endpoint>()
+                .map_err(|e| ConfigError::BadProxy {
+                    endpoint: proxy.clone(),
+                    reason: e.to_string(),
+                })?;
+        } else if self.name_server.addrs.is_empty() {
             return Err(ConfigError::NoNameServer);
         }
         for addr in &self.name_server.addrs {
@@ -312,6 +325,15 @@ pub enum ConfigError {
         addr: String,
         /// What is wrong with it.
         reason: &'static str,
+    },
+    /// The gRPC proxy endpoint cannot be used.
+    #[error("invalid proxy endpoint {endpoint:?}: {reason}")]
+    #[non_exhaustive]
+    BadProxy {
+        /// The endpoint as given.
+        endpoint: String,
+        /// What is wrong with it.
+        reason: String,
     },
     /// A setting is out of range.
     #[error("invalid setting: {0}")]

@@ -15,6 +15,8 @@ use crate::config::{ConfigError, ProducerConfig};
 use crate::instance::{heartbeat, registry, ClientInstance};
 use crate::kernel::{ensure_uniq_key, WireConsts};
 use crate::retry::Core;
+use crate::transport::any::AnyTransport;
+use crate::transport::grpc::GrpcTransport;
 use crate::transport::remoting::RemotingTransport;
 use crate::{identity, ProducerBuilder};
 
@@ -27,6 +29,9 @@ const ABORT_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The shortest bound of `UNREGISTER_CLIENT` when shutdown's own deadline has passed.
 const UNREGISTER_FLOOR: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The longest start waits for a gRPC proxy's settings.
+const PROXY_SETTINGS_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The longest shutdown waits for cancelled sends to end.
 const ABORT_CAP: std::time::Duration = std::time::Duration::from_secs(5);
@@ -85,8 +90,9 @@ pub struct ProducerStats {
 /// State shared by every handle and task of one producer.
 #[derive(Debug)]
 pub(crate) struct Inner {
-    /// The send loop's shared state, over the client instance's remoting transport.
-    pub(crate) core: Arc<Core<RemotingTransport>>,
+    /// The send loop's shared state, over the client instance's remoting transport or a gRPC
+    /// proxy.
+    pub(crate) core: Arc<Core<AnyTransport>>,
     state: AtomicU8,
     /// Whether the producer's group is still registered on the instance.
     registered: AtomicBool,
@@ -107,7 +113,7 @@ impl Inner {
     }
 
     pub(crate) fn instance(&self) -> &Arc<ClientInstance> {
-        &self.core.transport.instance
+        self.core.transport.instance()
     }
 
     pub(crate) fn is_running(&self) -> bool {
@@ -159,6 +165,10 @@ impl Producer {
         cfg.validate()?;
         let mut cfg = crate::namespace::wire_config(cfg);
         crate::trace::dispatcher::pin_instance_name(&mut cfg);
+        if cfg.proxy.is_some() {
+            // This proxy takes identity bodies only: compressing would only cost an inflate.
+            cfg.compress_threshold = usize::MAX;
+        }
         let instance = registry::join(&cfg);
         let trace = match cfg.trace.clone() {
             None => None,
@@ -180,7 +190,24 @@ impl Producer {
             .auto_batch
             .clone()
             .map(|ab| Arc::new(Accumulator::new(ab, cfg.max_message_size)));
-        let transport = RemotingTransport::new(instance, WireConsts::new(&cfg));
+        let transport = match cfg.proxy.clone() {
+            None => AnyTransport::Remoting(RemotingTransport::new(instance, WireConsts::new(&cfg))),
+            Some(endpoint) => {
+                let endpoint = endpoint.parse().map_err(|e: rmq_grpc::EndpointError| {
+                    ConfigError::BadProxy {
+                        endpoint,
+                        reason: e.to_string(),
+                    }
+                })?;
+                let grpc = GrpcTransport::start(instance, &cfg, endpoint)?;
+                let wait = cfg.send_timeout.min(PROXY_SETTINGS_WAIT);
+                crate::transport::grpc::apply_server_settings(
+                    &mut cfg,
+                    &grpc.server_settings(wait).await,
+                );
+                AnyTransport::Grpc(Box::new(grpc))
+            }
+        };
         #[cfg(feature = "metrics")]
         let meter = crate::metrics::meter_of(&cfg);
         let mut core = Core::new(transport, cfg);
@@ -188,7 +215,7 @@ impl Producer {
         #[cfg(feature = "metrics")]
         {
             core.metrics =
-                crate::metrics::Metrics::new(&meter, core.transport.instance.client_id());
+                crate::metrics::Metrics::new(&meter, core.transport.instance().client_id());
         }
         let inner = Arc::new(Inner {
             core: Arc::new(core),
@@ -320,6 +347,14 @@ async fn shutdown(inner: Arc<Inner>) {
         trace
             .shutdown(deadline.max(tokio::time::Instant::now() + UNREGISTER_FLOOR))
             .await;
+    }
+    if let Some(grpc) = inner.core.transport.grpc() {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        grpc.close(
+            left.min(heartbeat::UNREGISTER_TIMEOUT)
+                .max(UNREGISTER_FLOOR),
+        )
+        .await;
     }
     let left = inner.leave();
     let mut unregistered = 0;

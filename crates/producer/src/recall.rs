@@ -206,6 +206,9 @@ impl Producer {
     ) -> Result<String, RecallError> {
         let inner = self.inner();
         let cfg = inner.cfg();
+        if let Some(grpc) = inner.core.transport.grpc() {
+            return grpc.recall(topic, handle, broker, cfg.send_timeout).await;
+        }
         let instance = inner.instance();
         let started = Instant::now();
         let left = |timeout: Duration| timeout.saturating_sub(started.elapsed());

@@ -379,6 +379,7 @@ impl<T: Transport> SendState<T> {
             mq: self.queue(queue),
             out: &self.job.out,
             budget,
+            pinned: matches!(self.job.target, Target::Queue(_)),
         }
     }
 

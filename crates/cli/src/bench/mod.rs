@@ -58,6 +58,7 @@ pub(crate) async fn command(args: &BenchArgs, namesrv: &str) -> Result<u8, Fatal
         builder = builder.tls(tls);
     }
     builder = args.target.namespace.apply(builder);
+    builder = args.target.namesrv.proxy.apply(builder);
     builder = args.auto_batch.apply(builder);
     builder = args.trace.apply(builder);
     let metrics = match args.live.metrics {

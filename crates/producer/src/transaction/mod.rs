@@ -28,7 +28,7 @@ use rmq_common::{sysflag, Message};
 
 use crate::send_result::SendResult;
 
-mod check;
+pub(crate) mod check;
 mod end;
 mod guard;
 mod producer;

@@ -22,7 +22,7 @@ use crate::options::SendOptions;
 use crate::retry::{Core, Mode};
 use crate::send::{expect_result_kind, run_sync};
 use crate::send_result::SendStatus;
-use crate::transport::remoting::RemotingTransport;
+use crate::transport::any::AnyTransport;
 use crate::transport::{EndTarget, Transport};
 use crate::{identity, Producer};
 
@@ -85,7 +85,7 @@ impl<L: TransactionListener> std::fmt::Debug for TransactionProducer<L> {
 
 /// What the handles share: the listener, the check worker and its registration.
 struct Shared<L: TransactionListener> {
-    worker: Arc<Worker<L, RemotingTransport>>,
+    worker: Arc<Worker<L, AnyTransport>>,
     /// Set when shutdown begins: no new transactions (checks are still answered meanwhile).
     closing: std::sync::atomic::AtomicBool,
     registration: Mutex<Option<Registration>>,
@@ -125,11 +125,14 @@ impl<L: TransactionListener> TransactionProducer<L> {
             stop.clone(),
             checks.clone(),
         )));
-        drop(tokio::spawn(discover_brokers(
-            Arc::clone(inner.instance()),
-            inner.cfg().name_server.default_topic.clone(),
-            inner.cfg().send_timeout,
-        )));
+        // A proxy relays its brokers' check-backs itself (no broker connection to open).
+        if inner.cfg().proxy.is_none() {
+            drop(tokio::spawn(discover_brokers(
+                Arc::clone(inner.instance()),
+                inner.cfg().name_server.default_topic.clone(),
+                inner.cfg().send_timeout,
+            )));
+        }
         tracing::info!(group = %inner.cfg().group, "transactional producer started");
         Self {
             producer,
@@ -307,7 +310,18 @@ where
         if let Some(trace) = &core.trace {
             trace_end(core, trace, &msg, &sent, verdict.state);
         }
-        let end_written = match end::after_send(msg.topic(), &group, &sent, verdict.state) {
+        // A proxy ends by ids: no offset message id to decode.
+        let header = if core.transport.ends_by_id() {
+            Ok(crate::transport::grpc::end_header(
+                msg.topic(),
+                &group,
+                &sent,
+                verdict.state,
+            ))
+        } else {
+            end::after_send(msg.topic(), &group, &sent, verdict.state)
+        };
+        let end_written = match header {
             Ok(header) => match core
                 .transport
                 .end_transaction(

@@ -21,6 +21,12 @@ use crate::error::ErrorKind;
 use crate::kernel::Outgoing;
 use crate::send_result::SendResult;
 
+pub(crate) mod any;
+pub(crate) mod grpc;
+mod grpc_convert;
+mod grpc_orphans;
+mod grpc_recall;
+mod grpc_status;
 pub(crate) mod remoting;
 
 #[cfg(test)]
@@ -37,6 +43,9 @@ pub(crate) struct Attempt<'a> {
     pub(crate) out: &'a Outgoing,
     /// The longest this attempt may take, connecting and writing included.
     pub(crate) budget: Duration,
+    /// Whether the send is pinned to this queue (a selector or a queue target); a gRPC proxy
+    /// is then told the queue id, else it picks the queue itself.
+    pub(crate) pinned: bool,
 }
 
 /// Where an `END_TRANSACTION` goes.
@@ -82,6 +91,12 @@ pub(crate) trait Transport: Send + Sync + 'static {
 
     /// Sends once without an answer; resolves once written.
     fn oneway(&self, attempt: Attempt<'_>) -> impl Future<Output = Result<(), ErrorKind>> + Send;
+
+    /// Whether transactions end by message and transaction id alone (a gRPC proxy), so that
+    /// no offset message id is needed.
+    fn ends_by_id(&self) -> bool {
+        false
+    }
 
     /// Ends a transaction (oneway, as Java); resolves once written, within `timeout`.
     fn end_transaction(

@@ -257,6 +257,32 @@ impl TlsConfig {
         })
     }
 
+    /// The client handshake on a connected socket to `addr` ("host:port"), offering the
+    /// application protocols `alpn` (e.g. `h2` for a gRPC client), with this configuration's
+    /// trust, client certificate and server name: the TLS of another protocol (gRPC) through
+    /// the same settings as remoting.
+    ///
+    /// # Errors
+    /// [`RemotingError::Tls`] when the server name is invalid or the handshake fails.
+    pub async fn connect_with_alpn(
+        &self,
+        addr: &str,
+        tcp: TcpStream,
+        alpn: &[&[u8]],
+    ) -> Result<TlsStream<TcpStream>, RemotingError> {
+        let name = self.server_name(addr)?;
+        let mut config = (*self.rustls).clone();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        let connector = TlsConnector::from(Arc::new(config));
+        connector
+            .connect(name, tcp)
+            .await
+            .map_err(|source| RemotingError::Tls {
+                addr: addr.to_owned(),
+                source,
+            })
+    }
+
     /// The client handshake on a connected socket.
     pub(crate) async fn connect(
         &self,

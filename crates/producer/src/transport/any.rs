@@ -1,0 +1,126 @@
+//! [`AnyTransport`]: the producer's transport, remoting or gRPC, chosen at start. An enum, so
+//! that the send path stays statically dispatched (one branch per call, no boxing on the
+//! remoting path).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rmq_common::header::transaction::EndTransactionRequestHeader;
+use rmq_nameserver_client::TopicPublishInfo;
+
+use super::grpc::{GrpcPending, GrpcTransport};
+use super::remoting::{RemotingPending, RemotingTransport};
+use super::{Attempt, EndTarget, Transport};
+use crate::error::ErrorKind;
+use crate::instance::ClientInstance;
+use crate::send_result::SendResult;
+
+/// The transport of a producer.
+#[derive(Debug)]
+pub(crate) enum AnyTransport {
+    /// Brokers over the remoting protocol.
+    Remoting(RemotingTransport),
+    /// A RocketMQ 5 gRPC proxy.
+    Grpc(Box<GrpcTransport>),
+}
+
+impl AnyTransport {
+    /// The client instance.
+    pub(crate) fn instance(&self) -> &Arc<ClientInstance> {
+        match self {
+            Self::Remoting(t) => &t.instance,
+            Self::Grpc(t) => &t.instance,
+        }
+    }
+
+    /// The gRPC transport, when this is one.
+    pub(crate) fn grpc(&self) -> Option<&GrpcTransport> {
+        match self {
+            Self::Remoting(_) => None,
+            Self::Grpc(t) => Some(t),
+        }
+    }
+}
+
+/// The answer future of either transport.
+// The remoting variant is the hot path: boxing it to even the sizes would allocate per send.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub(crate) enum AnyPending {
+    Remoting(RemotingPending),
+    Grpc(GrpcPending),
+}
+
+impl Future for AnyPending {
+    type Output = Result<SendResult, ErrorKind>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Self::Remoting(p) => Pin::new(p).poll(cx),
+            Self::Grpc(p) => Pin::new(p).poll(cx),
+        }
+    }
+}
+
+impl Transport for AnyTransport {
+    type Pending = AnyPending;
+
+    fn cached_route(&self, topic: &str) -> Option<Arc<TopicPublishInfo>> {
+        match self {
+            Self::Remoting(t) => t.cached_route(topic),
+            Self::Grpc(t) => t.cached_route(topic),
+        }
+    }
+
+    async fn load_route(
+        &self,
+        topic: &str,
+        timeout: Duration,
+    ) -> Result<Arc<TopicPublishInfo>, ErrorKind> {
+        match self {
+            Self::Remoting(t) => t.load_route(topic, timeout).await,
+            Self::Grpc(t) => t.load_route(topic, timeout).await,
+        }
+    }
+
+    async fn launch(&self, attempt: Attempt<'_>) -> Result<AnyPending, ErrorKind> {
+        match self {
+            Self::Remoting(t) => t.launch(attempt).await.map(AnyPending::Remoting),
+            Self::Grpc(t) => t.launch(attempt).await.map(AnyPending::Grpc),
+        }
+    }
+
+    async fn call(&self, attempt: Attempt<'_>) -> Result<SendResult, ErrorKind> {
+        match self {
+            Self::Remoting(t) => t.call(attempt).await,
+            Self::Grpc(t) => t.call(attempt).await,
+        }
+    }
+
+    async fn oneway(&self, attempt: Attempt<'_>) -> Result<(), ErrorKind> {
+        match self {
+            Self::Remoting(t) => t.oneway(attempt).await,
+            Self::Grpc(t) => t.oneway(attempt).await,
+        }
+    }
+
+    fn ends_by_id(&self) -> bool {
+        matches!(self, Self::Grpc(_))
+    }
+
+    async fn end_transaction(
+        &self,
+        to: EndTarget<'_>,
+        header: EndTransactionRequestHeader,
+        remark: Option<String>,
+        timeout: Duration,
+    ) -> Result<(), ErrorKind> {
+        match self {
+            Self::Remoting(t) => t.end_transaction(to, header, remark, timeout).await,
+            Self::Grpc(t) => t.end_transaction(to, header, remark, timeout).await,
+        }
+    }
+}
