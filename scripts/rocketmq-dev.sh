@@ -505,11 +505,19 @@ wait_routable() {
 
 # check_tls_broker: broker-tls answers a request over TLS (its certificate verified against ca.pem)
 # and closes a plaintext connection without an answer.
+# Each probe is tried up to 5 times: on a loaded machine one may miss its 3 s read timeout.
 check_tls_broker() {
-  probe runtime "$BROKER_TLS_PORT" "$TLS_DIR/ca.pem" \
-    || die "broker-tls does not answer over TLS on $HOST:$BROKER_TLS_PORT; logs in $STATE/broker-tls"
-  probe refused "$BROKER_TLS_PORT" \
-    || die "broker-tls answers plaintext on $HOST:$BROKER_TLS_PORT: it must require TLS"
+  local i
+  for i in 1 2 3 4 5; do
+    probe runtime "$BROKER_TLS_PORT" "$TLS_DIR/ca.pem" && break
+    [ "$i" = 5 ] && die "broker-tls does not answer over TLS on $HOST:$BROKER_TLS_PORT; logs in $STATE/broker-tls"
+    sleep 1
+  done
+  for i in 1 2 3 4 5; do
+    probe refused "$BROKER_TLS_PORT" && break
+    [ "$i" = 5 ] && die "broker-tls answers plaintext on $HOST:$BROKER_TLS_PORT: it must require TLS"
+    sleep 1
+  done
 }
 
 print_env() {
