@@ -157,8 +157,7 @@ impl Producer {
     /// Starts a producer with a validated configuration (see [`ProducerBuilder::start`]).
     pub(crate) async fn start(cfg: ProducerConfig) -> Result<Self, ConfigError> {
         cfg.validate()?;
-        let mut cfg = crate::namespace::wire_config(cfg);
-        crate::trace::dispatcher::pin_instance_name(&mut cfg);
+        let cfg = crate::namespace::wire_config(cfg);
         let instance = registry::join(&cfg);
         let trace = match cfg.trace.clone() {
             None => None,
