@@ -263,15 +263,23 @@ impl Producer {
     /// does not hold shutdown up; it forgets the client when its connection closes anyway); when
     /// it is the instance's last producer, the instance's background tasks and connections stop. Idempotent; concurrent calls all wait for the same shutdown.
     pub async fn shutdown(&self) {
+        let deadline = tokio::time::Instant::now() + self.inner().cfg().shutdown_timeout;
+        self.shutdown_until(deadline).await;
+    }
+
+    /// [`Producer::shutdown`] within `deadline` instead of `shutdown_timeout` from now: an
+    /// internal producer (the trace's) shares its host's deadline. A call while a shutdown
+    /// runs waits for that one, whatever its deadline.
+    pub(crate) async fn shutdown_until(&self, deadline: tokio::time::Instant) {
         let inner = Arc::clone(self.inner());
         inner
             .shutdown_done
-            .get_or_init(|| shutdown(Arc::clone(&inner)))
+            .get_or_init(|| shutdown(Arc::clone(&inner), deadline))
             .await;
     }
 }
 
-async fn shutdown(inner: Arc<Inner>) {
+async fn shutdown(inner: Arc<Inner>, deadline: tokio::time::Instant) {
     inner.state.store(SHUTTING_DOWN, Ordering::SeqCst);
     // Held messages go now, not at the end of their hold time.
     if let Some(batcher) = &inner.batcher {
@@ -281,8 +289,7 @@ async fn shutdown(inner: Arc<Inner>) {
     let group = inner.cfg().group.clone();
     tracing::info!(group = %group, client_id = %instance.client_id(), in_flight = inner.sends.len(), "producer shutting down");
     inner.sends.close();
-    let deadline = tokio::time::Instant::now() + inner.cfg().shutdown_timeout;
-    if tokio::time::timeout(inner.cfg().shutdown_timeout, inner.sends.wait())
+    if tokio::time::timeout_at(deadline, inner.sends.wait())
         .await
         .is_err()
     {

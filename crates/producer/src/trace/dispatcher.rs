@@ -225,8 +225,9 @@ impl Tracer {
             );
             self.producer.inner().core.abort();
         }
-        // Boxed: a producer's shutdown runs its tracer's.
-        Box::pin(self.producer.shutdown()).await;
+        // Within the host's deadline (with at least a round trip's chance, as the host's own
+        // `UNREGISTER_CLIENT`). Boxed: a producer's shutdown runs its tracer's.
+        Box::pin(self.producer.shutdown_until(deadline)).await;
         tracing::info!(stats = ?self.stats(), "message trace stopped");
     }
 }
