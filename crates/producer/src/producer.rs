@@ -14,6 +14,7 @@ use crate::completion::{self, CompletionSender};
 use crate::config::{ConfigError, ProducerConfig};
 use crate::instance::{heartbeat, registry, ClientInstance};
 use crate::kernel::{ensure_uniq_key, WireConsts};
+use crate::metrics::Recording;
 use crate::retry::Core;
 use crate::transport::remoting::RemotingTransport;
 use crate::{identity, ProducerBuilder};
@@ -156,6 +157,15 @@ impl Producer {
 
     /// Starts a producer with a validated configuration (see [`ProducerBuilder::start`]).
     pub(crate) async fn start(cfg: ProducerConfig) -> Result<Self, ConfigError> {
+        Self::start_recording(cfg, Recording::AsConfigured).await
+    }
+
+    /// [`Producer::start`], recording metrics as `recording` says (an internal producer, the
+    /// trace's, records none: its sends are not the user's).
+    pub(crate) async fn start_recording(
+        cfg: ProducerConfig,
+        recording: Recording,
+    ) -> Result<Self, ConfigError> {
         cfg.validate()?;
         let cfg = crate::namespace::wire_config(cfg);
         let instance = registry::join(&cfg);
@@ -181,13 +191,15 @@ impl Producer {
             .map(|ab| Arc::new(Accumulator::new(ab, cfg.max_message_size)));
         let transport = RemotingTransport::new(instance, WireConsts::new(&cfg));
         #[cfg(feature = "metrics")]
-        let meter = crate::metrics::meter_of(&cfg);
+        let meter = (recording == Recording::AsConfigured).then(|| crate::metrics::meter_of(&cfg));
+        #[cfg(not(feature = "metrics"))]
+        let _ = recording;
         let mut core = Core::new(transport, cfg);
         core.trace = trace;
         #[cfg(feature = "metrics")]
-        {
+        if let Some(meter) = &meter {
             core.metrics =
-                crate::metrics::Metrics::new(&meter, core.transport.instance.client_id());
+                crate::metrics::Metrics::new(meter, core.transport.instance.client_id());
         }
         let inner = Arc::new(Inner {
             core: Arc::new(core),
@@ -201,7 +213,9 @@ impl Producer {
             shutdown_done: OnceCell::new(),
         });
         #[cfg(feature = "metrics")]
-        crate::metrics::observe(&meter, &inner);
+        if let Some(meter) = &meter {
+            crate::metrics::observe(meter, &inner);
+        }
         // The driver ends by itself once the state is dropped and every send has finished.
         drop(tokio::spawn(driver));
         tracing::info!(group = %inner.cfg().group, client_id = %inner.instance().client_id(), "producer started");

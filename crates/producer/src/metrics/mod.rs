@@ -88,6 +88,17 @@ pub const CONNECT_FAILURES: &str = "rocketmq_client_connect_failures";
 /// Route fetches of the client instance from the name servers.
 pub const ROUTE_REFRESHES: &str = "rocketmq_client_route_refreshes";
 
+/// Whether a producer records metrics: as its configuration says (a meter given, else the
+/// global provider), or not at all — the explicit off switch of internal producers (the trace's),
+/// since `meter: None` means the global provider, not "off".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recording {
+    /// Through the configured meter, else the global provider.
+    AsConfigured,
+    /// Nothing recorded, no instrument registered.
+    Off,
+}
+
 /// How an asynchronous send that found no room ended its wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Wait {
