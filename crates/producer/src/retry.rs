@@ -460,7 +460,9 @@ impl<T: Transport> SendState<T> {
             }
         }
         if let (Some(trace), Ok(Some(result))) = (&core.trace, &outcome) {
-            trace.sent(&self.job.out, info.master_addr(&mq.broker_name), t0, result);
+            // The address the transport resolved, the route's or else the instance's.
+            let host = core.transport.store_addr(&info, &mq.broker_name);
+            trace.sent(&self.job.out, host.as_deref(), t0, result);
         }
         // The attempt's span ends here, with its outcome.
         let attempt_span = std::mem::replace(&mut self.attempt_span, Span::none());

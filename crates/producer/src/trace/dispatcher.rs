@@ -28,9 +28,11 @@ const GROUP_NAME_PREFIX: &str = "_INNER_TRACE_PRODUCER";
 /// Numbers the trace producers of the process (Java's `AsyncTraceDispatcher.COUNTER`).
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-/// The group of the `n`-th trace producer, for a producer of `group` (Java
-/// `genGroupNameForTrace`: prefix, the host's group as on the wire, `PRODUCE`, the counter).
-pub(crate) fn trace_group(group: &str, n: u32) -> String {
+/// The group of the `n`-th trace producer, for a producer configured `host` (Java
+/// `genGroupNameForTrace`: prefix, the host's group as the user gave it — outside its
+/// namespace —, `PRODUCE`, the counter).
+pub(crate) fn trace_group(host: &ProducerConfig, n: u32) -> String {
+    let group = rmq_common::namespace::unwrap(crate::namespace::of(host), &host.group);
     format!("{GROUP_NAME_PREFIX}-{group}-PRODUCE-{n}")
 }
 
@@ -99,7 +101,7 @@ impl Tracer {
     ) -> Result<Self, ConfigError> {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
         let mut pcfg = host.clone();
-        pcfg.group = trace_group(&host.group, n);
+        pcfg.group = trace_group(host, n);
         pcfg.instance_name = Some(trace_instance_name(&host.name_server.addrs));
         pcfg.namespace = None;
         pcfg.trace = None;
