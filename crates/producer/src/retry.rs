@@ -487,10 +487,12 @@ impl<T: Transport> SendState<T> {
                 self.tally.maybe_stored = true;
                 self.tally.kept = Some(Box::new(result));
                 self.last_broker = Some(mq.broker_name.clone());
-                core.metrics.retry(&rmq_common::namespace::unwrap(
-                    crate::namespace::of(cfg),
-                    &mq.topic,
-                ));
+                if core.metrics.is_on() {
+                    core.metrics.retry(&rmq_common::namespace::unwrap(
+                        crate::namespace::of(cfg),
+                        &mq.topic,
+                    ));
+                }
                 Settled::Again(Duration::ZERO)
             }
             Ok(result) => Settled::Done(Ok(result)),
@@ -534,7 +536,7 @@ impl<T: Transport> SendState<T> {
                 };
                 self.last_broker = Some(mq.broker_name.clone());
                 self.last_err = Some(Box::new(err));
-                if more {
+                if more && core.metrics.is_on() {
                     core.metrics.retry(&rmq_common::namespace::unwrap(
                         crate::namespace::of(cfg),
                         &mq.topic,

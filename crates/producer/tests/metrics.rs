@@ -51,6 +51,7 @@ impl Collected {
         for scope in last.scope_metrics() {
             for m in scope.metrics() {
                 let name = m.name().to_owned();
+                let first = points.len();
                 let attrs = |it: &mut dyn Iterator<Item = &KeyValue>| -> Vec<(String, String)> {
                     it.map(|kv| (kv.key.to_string(), value(&kv.value)))
                         .collect()
@@ -88,6 +89,9 @@ impl Collected {
                     }
                     other => panic!("unexpected data for {name}: {other:?}"),
                 }
+                for p in &mut points[first..] {
+                    m.unit().clone_into(&mut p.unit);
+                }
             }
         }
         points
@@ -107,6 +111,8 @@ struct Point {
     attrs: Vec<(String, String)>,
     value: f64,
     bounds: Vec<f64>,
+    /// The instrument's unit ("" when none).
+    unit: String,
 }
 
 impl Point {
@@ -116,6 +122,7 @@ impl Point {
             attrs,
             value,
             bounds,
+            unit: String::new(),
         }
     }
 
@@ -203,6 +210,8 @@ async fn successful_sends_move_the_histogram_the_counter_and_the_instance_counts
         metrics::SEND_COST_TIME_BUCKETS.to_vec(),
         "Java's buckets"
     );
+    // No unit: Prometheus names it `rocketmq_send_cost_time_bucket`, as Java's.
+    assert_eq!(hist.unit, "", "{hist:?}");
     assert_eq!(total(&points, metrics::SEND_RETRIES, &[]), 0.0);
     // The name server and the broker.
     assert!(total(&points, metrics::CONNECTIONS_OPEN, &[("client_id", &id)]) >= 2.0);

@@ -13,7 +13,7 @@
 //!
 //! | instrument | kind | unit | attributes |
 //! |---|---|---|---|
-//! | [`SEND_COST_TIME`] | histogram (Java's buckets 1, 5, 10, 20, 50, 200, 500 ms) | ms | `topic`, `client_id`, `invocation_status` |
+//! | [`SEND_COST_TIME`] | histogram (Java's buckets 1, 5, 10, 20, 50, 200, 500 ms) | milliseconds (no unit attached, as Java's) | `topic`, `client_id`, `invocation_status` |
 //! | [`SENDS`] | counter | message sends | `topic`, `client_id`, `invocation_status`, `error_kind` (failures) |
 //! | [`SEND_RETRIES`] | counter | attempts after the first | `topic`, `client_id` |
 //! | [`BROKER_ISOLATIONS`] | counter | attempts that isolated their broker (fault table) | `broker`, `client_id` |
@@ -26,8 +26,8 @@
 //! | [`CONNECT_FAILURES`] | counter | failed connects | `client_id` |
 //! | [`ROUTE_REFRESHES`] | counter | route fetches from the name servers | `client_id`, `kind` (`load`, `refresh`), `result` (`ok`, `changed`, `failed`; refreshes) |
 //!
-//! A Prometheus exporter appends the unit and `_total` to these names
-//! (`rocketmq_send_cost_time_milliseconds_bucket`, `rocketmq_producer_sends_total`,
+//! A Prometheus exporter appends the unit, when there is one, and `_total` to these names
+//! (`rocketmq_send_cost_time_bucket` as Java's, `rocketmq_producer_sends_total`,
 //! `rocketmq_producer_async_in_flight_size_bytes`).
 //!
 //! `invocation_status` is `success` when the send returned a result (any [`SendStatus`]) and
