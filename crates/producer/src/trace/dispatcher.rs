@@ -248,6 +248,9 @@ fn now_ms() -> i64 {
 async fn run(w: Worker, mut intake: mpsc::Receiver<TraceRecord>, flush: CancellationToken) {
     let size = w.cfg.batch();
     let mut batch = Vec::with_capacity(size);
+    // One timer for the worker, set again per batch (not one per record received).
+    let timer = tokio::time::sleep(w.cfg.max_delay);
+    tokio::pin!(timer);
     'outer: loop {
         let first = tokio::select! {
             biased;
@@ -258,12 +261,12 @@ async fn run(w: Worker, mut intake: mpsc::Receiver<TraceRecord>, flush: Cancella
             },
         };
         batch.push(first);
-        let until = Instant::now() + w.cfg.max_delay;
+        timer.as_mut().reset(Instant::now() + w.cfg.max_delay);
         while batch.len() < size {
             tokio::select! {
                 biased;
                 () = flush.cancelled() => break 'outer,
-                () = tokio::time::sleep_until(until) => break,
+                () = &mut timer => break,
                 r = intake.recv() => match r {
                     Some(r) => batch.push(r),
                     None => break 'outer,
