@@ -198,8 +198,7 @@ impl Producer {
         core.trace = trace;
         #[cfg(feature = "metrics")]
         if let Some(meter) = &meter {
-            core.metrics =
-                crate::metrics::Metrics::new(meter, core.transport.instance.client_id());
+            core.metrics = crate::metrics::Metrics::new(meter, core.transport.instance.client_id());
         }
         let inner = Arc::new(Inner {
             core: Arc::new(core),

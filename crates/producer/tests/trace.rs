@@ -188,7 +188,10 @@ async fn every_stored_send_leaves_one_pub_record_found_by_its_id() {
     assert!(!host_ids.is_empty());
     let trace_ids = ids_of(&stats.group);
     assert_eq!(trace_ids.len(), 1, "{trace_ids:?}");
-    assert!(trace_ids.is_disjoint(&host_ids), "{trace_ids:?} {host_ids:?}");
+    assert!(
+        trace_ids.is_disjoint(&host_ids),
+        "{trace_ids:?} {host_ids:?}"
+    );
     let trace_id = trace_ids.iter().next().map_or("", String::as_str);
     assert!(
         trace_id.contains(&format!(
@@ -452,7 +455,10 @@ async fn a_trace_timeout_never_fails_the_users_send() {
     );
     assert!(took >= Duration::from_millis(5_500), "{took:?}");
     let stats = p.trace_stats().expect("trace on");
-    assert!(stats.messages_failed >= 1, "the trace send timed out: {stats:?}");
+    assert!(
+        stats.messages_failed >= 1,
+        "the trace send timed out: {stats:?}"
+    );
     for b in c.brokers() {
         b.faults().set_delay(Duration::ZERO);
     }

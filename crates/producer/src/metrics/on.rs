@@ -137,10 +137,8 @@ impl Metrics {
     /// A send of `topic` makes another attempt.
     pub(crate) fn retry(&self, topic: &str) {
         let Some(i) = &self.0 else { return };
-        i.retries.add(
-            1,
-            &[Self::topic(i, topic), Self::client_id(i)],
-        );
+        i.retries
+            .add(1, &[Self::topic(i, topic), Self::client_id(i)]);
     }
 
     /// An attempt isolated `broker` in the fault table.

@@ -109,8 +109,11 @@ impl Tracer {
         pcfg.send_timeout = cfg.send_timeout;
         pcfg.max_message_size = pcfg.max_message_size.max(cfg.max_body_bytes);
         // Its sends are not the user's: none in the user's metrics.
-        let producer =
-            Box::pin(Producer::start_recording(pcfg, crate::metrics::Recording::Off)).await?;
+        let producer = Box::pin(Producer::start_recording(
+            pcfg,
+            crate::metrics::Recording::Off,
+        ))
+        .await?;
         Ok(Self::with_producer(host.group.clone(), cfg, producer))
     }
 

@@ -96,7 +96,11 @@ mod tests {
             }
         );
         c.connected("127.0.0.1:10911");
-        assert_eq!(c.snapshot(0).reconnects, 2, "a new address is a first connect");
+        assert_eq!(
+            c.snapshot(0).reconnects,
+            2,
+            "a new address is a first connect"
+        );
     }
 
     #[test]
