@@ -94,11 +94,11 @@ fn bench_prints_javas_line_every_second_and_the_metrics_at_the_end() {
     };
     assert!(
         r.stderr
-            .contains("# TYPE rocketmq_send_cost_time_milliseconds histogram"),
+            .contains("# TYPE rocketmq_send_cost_time histogram"),
         "{r:?}"
     );
     assert_eq!(
-        metric("rocketmq_send_cost_time_milliseconds_count"),
+        metric("rocketmq_send_cost_time_count"),
         sent as f64,
         "{r:?}"
     );

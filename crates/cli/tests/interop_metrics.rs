@@ -46,7 +46,7 @@ fn bench_metrics_count_every_send_to_the_real_cluster() {
         &format!("topic=\"{topic}\""),
     ];
     assert_eq!(
-        sample(text, "rocketmq_send_cost_time_milliseconds_count", &ok),
+        sample(text, "rocketmq_send_cost_time_count", &ok),
         200.0,
         "{text}"
     );

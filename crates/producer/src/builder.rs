@@ -289,7 +289,7 @@ impl ProducerBuilder {
     /// Turns message trace on with `cfg` (Java `new DefaultMQProducer(group, true,
     /// customizedTraceTopic)`): every stored send leaves a `Pub` record, every transaction end
     /// an `EndTransaction` record, in the trace topic, sent off the send path by an internal
-    /// producer of the same client instance. Off by default.
+    /// producer on its own client instance (one per process, as in Java). Off by default.
     ///
     /// ```
     /// use rmq_producer::{Producer, TraceConfig};

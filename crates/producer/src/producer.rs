@@ -14,6 +14,7 @@ use crate::completion::{self, CompletionSender};
 use crate::config::{ConfigError, ProducerConfig};
 use crate::instance::{heartbeat, registry, ClientInstance};
 use crate::kernel::{ensure_uniq_key, WireConsts};
+use crate::metrics::Recording;
 use crate::retry::Core;
 use crate::transport::any::AnyTransport;
 use crate::transport::grpc::GrpcTransport;
@@ -162,9 +163,17 @@ impl Producer {
 
     /// Starts a producer with a validated configuration (see [`ProducerBuilder::start`]).
     pub(crate) async fn start(cfg: ProducerConfig) -> Result<Self, ConfigError> {
+        Self::start_recording(cfg, Recording::AsConfigured).await
+    }
+
+    /// [`Producer::start`], recording metrics as `recording` says (an internal producer, the
+    /// trace's, records none: its sends are not the user's).
+    pub(crate) async fn start_recording(
+        cfg: ProducerConfig,
+        recording: Recording,
+    ) -> Result<Self, ConfigError> {
         cfg.validate()?;
         let mut cfg = crate::namespace::wire_config(cfg);
-        crate::trace::dispatcher::pin_instance_name(&mut cfg);
         if cfg.proxy.is_some() {
             // This proxy takes identity bodies only: compressing would only cost an inflate.
             cfg.compress_threshold = usize::MAX;
@@ -209,13 +218,15 @@ impl Producer {
             }
         };
         #[cfg(feature = "metrics")]
-        let meter = crate::metrics::meter_of(&cfg);
+        let meter = (recording == Recording::AsConfigured).then(|| crate::metrics::meter_of(&cfg));
+        #[cfg(not(feature = "metrics"))]
+        let _ = recording;
         let mut core = Core::new(transport, cfg);
         core.trace = trace;
         #[cfg(feature = "metrics")]
-        {
+        if let Some(meter) = &meter {
             core.metrics =
-                crate::metrics::Metrics::new(&meter, core.transport.instance().client_id());
+                crate::metrics::Metrics::new(meter, core.transport.instance().client_id());
         }
         let inner = Arc::new(Inner {
             core: Arc::new(core),
@@ -229,7 +240,9 @@ impl Producer {
             shutdown_done: OnceCell::new(),
         });
         #[cfg(feature = "metrics")]
-        crate::metrics::observe(&meter, &inner);
+        if let Some(meter) = &meter {
+            crate::metrics::observe(meter, &inner);
+        }
         // The driver ends by itself once the state is dropped and every send has finished.
         drop(tokio::spawn(driver));
         tracing::info!(group = %inner.cfg().group, client_id = %inner.instance().client_id(), "producer started");
@@ -291,15 +304,23 @@ impl Producer {
     /// does not hold shutdown up; it forgets the client when its connection closes anyway); when
     /// it is the instance's last producer, the instance's background tasks and connections stop. Idempotent; concurrent calls all wait for the same shutdown.
     pub async fn shutdown(&self) {
+        let deadline = tokio::time::Instant::now() + self.inner().cfg().shutdown_timeout;
+        self.shutdown_until(deadline).await;
+    }
+
+    /// [`Producer::shutdown`] within `deadline` instead of `shutdown_timeout` from now: an
+    /// internal producer (the trace's) shares its host's deadline. A call while a shutdown
+    /// runs waits for that one, whatever its deadline.
+    pub(crate) async fn shutdown_until(&self, deadline: tokio::time::Instant) {
         let inner = Arc::clone(self.inner());
         inner
             .shutdown_done
-            .get_or_init(|| shutdown(Arc::clone(&inner)))
+            .get_or_init(|| shutdown(Arc::clone(&inner), deadline))
             .await;
     }
 }
 
-async fn shutdown(inner: Arc<Inner>) {
+async fn shutdown(inner: Arc<Inner>, deadline: tokio::time::Instant) {
     inner.state.store(SHUTTING_DOWN, Ordering::SeqCst);
     // Held messages go now, not at the end of their hold time.
     if let Some(batcher) = &inner.batcher {
@@ -309,8 +330,7 @@ async fn shutdown(inner: Arc<Inner>) {
     let group = inner.cfg().group.clone();
     tracing::info!(group = %group, client_id = %instance.client_id(), in_flight = inner.sends.len(), "producer shutting down");
     inner.sends.close();
-    let deadline = tokio::time::Instant::now() + inner.cfg().shutdown_timeout;
-    if tokio::time::timeout(inner.cfg().shutdown_timeout, inner.sends.wait())
+    if tokio::time::timeout_at(deadline, inner.sends.wait())
         .await
         .is_err()
     {

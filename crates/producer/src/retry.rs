@@ -461,7 +461,9 @@ impl<T: Transport> SendState<T> {
             }
         }
         if let (Some(trace), Ok(Some(result))) = (&core.trace, &outcome) {
-            trace.sent(&self.job.out, info.master_addr(&mq.broker_name), t0, result);
+            // The address the transport resolved, the route's or else the instance's.
+            let host = core.transport.store_addr(&info, &mq.broker_name);
+            trace.sent(&self.job.out, host.as_deref(), t0, result);
         }
         // The attempt's span ends here, with its outcome.
         let attempt_span = std::mem::replace(&mut self.attempt_span, Span::none());
@@ -486,10 +488,12 @@ impl<T: Transport> SendState<T> {
                 self.tally.maybe_stored = true;
                 self.tally.kept = Some(Box::new(result));
                 self.last_broker = Some(mq.broker_name.clone());
-                core.metrics.retry(&rmq_common::namespace::unwrap(
-                    crate::namespace::of(cfg),
-                    &mq.topic,
-                ));
+                if core.metrics.is_on() {
+                    core.metrics.retry(&rmq_common::namespace::unwrap(
+                        crate::namespace::of(cfg),
+                        &mq.topic,
+                    ));
+                }
                 Settled::Again(Duration::ZERO)
             }
             Ok(result) => Settled::Done(Ok(result)),
@@ -533,7 +537,7 @@ impl<T: Transport> SendState<T> {
                 };
                 self.last_broker = Some(mq.broker_name.clone());
                 self.last_err = Some(Box::new(err));
-                if more {
+                if more && core.metrics.is_on() {
                     core.metrics.retry(&rmq_common::namespace::unwrap(
                         crate::namespace::of(cfg),
                         &mq.topic,

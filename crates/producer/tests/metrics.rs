@@ -11,7 +11,9 @@ use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use rmq_common::{Message, ResponseCode};
-use rmq_producer::{metrics, ErrorKind, Producer, ProducerBuilder, SendOptions};
+use rmq_producer::{
+    metrics, ErrorKind, Producer, ProducerBuilder, SendOptions, TraceConfig, DEFAULT_TRACE_TOPIC,
+};
 use rmq_testkit::MockCluster;
 use tokio::time::timeout;
 
@@ -49,6 +51,7 @@ impl Collected {
         for scope in last.scope_metrics() {
             for m in scope.metrics() {
                 let name = m.name().to_owned();
+                let first = points.len();
                 let attrs = |it: &mut dyn Iterator<Item = &KeyValue>| -> Vec<(String, String)> {
                     it.map(|kv| (kv.key.to_string(), value(&kv.value)))
                         .collect()
@@ -86,6 +89,9 @@ impl Collected {
                     }
                     other => panic!("unexpected data for {name}: {other:?}"),
                 }
+                for p in &mut points[first..] {
+                    m.unit().clone_into(&mut p.unit);
+                }
             }
         }
         points
@@ -105,6 +111,8 @@ struct Point {
     attrs: Vec<(String, String)>,
     value: f64,
     bounds: Vec<f64>,
+    /// The instrument's unit ("" when none).
+    unit: String,
 }
 
 impl Point {
@@ -114,6 +122,7 @@ impl Point {
             attrs,
             value,
             bounds,
+            unit: String::new(),
         }
     }
 
@@ -201,6 +210,8 @@ async fn successful_sends_move_the_histogram_the_counter_and_the_instance_counts
         metrics::SEND_COST_TIME_BUCKETS.to_vec(),
         "Java's buckets"
     );
+    // No unit: Prometheus names it `rocketmq_send_cost_time_bucket`, as Java's.
+    assert_eq!(hist.unit, "", "{hist:?}");
     assert_eq!(total(&points, metrics::SEND_RETRIES, &[]), 0.0);
     // The name server and the broker.
     assert!(total(&points, metrics::CONNECTIONS_OPEN, &[("client_id", &id)]) >= 2.0);
@@ -374,5 +385,45 @@ async fn back_pressure_refusals_and_in_flight_gauges_are_observed() {
     timeout(T, first).await.expect("in time").expect("sent");
     let points = m.collect();
     assert_eq!(total(&points, metrics::ASYNC_IN_FLIGHT, &group), 0.0);
+    stop(p, c).await;
+}
+
+/// The trace producer's own sends (and its gauges) stay out of the user's metrics, although it
+/// is configured from the user's producer, meter included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_messages_are_not_counted_as_the_users_sends() {
+    let c = cluster(1, "MetricsTraced").await;
+    c.create_topic(DEFAULT_TRACE_TOPIC, 1);
+    let m = Collected::new();
+    let p = start(
+        m.builder(&c, "MetricsTracedGroup")
+            .enable_trace(TraceConfig::default().with_max_delay(Duration::from_millis(10))),
+    )
+    .await;
+    let id = p.client_id().to_owned();
+    for i in 0..3 {
+        timeout(T, p.send(Message::new("MetricsTraced", format!("{i}"))))
+            .await
+            .expect("in time")
+            .expect("sent");
+    }
+    // Bounded wait for the trace messages of the 3 records.
+    for _ in 0..200 {
+        if p.trace_stats().is_some_and(|s| s.records_sent == 3) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stats = p.trace_stats().expect("trace on");
+    assert_eq!(stats.records_sent, 3, "{stats:?}");
+    let points = m.collect();
+    assert_eq!(total(&points, metrics::SENDS, &[]), 3.0, "{points:#?}");
+    assert_eq!(total(&points, metrics::SEND_COST_TIME, &[]), 3.0);
+    assert!(
+        points.iter().all(|p| !p.has("topic", DEFAULT_TRACE_TOPIC)
+            && p.attrs.iter().all(|(k, v)| k != "client_id" || *v == id)
+            && !p.has("producer_group", &stats.group)),
+        "{points:#?}"
+    );
     stop(p, c).await;
 }

@@ -174,7 +174,8 @@ async fn every_stored_send_leaves_one_pub_record_found_by_its_id() {
             .starts_with("_INNER_TRACE_PRODUCER-TraceGroup-PRODUCE-"));
     }
     assert!(recs.iter().all(|(r, _)| r[4] != DEFAULT_TRACE_TOPIC));
-    // The trace producer is a producer of the host's client instance: one client id for both.
+    // The trace producer has its own client instance (Java's
+    // `PID_CLIENT_INNER_TRACE_PRODUCER_<name servers>`): its own client id, not the host's.
     let ids_of = |group: &str| -> std::collections::BTreeSet<String> {
         c.brokers()
             .iter()
@@ -185,7 +186,20 @@ async fn every_stored_send_leaves_one_pub_record_found_by_its_id() {
     };
     let host_ids = ids_of("TraceGroup");
     assert!(!host_ids.is_empty());
-    assert_eq!(ids_of(&stats.group), host_ids);
+    let trace_ids = ids_of(&stats.group);
+    assert_eq!(trace_ids.len(), 1, "{trace_ids:?}");
+    assert!(
+        trace_ids.is_disjoint(&host_ids),
+        "{trace_ids:?} {host_ids:?}"
+    );
+    let trace_id = trace_ids.iter().next().map_or("", String::as_str);
+    assert!(
+        trace_id.contains(&format!(
+            "@PID_CLIENT_INNER_TRACE_PRODUCER_{}#",
+            c.namesrv_addr()
+        )),
+        "{trace_id}"
+    );
     c.shutdown().await;
 }
 
@@ -359,9 +373,11 @@ async fn a_hung_trace_broker_holds_shutdown_no_longer_than_its_deadline() {
     let began = std::time::Instant::now();
     timeout(T, p.shutdown()).await.expect("shutdown in time");
     let took = began.elapsed();
-    // 1 s of flush, then the cancelled trace sends and UNREGISTER_CLIENT (at most 1 s each).
+    // 1 s of flush; then the cancelled trace sends, the trace producer's and the host's
+    // UNREGISTER_CLIENT within the same deadline (each given at least 100 ms past it), plus
+    // scheduling slack.
     assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        took >= Duration::from_millis(900) && took < Duration::from_millis(1_500),
         "{took:?}"
     );
     let stats = p.trace_stats().expect("trace on");
@@ -372,5 +388,80 @@ async fn a_hung_trace_broker_holds_shutdown_no_longer_than_its_deadline() {
     );
     assert_eq!(c.messages_of("OnA").len(), 5);
     c.brokers()[1].faults().set_black_hole(false);
+    c.shutdown().await;
+}
+
+/// A trace message that times out never fails the user's send (the reviewer's reproduction):
+/// both brokers delay every answer 6 s; a trace message goes out, then the user's async send
+/// (15 s, no retry); the trace message times out after 5 s, while the user's send waits. The trace producer has its own client
+/// instance (its own connections) and sends asynchronously (a timeout closes no connection),
+/// so the user's send is stored after 6 s, as with trace off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_timeout_never_fails_the_users_send() {
+    let c = timeout(T, MockCluster::start(2))
+        .await
+        .expect("in time")
+        .expect("cluster");
+    let a = rmq_testkit::broker_name(0);
+    // Both topics on one broker: the user's and the trace messages go to the same address.
+    c.create_topic_on("SlowTopic", &[(a.as_str(), 2)]);
+    c.create_topic_on(DEFAULT_TRACE_TOPIC, &[(a.as_str(), 1)]);
+    let p = Producer::builder("SlowTraceGroup")
+        .name_server(c.namesrv_addr())
+        .retries(0)
+        .retries_async(0)
+        .shutdown_timeout(Duration::from_secs(1))
+        .enable_trace(TraceConfig::default().with_max_delay(Duration::from_secs(1)))
+        .start()
+        .await
+        .expect("start");
+    // Its record's trace message leaves 1 s later, into the delay.
+    timeout(T, p.send(Message::new("SlowTopic", "warm")))
+        .await
+        .expect("in time")
+        .expect("sent");
+    let warm = tokio::time::Instant::now();
+    // The heartbeat owed to a broker first sent to is answered before the delay begins (a
+    // heartbeat timing out would close the user's connection by itself).
+    for _ in 0..80 {
+        let seen = c.brokers()[0]
+            .heartbeats()
+            .iter()
+            .any(|h| h.producer_groups.iter().any(|g| g == "SlowTraceGroup"));
+        if seen {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for b in c.brokers() {
+        b.faults().set_delay(Duration::from_secs(6));
+    }
+    // The trace message is out (and times out 5 s later); the user's send goes after it.
+    tokio::time::sleep_until(warm + Duration::from_millis(1_300)).await;
+    let began = std::time::Instant::now();
+    let fut = p
+        .send_async(
+            Message::new("SlowTopic", "slow"),
+            SendOptions::new().timeout(Duration::from_secs(15)),
+        )
+        .await
+        .expect("started");
+    let r = timeout(T, fut).await.expect("in time");
+    let took = began.elapsed();
+    assert!(
+        r.is_ok(),
+        "the user's send failed after {took:?} with trace on: {r:?}"
+    );
+    assert!(took >= Duration::from_millis(5_500), "{took:?}");
+    let stats = p.trace_stats().expect("trace on");
+    assert!(
+        stats.messages_failed >= 1,
+        "the trace send timed out: {stats:?}"
+    );
+    for b in c.brokers() {
+        b.faults().set_delay(Duration::ZERO);
+    }
+    timeout(T, p.shutdown()).await.expect("shutdown in time");
     c.shutdown().await;
 }

@@ -13,7 +13,7 @@
 //!
 //! | instrument | kind | unit | attributes |
 //! |---|---|---|---|
-//! | [`SEND_COST_TIME`] | histogram (Java's buckets 1, 5, 10, 20, 50, 200, 500 ms) | ms | `topic`, `client_id`, `invocation_status` |
+//! | [`SEND_COST_TIME`] | histogram (Java's buckets 1, 5, 10, 20, 50, 200, 500 ms) | milliseconds (no unit attached, as Java's) | `topic`, `client_id`, `invocation_status` |
 //! | [`SENDS`] | counter | message sends | `topic`, `client_id`, `invocation_status`, `error_kind` (failures) |
 //! | [`SEND_RETRIES`] | counter | attempts after the first | `topic`, `client_id` |
 //! | [`BROKER_ISOLATIONS`] | counter | attempts that isolated their broker (fault table) | `broker`, `client_id` |
@@ -26,8 +26,8 @@
 //! | [`CONNECT_FAILURES`] | counter | failed connects | `client_id` |
 //! | [`ROUTE_REFRESHES`] | counter | route fetches from the name servers | `client_id`, `kind` (`load`, `refresh`), `result` (`ok`, `changed`, `failed`; refreshes) |
 //!
-//! A Prometheus exporter appends the unit and `_total` to these names
-//! (`rocketmq_send_cost_time_milliseconds_bucket`, `rocketmq_producer_sends_total`,
+//! A Prometheus exporter appends the unit, when there is one, and `_total` to these names
+//! (`rocketmq_send_cost_time_bucket` as Java's, `rocketmq_producer_sends_total`,
 //! `rocketmq_producer_async_in_flight_size_bytes`).
 //!
 //! `invocation_status` is `success` when the send returned a result (any [`SendStatus`]) and
@@ -87,6 +87,17 @@ pub const CONNECTS: &str = "rocketmq_client_connects";
 pub const CONNECT_FAILURES: &str = "rocketmq_client_connect_failures";
 /// Route fetches of the client instance from the name servers.
 pub const ROUTE_REFRESHES: &str = "rocketmq_client_route_refreshes";
+
+/// Whether a producer records metrics: as its configuration says (a meter given, else the
+/// global provider), or not at all — the explicit off switch of internal producers (the trace's),
+/// since `meter: None` means the global provider, not "off".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recording {
+    /// Through the configured meter, else the global provider.
+    AsConfigured,
+    /// Nothing recorded, no instrument registered.
+    Off,
+}
 
 /// How an asynchronous send that found no room ended its wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use dashmap::DashMap;
 use opentelemetry::metrics::{Counter, Histogram, Meter};
 use opentelemetry::{KeyValue, StringValue, Value};
 
@@ -17,10 +18,17 @@ const ERROR_KIND: &str = "error_kind";
 const BROKER: &str = "broker";
 const GROUP: &str = "producer_group";
 
+/// Topics whose `topic` attribute is kept (a producer sends to a handful; past this many, a
+/// new topic's attribute is made per send).
+const MAX_CACHED_TOPICS: usize = 1024;
+
 /// The instruments the send path records into.
 #[derive(Debug)]
 struct Instruments {
     client_id: StringValue,
+    /// The `topic` attribute by topic, made once: no allocation per send (whatever the meter
+    /// provider, OpenTelemetry's no-op one included).
+    topics: DashMap<String, KeyValue>,
     cost: Histogram<f64>,
     sends: Counter<u64>,
     retries: Counter<u64>,
@@ -42,8 +50,10 @@ impl Metrics {
     pub(crate) fn new(meter: &Meter, client_id: &str) -> Self {
         let cost = meter
             .f64_histogram(super::SEND_COST_TIME)
-            .with_unit("ms")
-            .with_description("The time of a send, from the call to its result or error")
+            // No unit: Prometheus then names it `rocketmq_send_cost_time_*`, as Java's.
+            .with_description(
+                "The time of a send in milliseconds, from the call to its result or error",
+            )
             .with_boundaries(super::SEND_COST_TIME_BUCKETS.to_vec())
             .build();
         let counter = |name: &'static str, description: &'static str| {
@@ -55,6 +65,7 @@ impl Metrics {
         Self(Some(Arc::new(Instruments {
             // Reference-counted: cloned into the attributes of every send without a copy.
             client_id: StringValue::from(Arc::<str>::from(client_id)),
+            topics: DashMap::new(),
             cost,
             sends: counter(super::SENDS, "Sends that ended, by outcome and error kind"),
             retries: counter(super::SEND_RETRIES, "Attempts after a send's first"),
@@ -79,6 +90,21 @@ impl Metrics {
         KeyValue::new(CLIENT_ID, Value::String(i.client_id.clone()))
     }
 
+    /// The `topic` attribute of `topic`: cached, cloned without a copy of the name.
+    fn topic(i: &Instruments, topic: &str) -> KeyValue {
+        if let Some(kv) = i.topics.get(topic) {
+            return kv.clone();
+        }
+        let kv = KeyValue::new(
+            TOPIC,
+            Value::String(StringValue::from(Arc::<str>::from(topic))),
+        );
+        if i.topics.len() < MAX_CACHED_TOPICS {
+            i.topics.insert(topic.to_owned(), kv.clone());
+        }
+        kv
+    }
+
     /// A send of `topic` ended after `cost`, with `error` when it failed.
     pub(crate) fn send_done(&self, topic: &str, cost: Duration, error: Option<&ErrorKind>) {
         let Some(i) = &self.0 else { return };
@@ -88,7 +114,7 @@ impl Metrics {
             "success"
         };
         let attrs = [
-            KeyValue::new(TOPIC, topic.to_owned()),
+            Self::topic(i, topic),
             Self::client_id(i),
             KeyValue::new(INVOCATION_STATUS, status),
         ];
@@ -111,10 +137,8 @@ impl Metrics {
     /// A send of `topic` makes another attempt.
     pub(crate) fn retry(&self, topic: &str) {
         let Some(i) = &self.0 else { return };
-        i.retries.add(
-            1,
-            &[KeyValue::new(TOPIC, topic.to_owned()), Self::client_id(i)],
-        );
+        i.retries
+            .add(1, &[Self::topic(i, topic), Self::client_id(i)]);
     }
 
     /// An attempt isolated `broker` in the fault table.
@@ -263,4 +287,39 @@ pub(crate) fn observe(meter: &Meter, inner: &Arc<Inner>) {
             }
         })
         .build();
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::metrics::MeterProvider as _;
+
+    use super::*;
+
+    fn instruments(m: &Metrics) -> &Instruments {
+        m.0.as_deref().expect("on")
+    }
+
+    #[test]
+    fn the_topic_attribute_is_made_once_per_topic_and_bounded() {
+        // OpenTelemetry's no-op provider: what a producer records through with none installed.
+        let meter = opentelemetry::metrics::noop::NoopMeterProvider::new().meter("rmq");
+        let m = Metrics::new(&meter, "127.0.0.1@1");
+        let i = instruments(&m);
+        m.send_done("T", Duration::from_millis(3), None);
+        m.send_done("T", Duration::from_millis(4), Some(&ErrorKind::NotRunning));
+        m.retry("T");
+        assert_eq!(i.topics.len(), 1);
+        let a = Metrics::topic(i, "T");
+        assert_eq!(a, KeyValue::new(TOPIC, "T"));
+        // The cached value is shared, not copied: the same string.
+        let (Value::String(x), Value::String(y)) = (&a.value, &Metrics::topic(i, "T").value) else {
+            panic!("string attributes");
+        };
+        assert!(std::ptr::eq(x.as_str(), y.as_str()));
+        for n in 0..MAX_CACHED_TOPICS + 5 {
+            m.send_done(&format!("T{n}"), Duration::ZERO, None);
+        }
+        assert_eq!(i.topics.len(), MAX_CACHED_TOPICS);
+        assert_eq!(Metrics::topic(i, "past the bound").key.as_str(), TOPIC);
+    }
 }

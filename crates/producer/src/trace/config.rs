@@ -15,7 +15,7 @@ pub const MAX_TRACE_BATCH: usize = 20;
 /// Every stored send yields a `Pub` record, every transaction end an `EndTransaction` record,
 /// in Java's text format; records wait in a bounded queue (a full queue drops them and counts
 /// the drops: tracing never slows or fails a send) and go to the trace topic in batches, from
-/// an internal producer of the same client instance.
+/// an internal producer on its own client instance (one per process, as in Java).
 ///
 /// ```
 /// use std::time::Duration;

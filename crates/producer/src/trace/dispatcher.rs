@@ -1,7 +1,7 @@
 //! Java's `AsyncTraceDispatcher`: records wait in a bounded queue (a full queue drops them and
 //! counts the drops: the send path never waits for tracing); one worker task takes them in
 //! batches and sends each batch's trace messages asynchronously from the internal trace
-//! producer; shutdown sends what is queued and waits for it within the deadline given.
+//! producer (on its own client instance); shutdown sends what is queued and waits for it within the deadline given.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -28,18 +28,29 @@ const GROUP_NAME_PREFIX: &str = "_INNER_TRACE_PRODUCER";
 /// Numbers the trace producers of the process (Java's `AsyncTraceDispatcher.COUNTER`).
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-/// The group of the `n`-th trace producer, for a producer of `group` (Java
-/// `genGroupNameForTrace`: prefix, the host's group as on the wire, `PRODUCE`, the counter).
-pub(crate) fn trace_group(group: &str, n: u32) -> String {
+/// The group of the `n`-th trace producer, for a producer configured `host` (Java
+/// `genGroupNameForTrace`: prefix, the host's group as the user gave it — outside its
+/// namespace —, `PRODUCE`, the counter).
+pub(crate) fn trace_group(host: &ProducerConfig, n: u32) -> String {
+    let group = rmq_common::namespace::unwrap(crate::namespace::of(host), &host.group);
     format!("{GROUP_NAME_PREFIX}-{group}-PRODUCE-{n}")
 }
 
-/// Gives a traced producer's configuration the instance name its client id will have (unless
-/// one is set), so that its trace producer, configured from it, joins the same client instance.
-pub(crate) fn pin_instance_name(cfg: &mut ProducerConfig) {
-    if cfg.trace.is_some() && cfg.instance_name.is_none() {
-        cfg.instance_name = Some(crate::identity::default_instance_name());
-    }
+/// Java `TraceConstants.TRACE_INSTANCE_NAME`: the instance name of the trace producers.
+const TRACE_INSTANCE_NAME: &str = "PID_CLIENT_INNER_TRACE_PRODUCER";
+
+/// The instance name of the trace producers of this process for the name servers `addrs`
+/// (Java `AsyncTraceDispatcher.start`: `TRACE_INSTANCE_NAME + "_" + nameSrvAddr`, here with the
+/// process id too, so two processes of one host do not announce the same client id). The trace
+/// producers of a process (with the same settings) share one client instance, never the user's:
+/// their connections, timeouts and budgets are their own, so a trace send that times out
+/// cannot fail a user's request.
+pub(crate) fn trace_instance_name(addrs: &[String]) -> String {
+    format!(
+        "{TRACE_INSTANCE_NAME}_{}#{}",
+        addrs.join(";"),
+        std::process::id()
+    )
 }
 
 /// Counters of a tracer.
@@ -78,7 +89,8 @@ struct Worker {
 
 impl Tracer {
     /// Starts the trace of a producer configured `host` (its wire configuration): the internal
-    /// trace producer (same client instance, its own group, not traced) and the worker.
+    /// trace producer (its own group, on the process's trace client instance, see
+    /// [`trace_instance_name`]; not traced) and the worker.
     ///
     /// # Errors
     /// The trace producer's configuration is unusable (its group, built from the host's, too
@@ -89,13 +101,19 @@ impl Tracer {
     ) -> Result<Self, ConfigError> {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
         let mut pcfg = host.clone();
-        pcfg.group = trace_group(&host.group, n);
+        pcfg.group = trace_group(host, n);
+        pcfg.instance_name = Some(trace_instance_name(&host.name_server.addrs));
         pcfg.namespace = None;
         pcfg.trace = None;
         pcfg.auto_batch = None;
         pcfg.send_timeout = cfg.send_timeout;
         pcfg.max_message_size = pcfg.max_message_size.max(cfg.max_body_bytes);
-        let producer = Box::pin(Producer::start(pcfg)).await?;
+        // Its sends are not the user's: none in the user's metrics.
+        let producer = Box::pin(Producer::start_recording(
+            pcfg,
+            crate::metrics::Recording::Off,
+        ))
+        .await?;
         Ok(Self::with_producer(host.group.clone(), cfg, producer))
     }
 
@@ -214,8 +232,9 @@ impl Tracer {
             );
             self.producer.inner().core.abort();
         }
-        // Boxed: a producer's shutdown runs its tracer's.
-        Box::pin(self.producer.shutdown()).await;
+        // Within the host's deadline (with at least a round trip's chance, as the host's own
+        // `UNREGISTER_CLIENT`). Boxed: a producer's shutdown runs its tracer's.
+        Box::pin(self.producer.shutdown_until(deadline)).await;
         tracing::info!(stats = ?self.stats(), "message trace stopped");
     }
 }
@@ -232,6 +251,9 @@ fn now_ms() -> i64 {
 async fn run(w: Worker, mut intake: mpsc::Receiver<TraceRecord>, flush: CancellationToken) {
     let size = w.cfg.batch();
     let mut batch = Vec::with_capacity(size);
+    // One timer for the worker, set again per batch (not one per record received).
+    let timer = tokio::time::sleep(w.cfg.max_delay);
+    tokio::pin!(timer);
     'outer: loop {
         let first = tokio::select! {
             biased;
@@ -242,12 +264,12 @@ async fn run(w: Worker, mut intake: mpsc::Receiver<TraceRecord>, flush: Cancella
             },
         };
         batch.push(first);
-        let until = Instant::now() + w.cfg.max_delay;
+        timer.as_mut().reset(Instant::now() + w.cfg.max_delay);
         while batch.len() < size {
             tokio::select! {
                 biased;
                 () = flush.cancelled() => break 'outer,
-                () = tokio::time::sleep_until(until) => break,
+                () = &mut timer => break,
                 r = intake.recv() => match r {
                     Some(r) => batch.push(r),
                     None => break 'outer,
@@ -284,7 +306,13 @@ async fn dispatch(w: &Worker, batch: Vec<TraceRecord>) {
         let options = SendOptions::new().timeout(w.cfg.send_timeout);
         let records = m.records as u64;
         drop(w.sends.spawn(async move {
-            match producer.send_with(msg, options).await {
+            // Asynchronously, as Java's trace producer: a request that times out fails alone,
+            // its connection stays open.
+            let sent = match producer.send_async(msg, options).await {
+                Ok(answer) => answer.await,
+                Err(e) => Err(e),
+            };
+            match sent {
                 Ok(r) => {
                     counters.messages_sent.fetch_add(1, Ordering::Relaxed);
                     counters.records_sent.fetch_add(records, Ordering::Relaxed);

@@ -473,10 +473,23 @@ fn packing_groups_topics_and_splits_at_the_size_limit() {
 
 #[test]
 fn trace_group_follows_java() {
-    assert_eq!(trace_group("pg", 1), "_INNER_TRACE_PRODUCER-pg-PRODUCE-1");
+    let plain = ProducerConfig::new("pg");
+    assert_eq!(trace_group(&plain, 1), "_INNER_TRACE_PRODUCER-pg-PRODUCE-1");
+    // A running producer's group is in its namespace; the trace group has the user's group.
+    let mut namespaced = crate::namespace::wire_config(ProducerConfig {
+        namespace: Some("ns".into()),
+        ..ProducerConfig::new("pg")
+    });
+    assert_eq!(namespaced.group, "ns%pg");
     assert_eq!(
-        trace_group("ns%pg", 12),
-        "_INNER_TRACE_PRODUCER-ns%pg-PRODUCE-12"
+        trace_group(&namespaced, 12),
+        "_INNER_TRACE_PRODUCER-pg-PRODUCE-12"
+    );
+    namespaced.namespace = None;
+    assert_eq!(
+        trace_group(&namespaced, 2),
+        "_INNER_TRACE_PRODUCER-ns%pg-PRODUCE-2",
+        "no namespace: the group as it is"
     );
     assert_eq!(TraceConfig::default().with_batch_size(0).batch(), 1);
     assert_eq!(

@@ -2,6 +2,7 @@
 //! that the send path stays statically dispatched (one branch per call, no boxing on the
 //! remoting path).
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -109,6 +110,13 @@ impl Transport for AnyTransport {
 
     fn ends_by_id(&self) -> bool {
         matches!(self, Self::Grpc(_))
+    }
+
+    fn store_addr<'a>(&self, info: &'a TopicPublishInfo, broker: &str) -> Option<Cow<'a, str>> {
+        match self {
+            Self::Remoting(t) => t.store_addr(info, broker),
+            Self::Grpc(t) => t.store_addr(info, broker),
+        }
     }
 
     async fn end_transaction(

@@ -9,6 +9,7 @@
 //!
 //! Every method is bounded by the budget it is given; none retries by itself.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,6 +64,12 @@ pub(crate) trait Transport: Send + Sync + 'static {
     /// An attempt handed to the network, resolving with its answer. Owns what it needs, so an
     /// asynchronous send can move it to the task that awaits it.
     type Pending: Future<Output = Result<SendResult, ErrorKind>> + Send + Unpin + 'static;
+
+    /// The address an attempt to `broker`, a broker of the route `info`, goes to, resolved as
+    /// [`Transport::launch`] resolves it (what the trace records as the store host).
+    fn store_addr<'a>(&self, info: &'a TopicPublishInfo, broker: &str) -> Option<Cow<'a, str>> {
+        info.master_addr(broker).map(Cow::Borrowed)
+    }
 
     /// The topic's route when it is known without a network call (the hot path).
     fn cached_route(&self, topic: &str) -> Option<Arc<TopicPublishInfo>>;

@@ -99,6 +99,10 @@ impl Future for RemotingPending {
 impl Transport for RemotingTransport {
     type Pending = RemotingPending;
 
+    fn store_addr<'a>(&self, info: &'a TopicPublishInfo, broker: &str) -> Option<Cow<'a, str>> {
+        self.broker_addr(info, broker)
+    }
+
     fn cached_route(&self, topic: &str) -> Option<Arc<TopicPublishInfo>> {
         self.instance.routes.cached_publish_info(topic)
     }

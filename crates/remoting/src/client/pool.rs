@@ -188,7 +188,9 @@ impl Pool {
         self.backoff.succeeded(addr);
         tracing::info!(addr, tls = config.tls.is_some(), "connected");
         let old = self.conns.insert(addr.to_owned(), conn.clone());
-        self.counters.connected(old.is_some());
+        // A reconnect also when the old connection already left the table (closed on a
+        // timeout, retired after a `GO_AWAY`).
+        self.counters.connected(addr);
         if let Some(old) = old {
             old.close();
         }
@@ -368,5 +370,42 @@ mod tests {
         }
         assert_eq!(pool.connecting_len(), 0, "after failed connects");
         conn.close();
+    }
+
+    /// A connection removed from the pool (closed on a timeout, retired after a `GO_AWAY`) and
+    /// connected again counts as a reconnect.
+    #[tokio::test]
+    async fn connecting_again_after_a_removal_is_a_reconnect() {
+        let pool = Pool::default();
+        let config = RemotingConfig::default();
+        let (processors, opaque, shut) = (
+            ProcessorTable::new(),
+            Arc::new(AtomicI32::new(1)),
+            CancellationToken::new(),
+        );
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr").to_string();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let first = pool
+            .get(&addr, deadline, &config, &processors, &opaque, &shut)
+            .await
+            .expect("connects");
+        // Closed on a timeout: out of the table.
+        pool.close(&addr);
+        let again = pool
+            .get(&addr, deadline, &config, &processors, &opaque, &shut)
+            .await
+            .expect("connects again");
+        assert!(!again.same(&first));
+        // Retired after a GO_AWAY: out of the table too.
+        assert!(pool.retire(&addr, &again));
+        let third = pool
+            .get(&addr, deadline, &config, &processors, &opaque, &shut)
+            .await
+            .expect("connects a third time");
+        let stats = pool.counters.snapshot(0);
+        assert_eq!((stats.connects, stats.reconnects), (3, 2), "{stats:?}");
+        pool.close_all();
+        drop((first, third, l));
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! [`RemotingClient::connection_stats`]: crate::RemotingClient::connection_stats
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 /// The pool's connection counters, at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -20,18 +22,38 @@ pub struct ConnectionStats {
     pub connect_failures: u64,
 }
 
+/// Addresses remembered as connected before: a client talks to its name servers and brokers,
+/// a handful; past this many, a connect to an address not remembered counts as a first one.
+const MAX_REMEMBERED: usize = 4096;
+
 /// The running totals behind [`ConnectionStats`].
 #[derive(Debug, Default)]
 pub(super) struct Counters {
     connects: AtomicU64,
     reconnects: AtomicU64,
     connect_failures: AtomicU64,
+    /// Every address connected so far (bounded by [`MAX_REMEMBERED`]): a connection closed on
+    /// a timeout or retired after a `GO_AWAY` is out of the pool, and connecting there again is
+    /// still a reconnect.
+    connected_before: Mutex<HashSet<String>>,
 }
 
 impl Counters {
-    /// A connect succeeded; `again` when it replaced an earlier connection to the address.
-    pub(super) fn connected(&self, again: bool) {
+    /// A connect to `addr` succeeded: a reconnect when `addr` was connected before.
+    pub(super) fn connected(&self, addr: &str) {
         self.connects.fetch_add(1, Ordering::Relaxed);
+        let again = {
+            let mut seen = self
+                .connected_before
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            seen.contains(addr) || {
+                if seen.len() < MAX_REMEMBERED {
+                    seen.insert(addr.to_owned());
+                }
+                false
+            }
+        };
         if again {
             self.reconnects.fetch_add(1, Ordering::Relaxed);
         }
@@ -60,9 +82,9 @@ mod tests {
     #[test]
     fn counts_connects_reconnects_and_failures() {
         let c = Counters::default();
-        c.connected(false);
-        c.connected(true);
-        c.connected(true);
+        c.connected("127.0.0.1:9876");
+        c.connected("127.0.0.1:9876");
+        c.connected("127.0.0.1:9876");
         c.failed();
         assert_eq!(
             c.snapshot(2),
@@ -72,6 +94,32 @@ mod tests {
                 reconnects: 2,
                 connect_failures: 1
             }
+        );
+        c.connected("127.0.0.1:10911");
+        assert_eq!(
+            c.snapshot(0).reconnects,
+            2,
+            "a new address is a first connect"
+        );
+    }
+
+    #[test]
+    fn remembers_a_bounded_number_of_addresses() {
+        let c = Counters::default();
+        for i in 0..MAX_REMEMBERED + 10 {
+            c.connected(&format!("10.0.0.1:{i}"));
+        }
+        assert_eq!(c.snapshot(0).reconnects, 0);
+        // Remembered: a reconnect; past the bound: counted as first connects.
+        c.connected("10.0.0.1:0");
+        c.connected(&format!("10.0.0.1:{}", MAX_REMEMBERED + 1));
+        assert_eq!(c.snapshot(0).reconnects, 1);
+        assert_eq!(
+            c.connected_before
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len(),
+            MAX_REMEMBERED
         );
     }
 }
