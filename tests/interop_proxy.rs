@@ -13,166 +13,34 @@
 //! are found by their `seq` property.
 //!
 //! Skipped (with a note) when `RMQ_INTEROP_PROXY` is not set (the dev cluster started without
-//! its proxy); like the other interop tests, failed when `CI` is set without the cluster.
+//! its proxy); like the other interop tests, failed when `CI` is set without it, unless
+//! `RMQ_DEV_NO_PROXY=1` says the cluster left its proxy out on purpose.
 
 mod support;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rmq_common::message_id::OffsetMessageId;
 use rmq_common::stored::MessageExt;
-use rmq_common::{property, ExtFields, Message, MessageQueue, RequestCode, ResponseCode};
+use rmq_common::{property, Message, MessageQueue};
 use rmq_producer::{
     HashSelector, ListenerError, Producer, SendOptions, SendResult, SendStatus,
     TransactionListener, TransactionState,
 };
-use rmq_remoting::{RemotingClient, RemotingCommand, RemotingConfig};
+use rmq_remoting::{RemotingClient, RemotingConfig};
 use support::commit_log::walk_commit_log;
+use support::proxy::{
+    by_id, create_topic, create_typed_topic, proxy_cluster, proxy_producer, remoting_producer,
+    stored,
+};
 use support::{
-    cluster_exclusive, cluster_shared, real_cluster, unique_topic, BrokerRestart, RealCluster,
-    INTEROP_TIMEOUT as T, RESTART_TIMEOUT,
+    cluster_exclusive, cluster_shared, unique_topic, BrokerRestart, INTEROP_TIMEOUT as T,
+    RESTART_TIMEOUT,
 };
 use tokio::time::timeout;
-
-/// The cluster and the proxy endpoint, `None` (skip) when either is not configured.
-fn proxy_cluster(test: &str) -> Option<(RealCluster, String)> {
-    let cluster = real_cluster(test)?;
-    match std::env::var("RMQ_INTEROP_PROXY")
-        .ok()
-        .filter(|p| !p.trim().is_empty())
-    {
-        Some(proxy) => Some((cluster, proxy)),
-        None => {
-            // Also under CI: `RMQ_DEV_NO_PROXY=1` leaves the proxy out of the dev cluster.
-            eprintln!("{test}: skipped: RMQ_INTEROP_PROXY is not set (no gRPC proxy)");
-            None
-        }
-    }
-}
-
-async fn remoting_producer(cluster: &RealCluster, group: &str) -> Producer {
-    timeout(
-        T,
-        Producer::builder(group)
-            .name_server(&cluster.namesrv)
-            .start(),
-    )
-    .await
-    .expect("start in time")
-    .expect("start")
-}
-
-async fn proxy_producer(proxy: &str, group: &str) -> Producer {
-    timeout(T, Producer::builder(group).proxy(proxy).start())
-        .await
-        .expect("start in time")
-        .expect("start")
-}
-
-/// Creates `topic` on every broker with remoting sends; each broker's first commit-log offset
-/// of the topic (where reading back starts).
-async fn create_topic(cluster: &RealCluster, p: &Producer, topic: &str) -> BTreeMap<String, i64> {
-    create_topic_on(cluster.brokers.len(), p, topic).await
-}
-
-/// [`create_topic`] for a topic on `brokers` brokers.
-async fn create_topic_on(brokers: usize, p: &Producer, topic: &str) -> BTreeMap<String, i64> {
-    let mut from = BTreeMap::new();
-    let deadline = Instant::now() + T;
-    for i in 0..200 {
-        if from.len() >= brokers {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the topic never reached every broker"
-        );
-        let r = timeout(T, p.send(Message::new(topic, format!("create-{i}"))))
-            .await
-            .expect("in time")
-            .expect("create send");
-        let offset = OffsetMessageId::decode(&r.offset_msg_id)
-            .expect("offset id")
-            .commit_log_offset;
-        from.entry(r.queue.broker_name.clone()).or_insert(offset);
-        if (i + 1) % 8 == 0 {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    }
-    from
-}
-
-/// Creates `topic` on every broker with the topic attribute `message.type` (`UPDATE_AND_CREATE_TOPIC`):
-/// a proxy checks a message's type against its topic's (5.x), and a topic made by a remoting
-/// send is NORMAL; then learns where reading back starts, as [`create_topic`].
-async fn create_typed_topic(
-    cluster: &RealCluster,
-    p: &Producer,
-    topic: &str,
-    message_type: &str,
-    brokers: usize,
-) -> BTreeMap<String, i64> {
-    let client = RemotingClient::new(RemotingConfig::default());
-    let attributes = format!("+message.type={message_type}");
-    for (name, addr) in cluster.brokers.iter().take(brokers) {
-        let ext: ExtFields = [
-            ("topic", topic),
-            ("defaultTopic", "TBW102"),
-            ("readQueueNums", "4"),
-            ("writeQueueNums", "4"),
-            ("perm", "6"),
-            ("topicFilterType", "SINGLE_TAG"),
-            ("topicSysFlag", "0"),
-            ("order", "false"),
-            ("attributes", attributes.as_str()),
-        ]
-        .into_iter()
-        .collect();
-        let req = RemotingCommand::request(RequestCode::UPDATE_AND_CREATE_TOPIC, ext);
-        let resp = timeout(T, client.invoke_sync(addr, req, T))
-            .await
-            .expect("in time")
-            .expect("create topic");
-        assert_eq!(
-            resp.response_code(),
-            ResponseCode::SUCCESS,
-            "create {topic} on {name}"
-        );
-    }
-    create_topic_on(brokers.min(cluster.brokers.len()), p, topic).await
-}
-
-/// Every record of `topic` stored since `from`, on every broker.
-async fn stored(
-    client: &RemotingClient,
-    cluster: &RealCluster,
-    topic: &str,
-    from: &BTreeMap<String, i64>,
-) -> Vec<MessageExt> {
-    let mut out = Vec::new();
-    for (broker, start) in from {
-        let addr = cluster.broker_addr(broker).expect("broker address");
-        out.extend(
-            walk_commit_log(client, addr, topic, *start)
-                .await
-                .into_values()
-                .map(|s| s.ext),
-        );
-    }
-    out
-}
-
-/// The records by `UNIQ_KEY`.
-fn by_id(records: &[MessageExt]) -> HashMap<String, &MessageExt> {
-    records
-        .iter()
-        .filter_map(|m| m.uniq_key().map(|k| (k.to_owned(), m)))
-        .collect()
-}
 
 fn sample(topic: &str, i: usize, body: impl Into<Bytes>) -> Message {
     Message::new(topic, body)
