@@ -111,6 +111,13 @@ impl Transport for AnyTransport {
         matches!(self, Self::Grpc(_))
     }
 
+    fn live_limits(&self) -> super::LiveLimits {
+        match self {
+            Self::Remoting(_) => super::LiveLimits::default(),
+            Self::Grpc(t) => t.live_limits(),
+        }
+    }
+
     async fn end_transaction(
         &self,
         to: EndTarget<'_>,
