@@ -1,7 +1,7 @@
 //! The producer through a RocketMQ 5 gRPC proxy (`rocketmq-proxy` 1.0.0 in cluster mode in
 //! front of the dev cluster): every send form is read back byte-exact from the brokers' commit
 //! logs, a message sent through the proxy and one sent over remoting are stored the same, and
-//! transactions commit and roll back.
+//! transactions commit and roll back; broker-b stopped mid-run loses no acknowledged message.
 //!
 //! The proxy does not create topics through `TBW102`: each test first creates its topic on
 //! both brokers with remoting sends (which also give each broker's commit-log offset to read
@@ -13,161 +13,34 @@
 //! are found by their `seq` property.
 //!
 //! Skipped (with a note) when `RMQ_INTEROP_PROXY` is not set (the dev cluster started without
-//! its proxy); like the other interop tests, failed when `CI` is set without the cluster.
+//! its proxy); like the other interop tests, failed when `CI` is set without it, unless
+//! `RMQ_DEV_NO_PROXY=1` says the cluster left its proxy out on purpose.
 
 mod support;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rmq_common::message_id::OffsetMessageId;
 use rmq_common::stored::MessageExt;
-use rmq_common::{property, ExtFields, Message, MessageQueue, RequestCode, ResponseCode};
+use rmq_common::{property, Message, MessageQueue};
 use rmq_producer::{
     HashSelector, ListenerError, Producer, SendOptions, SendResult, SendStatus,
     TransactionListener, TransactionState,
 };
-use rmq_remoting::{RemotingClient, RemotingCommand, RemotingConfig};
+use rmq_remoting::{RemotingClient, RemotingConfig};
 use support::commit_log::walk_commit_log;
-use support::{cluster_shared, real_cluster, unique_topic, RealCluster, INTEROP_TIMEOUT as T};
+use support::proxy::{
+    by_id, create_topic, create_typed_topic, proxy_cluster, proxy_producer, remoting_producer,
+    stored,
+};
+use support::{
+    cluster_exclusive, cluster_shared, unique_topic, BrokerRestart, INTEROP_TIMEOUT as T,
+    RESTART_TIMEOUT,
+};
 use tokio::time::timeout;
-
-/// The cluster and the proxy endpoint, `None` (skip) when either is not configured.
-fn proxy_cluster(test: &str) -> Option<(RealCluster, String)> {
-    let cluster = real_cluster(test)?;
-    match std::env::var("RMQ_INTEROP_PROXY")
-        .ok()
-        .filter(|p| !p.trim().is_empty())
-    {
-        Some(proxy) => Some((cluster, proxy)),
-        None => {
-            // Also under CI: `RMQ_DEV_NO_PROXY=1` leaves the proxy out of the dev cluster.
-            eprintln!("{test}: skipped: RMQ_INTEROP_PROXY is not set (no gRPC proxy)");
-            None
-        }
-    }
-}
-
-async fn remoting_producer(cluster: &RealCluster, group: &str) -> Producer {
-    timeout(
-        T,
-        Producer::builder(group)
-            .name_server(&cluster.namesrv)
-            .start(),
-    )
-    .await
-    .expect("start in time")
-    .expect("start")
-}
-
-async fn proxy_producer(proxy: &str, group: &str) -> Producer {
-    timeout(T, Producer::builder(group).proxy(proxy).start())
-        .await
-        .expect("start in time")
-        .expect("start")
-}
-
-/// Creates `topic` on every broker with remoting sends; each broker's first commit-log offset
-/// of the topic (where reading back starts).
-async fn create_topic(cluster: &RealCluster, p: &Producer, topic: &str) -> BTreeMap<String, i64> {
-    create_topic_on(cluster.brokers.len(), p, topic).await
-}
-
-/// [`create_topic`] for a topic on `brokers` brokers.
-async fn create_topic_on(brokers: usize, p: &Producer, topic: &str) -> BTreeMap<String, i64> {
-    let mut from = BTreeMap::new();
-    let deadline = Instant::now() + T;
-    for i in 0..200 {
-        if from.len() >= brokers {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the topic never reached every broker"
-        );
-        let r = timeout(T, p.send(Message::new(topic, format!("create-{i}"))))
-            .await
-            .expect("in time")
-            .expect("create send");
-        let offset = OffsetMessageId::decode(&r.offset_msg_id)
-            .expect("offset id")
-            .commit_log_offset;
-        from.entry(r.queue.broker_name.clone()).or_insert(offset);
-        if (i + 1) % 8 == 0 {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    }
-    from
-}
-
-/// Creates `topic` on every broker with the topic attribute `message.type` (`UPDATE_AND_CREATE_TOPIC`):
-/// a proxy checks a message's type against its topic's (5.x), and a topic made by a remoting
-/// send is NORMAL; then learns where reading back starts, as [`create_topic`].
-async fn create_typed_topic(
-    cluster: &RealCluster,
-    p: &Producer,
-    topic: &str,
-    message_type: &str,
-    brokers: usize,
-) -> BTreeMap<String, i64> {
-    let client = RemotingClient::new(RemotingConfig::default());
-    let attributes = format!("+message.type={message_type}");
-    for (name, addr) in cluster.brokers.iter().take(brokers) {
-        let ext: ExtFields = [
-            ("topic", topic),
-            ("defaultTopic", "TBW102"),
-            ("readQueueNums", "4"),
-            ("writeQueueNums", "4"),
-            ("perm", "6"),
-            ("topicFilterType", "SINGLE_TAG"),
-            ("topicSysFlag", "0"),
-            ("order", "false"),
-            ("attributes", attributes.as_str()),
-        ]
-        .into_iter()
-        .collect();
-        let req = RemotingCommand::request(RequestCode::UPDATE_AND_CREATE_TOPIC, ext);
-        let resp = timeout(T, client.invoke_sync(addr, req, T))
-            .await
-            .expect("in time")
-            .expect("create topic");
-        assert_eq!(
-            resp.response_code(),
-            ResponseCode::SUCCESS,
-            "create {topic} on {name}"
-        );
-    }
-    create_topic_on(brokers.min(cluster.brokers.len()), p, topic).await
-}
-
-/// Every record of `topic` stored since `from`, on every broker.
-async fn stored(
-    client: &RemotingClient,
-    cluster: &RealCluster,
-    topic: &str,
-    from: &BTreeMap<String, i64>,
-) -> Vec<MessageExt> {
-    let mut out = Vec::new();
-    for (broker, start) in from {
-        let addr = cluster.broker_addr(broker).expect("broker address");
-        out.extend(
-            walk_commit_log(client, addr, topic, *start)
-                .await
-                .into_values()
-                .map(|s| s.ext),
-        );
-    }
-    out
-}
-
-/// The records by `UNIQ_KEY`.
-fn by_id(records: &[MessageExt]) -> HashMap<String, &MessageExt> {
-    records
-        .iter()
-        .filter_map(|m| m.uniq_key().map(|k| (k.to_owned(), m)))
-        .collect()
-}
 
 fn sample(topic: &str, i: usize, body: impl Into<Bytes>) -> Message {
     Message::new(topic, body)
@@ -492,5 +365,287 @@ async fn interop_proxy_transactions_commit_and_roll_back() {
         "the rolled-back message is not visible"
     );
     p.shutdown().await;
+    remoting.shutdown().await;
+}
+
+/// Tasks sending through the proxy while broker-b is stopped.
+const LOAD_TASKS: usize = 4;
+/// Pause of each task between two sends.
+const LOAD_PACE: Duration = Duration::from_millis(50);
+/// Sends per task at most (the scenario normally ends long before).
+const LOAD_MAX_PER_TASK: usize = 2_000;
+/// Load before the stop.
+const LOAD_SETTLE: Duration = Duration::from_secs(2);
+/// How long broker-b stays down (short: other engineers' tests share the cluster).
+const DOWN_FOR: Duration = Duration::from_secs(4);
+
+/// One send of the load through the proxy and what became of it.
+#[derive(Debug)]
+struct Outcome {
+    started: Instant,
+    ended: Instant,
+    uniq: String,
+    body: Bytes,
+    /// The result, or the error (text with its causes) and whether it may have been stored.
+    result: Result<SendResult, (String, bool)>,
+}
+
+impl Outcome {
+    fn broker(&self) -> Option<&str> {
+        self.result
+            .as_ref()
+            .ok()
+            .map(|r| r.queue.broker_name.as_str())
+    }
+}
+
+type Log = Arc<Mutex<Vec<Outcome>>>;
+
+fn locked(log: &Log) -> std::sync::MutexGuard<'_, Vec<Outcome>> {
+    log.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Sends one message and records the outcome; `false` when it did not resolve in `T`.
+async fn send_logged(p: &Producer, log: &Log, topic: &str, label: String) -> bool {
+    let mut msg = Message::new(topic, label.clone()).with_keys([label]);
+    let uniq = p.assign_msg_id(&mut msg);
+    let body = msg.body().clone();
+    let started = Instant::now();
+    let Ok(outcome) = timeout(T, p.send(msg)).await else {
+        return false;
+    };
+    let result = outcome.map_err(|e| (rmq_testkit::error_line(&e), e.maybe_stored()));
+    locked(log).push(Outcome {
+        started,
+        ended: Instant::now(),
+        uniq,
+        body,
+        result,
+    });
+    true
+}
+
+/// Broker-b stopped (`stop-broker`) for a few seconds while tasks send through the proxy, then
+/// started again (by a guard, also when the test fails). Every send resolves; every acknowledged
+/// message is read back from the commit logs by its id (a proxy's receipt has no offset id) with
+/// the body sent. What the proxy answered while broker-b was down goes to stderr as one line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interop_proxy_stopping_a_broker_loses_no_acknowledged_message() {
+    let test = "interop_proxy_stopping_a_broker_loses_no_acknowledged_message";
+    let Some((cluster, proxy)) = proxy_cluster(test) else {
+        return;
+    };
+    if cluster.script.is_none() || cluster.brokers.len() < 2 {
+        eprintln!("{test}: skipped: needs RMQ_INTEROP_SCRIPT and two brokers");
+        return;
+    }
+    // Alone: no other test of this binary uses the cluster while broker-b is down.
+    let _exclusive = timeout(Duration::from_secs(600), cluster_exclusive())
+        .await
+        .expect("cluster lock in time");
+    let topic = unique_topic("RmqProxyFailover");
+    let remoting = remoting_producer(&cluster, "RmqInteropProxyFailoverCreate").await;
+    let from = create_topic(&cluster, &remoting, &topic).await;
+    assert_eq!(from.len(), 2, "the topic is on both brokers: {from:?}");
+    let p = proxy_producer(&proxy, "RmqInteropProxyFailover").await;
+    let client = RemotingClient::new(RemotingConfig::default());
+    let log: Log = Arc::default();
+
+    // Through the proxy, both brokers take sends before the stop.
+    for i in 0..200 {
+        let seen: std::collections::BTreeSet<String> = locked(&log)
+            .iter()
+            .filter_map(|o| o.broker().map(str::to_owned))
+            .collect();
+        if seen.len() >= 2 {
+            break;
+        }
+        assert!(i < 199, "the proxy never routed to both brokers: {seen:?}");
+        assert!(
+            send_logged(&p, &log, &topic, format!("warm-{i}")).await,
+            "warm-up send resolved in time"
+        );
+        if let Some(Err((e, _))) = locked(&log).last().map(|o| &o.result) {
+            panic!("warm-up send {i} failed: {e}");
+        }
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let unresolved = Arc::new(AtomicUsize::new(0));
+    let hard_stop = Instant::now() + Duration::from_secs(120);
+    let tasks: Vec<_> = (0..LOAD_TASKS)
+        .map(|t| {
+            let (p, log, topic) = (p.clone(), log.clone(), topic.clone());
+            let (stop, unresolved) = (stop.clone(), unresolved.clone());
+            tokio::spawn(async move {
+                for i in 0..LOAD_MAX_PER_TASK {
+                    if stop.load(Ordering::SeqCst) || Instant::now() >= hard_stop {
+                        break;
+                    }
+                    if !send_logged(&p, &log, &topic, format!("load-{t}-{i}")).await {
+                        unresolved.fetch_add(1, Ordering::SeqCst);
+                    }
+                    tokio::time::sleep(LOAD_PACE).await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(LOAD_SETTLE).await;
+
+    // Whatever happens from here (a failed assertion included), broker-b is started again.
+    let mut restart = BrokerRestart::new(&cluster, "broker-b");
+    restart.mark_stopped();
+    let stop_begun = Instant::now();
+    let out = {
+        let cluster = cluster.clone();
+        timeout(
+            T,
+            tokio::task::spawn_blocking(move || {
+                support::run_script(&cluster, &["stop-broker", "broker-b"])
+            }),
+        )
+        .await
+        .expect("stop-broker in time")
+        .expect("script task")
+    };
+    let stopped = Instant::now();
+    assert!(
+        out.status.success(),
+        "stop-broker broker-b: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tokio::time::sleep(DOWN_FOR).await;
+    let restart_begun = Instant::now();
+    timeout(
+        RESTART_TIMEOUT + Duration::from_secs(10),
+        tokio::task::spawn_blocking(move || restart.restart()),
+    )
+    .await
+    .expect("start-broker in time")
+    .expect("script task")
+    .expect("start-broker");
+    let started_again = Instant::now();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    for t in tasks {
+        timeout(T + Duration::from_secs(10), t)
+            .await
+            .expect("load task ends")
+            .expect("load task");
+    }
+
+    // What the proxy did while broker-b was down: the errors, and from when on every send
+    // went to broker-a.
+    let log = std::mem::take(&mut *locked(&log));
+    let down: Vec<&Outcome> = log
+        .iter()
+        .filter(|o| o.ended >= stop_begun && o.started < restart_begun)
+        .collect();
+    let mut errors: BTreeMap<String, usize> = BTreeMap::new();
+    for o in &down {
+        if let Err((e, _)) = &o.result {
+            *errors.entry(e.clone()).or_default() += 1;
+        }
+    }
+    // Sends begun after the stop and before the restart: those that asked for a queue of
+    // broker-b (rocketmq-proxy 1.0 stores them on broker-a and acknowledges them, seen on this
+    // cluster), the last of them, the slowest (a retry inside the producer or the proxy shows
+    // as latency).
+    let while_down: Vec<&Outcome> = log
+        .iter()
+        .filter(|o| o.started >= stopped && o.started < restart_begun)
+        .collect();
+    let on_b_while_down = while_down
+        .iter()
+        .filter(|o| o.broker() != Some("broker-a"))
+        .count();
+    let last_not_a = while_down
+        .iter()
+        .filter(|o| o.broker() != Some("broker-a"))
+        .map(|o| o.ended.saturating_duration_since(stopped))
+        .max();
+    let slowest = while_down
+        .iter()
+        .map(|o| o.ended - o.started)
+        .max()
+        .unwrap_or_default();
+    let on_a_while_down = while_down.len() - on_b_while_down;
+
+    // Read back: every acknowledged message by its id, with the body sent (bounded retries:
+    // broker-b may not serve reads at once after its start).
+    let acked: Vec<(&Outcome, &SendResult)> = log
+        .iter()
+        .filter_map(|o| o.result.as_ref().ok().map(|r| (o, r)))
+        .collect();
+    let deadline = Instant::now() + T;
+    let (records, missing) = loop {
+        let records = stored(&client, &cluster, &topic, &from).await;
+        let ids = by_id(&records);
+        let missing: Vec<String> = acked
+            .iter()
+            .filter(|(o, r)| ids.get(&r.msg_id).map(|m| m.message.body()) != Some(&o.body))
+            .map(|(_, r)| format!("{}@{}", r.msg_id, r.queue.broker_name))
+            .collect();
+        if missing.is_empty() || Instant::now() >= deadline {
+            break (records, missing);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let ids = by_id(&records);
+    // Where the sends begun while broker-b was down were stored (a receipt names no broker:
+    // the result's queue is the one asked for).
+    let mut stored_on: BTreeMap<String, usize> = BTreeMap::new();
+    for (broker, start) in &from {
+        let addr = cluster.broker_addr(broker).expect("broker address");
+        let keys: Vec<String> = walk_commit_log(&client, addr, &topic, *start)
+            .await
+            .into_values()
+            .filter_map(|s| s.ext.uniq_key().map(str::to_owned))
+            .collect();
+        for o in &while_down {
+            if let Ok(r) = &o.result {
+                if keys.contains(&r.msg_id) {
+                    *stored_on
+                        .entry(format!("asked {} stored {broker}", r.queue.broker_name))
+                        .or_default() += 1;
+                }
+            }
+        }
+    }
+    let failed = log.len() - acked.len();
+    let stored_unacked = log
+        .iter()
+        .filter(|o| o.result.is_err() && ids.contains_key(&o.uniq))
+        .count();
+    let ms = |d: Duration| d.as_millis();
+    eprintln!(
+        "PROXY_FAILOVER {{\"sent\":{},\"acked\":{},\"failed\":{failed},\"stored_unacked\":{stored_unacked},\"unresolved\":{},\"lost\":{},\"stop_ms\":{},\"down_ms\":{},\"start_broker_ms\":{},\"sends_ended_in_stop_window\":{},\"begun_while_down\":{},\"asked_broker_b_while_down\":{on_b_while_down},\"last_asked_b_ms_after_stop\":{},\"slowest_while_down_ms\":{},\"stored_while_down\":{stored_on:?},\"errors\":{errors:?}}}",
+        log.len(),
+        acked.len(),
+        unresolved.load(Ordering::SeqCst),
+        missing.len(),
+        ms(stopped - stop_begun),
+        ms(restart_begun - stopped),
+        ms(started_again - restart_begun),
+        down.len(),
+        while_down.len(),
+        last_not_a.map_or_else(|| "null".to_owned(), |d| ms(d).to_string()),
+        ms(slowest),
+    );
+
+    assert_eq!(
+        unresolved.load(Ordering::SeqCst),
+        0,
+        "every send resolves within {T:?}"
+    );
+    assert!(
+        missing.is_empty(),
+        "acknowledged but not stored: {missing:?}"
+    );
+    assert!(
+        on_a_while_down > 0,
+        "sends went on on broker-a while broker-b was down (errors: {errors:?})"
+    );
+    timeout(T, p.shutdown()).await.expect("shutdown in time");
     remoting.shutdown().await;
 }

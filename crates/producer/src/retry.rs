@@ -240,7 +240,12 @@ impl<T: Transport> SendState<T> {
     ) -> Self {
         let total = match job.mode {
             Mode::Oneway => 1,
-            Mode::Reply => job.retries.saturating_add(1),
+            // A proxy's later settings replace the attempts the send started with.
+            Mode::Reply => core
+                .transport
+                .live_limits()
+                .max_attempts
+                .unwrap_or_else(|| job.retries.saturating_add(1)),
         };
         let counter = core.counters.get(job.out.topic());
         if !span.is_disabled() {
@@ -514,7 +519,8 @@ impl<T: Transport> SendState<T> {
                 let pause = if !more {
                     Duration::ZERO
                 } else if err.response_code() == Some(ResponseCode::SYSTEM_BUSY) {
-                    cfg.busy_backoff.min(left / 4)
+                    let live = core.transport.live_limits().busy_backoff;
+                    live.unwrap_or(cfg.busy_backoff).min(left / 4)
                 } else if let Some(retry_in) = backoff_window(&err) {
                     // The transport will not connect there before `retry_in`: when no other
                     // broker can take the retry, wait the window out (if the deadline allows)

@@ -33,6 +33,12 @@ pub const TLS_CA_VAR: &str = "RMQ_INTEROP_TLS_CA";
 /// The PEM file of a CA unrelated to the TLS cluster (a client trusting only it must fail).
 pub const TLS_OTHER_CA_VAR: &str = "RMQ_INTEROP_TLS_OTHER_CA";
 
+/// Environment variable: the gRPC proxy's endpoint (`host:port`), printed by
+/// `scripts/rocketmq-dev.sh env` when the dev cluster runs its proxy.
+pub const PROXY_VAR: &str = "RMQ_INTEROP_PROXY";
+/// Environment variable: `1` when the dev cluster was started without its gRPC proxy on purpose.
+pub const NO_PROXY_VAR: &str = "RMQ_DEV_NO_PROXY";
+
 /// A non-empty value of `key`.
 fn non_empty(var: &impl Fn(&str) -> Option<String>, key: &str) -> Option<String> {
     var(key).filter(|v| !v.trim().is_empty())
@@ -159,6 +165,40 @@ impl TlsCluster {
     }
 }
 
+/// What an interop test through the gRPC proxy does, from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxyEndpoint {
+    /// `RMQ_INTEROP_PROXY` is set: run through this endpoint.
+    Run(String),
+    /// Not set, outside CI or with `RMQ_DEV_NO_PROXY=1` (the cluster left its proxy out on
+    /// purpose): skip with a note.
+    Skip,
+    /// Not set under CI (`CI` set) without `RMQ_DEV_NO_PROXY=1`: a failure, as for a missing
+    /// cluster.
+    Fail,
+}
+
+impl ProxyEndpoint {
+    /// The decision the variables give (`CI` counts as set when present, as for [`require`]).
+    ///
+    /// ```
+    /// use rmq_testkit::interop::ProxyEndpoint;
+    /// let ci_without_proxy = |k: &str| (k == "CI").then(|| "true".to_owned());
+    /// assert_eq!(ProxyEndpoint::from_vars(ci_without_proxy), ProxyEndpoint::Fail);
+    /// ```
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
+        if let Some(proxy) = non_empty(&var, PROXY_VAR) {
+            return Self::Run(proxy.trim().to_owned());
+        }
+        let opted_out = var(NO_PROXY_VAR).is_some_and(|v| v.trim() == "1");
+        if var("CI").is_some() && !opted_out {
+            Self::Fail
+        } else {
+            Self::Skip
+        }
+    }
+}
+
 /// The interop contract: `found`, or, when it is `None`, a failure under CI (`ci`: the `CI`
 /// variable is set; CI must never skip interop tests silently) and a skip note on stderr
 /// elsewhere.
@@ -232,6 +272,31 @@ mod tests {
             vars(&[(NAMESRV_VAR, "n"), (BROKERS_VAR, "no-pairs")]),
         ] {
             assert_eq!(RealCluster::from_vars(missing), None);
+        }
+    }
+
+    #[test]
+    fn proxy_endpoint_table() {
+        use ProxyEndpoint::{Fail, Run, Skip};
+        let run = || Run("127.0.0.1:8081".to_owned());
+        for (pairs, want) in [
+            (&[(PROXY_VAR, " 127.0.0.1:8081 ")][..], run()),
+            (&[(PROXY_VAR, "127.0.0.1:8081"), ("CI", "1")][..], run()),
+            (
+                &[(PROXY_VAR, "127.0.0.1:8081"), (NO_PROXY_VAR, "1")][..],
+                run(),
+            ),
+            (&[][..], Skip),
+            (&[(PROXY_VAR, " ")][..], Skip),
+            (&[(NO_PROXY_VAR, "1")][..], Skip),
+            (&[("CI", "true")][..], Fail),
+            (&[("CI", "")][..], Fail),
+            (&[("CI", "true"), (PROXY_VAR, "")][..], Fail),
+            (&[("CI", "true"), (NO_PROXY_VAR, "0")][..], Fail),
+            (&[("CI", "true"), (NO_PROXY_VAR, "1")][..], Skip),
+            (&[("CI", "true"), (NO_PROXY_VAR, " 1 ")][..], Skip),
+        ] {
+            assert_eq!(ProxyEndpoint::from_vars(vars(pairs)), want, "{pairs:?}");
         }
     }
 

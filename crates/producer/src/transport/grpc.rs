@@ -38,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::grpc_convert::{self, Context as ConvertCx};
 use super::grpc_status::{call_error, status_error, verdict, Verdict};
-use super::{Attempt, EndTarget, Transport};
+use super::{Attempt, EndTarget, LiveLimits, Transport};
 use crate::config::{ConfigError, ProducerConfig};
 use crate::error::ErrorKind;
 use crate::instance::ClientInstance;
@@ -76,6 +76,8 @@ pub(crate) struct GrpcTransport {
     topics: Arc<Mutex<BTreeSet<String>>>,
     group: String,
     born_host: String,
+    /// The producer's own body limit (the proxy's, when smaller, applies on top, as it changes).
+    max_body: usize,
     stop: CancellationToken,
 }
 
@@ -185,6 +187,7 @@ impl GrpcTransport {
             topics,
             group: cfg.group.clone(),
             born_host,
+            max_body: cfg.max_message_size,
             stop,
         })
     }
@@ -225,6 +228,13 @@ impl GrpcTransport {
             broker: attempt.mq.broker_name.clone(),
             addr: self.endpoint.to_string(),
         })?;
+        // The proxy's body limit as it is now (its settings may have changed since start).
+        let max = body_limit(self.max_body, &self.telemetry.server_settings());
+        if let Some(size) = messages.iter().map(|m| m.body.len()).find(|&n| n > max) {
+            return Err(ErrorKind::InvalidMessage(
+                rmq_common::validate::ValidationError::BodyTooLarge { size, max },
+            ));
+        }
         Ok(pb::SendMessageRequest { messages })
     }
 
@@ -439,6 +449,10 @@ impl Transport for GrpcTransport {
         Ok(info)
     }
 
+    fn live_limits(&self) -> LiveLimits {
+        live_limits(&self.telemetry.server_settings())
+    }
+
     async fn launch(&self, attempt: Attempt<'_>) -> Result<GrpcPending, ErrorKind> {
         let mut fut: Pin<Box<dyn Future<Output = Result<SendResult, ErrorKind>> + Send>> =
             Box::pin(self.send(&attempt)?);
@@ -514,7 +528,8 @@ mod tests;
 
 /// Applies a proxy's settings to the producer's (the 5.x clients apply the server's retry
 /// policy and body limit the same way): the attempts of every send (sync and async), the pause
-/// after `TOO_MANY_REQUESTS`, the largest body.
+/// after `TOO_MANY_REQUESTS`, the largest body. At start only: later settings reach the sends
+/// through [`Transport::live_limits`] and the body check of each request.
 pub(crate) fn apply_server_settings(cfg: &mut ProducerConfig, server: &ServerSettings) {
     if let Some(attempts) = server.max_attempts {
         cfg.retries = attempts.saturating_sub(1);
@@ -527,6 +542,22 @@ pub(crate) fn apply_server_settings(cfg: &mut ProducerConfig, server: &ServerSet
         cfg.max_message_size = cfg.max_message_size.min(max);
     }
     tracing::debug!(retries = cfg.retries, busy_backoff = ?cfg.busy_backoff, max_message_size = cfg.max_message_size, received = server.received, "proxy settings applied");
+}
+
+/// The limits of a proxy's settings that apply while sends run: its attempts and throttling
+/// pause (what it did not say stays as configured).
+pub(crate) fn live_limits(server: &ServerSettings) -> LiveLimits {
+    LiveLimits {
+        max_attempts: server.max_attempts,
+        busy_backoff: server.backoff_initial,
+    }
+}
+
+/// The largest body a send may carry now: the producer's limit, or the proxy's when smaller.
+pub(crate) fn body_limit(configured: usize, server: &ServerSettings) -> usize {
+    server
+        .max_body_size
+        .map_or(configured, |max| configured.min(max))
 }
 
 /// The end of a transaction whose half message `sent` went through a proxy: by message and

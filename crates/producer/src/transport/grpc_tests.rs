@@ -458,6 +458,130 @@ async fn statuses_follow_the_send_rules() {
     p.shutdown().await;
 }
 
+/// Server settings with `attempts`, a throttling pause of `backoff_ms` and a body limit.
+fn server_settings(attempts: i32, backoff_ms: i32, max_body: i32) -> pb::TelemetryCommand {
+    pb::TelemetryCommand {
+        status: st(pb::Code::Ok, "OK"),
+        command: Some(Command::Settings(pb::Settings {
+            backoff_policy: Some(pb::RetryPolicy {
+                max_attempts: attempts,
+                strategy: Some(pb::retry_policy::Strategy::ExponentialBackoff(
+                    pb::ExponentialBackoff {
+                        initial: Some(prost_types::Duration {
+                            seconds: 0,
+                            nanos: backoff_ms * 1_000_000,
+                        }),
+                        max: None,
+                        multiplier: 2.0,
+                    },
+                )),
+            }),
+            pub_sub: Some(pb::settings::PubSub::Publishing(pb::Publishing {
+                topics: vec![],
+                max_body_size: max_body,
+                validate_message_type: false,
+            })),
+            ..Default::default()
+        })),
+    }
+}
+
+#[tokio::test]
+async fn later_settings_apply_to_the_next_sends() {
+    let (fake, addr) = serve().await;
+    let p = producer(addr).await;
+    let grpc = p.inner().core.transport.grpc().unwrap();
+    assert_eq!(grpc.live_limits().max_attempts, Some(4));
+    // Four attempts: three throttled answers, then stored.
+    fake.script
+        .lock()
+        .unwrap()
+        .extend([pb::Code::TooManyRequests; 3]);
+    assert!(p.send(Message::new("T", "a")).await.is_ok());
+    assert_eq!(fake.seen.lock().unwrap().sends.len(), 4);
+    // The proxy changes its mind: two attempts, 5 ms pause, 16-byte bodies.
+    let push = fake.push.lock().unwrap().clone().unwrap();
+    push.send(Ok(server_settings(2, 5, 16))).await.unwrap();
+    for _ in 0..200 {
+        if grpc.live_limits().max_attempts == Some(2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        grpc.live_limits(),
+        LiveLimits {
+            max_attempts: Some(2),
+            busy_backoff: Some(Duration::from_millis(5)),
+        }
+    );
+    // Two attempts now (sync and async), then the throttling error.
+    fake.script
+        .lock()
+        .unwrap()
+        .extend([pb::Code::TooManyRequests; 3]);
+    assert!(p.send(Message::new("T", "b")).await.is_err());
+    assert_eq!(fake.seen.lock().unwrap().sends.len(), 6);
+    fake.script.lock().unwrap().clear();
+    fake.script
+        .lock()
+        .unwrap()
+        .extend([pb::Code::TooManyRequests; 3]);
+    let fut = p
+        .send_async(Message::new("T", "c"), SendOptions::new())
+        .await
+        .unwrap();
+    assert!(fut.await.is_err());
+    assert_eq!(fake.seen.lock().unwrap().sends.len(), 8);
+    fake.script.lock().unwrap().clear();
+    // A body over the new limit is refused before anything is sent, and handed back.
+    let err = p
+        .send(Message::new("T", "seventeen bytes!!"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.kind(),
+            ErrorKind::InvalidMessage(rmq_common::validate::ValidationError::BodyTooLarge {
+                size: 17,
+                max: 16
+            })
+        ),
+        "{err:?}"
+    );
+    assert!(!err.maybe_stored());
+    assert!(err.into_message().is_some());
+    assert_eq!(fake.seen.lock().unwrap().sends.len(), 8);
+    // Within the limit: sent.
+    assert!(p.send(Message::new("T", "sixteen bytes!!!")).await.is_ok());
+    assert_eq!(fake.seen.lock().unwrap().sends.len(), 9);
+    p.shutdown().await;
+}
+
+#[test]
+fn live_limits_and_body_limit_table() {
+    let mut server = ServerSettings::default();
+    assert_eq!(live_limits(&server), LiveLimits::default());
+    assert_eq!(body_limit(4 << 20, &server), 4 << 20);
+    server.max_attempts = Some(3);
+    server.backoff_initial = Some(Duration::from_millis(7));
+    for (configured, proxy, want) in [(4 << 20, 1024, 1024), (100, 1024, 100), (1024, 1024, 1024)] {
+        server.max_body_size = Some(proxy);
+        assert_eq!(
+            body_limit(configured, &server),
+            want,
+            "{configured} {proxy}"
+        );
+    }
+    assert_eq!(
+        live_limits(&server),
+        LiveLimits {
+            max_attempts: Some(3),
+            busy_backoff: Some(Duration::from_millis(7)),
+        }
+    );
+}
+
 #[tokio::test]
 async fn an_unreachable_proxy_fails_sends_as_not_stored() {
     // A port nobody listens on.

@@ -59,6 +59,16 @@ pub(crate) enum EndTarget<'a> {
     Addr(&'a str),
 }
 
+/// Send limits a server may change while the producer runs (a gRPC proxy's later settings),
+/// consulted once per send; `None`: the producer's configuration stays in force.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct LiveLimits {
+    /// Attempts per send (sync and async), the first included.
+    pub(crate) max_attempts: Option<u32>,
+    /// The pause after a throttled attempt (`SYSTEM_BUSY`).
+    pub(crate) busy_backoff: Option<Duration>,
+}
+
 /// How the send loop reaches brokers. See the [module docs](self).
 pub(crate) trait Transport: Send + Sync + 'static {
     /// An attempt handed to the network, resolving with its answer. Owns what it needs, so an
@@ -98,6 +108,11 @@ pub(crate) trait Transport: Send + Sync + 'static {
 
     /// Sends once without an answer; resolves once written.
     fn oneway(&self, attempt: Attempt<'_>) -> impl Future<Output = Result<(), ErrorKind>> + Send;
+
+    /// The limits the server set since start, read at the start of every send.
+    fn live_limits(&self) -> LiveLimits {
+        LiveLimits::default()
+    }
 
     /// Whether transactions end by message and transaction id alone (a gRPC proxy), so that
     /// no offset message id is needed.
