@@ -216,6 +216,17 @@ async fn register_first(inner: &Arc<Inner>, topic: &str, started: Instant, timeo
         return;
     }
     let bound = timeout.saturating_sub(started.elapsed()) / 2;
+    // The reply comes through whichever broker the replier picks for `{cluster}_REPLY_TOPIC`,
+    // not necessarily one of this topic's: heartbeat the cluster's brokers too (the default
+    // topic's route, which Java's publish table holds from start).
+    if inner.cfg().proxy.is_none() {
+        crate::transaction::discover_brokers(
+            Arc::clone(inner.instance()),
+            inner.cfg().name_server.default_topic.clone(),
+            bound,
+        )
+        .await;
+    }
     let beat = heartbeat::heartbeat_now(inner.instance());
     if tokio::time::timeout(bound, beat).await.is_err() {
         tracing::debug!(

@@ -32,6 +32,7 @@ pub(crate) mod check;
 mod end;
 mod guard;
 mod producer;
+pub(crate) use producer::discover_brokers;
 mod worker;
 
 pub(crate) use check::{CheckProcessor, CheckRouter, CHECK_QUEUE_DEFAULT};

@@ -384,8 +384,9 @@ fn trace_end<T: Transport>(
 /// does (its publish table holds that topic from `start`): a transactional producer that
 /// replaces one that stopped is then found by the brokers' check-backs for the half messages
 /// its predecessor left, before it sends anything. Brokers found later through sends are
-/// heartbeated as usual.
-async fn discover_brokers(
+/// heartbeated as usual. A requester does the same before its first request (the broker a
+/// replier sends the reply to must know the requester's connection).
+pub(crate) async fn discover_brokers(
     instance: Arc<crate::ClientInstance>,
     topic: String,
     timeout: std::time::Duration,
