@@ -9,7 +9,7 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,6 +20,7 @@ use rmq_common::Message;
 use rmq_producer::{HashSelector, Producer, SendOptions, SendResult, SendStatus};
 use rmq_remoting::{RemotingClient, RemotingConfig};
 use support::commit_log::{view, walk_commit_log, Stored};
+use support::load::{locked, send_logged, Log, Outcome};
 use support::{
     cluster_exclusive, cluster_shared, real_cluster, unique_topic, BrokerRestart, RealCluster,
     INTEROP_TIMEOUT as T, RESTART_TIMEOUT,
@@ -263,54 +264,6 @@ const RECOVERY_BOUND: Duration = Duration::from_secs(90);
 /// How soon after the kill (or the last failure it caused) sends must succeed on broker-a.
 const FAILOVER_BOUND: Duration = Duration::from_secs(5);
 
-/// One send of the load and what became of it.
-#[derive(Debug)]
-struct Outcome {
-    started: Instant,
-    ended: Instant,
-    uniq: String,
-    body: Bytes,
-    /// The result, or the error (text with its causes) and whether it may have been stored.
-    result: Result<SendResult, (String, bool)>,
-}
-
-impl Outcome {
-    fn broker(&self) -> Option<&str> {
-        self.result
-            .as_ref()
-            .ok()
-            .map(|r| r.queue.broker_name.as_str())
-    }
-}
-
-use rmq_testkit::error_line as chain;
-
-type Log = Arc<Mutex<Vec<Outcome>>>;
-
-fn locked(log: &Log) -> std::sync::MutexGuard<'_, Vec<Outcome>> {
-    log.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Sends one message of the load and records the outcome; `false` when it did not resolve in `T`.
-async fn send_logged(p: &Producer, log: &Log, topic: &str, label: String) -> bool {
-    let mut msg = Message::new(topic, label.clone()).with_keys([label]);
-    let uniq = p.assign_msg_id(&mut msg);
-    let body = msg.body().clone();
-    let started = Instant::now();
-    let Ok(outcome) = timeout(T, p.send(msg)).await else {
-        return false;
-    };
-    let result = outcome.map_err(|e| (chain(&e), e.maybe_stored()));
-    locked(log).push(Outcome {
-        started,
-        ended: Instant::now(),
-        uniq,
-        body,
-        result,
-    });
-    true
-}
-
 /// Waits (bounded by `bound`) until an outcome satisfies `pred`; returns when it ended.
 async fn wait_for_outcome(
     log: &Log,
@@ -404,7 +357,7 @@ async fn broker_down_under_load(name: &str, how: Down) {
             "the topic never reached both brokers"
         );
         assert!(
-            send_logged(&p, &log, &topic, format!("warm-{i}")).await,
+            send_logged(&p, &log, &topic, format!("warm-{i}"), T).await,
             "warm-up send {i} resolved in time"
         );
         if let Some(Err((e, _))) = locked(&log).last().map(|o| &o.result) {
@@ -440,7 +393,7 @@ async fn broker_down_under_load(name: &str, how: Down) {
                     if stop.load(Ordering::SeqCst) || Instant::now() >= hard_stop {
                         break;
                     }
-                    if !send_logged(&p, &log, &topic, format!("load-{t}-{i}")).await {
+                    if !send_logged(&p, &log, &topic, format!("load-{t}-{i}"), T).await {
                         unresolved.fetch_add(1, Ordering::SeqCst);
                     }
                     tokio::time::sleep(LOAD_PACE).await;

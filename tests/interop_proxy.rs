@@ -20,7 +20,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -32,6 +32,7 @@ use rmq_producer::{
 };
 use rmq_remoting::{RemotingClient, RemotingConfig};
 use support::commit_log::walk_commit_log;
+use support::load::{locked, send_logged, Log, Outcome};
 use support::proxy::{
     by_id, create_topic, create_typed_topic, proxy_cluster, proxy_producer, remoting_producer,
     stored,
@@ -379,52 +380,6 @@ const LOAD_SETTLE: Duration = Duration::from_secs(2);
 /// How long broker-b stays down (short: other engineers' tests share the cluster).
 const DOWN_FOR: Duration = Duration::from_secs(4);
 
-/// One send of the load through the proxy and what became of it.
-#[derive(Debug)]
-struct Outcome {
-    started: Instant,
-    ended: Instant,
-    uniq: String,
-    body: Bytes,
-    /// The result, or the error (text with its causes) and whether it may have been stored.
-    result: Result<SendResult, (String, bool)>,
-}
-
-impl Outcome {
-    fn broker(&self) -> Option<&str> {
-        self.result
-            .as_ref()
-            .ok()
-            .map(|r| r.queue.broker_name.as_str())
-    }
-}
-
-type Log = Arc<Mutex<Vec<Outcome>>>;
-
-fn locked(log: &Log) -> std::sync::MutexGuard<'_, Vec<Outcome>> {
-    log.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Sends one message and records the outcome; `false` when it did not resolve in `T`.
-async fn send_logged(p: &Producer, log: &Log, topic: &str, label: String) -> bool {
-    let mut msg = Message::new(topic, label.clone()).with_keys([label]);
-    let uniq = p.assign_msg_id(&mut msg);
-    let body = msg.body().clone();
-    let started = Instant::now();
-    let Ok(outcome) = timeout(T, p.send(msg)).await else {
-        return false;
-    };
-    let result = outcome.map_err(|e| (rmq_testkit::error_line(&e), e.maybe_stored()));
-    locked(log).push(Outcome {
-        started,
-        ended: Instant::now(),
-        uniq,
-        body,
-        result,
-    });
-    true
-}
-
 /// Broker-b stopped (`stop-broker`) for a few seconds while tasks send through the proxy, then
 /// started again (by a guard, also when the test fails). Every send resolves; every acknowledged
 /// message is read back from the commit logs by its id (a proxy's receipt has no offset id) with
@@ -462,7 +417,7 @@ async fn interop_proxy_stopping_a_broker_loses_no_acknowledged_message() {
         }
         assert!(i < 199, "the proxy never routed to both brokers: {seen:?}");
         assert!(
-            send_logged(&p, &log, &topic, format!("warm-{i}")).await,
+            send_logged(&p, &log, &topic, format!("warm-{i}"), T).await,
             "warm-up send resolved in time"
         );
         if let Some(Err((e, _))) = locked(&log).last().map(|o| &o.result) {
@@ -482,7 +437,7 @@ async fn interop_proxy_stopping_a_broker_loses_no_acknowledged_message() {
                     if stop.load(Ordering::SeqCst) || Instant::now() >= hard_stop {
                         break;
                     }
-                    if !send_logged(&p, &log, &topic, format!("load-{t}-{i}")).await {
+                    if !send_logged(&p, &log, &topic, format!("load-{t}-{i}"), T).await {
                         unresolved.fetch_add(1, Ordering::SeqCst);
                     }
                     tokio::time::sleep(LOAD_PACE).await;

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub mod commit_log;
+pub mod load;
 pub mod proxy;
 
 /// Serializes the tests of one binary that use the real cluster against those that stop a
