@@ -28,7 +28,7 @@
 #   RMQ_DEV_PROXY_PORT (8081)
 #   RMQ_DEV_NO_PROXY=1   neither build nor start the gRPC proxy (its build takes ~15 minutes on 2 cores)
 #   RMQ_DEV_START_TIMEOUT seconds to wait for readiness (default 120)
-set -euo pipefail
+set -Eeuo pipefail
 
 VERSION=1.0.0
 CACHE=${RMQ_DEV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rmq-dev}
@@ -59,6 +59,9 @@ SCRIPT_PATH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SO
 
 log() { echo "rocketmq-dev: $*" >&2; }
 die() { log "error: $*"; exit 1; }
+# Any command that stops the script through `set -e` says which one, where: a failure must never
+# be silent (CI shows only what was printed).
+trap 'log "error: \"$BASH_COMMAND\" failed (exit $?) at line $LINENO${FUNCNAME[0]:+ in ${FUNCNAME[0]}}"' ERR
 
 broker_port() {
   case "$1" in
@@ -176,8 +179,9 @@ cmd_install() {
 #   route     GET_ROUTEINFO_BY_TOPIC (105) of TBW102 to a name server: prints the broker names the
 #             route lists, one per line; exits non-zero unless the answer is SUCCESS
 #   runtime   GET_BROKER_RUNTIME_INFO (28) to a broker: exits zero when it answers (any code)
-#   refused   the same request: exits zero when the server closes the connection without an
-#             answer (plaintext to a broker that requires TLS)
+#   refused   the same request: exits zero when no remoting answer comes (the connection closed or
+#             reset, silence, a TLS alert: plaintext to a broker that requires TLS)
+# A failing probe says why on stderr.
 probe() {
   command -v python3 >/dev/null || die "python3 is required for the readiness probe"
   python3 - "$1" "$HOST" "$2" "${3:-}" <<'PY'
@@ -187,36 +191,46 @@ code, ext = (105, {"topic": "TBW102"}) if mode == "route" else (28, {})
 hdr = json.dumps({"code": code, "extFields": ext, "flag": 0, "language": "JAVA",
                   "opaque": 1, "serializeTypeCurrentRPC": "JSON", "version": 401},
                  separators=(",", ":")).encode()
-s = socket.create_connection((host, port), timeout=3)
-s.settimeout(3)
-if ca:
-    s = ssl.create_default_context(cafile=ca).wrap_socket(s, server_hostname=host)
-buf, closed = b"", False
+def fail(why):
+    print(why, file=sys.stderr)
+    sys.exit(1)
+try:
+    s = socket.create_connection((host, port), timeout=5)
+    s.settimeout(5)
+    if ca:
+        s = ssl.create_default_context(cafile=ca).wrap_socket(s, server_hostname=host)
+except (OSError, ssl.SSLError) as e:
+    fail(f"connect: {type(e).__name__}: {e}")
+buf = b""
 try:
     s.sendall(struct.pack(">II", 4 + len(hdr), len(hdr)) + hdr)
     while len(buf) < 4 or len(buf) < 4 + struct.unpack(">I", buf[:4])[0]:
         chunk = s.recv(65536)
         if not chunk:
-            closed = True
             break
         buf += chunk
-except ConnectionError:
-    closed = True
-except socket.timeout:
-    pass
+except (OSError, ssl.SSLError):
+    pass  # reset, timeout: whatever arrived is judged below
 finally:
     s.close()
+header = None
+if len(buf) >= 8:
+    total, word = struct.unpack(">II", buf[:8])
+    hlen = word & 0xFFFFFF
+    try:
+        header = json.loads(buf[8:8 + hlen])
+    except ValueError:
+        header = None
+answered = isinstance(header, dict) and "code" in header
 if mode == "refused":
-    sys.exit(0 if closed and not buf else 1)
-if len(buf) < 8:
-    sys.exit(1)
-total, word = struct.unpack(">II", buf[:8])
-hlen = word & 0xFFFFFF
-header = json.loads(buf[8:8 + hlen])
+    # Refused = no remoting answer: closed, reset, silent, or a TLS alert.
+    sys.exit(1 if answered else 0)
+if not answered:
+    fail(f"no answer ({len(buf)} bytes)")
 if mode == "runtime":
     sys.exit(0)
 if header.get("code") != 0:
-    sys.exit(1)
+    fail(f"answer code {header.get('code')}")
 if mode == "route":
     route = json.loads(buf[8 + hlen:4 + total])
     for qd in route.get("queueDatas") or []:
@@ -477,10 +491,12 @@ start_proxy() {
 }
 
 # wait_routable PORT BROKER...: waits until the name server on PORT routes TBW102 to every BROKER.
-# The TLS name server is asked over TLS, verifying its certificate against ca.pem.
+# The TLS name server is asked over TLS, verifying its certificate against ca.pem. Only the
+# processes waited for (the name server on PORT and the BROKERs) are checked for an early exit.
 wait_routable() {
-  local port=$1 deadline=$((SECONDS + START_TIMEOUT)) reply missing b p ca=""
+  local port=$1 deadline=$((SECONDS + START_TIMEOUT)) reply missing b w ca=""
   shift
+  local watched="$(namesrv_of_port "$port") $*"
   if [ "$port" = "$TLS_NAMESRV_PORT" ]; then ca="$TLS_DIR/ca.pem"; fi
   while :; do
     reply=$(route_brokers "$port" ${ca:+"$ca"})
@@ -494,28 +510,34 @@ wait_routable() {
       done
       return 0
     fi
-    for p in "$STATE"/*.pid; do
-      [ -f "$p" ] || continue
-      pid_alive "$p" || { tail -n 30 "$STATE/$(basename "$p" .pid)"/out.log >&2 2>/dev/null; die "$(basename "$p" .pid) exited during startup"; }
+    for w in $watched; do
+      pid_alive "$STATE/$w.pid" || { tail -n 30 "$STATE/$w/out.log" >&2 2>/dev/null; die "$w exited during startup"; }
     done
     [ $SECONDS -ge $deadline ] && die "cluster not routable after ${START_TIMEOUT}s (missing:${missing:- name server}); logs in $STATE"
     sleep 0.5
   done
 }
 
+namesrv_of_port() {
+  case "$1" in
+    "$ACL_NAMESRV_PORT") echo namesrv-acl ;;
+    "$TLS_NAMESRV_PORT") echo namesrv-tls ;;
+    *) echo namesrv ;;
+  esac
+}
+
 # check_tls_broker: broker-tls answers a request over TLS (its certificate verified against ca.pem)
-# and closes a plaintext connection without an answer.
-# Each probe is tried up to 5 times: on a loaded machine one may miss its 3 s read timeout.
+# and gives no answer to a plaintext request (it closes the connection, or says nothing).
+# Probes are retried until the start timeout: on a loaded machine one may miss its read timeout.
+# A failed probe's own words (python's error) are kept for the message.
 check_tls_broker() {
-  local i
-  for i in 1 2 3 4 5; do
-    probe runtime "$BROKER_TLS_PORT" "$TLS_DIR/ca.pem" && break
-    [ "$i" = 5 ] && die "broker-tls does not answer over TLS on $HOST:$BROKER_TLS_PORT; logs in $STATE/broker-tls"
+  local deadline=$((SECONDS + START_TIMEOUT)) why
+  until why=$(probe runtime "$BROKER_TLS_PORT" "$TLS_DIR/ca.pem" 2>&1); do
+    [ $SECONDS -ge $deadline ] && die "broker-tls does not answer over TLS on $HOST:$BROKER_TLS_PORT (${why:-no answer}); logs in $STATE/broker-tls"
     sleep 1
   done
-  for i in 1 2 3 4 5; do
-    probe refused "$BROKER_TLS_PORT" && break
-    [ "$i" = 5 ] && die "broker-tls answers plaintext on $HOST:$BROKER_TLS_PORT: it must require TLS"
+  until why=$(probe refused "$BROKER_TLS_PORT" 2>&1); do
+    [ $SECONDS -ge $deadline ] && die "broker-tls answers plaintext on $HOST:$BROKER_TLS_PORT: it must require TLS (${why:-})"
     sleep 1
   done
 }
@@ -544,8 +566,10 @@ cmd_start() {
   if [ -z "$running" ]; then
     # A fresh cluster: no topics, offsets, users, messages or certificates left over from an
     # earlier run.
-    for w in $ALL home tls; do rm -rf "${STATE:?}/$w"; done
+    for w in $ALL home tls; do rm -rf "${STATE:?}/$w" "${STATE:?}/$w.pid"; done
   fi
+  # A start that fails shows the last lines of every server's log.
+  trap 'rc=$?; [ "$rc" = 0 ] || dump_logs' EXIT
   mkdir -p "$STATE/home/conf"
   start_namesrv namesrv "$NAMESRV_PORT"
   start_namesrv namesrv-acl "$ACL_NAMESRV_PORT"
@@ -563,6 +587,17 @@ cmd_start() {
   log "TLS cluster ready: name server $HOST:$TLS_NAMESRV_PORT (TLS, permissive), broker-tls $HOST:$BROKER_TLS_PORT (TLS only), CA $TLS_DIR/ca.pem"
   if with_proxy; then log "gRPC proxy ready: $HOST:$PROXY_PORT (cluster mode, name server $HOST:$NAMESRV_PORT)"; fi
   print_env
+}
+
+# dump_logs: the last lines of each server's log, on stderr.
+dump_logs() {
+  local w
+  for w in $ALL; do
+    [ -s "$STATE/$w/out.log" ] || continue
+    log "---- $STATE/$w/out.log: its last warnings and errors, then its last lines"
+    { grep -aE 'WARN|ERROR|panick' "$STATE/$w/out.log" | tail -n 8; tail -n 4 "$STATE/$w/out.log"; } \
+      | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-300 >&2 || true
+  done
 }
 
 stop_one() {

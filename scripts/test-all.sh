@@ -29,7 +29,12 @@ if [ "${RMQ_SKIP_INTEROP:-0}" != 1 ]; then
   if ! bash scripts/rocketmq-dev.sh status >/dev/null 2>&1; then
     trap 'bash scripts/rocketmq-dev.sh stop || true' EXIT
   fi
-  cluster_env=$(bash scripts/rocketmq-dev.sh start)
+  # One more try from scratch if the start fails (it says why, with the servers' last log lines).
+  cluster_env=$(bash scripts/rocketmq-dev.sh start) || {
+    printf 'test-all: the cluster did not start; stopping it and trying once more\n' >&2
+    bash scripts/rocketmq-dev.sh stop || true
+    cluster_env=$(bash scripts/rocketmq-dev.sh start)
+  }
   eval "$cluster_env"
   printf '%s\n' "$cluster_env" >&2
 else
