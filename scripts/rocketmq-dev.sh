@@ -632,7 +632,7 @@ case "${1:-}" in
   start-proxy) with_proxy || die "RMQ_DEV_NO_PROXY=1 is set"; cmd_install_proxy; start_proxy; print_env ;;
   start) cmd_start ;;
   stop) cmd_stop ;;
-  status) cmd_status ;;
+  status) cmd_status || exit 1 ;;  # not running is an answer, not an error
   env) print_env ;;
   stop-broker) [ -n "${2:-}" ] || die "usage: $0 stop-broker NAME"; broker_port "$2" >/dev/null; stop_one "$2" ;;
   start-broker)
