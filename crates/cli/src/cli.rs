@@ -270,7 +270,8 @@ pub(crate) struct BenchArgs {
           value_parser = clap::value_parser!(u32).range(1..=4 * 1024 * 1024))]
     pub(crate) size: u32,
 
-    /// Concurrent sending tasks.
+    /// Concurrent sending tasks (async mode: sends kept in flight, at most the producer's
+    /// back-pressure bound).
     #[arg(long, short = 'c', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub(crate) concurrency: u32,
 

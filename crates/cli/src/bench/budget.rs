@@ -29,35 +29,10 @@ impl Budget {
     }
 
     /// Hands out nothing more (a stop signal): every later [`Budget::take`] returns 0, and
-    /// [`Budget::closed`] completes.
+    /// [`Budget::stopped`] completes.
     pub(crate) fn stop(&self) {
         self.stopped.store(true, Ordering::Relaxed);
         self.stop_tx.send_replace(true);
-    }
-
-    /// Whether the budget hands out nothing more now: stopped, or past its deadline (the count
-    /// is not looked at: messages already handed out may still go).
-    pub(crate) fn is_closed(&self) -> bool {
-        self.stopped.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d)
-    }
-
-    /// Completes once the budget is stopped or its deadline passed: a task waiting for room to
-    /// send what it took gives up then.
-    pub(crate) async fn closed(&self) {
-        let mut stopped = self.stop_tx.subscribe();
-        let stopped = stopped.wait_for(|s| *s);
-        match self.deadline {
-            Some(d) => {
-                tokio::select! {
-                    _ = stopped => {}
-                    () = tokio::time::sleep_until(tokio::time::Instant::from_std(d)) => {}
-                }
-            }
-            // The sender lives as long as `self`: `wait_for` ends with the stop.
-            None => {
-                let _ = stopped.await;
-            }
-        }
     }
 
     /// Completes once the budget is stopped (a stop signal); its deadline does not count.
@@ -136,36 +111,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn closed_completes_on_stop_or_at_the_deadline() {
+    async fn stopped_completes_on_stop_not_at_the_deadline() {
         let b = Arc::new(Budget::new(None, None));
-        assert!(!b.is_closed());
         let waiter = tokio::spawn({
             let b = Arc::clone(&b);
-            async move { b.closed().await }
+            async move { b.stopped().await }
         });
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
         b.stop();
-        assert!(b.is_closed());
         tokio::time::timeout(Duration::from_secs(5), waiter)
             .await
             .expect("woken by the stop")
             .expect("joined");
         // Already stopped: at once.
-        tokio::time::timeout(Duration::from_secs(5), b.closed())
-            .await
-            .expect("at once");
         tokio::time::timeout(Duration::from_secs(5), b.stopped())
             .await
             .expect("at once");
 
         let t = Instant::now();
         let b = Budget::new(Some(10), Some(t + Duration::from_millis(50)));
-        tokio::time::timeout(Duration::from_secs(5), b.closed())
-            .await
-            .expect("at the deadline");
-        assert!(t.elapsed() >= Duration::from_millis(50));
-        assert!(b.is_closed());
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(b.take(1), 0, "past the deadline");
         // Past the deadline, but not stopped.
         let stopped = tokio::time::timeout(Duration::from_millis(50), b.stopped()).await;
         assert!(stopped.is_err(), "the deadline is not a stop");

@@ -1,17 +1,18 @@
-//! `rmq bench`: N tasks send through one producer until the count or the duration is reached;
-//! a live line every second, one JSON summary at the end.
+//! `rmq bench`: N tasks send through one producer until the count or the duration is reached
+//! (async mode: N sends in flight, see [`async_window`]); a live line every second, one JSON
+//! summary at the end.
 //!
-//! Latency is measured per request: from the call to its answer for sync and batch sends, to the
-//! write for oneway sends, and from admission (after the back-pressure wait) to the answer for
-//! async sends.
+//! Latency is measured per request: from the call to its answer for sync, batch and async
+//! sends, to the return of the call for oneway sends.
 //!
-//! A stop signal ends the run in two steps: the first starts no new send (tasks waiting for
-//! back-pressure room give up) and waits, bounded, for those started; the second stops waiting.
+//! A stop signal ends the run in two steps: the first starts no new send and waits, bounded,
+//! for those started; the second stops waiting.
 //! Sends started and not resolved when the bench stops waiting are counted as `abandoned`: they
 //! may have been stored, and the exit code says so.
 //!
 //! The transaction mode is in [`transaction`].
 
+mod async_window;
 mod auto_batch;
 mod budget;
 mod hgrm;
@@ -30,7 +31,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rmq_common::Message;
 use rmq_producer::{Producer, SendError, SendOptions};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::cli::{BenchArgs, BenchMode};
@@ -249,11 +250,7 @@ struct Shared {
     budget: Budget,
     rec: Arc<Recorder>,
     first_failure: OnceLock<String>,
-    /// Async mode: room among the sends in flight, as much as the producer's back-pressure
-    /// bounds give (`None`: unbounded). Waited for here, not in `send_async`, so that a stop
-    /// can end the wait: a pending `send_async` may already be writing its request.
-    room: Option<Arc<Semaphore>>,
-    /// The send timeout: it covers an async send's wait for room too, as in the producer.
+    /// The send timeout of each send.
     send_timeout: Duration,
 }
 
@@ -272,38 +269,6 @@ impl Shared {
             .first_failure
             .set(format!("{}: {}", error_kind(e.kind()), one_line(e)));
     }
-
-    /// Waits for room for one async send (`Ok(None)` without a bound).
-    async fn room(&self) -> Result<Option<OwnedSemaphorePermit>, NoRoom> {
-        let Some(room) = &self.room else {
-            return Ok(None);
-        };
-        if self.budget.is_closed() {
-            return Err(NoRoom::Closed);
-        }
-        if let Ok(p) = Arc::clone(room).try_acquire_owned() {
-            return Ok(Some(p));
-        }
-        tokio::select! {
-            biased;
-            () = self.budget.closed() => Err(NoRoom::Closed),
-            p = tokio::time::timeout(self.send_timeout, Arc::clone(room).acquire_owned()) => match p {
-                Ok(Ok(p)) => Ok(Some(p)),
-                // Never closed; as a stop if it were.
-                Ok(Err(_)) => Err(NoRoom::Closed),
-                Err(_) => Err(NoRoom::TimedOut),
-            },
-        }
-    }
-}
-
-/// Why an async send got no room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum NoRoom {
-    /// The budget closed (a stop signal, the end of the duration): no new send.
-    Closed,
-    /// None within the send timeout.
-    TimedOut,
 }
 
 /// The async sends a producer with `cfg` admits at once for bodies of `size` bytes (`None`:
@@ -314,11 +279,7 @@ fn async_room(cfg: &rmq_producer::ProducerConfig, size: u32) -> Option<usize> {
     }
     let size = (size as usize).max(1);
     let by_bytes = (cfg.async_max_bytes / size).max(1);
-    Some(
-        cfg.async_max_in_flight
-            .min(by_bytes)
-            .clamp(1, Semaphore::MAX_PERMITS),
-    )
+    Some(cfg.async_max_in_flight.min(by_bytes).max(1))
 }
 
 /// A body of `size` printable bytes.
@@ -342,12 +303,12 @@ pub(crate) async fn run(
     mut live: impl FnMut(&Interval),
 ) -> Report {
     let start = Instant::now();
-    let room = match plan.mode {
-        BenchMode::Async => {
-            async_room(producer.config(), plan.size).map(|n| Arc::new(Semaphore::new(n)))
-        }
-        _ => None,
-    };
+    // Async mode: the sends in flight, at most what the producer's back-pressure admits.
+    let windows = async_window::windows(
+        plan.concurrency,
+        async_room(producer.config(), plan.size),
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+    );
     let shared = Arc::new(Shared {
         producer,
         tx,
@@ -362,14 +323,19 @@ pub(crate) async fn run(
         budget: Budget::new(plan.count, plan.duration.map(|d| start.into_std() + d)),
         rec: Arc::new(Recorder::default()),
         first_failure: OnceLock::new(),
-        room,
         send_timeout: plan.send_timeout,
     });
     // When the sends were done (before waiting for check-backs): the end of the measured time.
     let sends_done: OnceLock<Duration> = OnceLock::new();
-    let workers: Vec<_> = (0..plan.concurrency)
-        .map(|_| tokio::spawn(worker(Arc::clone(&shared))))
-        .collect();
+    let workers: Vec<_> = match plan.mode {
+        BenchMode::Async => windows
+            .into_iter()
+            .map(|w| tokio::spawn(async_window::run(Arc::clone(&shared), w)))
+            .collect(),
+        _ => (0..plan.concurrency)
+            .map(|_| tokio::spawn(worker(Arc::clone(&shared))))
+            .collect(),
+    };
     let all_done = async {
         for w in workers {
             // A worker only ends by running out of budget (or a stop); a panic would be a bug,
@@ -536,46 +502,8 @@ async fn worker(s: Arc<Shared>) {
                     Err(e) => s.fail(1, &e),
                 }
             }
-            BenchMode::Async => {
-                let waiting = Instant::now();
-                let room = match s.room().await {
-                    Ok(room) => room,
-                    // Stopped: no new send; what was taken from the budget is not sent.
-                    Err(NoRoom::Closed) => return,
-                    Err(NoRoom::TimedOut) => {
-                        // As the producer's own wait ends: a timeout, not sent.
-                        s.rec.begin(1);
-                        s.rec.failed(1, false);
-                        let _ = s.first_failure.set(format!(
-                            "Timeout: send timed out after {:?} (0 attempts): no back-pressure room",
-                            s.send_timeout
-                        ));
-                        continue;
-                    }
-                };
-                // One deadline covers the wait for room, as in the producer.
-                let left = s.send_timeout.saturating_sub(waiting.elapsed());
-                s.rec.begin(1);
-                let admitted = s
-                    .producer
-                    .send_async(s.message(), SendOptions::new().timeout(left))
-                    .await;
-                match admitted {
-                    Err(e) => s.fail(1, &e),
-                    Ok(fut) => {
-                        let t = Instant::now();
-                        let s = Arc::clone(&s);
-                        tokio::spawn(async move {
-                            match fut.await {
-                                Ok(_) => s.rec.ok(1, t.elapsed()),
-                                Err(e) => s.fail(1, &e),
-                            }
-                            // The room is given back once the send resolved.
-                            drop(room);
-                        });
-                    }
-                }
-            }
+            // `run` gives async mode its own workers; one here is a window of one.
+            BenchMode::Async => return async_window::run(s, 1).await,
         }
     }
 }
