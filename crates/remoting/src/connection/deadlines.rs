@@ -69,6 +69,21 @@ impl Deadlines {
         }
     }
 
+    /// Waiter `id` completed: its deadline goes now if it is at a front (the common case: one
+    /// timeout, answers in order; no lookup needed), else later (at a front, or compacted away
+    /// once dead entries outnumber `live_count` plus a slack).
+    pub(crate) fn completed(&mut self, id: u64, live_count: usize, live: impl Fn(&Due) -> bool) {
+        if self.fifo.front().is_some_and(|d| d.id == id) {
+            self.fifo.pop_front();
+        } else if self.early.peek().is_some_and(|d| d.0.id == id) {
+            self.early.pop();
+        }
+        if self.len() > 2 * live_count + SLACK {
+            self.fifo.retain(|d| live(d));
+            self.early.retain(|d| live(&d.0));
+        }
+    }
+
     /// Takes the next entry due at `now` (live or not: the caller looks).
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Due> {
         let fifo = self.fifo.front().filter(|d| d.at <= now).copied();
@@ -140,6 +155,32 @@ mod tests {
             d.pop_due(base + Duration::from_millis(100)).map(|d| d.id),
             Some(1)
         );
+    }
+
+    #[test]
+    fn completions_in_order_leave_nothing_behind() {
+        let base = Instant::now();
+        let mut d = Deadlines::default();
+        for id in 0..1000 {
+            d.push(due(base, id, id));
+        }
+        for id in 0..1000 {
+            d.completed(id, 999 - usize::try_from(id).unwrap_or(0), |x| x.id > id);
+        }
+        assert_eq!(d.len(), 0);
+    }
+
+    #[test]
+    fn out_of_order_completions_stay_bounded() {
+        let base = Instant::now();
+        let mut d = Deadlines::default();
+        d.push(due(base, 0, 0));
+        for id in 1..10_000 {
+            d.push(due(base, id, id));
+            // completes the newest, never the front
+            d.completed(id, 1, |x| x.id == 0);
+            assert!(d.len() <= 2 + SLACK + 1, "{} entries kept", d.len());
+        }
     }
 
     #[test]

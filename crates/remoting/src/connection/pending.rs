@@ -358,7 +358,8 @@ impl PendingTable {
                 Some(id) if table.map.get(&opaque)?.id != id => return None,
                 _ => table.map.remove(&opaque)?,
             };
-            table.trim();
+            let Table { map, deadlines } = &mut *table;
+            deadlines.completed(w.id, map.len(), |d| is_live(map, d));
             w
         };
         self.left(1);
