@@ -173,7 +173,11 @@ async fn requests_over_the_queue_budget_are_refused_and_give_their_permits_back(
     let err = overloaded.expect("the queue budget refused a request");
     assert!(matches!(err, RemotingError::Overloaded { .. }), "{err:?}");
     assert!(!err.maybe_delivered());
-    assert_eq!(c.pending_len(), accepted.len());
+    // The refused call waited out its whole timeout: the connection's timer may have expired
+    // the first accepted ones by now (a deadline runs whether or not its future is polled);
+    // their frames stay queued until the writer gets to them.
+    let left = c.pending_len();
+    assert!(left <= accepted.len(), "{left} pending");
     // The queue stays too full for another big frame: every form of call is refused, each
     // giving its permit back.
     let short = Duration::from_millis(100);
@@ -191,7 +195,7 @@ async fn requests_over_the_queue_budget_are_refused_and_give_their_permits_back(
         .await
         .expect_err("oneway calls share the budget");
     assert!(matches!(err, RemotingError::Overloaded { .. }), "{err:?}");
-    assert_eq!(c.pending_len(), accepted.len());
+    assert!(c.pending_len() <= left, "the refused calls left no entry");
 
     // Abandoned requests give their budget back once the writer gets to them.
     drop(accepted);

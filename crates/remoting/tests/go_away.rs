@@ -97,6 +97,33 @@ async fn async_call_is_resent_after_go_away() {
 }
 
 #[tokio::test]
+async fn a_callback_call_is_resent_after_go_away() {
+    let (l, addr) = listener().await;
+    let addr = addr.to_string();
+    let c = RemotingClient::new(RemotingConfig::default());
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&calls);
+    within(c.invoke_async_with(&addr, request(CODE, "x"), T, move |r| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _ = tx.send(r);
+    }))
+    .await;
+    let mut a = accept(&l).await;
+    let req = next(&mut a).await;
+    send(&mut a, go_away(&req)).await;
+    let mut b = accept(&l).await;
+    let resent = next(&mut b).await;
+    assert_eq!(body(&resent), b"x");
+    assert_ne!(resent.opaque, req.opaque);
+    send(&mut b, echo(&resent)).await;
+    let resp = within(rx).await.expect("called").expect("answered");
+    assert_eq!(resp.response_code(), ResponseCode::SUCCESS);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(within(a.next()).await.is_none());
+}
+
+#[tokio::test]
 async fn a_second_go_away_is_returned_as_it_is() {
     let (l, addr) = listener().await;
     let addr = addr.to_string();

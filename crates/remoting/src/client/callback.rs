@@ -6,7 +6,7 @@ use crate::error::RemotingError;
 
 /// Holds a callback until it is called with the outcome. Dropped before that (the task was
 /// dropped: the runtime is shutting down), it calls it with [`RemotingError::Shutdown`].
-pub(super) struct Callback<F>(Option<F>)
+pub(crate) struct Callback<F>(Option<F>)
 where
     F: FnOnce(Result<RemotingCommand, RemotingError>);
 
@@ -14,12 +14,12 @@ impl<F> Callback<F>
 where
     F: FnOnce(Result<RemotingCommand, RemotingError>),
 {
-    pub(super) const fn new(f: F) -> Self {
+    pub(crate) const fn new(f: F) -> Self {
         Self(Some(f))
     }
 
     /// Calls the callback with `outcome`.
-    pub(super) fn call(mut self, outcome: Result<RemotingCommand, RemotingError>) {
+    pub(crate) fn call(mut self, outcome: Result<RemotingCommand, RemotingError>) {
         if let Some(f) = self.0.take() {
             f(outcome);
         }

@@ -2,6 +2,7 @@
 
 mod backoff;
 mod callback;
+mod callback_end;
 mod go_away;
 mod in_flight;
 mod pool;
@@ -9,6 +10,8 @@ mod response_future;
 mod stats;
 
 pub use stats::ConnectionStats;
+
+pub(crate) use callback::Callback;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -235,7 +238,8 @@ impl RemotingClient {
             let hook = self.hook();
             let req = self.prepare(addr, req, &conn, hook.as_deref());
             tracing::Span::current().record("opaque", req.opaque);
-            let (rx, guard) = conn.send_request(&req, deadline).await?;
+            // An async timeout never closes the connection (Java's invokeAsync).
+            let (rx, guard) = conn.send_request(&req, deadline, timeout, false).await?;
             let opaque = req.opaque;
             // Kept for a resend after GO_AWAY (its body is shared, not copied).
             let go_away = self
@@ -247,7 +251,6 @@ impl RemotingClient {
                 rx,
                 guard,
                 deadline,
-                sleep: None,
                 conn,
                 opaque,
                 timeout,
@@ -262,10 +265,15 @@ impl RemotingClient {
         .await
     }
 
-    /// Callback form of [`invoke_async`](Self::invoke_async): spawns the call on the current
-    /// tokio runtime; `callback` runs exactly once, with the outcome, or with
-    /// [`RemotingError::Shutdown`] when the runtime drops the task before the call ended (it
-    /// then runs in the thread dropping the runtime). The call cannot be cancelled.
+    /// Callback form of [`invoke_async`](Self::invoke_async): spawns the first phase (connect,
+    /// in-flight permit, queueing) on the current tokio runtime; `callback` then runs exactly
+    /// once, with the outcome, as [`invoke_async_with`](Self::invoke_async_with) says. When the
+    /// runtime shuts down first, it runs in the thread dropping the runtime, with
+    /// [`RemotingError::Shutdown`] (the call had not been queued yet) or the connection's
+    /// failure ([`RemotingError::ConnectionClosed`]). The call cannot be cancelled.
+    ///
+    /// The callback runs on the connection's reader task (or its timer, or its writer): keep it
+    /// short and never block in it.
     ///
     /// # Panics
     /// When called outside a tokio runtime (the callback is not called then).
@@ -279,14 +287,71 @@ impl RemotingClient {
         let runtime = tokio::runtime::Handle::current();
         let this = self.clone();
         let addr = addr.to_owned();
-        let callback = callback::Callback::new(callback);
+        let callback = Callback::new(callback);
         runtime.spawn(async move {
-            let outcome = match this.invoke_async(&addr, req, timeout).await {
-                Ok(fut) => fut.await,
-                Err(e) => Err(e),
-            };
-            callback.call(outcome);
+            this.invoke_async_with(&addr, req, timeout, move |outcome| callback.call(outcome))
+                .await;
         });
+    }
+
+    /// [`invoke_async`](Self::invoke_async) with the outcome delivered to `callback` instead of
+    /// a [`ResponseFuture`]: resolves once the request is accepted for writing (the first
+    /// phase, where back-pressure waits). `callback` runs exactly once: in this future, with an
+    /// error that kept the request from being queued; else on the connection's reader task
+    /// with the reply (after the hook's `after_response`), on its timer with
+    /// [`RemotingError::Timeout`] at the deadline (`timeout` from now; the connection stays
+    /// up), or with the connection's failure. A `GO_AWAY` answer is resent once on a new
+    /// connection, as `invoke_async` does, from a task of its own; the callback then runs there.
+    /// Dropping this future before it resolves calls `callback` with
+    /// [`RemotingError::Shutdown`]; once it resolved, the call cannot be cancelled.
+    ///
+    /// The callback runs on a connection task that reads every reply of the connection: keep
+    /// it short and never block in it (hand longer work to a task or a channel). A panic in it
+    /// is caught and logged.
+    pub async fn invoke_async_with(
+        &self,
+        addr: &str,
+        req: RemotingCommand,
+        timeout: Duration,
+        callback: impl FnOnce(Result<RemotingCommand, RemotingError>) + Send + 'static,
+    ) {
+        let callback = Callback::new(callback);
+        let span = tracing::debug_span!(
+            "rmq.invoke_async",
+            addr,
+            code = req.code,
+            opaque = field::Empty
+        );
+        async {
+            let deadline = crate::deadline_after(timeout);
+            let conn = match self.connection(addr, deadline).await {
+                Ok(conn) => conn,
+                Err(e) => return callback.call(Err(e)),
+            };
+            let permit = match self.permit(&self.inner.async_permits, addr, deadline).await {
+                Ok(permit) => permit,
+                Err(e) => return callback.call(Err(e)),
+            };
+            let hook = self.hook();
+            let req = self.prepare(addr, req, &conn, hook.as_deref());
+            tracing::Span::current().record("opaque", req.opaque);
+            let ended = callback_end::Ended {
+                client: Arc::downgrade(&self.inner),
+                conn: conn.clone(),
+                deadline,
+                timeout,
+                hook,
+                permit,
+                callback,
+            };
+            let resend = self.inner.config.reconnect_on_go_away;
+            conn.send_request_callback(req, deadline, timeout, move |req| {
+                ended.into_reply(resend.then_some(req))
+            })
+            .await;
+        }
+        .instrument(span)
+        .await;
     }
 
     /// Sends `req` with the oneway bit set; resolves once it is written. Registers nothing.

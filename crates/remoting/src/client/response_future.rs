@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use super::in_flight::Slot;
 use super::{go_away, Inner, RemotingClient};
@@ -43,10 +43,9 @@ impl Resend {
 pub struct ResponseFuture {
     pub(super) rx: oneshot::Receiver<Reply>,
     pub(super) guard: PendingGuard,
+    /// The call's deadline (the connection's timer keeps it; a resend after `GO_AWAY` gets
+    /// what is left of it).
     pub(super) deadline: Instant,
-    /// The deadline's timer, made on the first poll that finds no reply yet (a reply that is
-    /// already there when the future is first polled, as with pipelined calls, costs none).
-    pub(super) sleep: Option<Pin<Box<Sleep>>>,
     pub(super) conn: Connection,
     pub(super) opaque: i32,
     pub(super) timeout: Duration,
@@ -144,20 +143,7 @@ impl Future for ResponseFuture {
             }
             return Poll::Ready(this.finish(reply));
         }
-        let deadline = this.deadline;
-        let sleep = this
-            .sleep
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if sleep.as_mut().poll(cx).is_ready() {
-            let reply = this.conn.expire(
-                &mut this.guard,
-                &mut this.rx,
-                this.opaque,
-                this.timeout,
-                false, // an async timeout never closes the connection (Java's invokeAsync)
-            );
-            return Poll::Ready(this.finish(reply));
-        }
+        // The deadline: the connection's timer fails the entry with a timeout, through `rx`.
         Poll::Pending
     }
 }

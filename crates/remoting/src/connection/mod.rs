@@ -13,12 +13,16 @@
 //! `written` as the writer recorded it, so no caller ever hangs.
 
 mod cause;
+mod deadlines;
 mod gather;
 mod handle;
 pub(crate) mod pending;
 mod reader;
 #[cfg(test)]
 mod tests;
+mod timer;
+#[cfg(test)]
+mod timer_tests;
 mod writer;
 
 use std::net::SocketAddr;
@@ -44,7 +48,7 @@ use crate::processor::ProcessorTable;
 pub(crate) use cause::CloseCause;
 pub use handle::ConnectionHandle;
 use pending::PendingTable;
-pub(crate) use pending::{PendingGuard, Reply};
+pub(crate) use pending::{OnReply, PendingGuard, Reply};
 
 /// Oneway frame states, shared by the caller and the writer.
 const QUEUED: u8 = 0;
@@ -317,9 +321,12 @@ impl Connection {
         tracing::debug!(parent: &span, "connection up");
         // The tasks' drop guards exist before the tasks are first polled.
         let reader_guard = reader::CloseOnDrop(conn.clone());
+        let timer_guard = reader::CloseOnDrop(conn.clone());
         let writer_state = writer::Cleanup::new(Arc::clone(&conn.shared), rx, wr);
         let reader = tokio::spawn(reader::run(reader_guard, rd).instrument(span.clone()));
-        let writer = tokio::spawn(writer::run(writer_state).instrument(span));
+        let writer = tokio::spawn(writer::run(writer_state).instrument(span.clone()));
+        // Fire and forget: it ends when the connection closes.
+        drop(tokio::spawn(timer::run(timer_guard).instrument(span)));
         (conn, [reader, writer])
     }
 
@@ -452,17 +459,24 @@ impl Connection {
     }
 
     /// Takes queue budget for `req` (whose opaque is set; waiting per the overload policy, at
-    /// most until `deadline`), registers it and queues it.
+    /// most until `deadline`), registers it and queues it. At `deadline` the connection's timer
+    /// fails it with [`RemotingError::Timeout`] reporting `timeout`, and closes the connection
+    /// when `close_on_timeout`.
     pub(crate) async fn send_request(
         &self,
         req: &RemotingCommand,
         deadline: Instant,
+        timeout: Duration,
+        close_on_timeout: bool,
     ) -> Result<(oneshot::Receiver<Reply>, PendingGuard), RemotingError> {
         let (head, body) = self.encode(req)?;
         let cost = self.cost(head.len() + body.len());
         let wait = Wait::per(self.shared.opts.overload, deadline);
         self.reserve(cost, wait).await?;
-        let (rx, guard) = self.shared.pending.register(req.opaque);
+        let (rx, guard) =
+            self.shared
+                .pending
+                .register(req.opaque, deadline, timeout, close_on_timeout);
         let out = Outbound {
             head,
             body,
@@ -477,8 +491,49 @@ impl Connection {
         Ok((rx, guard))
     }
 
+    /// [`send_request`](Self::send_request) with the outcome going to `callback`, called
+    /// exactly once: here with an error that kept the request from being queued, else by the
+    /// connection task that ends it (reply, deadline, failure). A timeout does not close the
+    /// connection.
+    /// `callback` is made by `make` from the request once it is encoded (the request moves
+    /// into it, for a resend).
+    pub(crate) async fn send_request_callback(
+        &self,
+        req: RemotingCommand,
+        deadline: Instant,
+        timeout: Duration,
+        make: impl FnOnce(RemotingCommand) -> OnReply,
+    ) {
+        let opaque = req.opaque;
+        let encoded = self.encode(&req);
+        let callback = make(req);
+        let (head, body) = match encoded {
+            Ok(parts) => parts,
+            Err(e) => return callback.call(Err(e)),
+        };
+        let cost = self.cost(head.len() + body.len());
+        let wait = Wait::per(self.shared.opts.overload, deadline);
+        if let Err(e) = self.reserve(cost, wait).await {
+            return callback.call(Err(e));
+        }
+        let pending = &self.shared.pending;
+        let id = pending.register_callback(opaque, deadline, timeout, callback);
+        let out = Outbound {
+            head,
+            body,
+            kind: Kind::Request { opaque, id },
+            cost,
+        };
+        if self.enqueue(out).is_err() {
+            // Not queued: the entry's callback gets the error (unless the writer's cleanup
+            // already failed it).
+            pending.fail(opaque, id, self.closed_error(false));
+        }
+    }
+
     /// Sends `req` and waits for its reply until `deadline` (`timeout` is what is reported);
-    /// closes the connection on timeout when `close_on_timeout`.
+    /// closes the connection on timeout when `close_on_timeout`. The deadline is kept by the
+    /// connection's timer.
     pub(crate) async fn call(
         &self,
         req: &RemotingCommand,
@@ -486,42 +541,13 @@ impl Connection {
         timeout: Duration,
         close_on_timeout: bool,
     ) -> Result<RemotingCommand, RemotingError> {
-        let (mut rx, mut guard) = self.send_request(req, deadline).await?;
-        match tokio::time::timeout_at(deadline, &mut rx).await {
-            Ok(reply) => {
-                guard.disarm();
-                reply.unwrap_or_else(|_| Err(self.closed_error(true)))
-            }
-            Err(_) => self.expire(&mut guard, &mut rx, req.opaque, timeout, close_on_timeout),
-        }
-    }
-
-    /// The deadline passed: removes the entry (or takes a reply that raced the deadline), and
-    /// closes the connection when `close`.
-    pub(crate) fn expire(
-        &self,
-        guard: &mut PendingGuard,
-        rx: &mut oneshot::Receiver<Reply>,
-        opaque: i32,
-        after: Duration,
-        close: bool,
-    ) -> Reply {
-        let Some(written) = guard.take() else {
-            // The entry left the table just now: its outcome is in the channel.
-            return rx
-                .try_recv()
-                .unwrap_or_else(|_| Err(self.closed_error(true)));
-        };
-        tracing::debug!(addr = %self.addr(), opaque, written, "request timed out");
-        if close {
-            self.close();
-        }
-        Err(RemotingError::Timeout {
-            addr: self.addr().to_owned(),
-            opaque,
-            after,
-            written,
-        })
+        let (rx, mut guard) = self
+            .send_request(req, deadline, timeout, close_on_timeout)
+            .await?;
+        let reply = rx.await;
+        // Whatever answered (reply, timer, failure) took the entry out.
+        guard.disarm();
+        reply.unwrap_or_else(|_| Err(self.closed_error(true)))
     }
 
     /// Queues a oneway request and waits until it is written or `deadline` passes.

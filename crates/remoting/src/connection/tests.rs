@@ -46,7 +46,10 @@ async fn dies_and_fails_the_waiter(task: usize, ran: bool) {
     let mut req = RemotingCommand::request(RequestCode::HEART_BEAT, ExtFields::new());
     req.opaque = conn.next_opaque();
     let deadline = Instant::now() + Duration::from_secs(600);
-    let (rx, _guard) = conn.send_request(&req, deadline).await.expect("queued");
+    let (rx, _guard) = conn
+        .send_request(&req, deadline, Duration::from_secs(600), false)
+        .await
+        .expect("queued");
     assert_eq!(conn.pending_len(), 1);
     if ran {
         for _ in 0..5 {
@@ -139,7 +142,11 @@ async fn frames_go_whole_over_a_stream_without_vectored_writes() {
         let mut req = RemotingCommand::request(RequestCode::HEART_BEAT, ExtFields::new())
             .with_body(body.clone());
         req.opaque = conn.next_opaque();
-        waiters.push(conn.send_request(&req, deadline).await.expect("queued"));
+        waiters.push(
+            conn.send_request(&req, deadline, Duration::from_secs(600), false)
+                .await
+                .expect("queued"),
+        );
     }
     let mut peer = Framed::new(theirs, RemotingCodec::new());
     for body in &bodies {
