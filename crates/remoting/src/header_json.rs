@@ -23,11 +23,18 @@ use crate::error::DecodeError;
 pub(crate) fn encode(cmd: &RemotingCommand, dst: &mut BytesMut) {
     dst.put_slice(b"{\"code\":");
     put_i32(dst, cmd.code);
-    if !cmd.ext_fields.is_empty() {
+    // Entries already encoded come first, copied in one write.
+    let pre = cmd.encoded_ext.as_ref().map_or(&[][..], |e| e.as_json());
+    if !pre.is_empty() || !cmd.ext_fields.is_empty() {
         dst.put_slice(b",\"extFields\":{");
+        dst.put_slice(pre);
         for (i, (k, v)) in cmd.ext_fields.iter().enumerate() {
             let (k, v) = (k.as_bytes(), v.as_bytes());
-            let sep: &[u8] = if i > 0 { b",\"" } else { b"\"" };
+            let sep: &[u8] = if i > 0 || !pre.is_empty() {
+                b",\""
+            } else {
+                b"\""
+            };
             // The common case, neither needing an escape: `,"k":"v"` in five writes.
             if clean_prefix(k) == k.len() && clean_prefix(v) == v.len() {
                 dst.reserve(k.len() + v.len() + 6);
@@ -64,7 +71,12 @@ pub(crate) fn encode(cmd: &RemotingCommand, dst: &mut BytesMut) {
 
 /// Writes `v` in decimal.
 fn put_i32(dst: &mut BytesMut, v: i32) {
-    let mut buf = [0u8; 11];
+    put_i64(dst, i64::from(v));
+}
+
+/// Writes `v` in decimal.
+pub(crate) fn put_i64(dst: &mut BytesMut, v: i64) {
+    let mut buf = [0u8; 20];
     let mut i = buf.len();
     let mut n = v.unsigned_abs();
     loop {
@@ -89,7 +101,7 @@ fn put_str(dst: &mut BytesMut, s: &str) {
 }
 
 /// [`put_str`] of the bytes of a `str`.
-fn put_str_bytes(dst: &mut BytesMut, bytes: &[u8]) {
+pub(crate) fn put_str_bytes(dst: &mut BytesMut, bytes: &[u8]) {
     dst.reserve(bytes.len() + 2);
     dst.put_u8(b'"');
     // Most strings need no escape: found a word at a time, they are copied whole.
