@@ -17,7 +17,7 @@ use std::fmt;
 use bytes::{BufMut, BytesMut};
 use rmq_common::ExtFields;
 
-use crate::header_json::{put_i64, put_str_bytes};
+use crate::header_json::{clean_prefix, put_escaped, put_i64, put_str_bytes};
 
 /// Ext-field entries encoded as the members of the JSON header's `extFields` object:
 /// `"k1":"v1","k2":"v2"` (no braces; empty for no entry). Made only by [`EncodedExtBuilder`],
@@ -119,26 +119,55 @@ pub struct EncodedExtBuilder {
 impl EncodedExtBuilder {
     /// Adds `key` with a string value.
     pub fn str(&mut self, key: &str, value: &str) -> &mut Self {
-        self.key(key);
-        put_str_bytes(&mut self.json, value.as_bytes());
+        let value = value.as_bytes();
+        let clean = clean_prefix(value);
+        self.json.reserve(key.len() + value.len() + 8);
+        let mut entry = Entry::new();
+        if entry.key(!self.json.is_empty(), key) {
+            entry.push(b'"');
+            self.json.put_slice(entry.bytes());
+        } else {
+            self.slow_key(key);
+            self.json.put_u8(b'"');
+        }
+        self.json.put_slice(&value[..clean]);
+        if clean < value.len() {
+            put_escaped(&mut self.json, &value[clean..]);
+        }
+        self.json.put_u8(b'"');
         self
     }
 
     /// Adds `key` with the decimal text of `value`.
     pub fn int(&mut self, key: &str, value: i64) -> &mut Self {
-        self.key(key);
-        self.json.reserve(22);
-        self.json.put_u8(b'"');
-        put_i64(&mut self.json, value);
-        self.json.put_u8(b'"');
+        let mut entry = Entry::new();
+        if entry.key(!self.json.is_empty(), key) {
+            // The whole entry in one write.
+            entry.push(b'"');
+            entry.int(value);
+            entry.push(b'"');
+            self.json.put_slice(entry.bytes());
+        } else {
+            self.slow_key(key);
+            self.json.reserve(22);
+            self.json.put_u8(b'"');
+            put_i64(&mut self.json, value);
+            self.json.put_u8(b'"');
+        }
         self
     }
 
     /// Adds `key` with `"true"` or `"false"`.
     pub fn bool(&mut self, key: &str, value: bool) -> &mut Self {
-        self.key(key);
-        self.json
-            .put_slice(if value { b"\"true\"" } else { b"\"false\"" });
+        let text: &[u8] = if value { b"\"true\"" } else { b"\"false\"" };
+        let mut entry = Entry::new();
+        if entry.key(!self.json.is_empty(), key) {
+            entry.extend(text);
+            self.json.put_slice(entry.bytes());
+        } else {
+            self.slow_key(key);
+            self.json.put_slice(text);
+        }
         self
     }
 
@@ -172,13 +201,86 @@ impl EncodedExtBuilder {
         EncodedExtFields { json: self.json }
     }
 
-    /// `,"key":` (no comma before the first entry).
-    fn key(&mut self, key: &str) {
+    /// `,"key":` (no comma before the first entry), for a key that needs escapes or is long.
+    fn slow_key(&mut self, key: &str) {
         if !self.json.is_empty() {
             self.json.put_u8(b',');
         }
         put_str_bytes(&mut self.json, key.as_bytes());
         self.json.put_u8(b':');
+    }
+}
+
+/// One entry with a short key, assembled on the stack and written in one copy (ext keys are
+/// short identifiers: the protocol's longest is under 30 bytes).
+struct Entry {
+    buf: [u8; Entry::CAP],
+    len: usize,
+}
+
+impl Entry {
+    /// Room for a comma, a quoted key of [`MAX_KEY`](Self::MAX_KEY) bytes, the colon and a
+    /// quoted 20-digit number.
+    const CAP: usize = 64;
+    const MAX_KEY: usize = 32;
+
+    const fn new() -> Self {
+        Self {
+            buf: [0; Self::CAP],
+            len: 0,
+        }
+    }
+
+    /// Writes `,"key":` (no comma when `comma` is false) if the key is short and needs no
+    /// escape; false (nothing written) otherwise.
+    fn key(&mut self, comma: bool, key: &str) -> bool {
+        let key = key.as_bytes();
+        if key.len() > Self::MAX_KEY || clean_prefix(key) != key.len() {
+            return false;
+        }
+        if comma {
+            self.push(b',');
+        }
+        self.push(b'"');
+        self.extend(key);
+        self.extend(b"\":");
+        true
+    }
+
+    fn push(&mut self, b: u8) {
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+
+    fn extend(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.push(b);
+        }
+    }
+
+    /// The decimal text of `v`.
+    fn int(&mut self, v: i64) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        let mut n = v.unsigned_abs();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        if v < 0 {
+            self.push(b'-');
+        }
+        self.extend(&digits[i..]);
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
 }
 

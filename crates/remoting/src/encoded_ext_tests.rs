@@ -163,3 +163,36 @@ fn signing_covers_the_encoded_entries() {
     assert_eq!(fast, slow);
     assert_eq!(frame(&fast), frame(&slow));
 }
+
+/// The frames of `encoded` and of `ext` (the header encoder's own writing).
+fn same_frame(encoded: EncodedExtFields, ext: ExtFields) -> (BytesMut, BytesMut) {
+    let fast = RemotingCommand::request_encoded(RequestCode::SEND_MESSAGE_V2, encoded);
+    let slow = RemotingCommand::request(RequestCode::SEND_MESSAGE_V2, ext);
+    (frame(&fast), frame(&slow))
+}
+
+#[test]
+fn short_long_and_escaped_keys_are_written_alike_by_every_method() {
+    let long32 = "k".repeat(32);
+    let long33 = "k".repeat(33);
+    for key in ["k", long32.as_str(), long33.as_str(), "q\"k", "\u{1}", "é"] {
+        let mut b = EncodedExtFields::builder(0);
+        b.str("first", "x")
+            .int(key, -12)
+            .bool(key, true)
+            .str(key, "v\"");
+        let mut ext = ExtFields::new();
+        for (k, v) in [("first", "x"), (key, "-12"), (key, "true"), (key, "v\"")] {
+            ext.push(k.into(), v.into());
+        }
+        let (x, y) = same_frame(b.build(), ext);
+        assert_eq!(x, y, "{key:?}");
+        // and as the first entry (no comma)
+        let mut b = EncodedExtFields::builder(0);
+        b.int(key, 0);
+        let mut ext = ExtFields::new();
+        ext.push(key.into(), "0".into());
+        let (x, y) = same_frame(b.build(), ext);
+        assert_eq!(x, y, "{key:?} first");
+    }
+}

@@ -144,7 +144,7 @@ pub(crate) fn clean_prefix(bytes: &[u8]) -> usize {
 }
 
 /// Writes `bytes` (the inside of a JSON string), escaping what needs it.
-fn put_escaped(dst: &mut BytesMut, mut bytes: &[u8]) {
+pub(crate) fn put_escaped(dst: &mut BytesMut, mut bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     // `bytes` starts with a byte to escape; the clean runs between escapes are copied whole.
     while let Some((&b, rest)) = bytes.split_first() {
