@@ -197,7 +197,7 @@ pub(crate) struct WireConsts {
     serialize_type: SerializeType,
     /// The constant entries pre-encoded, when requests go out with pre-encoded ext fields
     /// (JSON headers, no ACL signing): see [`build_request`].
-    encoded: Option<EncodedConsts>,
+    encoded: Option<Box<EncodedConsts>>,
 }
 
 /// The constant entries of the V2 header as JSON, encoded once per producer: `a`, then `c` and
@@ -253,7 +253,7 @@ impl WireConsts {
             // A signing hook reads the fields (the client would read pre-encoded ones back:
             // cheaper not to encode them), and the ROCKETMQ header has no use for JSON.
             encoded: (cfg.credentials.is_none() && cfg.serialize_type == SerializeType::Json)
-                .then(|| EncodedConsts::new(cfg)),
+                .then(|| Box::new(EncodedConsts::new(cfg))),
         }
     }
 }

@@ -83,7 +83,7 @@ fn configs() -> Vec<ProducerConfig> {
     cfg.unit_mode = true;
     cfg.name_server.default_topic = "TBW\"102".into();
     cfg.name_server.default_topic_queue_nums = 123;
-    cfg.language = rmq_common::LanguageCode::RUST;
+    cfg.language = LanguageCode::RUST;
     out.push(cfg);
     out
 }
