@@ -20,7 +20,7 @@ use rmq_common::{
     property, sysflag, CommandHeader, ExtFields, LanguageCode, Message, MessageQueue, Properties,
     RequestCode,
 };
-use rmq_remoting::{RemotingCommand, SerializeType};
+use rmq_remoting::{EncodedExtFields, RemotingCommand, SerializeType};
 
 use crate::config::ProducerConfig;
 use crate::error::ErrorKind;
@@ -195,6 +195,40 @@ pub(crate) struct WireConsts {
     unit_mode: ByteString,
     language: LanguageCode,
     serialize_type: SerializeType,
+    /// The constant entries pre-encoded, when requests go out with pre-encoded ext fields
+    /// (JSON headers, no ACL signing): see [`build_request`].
+    encoded: Option<Box<EncodedConsts>>,
+}
+
+/// The constant entries of the V2 header as JSON, encoded once per producer: `a`, then `c` and
+/// `d` (the topic `b` sits between them), then `k`.
+#[derive(Debug, Clone)]
+struct EncodedConsts {
+    a: EncodedExtFields,
+    cd: EncodedExtFields,
+    k: EncodedExtFields,
+}
+
+impl EncodedConsts {
+    fn new(cfg: &ProducerConfig) -> Self {
+        let mut a = EncodedExtFields::builder(cfg.group.len() + 8);
+        a.str("a", &cfg.group);
+        let mut cd = EncodedExtFields::builder(cfg.name_server.default_topic.len() + 24);
+        cd.str("c", &cfg.name_server.default_topic)
+            .int("d", cfg.name_server.default_topic_queue_nums.into());
+        let mut k = EncodedExtFields::builder(12);
+        k.bool("k", cfg.unit_mode);
+        Self {
+            a: a.build(),
+            cd: cd.build(),
+            k: k.build(),
+        }
+    }
+
+    /// Bytes of the three parts and their separators.
+    fn len(&self) -> usize {
+        self.a.as_json().len() + self.cd.as_json().len() + self.k.as_json().len() + 3
+    }
 }
 
 impl WireConsts {
@@ -216,6 +250,10 @@ impl WireConsts {
             unit_mode: boolean(cfg.unit_mode),
             language: cfg.language,
             serialize_type: cfg.serialize_type,
+            // A signing hook reads the fields (the client would read pre-encoded ones back:
+            // cheaper not to encode them), and the ROCKETMQ header has no use for JSON.
+            encoded: (cfg.credentials.is_none() && cfg.serialize_type == SerializeType::Json)
+                .then(|| Box::new(EncodedConsts::new(cfg))),
         }
     }
 }
@@ -276,9 +314,59 @@ fn boolean(v: bool) -> ByteString {
 }
 
 /// The request of one attempt to `mq`, born at `born_timestamp_ms`: the ext fields of
-/// `SendMessageRequestHeaderV2` (`a`..`n`, in Java's order, `l` only when set), built from shared
-/// values (unit tests check them against rmq-common's header encoder).
+/// `SendMessageRequestHeaderV2` (`a`..`n`, in Java's order, `l` only when set). Pre-encoded
+/// ([`build_request_encoded`]) for JSON headers without ACL signing, else as [`ExtFields`]
+/// ([`build_request_fields`]); both give the same frame (unit tests check it byte for byte).
 pub(crate) fn build_request(
+    out: &Outgoing,
+    w: &WireConsts,
+    mq: &MessageQueue,
+    born_timestamp_ms: i64,
+) -> RemotingCommand {
+    match &w.encoded {
+        Some(consts) => build_request_encoded(out, w, consts, mq, born_timestamp_ms),
+        None => build_request_fields(out, w, mq, born_timestamp_ms),
+    }
+}
+
+/// [`build_request`] with the header pre-encoded: the constant entries copied, the variable ones
+/// written (the header encoder then copies the whole in one write).
+fn build_request_encoded(
+    out: &Outgoing,
+    w: &WireConsts,
+    consts: &EncodedConsts,
+    mq: &MessageQueue,
+    born_timestamp_ms: i64,
+) -> RemotingCommand {
+    // The properties' separators take 6 bytes each once escaped: room for one every 4 bytes.
+    let props = out.properties.len();
+    let size = consts.len() + out.topic().len() + props + props / 4 * 5 + mq.broker_name.len();
+    let mut b = EncodedExtFields::builder(size + 128);
+    b.extend(&consts.a)
+        .str("b", out.topic())
+        .extend(&consts.cd)
+        .int("e", mq.queue_id.into())
+        .int("f", out.sys_flag.into())
+        .int("g", born_timestamp_ms)
+        .int("h", out.flag.into())
+        .str("i", &out.properties)
+        .int("j", out.reconsume_times.into())
+        .extend(&consts.k);
+    if let Some(max) = out.max_reconsume_times {
+        b.int("l", max.into());
+    }
+    b.bool("m", out.is_batch()).str("n", &mq.broker_name);
+    let mut req = RemotingCommand::request_encoded(out.code, b.build())
+        .with_body(out.body.clone())
+        .with_serialize_type(w.serialize_type);
+    req.language = w.language;
+    req
+}
+
+/// [`build_request`] with the header as [`ExtFields`] (what a signing hook and the ROCKETMQ
+/// header read), built from shared values (unit tests check them against rmq-common's header
+/// encoder).
+pub(crate) fn build_request_fields(
     out: &Outgoing,
     w: &WireConsts,
     mq: &MessageQueue,
@@ -369,3 +457,7 @@ pub(crate) fn process_response(
 #[cfg(test)]
 #[path = "kernel_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "kernel_wire_tests.rs"]
+mod wire_tests;

@@ -45,6 +45,16 @@ fn golden_message() -> Message {
     msg
 }
 
+/// [`build_request`] with its pre-encoded fields read back into `ext_fields`.
+fn build_read_back(
+    out: &Outgoing,
+    w: &WireConsts,
+    mq: &MessageQueue,
+    born_timestamp_ms: i64,
+) -> RemotingCommand {
+    build_request(out, w, mq, born_timestamp_ms).materialize_ext()
+}
+
 fn cfg() -> ProducerConfig {
     ProducerConfig::new("GoldenGroup")
 }
@@ -66,7 +76,7 @@ fn golden_send_message_v2_request() {
     let mut msg = golden_message();
     let out = prepare_single(&mut msg, &cfg(), &mut never_called());
     let mq = MessageQueue::new("GoldenTopic", "broker-a", 2);
-    let req = build_request(&out, &WireConsts::new(&cfg()), &mq, 1_700_000_000_000);
+    let req = build_read_back(&out, &WireConsts::new(&cfg()), &mq, 1_700_000_000_000);
     let lines = golden();
     let mut props_expected = BTreeMap::new();
     let mut checked = 0;
@@ -234,7 +244,7 @@ fn transaction_flag_and_retry_topic_fields() {
         (3, Some(16))
     );
     assert!(!out.properties.contains(property::RECONSUME_TIME));
-    let req = build_request(
+    let req = build_read_back(
         &out,
         &WireConsts::new(&cfg()),
         &MessageQueue::new("%RETRY%group", "b", 0),
@@ -260,7 +270,7 @@ fn batch_is_never_compressed_and_reports_inner_ids() {
     let decoded = rmq_common::batch::decode_batch(out.body.clone()).expect("decodes");
     assert_eq!(decoded.len(), 3);
     assert_eq!(decoded[0].body().len(), 5000);
-    let req = build_request(
+    let req = build_read_back(
         &out,
         &WireConsts::new(&cfg()),
         &MessageQueue::new("T", "b", 1),
@@ -396,7 +406,7 @@ fn ext_fields_match_the_common_v2_encoder_in_content_and_order() {
     cfg.name_server.default_topic_queue_nums = 123;
     for (out, queue_id, born) in cases {
         let mq = MessageQueue::new(out.topic().to_owned(), "broker-x", queue_id);
-        let req = build_request(&out, &WireConsts::new(&cfg), &mq, born);
+        let req = build_read_back(&out, &WireConsts::new(&cfg), &mq, born);
         let expected = SendMessageRequestHeaderV2(SendMessageRequestHeader {
             producer_group: cfg.group.clone(),
             topic: out.topic().to_owned(),
@@ -479,7 +489,7 @@ fn a_reply_goes_out_as_send_reply_message_v2_with_the_v2_header() {
         let out = prepare_single(&mut msg, &cfg(), &mut counter_ids());
         assert_eq!(out.code, code, "{msg_type:?}");
         assert!(!out.is_batch());
-        let req = build_request(&out, &w, &mq, 1);
+        let req = build_read_back(&out, &w, &mq, 1);
         assert_eq!(req.request_code(), code);
         // Brokers read 325 with the V2 (short) names, as 310.
         let header = rmq_common::SendMessageRequestHeader::read_for_code(code, &req.ext_fields)

@@ -148,8 +148,11 @@ impl AclHook {
         Self { credentials }
     }
 
-    /// Adds `AccessKey` (and `SecurityToken`) to `req` and signs it.
+    /// Adds `AccessKey` (and `SecurityToken`) to `req` and signs it. Entries of
+    /// [`RemotingCommand::encoded_ext`] are first moved into the ext fields
+    /// ([`RemotingCommand::materialize_ext`]): every field sent is signed.
     pub fn sign(&self, req: &mut RemotingCommand) {
+        req.materialize_ext_in_place();
         let c = &self.credentials;
         req.ext_fields.insert(ACCESS_KEY, c.access_key.as_str());
         if let Some(token) = &c.security_token {

@@ -4,6 +4,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use rmq_common::code::CLIENT_VERSION;
 use rmq_common::{CommandHeader, ExtFields, HeaderError, LanguageCode, RequestCode, ResponseCode};
 
+use crate::encoded_ext::EncodedExtFields;
 use crate::error::{DecodeError, EncodeError};
 use crate::{header_binary, header_json};
 
@@ -95,6 +96,12 @@ pub struct RemotingCommand {
     pub remark: Option<String>,
     /// The custom header.
     pub ext_fields: ExtFields,
+    /// More of the custom header, already encoded for the JSON header: written before the
+    /// entries of [`ext_fields`](Self::ext_fields), in one copy. `None` on every decoded
+    /// command. Read back into `ext_fields` by [`materialize_ext`](Self::materialize_ext),
+    /// which the client does before an [`RpcHook`](crate::RpcHook) sees the request; the
+    /// ROCKETMQ binary header reads it back when encoding.
+    pub encoded_ext: Option<EncodedExtFields>,
     /// The body (empty when absent).
     pub body: Bytes,
     /// How the header is (to be) serialized.
@@ -113,6 +120,7 @@ impl RemotingCommand {
             flag: 0,
             remark: None,
             ext_fields,
+            encoded_ext: None,
             body: Bytes::new(),
             serialize_type: SerializeType::Json,
         }
@@ -135,6 +143,7 @@ impl RemotingCommand {
             flag: RESPONSE_FLAG,
             remark,
             ext_fields: ExtFields::new(),
+            encoded_ext: None,
             body: Bytes::new(),
             serialize_type: SerializeType::Json,
         }
@@ -202,7 +211,58 @@ impl RemotingCommand {
     /// # Errors
     /// The header's [`HeaderError`] naming the missing or malformed field.
     pub fn decode_header<H: CommandHeader>(&self) -> Result<H, HeaderError> {
-        H::read_from(&self.ext_fields)
+        match &self.encoded_ext {
+            None => H::read_from(&self.ext_fields),
+            Some(_) => H::read_from(&self.clone().materialize_ext().ext_fields),
+        }
+    }
+
+    /// A request whose ext fields are all in `encoded` (see [`EncodedExtFields`]).
+    ///
+    /// ```
+    /// use rmq_common::{ExtFields, RequestCode};
+    /// use rmq_remoting::{EncodedExtFields, RemotingCommand};
+    ///
+    /// let mut b = EncodedExtFields::builder(32);
+    /// b.str("topic", "TopicTest");
+    /// let fast = RemotingCommand::request_encoded(RequestCode::GET_ROUTEINFO_BY_TOPIC, b.build());
+    ///
+    /// let mut ext = ExtFields::new();
+    /// ext.insert("topic", "TopicTest");
+    /// let plain = RemotingCommand::request(RequestCode::GET_ROUTEINFO_BY_TOPIC, ext);
+    ///
+    /// let (mut x, mut y) = (bytes::BytesMut::new(), bytes::BytesMut::new());
+    /// fast.encode(&mut x).unwrap();
+    /// plain.encode(&mut y).unwrap();
+    /// assert_eq!(x, y); // the same frame
+    /// assert_eq!(fast.materialize_ext(), plain);
+    /// ```
+    #[must_use]
+    pub fn request_encoded(code: RequestCode, encoded: EncodedExtFields) -> Self {
+        let mut req = Self::request(code, ExtFields::new());
+        req.encoded_ext = Some(encoded);
+        req
+    }
+
+    /// Moves the entries of [`encoded_ext`](Self::encoded_ext) into
+    /// [`ext_fields`](Self::ext_fields), ahead of the entries already there: the frame stays
+    /// byte-identical, and whoever reads or adds ext fields (an [`RpcHook`](crate::RpcHook),
+    /// ACL signing) sees every field sent. Without encoded entries, nothing changes.
+    #[must_use]
+    pub fn materialize_ext(mut self) -> Self {
+        self.materialize_ext_in_place();
+        self
+    }
+
+    /// [`materialize_ext`](Self::materialize_ext) in place.
+    pub fn materialize_ext_in_place(&mut self) {
+        if let Some(encoded) = self.encoded_ext.take() {
+            let mut ext = encoded.to_ext_fields();
+            for (k, v) in self.ext_fields.entries() {
+                ext.push(k.clone(), v.clone());
+            }
+            self.ext_fields = ext;
+        }
     }
 
     /// Appends the whole frame (length prefix included) to `dst`.
@@ -225,6 +285,9 @@ impl RemotingCommand {
             SerializeType::Json => {
                 header_json::encode(self, dst);
                 Ok(())
+            }
+            SerializeType::RocketMq if self.encoded_ext.is_some() => {
+                header_binary::encode(&self.clone().materialize_ext(), dst)
             }
             SerializeType::RocketMq => header_binary::encode(self, dst),
         };
@@ -263,7 +326,11 @@ impl RemotingCommand {
             .iter()
             .map(|(k, v)| k.len() + v.len() + 6)
             .sum();
-        FIXED + ext + self.remark.as_ref().map_or(0, |r| r.len() + 12)
+        let encoded = self
+            .encoded_ext
+            .as_ref()
+            .map_or(0, |e| e.as_json().len() + 1);
+        FIXED + ext + encoded + self.remark.as_ref().map_or(0, |r| r.len() + 12)
     }
 
     /// Decodes one frame **without** its 4-byte length prefix: header-length word, header, body.
@@ -311,6 +378,7 @@ pub(crate) fn blank() -> RemotingCommand {
         flag: 0,
         remark: None,
         ext_fields: ExtFields::new(),
+        encoded_ext: None,
         body: Bytes::new(),
         serialize_type: SerializeType::Json,
     }

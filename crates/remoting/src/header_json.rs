@@ -23,11 +23,18 @@ use crate::error::DecodeError;
 pub(crate) fn encode(cmd: &RemotingCommand, dst: &mut BytesMut) {
     dst.put_slice(b"{\"code\":");
     put_i32(dst, cmd.code);
-    if !cmd.ext_fields.is_empty() {
+    // Entries already encoded come first, copied in one write.
+    let pre = cmd.encoded_ext.as_ref().map_or(&[][..], |e| e.as_json());
+    if !pre.is_empty() || !cmd.ext_fields.is_empty() {
         dst.put_slice(b",\"extFields\":{");
+        dst.put_slice(pre);
         for (i, (k, v)) in cmd.ext_fields.iter().enumerate() {
             let (k, v) = (k.as_bytes(), v.as_bytes());
-            let sep: &[u8] = if i > 0 { b",\"" } else { b"\"" };
+            let sep: &[u8] = if i > 0 || !pre.is_empty() {
+                b",\""
+            } else {
+                b"\""
+            };
             // The common case, neither needing an escape: `,"k":"v"` in five writes.
             if clean_prefix(k) == k.len() && clean_prefix(v) == v.len() {
                 dst.reserve(k.len() + v.len() + 6);
@@ -62,9 +69,29 @@ pub(crate) fn encode(cmd: &RemotingCommand, dst: &mut BytesMut) {
     dst.put_u8(b'}');
 }
 
-/// Writes `v` in decimal.
+/// Writes `v` in decimal (32-bit arithmetic: the header's four numbers are `i32`).
 fn put_i32(dst: &mut BytesMut, v: i32) {
     let mut buf = [0u8; 11];
+    let mut i = buf.len();
+    let mut n = v.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    dst.put_slice(&buf[i..]);
+}
+
+/// Writes `v` in decimal.
+pub(crate) fn put_i64(dst: &mut BytesMut, v: i64) {
+    let mut buf = [0u8; 20];
     let mut i = buf.len();
     let mut n = v.unsigned_abs();
     loop {
@@ -89,7 +116,7 @@ fn put_str(dst: &mut BytesMut, s: &str) {
 }
 
 /// [`put_str`] of the bytes of a `str`.
-fn put_str_bytes(dst: &mut BytesMut, bytes: &[u8]) {
+pub(crate) fn put_str_bytes(dst: &mut BytesMut, bytes: &[u8]) {
     dst.reserve(bytes.len() + 2);
     dst.put_u8(b'"');
     // Most strings need no escape: found a word at a time, they are copied whole.
@@ -101,38 +128,52 @@ fn put_str_bytes(dst: &mut BytesMut, bytes: &[u8]) {
     dst.put_u8(b'"');
 }
 
-/// How many leading bytes of `bytes` need no escape (a lower bound found 8 bytes at a time,
-/// then exact byte by byte).
+/// How many leading bytes of `bytes` need no escape: 8 bytes at a time, the first one found
+/// exactly from the word's flags; the last 1-7 bytes of a string of 8 or more as one overlapping
+/// word (its leading bytes are known clean); shorter strings byte by byte.
 pub(crate) fn clean_prefix(bytes: &[u8]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Whether a byte of `w` is zero (the classic bit trick: exact for "any byte is zero").
-    const fn has_zero(w: u64) -> bool {
-        w.wrapping_sub(ONES) & !w & HIGH != 0
-    }
     let mut i = 0;
-    for chunk in bytes.chunks_exact(8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
-        // A byte below 0x20, or a quote, or a backslash, somewhere in the word.
-        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0;
-        if control
-            || has_zero(w ^ (ONES * u64::from(b'"')))
-            || has_zero(w ^ (ONES * u64::from(b'\\')))
-        {
-            break;
+    while let Some(word) = bytes[i..].first_chunk::<8>() {
+        let flags = escape_flags(u64::from_le_bytes(*word));
+        if flags != 0 {
+            return i + (flags.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }
-    i + bytes[i..]
+    if i == bytes.len() {
+        return i;
+    }
+    if let Some(word) = bytes.last_chunk::<8>() {
+        let flags = escape_flags(u64::from_le_bytes(*word));
+        return if flags == 0 {
+            bytes.len()
+        } else {
+            bytes.len() - 8 + (flags.trailing_zeros() / 8) as usize
+        };
+    }
+    bytes
         .iter()
         .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
-        .unwrap_or(bytes.len() - i)
+        .unwrap_or(bytes.len())
+}
+
+/// The high bit of each byte of `w` (little-endian) that is below 0x20, a quote or a backslash.
+/// Exact for the lowest flagged byte (the bit tricks' borrows only run upwards from a flagged
+/// byte), which is all [`clean_prefix`] reads.
+#[inline(always)]
+const fn escape_flags(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let control = w.wrapping_sub(ONES * 0x20) & !w;
+    let q = w ^ (ONES * b'"' as u64);
+    let quote = q.wrapping_sub(ONES) & !q;
+    let b = w ^ (ONES * b'\\' as u64);
+    let backslash = b.wrapping_sub(ONES) & !b;
+    (control | quote | backslash) & HIGH
 }
 
 /// Writes `bytes` (the inside of a JSON string), escaping what needs it.
-fn put_escaped(dst: &mut BytesMut, mut bytes: &[u8]) {
+pub(crate) fn put_escaped(dst: &mut BytesMut, mut bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     // `bytes` starts with a byte to escape; the clean runs between escapes are copied whole.
     while let Some((&b, rest)) = bytes.split_first() {
@@ -446,7 +487,7 @@ mod tests {
                 .position(|&c| c < 0x20 || c == b'"' || c == b'\\')
                 .unwrap_or(b.len())
         };
-        for len in 0..=24 {
+        for len in 0..=40 {
             let clean: Vec<u8> = (0..len).map(|i| b"a~ \x7f\xc3\xa9!#"[i % 7]).collect();
             assert_eq!(clean_prefix(&clean), naive(&clean), "clean, len {len}");
             for at in 0..len {

@@ -498,6 +498,7 @@ impl RemotingClient {
         hook: Option<&dyn RpcHook>,
     ) -> RemotingCommand {
         if let Some(hook) = hook {
+            req.materialize_ext_in_place(); // the hook sees (and signs) every field sent
             hook.before_request(addr, &mut req);
         }
         if self.inner.config.serialize_type == SerializeType::RocketMq {
