@@ -15,10 +15,6 @@ use tokio::time::Instant;
 
 const CODE: RequestCode = RequestCode::GET_ROUTEINFO_BY_TOPIC;
 
-fn client() -> RemotingClient {
-    RemotingClient::new(RemotingConfig::default())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_with_fail_policy() {
     let (l, addr) = listener().await;
