@@ -163,3 +163,36 @@ async fn shutdown_does_not_wait_for_a_peer_that_reads_nothing() {
     done_tx.send(()).expect("server waits");
     within(server).await.expect("server");
 }
+
+#[tokio::test]
+async fn a_caller_whose_oneway_calls_never_wait_still_lets_the_writer_run() {
+    // One thread: the writer runs only when the caller yields. A caller whose calls all
+    // resolve at once must yield now and then (its cooperative budget), or it would hold
+    // every permit until the in-flight bound refused it.
+    const N: usize = 10_000;
+    let (l, addr) = listener().await;
+    let server = tokio::spawn(async move {
+        let mut f = accept(&l).await;
+        let mut n = 0usize;
+        while n < N {
+            let req = next(&mut f).await;
+            assert!(req.is_oneway(), "{req:?}");
+            n += 1;
+        }
+        n
+    });
+    let c = RemotingClient::new(RemotingConfig {
+        max_oneway_in_flight: 1000,
+        overload: OverloadPolicy::Fail,
+        ..RemotingConfig::default()
+    });
+    let addr = addr.to_string();
+    let t = Duration::from_secs(10);
+    for i in 0..N {
+        if let Err(e) = c.invoke_oneway(&addr, request(CODE, "x"), t).await {
+            panic!("call {i}: the writer never ran: {e:?}");
+        }
+    }
+    assert_eq!(within(server).await.expect("server"), N);
+    within(c.shutdown()).await;
+}

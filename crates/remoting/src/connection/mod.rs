@@ -548,7 +548,13 @@ impl Connection {
             },
             cost,
         };
-        self.enqueue(out).map_err(|_| self.closed_error(false))
+        self.enqueue(out).map_err(|_| self.closed_error(false))?;
+        // A caller whose oneway calls never wait would keep the writer (woken onto this worker's
+        // next-task slot, which other workers cannot take) from running until the in-flight
+        // bound stops it: it yields once its cooperative budget is spent, as an await on a
+        // channel would.
+        tokio::task::consume_budget().await;
+        Ok(())
     }
 
     /// Queues a response (or any command nobody waits for) if it fits the queue budget now.
