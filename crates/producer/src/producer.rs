@@ -302,7 +302,10 @@ impl Producer {
     /// of its group on the client instance, `UNREGISTER_CLIENT` for the group goes to every
     /// broker at once, within what is left of `shutdown_timeout` and at most 1 s (a hung broker
     /// does not hold shutdown up; it forgets the client when its connection closes anyway); when
-    /// it is the instance's last producer, the instance's background tasks and connections stop. Idempotent; concurrent calls all wait for the same shutdown.
+    /// it is the instance's last producer, the instance's background tasks and connections stop
+    /// (each connection first writes what is queued on it, such as oneway sends, which resolve
+    /// once queued; for at most 4 s when the broker reads nothing). Idempotent; concurrent calls
+    /// all wait for the same shutdown.
     pub async fn shutdown(&self) {
         let deadline = tokio::time::Instant::now() + self.inner().cfg().shutdown_timeout;
         self.shutdown_until(deadline).await;

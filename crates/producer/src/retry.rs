@@ -111,7 +111,7 @@ pub(crate) enum Target {
 pub(crate) enum Mode {
     /// Wait for the broker's answer (sync and async sends).
     Reply,
-    /// Oneway: resolves once written, one attempt.
+    /// Oneway: resolves once queued on the connection, one attempt.
     Oneway,
 }
 
@@ -163,7 +163,7 @@ pub(crate) enum Settled {
 pub(crate) enum Launched<P> {
     /// Written (or queued for writing); the answer is awaited by [`SendState::finish`].
     Waiting(P),
-    /// Already over (oneway written, or failed before being written).
+    /// Already over (oneway queued, or failed before being written).
     Over(Outcome),
 }
 

@@ -58,10 +58,20 @@ impl Producer {
             .and_then(expect_result)
     }
 
-    /// Sends `msg` once without waiting for an answer (resolves once written). No retry.
+    /// Sends `msg` once without waiting for an answer. No retry.
+    ///
+    /// Resolves once the request is queued on the broker's connection, not once written (as
+    /// Java's `sendOneway`, which returns once the request is handed to the channel): the
+    /// connection's writer writes it then, and a write failing after that is only logged (with
+    /// the broker address and the request's opaque). The oneway in-flight bound
+    /// ([`RemotingConfig::max_oneway_in_flight`](rmq_remoting::RemotingConfig)) counts a request
+    /// until it is written, so sends wait (or fail, per the overload policy) while that many are
+    /// queued. [`Producer::shutdown`] writes what is queued before the connections close (for
+    /// at most 4 s when the broker reads nothing).
     ///
     /// # Errors
-    /// As [`Producer::send_with`], for the route lookup and the write.
+    /// As [`Producer::send_with`], for the route lookup, the connect and the waits for room (an
+    /// in-flight permit, the connection's queue budget).
     pub async fn send_oneway(&self, msg: Message, options: SendOptions) -> Result<(), SendError> {
         send_single(self.inner(), msg, options, Mode::Oneway, 0)
             .await

@@ -379,3 +379,50 @@ async fn shutdown_deadline_ends_sends_still_looking_up_their_route() {
     );
     hole.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oneway_sends_resolved_before_shutdown_all_reach_the_broker() {
+    // A oneway send resolves once queued on the connection; shutdown writes what is queued
+    // before the connections close, so every one of them is stored.
+    const N: usize = 4_000;
+    let c = cluster("OnewayDrain").await;
+    let p = timeout(
+        T,
+        Producer::builder("OnewayDrainGroup")
+            .name_server(c.namesrv_addr())
+            .start(),
+    )
+    .await
+    .expect("in time")
+    .expect("start");
+    let tasks: Vec<JoinHandle<()>> = (0..4)
+        .map(|t| {
+            let p = p.clone();
+            tokio::spawn(async move {
+                for i in 0..N / 4 {
+                    let msg = Message::new("OnewayDrain", vec![b'o'; 512])
+                        .with_keys([format!("{t}-{i}")]);
+                    timeout(T, p.send_oneway(msg, SendOptions::new()))
+                        .await
+                        .expect("in time")
+                        .expect("queued");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        timeout(T, t).await.expect("in time").expect("task");
+    }
+    timeout(T, p.shutdown()).await.expect("shutdown in time");
+    // The broker may still be reading what was written before the socket closed.
+    let deadline = Instant::now() + T;
+    while c.messages_of("OnewayDrain").len() < N && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        c.messages_of("OnewayDrain").len(),
+        N,
+        "every oneway send stored"
+    );
+    c.shutdown().await;
+}

@@ -1,5 +1,6 @@
 //! RemotingClient back-pressure and flow: in-flight permits, the per-connection queue budget,
-//! the write timeout, abandoned frames, and the idle timeout, against scripted raw servers.
+//! the write timeout, abandoned frames, and the idle timeout, against scripted raw servers
+//! (oneway calls: `client_oneway.rs`).
 
 mod common;
 
@@ -13,10 +14,6 @@ use rmq_remoting::{OverloadPolicy, RemotingClient, RemotingConfig, RemotingError
 use tokio::time::Instant;
 
 const CODE: RequestCode = RequestCode::GET_ROUTEINFO_BY_TOPIC;
-
-fn client() -> RemotingClient {
-    RemotingClient::new(RemotingConfig::default())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_with_fail_policy() {
@@ -264,53 +261,6 @@ async fn a_peer_that_stops_reading_is_closed_after_the_write_timeout() {
     assert_eq!(c.pending_len(), 0);
     done_tx.send(()).expect("server waits");
     within(server).await.expect("server");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dropped_oneway_call_still_queued_is_not_written() {
-    // The server reads nothing until told, so frames queue up behind large ones.
-    let (l, addr) = listener().await;
-    let (read_tx, read_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        let mut f = accept(&l).await;
-        within(read_rx).await.expect("told to read");
-        let mut seen = Vec::new();
-        loop {
-            let req = next(&mut f).await;
-            if &req.body[..] == b"marker" {
-                send(&mut f, echo(&req)).await;
-                return seen;
-            }
-            seen.push(req.body.len());
-        }
-    });
-    let c = client();
-    let addr = addr.to_string();
-    let body = Bytes::from(vec![5u8; 12 * 1024 * 1024]);
-    let mut fillers = Vec::new();
-    for _ in 0..3 {
-        // 36 MiB: more than loopback socket buffers hold, so the writer is stuck in them.
-        let f = within(c.invoke_async(&addr, request(CODE, body.clone()), Duration::from_secs(60)))
-            .await
-            .expect("accepted");
-        fillers.push(f);
-    }
-    let oneway = c.invoke_oneway(&addr, request(CODE, "dropped"), Duration::from_secs(60));
-    let gave_up = tokio::time::timeout(Duration::from_millis(500), oneway).await;
-    assert!(
-        gave_up.is_err(),
-        "the oneway frame was written at once: {gave_up:?}"
-    );
-    // The future is gone now; the frame is still queued behind the fillers.
-    read_tx.send(()).expect("server waits");
-    let marker = c.invoke_sync(&addr, request(CODE, "marker"), Duration::from_secs(15));
-    within(marker).await.expect("the marker is answered");
-    let seen = within(server).await.expect("server");
-    assert!(
-        seen.iter().all(|&len| len > 1024),
-        "the abandoned oneway frame was written: bodies {seen:?}"
-    );
-    drop(fillers);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

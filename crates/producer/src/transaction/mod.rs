@@ -260,8 +260,10 @@ pub struct TransactionSendResult {
     /// Why the listener's decision is not what was reported (its error, a panic, the budget),
     /// or why the listener did not run (the half message's status).
     pub note: Option<String>,
-    /// Whether `END_TRANSACTION` was written to the broker. When false (the connection broke),
-    /// the broker asks the producer group later and [`TransactionListener::check`] answers.
+    /// Whether `END_TRANSACTION` was handed to the broker's connection (queued for writing: it
+    /// is oneway, and as in Java a write failing after that is only logged). When false (no
+    /// connection, no room in time), the broker asks the producer group later and
+    /// [`TransactionListener::check`] answers.
     pub end_written: bool,
 }
 

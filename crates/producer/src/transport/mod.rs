@@ -106,7 +106,7 @@ pub(crate) trait Transport: Send + Sync + 'static {
         attempt: Attempt<'_>,
     ) -> impl Future<Output = Result<SendResult, ErrorKind>> + Send;
 
-    /// Sends once without an answer; resolves once written.
+    /// Sends once without an answer; resolves once queued on the connection (not once written).
     fn oneway(&self, attempt: Attempt<'_>) -> impl Future<Output = Result<(), ErrorKind>> + Send;
 
     /// The limits the server set since start, read at the start of every send.
@@ -120,7 +120,8 @@ pub(crate) trait Transport: Send + Sync + 'static {
         false
     }
 
-    /// Ends a transaction (oneway, as Java); resolves once written, within `timeout`.
+    /// Ends a transaction (oneway, as Java); resolves once queued on the connection (not once
+    /// written), within `timeout`.
     fn end_transaction(
         &self,
         to: EndTarget<'_>,

@@ -30,11 +30,16 @@ use crate::error::RemotingError;
 use crate::processor::{ProcessorTable, RequestProcessor, RpcHook};
 use crate::tls::TlsConfig;
 
-use in_flight::{InFlight, NoSlot, Slot};
+pub(crate) use in_flight::Slot;
+use in_flight::{InFlight, NoSlot};
 pub use response_future::ResponseFuture;
 
 /// How long [`RemotingClient::shutdown`] waits for its connections to finish closing.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How long a connection closed by shutdown (or by dropping the client) may still write the
+/// oneway requests queued on it (within [`SHUTDOWN_GRACE`]).
+const SHUTDOWN_LINGER: Duration = Duration::from_secs(4);
 
 /// Java's `MIN_CLOSE_TIMEOUT_MILLIS` (J5 `NettyRemotingClient`).
 const MIN_CLOSE_AFTER_TIMEOUT: Duration = Duration::from_millis(100);
@@ -98,9 +103,10 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // The last handle is gone: nobody can wait on these connections any more.
+        // The last handle is gone: nobody can wait on these connections any more; what is
+        // queued on them (oneway requests whose callers returned) is still written, boundedly.
         self.shut_down();
-        self.pool.close_all();
+        self.pool.close_all(Instant::now() + SHUTDOWN_LINGER);
     }
 }
 
@@ -354,15 +360,24 @@ impl RemotingClient {
         .await;
     }
 
-    /// Sends `req` with the oneway bit set; resolves once it is written. Registers nothing.
+    /// Sends `req` with the oneway bit set; resolves once it is queued on the connection (as
+    /// Java's `invokeOneway`, which returns once the frame is handed to the channel), not once
+    /// written. Registers nothing.
     ///
-    /// Dropping the future before it resolves abandons the request as dropping
-    /// [`invoke_sync`](Self::invoke_sync) does: a frame still waiting in the queue is not
-    /// written (one already being written completes).
+    /// `timeout` bounds the connect and the waits for a oneway in-flight permit and for room in
+    /// the connection's queue. The permit
+    /// ([`max_oneway_in_flight`](RemotingConfig::max_oneway_in_flight)) is held until the frame
+    /// is written (or its write failed), so it bounds what is queued but not yet written. A
+    /// write that fails after this call returned is logged (at debug with the opaque, and a
+    /// warning per failed write), nothing more. [`shutdown`](Self::shutdown) writes what is
+    /// queued before closing the connections.
+    ///
+    /// Dropping the future before it resolves sends nothing; once it resolved, the frame is
+    /// written.
     ///
     /// # Errors
-    /// As [`invoke_async`](Self::invoke_async); [`RemotingError::Timeout`] when it could not
-    /// be written in time.
+    /// As [`invoke_async`](Self::invoke_async) for the connect and the waits (never
+    /// [`RemotingError::Timeout`]: nothing is awaited after queueing).
     pub async fn invoke_oneway(
         &self,
         addr: &str,
@@ -378,13 +393,14 @@ impl RemotingClient {
         async {
             let deadline = crate::deadline_after(timeout);
             let conn = self.connection(addr, deadline).await?;
-            let _permit = self
+            let permit = self
                 .permit(&self.inner.oneway_permits, addr, deadline)
                 .await?;
             req.mark_oneway();
             let req = self.prepare(addr, req, &conn, self.hook().as_deref());
             tracing::Span::current().record("opaque", req.opaque);
-            conn.oneway(&req, deadline, timeout).await
+            // The writer drops the permit once the frame is written.
+            conn.oneway(&req, deadline, Some(permit)).await
         }
         .instrument(span)
         .await
@@ -428,13 +444,16 @@ impl RemotingClient {
     }
 
     /// Fails every waiter, closes every connection and refuses new calls with
-    /// [`RemotingError::Shutdown`]. Waits (boundedly) until the connections have closed.
+    /// [`RemotingError::Shutdown`]. What is queued on a connection (oneway requests, which
+    /// resolved once queued) is written before its socket closes, for at most 4 s (a peer
+    /// that reads nothing does not hold shutdown up longer). Waits (boundedly, 5 s) until the
+    /// connections have closed.
     pub async fn shutdown(&self) {
         tracing::info!("remoting client shutting down");
         self.inner.shut_down();
         self.inner.async_permits.close();
         self.inner.oneway_permits.close();
-        let conns = self.inner.pool.close_all();
+        let conns = self.inner.pool.close_all(Instant::now() + SHUTDOWN_LINGER);
         crate::connection::wait_finished(&conns, SHUTDOWN_GRACE).await;
     }
 

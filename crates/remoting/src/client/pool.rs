@@ -246,8 +246,9 @@ impl Pool {
         self.connecting.len()
     }
 
-    /// Removes and closes every connection, returning them.
-    pub(super) fn close_all(&self) -> Vec<Connection> {
+    /// Removes and closes every connection in order (what is queued on each is written first,
+    /// at most until `until`), returning them.
+    pub(super) fn close_all(&self, until: Instant) -> Vec<Connection> {
         let all = self.all();
         self.conns.clear();
         self.draining
@@ -255,7 +256,7 @@ impl Pool {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
         for c in &all {
-            c.close();
+            c.close_after_queued(until);
         }
         all
     }
@@ -405,7 +406,7 @@ mod tests {
             .expect("connects a third time");
         let stats = pool.counters.snapshot(0);
         assert_eq!((stats.connects, stats.reconnects), (3, 2), "{stats:?}");
-        pool.close_all();
+        pool.close_all(Instant::now());
         drop((first, third, l));
     }
 }

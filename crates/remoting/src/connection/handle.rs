@@ -81,11 +81,13 @@ impl ConnectionHandle {
             .await
     }
 
-    /// Sends a oneway request to the peer (sets the oneway bit); resolves once written.
+    /// Sends a oneway request to the peer (sets the oneway bit); resolves once it is queued on
+    /// the connection, not once written (as Java's `invokeOneway`). `timeout` bounds the wait for
+    /// room in the connection's queue (per the overload policy). A write failing later is only
+    /// logged.
     ///
     /// # Errors
-    /// [`RemotingError::Timeout`], [`RemotingError::ConnectionClosed`],
-    /// [`RemotingError::Overloaded`], encode errors.
+    /// [`RemotingError::ConnectionClosed`], [`RemotingError::Overloaded`], encode errors.
     pub async fn invoke_oneway(
         &self,
         mut req: RemotingCommand,
@@ -94,7 +96,7 @@ impl ConnectionHandle {
         req.mark_oneway();
         req.opaque = self.conn.next_opaque();
         self.conn
-            .oneway(&req, crate::deadline_after(timeout), timeout)
+            .oneway(&req, crate::deadline_after(timeout), None)
             .await
     }
 

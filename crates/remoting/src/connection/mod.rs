@@ -10,7 +10,9 @@
 //! closes the connection) and gives the budget back once written.
 //! The reader task routes responses by opaque and hands requests to the processors. When either
 //! task ends, the writer fails every queued frame with `written: false`, then every waiter with
-//! `written` as the writer recorded it, so no caller ever hangs.
+//! `written` as the writer recorded it, so no caller ever hangs. An orderly close
+//! ([`Connection::close_after_queued`], a client's shutdown) first lets the writer write the
+//! oneway requests and responses queued by then, within a bound.
 
 mod cause;
 mod deadlines;
@@ -26,7 +28,7 @@ mod timer_tests;
 mod writer;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -40,6 +42,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::client::Slot;
 use crate::command::RemotingCommand;
 use crate::config::{OverloadPolicy, RemotingConfig};
 use crate::error::RemotingError;
@@ -50,40 +53,14 @@ pub use handle::ConnectionHandle;
 use pending::PendingTable;
 pub(crate) use pending::{OnReply, PendingGuard, Reply};
 
-/// Oneway frame states, shared by the caller and the writer.
-const QUEUED: u8 = 0;
-const CLAIMED: u8 = 1;
-const ABANDONED: u8 = 2;
-
-/// Abandons a queued oneway frame when the caller stops waiting for it (timeout or drop), so
-/// the writer skips it, as it skips a request whose waiter is gone.
-struct AbandonOnDrop(Arc<AtomicU8>);
-
-impl AbandonOnDrop {
-    /// True when the frame was still queued (it will not be written now).
-    fn abandon(&self) -> bool {
-        self.0
-            .compare_exchange(QUEUED, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
-}
-
-impl Drop for AbandonOnDrop {
-    fn drop(&mut self) {
-        self.abandon();
-    }
-}
-
 /// What a queued frame is, for the writer's bookkeeping.
 #[derive(Debug)]
 pub(crate) enum Kind {
     /// A request waiting in the pending table under this opaque, as waiter `id`.
     Request { opaque: i32, id: u64 },
-    /// A oneway request: the caller waits for the write.
-    Oneway {
-        state: Arc<AtomicU8>,
-        ack: oneshot::Sender<()>,
-    },
+    /// A oneway request: its caller returned once it was queued; the writer drops `slot` (the
+    /// client's in-flight oneway bound) once the frame is written, or failed to be.
+    Oneway { opaque: i32, slot: Option<Slot> },
     /// A response or raw bytes: nobody waits.
     Untracked,
 }
@@ -188,6 +165,9 @@ pub(crate) struct Shared {
     /// encoded on the caller's thread and dropped on the writer's, so without this every frame
     /// paid an allocation and a cross-thread free.
     spare_heads: Mutex<Vec<BytesMut>>,
+    /// Set (before `closed` is cancelled) by an orderly close: the writer writes what is queued
+    /// (oneway requests and responses; requests' waiters are failed at once) until then.
+    linger_until: OnceLock<Instant>,
 }
 
 /// The most head buffers kept for reuse per connection.
@@ -240,6 +220,12 @@ impl Shared {
         drop(spare);
         // What did not fit is freed here, outside the lock.
         heads.clear();
+    }
+
+    /// Until when the writer may still write what was queued when the connection closed:
+    /// `None` unless it was closed by [`Connection::close_after_queued`].
+    pub(crate) fn linger_until(&self) -> Option<Instant> {
+        self.linger_until.get().copied()
     }
 
     /// Resolves once the connection is closed or closing.
@@ -314,6 +300,7 @@ impl Connection {
             close_cause: OnceLock::new(),
             draining: AtomicBool::new(false),
             spare_heads: Mutex::new(Vec::new()),
+            linger_until: OnceLock::new(),
         });
         let conn = Self { shared };
         let span =
@@ -361,6 +348,21 @@ impl Connection {
             tracing::debug!(addr = %self.addr(), "closing connection");
         }
         self.shared.mark_closed();
+    }
+
+    /// Closes the connection in order: no new frame is taken, waiters for replies fail at once
+    /// (no reply is read any more), and the writer writes the oneway requests and responses
+    /// queued by now before the socket closes, at most until `until` (a peer that reads nothing
+    /// does not hold the close up longer; what is left then is dropped).
+    pub(crate) fn close_after_queued(&self, until: Instant) {
+        // Before the close: the writer looks at it once it sees the connection closed.
+        let _ = self.shared.linger_until.set(until);
+        self.close();
+        // Requests still queued are skipped by the writer (their entries are gone now).
+        let shared = &self.shared;
+        shared
+            .pending
+            .fail_all(|written| shared.closed_error(written));
     }
 
     /// Resolves once the connection is fully closed and every waiter was failed.
@@ -550,43 +552,35 @@ impl Connection {
         reply.unwrap_or_else(|_| Err(self.closed_error(true)))
     }
 
-    /// Queues a oneway request and waits until it is written or `deadline` passes.
+    /// Queues a oneway request (waiting for queue budget per the overload policy, at most until
+    /// `deadline`) and returns: the writer writes it and then drops `slot`. A write failing
+    /// after that is only logged (as Java's `invokeOnewayImpl` does).
     pub(crate) async fn oneway(
         &self,
         req: &RemotingCommand,
         deadline: Instant,
-        timeout: Duration,
+        slot: Option<Slot>,
     ) -> Result<(), RemotingError> {
         let (head, body) = self.encode(req)?;
         let cost = self.cost(head.len() + body.len());
         let wait = Wait::per(self.shared.opts.overload, deadline);
         self.reserve(cost, wait).await?;
-        let state = Arc::new(AtomicU8::new(QUEUED));
-        let abandon = AbandonOnDrop(Arc::clone(&state));
-        let (ack, done) = oneshot::channel();
         let out = Outbound {
             head,
             body,
             kind: Kind::Oneway {
-                state: Arc::clone(&state),
-                ack,
+                opaque: req.opaque,
+                slot,
             },
             cost,
         };
         self.enqueue(out).map_err(|_| self.closed_error(false))?;
-        match tokio::time::timeout_at(deadline, done).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(self.closed_error(state.load(Ordering::Acquire) == CLAIMED)),
-            Err(_) => {
-                let written = !abandon.abandon();
-                Err(RemotingError::Timeout {
-                    addr: self.addr().to_owned(),
-                    opaque: req.opaque,
-                    after: timeout,
-                    written,
-                })
-            }
-        }
+        // A caller whose oneway calls never wait would keep the writer (woken onto this worker's
+        // next-task slot, which other workers cannot take) from running until the in-flight
+        // bound stops it: it yields once its cooperative budget is spent, as an await on a
+        // channel would.
+        tokio::task::consume_budget().await;
+        Ok(())
     }
 
     /// Queues a response (or any command nobody waits for) if it fits the queue budget now.

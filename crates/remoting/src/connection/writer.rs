@@ -1,7 +1,9 @@
 //! The writer task: drains the outbound channel, gathering queued frames into vectored writes
 //! (see [`Gather`]); a write the socket takes no byte of for the write timeout closes the
 //! connection, and the queue budget of written (or skipped) frames is given back after each
-//! write.
+//! write, as are the in-flight slots of oneway requests (whose callers returned once they were
+//! queued). After an orderly close ([`Connection::close_after_queued`](super::Connection)) it
+//! first writes what is queued, within that close's bound.
 
 use std::future::Future;
 use std::io::{self, IoSlice};
@@ -12,15 +14,18 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::gather::{Gather, MAX_IOV};
-use super::{Kind, Outbound, Shared, CLAIMED, QUEUED};
+use super::{Kind, Outbound, Shared};
+use crate::client::Slot;
 
 /// Why the writer stopped.
 enum Stop {
     Closed,
+    /// An orderly close's bound passed before what was queued was written.
+    LingerOver,
     Idle,
     WriteTimeout(Duration),
     Io(io::Error),
@@ -40,6 +45,9 @@ pub(super) async fn run<W: AsyncWrite + Unpin>(mut task: Cleanup<W>) {
     }
     match &stop {
         Stop::Closed => tracing::debug!("writer stopped: connection closed"),
+        Stop::LingerOver => tracing::warn!(
+            "closing: the peer did not take what was queued within the close's bound; dropped"
+        ),
         Stop::Idle => tracing::debug!("connection idle; closing"),
         Stop::WriteTimeout(after) => {
             tracing::warn!(
@@ -81,10 +89,18 @@ impl<W> Drop for Cleanup<W> {
         let mut unwritten = 0usize;
         while let Ok(out) = self.rx.try_recv() {
             unwritten += 1;
-            if let Kind::Request { opaque, id } = out.kind {
-                shared.pending.fail(opaque, id, shared.closed_error(false));
+            match out.kind {
+                Kind::Request { opaque, id } => {
+                    shared.pending.fail(opaque, id, shared.closed_error(false));
+                }
+                // Its caller returned when it was queued: logged only (its slot goes now).
+                Kind::Oneway { opaque, .. } => tracing::debug!(
+                    addr = %shared.opts.addr,
+                    opaque,
+                    "oneway request not written: the connection closed"
+                ),
+                Kind::Untracked => {}
             }
-            // Oneway: dropping the ack tells the caller; its state is still QUEUED (not written).
         }
         let failed = shared
             .pending
@@ -104,7 +120,10 @@ async fn serve<W: AsyncWrite + Unpin>(
     let idle = shared.opts.idle_timeout;
     let batch_limit = shared.opts.write_batch_bytes.max(1);
     let mut gather = Gather::new(wr.is_write_vectored());
-    let mut acks: Vec<oneshot::Sender<()>> = Vec::new();
+    // The oneway requests in this write: their slots go once it is written (or failed).
+    let mut oneways: Vec<(i32, Option<Slot>)> = Vec::new();
+    // Set once the connection closed in order: what is queued is written, then the writer stops.
+    let mut lingering = false;
     // Head buffers copied into this write, given back for reuse once it is written.
     let mut heads: Vec<bytes::BytesMut> = Vec::new();
     // Queue budget of the frames taken off the channel, given back once they are written.
@@ -113,9 +132,22 @@ async fn serve<W: AsyncWrite + Unpin>(
     let mut idle_sleep = pin!(tokio::time::sleep(if idle.is_zero() { FAR } else { idle }));
 
     loop {
-        let first = tokio::select! {
+        let first = if lingering {
+            match rx.try_recv() {
+                Ok(m) => m,
+                Err(_) => return Stop::Closed,
+            }
+        } else {
+            tokio::select! {
             biased;
-            () = shared.closed() => return Stop::Closed,
+            () = shared.closed() => {
+                lingering = shared.linger_until().is_some();
+                if lingering {
+                    tracing::debug!("closing in order: writing what is queued first");
+                    continue;
+                }
+                return Stop::Closed;
+            }
             m = rx.recv() => match m {
                 Some(m) => m,
                 None => return Stop::Closed,
@@ -135,13 +167,14 @@ async fn serve<W: AsyncWrite + Unpin>(
                 }
                 continue;
             }
+            }
         };
 
         let mut next = Some(first);
         while let Some(out) = next.take() {
             taken += out.cost as usize;
             // A frame whose caller gave up (timeout, drop) must not be sent.
-            if claim(shared, out.kind, &mut acks) {
+            if claim(shared, out.kind, &mut oneways) {
                 heads.extend(gather.push_mut(out.head));
                 gather.push(out.body);
             }
@@ -150,13 +183,13 @@ async fn serve<W: AsyncWrite + Unpin>(
             }
         }
         if let Err(stop) = write_gathered(shared, wr, &gather).await {
+            not_written(shared, &oneways);
             return stop;
         }
         gather.clear();
         shared.give_back_heads(&mut heads);
-        for ack in acks.drain(..) {
-            let _ = ack.send(());
-        }
+        // Written: their in-flight slots are free.
+        oneways.clear();
         shared.budget.add_permits(std::mem::take(&mut taken));
         last_write = Instant::now();
     }
@@ -165,18 +198,30 @@ async fn serve<W: AsyncWrite + Unpin>(
 /// A deadline far enough away to mean "never" (the idle timeout disabled).
 const FAR: Duration = Duration::from_secs(86_400 * 365);
 
+/// Logs the oneway requests of a failed write: their callers returned when they were queued,
+/// so this is all that is told (Java logs a failed oneway write too).
+fn not_written(shared: &Shared, oneways: &[(i32, Option<Slot>)]) {
+    let Some(&(first, _)) = oneways.first() else {
+        return;
+    };
+    for &(opaque, _) in oneways {
+        tracing::debug!(addr = %shared.opts.addr, opaque, "oneway request not written");
+    }
+    tracing::warn!(
+        addr = %shared.opts.addr,
+        count = oneways.len(),
+        first_opaque = first,
+        "the write of oneway requests failed"
+    );
+}
+
 /// Marks the frame as handed to the socket; false when nobody wants it written any more.
-fn claim(shared: &Shared, kind: Kind, acks: &mut Vec<oneshot::Sender<()>>) -> bool {
+fn claim(shared: &Shared, kind: Kind, oneways: &mut Vec<(i32, Option<Slot>)>) -> bool {
     match kind {
         Kind::Request { opaque, id } => shared.pending.claim_for_write(opaque, id),
-        Kind::Oneway { state, ack } => {
-            let won = state
-                .compare_exchange(QUEUED, CLAIMED, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok();
-            if won {
-                acks.push(ack);
-            }
-            won
+        Kind::Oneway { opaque, slot } => {
+            oneways.push((opaque, slot));
+            true
         }
         Kind::Untracked => true,
     }
@@ -207,30 +252,32 @@ async fn write_gathered<W: AsyncWrite + Unpin>(
     stall_guard(shared, wr.flush()).await
 }
 
-/// Runs one write (or flush), unless the connection is closed meanwhile or the socket takes no
-/// byte for the write timeout (a peer that stopped reading).
+/// Runs one write (or flush), unless the connection is closed meanwhile (an orderly close lets
+/// it go on until that close's bound) or the socket takes no byte for the write timeout (a
+/// peer that stopped reading).
 async fn stall_guard<T>(
     shared: &Shared,
     step: impl Future<Output = io::Result<T>>,
 ) -> Result<T, Stop> {
     let mut step = pin!(step);
     // Most writes go through at once (the socket buffer has room): no timer for those.
-    let done = match step.as_mut().now_or_never() {
-        Some(r) => r,
-        None => {
-            let limit = shared.opts.write_timeout;
-            let stalled = pin!(tokio::time::sleep(if limit.is_zero() {
-                FAR
-            } else {
-                limit
-            }));
-            tokio::select! {
-                biased;
-                () = shared.closed() => return Err(Stop::Closed),
-                r = step => r,
-                () = stalled => return Err(Stop::WriteTimeout(limit)),
-            }
-        }
+    if let Some(r) = step.as_mut().now_or_never() {
+        return r.map_err(Stop::Io);
+    }
+    let limit = shared.opts.write_timeout;
+    let stall_at = Instant::now() + if limit.is_zero() { FAR } else { limit };
+    tokio::select! {
+        biased;
+        () = shared.closed() => {}
+        r = step.as_mut() => return r.map_err(Stop::Io),
+        () = tokio::time::sleep_until(stall_at) => return Err(Stop::WriteTimeout(limit)),
+    }
+    let Some(until) = shared.linger_until() else {
+        return Err(Stop::Closed);
     };
-    done.map_err(Stop::Io)
+    match tokio::time::timeout_at(until.min(stall_at), step).await {
+        Ok(r) => r.map_err(Stop::Io),
+        Err(_) if until <= stall_at => Err(Stop::LingerOver),
+        Err(_) => Err(Stop::WriteTimeout(limit)),
+    }
 }
