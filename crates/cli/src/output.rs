@@ -18,7 +18,8 @@ use std::error::Error;
 use rmq_producer::{ErrorKind, SendError, SendResult, TransactionSendResult};
 use serde::Serialize;
 
-/// The status printed for a oneway send once it is written.
+/// The status printed for a oneway send once it is handed to the connection (the producer's
+/// shutdown, before the command exits, writes what is queued; the name is kept for scripts).
 pub(crate) const ONEWAY_WRITTEN: &str = "ONEWAY_WRITTEN";
 
 /// A stored message (or batch).
@@ -52,7 +53,7 @@ impl<'a> From<&'a SendResult> for SendLine<'a> {
     }
 }
 
-/// A oneway message, written to a broker (no answer is awaited).
+/// A oneway message, handed to the connection to a broker (no answer is awaited).
 #[derive(Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct OnewayLine<'a> {
