@@ -175,7 +175,7 @@ async fn oneway_batch_queue_and_selector_sends() {
         "index 5 of a0..a3,b0..b3"
     );
 
-    // Oneway resolves once written: wait until the broker has it.
+    // Oneway resolves once queued: wait until the broker has it.
     let deadline = tokio::time::Instant::now() + T;
     while !c
         .messages_of("FormsTopic")

@@ -113,5 +113,6 @@ async fn drain_then_close(conn: Connection, shut: CancellationToken) {
         }
     }
     tracing::debug!(addr = conn.addr(), "draining connection closed");
-    conn.close();
+    // In order, as a shutdown closes: the oneway frames already queued are written first.
+    conn.close_after_queued(Instant::now() + super::SHUTDOWN_LINGER);
 }

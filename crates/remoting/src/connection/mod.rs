@@ -561,6 +561,12 @@ impl Connection {
         deadline: Instant,
         slot: Option<Slot>,
     ) -> Result<(), RemotingError> {
+        // A caller whose oneway calls never wait would keep the writer (woken onto this worker's
+        // next-task slot, which other workers cannot take) from running until the in-flight
+        // bound stops it: it yields once its cooperative budget is spent, as an await on a
+        // channel would. Before anything is queued, so that a caller dropping this future at
+        // the yield has sent nothing.
+        tokio::task::consume_budget().await;
         let (head, body) = self.encode(req)?;
         let cost = self.cost(head.len() + body.len());
         let wait = Wait::per(self.shared.opts.overload, deadline);
@@ -574,13 +580,7 @@ impl Connection {
             },
             cost,
         };
-        self.enqueue(out).map_err(|_| self.closed_error(false))?;
-        // A caller whose oneway calls never wait would keep the writer (woken onto this worker's
-        // next-task slot, which other workers cannot take) from running until the in-flight
-        // bound stops it: it yields once its cooperative budget is spent, as an await on a
-        // channel would.
-        tokio::task::consume_budget().await;
-        Ok(())
+        self.enqueue(out).map_err(|_| self.closed_error(false))
     }
 
     /// Queues a response (or any command nobody waits for) if it fits the queue budget now.

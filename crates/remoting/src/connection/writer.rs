@@ -133,9 +133,11 @@ async fn serve<W: AsyncWrite + Unpin>(
 
     loop {
         let first = if lingering {
-            match rx.try_recv() {
-                Ok(m) => m,
-                Err(_) => return Stop::Closed,
+            // The channel is closed: `recv` hands out what is queued (a send that raced the
+            // close included) and then `None`, without waiting for new frames.
+            match rx.recv().await {
+                Some(m) => m,
+                None => return Stop::Closed,
             }
         } else {
             tokio::select! {
@@ -143,6 +145,9 @@ async fn serve<W: AsyncWrite + Unpin>(
             () = shared.closed() => {
                 lingering = shared.linger_until().is_some();
                 if lingering {
+                    // No frame joins the queue from now on (a call racing the close gets
+                    // `ConnectionClosed` instead of a frame that would never be written).
+                    rx.close();
                     tracing::debug!("closing in order: writing what is queued first");
                     continue;
                 }
