@@ -262,21 +262,7 @@ impl Entry {
 
     /// The decimal text of `v`.
     fn int(&mut self, v: i64) {
-        let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        let mut n = v.unsigned_abs();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        if v < 0 {
-            self.push(b'-');
-        }
-        self.extend(&digits[i..]);
+        self.extend(itoa::Buffer::new().format(v).as_bytes());
     }
 
     fn bytes(&self) -> &[u8] {

@@ -69,44 +69,14 @@ pub(crate) fn encode(cmd: &RemotingCommand, dst: &mut BytesMut) {
     dst.put_u8(b'}');
 }
 
-/// Writes `v` in decimal (32-bit arithmetic: the header's four numbers are `i32`).
+/// Writes `v` in decimal.
 fn put_i32(dst: &mut BytesMut, v: i32) {
-    let mut buf = [0u8; 11];
-    let mut i = buf.len();
-    let mut n = v.unsigned_abs();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if v < 0 {
-        i -= 1;
-        buf[i] = b'-';
-    }
-    dst.put_slice(&buf[i..]);
+    dst.put_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
 /// Writes `v` in decimal.
 pub(crate) fn put_i64(dst: &mut BytesMut, v: i64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    let mut n = v.unsigned_abs();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if v < 0 {
-        i -= 1;
-        buf[i] = b'-';
-    }
-    dst.put_slice(&buf[i..]);
+    dst.put_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
 /// Writes `s` as a JSON string: `"` and `\` escaped, `\b \f \n \r \t` in short form, other
