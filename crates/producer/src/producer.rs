@@ -77,7 +77,8 @@ impl Drop for Handle {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct ProducerStats {
-    /// Sends of any kind not yet resolved.
+    /// Sends of any kind not yet resolved (a send leaves this count just after its outcome is
+    /// delivered: what [`Producer::shutdown`] waits for).
     pub sends_in_flight: usize,
     /// Asynchronous sends holding back-pressure room.
     pub async_in_flight: usize,
