@@ -3,8 +3,10 @@
 //!
 //! `send_async` runs the first phase of the first attempt in the caller's task (route lookup,
 //! queue choice, handing the request to the transport), so the sends of one task are written in
-//! order and pipelined on the connection; the producer's [completion driver](crate::completion)
-//! awaits the answer and runs any retries.
+//! order and pipelined on the connection. Over a transport that answers by callback (remoting),
+//! the first answer settles the send where it arrives ([`callback`]), and only retries go to
+//! the producer's [completion driver](crate::completion); otherwise (gRPC, `try_send_async`)
+//! the driver awaits the answer and runs any retries.
 
 use std::sync::Arc;
 
@@ -32,6 +34,9 @@ use crate::send_future::SendFuture;
 use crate::transport::any::AnyTransport;
 use crate::transport::Transport;
 use crate::{identity, Producer};
+
+#[path = "async_callback.rs"]
+mod callback;
 
 type State = SendState<AnyTransport>;
 type Pending = <AnyTransport as Transport>::Pending;
@@ -279,6 +284,20 @@ impl Producer {
         // From here the request may be written: a drop of this future reports "maybe stored".
         deliver.may_be_stored();
         let first = match admitted.held.first() {
+            // The common case: the first answer settles the send where it arrives.
+            Some(first) if inner.core.transport.answers_by_callback() => {
+                let ready = first_attempt(inner, out, &options, first, started)
+                    .instrument(span.clone())
+                    .await;
+                match ready {
+                    Ready::Attempt(state, queue, budget) => {
+                        callback::launch(inner, state, queue, budget, admitted, span, deliver)
+                            .await;
+                        return Ok(SendFuture::new(rx));
+                    }
+                    Ready::Over(outcome) => First::Over(outcome),
+                }
+            }
             Some(first) => {
                 launch_first(inner, out, &options, first, started)
                     .instrument(span.clone())
@@ -331,20 +350,28 @@ fn prepare(inner: &Inner, held: Held) -> Result<(Outgoing, Held), SendError> {
     }
 }
 
-/// The caller's part: target and route lookup, queue choice, handing the first attempt to the
-/// transport, within the deadline of a send that started at `started`.
-async fn launch_first(
+/// The first attempt, ready to be handed to the transport, or the send already over.
+// Built once per send and moved at once: boxing the state would cost an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Ready {
+    Attempt(State, Queue, std::time::Duration),
+    Over(Outcome),
+}
+
+/// The caller's part up to the first attempt: target and route lookup, queue choice, within the
+/// deadline of a send that started at `started`.
+async fn first_attempt(
     inner: &Arc<Inner>,
     out: Outgoing,
     options: &SendOptions,
     msg: &Message,
     started: Instant,
-) -> First {
+) -> Ready {
     let core = &inner.core;
     let timeout = timeout_of(core, options);
     let target = match resolve_target(core, options, msg, out.topic(), started, timeout).await {
         Ok(target) => target,
-        Err(e) => return First::Over(Err(e)),
+        Err(e) => return Ready::Over(Err(e)),
     };
     let job = Job {
         out,
@@ -356,12 +383,26 @@ async fn launch_first(
     };
     let info = match retry::publish_info(core, job.out.topic(), job.started, job.timeout).await {
         Ok(info) => info,
-        Err(e) => return First::Over(Err(e)),
+        Err(e) => return Ready::Over(Err(e)),
     };
     let mut state = SendState::new(Arc::clone(core), job, info, Span::current());
     match state.next() {
-        Next::Done(outcome) => First::Over(outcome),
-        Next::Attempt(queue, budget) => {
+        Next::Done(outcome) => Ready::Over(outcome),
+        Next::Attempt(queue, budget) => Ready::Attempt(state, queue, budget),
+    }
+}
+
+/// The caller's part: [`first_attempt`], then handing it to the transport.
+async fn launch_first(
+    inner: &Arc<Inner>,
+    out: Outgoing,
+    options: &SendOptions,
+    msg: &Message,
+    started: Instant,
+) -> First {
+    match first_attempt(inner, out, options, msg, started).await {
+        Ready::Over(outcome) => First::Over(outcome),
+        Ready::Attempt(state, queue, budget) => {
             let t0 = Instant::now();
             let launched = state.launch(&queue, budget).await;
             First::Launched(Box::new(Flight {
@@ -411,42 +452,55 @@ fn spawn<D>(
             other => other,
         };
         let (outcome, flight) = complete(first).instrument(span.clone()).await;
-        let topic = admitted.held.first().map_or("", Message::topic);
-        log_outcome(
-            &task_inner.core.metrics,
-            topic,
-            &span,
-            admitted.started,
-            &outcome,
-        );
-        let outcome =
-            crate::namespace::outcome_out(crate::namespace::of(&task_inner.core.cfg), outcome);
-        let Admitted {
-            token,
-            permit,
-            held,
-            ..
-        } = admitted;
-        // The room is free before the caller learns the outcome, so a caller that sends again
-        // on its result never waits on its own finished send. The token (what `shutdown` waits
-        // for) goes last.
-        drop(permit);
-        let (outcome, leftovers) = match outcome {
-            Ok(Some(result)) => (Ok(result), leftovers(Some(held), flight)),
-            // A reply-mode send always yields a result.
-            Ok(None) => (
-                Err(SendError::new(retry::cancelled(true), held.into_unsent())),
-                leftovers(None, flight),
-            ),
-            Err(kind) => (
-                Err(SendError::new(kind, held.into_unsent())),
-                leftovers(None, flight),
-            ),
-        };
-        deliver.call_with(outcome, leftovers);
-        drop(token);
+        conclude(&task_inner, admitted, &span, deliver, outcome, |held| {
+            leftovers(held, flight)
+        });
     };
-    // The driver only stops after the producer's state is gone, which `inner` keeps alive here;
+    hand_off(inner, task);
+}
+
+/// Ends a send: records its outcome, frees its room, delivers, then releases its token (what
+/// `shutdown` waits for). `spent` makes the leftovers, given the message when the send
+/// succeeded (else it goes back to the caller in the error).
+fn conclude<D>(
+    inner: &Inner,
+    admitted: Admitted,
+    span: &Span,
+    deliver: Deliver<D, (SendOutcome, Leftovers)>,
+    outcome: Outcome,
+    spent: impl FnOnce(Option<Held>) -> Leftovers,
+) where
+    D: FnOnce((SendOutcome, Leftovers)),
+{
+    let topic = admitted.held.first().map_or("", Message::topic);
+    log_outcome(&inner.core.metrics, topic, span, admitted.started, &outcome);
+    let outcome = crate::namespace::outcome_out(crate::namespace::of(&inner.core.cfg), outcome);
+    let Admitted {
+        token,
+        permit,
+        held,
+        ..
+    } = admitted;
+    // The room is free before the caller learns the outcome, so a caller that sends again
+    // on its result never waits on its own finished send. The token (what `shutdown` waits
+    // for) goes last.
+    drop(permit);
+    let (outcome, leftovers) = match outcome {
+        Ok(Some(result)) => (Ok(result), spent(Some(held))),
+        // A reply-mode send always yields a result.
+        Ok(None) => (
+            Err(SendError::new(retry::cancelled(true), held.into_unsent())),
+            spent(None),
+        ),
+        Err(kind) => (Err(SendError::new(kind, held.into_unsent())), spent(None)),
+    };
+    deliver.call_with(outcome, leftovers);
+    drop(token);
+}
+
+/// Hands the rest of a send to the completion driver.
+fn hand_off(inner: &Inner, task: impl std::future::Future<Output = ()> + Send + 'static) {
+    // The driver only stops after the producer's state is gone, which the send keeps alive;
     // should it be gone anyway (runtime shutting down), the send still gets its own task.
     if let Err(mpsc::error::SendError(task)) = inner.completions.send(Box::pin(task)) {
         inner.sends.spawn_on(task, &inner.runtime);

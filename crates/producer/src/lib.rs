@@ -41,6 +41,7 @@ mod options;
 mod policy;
 mod producer;
 mod recall;
+mod rendezvous;
 mod request;
 mod retry;
 mod select;

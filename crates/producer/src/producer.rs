@@ -105,6 +105,8 @@ pub(crate) struct Inner {
     pub(crate) batcher: Option<Arc<Accumulator>>,
     /// Where asynchronous sends hand the rest of their work.
     pub(crate) completions: CompletionSender,
+    /// Asynchronous sends waiting for a first answer that settles them where it arrives.
+    pub(crate) waiting: crate::rendezvous::Registry,
     pub(crate) runtime: tokio::runtime::Handle,
     shutdown_done: OnceCell<()>,
 }
@@ -237,6 +239,7 @@ impl Producer {
             flow,
             batcher: cfg_batcher,
             completions,
+            waiting: crate::rendezvous::Registry::default(),
             runtime: tokio::runtime::Handle::current(),
             shutdown_done: OnceCell::new(),
         });
@@ -343,6 +346,8 @@ async fn shutdown(inner: Arc<Inner>, deadline: tokio::time::Instant) {
             "shutdown: cancelling sends still in flight"
         );
         inner.core.abort();
+        // The sends waiting for an answer by callback have no wait to end: end them here.
+        inner.waiting.cancel_all();
         if let Some(flow) = &inner.flow {
             flow.close();
         }

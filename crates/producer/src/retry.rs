@@ -411,6 +411,28 @@ impl<T: Transport> SendState<T> {
         launched.instrument(self.attempt_span.clone()).await
     }
 
+    /// Phase 1 for a transport that answers by callback ([`Transport::launch_with`]): the
+    /// answer goes to `on_answer` (the caller then [settles](Self::settle) the attempt there).
+    /// Shutdown's abort ends the wait for the connection or room; `on_answer` is then dropped
+    /// uncalled or called with the transport's error.
+    pub(crate) async fn launch_with(
+        &self,
+        queue: &Queue,
+        budget: Duration,
+        on_answer: impl FnOnce(Result<SendResult, ErrorKind>) + Send + 'static,
+    ) {
+        let attempt = self.attempt(queue, budget);
+        let launch = self.core.transport.launch_with(attempt, on_answer);
+        let launched = async {
+            tokio::select! {
+                biased;
+                () = launch => {}
+                () = self.core.aborted() => {}
+            }
+        };
+        launched.instrument(self.attempt_span.clone()).await;
+    }
+
     /// A whole attempt in one call (the synchronous path).
     async fn call(&self, queue: &Queue, budget: Duration) -> Outcome {
         let attempt = self.attempt(queue, budget);

@@ -98,6 +98,24 @@ impl Transport for AnyTransport {
         }
     }
 
+    fn answers_by_callback(&self) -> bool {
+        match self {
+            Self::Remoting(t) => t.answers_by_callback(),
+            Self::Grpc(t) => t.answers_by_callback(),
+        }
+    }
+
+    async fn launch_with(
+        &self,
+        attempt: Attempt<'_>,
+        on_answer: impl FnOnce(Result<SendResult, ErrorKind>) + Send + 'static,
+    ) {
+        match self {
+            Self::Remoting(t) => t.launch_with(attempt, on_answer).await,
+            Self::Grpc(t) => Box::pin(t.launch_with(attempt, on_answer)).await,
+        }
+    }
+
     async fn call(&self, attempt: Attempt<'_>) -> Result<SendResult, ErrorKind> {
         match self {
             Self::Remoting(t) => t.call(attempt).await,

@@ -57,17 +57,58 @@ impl RemotingTransport {
     }
 }
 
-/// An attempt written to a broker: the transport's answer future and what reading the answer
-/// needs (moved into the result, so nothing is copied twice).
+/// What reading an attempt's answer needs (moved into the result, so nothing is copied twice).
 #[derive(Debug)]
-pub(crate) struct RemotingPending {
-    fut: ResponseFuture,
+struct Reading {
     info: Arc<TopicPublishInfo>,
     /// The address, when it did not come from the route (which cannot change).
     addr: Option<String>,
     queue: MessageQueue,
     msg_id: String,
     is_batch: bool,
+}
+
+impl Reading {
+    fn of(attempt: &Attempt<'_>, addr: &Cow<'_, str>) -> Self {
+        let mq = attempt.mq;
+        Self {
+            info: Arc::clone(attempt.info),
+            addr: match addr {
+                Cow::Borrowed(_) => None,
+                // Rare: the broker is not in the send's route.
+                Cow::Owned(owned) => Some(owned.clone()),
+            },
+            queue: MessageQueue::new(attempt.out.topic(), mq.broker_name.as_str(), mq.queue_id),
+            msg_id: attempt.out.msg_id.clone(),
+            is_batch: attempt.out.is_batch(),
+        }
+    }
+
+    /// The attempt's outcome from the transport's answer (once: the queue and id move out).
+    fn read(&mut self, answer: Result<RemotingCommand, RemotingError>) -> Result<SendResult, ErrorKind> {
+        let broker = self.queue.broker_name.as_str();
+        match answer {
+            Ok(resp) => {
+                let addr = self
+                    .addr
+                    .as_deref()
+                    .or_else(|| self.info.master_addr(broker))
+                    .unwrap_or_default();
+                let queue = std::mem::take(&mut self.queue);
+                let msg_id = std::mem::take(&mut self.msg_id);
+                process_response(&resp, msg_id, self.is_batch, queue, addr)
+            }
+            Err(source) => Err(transport_error(broker, source)),
+        }
+    }
+}
+
+/// An attempt written to a broker: the transport's answer future and what reading the answer
+/// needs.
+#[derive(Debug)]
+pub(crate) struct RemotingPending {
+    fut: ResponseFuture,
+    reading: Reading,
 }
 
 impl Future for RemotingPending {
@@ -78,21 +119,7 @@ impl Future for RemotingPending {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(answer) => answer,
         };
-        let this = &mut *self;
-        let broker = this.queue.broker_name.as_str();
-        Poll::Ready(match answer {
-            Ok(resp) => {
-                let addr = this
-                    .addr
-                    .as_deref()
-                    .or_else(|| this.info.master_addr(broker))
-                    .unwrap_or_default();
-                let queue = std::mem::take(&mut this.queue);
-                let msg_id = std::mem::take(&mut this.msg_id);
-                process_response(&resp, msg_id, this.is_batch, queue, addr)
-            }
-            Err(source) => Err(transport_error(broker, source)),
-        })
+        Poll::Ready(self.reading.read(answer))
     }
 }
 
@@ -151,15 +178,32 @@ impl Transport for RemotingTransport {
             .map_err(|e| transport_error(&mq.broker_name, e))?;
         Ok(RemotingPending {
             fut,
-            info: Arc::clone(attempt.info),
-            addr: match addr {
-                Cow::Borrowed(_) => None,
-                Cow::Owned(owned) => Some(owned),
-            },
-            queue: MessageQueue::new(attempt.out.topic(), mq.broker_name.as_str(), mq.queue_id),
-            msg_id: attempt.out.msg_id.clone(),
-            is_batch: attempt.out.is_batch(),
+            reading: Reading::of(&attempt, &addr),
         })
+    }
+
+    fn answers_by_callback(&self) -> bool {
+        true
+    }
+
+    /// The answer is read (`process_response`) and handed to `on_answer` on the connection's
+    /// task that has it: the reader (reply), the timer (timeout) or the writer (failure).
+    async fn launch_with(
+        &self,
+        attempt: Attempt<'_>,
+        on_answer: impl FnOnce(Result<SendResult, ErrorKind>) + Send + 'static,
+    ) {
+        let (addr, req) = match self.request(&attempt) {
+            Ok(request) => request,
+            Err(e) => return on_answer(Err(e)),
+        };
+        let mut reading = Reading::of(&attempt, &addr);
+        self.instance
+            .remoting
+            .invoke_async_with(&addr, req, attempt.budget, move |answer| {
+                on_answer(reading.read(answer));
+            })
+            .await;
     }
 
     async fn call(&self, attempt: Attempt<'_>) -> Result<SendResult, ErrorKind> {
