@@ -91,9 +91,7 @@ where
                 tracing::debug!(parent: &span, ?pause, "retrying on the completion driver");
                 let task_inner = Arc::clone(&inner);
                 let task = async move {
-                    let outcome = Box::pin(state.resume(pause))
-                        .instrument(span.clone())
-                        .await;
+                    let outcome = Box::pin(state.resume(pause)).instrument(span.clone()).await;
                     conclude(&task_inner, admitted, &span, deliver, outcome, |_| {
                         Leftovers::default()
                     });

@@ -251,7 +251,11 @@ mod tests {
         assert!(r.answer(3));
         assert_eq!(seen(&s), vec![3]);
         r.cancel();
-        assert_eq!(seen(&s), vec![3], "a cancel after the answer changes nothing");
+        assert_eq!(
+            seen(&s),
+            vec![3],
+            "a cancel after the answer changes nothing"
+        );
     }
 
     #[test]

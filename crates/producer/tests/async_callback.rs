@@ -44,10 +44,13 @@ fn sends(b: &MockBroker) -> usize {
 }
 
 async fn send_async(p: &Producer, topic: &str, body: &str, options: SendOptions) -> SendFuture {
-    timeout(T, p.send_async(Message::new(topic, body.to_owned()), options))
-        .await
-        .expect("in time")
-        .expect("admitted")
+    timeout(
+        T,
+        p.send_async(Message::new(topic, body.to_owned()), options),
+    )
+    .await
+    .expect("in time")
+    .expect("admitted")
 }
 
 /// Waits (bounded) until `cond` holds.
@@ -107,7 +110,10 @@ async fn the_connection_timer_times_the_first_attempt_out() {
         SendOptions::new().timeout(Duration::from_millis(400)),
     )
     .await;
-    let err = timeout(T, f).await.expect("in time").expect_err("no answer");
+    let err = timeout(T, f)
+        .await
+        .expect("in time")
+        .expect_err("no answer");
     let took = t0.elapsed();
     assert!(
         took >= Duration::from_millis(350) && took < Duration::from_secs(3),
@@ -191,7 +197,10 @@ async fn shutdown_waits_for_the_sends_in_flight_and_each_resolves_once() {
     for i in 0..50 {
         futures.push(send_async(&p, "Drain", &format!("{i}"), SendOptions::new()).await);
     }
-    assert!(p.stats().sends_in_flight > 0, "in flight when shutdown begins");
+    assert!(
+        p.stats().sends_in_flight > 0,
+        "in flight when shutdown begins"
+    );
     timeout(T, p.shutdown()).await.expect("shutdown in time");
     assert_eq!(p.stats().sends_in_flight, 0);
     for f in futures {

@@ -69,15 +69,13 @@ struct Reading {
 }
 
 impl Reading {
-    fn of(attempt: &Attempt<'_>, addr: &Cow<'_, str>) -> Self {
+    /// `owned_addr`: the address when it did not come from the route (rare: the broker is not
+    /// in the send's route).
+    fn of(attempt: &Attempt<'_>, owned_addr: Option<&str>) -> Self {
         let mq = attempt.mq;
         Self {
             info: Arc::clone(attempt.info),
-            addr: match addr {
-                Cow::Borrowed(_) => None,
-                // Rare: the broker is not in the send's route.
-                Cow::Owned(owned) => Some(owned.clone()),
-            },
+            addr: owned_addr.map(str::to_owned),
             queue: MessageQueue::new(attempt.out.topic(), mq.broker_name.as_str(), mq.queue_id),
             msg_id: attempt.out.msg_id.clone(),
             is_batch: attempt.out.is_batch(),
@@ -85,7 +83,10 @@ impl Reading {
     }
 
     /// The attempt's outcome from the transport's answer (once: the queue and id move out).
-    fn read(&mut self, answer: Result<RemotingCommand, RemotingError>) -> Result<SendResult, ErrorKind> {
+    fn read(
+        &mut self,
+        answer: Result<RemotingCommand, RemotingError>,
+    ) -> Result<SendResult, ErrorKind> {
         let broker = self.queue.broker_name.as_str();
         match answer {
             Ok(resp) => {
@@ -178,7 +179,7 @@ impl Transport for RemotingTransport {
             .map_err(|e| transport_error(&mq.broker_name, e))?;
         Ok(RemotingPending {
             fut,
-            reading: Reading::of(&attempt, &addr),
+            reading: Reading::of(&attempt, matches!(addr, Cow::Owned(_)).then_some(&*addr)),
         })
     }
 
@@ -197,7 +198,7 @@ impl Transport for RemotingTransport {
             Ok(request) => request,
             Err(e) => return on_answer(Err(e)),
         };
-        let mut reading = Reading::of(&attempt, &addr);
+        let mut reading = Reading::of(&attempt, matches!(addr, Cow::Owned(_)).then_some(&*addr));
         self.instance
             .remoting
             .invoke_async_with(&addr, req, attempt.budget, move |answer| {
