@@ -10,16 +10,16 @@
 //! sends waiting there, for shutdown to cancel once it stops waiting.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::time::Instant;
 use tracing::{Instrument, Span};
 
-use super::{conclude, hand_off, Admitted, Held, State};
+use super::{conclude, first_attempt, hand_off, spawn, Admitted, First, Held, Ready, State};
 use crate::deliver::{Deliver, Leftovers, SendOutcome};
 use crate::error::ErrorKind;
 use crate::kernel::Outgoing;
+use crate::options::SendOptions;
 use crate::producer::Inner;
 use crate::rendezvous::{Cancel, Rendezvous, Settle};
 use crate::retry::{self, Queue, Settled};
@@ -130,19 +130,35 @@ where
     }
 }
 
-/// Hands the first attempt to the transport and leaves the send to its answer. Returns once
-/// the attempt is written or queued (or failed); the send may be over by then.
-pub(super) async fn launch<D>(
+/// Starts an admitted send: the caller's part of its first attempt ([`first_attempt`]), then
+/// hands the attempt to the transport and leaves the send to its answer. Returns once the
+/// attempt is written or queued (or failed); the send may be over by then. A send over before
+/// any attempt goes to the completion driver as before ([`spawn`]).
+pub(super) async fn start<D>(
     inner: &Arc<Inner>,
-    state: State,
-    queue: Queue,
-    budget: Duration,
+    out: Outgoing,
+    options: &SendOptions,
+    started: Instant,
     admitted: Admitted,
     span: Span,
     deliver: Deliver<D, (SendOutcome, Leftovers)>,
 ) where
     D: FnOnce((SendOutcome, Leftovers)) + Send + 'static,
 {
+    let ready = match admitted.held.first() {
+        Some(msg) => {
+            first_attempt(inner, out, options, msg, started)
+                .instrument(span.clone())
+                .await
+        }
+        None => Ready::Over(Err(ErrorKind::InvalidBatch(
+            rmq_common::batch::BatchError::Empty,
+        ))),
+    };
+    let (state, queue, budget) = match ready {
+        Ready::Attempt(state, queue, budget) => (state, queue, budget),
+        Ready::Over(outcome) => return spawn(inner, admitted, First::Over(outcome), span, deliver),
+    };
     let meeting = Rendezvous::<Waiting<D>>::new();
     // Listed before the launch: a shutdown that stops waiting from now on cancels it.
     let key = inner
@@ -150,7 +166,7 @@ pub(super) async fn launch<D>(
         .insert(Arc::clone(&meeting) as Arc<dyn Cancel>);
     // Should the caller drop this future during the launch, the send ends there (its
     // deliverer reports the cancellation) and leaves the list.
-    let listed = Listed { inner, key };
+    let mut listed = Listed { inner, key };
     let t0 = Instant::now();
     if key.is_some() {
         let answer = Answer(Some(Arc::clone(&meeting)));
@@ -161,7 +177,8 @@ pub(super) async fn launch<D>(
     } else {
         meeting.cancel();
     }
-    std::mem::forget(listed);
+    listed.key = None;
+    drop(listed);
     meeting.park(Waiting {
         inner: Arc::clone(inner),
         state,

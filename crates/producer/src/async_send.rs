@@ -283,21 +283,12 @@ impl Producer {
         };
         // From here the request may be written: a drop of this future reports "maybe stored".
         deliver.may_be_stored();
-        let first = match admitted.held.first() {
+        if inner.core.transport.answers_by_callback() {
             // The common case: the first answer settles the send where it arrives.
-            Some(first) if inner.core.transport.answers_by_callback() => {
-                let ready = first_attempt(inner, out, &options, first, started)
-                    .instrument(span.clone())
-                    .await;
-                match ready {
-                    Ready::Attempt(state, queue, budget) => {
-                        callback::launch(inner, state, queue, budget, admitted, span, deliver)
-                            .await;
-                        return Ok(SendFuture::new(rx));
-                    }
-                    Ready::Over(outcome) => First::Over(outcome),
-                }
-            }
+            callback::start(inner, out, &options, started, admitted, span, deliver).await;
+            return Ok(SendFuture::new(rx));
+        }
+        let first = match admitted.held.first() {
             Some(first) => {
                 launch_first(inner, out, &options, first, started)
                     .instrument(span.clone())
