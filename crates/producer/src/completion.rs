@@ -1,8 +1,11 @@
 //! The completion driver: one task per producer that awaits the answers of asynchronous sends
 //! and runs their retries, instead of one spawned task per send.
 //!
-//! Each asynchronous send hands its remaining work (await the first answer, retry, deliver the
-//! outcome exactly once) to the driver as a future. The driver polls them all in a
+//! An asynchronous send hands the driver, as a future, whatever of its remaining work awaits:
+//! over the remoting transport only its retries (the first answer settles the send in the
+//! connection's callback, see `async_send::callback`); over a transport without callbacks
+//! (gRPC) and for `try_send_async`, everything (await the first answer, retry, deliver the
+//! outcome exactly once). The driver polls them all in a
 //! `FuturesUnordered`, waking only for the ones that are ready. It ends once every handle to it
 //! is gone (the producer's state is dropped) and every pending future has finished.
 //!

@@ -1,6 +1,7 @@
 //! [`Deliver`]: the outcome of an asynchronous send handed over exactly once.
 //!
-//! A send's deliverer travels from the caller through the completion driver. Whatever happens on
+//! A send's deliverer travels from the caller to where the send ends (the connection's callback
+//! or the completion driver). Whatever happens on
 //! the way (the caller drops the `send_async` future while it waits for room, the runtime shuts
 //! down and drops the send's task), it is called once: dropped uncalled, it delivers
 //! [`ErrorKind::Cancelled`]. A panic in the receiver is caught and logged; it never

@@ -68,36 +68,37 @@ impl<P: Settle> Rendezvous<P> {
     /// [`Rendezvous::park`]. A second answer is dropped; returns whether this one was taken.
     pub(crate) fn answer(&self, answer: P::Answer) -> bool {
         let mut slot = self.lock();
-        match std::mem::replace(&mut *slot, Slot::Over) {
+        // Decided by reference: only the state that leaves is moved.
+        match &*slot {
             Slot::Launching => {
                 *slot = Slot::Answered(answer);
                 true
             }
-            Slot::Parked(state) => {
-                drop(slot);
-                state.settle(answer);
+            Slot::Parked(_) => {
+                if let Slot::Parked(state) = std::mem::replace(&mut *slot, Slot::Over) {
+                    drop(slot);
+                    state.settle(answer);
+                }
                 true
             }
-            other => {
-                *slot = other;
-                false
-            }
+            Slot::Answered(_) | Slot::Over => false,
         }
     }
 
     /// Leaves the state to wait for its answer; settles it here when the answer came first.
     pub(crate) fn park(&self, state: P) {
         let mut slot = self.lock();
-        match std::mem::replace(&mut *slot, Slot::Over) {
+        match &*slot {
             Slot::Launching => *slot = Slot::Parked(state),
-            Slot::Answered(answer) => {
-                drop(slot);
-                state.settle(answer);
+            Slot::Answered(_) => {
+                if let Slot::Answered(answer) = std::mem::replace(&mut *slot, Slot::Over) {
+                    drop(slot);
+                    state.settle(answer);
+                }
             }
             // Parked twice (a bug): the state is dropped, and with it its deliverer, which
             // reports a cancellation.
-            other => {
-                *slot = other;
+            Slot::Parked(_) | Slot::Over => {
                 drop(slot);
                 tracing::error!("an asynchronous send was parked twice");
             }
