@@ -32,15 +32,10 @@ const fn stop_flags(w: u64) -> u64 {
     control | equal(w, b'"') | equal(w, b'\\')
 }
 
-/// The index of the first byte at or after `at` that `flags` flags (8 bytes at a time) or
-/// `stop` names (the last few bytes); `None` when there is none.
+/// The index of the first byte at or after `at` that `flags` flags, 8 bytes at a time; `None`
+/// when there is none.
 #[inline(always)]
-fn find(
-    bytes: &[u8],
-    at: usize,
-    flags: impl Fn(u64) -> u64,
-    stop: impl Fn(u8) -> bool,
-) -> Option<usize> {
+fn find(bytes: &[u8], at: usize, flags: impl Fn(u64) -> u64) -> Option<usize> {
     let mut i = at;
     while let Some(word) = bytes.get(i..).and_then(<[u8]>::first_chunk::<8>) {
         let f = flags(u64::from_le_bytes(*word));
@@ -49,22 +44,34 @@ fn find(
         }
         i += 8;
     }
-    let rest = bytes.get(i..)?;
-    rest.iter().position(|&b| stop(b)).map(|p| i + p)
+    // Fewer than 8 bytes left: a word whose first byte is byte `i` and whose bytes past the end
+    // are zeros (the text's last word shifted, or the rest copied when the text is shorter).
+    let rest = bytes.len().checked_sub(i).filter(|&r| r > 0)?;
+    let word = match bytes.last_chunk::<8>() {
+        Some(last) => u64::from_le_bytes(*last) >> (8 * (8 - rest)),
+        None => {
+            let mut pad = [0u8; 8];
+            pad[..rest].copy_from_slice(bytes.get(i..)?);
+            u64::from_le_bytes(pad)
+        }
+    };
+    let f = flags(word);
+    let found = i + (f.trailing_zeros() / 8) as usize;
+    (f != 0 && found < bytes.len()).then_some(found)
 }
 
 /// The length of the plain string starting at `at` (after its opening quote), when it ends
 /// with a quote.
+#[inline]
 fn plain_len(bytes: &[u8], at: usize) -> Option<usize> {
-    let end = find(bytes, at, stop_flags, |b| {
-        b < 0x20 || b == b'"' || b == b'\\'
-    })?;
+    let end = find(bytes, at, stop_flags)?;
     (bytes[end] == b'"').then_some(end - at)
 }
 
 /// The index of the next quote at or after `at` (`bytes.len()` when none).
+#[inline]
 fn next_quote(bytes: &[u8], at: usize) -> usize {
-    find(bytes, at, |w| equal(w, b'"'), |b| b == b'"').unwrap_or(bytes.len())
+    find(bytes, at, |w| equal(w, b'"')).unwrap_or(bytes.len())
 }
 
 impl JsonEntries {
@@ -207,6 +214,27 @@ mod tests {
                     assert!(parse(&format!(r#"x{{"{t}":"a"}}"#)).is_none(), "{t:?}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn find_sees_every_position_of_short_and_long_texts() {
+        for len in 0..20 {
+            for at in 0..len {
+                let mut text = vec![b'a'; len];
+                text[at] = b'"';
+                for from in 0..=len + 1 {
+                    let want = (from <= at).then_some(at);
+                    assert_eq!(
+                        find(&text, from, |w| equal(w, b'"')),
+                        want,
+                        "{len} {at} {from}"
+                    );
+                }
+                text[at] = 0x1F;
+                assert_eq!(find(&text, 0, stop_flags), Some(at));
+            }
+            assert_eq!(find(&vec![b'a'; len], 0, stop_flags), None);
         }
     }
 
