@@ -288,7 +288,7 @@ mod tests {
                 assert!(inside.contains(&(v.as_ptr() as usize)), "{n}: {v} copied");
             }
             assert_eq!(ext.get("k0"), owned.get("k0"));
-            assert_eq!(ext.contains_key("nope"), false);
+            assert!(!ext.contains_key("nope"));
         }
     }
 
