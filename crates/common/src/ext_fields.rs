@@ -4,6 +4,8 @@ use std::fmt;
 
 use bytestring::ByteString;
 
+use crate::ext_json::{self, JsonEntries};
+
 /// The `extFields` of a remoting command: string keys to string values.
 ///
 /// Kept as a small vector in insertion order (headers have about a dozen entries, where a linear
@@ -21,9 +23,25 @@ use bytestring::ByteString;
 /// assert_eq!(ext.get("topic"), Some("Other"));
 /// assert_eq!(ext.len(), 1);
 /// ```
-#[derive(Clone, Default)]
+/// A JSON decoder may keep the entries as the object text they arrived in instead
+/// ([`from_plain_json`](Self::from_plain_json)), read on demand: a reply then costs no
+/// allocation and no reference count per entry. Every method works the same on either form;
+/// the first change (insert, push, remove) turns the text into ordinary entries.
+#[derive(Clone)]
 pub struct ExtFields {
-    entries: Vec<(ByteString, ByteString)>,
+    repr: Repr,
+}
+
+#[derive(Clone)]
+enum Repr {
+    Owned(Vec<(ByteString, ByteString)>),
+    Json(JsonEntries),
+}
+
+impl Default for ExtFields {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl ExtFields {
@@ -31,7 +49,7 @@ impl ExtFields {
     #[must_use]
     pub const fn new() -> Self {
         Self {
-            entries: Vec::new(),
+            repr: Repr::Owned(Vec::new()),
         }
     }
 
@@ -39,7 +57,19 @@ impl ExtFields {
     #[must_use]
     pub fn with_capacity(n: usize) -> Self {
         Self {
-            entries: Vec::with_capacity(n),
+            repr: Repr::Owned(Vec::with_capacity(n)),
+        }
+    }
+
+    /// The entries as a vector (offsets turned into shared slices), to change them.
+    fn owned_mut(&mut self) -> &mut Vec<(ByteString, ByteString)> {
+        if let Repr::Json(e) = &self.repr {
+            let v = e.iter().map(|(k, v)| (e.share(k), e.share(v))).collect();
+            self.repr = Repr::Owned(v);
+        }
+        match &mut self.repr {
+            Repr::Owned(v) => v,
+            Repr::Json(_) => unreachable!("turned into entries just above"),
         }
     }
 
@@ -47,80 +77,139 @@ impl ExtFields {
     pub fn insert(&mut self, key: impl Into<ByteString>, value: impl Into<ByteString>) {
         let key = key.into();
         let value = value.into();
-        if let Some(slot) = self.entries.iter_mut().rev().find(|(k, _)| *k == key) {
+        let entries = self.owned_mut();
+        if let Some(slot) = entries.iter_mut().rev().find(|(k, _)| *k == key) {
             slot.1 = value;
         } else {
-            self.entries.push((key, value));
+            entries.push((key, value));
         }
     }
 
     /// Appends an entry without looking for an existing key (decoders use this; a later
     /// duplicate shadows an earlier one for [`get`](Self::get)).
     pub fn push(&mut self, key: ByteString, value: ByteString) {
-        self.entries.push((key, value));
+        self.owned_mut().push((key, value));
+    }
+
+    /// Reads the JSON object that starts at byte `at` of `src` (its `{`) when it is an object of
+    /// plain strings as Java and brokers write it: no whitespace, no escapes, no control
+    /// characters. The entries stay in `src`'s text, read when asked for (no allocation, no
+    /// reference count per entry). Returns them and the index just past the object's `}`;
+    /// `None` for anything else (it may still be valid JSON, for a full decoder to read).
+    ///
+    /// ```
+    /// use bytestring::ByteString;
+    /// use rmq_common::ExtFields;
+    /// let src = ByteString::from_static(r#"{"queueId":"3","msgId":"AB"},"#);
+    /// let (mut ext, end) = ExtFields::from_plain_json(&src, 0).unwrap();
+    /// assert_eq!(end, src.len() - 1);
+    /// assert_eq!(ext.get("queueId"), Some("3"));
+    /// ext.insert("queueId", "4"); // becomes an ordinary map
+    /// assert_eq!(ext.get("queueId"), Some("4"));
+    /// assert!(ExtFields::from_plain_json(&ByteString::from_static(r#"{"a":1}"#), 0).is_none());
+    /// ```
+    #[must_use]
+    pub fn from_plain_json(src: &ByteString, at: usize) -> Option<(Self, usize)> {
+        let (entries, end) = JsonEntries::parse(src, at)?;
+        let repr = if entries.len() == 0 {
+            Repr::Owned(Vec::new())
+        } else {
+            Repr::Json(entries)
+        };
+        Some((Self { repr }, end))
     }
 
     /// The value of `key` (the last one if the key is duplicated).
     #[must_use]
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.entries
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| &**v)
+        match &self.repr {
+            Repr::Owned(v) => v.iter().rev().find(|(k, _)| k == key).map(|(_, v)| &**v),
+            Repr::Json(e) => e.get(key),
+        }
     }
 
     /// Removes every entry of `key`, returning the value that [`get`](Self::get) would have returned.
     pub fn remove(&mut self, key: &str) -> Option<ByteString> {
-        let found = self
-            .entries
+        let entries = self.owned_mut();
+        let found = entries
             .iter()
             .rev()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.clone());
-        self.entries.retain(|(k, _)| k != key);
+        entries.retain(|(k, _)| k != key);
         found
     }
 
     /// Whether `key` is present.
     #[must_use]
     pub fn contains_key(&self, key: &str) -> bool {
-        self.entries.iter().any(|(k, _)| k == key)
+        self.get(key).is_some()
     }
 
     /// Number of stored entries (duplicates included).
     #[must_use]
     pub fn len(&self) -> usize {
-        self.entries.len()
+        match &self.repr {
+            Repr::Owned(v) => v.len(),
+            Repr::Json(e) => e.len(),
+        }
     }
 
     /// Whether there are no entries.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
     /// Iterates over the entries in insertion order (duplicates included).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        self.entries.iter().map(|(k, v)| (&**k, &**v))
+        match &self.repr {
+            Repr::Owned(v) => Iter::Owned(v.iter()),
+            Repr::Json(e) => Iter::Json(e.iter()),
+        }
     }
 
-    /// Iterates over the raw entries.
-    pub fn entries(&self) -> impl Iterator<Item = &(ByteString, ByteString)> + '_ {
-        self.entries.iter()
+    /// Iterates over the raw entries (shared slices: no copy of the text).
+    pub fn entries(&self) -> impl Iterator<Item = (ByteString, ByteString)> + '_ {
+        let (owned, json) = match &self.repr {
+            Repr::Owned(v) => (&v[..], None),
+            Repr::Json(e) => (&[][..], Some(e)),
+        };
+        let shared = json
+            .into_iter()
+            .flat_map(|e| e.iter().map(move |(k, v)| (e.share(k), e.share(v))));
+        owned.iter().cloned().chain(shared)
     }
 
     /// The effective entries (last value per key), sorted by key: what a map-semantics reader sees.
     #[must_use]
     pub fn to_sorted(&self) -> Vec<(&str, &str)> {
-        let mut out: Vec<(&str, &str)> = Vec::with_capacity(self.entries.len());
-        for (k, v) in self.entries.iter().rev() {
-            if !out.iter().any(|(ok, _)| *ok == &**k) {
+        let all: Vec<(&str, &str)> = self.iter().collect();
+        let mut out: Vec<(&str, &str)> = Vec::with_capacity(all.len());
+        for &(k, v) in all.iter().rev() {
+            if !out.iter().any(|(ok, _)| *ok == k) {
                 out.push((k, v));
             }
         }
         out.sort_unstable_by(|a, b| a.0.cmp(b.0));
         out
+    }
+}
+
+/// The iterator of [`ExtFields::iter`].
+enum Iter<'a> {
+    Owned(std::slice::Iter<'a, (ByteString, ByteString)>),
+    Json(ext_json::Iter<'a>),
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        match self {
+            Self::Owned(it) => it.next().map(|(k, v)| (&**k, &**v)),
+            Self::Json(it) => it.next(),
+        }
     }
 }
 
@@ -172,5 +261,57 @@ mod tests {
         b.push("x".into(), "0".into());
         b.push("x".into(), "1".into());
         assert_eq!(a, b);
+    }
+
+    /// `{"k0":"v0",...}` with `n` entries, and the ext fields read from it.
+    fn sliced(n: usize) -> (ByteString, ExtFields) {
+        let body: Vec<String> = (0..n).map(|i| format!("\"k{i}\":\"v{i}\"")).collect();
+        let src = ByteString::from(format!("{{{}}}", body.join(",")));
+        let (ext, end) = ExtFields::from_plain_json(&src, 0).expect("plain");
+        assert_eq!(end, src.len());
+        (src, ext)
+    }
+
+    #[test]
+    fn sliced_entries_behave_as_owned_ones() {
+        for n in [0, 1, 7, 8, 9, 20] {
+            let (src, ext) = sliced(n);
+            let owned: ExtFields = (0..n).map(|i| (format!("k{i}"), format!("v{i}"))).collect();
+            assert_eq!(ext, owned, "{n}");
+            assert_eq!(ext.len(), n);
+            assert_eq!(format!("{ext:?}"), format!("{owned:?}"));
+            assert!(ext.iter().eq(owned.iter()));
+            assert!(ext.entries().eq(owned.entries()));
+            for (k, v) in ext.entries() {
+                let inside = src.as_ptr() as usize..src.as_ptr() as usize + src.len();
+                assert!(inside.contains(&(k.as_ptr() as usize)), "{n}: {k} copied");
+                assert!(inside.contains(&(v.as_ptr() as usize)), "{n}: {v} copied");
+            }
+            assert_eq!(ext.get("k0"), owned.get("k0"));
+            assert!(!ext.contains_key("nope"));
+        }
+    }
+
+    #[test]
+    fn changing_sliced_entries_keeps_them() {
+        let (_, mut ext) = sliced(3);
+        let mut other = ext.clone();
+        ext.insert("k1", "x");
+        assert_eq!(ext.get("k1"), Some("x"));
+        assert_eq!(ext.get("k2"), Some("v2"));
+        assert_eq!(ext.len(), 3);
+        assert_eq!(other.remove("k0").as_deref(), Some("v0"));
+        assert_eq!(other.len(), 2);
+        other.push("k2".into(), "again".into());
+        assert_eq!(other.get("k2"), Some("again"));
+        // duplicates: the last one wins, in both forms
+        let src = ByteString::from(r#"{"a":"1","a":"2"}"#);
+        let (mut ext, _) = ExtFields::from_plain_json(&src, 0).expect("plain");
+        assert_eq!(ext.len(), 2);
+        assert_eq!(ext.get("a"), Some("2"));
+        assert_eq!(ext.to_sorted(), vec![("a", "2")]);
+        ext.push("b".into(), "3".into());
+        assert_eq!(ext.get("a"), Some("2"));
+        assert_eq!(ext.to_sorted(), vec![("a", "2"), ("b", "3")]);
     }
 }

@@ -41,6 +41,7 @@ pub mod batch;
 pub mod code;
 pub mod compression;
 pub mod ext_fields;
+mod ext_json;
 pub mod header;
 pub mod heartbeat;
 mod hex;

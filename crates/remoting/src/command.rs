@@ -259,7 +259,7 @@ impl RemotingCommand {
         if let Some(encoded) = self.encoded_ext.take() {
             let mut ext = encoded.to_ext_fields();
             for (k, v) in self.ext_fields.entries() {
-                ext.push(k.clone(), v.clone());
+                ext.push(k, v);
             }
             self.ext_fields = ext;
         }

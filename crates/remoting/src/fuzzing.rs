@@ -133,6 +133,9 @@ pub fn check_header(bytes: &[u8]) -> HeaderDecoded {
             Some(&fast),
             "the JSON fast path disagrees with the full decoder"
         );
+        if let Ok(full) = &full {
+            assert_same(&fast, full, "the JSON fast path");
+        }
         decoded.json_fast = true;
     }
     if let Ok(cmd) = header_json::decode(&header) {
@@ -212,7 +215,7 @@ fn binary_round_trip(cmd: &RemotingCommand) -> Option<RemotingCommand> {
 /// Equal commands with the same raw ext entries (order and duplicates included).
 fn assert_same(got: &RemotingCommand, want: &RemotingCommand, what: &str) {
     assert_eq!(got, want, "{what} changed the header");
-    let entries = |c: &RemotingCommand| c.ext_fields.entries().cloned().collect::<Vec<_>>();
+    let entries = |c: &RemotingCommand| c.ext_fields.entries().collect::<Vec<_>>();
     assert_eq!(
         entries(got),
         entries(want),

@@ -26,20 +26,21 @@ pub(crate) fn decode(header: &Bytes) -> Option<RemotingCommand> {
     s.byte(b'{')?;
     if !s.eat(b'}') {
         loop {
-            let key = s.plain_str()?;
-            s.byte(b':')?;
-            match key {
-                "code" => cmd.code = s.int()?,
-                "opaque" => cmd.opaque = s.int()?,
-                "flag" => cmd.flag = s.int()?,
-                "version" => cmd.version = s.int()?,
-                "remark" => cmd.remark = Some(s.plain_str()?.to_owned()),
-                "language" => {
+            match s.key()? {
+                Key::Code => cmd.code = s.int()?,
+                Key::Opaque => cmd.opaque = s.int()?,
+                Key::Flag => cmd.flag = s.int()?,
+                Key::Version => cmd.version = s.int()?,
+                // `null` as the full decoder reads it: no remark, no ext fields.
+                Key::Remark if s.null() => cmd.remark = None,
+                Key::Remark => cmd.remark = Some(s.plain_str()?.to_owned()),
+                Key::Language => {
                     let name = s.plain_str()?;
                     cmd.language = LanguageCode::from_name(name).unwrap_or(LanguageCode::OTHER);
                 }
-                "extFields" => cmd.ext_fields = s.ext()?,
-                _ => s.skip_scalar()?,
+                Key::ExtFields if s.null() => cmd.ext_fields = ExtFields::new(),
+                Key::ExtFields => cmd.ext_fields = s.ext()?,
+                Key::Other => s.skip_scalar()?,
             }
             if s.eat(b'}') {
                 break;
@@ -50,6 +51,20 @@ pub(crate) fn decode(header: &Bytes) -> Option<RemotingCommand> {
     // Nothing may follow the object (the full decoder rejects trailing bytes, or skips
     // whitespace: either way, not the fast path's business).
     (s.at == text.len()).then_some(cmd)
+}
+
+/// A top-level key of the header.
+#[derive(Clone, Copy)]
+enum Key {
+    Code,
+    ExtFields,
+    Flag,
+    Language,
+    Opaque,
+    Remark,
+    Version,
+    /// Any other key (`serializeTypeCurrentRPC` too: the frame's type byte tells it).
+    Other,
 }
 
 struct Scan<'a> {
@@ -82,25 +97,58 @@ impl<'a> Scan<'a> {
         next
     }
 
-    /// A string without escapes or control characters.
-    fn plain_str(&mut self) -> Option<&'a str> {
+    /// Consumes `null` if it is next.
+    fn null(&mut self) -> bool {
+        let next = self
+            .bytes()
+            .get(self.at..)
+            .is_some_and(|r| r.starts_with(b"null"));
+        if next {
+            self.at += 4;
+        }
+        next
+    }
+
+    /// A key and its colon: the known keys told by their first letter and compared whole
+    /// (closing quote and colon included), without a string scan.
+    fn key(&mut self) -> Option<Key> {
         self.byte(b'"')?;
         let rest = self.bytes().get(self.at..)?;
+        let (name, key): (&[u8], Key) = match *rest.first()? {
+            b'c' => (b"code\":", Key::Code),
+            b'e' => (b"extFields\":", Key::ExtFields),
+            b'f' => (b"flag\":", Key::Flag),
+            b'l' => (b"language\":", Key::Language),
+            b'o' => (b"opaque\":", Key::Opaque),
+            b'r' => (b"remark\":", Key::Remark),
+            b's' => (b"serializeTypeCurrentRPC\":", Key::Other),
+            b'v' => (b"version\":", Key::Version),
+            _ => (b"", Key::Other),
+        };
+        if !name.is_empty() && rest.starts_with(name) {
+            self.at += name.len();
+            return Some(key);
+        }
+        self.at -= 1;
+        self.plain_str()?;
+        self.byte(b':')?;
+        Some(Key::Other)
+    }
+
+    /// A string without escapes or control characters.
+    #[inline]
+    fn plain_str(&mut self) -> Option<&'a str> {
+        self.byte(b'"')?;
+        let start = self.at;
+        let rest = self.bytes().get(start..)?;
         let len = clean_prefix(rest);
         if rest.get(len) != Some(&b'"') {
             return None;
         }
-        let start = self.at;
         self.at += len + 1;
         let text: &'a str = self.text;
         // Between two ASCII quotes: on character boundaries.
         text.get(start..start + len)
-    }
-
-    /// A plain string as a zero-copy slice of the frame.
-    fn plain_string(&mut self) -> Option<ByteString> {
-        let s = self.plain_str()?;
-        Some(self.text.slice_ref(s))
     }
 
     /// An `i32` written as JSON writes it: `0`, or an optional `-` and digits not starting
@@ -137,26 +185,12 @@ impl<'a> Scan<'a> {
         }
     }
 
-    /// The `extFields` object with plain string keys and values.
+    /// The `extFields` object with plain string keys and values, kept as the header's text
+    /// ([`ExtFields::from_plain_json`]: no allocation or reference count per entry).
     fn ext(&mut self) -> Option<ExtFields> {
-        self.byte(b'{')?;
-        let mut ext = ExtFields::with_capacity(8);
-        if self.eat(b'}') {
-            return Some(ext);
-        }
-        loop {
-            let key = self.plain_string()?;
-            self.byte(b':')?;
-            if self.peek()? != b'"' {
-                return None;
-            }
-            let value = self.plain_string()?;
-            ext.push(key, value);
-            if self.eat(b'}') {
-                return Some(ext);
-            }
-            self.byte(b',')?;
-        }
+        let (ext, end) = ExtFields::from_plain_json(self.text, self.at)?;
+        self.at = end;
+        Some(ext)
     }
 }
 
@@ -179,6 +213,11 @@ mod tests {
             r#"{"extFields":{},"x":12,"y":"z","code":-2147483648}"#,
             r#"{"code":1,"code":2,"extFields":{"a":"1","a":"2"}}"#,
             r#"{"language":"COBOL"}"#,
+            r#"{"remark":null,"extFields":null,"code":3}"#,
+            r#"{"extFields":{"a":"1"},"extFields":null}"#,
+            r#"{"codes":1,"c":"x","":2,"coda":"y","code":4,"serializeTypeCurrentRPC":"JSON"}"#,
+            r#"{"extFields":{"k0":"0","k1":"1","k2":"2","k3":"3","k4":"4","k5":"5","k6":"6","k7":"7","k8":"8","k1":"9"}}"#,
+            r#"{"extFields":{"":"","é":"ü","code":"x"}}"#,
         ] {
             let (fast, full) = both(s);
             assert!(fast.is_some(), "not on the fast path: {s}");
@@ -198,9 +237,7 @@ mod tests {
             r#"{"code":1e2}"#,
             r#"{"code":2147483648}"#,
             r#"{"code":null}"#,
-            r#"{"remark":null}"#,
             r#"{"remark":"a\"b"}"#,
-            r#"{"extFields":null}"#,
             r#"{"extFields":{"a":1}}"#,
             r#"{"extFields":{"a":null}}"#,
             r#"{"extFields":{"k\u0065y":"v"}}"#,
@@ -209,6 +246,14 @@ mod tests {
             r#"{"language":1}"#,
             "{\"remark\":\"a\u{1}b\"}",
             r#"{"code":1,}"#,
+            r#"{"remark":nul}"#,
+            r#"{"remark":nullx}"#,
+            r#"{"extFields":NULL}"#,
+            r#"{"code"}"#,
+            r#"{"code":}"#,
+            r#"{"code" :1}"#,
+            r#"{"c"#,
+            r#"{""#,
             r#"{"code":1"#,
             r#"{"code""#,
             r#"["#,
