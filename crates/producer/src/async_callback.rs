@@ -175,7 +175,8 @@ pub(super) async fn start<D>(
             .instrument(span.clone())
             .await;
     } else {
-        meeting.cancel();
+        // The producer is shutting down: the attempt was never handed to the transport.
+        meeting.answer(Err(retry::cancelled(false)));
     }
     listed.key = None;
     drop(listed);
