@@ -17,6 +17,7 @@
 //! are written in order and pipelined), [`SendState::finish`] awaits the answer on the send's
 //! task. Every other attempt runs in one call (`invoke_sync`).
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -228,6 +229,8 @@ pub(crate) struct SendState<T> {
     /// The current attempt's span (a child of `span`, at debug; none between attempts and when
     /// no subscriber wants it).
     attempt_span: Span,
+    /// When the current attempt started (the clock read of [`SendState::next`]).
+    attempt_t0: Instant,
 }
 
 impl<T: Transport> SendState<T> {
@@ -248,6 +251,7 @@ impl<T: Transport> SendState<T> {
                 .unwrap_or_else(|| job.retries.saturating_add(1)),
         };
         let counter = core.counters.get(job.out.topic());
+        let job_started = job.started;
         if !span.is_disabled() {
             span.record("msg_id", job.out.msg_id.as_str());
         }
@@ -260,6 +264,7 @@ impl<T: Transport> SendState<T> {
             tally: Tally::default(),
             last_broker: None,
             last_err: None,
+            attempt_t0: job_started,
             span,
             attempt_span: Span::none(),
         }
@@ -273,8 +278,14 @@ impl<T: Transport> SendState<T> {
         if self.tally.attempts >= self.total {
             return Next::Done(self.finish_exhausted());
         }
-        // One clock read serves the deadline and the fault table.
-        let now = Instant::now();
+        // One clock read serves the deadline, the fault table and the attempt's latency; the
+        // first attempt takes the send's start (read microseconds before).
+        let now = if self.tally.attempts == 0 {
+            self.job.started
+        } else {
+            Instant::now()
+        };
+        self.attempt_t0 = now;
         let left = self
             .job
             .timeout
@@ -411,17 +422,23 @@ impl<T: Transport> SendState<T> {
         launched.instrument(self.attempt_span.clone()).await
     }
 
-    /// A whole attempt in one call (the synchronous path).
-    async fn call(&self, queue: &Queue, budget: Duration) -> Outcome {
+    /// A whole attempt in one call (the synchronous path). A plain function returning one
+    /// instrumented future: no outer state around it (every await copies a future whole).
+    fn call<'a>(
+        &'a self,
+        queue: &'a Queue,
+        budget: Duration,
+    ) -> impl Future<Output = Outcome> + Send + 'a {
         let attempt = self.attempt(queue, budget);
         let transport = &self.core.transport;
-        let call = async {
-            match self.job.mode {
+        let mode = self.job.mode;
+        let call = async move {
+            match mode {
                 Mode::Oneway => transport.oneway(attempt).await.map(|()| None),
                 Mode::Reply => transport.call(attempt).await.map(Some),
             }
         };
-        call.instrument(self.attempt_span.clone()).await
+        call.instrument(self.attempt_span.clone())
     }
 
     /// Phase 2: awaits the answer of a launched attempt (borrowing it, so that an asynchronous
@@ -555,25 +572,31 @@ impl<T: Transport> SendState<T> {
     }
 
     /// Runs the remaining attempts to the end, after `pause` (see [`Settled::Again`]).
-    pub(crate) async fn resume(self, pause: Duration) -> Outcome {
-        if !pause.is_zero() {
-            tokio::select! {
-                biased;
-                () = self.core.abort.cancelled() => return Err(cancelled(self.tally.maybe_stored)),
-                () = tokio::time::sleep(pause) => {}
+    pub(crate) fn resume(mut self, pause: Duration) -> impl Future<Output = Outcome> + Send {
+        // An async block using `self` in place: an `async fn` taking `self` would hold it twice.
+        async move {
+            if !pause.is_zero() && !pause_for(&self.core, pause).await {
+                return Err(cancelled(self.tally.maybe_stored));
             }
+            self.run_mut().await
         }
-        self.run().await
     }
 
     /// Runs the remaining attempts to the end.
-    pub(crate) async fn run(mut self) -> Outcome {
+    pub(crate) fn run(mut self) -> impl Future<Output = Outcome> + Send {
+        // As in `resume`: the state is held once, and borrowed by the loop.
+        async move { self.run_mut().await }
+    }
+
+    /// Runs the remaining attempts to the end, the state borrowed (its future holds a reference,
+    /// not the state: issue 13).
+    pub(crate) async fn run_mut(&mut self) -> Outcome {
         loop {
             let (queue, budget) = match self.next() {
                 Next::Done(outcome) => return outcome,
                 Next::Attempt(queue, budget) => (queue, budget),
             };
-            let t0 = Instant::now();
+            let t0 = self.attempt_t0;
             // Shutdown's deadline ends an attempt wherever it is (connecting, writing, waiting);
             // the request may have been written by then.
             let outcome = tokio::select! {
@@ -584,10 +607,8 @@ impl<T: Transport> SendState<T> {
             match self.settle(&queue, t0, outcome) {
                 Settled::Done(outcome) => return outcome,
                 Settled::Again(pause) if !pause.is_zero() => {
-                    tokio::select! {
-                        biased;
-                        () = self.core.abort.cancelled() => return Err(cancelled(self.tally.maybe_stored)),
-                        () = tokio::time::sleep(pause) => {}
+                    if !pause_for(&self.core, pause).await {
+                        return Err(cancelled(self.tally.maybe_stored));
                     }
                 }
                 Settled::Again(_) => {}
@@ -642,6 +663,19 @@ impl<T: Transport> SendState<T> {
     }
 }
 
+/// Waits `pause` between attempts; false when shutdown gave up first. Boxed: rare (after
+/// `SYSTEM_BUSY` or a reconnect backoff), and a timer would otherwise size every send's future.
+async fn pause_for<T>(core: &Core<T>, pause: Duration) -> bool {
+    let wait = Box::pin(async {
+        tokio::select! {
+            biased;
+            () = core.abort.cancelled() => false,
+            () = tokio::time::sleep(pause) => true,
+        }
+    });
+    wait.await
+}
+
 fn timeout_error(after: Duration, tally: &Tally, last: Option<Box<ErrorKind>>) -> ErrorKind {
     ErrorKind::Timeout {
         after,
@@ -686,3 +720,7 @@ pub(crate) fn time_left(started: Instant, timeout: Duration) -> Duration {
 #[cfg(test)]
 #[path = "retry_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "future_sizes_tests.rs"]
+mod future_sizes;

@@ -98,10 +98,16 @@ impl Transport for AnyTransport {
         }
     }
 
-    async fn call(&self, attempt: Attempt<'_>) -> Result<SendResult, ErrorKind> {
-        match self {
-            Self::Remoting(t) => t.call(attempt).await,
-            Self::Grpc(t) => Box::pin(t.call(attempt)).await,
+    fn call(
+        &self,
+        attempt: Attempt<'_>,
+    ) -> impl Future<Output = Result<SendResult, ErrorKind>> + Send {
+        // An async block using `attempt` in place (an `async fn` would hold it twice).
+        async move {
+            match self {
+                Self::Remoting(t) => t.call(attempt).await,
+                Self::Grpc(t) => Box::pin(t.call(attempt)).await,
+            }
         }
     }
 
