@@ -27,6 +27,7 @@ use rmq_nameserver_client::TopicPublishInfo;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::instrument::Instrumented;
 use tracing::{field::Empty, Instrument, Span};
 
 use crate::config::ProducerConfig;
@@ -422,23 +423,32 @@ impl<T: Transport> SendState<T> {
         launched.instrument(self.attempt_span.clone()).await
     }
 
-    /// A whole attempt in one call (the synchronous path). A plain function returning one
-    /// instrumented future: no outer state around it (every await copies a future whole).
+    /// A whole attempt with a reply in one call (the synchronous path): the transport's future
+    /// in the attempt's span, with no state around it (every await copies a future whole).
+    #[inline]
     fn call<'a>(
         &'a self,
         queue: &'a Queue,
         budget: Duration,
-    ) -> impl Future<Output = Outcome> + Send + 'a {
+    ) -> Instrumented<impl Future<Output = Result<SendResult, ErrorKind>> + Send + 'a> {
         let attempt = self.attempt(queue, budget);
-        let transport = &self.core.transport;
-        let mode = self.job.mode;
-        let call = async move {
-            match mode {
-                Mode::Oneway => transport.oneway(attempt).await.map(|()| None),
-                Mode::Reply => transport.call(attempt).await.map(Some),
-            }
-        };
-        call.instrument(self.attempt_span.clone())
+        self.core
+            .transport
+            .call(attempt)
+            .instrument(self.attempt_span.clone())
+    }
+
+    /// A oneway attempt in one call.
+    fn call_oneway<'a>(
+        &'a self,
+        queue: &'a Queue,
+        budget: Duration,
+    ) -> Instrumented<impl Future<Output = Result<(), ErrorKind>> + Send + 'a> {
+        let attempt = self.attempt(queue, budget);
+        self.core
+            .transport
+            .oneway(attempt)
+            .instrument(self.attempt_span.clone())
     }
 
     /// Phase 2: awaits the answer of a launched attempt (borrowing it, so that an asynchronous
@@ -599,10 +609,17 @@ impl<T: Transport> SendState<T> {
             let t0 = self.attempt_t0;
             // Shutdown's deadline ends an attempt wherever it is (connecting, writing, waiting);
             // the request may have been written by then.
-            let outcome = tokio::select! {
-                biased;
-                outcome = self.call(&queue, budget) => outcome,
-                () = self.core.aborted() => Err(cancelled(true)),
+            let outcome = match self.job.mode {
+                Mode::Reply => tokio::select! {
+                    biased;
+                    outcome = self.call(&queue, budget) => outcome.map(Some),
+                    () = self.core.aborted() => Err(cancelled(true)),
+                },
+                Mode::Oneway => tokio::select! {
+                    biased;
+                    outcome = self.call_oneway(&queue, budget) => outcome.map(|()| None),
+                    () = self.core.aborted() => Err(cancelled(true)),
+                },
             };
             match self.settle(&queue, t0, outcome) {
                 Settled::Done(outcome) => return outcome,

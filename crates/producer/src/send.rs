@@ -152,6 +152,7 @@ pub(crate) fn prepare_batch_checked(
 
 /// Validates, prepares and runs one message. An async block using `msg` and `options` in place
 /// (an `async fn` would hold them twice).
+#[inline]
 pub(crate) fn send_single(
     inner: &Arc<Inner>,
     mut msg: Message,
@@ -219,6 +220,7 @@ pub(crate) async fn resolve_target<T: Transport>(
 /// cached) the send's state is made here, synchronously, and the block borrows it; the rest
 /// (a route to load, a selector to run) is one boxed future. Every await copies its future
 /// whole, so the block holds no second copy of the message or the state (issue 13).
+#[inline]
 pub(crate) fn run_sync<'a, T: Transport>(
     core: &'a Arc<Core<T>>,
     out: Outgoing,

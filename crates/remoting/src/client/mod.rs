@@ -174,6 +174,7 @@ impl RemotingClient {
     /// [`RemotingError::Overloaded`] (the connection's queue is over
     /// [`max_queued_bytes`](RemotingConfig::max_queued_bytes)), [`RemotingError::FrameTooLarge`],
     /// [`RemotingError::Encode`], [`RemotingError::Shutdown`].
+    #[inline]
     pub fn invoke_sync<'a>(
         &'a self,
         addr: &'a str,
