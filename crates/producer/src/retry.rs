@@ -582,6 +582,8 @@ impl<T: Transport> SendState<T> {
     }
 
     /// Runs the remaining attempts to the end, after `pause` (see [`Settled::Again`]).
+    // Not an `async fn`: one would hold `self` twice (its argument and its binding).
+    #[allow(clippy::manual_async_fn)]
     pub(crate) fn resume(mut self, pause: Duration) -> impl Future<Output = Outcome> + Send {
         // An async block using `self` in place: an `async fn` taking `self` would hold it twice.
         async move {
@@ -593,6 +595,7 @@ impl<T: Transport> SendState<T> {
     }
 
     /// Runs the remaining attempts to the end.
+    #[allow(clippy::manual_async_fn)] // as `resume`
     pub(crate) fn run(mut self) -> impl Future<Output = Outcome> + Send {
         // As in `resume`: the state is held once, and borrowed by the loop.
         async move { self.run_mut().await }

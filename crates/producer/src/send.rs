@@ -152,6 +152,8 @@ pub(crate) fn prepare_batch_checked(
 
 /// Validates, prepares and runs one message. An async block using `msg` and `options` in place
 /// (an `async fn` would hold them twice).
+// Not an `async fn`: one would hold `msg` and `options` twice.
+#[allow(clippy::manual_async_fn)]
 #[inline]
 pub(crate) fn send_single(
     inner: &Arc<Inner>,
@@ -258,6 +260,8 @@ pub(crate) fn run_sync<'a, T: Transport>(
 }
 
 /// How a synchronous send starts.
+// The large variant is the common case: boxing it would allocate per send.
+#[allow(clippy::large_enum_variant)]
 enum First<'a, T> {
     /// Its state, ready to run (the common case).
     Ready(SendState<T>),

@@ -162,6 +162,8 @@ impl Transport for RemotingTransport {
         })
     }
 
+    // Not an `async fn`: one would hold `attempt` twice.
+    #[allow(clippy::manual_async_fn)]
     fn call(
         &self,
         attempt: Attempt<'_>,
