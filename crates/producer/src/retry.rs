@@ -17,6 +17,7 @@
 //! are written in order and pipelined), [`SendState::finish`] awaits the answer on the send's
 //! task. Every other attempt runs in one call (`invoke_sync`).
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +27,7 @@ use rmq_nameserver_client::TopicPublishInfo;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::instrument::Instrumented;
 use tracing::{field::Empty, Instrument, Span};
 
 use crate::config::ProducerConfig;
@@ -228,6 +230,8 @@ pub(crate) struct SendState<T> {
     /// The current attempt's span (a child of `span`, at debug; none between attempts and when
     /// no subscriber wants it).
     attempt_span: Span,
+    /// When the current attempt started (the clock read of [`SendState::next`]).
+    attempt_t0: Instant,
 }
 
 impl<T: Transport> SendState<T> {
@@ -248,6 +252,7 @@ impl<T: Transport> SendState<T> {
                 .unwrap_or_else(|| job.retries.saturating_add(1)),
         };
         let counter = core.counters.get(job.out.topic());
+        let job_started = job.started;
         if !span.is_disabled() {
             span.record("msg_id", job.out.msg_id.as_str());
         }
@@ -260,6 +265,7 @@ impl<T: Transport> SendState<T> {
             tally: Tally::default(),
             last_broker: None,
             last_err: None,
+            attempt_t0: job_started,
             span,
             attempt_span: Span::none(),
         }
@@ -273,8 +279,14 @@ impl<T: Transport> SendState<T> {
         if self.tally.attempts >= self.total {
             return Next::Done(self.finish_exhausted());
         }
-        // One clock read serves the deadline and the fault table.
-        let now = Instant::now();
+        // One clock read serves the deadline, the fault table and the attempt's latency; the
+        // first attempt takes the send's start (read microseconds before).
+        let now = if self.tally.attempts == 0 {
+            self.job.started
+        } else {
+            Instant::now()
+        };
+        self.attempt_t0 = now;
         let left = self
             .job
             .timeout
@@ -433,17 +445,32 @@ impl<T: Transport> SendState<T> {
         launched.instrument(self.attempt_span.clone()).await;
     }
 
-    /// A whole attempt in one call (the synchronous path).
-    async fn call(&self, queue: &Queue, budget: Duration) -> Outcome {
+    /// A whole attempt with a reply in one call (the synchronous path): the transport's future
+    /// in the attempt's span, with no state around it (every await copies a future whole).
+    #[inline]
+    fn call<'a>(
+        &'a self,
+        queue: &'a Queue,
+        budget: Duration,
+    ) -> Instrumented<impl Future<Output = Result<SendResult, ErrorKind>> + Send + 'a> {
         let attempt = self.attempt(queue, budget);
-        let transport = &self.core.transport;
-        let call = async {
-            match self.job.mode {
-                Mode::Oneway => transport.oneway(attempt).await.map(|()| None),
-                Mode::Reply => transport.call(attempt).await.map(Some),
-            }
-        };
-        call.instrument(self.attempt_span.clone()).await
+        self.core
+            .transport
+            .call(attempt)
+            .instrument(self.attempt_span.clone())
+    }
+
+    /// A oneway attempt in one call.
+    fn call_oneway<'a>(
+        &'a self,
+        queue: &'a Queue,
+        budget: Duration,
+    ) -> Instrumented<impl Future<Output = Result<(), ErrorKind>> + Send + 'a> {
+        let attempt = self.attempt(queue, budget);
+        self.core
+            .transport
+            .oneway(attempt)
+            .instrument(self.attempt_span.clone())
     }
 
     /// Phase 2: awaits the answer of a launched attempt (borrowing it, so that an asynchronous
@@ -577,39 +604,53 @@ impl<T: Transport> SendState<T> {
     }
 
     /// Runs the remaining attempts to the end, after `pause` (see [`Settled::Again`]).
-    pub(crate) async fn resume(self, pause: Duration) -> Outcome {
-        if !pause.is_zero() {
-            tokio::select! {
-                biased;
-                () = self.core.abort.cancelled() => return Err(cancelled(self.tally.maybe_stored)),
-                () = tokio::time::sleep(pause) => {}
+    // Not an `async fn`: one would hold `self` twice (its argument and its binding).
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn resume(mut self, pause: Duration) -> impl Future<Output = Outcome> + Send {
+        // An async block using `self` in place: an `async fn` taking `self` would hold it twice.
+        async move {
+            if !pause.is_zero() && !pause_for(&self.core, pause).await {
+                return Err(cancelled(self.tally.maybe_stored));
             }
+            self.run_mut().await
         }
-        self.run().await
     }
 
     /// Runs the remaining attempts to the end.
-    pub(crate) async fn run(mut self) -> Outcome {
+    #[allow(clippy::manual_async_fn)] // as `resume`
+    pub(crate) fn run(mut self) -> impl Future<Output = Outcome> + Send {
+        // As in `resume`: the state is held once, and borrowed by the loop.
+        async move { self.run_mut().await }
+    }
+
+    /// Runs the remaining attempts to the end, the state borrowed (its future holds a reference,
+    /// not the state: issue 13).
+    pub(crate) async fn run_mut(&mut self) -> Outcome {
         loop {
             let (queue, budget) = match self.next() {
                 Next::Done(outcome) => return outcome,
                 Next::Attempt(queue, budget) => (queue, budget),
             };
-            let t0 = Instant::now();
+            let t0 = self.attempt_t0;
             // Shutdown's deadline ends an attempt wherever it is (connecting, writing, waiting);
             // the request may have been written by then.
-            let outcome = tokio::select! {
-                biased;
-                outcome = self.call(&queue, budget) => outcome,
-                () = self.core.aborted() => Err(cancelled(true)),
+            let outcome = match self.job.mode {
+                Mode::Reply => tokio::select! {
+                    biased;
+                    outcome = self.call(&queue, budget) => outcome.map(Some),
+                    () = self.core.aborted() => Err(cancelled(true)),
+                },
+                Mode::Oneway => tokio::select! {
+                    biased;
+                    outcome = self.call_oneway(&queue, budget) => outcome.map(|()| None),
+                    () = self.core.aborted() => Err(cancelled(true)),
+                },
             };
             match self.settle(&queue, t0, outcome) {
                 Settled::Done(outcome) => return outcome,
                 Settled::Again(pause) if !pause.is_zero() => {
-                    tokio::select! {
-                        biased;
-                        () = self.core.abort.cancelled() => return Err(cancelled(self.tally.maybe_stored)),
-                        () = tokio::time::sleep(pause) => {}
+                    if !pause_for(&self.core, pause).await {
+                        return Err(cancelled(self.tally.maybe_stored));
                     }
                 }
                 Settled::Again(_) => {}
@@ -664,6 +705,19 @@ impl<T: Transport> SendState<T> {
     }
 }
 
+/// Waits `pause` between attempts; false when shutdown gave up first. Boxed: rare (after
+/// `SYSTEM_BUSY` or a reconnect backoff), and a timer would otherwise size every send's future.
+async fn pause_for<T>(core: &Core<T>, pause: Duration) -> bool {
+    let wait = Box::pin(async {
+        tokio::select! {
+            biased;
+            () = core.abort.cancelled() => false,
+            () = tokio::time::sleep(pause) => true,
+        }
+    });
+    wait.await
+}
+
 fn timeout_error(after: Duration, tally: &Tally, last: Option<Box<ErrorKind>>) -> ErrorKind {
     ErrorKind::Timeout {
         after,
@@ -708,3 +762,7 @@ pub(crate) fn time_left(started: Instant, timeout: Duration) -> Duration {
 #[cfg(test)]
 #[path = "retry_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "future_sizes_tests.rs"]
+mod future_sizes;

@@ -1,6 +1,8 @@
 //! The sends that the caller awaits to the end: one message (with a reply, or oneway) and
 //! batches, each with [`SendOptions`]. Every send runs in one `send` span.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -148,29 +150,34 @@ pub(crate) fn prepare_batch_checked(
     }
 }
 
-/// Validates, prepares and runs one message.
-async fn send_single(
+/// Validates, prepares and runs one message. An async block using `msg` and `options` in place
+/// (an `async fn` would hold them twice).
+// Not an `async fn`: one would hold `msg` and `options` twice.
+#[allow(clippy::manual_async_fn)]
+#[inline]
+pub(crate) fn send_single(
     inner: &Arc<Inner>,
     mut msg: Message,
     options: SendOptions,
     mode: Mode,
     retries: u32,
-) -> Result<Option<SendResult>, SendError> {
-    let Some(_token) = inner.begin() else {
-        return Err(SendError::new(ErrorKind::NotRunning, Unsent::one(msg)));
-    };
-    if let Err(source) = check_message(&msg, inner.cfg()) {
-        return Err(SendError::new(
-            ErrorKind::InvalidMessage(source),
-            Unsent::one(msg),
-        ));
+) -> impl Future<Output = Result<Option<SendResult>, SendError>> + Send + '_ {
+    async move {
+        let Some(_token) = inner.begin() else {
+            return Err(SendError::new(ErrorKind::NotRunning, Unsent::one(msg)));
+        };
+        if let Err(source) = check_message(&msg, inner.cfg()) {
+            return Err(SendError::new(
+                ErrorKind::InvalidMessage(source),
+                Unsent::one(msg),
+            ));
+        }
+        let out = prepare_single(&mut msg, inner.cfg(), &mut || {
+            identity::uniq_ids().next_id()
+        });
+        let outcome = run_sync(&inner.core, out, &msg, options, mode, retries).await;
+        outcome.map_err(|kind| SendError::new(kind, Unsent::one(msg)))
     }
-    let out = prepare_single(&mut msg, inner.cfg(), &mut || {
-        identity::uniq_ids().next_id()
-    });
-    run_sync(&inner.core, out, &msg, options, mode, retries)
-        .await
-        .map_err(|kind| SendError::new(kind, Unsent::one(msg)))
 }
 
 /// The deadline of a send with `options`.
@@ -194,17 +201,7 @@ pub(crate) async fn resolve_target<T: Transport>(
     let ns = crate::namespace::of(&core.cfg);
     match options.target() {
         To::Any => Ok(Target::Any),
-        To::Queue(queue) => {
-            let queue = crate::namespace::queue_in(ns, queue);
-            if queue.topic == topic {
-                Ok(Target::Queue(queue))
-            } else {
-                Err(ErrorKind::QueueUnavailable {
-                    topic: topic.to_owned(),
-                    queue: queue.to_string(),
-                })
-            }
-        }
+        To::Queue(queue) => target_queue(ns, queue, topic),
         To::Selector(selector) => {
             let info = retry::publish_info(core, topic, started, timeout).await?;
             let pick = crate::namespace::select(ns, &**selector, &info.queues, msg);
@@ -220,36 +217,120 @@ pub(crate) async fn resolve_target<T: Transport>(
 }
 
 /// Resolves the target, looks the route up and runs every attempt, in one `send` span.
-pub(crate) async fn run_sync<T: Transport>(
-    core: &Arc<Core<T>>,
+///
+/// A plain function returning one async block: in the common case (no selector, the route
+/// cached) the send's state is made here, synchronously, and the block borrows it; the rest
+/// (a route to load, a selector to run) is one boxed future. Every await copies its future
+/// whole, so the block holds no second copy of the message or the state (issue 13).
+#[inline]
+pub(crate) fn run_sync<'a, T: Transport>(
+    core: &'a Arc<Core<T>>,
     out: Outgoing,
-    msg: &Message,
+    msg: &'a Message,
     options: SendOptions,
     mode: Mode,
     retries: u32,
-) -> Outcome {
+) -> impl Future<Output = Outcome> + Send + 'a {
     let span = send_span(out.topic());
     let started = Instant::now();
     let timeout = timeout_of(core, &options);
-    let outcome = async {
-        let target = resolve_target(core, &options, msg, out.topic(), started, timeout).await?;
-        let job = Job {
-            out,
-            target,
-            mode,
-            retries,
-            started,
-            timeout,
-        };
+    let job = Job {
+        out,
+        target: Target::Any,
+        mode,
+        retries,
+        started,
+        timeout,
+    };
+    let mut first = start(core, job, msg, options, &span);
+    async move {
+        let outcome = async {
+            match &mut first {
+                First::Ready(state) => state.run_mut().await,
+                First::Slow(slow) => slow.await,
+                First::Failed(kind) => Err(std::mem::replace(kind, retry::cancelled(false))),
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        drop(first);
+        log_outcome(&core.metrics, msg.topic(), &span, started, &outcome);
+        crate::namespace::outcome_out(crate::namespace::of(&core.cfg), outcome)
+    }
+}
+
+/// How a synchronous send starts.
+// The large variant is the common case: boxing it would allocate per send.
+#[allow(clippy::large_enum_variant)]
+enum First<'a, T> {
+    /// Its state, ready to run (the common case).
+    Ready(SendState<T>),
+    /// The route must be loaded or a selector run first: the whole send, boxed.
+    Slow(Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>),
+    /// Over before any attempt (a queue of another topic).
+    Failed(ErrorKind),
+}
+
+/// The send's state when its target and route are known without waiting, else the boxed rest
+/// of the send.
+fn start<'a, T: Transport>(
+    core: &'a Arc<Core<T>>,
+    mut job: Job,
+    msg: &'a Message,
+    options: SendOptions,
+    span: &Span,
+) -> First<'a, T> {
+    let ns = crate::namespace::of(&core.cfg);
+    let target = match options.target() {
+        To::Any => Target::Any,
+        To::Queue(queue) => match target_queue(ns, queue, job.out.topic()) {
+            Ok(target) => target,
+            Err(kind) => return First::Failed(kind),
+        },
+        To::Selector(_) => return slow_start(core, job, msg, options, span),
+    };
+    let Some(info) = core.transport.cached_route(job.out.topic()) else {
+        return slow_start(core, job, msg, options, span);
+    };
+    job.target = target;
+    First::Ready(SendState::new(Arc::clone(core), job, info, span.clone()))
+}
+
+/// [`start`] when the send must wait before its first attempt: the route lookup and the
+/// selector, within the send's deadline.
+fn slow_start<'a, T: Transport>(
+    core: &'a Arc<Core<T>>,
+    mut job: Job,
+    msg: &'a Message,
+    options: SendOptions,
+    span: &Span,
+) -> First<'a, T> {
+    let span = span.clone();
+    First::Slow(Box::pin(async move {
+        let topic = job.out.topic();
+        job.target = resolve_target(core, &options, msg, topic, job.started, job.timeout).await?;
         let info = retry::publish_info(core, job.out.topic(), job.started, job.timeout).await?;
-        SendState::new(Arc::clone(core), job, info, Span::current())
+        SendState::new(Arc::clone(core), job, info, span)
             .run()
             .await
+    }))
+}
+
+/// The target of a send pinned to `queue` (the user's name), which must be of `topic`.
+fn target_queue(
+    ns: Option<&str>,
+    queue: &rmq_common::MessageQueue,
+    topic: &str,
+) -> Result<Target, ErrorKind> {
+    let queue = crate::namespace::queue_in(ns, queue);
+    if queue.topic == topic {
+        Ok(Target::Queue(queue))
+    } else {
+        Err(ErrorKind::QueueUnavailable {
+            topic: topic.to_owned(),
+            queue: queue.to_string(),
+        })
     }
-    .instrument(span.clone())
-    .await;
-    log_outcome(&core.metrics, msg.topic(), &span, started, &outcome);
-    crate::namespace::outcome_out(crate::namespace::of(&core.cfg), outcome)
 }
 
 /// The span of one send: topic, then message id, attempts, broker, queue (of the last

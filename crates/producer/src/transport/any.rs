@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::future::Either;
 use rmq_common::header::transaction::EndTransactionRequestHeader;
 use rmq_nameserver_client::TopicPublishInfo;
 
@@ -116,10 +117,15 @@ impl Transport for AnyTransport {
         }
     }
 
-    async fn call(&self, attempt: Attempt<'_>) -> Result<SendResult, ErrorKind> {
+    fn call(
+        &self,
+        attempt: Attempt<'_>,
+    ) -> impl Future<Output = Result<SendResult, ErrorKind>> + Send {
+        // Either future as it is, with no state of its own around it (every await copies a
+        // future whole: issue 13).
         match self {
-            Self::Remoting(t) => t.call(attempt).await,
-            Self::Grpc(t) => Box::pin(t.call(attempt)).await,
+            Self::Remoting(t) => Either::Left(t.call(attempt)),
+            Self::Grpc(t) => Either::Right(Box::pin(t.call(attempt))),
         }
     }
 

@@ -207,18 +207,27 @@ impl Transport for RemotingTransport {
             .await;
     }
 
-    async fn call(&self, attempt: Attempt<'_>) -> Result<SendResult, ErrorKind> {
-        let (addr, req) = self.request(&attempt)?;
-        let mq = attempt.mq;
-        let resp = self
-            .instance
-            .remoting
-            .invoke_sync(&addr, req, attempt.budget)
-            .await
-            .map_err(|e| transport_error(&mq.broker_name, e))?;
-        let queue = MessageQueue::new(attempt.out.topic(), mq.broker_name.as_str(), mq.queue_id);
-        let out = attempt.out;
-        process_response(&resp, out.msg_id.clone(), out.is_batch(), queue, &addr)
+    // Not an `async fn`: one would hold `attempt` twice.
+    #[allow(clippy::manual_async_fn)]
+    fn call(
+        &self,
+        attempt: Attempt<'_>,
+    ) -> impl Future<Output = Result<SendResult, ErrorKind>> + Send {
+        // An async block using `attempt` in place (an `async fn` would hold it twice).
+        async move {
+            let (addr, req) = self.request(&attempt)?;
+            let mq = attempt.mq;
+            let resp = self
+                .instance
+                .remoting
+                .invoke_sync(&addr, req, attempt.budget)
+                .await
+                .map_err(|e| transport_error(&mq.broker_name, e))?;
+            let queue =
+                MessageQueue::new(attempt.out.topic(), mq.broker_name.as_str(), mq.queue_id);
+            let out = attempt.out;
+            process_response(&resp, out.msg_id.clone(), out.is_batch(), queue, &addr)
+        }
     }
 
     async fn oneway(&self, attempt: Attempt<'_>) -> Result<(), ErrorKind> {

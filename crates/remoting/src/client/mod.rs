@@ -14,6 +14,7 @@ pub use stats::ConnectionStats;
 pub(crate) use callback::Callback;
 
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -173,32 +174,42 @@ impl RemotingClient {
     /// [`RemotingError::Overloaded`] (the connection's queue is over
     /// [`max_queued_bytes`](RemotingConfig::max_queued_bytes)), [`RemotingError::FrameTooLarge`],
     /// [`RemotingError::Encode`], [`RemotingError::Shutdown`].
-    pub async fn invoke_sync(
-        &self,
-        addr: &str,
-        req: RemotingCommand,
+    #[inline]
+    pub fn invoke_sync<'a>(
+        &'a self,
+        addr: &'a str,
+        mut req: RemotingCommand,
         timeout: Duration,
-    ) -> Result<RemotingCommand, RemotingError> {
+    ) -> impl Future<Output = Result<RemotingCommand, RemotingError>> + Send + 'a {
         let span = tracing::debug_span!(
             "rmq.invoke_sync",
             addr,
             code = req.code,
             opaque = field::Empty
         );
-        async {
+        // A plain function around one instrumented block that uses `req` in place: an `async fn`
+        // would hold `req` twice, and an outer state around the span's future would copy it
+        // whole at every await (issue 13).
+        async move {
             let deadline = crate::deadline_after(timeout);
-            let conn = self.connection(addr, deadline).await?;
-            let left = deadline.saturating_duration_since(Instant::now());
+            // A live connection leaves all the time (no second clock read).
+            let (conn, left) = match self.live_connection(addr) {
+                Some(conn) => (conn, timeout),
+                None => {
+                    let conn = self.connection(addr, deadline).await?;
+                    (conn, deadline.saturating_duration_since(Instant::now()))
+                }
+            };
             let close =
                 self.inner.config.close_on_timeout && close_after_sync_timeout(timeout, left);
             let hook = self.hook();
-            let req = self.prepare(addr, req, &conn, hook.as_deref());
+            self.prepare_in_place(addr, &mut req, &conn, hook.as_deref());
             tracing::Span::current().record("opaque", req.opaque);
             let mut resp = conn.call(&req, deadline, timeout, close).await?;
             if go_away::is_go_away(&resp) && self.inner.config.reconnect_on_go_away {
-                resp = self
-                    .resend_after_go_away(addr, &conn, req, deadline, timeout, true)
-                    .await?;
+                // Boxed: rare, and it would otherwise size every call's future.
+                let resend = self.resend_after_go_away(addr, &conn, req, deadline, timeout, true);
+                resp = Box::pin(resend).await?;
             }
             if let Some(hook) = &hook {
                 hook.after_response(addr, &mut resp);
@@ -206,7 +217,6 @@ impl RemotingClient {
             Ok(resp)
         }
         .instrument(span)
-        .await
     }
 
     /// Sends `req` to `addr` in two phases: this future resolves once the request is accepted
@@ -378,32 +388,32 @@ impl RemotingClient {
     /// # Errors
     /// As [`invoke_async`](Self::invoke_async) for the connect and the waits (never
     /// [`RemotingError::Timeout`]: nothing is awaited after queueing).
-    pub async fn invoke_oneway(
-        &self,
-        addr: &str,
+    pub fn invoke_oneway<'a>(
+        &'a self,
+        addr: &'a str,
         mut req: RemotingCommand,
         timeout: Duration,
-    ) -> Result<(), RemotingError> {
+    ) -> impl Future<Output = Result<(), RemotingError>> + Send + 'a {
         let span = tracing::debug_span!(
             "rmq.invoke_oneway",
             addr,
             code = req.code,
             opaque = field::Empty
         );
-        async {
+        // One instrumented block using `req` in place, as `invoke_sync`.
+        async move {
             let deadline = crate::deadline_after(timeout);
             let conn = self.connection(addr, deadline).await?;
             let permit = self
                 .permit(&self.inner.oneway_permits, addr, deadline)
                 .await?;
             req.mark_oneway();
-            let req = self.prepare(addr, req, &conn, self.hook().as_deref());
+            self.prepare_in_place(addr, &mut req, &conn, self.hook().as_deref());
             tracing::Span::current().record("opaque", req.opaque);
             // The writer drops the permit once the frame is written.
             conn.oneway(&req, deadline, Some(permit)).await
         }
         .instrument(span)
-        .await
     }
 
     /// Registers the processor for server-initiated requests of `code` (on every connection).
@@ -467,6 +477,16 @@ impl RemotingClient {
             .await
     }
 
+    /// The pooled connection to `addr` when it is up (and the client is not shut down), without
+    /// waiting.
+    fn live_connection(&self, addr: &str) -> Option<Connection> {
+        let i = &*self.inner;
+        if i.shut_flag.load(Ordering::Acquire) {
+            return None;
+        }
+        i.pool.live(addr)
+    }
+
     /// An in-flight slot per the overload policy.
     async fn permit(
         &self,
@@ -516,15 +536,26 @@ impl RemotingClient {
         conn: &Connection,
         hook: Option<&dyn RpcHook>,
     ) -> RemotingCommand {
+        self.prepare_in_place(addr, &mut req, conn, hook);
+        req
+    }
+
+    /// [`prepare`](Self::prepare) on a request in place.
+    fn prepare_in_place(
+        &self,
+        addr: &str,
+        req: &mut RemotingCommand,
+        conn: &Connection,
+        hook: Option<&dyn RpcHook>,
+    ) {
         if let Some(hook) = hook {
             req.materialize_ext_in_place(); // the hook sees (and signs) every field sent
-            hook.before_request(addr, &mut req);
+            hook.before_request(addr, req);
         }
         if self.inner.config.serialize_type == SerializeType::RocketMq {
             req.serialize_type = SerializeType::RocketMq;
         }
         req.opaque = conn.next_opaque();
-        req
     }
 }
 

@@ -116,7 +116,8 @@ impl Pool {
         Box::pin(self.connect(ctx)).await
     }
 
-    fn live(&self, addr: &str) -> Option<Connection> {
+    /// The pooled connection to `addr` when it is up and not draining.
+    pub(super) fn live(&self, addr: &str) -> Option<Connection> {
         let c = self.conns.get(addr).map(|c| c.clone())?;
         (!c.is_closed() && !c.is_draining()).then_some(c)
     }
