@@ -82,13 +82,15 @@ async fn an_answer_before_the_launch_returns_settles_the_send_and_its_retry_goes
     // send's state, which settles it at once (a retry, on the other broker).
     let a = broker(&c, "broker-a");
     a.down().await;
+    // The warm-up may have gone to either broker.
+    let before = sends(a);
     for i in 0..6 {
         let f = send_async(&p, "Early", &format!("{i}"), SendOptions::new()).await;
         let r = timeout(T, f).await.expect("in time").expect("sent");
         assert_eq!(r.queue.broker_name, "broker-b", "send {i}");
         assert_eq!(r.status, SendStatus::SendOk);
     }
-    assert_eq!(sends(a), 0);
+    assert_eq!(sends(a), before, "none reached broker-a");
     assert!(eventually(|| p.stats().sends_in_flight == 0).await);
     stop(p, c).await;
 }
