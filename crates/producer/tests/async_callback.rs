@@ -1,15 +1,22 @@
 //! Asynchronous sends settled in the remoting transport's callback (the first answer settles
 //! the send on the connection's task; only retries go to the completion driver): an answer
 //! before the launch returns, the connection timer's timeout, a connection closed mid-flight,
-//! a retryable first answer going on to another broker, shutdown with sends in flight, and a
-//! `SendFuture` dropped before its send ends.
+//! a retryable first answer going on to another broker, shutdown with sends in flight (answered
+//! before its deadline, or parked past it and cancelled), sends racing shutdown, a `SendFuture`
+//! dropped before its send ends, and a `send_async` future dropped inside its launch.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rmq_common::{Message, RequestCode, ResponseCode};
-use rmq_producer::{ErrorKind, Producer, ProducerBuilder, SendFuture, SendOptions, SendStatus};
+use rmq_producer::{
+    ErrorKind, Producer, ProducerBuilder, SendError, SendFuture, SendOptions, SendStatus,
+};
+use rmq_remoting::RemotingConfig;
 use rmq_testkit::{MockBroker, MockCluster, Reply};
 use tokio::time::timeout;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::Layer;
 
 const T: Duration = Duration::from_secs(20);
 
@@ -82,13 +89,15 @@ async fn an_answer_before_the_launch_returns_settles_the_send_and_its_retry_goes
     // send's state, which settles it at once (a retry, on the other broker).
     let a = broker(&c, "broker-a");
     a.down().await;
+    // The warm-up may have gone to either broker.
+    let before = sends(a);
     for i in 0..6 {
         let f = send_async(&p, "Early", &format!("{i}"), SendOptions::new()).await;
         let r = timeout(T, f).await.expect("in time").expect("sent");
         assert_eq!(r.queue.broker_name, "broker-b", "send {i}");
         assert_eq!(r.status, SendStatus::SendOk);
     }
-    assert_eq!(sends(a), 0);
+    assert_eq!(sends(a), before, "none reached broker-a");
     assert!(eventually(|| p.stats().sends_in_flight == 0).await);
     stop(p, c).await;
 }
@@ -233,4 +242,278 @@ async fn a_dropped_send_future_loses_no_completion() {
     let f = send_async(&p, "Dropped", "after", SendOptions::new()).await;
     timeout(T, f).await.expect("in time").expect("sent");
     stop(p, c).await;
+}
+
+/// The time past its deadline a shutdown may take: the cancelled sends' resolution, the
+/// unregister's floor (the brokers answer nothing), the connections' close, a loaded machine.
+const SLACK: Duration = Duration::from_millis(1500);
+
+fn is_cancelled(kind: &ErrorKind, written: bool) -> bool {
+    matches!(kind, ErrorKind::Cancelled { maybe_stored, .. } if *maybe_stored == written)
+}
+
+fn assert_idle(p: &Producer) {
+    let s = p.stats();
+    assert_eq!(s.sends_in_flight, 0, "{s:?}");
+    assert_eq!(s.async_in_flight, 0, "room released: {s:?}");
+    assert_eq!(s.async_bytes_in_flight, 0, "room released: {s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_cancels_the_sends_parked_for_an_answer_at_its_deadline() {
+    let c = cluster(2, "Parked").await;
+    let grace = Duration::from_millis(500);
+    let p = start(
+        builder(&c)
+            .shutdown_timeout(grace)
+            .async_backpressure(64, 1 << 20),
+    )
+    .await;
+    timeout(T, p.send(Message::new("Parked", "warm")))
+        .await
+        .expect("in time")
+        .expect("sent");
+    for b in c.brokers() {
+        b.faults().set_black_hole(true);
+    }
+    // Far longer than the test: only shutdown ends these sends.
+    let options = SendOptions::new().timeout(Duration::from_secs(30));
+    let mut futures = Vec::new();
+    for i in 0..50 {
+        futures.push(send_async(&p, "Parked", &format!("{i}"), options.clone()).await);
+    }
+    let written = || c.brokers().iter().map(sends).sum::<usize>() == 51;
+    assert!(eventually(written).await, "every request written");
+    let s = p.stats();
+    assert_eq!((s.sends_in_flight, s.async_in_flight), (50, 50), "{s:?}");
+    let t0 = Instant::now();
+    timeout(T, p.shutdown()).await.expect("shutdown in time");
+    let took = t0.elapsed();
+    assert!(
+        took >= grace - Duration::from_millis(50) && took < grace + SLACK,
+        "waited for the sends up to its deadline, then cancelled them: {took:?}"
+    );
+    assert_idle(&p);
+    for (i, f) in futures.into_iter().enumerate() {
+        // Resolved before shutdown returned: one poll is enough, and it is the only outcome.
+        let err = timeout(Duration::ZERO, f)
+            .await
+            .expect("resolved")
+            .expect_err("never answered");
+        assert!(is_cancelled(err.kind(), true), "send {i}: {err}");
+        assert!(err.maybe_stored(), "send {i}: written: {err}");
+        // Maybe stored: the message is not handed back, its id is (to spot a duplicate).
+        assert!(!err.has_message(), "send {i}: {err}");
+        assert!(err.msg_id().is_some_and(|id| !id.is_empty()), "send {i}");
+    }
+    assert!(
+        c.messages_of("Parked").len() == 1,
+        "only the warm-up stored"
+    );
+    // A send after shutdown is refused, typed.
+    let err = timeout(
+        T,
+        p.send_async(Message::new("Parked", "late"), SendOptions::new()),
+    )
+    .await
+    .expect("in time")
+    .expect_err("refused");
+    assert!(matches!(err.kind(), ErrorKind::NotRunning), "{err}");
+    c.shutdown().await;
+}
+
+/// What one sending task saw: the futures of its admitted sends, and why it stopped.
+struct Racer {
+    futures: Vec<SendFuture>,
+    refused: Option<SendError>,
+}
+
+async fn race(p: Producer, id: usize) -> Racer {
+    let mut futures = Vec::new();
+    // Bounded: shutdown begins within a few sends; 1 ms apart, 5000 is seconds.
+    for i in 0..5000 {
+        let sent = timeout(
+            T,
+            p.send_async(
+                Message::new("Race", format!("{id}-{i}")),
+                SendOptions::new(),
+            ),
+        )
+        .await
+        .expect("send_async in time");
+        match sent {
+            Ok(f) => futures.push(f),
+            Err(e) => {
+                return Racer {
+                    futures,
+                    refused: Some(e),
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Racer {
+        futures,
+        refused: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_racing_shutdown_all_resolve_and_later_sends_are_refused() {
+    let c = cluster(2, "Race").await;
+    // Answers come after shutdown's deadline: what is in flight then is cancelled.
+    for b in c.brokers() {
+        b.faults().set_delay(Duration::from_millis(400));
+    }
+    let grace = Duration::from_millis(150);
+    let p = start(builder(&c).shutdown_timeout(grace)).await;
+    timeout(T, p.send(Message::new("Race", "warm")))
+        .await
+        .expect("in time")
+        .expect("sent");
+    let racers: Vec<_> = (0..4).map(|id| tokio::spawn(race(p.clone(), id))).collect();
+    assert!(eventually(|| p.stats().sends_in_flight >= 8).await);
+    let t0 = Instant::now();
+    timeout(T, p.shutdown()).await.expect("shutdown in time");
+    assert!(t0.elapsed() < grace + SLACK, "{:?}", t0.elapsed());
+    let (mut ok, mut cancelled, mut started) = (0, 0, 0);
+    for racer in racers {
+        let Racer { futures, refused } = timeout(T, racer)
+            .await
+            .expect("racer in time")
+            .expect("racer");
+        // Every racer goes on until refused, which shutdown does at once.
+        assert!(
+            refused
+                .as_ref()
+                .is_some_and(|e| matches!(e.kind(), ErrorKind::NotRunning)),
+            "{refused:?}"
+        );
+        started += futures.len();
+        for f in futures {
+            match timeout(T, f).await.expect("each send resolves") {
+                Ok(r) => {
+                    assert_eq!(r.status, SendStatus::SendOk);
+                    ok += 1;
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::Cancelled { .. }) => cancelled += 1,
+                Err(e) => panic!("neither a result nor a cancellation: {e}"),
+            }
+        }
+    }
+    assert_eq!(ok + cancelled, started);
+    assert!(
+        cancelled >= 8,
+        "in flight at the deadline: {cancelled} of {started}"
+    );
+    assert_idle(&p);
+    for _ in 0..2 {
+        let err = timeout(
+            T,
+            p.send_async(Message::new("Race", "late"), SendOptions::new()),
+        )
+        .await
+        .expect("in time")
+        .expect_err("refused after shutdown");
+        assert!(matches!(err.kind(), ErrorKind::NotRunning), "{err}");
+        let err = p
+            .try_send_async(Message::new("Race", "late"), SendOptions::new())
+            .expect_err("refused after shutdown");
+        assert!(matches!(err.kind(), ErrorKind::NotRunning), "{err}");
+    }
+    // Stored: the warm-up and at most the sends not cancelled (a cancelled one may be stored
+    // too, after its answer was given up on).
+    assert!(c.messages_of("Race").len() > ok);
+    c.shutdown().await;
+}
+
+/// Counts of `n` in the events that report sends cancelled while waiting for their answer.
+#[derive(Clone, Default)]
+struct CancelledWaits(Arc<Mutex<Vec<u64>>>);
+
+struct N(Option<u64>, bool);
+
+impl tracing::field::Visit for N {
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        if field.name() == "n" {
+            self.0 = Some(value);
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.1 = format!("{value:?}").contains("waiting for their answer");
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> Layer<S> for CancelledWaits {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        let mut n = N(None, false);
+        event.record(&mut n);
+        if let N(Some(n), true) = n {
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).push(n);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_async_dropped_inside_its_launch_leaves_nothing_listed() {
+    let c = cluster(1, "Launch").await;
+    // One async request in flight per client: a second waits for the permit inside its launch,
+    // listed for shutdown to cancel.
+    let remoting = RemotingConfig {
+        max_async_in_flight: 1,
+        ..RemotingConfig::default()
+    };
+    let grace = Duration::from_millis(300);
+    let p = start(builder(&c).remoting(remoting).shutdown_timeout(grace)).await;
+    timeout(T, p.send(Message::new("Launch", "warm")))
+        .await
+        .expect("in time")
+        .expect("sent");
+    let a = broker(&c, "broker-a");
+    a.faults().set_black_hole(true);
+    let options = SendOptions::new().timeout(Duration::from_secs(30));
+    let parked = send_async(&p, "Launch", "parked", options.clone()).await;
+    assert!(
+        eventually(|| sends(a) == 2).await,
+        "written, holds the permit"
+    );
+    for i in 0..5 {
+        let launch = p.send_async(Message::new("Launch", format!("{i}")), options.clone());
+        // Still waiting for the permit: dropped there.
+        assert!(
+            timeout(Duration::from_millis(100), launch).await.is_err(),
+            "send {i} waits for the permit"
+        );
+    }
+    assert_eq!(sends(a), 2, "the dropped sends wrote nothing");
+    let s = p.stats();
+    assert_eq!(
+        (s.sends_in_flight, s.async_in_flight),
+        (1, 1),
+        "only the parked send left: {s:?}"
+    );
+    let seen = CancelledWaits::default();
+    let subscriber = tracing_subscriber::registry().with(seen.clone());
+    let t0 = Instant::now();
+    {
+        // Shutdown runs on this thread: its events come here.
+        let _guard = tracing::subscriber::set_default(subscriber);
+        timeout(T, p.shutdown()).await.expect("shutdown in time");
+    }
+    assert!(t0.elapsed() < grace + SLACK, "{:?}", t0.elapsed());
+    assert_eq!(
+        *seen.0.lock().expect("lock"),
+        vec![1],
+        "shutdown found only the parked send listed"
+    );
+    let err = timeout(Duration::ZERO, parked)
+        .await
+        .expect("resolved")
+        .expect_err("cancelled");
+    assert!(is_cancelled(err.kind(), true), "{err}");
+    assert_idle(&p);
+    c.shutdown().await;
 }
