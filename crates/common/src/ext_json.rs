@@ -6,23 +6,11 @@ use bytestring::ByteString;
 /// The inside of a JSON object of plain strings, `"k":"v","k2":"v2"` (possibly empty), as
 /// received: no whitespace, no escapes, no control characters (checked by [`parse`](Self::parse),
 /// so every string ends at the next quote).
-///
-/// The parse that checks the shape also records where each of the first [`INDEXED`] entries
-/// ends, so reading them back does not scan the text again (a send reply has 5 to 8 entries).
 #[derive(Clone)]
 pub(crate) struct JsonEntries {
     text: ByteString,
     len: u32,
-    /// Whether `ends` holds every entry (at most [`INDEXED`] of them, in a text under 64 KiB).
-    indexed: bool,
-    /// Per entry: the index in `text` of its key's closing quote and of its value's closing
-    /// quote.
-    ends: [[u16; 2]; INDEXED],
 }
-
-/// How many entries [`JsonEntries`] keeps the positions of; an object with more is read by
-/// scanning for quotes.
-const INDEXED: usize = 8;
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -98,26 +86,17 @@ impl JsonEntries {
         let start = at + 1;
         let mut i = start;
         let mut len: u32 = 0;
-        let mut ends = [[0u16; 2]; INDEXED];
-        let mut indexed = true;
         if bytes.get(i) != Some(&b'}') {
             loop {
                 // "key":"value"
                 if bytes.get(i) != Some(&b'"') {
                     return None;
                 }
-                let key_end = i + 1 + plain_len(bytes, i + 1)?;
-                i = key_end + 1;
+                i += 1 + plain_len(bytes, i + 1)? + 1;
                 if bytes.get(i..i + 2) != Some(b":\"") {
                     return None;
                 }
-                let value_end = i + 2 + plain_len(bytes, i + 2)?;
-                i = value_end + 1;
-                let slot = ends.get_mut(len as usize);
-                match (slot, u16::try_from(key_end - start), u16::try_from(value_end - start)) {
-                    (Some(slot), Ok(k), Ok(v)) => *slot = [k, v],
-                    _ => indexed = false,
-                }
+                i += 2 + plain_len(bytes, i + 2)? + 1;
                 len = len.checked_add(1)?;
                 match bytes.get(i)? {
                     b',' => i += 1,
@@ -129,15 +108,7 @@ impl JsonEntries {
         // Between ASCII bytes: on character boundaries.
         let inner = src.get(start..i)?;
         let text = src.slice_ref(inner);
-        Some((
-            Self {
-                text,
-                len,
-                indexed,
-                ends,
-            },
-            i + 1,
-        ))
+        Some((Self { text, len }, i + 1))
     }
 
     /// Number of entries.
@@ -147,15 +118,9 @@ impl JsonEntries {
 
     /// The entries in order.
     pub(crate) fn iter(&self) -> Iter<'_> {
-        let ends = match self.indexed {
-            true => self.ends.get(..self.len()),
-            false => None,
-        };
         Iter {
             text: &self.text,
             at: 0,
-            ends,
-            next: 0,
         }
     }
 
@@ -176,29 +141,14 @@ impl JsonEntries {
 /// The entries of a [`JsonEntries`], in order.
 pub(crate) struct Iter<'a> {
     text: &'a str,
-    /// The opening quote of the next key (when not indexed).
+    /// The opening quote of the next key.
     at: usize,
-    /// The entries' closing quotes, when [`JsonEntries::parse`] recorded them all.
-    ends: Option<&'a [[u16; 2]]>,
-    /// The next entry's index in `ends`.
-    next: usize,
 }
 
 impl<'a> Iterator for Iter<'a> {
     type Item = (&'a str, &'a str);
 
     fn next(&mut self) -> Option<(&'a str, &'a str)> {
-        if let Some(ends) = self.ends {
-            let &[ke, ve] = ends.get(self.next)?;
-            // The key starts past the previous value's `","` (or the text's first quote).
-            let ks = match self.next.checked_sub(1).and_then(|p| ends.get(p)) {
-                Some(&[_, prev]) => usize::from(prev) + 3,
-                None => 1,
-            };
-            self.next += 1;
-            let (ke, ve) = (usize::from(ke), usize::from(ve));
-            return Some((self.text.get(ks..ke)?, self.text.get(ke + 3..ve)?));
-        }
         let bytes = self.text.as_bytes();
         let ks = self.at + 1;
         let ke = next_quote(bytes, ks);
@@ -285,44 +235,6 @@ mod tests {
                 assert_eq!(find(&text, 0, stop_flags), Some(at));
             }
             assert_eq!(find(&vec![b'a'; len], 0, stop_flags), None);
-        }
-    }
-
-    /// Entries read from the recorded positions and by scanning the text agree, at and around
-    /// the number of recorded entries and past the 64 KiB the positions can name.
-    #[test]
-    fn recorded_positions_and_scanning_read_the_same_entries() {
-        let long = "é".repeat(40_000);
-        for (n, big) in [0, 1, 2, INDEXED - 1, INDEXED, INDEXED + 1, 30]
-            .into_iter()
-            .flat_map(|n| [(n, false), (n, true)])
-        {
-            let entries: Vec<(String, String)> = (0..n)
-                .map(|i| {
-                    let value = match (big, i) {
-                        (true, 0) => long.clone(),
-                        _ => "v".repeat(i),
-                    };
-                    (format!("k{i}"), value)
-                })
-                .collect();
-            let body: Vec<String> = entries
-                .iter()
-                .map(|(k, v)| format!("\"{k}\":\"{v}\""))
-                .collect();
-            let src = ByteString::from(format!("{{{}}}", body.join(",")));
-            let (e, end) = JsonEntries::parse(&src, 0).expect("plain");
-            assert_eq!(end, src.len());
-            assert_eq!(e.indexed, n <= INDEXED && !(big && n > 0), "{n} {big}");
-            let scanned = Iter {
-                text: &e.text,
-                at: 0,
-                ends: None,
-                next: 0,
-            };
-            let want: Vec<(&str, &str)> = entries.iter().map(|(k, v)| (&**k, &**v)).collect();
-            assert!(e.iter().eq(want.iter().copied()), "{n} {big}");
-            assert!(scanned.eq(want.iter().copied()), "{n} {big}");
         }
     }
 
