@@ -42,7 +42,9 @@ pub struct RouteCache {
 pub(crate) struct Inner {
     client: NameServerClient,
     config: NameServerConfig,
-    topics: DashMap<String, Entry>,
+    /// Hashed with foldhash (randomly seeded) rather than SipHash: every send looks its topic
+    /// up, and the keys are the application's topics, not a peer's choice.
+    topics: DashMap<String, Entry, foldhash::fast::RandomState>,
     /// The origin of [`Entry::last_used`].
     base: Instant,
     /// Sequence number of the next fetch (load or refresh), across all topics.
@@ -169,7 +171,7 @@ impl RouteCache {
             inner: Arc::new(Inner {
                 client,
                 config,
-                topics: DashMap::new(),
+                topics: DashMap::default(),
                 base: Instant::now(),
                 fetch_seq: AtomicU64::new(1),
                 load_locks: DashMap::new(),
@@ -317,7 +319,12 @@ impl RouteCache {
     /// Marks `topic` as used now; returns its info and generation when cached.
     fn touch(&self, topic: &str) -> Option<(Arc<TopicPublishInfo>, u64)> {
         let entry = self.inner.topics.get(topic)?;
-        entry.last_used.fetch_max(self.now_ms(), Ordering::Relaxed);
+        let now = self.now_ms();
+        // Written only when the millisecond moved on: the sends of one millisecond share the
+        // entry's cache line without a locked write each.
+        if entry.last_used.load(Ordering::Relaxed) < now {
+            entry.last_used.fetch_max(now, Ordering::Relaxed);
+        }
         Some((entry.info.clone(), entry.generation))
     }
 

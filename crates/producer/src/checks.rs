@@ -4,9 +4,10 @@
 //! Messages of a batch are checked with [`validate_message`] alone: a timer property there is a
 //! batch error ([`BatchError::TimerNotSupported`](rmq_common::BatchError::TimerNotSupported)).
 
+use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rmq_common::timer::validate_timer;
+use rmq_common::timer::{validate_timer, TimerRequest};
 use rmq_common::validate::{validate_message, ValidationError};
 use rmq_common::Message;
 
@@ -14,10 +15,51 @@ use crate::config::ProducerConfig;
 
 /// Checks one message to be sent on its own.
 pub(crate) fn check_message(msg: &Message, cfg: &ProducerConfig) -> Result<(), ValidationError> {
-    validate_message(msg, cfg.max_message_size)?;
+    if topic_passed_last(msg.topic()) {
+        // The topic rules depend on the topic text alone: only the body is left to check.
+        check_body(msg, cfg.max_message_size)?;
+    } else {
+        validate_message(msg, cfg.max_message_size)?;
+        LAST_VALID_TOPIC.with(|last| {
+            let mut last = last.borrow_mut();
+            last.clear();
+            last.push_str(msg.topic());
+        });
+    }
+    // The wall clock is read only for a timer message.
+    if TimerRequest::of(msg)?.is_none() {
+        return Ok(());
+    }
     let max_ms = u64::try_from(cfg.timer_max_delay.as_millis()).unwrap_or(u64::MAX);
     if let Some(deliver_ms) = validate_timer(msg, wall_ms(), max_ms)? {
         tracing::trace!(topic = msg.topic(), deliver_ms, "timer message");
+    }
+    Ok(())
+}
+
+thread_local! {
+    /// The topic of the last message that passed [`validate_message`] on this thread (empty:
+    /// none; an empty topic never passes): the next message of the same topic skips the topic
+    /// rules (the sends of a producer mostly go to one topic).
+    static LAST_VALID_TOPIC: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Whether `topic` is the last topic that passed the checks on this thread.
+fn topic_passed_last(topic: &str) -> bool {
+    !topic.is_empty() && LAST_VALID_TOPIC.with(|last| last.borrow().as_str() == topic)
+}
+
+/// The body rules of [`validate_message`] (not empty, at most `max_size` bytes).
+fn check_body(msg: &Message, max_size: usize) -> Result<(), ValidationError> {
+    let size = msg.body().len();
+    if size == 0 {
+        return Err(ValidationError::EmptyBody);
+    }
+    if size > max_size {
+        return Err(ValidationError::BodyTooLarge {
+            size,
+            max: max_size,
+        });
     }
     Ok(())
 }
@@ -55,5 +97,49 @@ mod tests {
         // The plain rules come first.
         let empty = Message::new("T", "").with_delay_time_ms(0);
         assert_eq!(check_message(&empty, &cfg), Err(ValidationError::EmptyBody));
+    }
+
+    #[test]
+    fn a_topic_that_passed_still_checks_every_body_and_other_topics_are_checked() {
+        let mut cfg = ProducerConfig::new("pg");
+        cfg.max_message_size = 4;
+        assert_eq!(check_message(&Message::new("T", "x"), &cfg), Ok(()));
+        assert!(topic_passed_last("T"));
+        // The same topic again: the body rules still apply.
+        assert_eq!(
+            check_message(&Message::new("T", ""), &cfg),
+            Err(ValidationError::EmptyBody)
+        );
+        assert_eq!(
+            check_message(&Message::new("T", "12345"), &cfg),
+            Err(ValidationError::BodyTooLarge { size: 5, max: 4 })
+        );
+        // Another topic is checked in full, and does not replace the last valid one when bad.
+        assert_eq!(
+            check_message(&Message::new("a b", "x"), &cfg),
+            Err(ValidationError::IllegalTopicChar { ch: ' ' })
+        );
+        assert!(topic_passed_last("T"));
+        assert!(matches!(
+            check_message(&Message::new("RMQ_SYS_TRANS_HALF_TOPIC", "x"), &cfg),
+            Err(ValidationError::NotAllowedTopic(_))
+        ));
+        assert_eq!(
+            check_message(&Message::new("", "x"), &cfg),
+            Err(ValidationError::EmptyTopic)
+        );
+        assert!(!topic_passed_last(""));
+        // A prefix or an extension of the valid topic is not it.
+        assert!(!topic_passed_last("T "));
+        assert_eq!(
+            check_message(&Message::new("T ", "x"), &cfg),
+            Err(ValidationError::IllegalTopicChar { ch: ' ' })
+        );
+        // A timer message on a valid topic still gets the timer rules.
+        let past = Message::new("T", "x").with_deliver_time_ms(wall_ms() - 1);
+        assert!(matches!(
+            check_message(&past, &cfg),
+            Err(ValidationError::TimerNotInFuture { .. })
+        ));
     }
 }

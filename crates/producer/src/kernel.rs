@@ -11,6 +11,7 @@
 //! 3. [`process_response`]: the response code mapped as Java does, the ids read back.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use bytestring::ByteString;
@@ -20,7 +21,7 @@ use rmq_common::{
     property, sysflag, CommandHeader, ExtFields, LanguageCode, Message, MessageQueue, Properties,
     RequestCode,
 };
-use rmq_remoting::{EncodedExtFields, RemotingCommand, SerializeType};
+use rmq_remoting::{EncodedExtBuilder, EncodedExtFields, RemotingCommand, SerializeType};
 
 use crate::config::ProducerConfig;
 use crate::error::ErrorKind;
@@ -204,9 +205,29 @@ pub(crate) struct WireConsts {
 /// `d` (the topic `b` sits between them), then `k`.
 #[derive(Debug, Clone)]
 struct EncodedConsts {
+    /// Tells the producers' constants apart in [`LAST_HEAD`] (a clone keeps it: same entries).
+    id: u64,
     a: EncodedExtFields,
     cd: EncodedExtFields,
     k: EncodedExtFields,
+    /// `k` then `m` false: the tail of a single message's header without `l`, in one copy.
+    km_single: EncodedExtFields,
+}
+
+/// The source of [`EncodedConsts::id`].
+static NEXT_CONSTS_ID: AtomicU64 = AtomicU64::new(0);
+
+/// The head of a V2 header, `a` to `d`, for one producer's constants and one topic.
+struct Head {
+    consts: u64,
+    topic: ByteString,
+    json: EncodedExtFields,
+}
+
+thread_local! {
+    /// The head last written on this thread: the sends of one topic copy it whole instead of
+    /// encoding the topic each time (the topic needs escaping only in theory, but it is scanned).
+    static LAST_HEAD: RefCell<Option<Head>> = const { RefCell::new(None) };
 }
 
 impl EncodedConsts {
@@ -218,16 +239,46 @@ impl EncodedConsts {
             .int("d", cfg.name_server.default_topic_queue_nums.into());
         let mut k = EncodedExtFields::builder(12);
         k.bool("k", cfg.unit_mode);
+        let k = k.build();
+        let mut km_single = EncodedExtFields::builder(24);
+        km_single.extend(&k).bool("m", false);
         Self {
+            id: NEXT_CONSTS_ID.fetch_add(1, Ordering::Relaxed),
             a: a.build(),
             cd: cd.build(),
-            k: k.build(),
+            k,
+            km_single: km_single.build(),
         }
     }
 
     /// Bytes of the three parts and their separators.
     fn len(&self) -> usize {
         self.a.as_json().len() + self.cd.as_json().len() + self.k.as_json().len() + 3
+    }
+
+    /// Appends `a`, `b` (`topic`), `c` and `d` to `b`: a copy of this thread's last head when it
+    /// is this producer's for `topic`, else encoded (and kept as the last head).
+    fn put_head(&self, b: &mut EncodedExtBuilder, topic: &ByteString) {
+        LAST_HEAD.with(|last| {
+            let mut last = last.borrow_mut();
+            match &*last {
+                Some(head) if head.consts == self.id && head.topic == *topic => {
+                    b.extend(&head.json);
+                }
+                _ => {
+                    let mut h =
+                        EncodedExtFields::builder(self.a.as_json().len() + topic.len() + 40);
+                    h.extend(&self.a).str("b", topic).extend(&self.cd);
+                    let json = h.build();
+                    b.extend(&json);
+                    *last = Some(Head {
+                        consts: self.id,
+                        topic: topic.clone(),
+                        json,
+                    });
+                }
+            }
+        });
     }
 }
 
@@ -342,20 +393,26 @@ fn build_request_encoded(
     let props = out.properties.len();
     let size = consts.len() + out.topic().len() + props + props / 4 * 5 + mq.broker_name.len();
     let mut b = EncodedExtFields::builder(size + 128);
-    b.extend(&consts.a)
-        .str("b", out.topic())
-        .extend(&consts.cd)
-        .int("e", mq.queue_id.into())
+    consts.put_head(&mut b, &out.topic_bytes);
+    b.int("e", mq.queue_id.into())
         .int("f", out.sys_flag.into())
         .int("g", born_timestamp_ms)
         .int("h", out.flag.into())
         .str("i", &out.properties)
-        .int("j", out.reconsume_times.into())
-        .extend(&consts.k);
-    if let Some(max) = out.max_reconsume_times {
-        b.int("l", max.into());
+        .int("j", out.reconsume_times.into());
+    match out.max_reconsume_times {
+        None if !out.is_batch() => {
+            b.extend(&consts.km_single);
+        }
+        max => {
+            b.extend(&consts.k);
+            if let Some(max) = max {
+                b.int("l", max.into());
+            }
+            b.bool("m", out.is_batch());
+        }
     }
-    b.bool("m", out.is_batch()).str("n", &mq.broker_name);
+    b.str("n", &mq.broker_name);
     let mut req = RemotingCommand::request_encoded(out.code, b.build())
         .with_body(out.body.clone())
         .with_serialize_type(w.serialize_type);

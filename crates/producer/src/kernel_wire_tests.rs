@@ -159,3 +159,41 @@ fn signed_or_rocketmq_producers_keep_the_ext_fields_header() {
         assert_eq!(req.ext_fields.get("b"), Some("T"));
     }
 }
+
+#[test]
+fn cached_heads_follow_the_topic_and_the_producer() {
+    // Two producers (different group, default topic and unit mode) and topics alternating on
+    // one thread, one of them needing escapes: every pre-encoded frame still equals the
+    // ExtFields one, so no head is reused for another topic or another producer.
+    let cfgs = configs();
+    let (first, second) = (&cfgs[0], &cfgs[3]);
+    let topics = [
+        "TopicA",
+        "TopicB",
+        "Top\"ic\\\u{1}C",
+        "TopicA",
+        "TopicA",
+        "TopicB",
+    ];
+    let consts = [WireConsts::new(first), WireConsts::new(second)];
+    for round in 0..3 {
+        for (i, topic) in topics.iter().enumerate() {
+            let w = &consts[(i + round) % 2];
+            let cfg = if (i + round) % 2 == 0 { first } else { second };
+            let out = prepare_single(&mut Message::new(*topic, "x"), cfg, &mut ids());
+            let mq = MessageQueue::new(*topic, "broker-a", 1);
+            let fast = build_request(&out, w, &mq, 1_700_000_000_000);
+            let slow = build_request_fields(&out, w, &mq, 1_700_000_000_000);
+            assert_eq!(frame(&fast), frame(&slow), "{topic:?} round {round}");
+            assert_eq!(fast.materialize_ext().ext_fields.get("b"), Some(*topic));
+        }
+    }
+    // A clone of a producer's constants is the same producer.
+    let clone = consts[0].clone();
+    let out = prepare_single(&mut Message::new("TopicA", "x"), first, &mut ids());
+    let mq = MessageQueue::new("TopicA", "broker-a", 1);
+    assert_eq!(
+        frame(&build_request(&out, &clone, &mq, 5)),
+        frame(&build_request_fields(&out, &consts[0], &mq, 5))
+    );
+}

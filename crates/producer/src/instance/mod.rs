@@ -10,8 +10,9 @@
 //! the instance. Broker requests with no processor are answered `REQUEST_CODE_NOT_SUPPORTED`
 //! (by the remoting client), never dropped.
 
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use dashmap::DashMap;
@@ -30,11 +31,22 @@ use crate::transaction::{CheckProcessor, CheckRouter};
 pub(crate) mod heartbeat;
 pub(crate) mod registry;
 
+/// The source of [`ClientInstance::id`] (0 is never given: [`LAST_NOTED`]'s "none").
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The instance and the broker address of this thread's last [`ClientInstance::note_broker`].
+    static LAST_NOTED: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+}
+
 /// The shared client of the producers of one process with the same client id and connection
 /// settings. Reached through [`Producer::instance`](crate::Producer::instance).
 #[derive(Debug)]
 pub struct ClientInstance {
     pub(crate) key: String,
+    /// Unique in the process (instances are not compared by address: one may be dropped and
+    /// another allocated in its place).
+    id: u64,
     client_id: String,
     pub(crate) remoting: RemotingClient,
     pub(crate) routes: RouteCache,
@@ -96,6 +108,7 @@ impl ClientInstance {
         let (new_brokers, new_brokers_rx) = mpsc::unbounded_channel();
         let instance = Arc::new(Self {
             key,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             client_id,
             remoting,
             routes,
@@ -212,7 +225,26 @@ impl ClientInstance {
 
     /// Remembers a broker address used by a send; the first use triggers a heartbeat to it.
     pub(crate) fn note_broker(&self, addr: &str) {
+        // Addresses stay in the table for the instance's life: one this thread noted last for
+        // this instance is there, no lookup needed (most sends go where the one before went).
+        let id = self.id;
+        let seen = LAST_NOTED.with(|last| {
+            let last = last.borrow();
+            last.0 == id && last.1 == addr
+        });
+        if seen {
+            return;
+        }
+        let remember = || {
+            LAST_NOTED.with(|last| {
+                let mut last = last.borrow_mut();
+                last.0 = id;
+                last.1.clear();
+                last.1.push_str(addr);
+            });
+        };
         if self.brokers.contains_key(addr) {
+            remember();
             return;
         }
         if self.brokers.insert(addr.to_owned(), ()).is_none() {
@@ -220,6 +252,7 @@ impl ClientInstance {
             // The heartbeat task may have stopped (shutdown); then nothing is owed.
             let _ = self.new_brokers.send(addr.to_owned());
         }
+        remember();
     }
 
     /// Every broker address to heartbeat (masters) or unregister (`with_slaves`, as Java): those
@@ -253,5 +286,31 @@ impl ClientInstance {
     /// Stops the background tasks without any network call (the last producer left by a drop).
     pub(crate) fn stop_background(&self) {
         self.stop.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn noted_brokers_are_kept_per_instance() {
+        let cfg = ProducerConfig::new("pg");
+        let one = ClientInstance::start("one".into(), "c1".into(), &cfg);
+        let two = ClientInstance::start("two".into(), "c2".into(), &cfg);
+        for addr in ["127.0.0.1:1", "127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:1"] {
+            one.note_broker(addr);
+        }
+        // This thread noted 127.0.0.1:1 last, for the other instance: this one still needs it.
+        two.note_broker("127.0.0.1:1");
+        let addrs = |i: &ClientInstance| i.broker_addrs(false).into_iter().collect::<Vec<_>>();
+        assert_eq!(addrs(&one), ["127.0.0.1:1", "127.0.0.1:2"]);
+        assert_eq!(addrs(&two), ["127.0.0.1:1"]);
+        two.note_broker("127.0.0.1:3");
+        one.note_broker("127.0.0.1:3");
+        assert_eq!(addrs(&one), ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]);
+        assert_eq!(addrs(&two), ["127.0.0.1:1", "127.0.0.1:3"]);
+        one.close().await;
+        two.close().await;
     }
 }
