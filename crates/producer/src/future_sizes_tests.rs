@@ -65,3 +65,27 @@ fn sync_send_futures_stay_small() {
     assert!(run_sync <= run + 256, "{sizes}");
     assert!(send_single <= run_sync + 320, "{sizes}");
 }
+
+#[test]
+fn async_send_futures_stay_small() {
+    let send_async = size(|| {
+        let p: &crate::Producer = unreachable!();
+        p.send_async(unreachable!(), SendOptions::new())
+    });
+    let launch_with = size(|| {
+        let s: &SendState<AnyTransport> = unreachable!();
+        let q: &Queue = unreachable!();
+        s.launch_with(q, Duration::ZERO, |_| {})
+    });
+    let transport_launch_with = size(|| {
+        let t: &AnyTransport = unreachable!();
+        let a: Attempt<'_> = unreachable!();
+        t.launch_with(a, |_| {})
+    });
+    let state = size_of::<SendState<AnyTransport>>();
+    let sizes = format!(
+        "send_async {send_async}, launch_with {launch_with}, \
+         transport launch_with {transport_launch_with}, state {state}"
+    );
+    println!("{sizes}");
+}
