@@ -9,6 +9,7 @@
 //! meet in a [`Rendezvous`]; the producer's [`Registry`](crate::rendezvous::Registry) lists the
 //! sends waiting there, for shutdown to cancel once it stops waiting.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -134,62 +135,71 @@ where
 /// hands the attempt to the transport and leaves the send to its answer. Returns once the
 /// attempt is written or queued (or failed); the send may be over by then. A send over before
 /// any attempt goes to the completion driver as before ([`spawn`]).
-pub(super) async fn start<D>(
-    inner: &Arc<Inner>,
+// Not an `async fn`: one would hold every by-value argument twice (the send's state, message
+// and deliverer are moved into and out of this future).
+#[allow(clippy::manual_async_fn)]
+pub(super) fn start<'a, D>(
+    inner: &'a Arc<Inner>,
     out: Outgoing,
-    options: &SendOptions,
+    options: &'a SendOptions,
     started: Instant,
     admitted: Admitted,
     span: Span,
     deliver: Deliver<D, (SendOutcome, Leftovers)>,
-) where
+) -> impl Future<Output = ()> + Send + 'a
+where
     D: FnOnce((SendOutcome, Leftovers)) + Send + 'static,
 {
-    let ready = match admitted.held.first() {
-        Some(msg) => {
-            first_attempt(inner, out, options, msg, started)
+    async move {
+        let ready = match admitted.held.first() {
+            Some(msg) => {
+                first_attempt(inner, out, options, msg, started)
+                    .instrument(span.clone())
+                    .await
+            }
+            None => Ready::Over(Err(ErrorKind::InvalidBatch(
+                rmq_common::batch::BatchError::Empty,
+            ))),
+        };
+        let (state, queue, budget) = match ready {
+            Ready::Attempt(state, queue, budget) => (state, queue, budget),
+            Ready::Over(outcome) => {
+                return spawn(inner, admitted, First::Over(outcome), span, deliver)
+            }
+        };
+        let meeting = Rendezvous::<Waiting<D>>::new();
+        // Listed before the launch: a shutdown that stops waiting from now on cancels it.
+        let key = inner
+            .waiting
+            .insert(Arc::clone(&meeting) as Arc<dyn Cancel>);
+        // Should the caller drop this future during the launch, the send ends there (its
+        // deliverer reports the cancellation) and leaves the list.
+        let mut listed = Listed { inner, key };
+        // The first attempt's clock read is the send's own (as the synchronous path's).
+        let t0 = state.attempt_started();
+        if key.is_some() {
+            let answer = Answer(Some(Arc::clone(&meeting)));
+            state
+                .launch_with(&queue, budget, move |a| answer.give(a))
                 .instrument(span.clone())
-                .await
+                .await;
+        } else {
+            // The producer is shutting down: the attempt was never handed to the transport.
+            meeting.answer(Err(retry::cancelled(false)));
         }
-        None => Ready::Over(Err(ErrorKind::InvalidBatch(
-            rmq_common::batch::BatchError::Empty,
-        ))),
-    };
-    let (state, queue, budget) = match ready {
-        Ready::Attempt(state, queue, budget) => (state, queue, budget),
-        Ready::Over(outcome) => return spawn(inner, admitted, First::Over(outcome), span, deliver),
-    };
-    let meeting = Rendezvous::<Waiting<D>>::new();
-    // Listed before the launch: a shutdown that stops waiting from now on cancels it.
-    let key = inner
-        .waiting
-        .insert(Arc::clone(&meeting) as Arc<dyn Cancel>);
-    // Should the caller drop this future during the launch, the send ends there (its
-    // deliverer reports the cancellation) and leaves the list.
-    let mut listed = Listed { inner, key };
-    let t0 = Instant::now();
-    if key.is_some() {
-        let answer = Answer(Some(Arc::clone(&meeting)));
-        state
-            .launch_with(&queue, budget, move |a| answer.give(a))
-            .instrument(span.clone())
-            .await;
-    } else {
-        // The producer is shutting down: the attempt was never handed to the transport.
-        meeting.answer(Err(retry::cancelled(false)));
+        listed.key = None;
+        drop(listed);
+        meeting.park(Waiting {
+            inner: Arc::clone(inner),
+            state,
+            queue,
+            t0,
+            admitted,
+            span,
+            deliver,
+            key,
+        });
     }
-    listed.key = None;
-    drop(listed);
-    meeting.park(Waiting {
-        inner: Arc::clone(inner),
-        state,
-        queue,
-        t0,
-        admitted,
-        span,
-        deliver,
-        key,
-    });
 }
 
 /// Takes a send off the producer's list when its launch is dropped.

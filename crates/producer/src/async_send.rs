@@ -8,9 +8,11 @@
 //! the producer's [completion driver](crate::completion); otherwise (gRPC, `try_send_async`)
 //! the driver awaits the answer and runs any retries.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use rmq_common::validate::validate_message;
 use rmq_common::Message;
 use tokio::sync::{mpsc, oneshot};
@@ -135,22 +137,26 @@ impl Producer {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidMessage`] or [`ErrorKind::NotRunning`], with the message.
-    pub async fn send_async(
+    // Not an `async fn`: one would hold the message and options twice, and nest the send's
+    // future in another.
+    #[allow(clippy::manual_async_fn)]
+    pub fn send_async(
         &self,
         msg: Message,
         options: SendOptions,
-    ) -> Result<SendFuture, SendError> {
-        // Boxed: a send without auto-batching keeps its future as small as before.
-        let (msg, options) = match self.inner().batcher {
-            None => (msg, options),
-            Some(_) => {
-                match Box::pin(crate::auto_batch::send_async(self.inner(), msg, options)).await {
-                    crate::auto_batch::Routed::Done(outcome) => return outcome,
-                    crate::auto_batch::Routed::Direct(msg, options) => (msg, options),
+    ) -> impl Future<Output = Result<SendFuture, SendError>> + Send + '_ {
+        match self.inner().batcher {
+            None => Either::Left(self.start_async(Held::One(msg), options)),
+            // Boxed: a send without auto-batching keeps its future as small as before.
+            Some(_) => Either::Right(Box::pin(async move {
+                match crate::auto_batch::send_async(self.inner(), msg, options).await {
+                    crate::auto_batch::Routed::Done(outcome) => outcome,
+                    crate::auto_batch::Routed::Direct(msg, options) => {
+                        self.start_async(Held::One(msg), options).await
+                    }
                 }
-            }
-        };
-        self.start_async(Held::One(msg), options).await
+            })),
+        }
     }
 
     /// [`Producer::send_async`] for a batch (see [`Producer::send_batch`]).
@@ -158,12 +164,12 @@ impl Producer {
     /// # Errors
     /// [`ErrorKind::InvalidBatch`], [`ErrorKind::InvalidMessage`] or [`ErrorKind::NotRunning`],
     /// with the batch.
-    pub async fn send_batch_async(
+    pub fn send_batch_async(
         &self,
         msgs: Vec<Message>,
         options: SendOptions,
-    ) -> Result<SendFuture, SendError> {
-        self.start_async(Held::Batch(msgs), options).await
+    ) -> impl Future<Output = Result<SendFuture, SendError>> + Send + '_ {
+        self.start_async(Held::Batch(msgs), options)
     }
 
     /// Starts an asynchronous send if the back-pressure bounds leave room, without waiting.
@@ -221,85 +227,99 @@ impl Producer {
     }
 
     /// Admission (waiting for room), first launch in the caller, then the task.
-    async fn start_async(&self, held: Held, options: SendOptions) -> Result<SendFuture, SendError> {
-        let inner = self.inner();
-        // One deadline covers the wait for room too (Java's `tryAcquire(timeout)`, whose cost
-        // is taken off the send timeout).
-        let started = Instant::now();
-        let timeout = timeout_of(&inner.core, &options);
-        let (token, held) = admit(inner, held)?;
-        let size = held.size();
-        let permit = match &inner.flow {
-            None => None,
-            // Fast path without registering a waiter anywhere; wait only when full.
-            Some(flow) => match flow.try_acquire(size) {
-                Some(p) => Some(p),
-                None => {
-                    let got = tokio::select! {
-                        biased;
-                        () = inner.core.abort.cancelled() => Ok(None),
-                        p = tokio::time::timeout(timeout, flow.acquire(size)) => p,
-                    };
-                    match &got {
-                        Ok(Some(_)) => inner.core.metrics.backpressure(Wait::Admitted),
-                        Err(_) => inner.core.metrics.backpressure(Wait::TimedOut),
-                        // Shutdown: not a back-pressure outcome.
-                        Ok(None) => {}
-                    }
-                    match got {
-                        Ok(Some(p)) => Some(p),
-                        Ok(None) => {
-                            return Err(SendError::new(ErrorKind::NotRunning, held.into_unsent()))
+    // Not an `async fn`: one would hold `held` and `options` twice.
+    #[allow(clippy::manual_async_fn)]
+    fn start_async(
+        &self,
+        held: Held,
+        options: SendOptions,
+    ) -> impl Future<Output = Result<SendFuture, SendError>> + Send + '_ {
+        async move {
+            let inner = self.inner();
+            // One deadline covers the wait for room too (Java's `tryAcquire(timeout)`, whose cost
+            // is taken off the send timeout).
+            let started = Instant::now();
+            let timeout = timeout_of(&inner.core, &options);
+            let (token, held) = admit(inner, held)?;
+            let size = held.size();
+            let permit = match &inner.flow {
+                None => None,
+                // Fast path without registering a waiter anywhere; wait only when full.
+                Some(flow) => match flow.try_acquire(size) {
+                    Some(p) => Some(p),
+                    None => {
+                        let got = tokio::select! {
+                            biased;
+                            () = inner.core.abort.cancelled() => Ok(None),
+                            p = tokio::time::timeout(timeout, flow.acquire(size)) => p,
+                        };
+                        match &got {
+                            Ok(Some(_)) => inner.core.metrics.backpressure(Wait::Admitted),
+                            Err(_) => inner.core.metrics.backpressure(Wait::TimedOut),
+                            // Shutdown: not a back-pressure outcome.
+                            Ok(None) => {}
                         }
-                        Err(_) => {
-                            tracing::debug!(?timeout, "no back-pressure room before the deadline");
-                            let kind = ErrorKind::Timeout {
-                                after: timeout,
-                                attempts: 0,
-                                maybe_stored: false,
-                                last: None,
-                            };
-                            return Err(SendError::new(kind, held.into_unsent()));
+                        match got {
+                            Ok(Some(p)) => Some(p),
+                            Ok(None) => {
+                                return Err(SendError::new(
+                                    ErrorKind::NotRunning,
+                                    held.into_unsent(),
+                                ))
+                            }
+                            Err(_) => {
+                                tracing::debug!(
+                                    ?timeout,
+                                    "no back-pressure room before the deadline"
+                                );
+                                let kind = ErrorKind::Timeout {
+                                    after: timeout,
+                                    attempts: 0,
+                                    maybe_stored: false,
+                                    last: None,
+                                };
+                                return Err(SendError::new(kind, held.into_unsent()));
+                            }
                         }
                     }
-                }
-            },
-        };
-        if !inner.is_running() {
-            return Err(SendError::new(ErrorKind::NotRunning, held.into_unsent()));
-        }
-        let (out, held) = prepare(inner, held)?;
-        let (tx, rx) = oneshot::channel();
-        let mut deliver = Deliver::new(move |delivered: (SendOutcome, Leftovers)| {
-            // The receiver may be gone (the caller dropped the future): the outcome is discarded.
-            let _ = tx.send(delivered);
-        });
-        let span = send_span(out.topic());
-        let admitted = Admitted {
-            token,
-            permit,
-            held,
-            started,
-        };
-        // From here the request may be written: a drop of this future reports "maybe stored".
-        deliver.may_be_stored();
-        if inner.core.transport.answers_by_callback() {
-            // The common case: the first answer settles the send where it arrives.
-            callback::start(inner, out, &options, started, admitted, span, deliver).await;
-            return Ok(SendFuture::new(rx));
-        }
-        let first = match admitted.held.first() {
-            Some(first) => {
-                launch_first(inner, out, &options, first, started)
-                    .instrument(span.clone())
-                    .await
+                },
+            };
+            if !inner.is_running() {
+                return Err(SendError::new(ErrorKind::NotRunning, held.into_unsent()));
             }
-            None => First::Over(Err(ErrorKind::InvalidBatch(
-                rmq_common::batch::BatchError::Empty,
-            ))),
-        };
-        spawn(inner, admitted, first, span, deliver);
-        Ok(SendFuture::new(rx))
+            let (out, held) = prepare(inner, held)?;
+            let (tx, rx) = oneshot::channel();
+            let mut deliver = Deliver::new(move |delivered: (SendOutcome, Leftovers)| {
+                // The receiver may be gone (the caller dropped the future): the outcome is discarded.
+                let _ = tx.send(delivered);
+            });
+            let span = send_span(out.topic());
+            let admitted = Admitted {
+                token,
+                permit,
+                held,
+                started,
+            };
+            // From here the request may be written: a drop of this future reports "maybe stored".
+            deliver.may_be_stored();
+            if inner.core.transport.answers_by_callback() {
+                // The common case: the first answer settles the send where it arrives.
+                callback::start(inner, out, &options, started, admitted, span, deliver).await;
+                return Ok(SendFuture::new(rx));
+            }
+            let first = match admitted.held.first() {
+                Some(first) => {
+                    launch_first(inner, out, &options, first, started)
+                        .instrument(span.clone())
+                        .await
+                }
+                None => First::Over(Err(ErrorKind::InvalidBatch(
+                    rmq_common::batch::BatchError::Empty,
+                ))),
+            };
+            spawn(inner, admitted, first, span, deliver);
+            Ok(SendFuture::new(rx))
+        }
     }
 }
 
@@ -351,35 +371,40 @@ enum Ready {
 
 /// The caller's part up to the first attempt: target and route lookup, queue choice, within the
 /// deadline of a send that started at `started`.
-async fn first_attempt(
-    inner: &Arc<Inner>,
+// Not an `async fn`: one would hold `out` twice.
+#[allow(clippy::manual_async_fn)]
+fn first_attempt<'a>(
+    inner: &'a Arc<Inner>,
     out: Outgoing,
-    options: &SendOptions,
-    msg: &Message,
+    options: &'a SendOptions,
+    msg: &'a Message,
     started: Instant,
-) -> Ready {
-    let core = &inner.core;
-    let timeout = timeout_of(core, options);
-    let target = match resolve_target(core, options, msg, out.topic(), started, timeout).await {
-        Ok(target) => target,
-        Err(e) => return Ready::Over(Err(e)),
-    };
-    let job = Job {
-        out,
-        target,
-        mode: Mode::Reply,
-        retries: core.cfg.retries_async,
-        started,
-        timeout,
-    };
-    let info = match retry::publish_info(core, job.out.topic(), job.started, job.timeout).await {
-        Ok(info) => info,
-        Err(e) => return Ready::Over(Err(e)),
-    };
-    let mut state = SendState::new(Arc::clone(core), job, info, Span::current());
-    match state.next() {
-        Next::Done(outcome) => Ready::Over(outcome),
-        Next::Attempt(queue, budget) => Ready::Attempt(state, queue, budget),
+) -> impl Future<Output = Ready> + Send + 'a {
+    async move {
+        let core = &inner.core;
+        let timeout = timeout_of(core, options);
+        let target = match resolve_target(core, options, msg, out.topic(), started, timeout).await {
+            Ok(target) => target,
+            Err(e) => return Ready::Over(Err(e)),
+        };
+        let job = Job {
+            out,
+            target,
+            mode: Mode::Reply,
+            retries: core.cfg.retries_async,
+            started,
+            timeout,
+        };
+        let info = match retry::publish_info(core, job.out.topic(), job.started, job.timeout).await
+        {
+            Ok(info) => info,
+            Err(e) => return Ready::Over(Err(e)),
+        };
+        let mut state = SendState::new(Arc::clone(core), job, info, Span::current());
+        match state.next() {
+            Next::Done(outcome) => Ready::Over(outcome),
+            Next::Attempt(queue, budget) => Ready::Attempt(state, queue, budget),
+        }
     }
 }
 
@@ -490,7 +515,7 @@ fn conclude<D>(
 }
 
 /// Hands the rest of a send to the completion driver.
-fn hand_off(inner: &Inner, task: impl std::future::Future<Output = ()> + Send + 'static) {
+fn hand_off(inner: &Inner, task: impl Future<Output = ()> + Send + 'static) {
     // The driver only stops after the producer's state is gone, which the send keeps alive;
     // should it be gone anyway (runtime shutting down), the send still gets its own task.
     if let Err(mpsc::error::SendError(task)) = inner.completions.send(Box::pin(task)) {

@@ -427,22 +427,32 @@ impl<T: Transport> SendState<T> {
     /// answer goes to `on_answer` (the caller then [settles](Self::settle) the attempt there).
     /// Shutdown's abort ends the wait for the connection or room; `on_answer` is then dropped
     /// uncalled or called with the transport's error.
-    pub(crate) async fn launch_with(
-        &self,
-        queue: &Queue,
+    // Not an `async fn` (one would hold `on_answer` twice): the transport's future and the
+    // abort's, in the attempt's span, with nothing else around them.
+    pub(crate) fn launch_with<'a>(
+        &'a self,
+        queue: &'a Queue,
         budget: Duration,
         on_answer: impl FnOnce(Result<SendResult, ErrorKind>) + Send + 'static,
-    ) {
+    ) -> Instrumented<impl Future<Output = ()> + Send + 'a> {
         let attempt = self.attempt(queue, budget);
-        let launch = self.core.transport.launch_with(attempt, on_answer);
-        let launched = async {
+        let core = &self.core;
+        // The futures made in the select itself: made outside, each would be held twice (once
+        // here, once in the select's own tuple).
+        async move {
             tokio::select! {
                 biased;
-                () = launch => {}
-                () = self.core.aborted() => {}
+                () = core.transport.launch_with(attempt, on_answer) => {}
+                () = core.aborted() => {}
             }
-        };
-        launched.instrument(self.attempt_span.clone()).await;
+        }
+        .instrument(self.attempt_span.clone())
+    }
+
+    /// When the current attempt started (the clock read of [`SendState::next`]; the send's
+    /// start for the first attempt).
+    pub(crate) fn attempt_started(&self) -> Instant {
+        self.attempt_t0
     }
 
     /// A whole attempt with a reply in one call (the synchronous path): the transport's future

@@ -106,14 +106,15 @@ impl Transport for AnyTransport {
         }
     }
 
-    async fn launch_with(
+    fn launch_with(
         &self,
         attempt: Attempt<'_>,
         on_answer: impl FnOnce(Result<SendResult, ErrorKind>) + Send + 'static,
-    ) {
+    ) -> impl Future<Output = ()> + Send {
+        // Either future as it is (an `async fn` would hold `attempt` and `on_answer` twice).
         match self {
-            Self::Remoting(t) => t.launch_with(attempt, on_answer).await,
-            Self::Grpc(t) => Box::pin(t.launch_with(attempt, on_answer)).await,
+            Self::Remoting(t) => Either::Left(t.launch_with(attempt, on_answer)),
+            Self::Grpc(t) => Either::Right(Box::pin(t.launch_with(attempt, on_answer))),
         }
     }
 

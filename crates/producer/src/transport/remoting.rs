@@ -189,22 +189,28 @@ impl Transport for RemotingTransport {
 
     /// The answer is read (`process_response`) and handed to `on_answer` on the connection's
     /// task that has it: the reader (reply), the timer (timeout) or the writer (failure).
-    async fn launch_with(
+    // Not an `async fn`: one would hold `attempt` and `on_answer` twice.
+    #[allow(clippy::manual_async_fn)]
+    fn launch_with(
         &self,
         attempt: Attempt<'_>,
         on_answer: impl FnOnce(Result<SendResult, ErrorKind>) + Send + 'static,
-    ) {
-        let (addr, req) = match self.request(&attempt) {
-            Ok(request) => request,
-            Err(e) => return on_answer(Err(e)),
-        };
-        let mut reading = Reading::of(&attempt, matches!(addr, Cow::Owned(_)).then_some(&*addr));
-        self.instance
-            .remoting
-            .invoke_async_with(&addr, req, attempt.budget, move |answer| {
-                on_answer(reading.read(answer));
-            })
-            .await;
+    ) -> impl Future<Output = ()> + Send {
+        // An async block using its captures in place.
+        async move {
+            let (addr, req) = match self.request(&attempt) {
+                Ok(request) => request,
+                Err(e) => return on_answer(Err(e)),
+            };
+            let mut reading =
+                Reading::of(&attempt, matches!(addr, Cow::Owned(_)).then_some(&*addr));
+            self.instance
+                .remoting
+                .invoke_async_with(&addr, req, attempt.budget, move |answer| {
+                    on_answer(reading.read(answer));
+                })
+                .await;
+        }
     }
 
     // Not an `async fn`: one would hold `attempt` twice.
