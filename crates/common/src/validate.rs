@@ -268,6 +268,22 @@ pub fn validate_message(msg: &Message, max_size: usize) -> Result<(), Validation
     if is_not_allowed_send_topic(msg.topic()) {
         return Err(ValidationError::NotAllowedTopic(msg.topic().to_owned()));
     }
+    validate_body(msg, max_size)
+}
+
+/// The body rules of [`validate_message`]: not empty, at most `max_size` bytes.
+///
+/// ```
+/// use rmq_common::validate::{validate_body, ValidationError};
+/// use rmq_common::Message;
+/// assert_eq!(validate_body(&Message::new("any topic", "x"), 4), Ok(()));
+/// assert_eq!(validate_body(&Message::new("T", ""), 4), Err(ValidationError::EmptyBody));
+/// assert_eq!(
+///     validate_body(&Message::new("T", "12345"), 4),
+///     Err(ValidationError::BodyTooLarge { size: 5, max: 4 })
+/// );
+/// ```
+pub fn validate_body(msg: &Message, max_size: usize) -> Result<(), ValidationError> {
     let size = msg.body().len();
     if size == 0 {
         return Err(ValidationError::EmptyBody);

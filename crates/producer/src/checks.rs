@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rmq_common::timer::{validate_timer, TimerRequest};
-use rmq_common::validate::{validate_message, ValidationError};
+use rmq_common::validate::{validate_body, validate_message, ValidationError};
 use rmq_common::Message;
 
 use crate::config::ProducerConfig;
@@ -17,7 +17,7 @@ use crate::config::ProducerConfig;
 pub(crate) fn check_message(msg: &Message, cfg: &ProducerConfig) -> Result<(), ValidationError> {
     if topic_passed_last(msg.topic()) {
         // The topic rules depend on the topic text alone: only the body is left to check.
-        check_body(msg, cfg.max_message_size)?;
+        validate_body(msg, cfg.max_message_size)?;
     } else {
         validate_message(msg, cfg.max_message_size)?;
         LAST_VALID_TOPIC.with(|last| {
@@ -47,21 +47,6 @@ thread_local! {
 /// Whether `topic` is the last topic that passed the checks on this thread.
 fn topic_passed_last(topic: &str) -> bool {
     !topic.is_empty() && LAST_VALID_TOPIC.with(|last| last.borrow().as_str() == topic)
-}
-
-/// The body rules of [`validate_message`] (not empty, at most `max_size` bytes).
-fn check_body(msg: &Message, max_size: usize) -> Result<(), ValidationError> {
-    let size = msg.body().len();
-    if size == 0 {
-        return Err(ValidationError::EmptyBody);
-    }
-    if size > max_size {
-        return Err(ValidationError::BodyTooLarge {
-            size,
-            max: max_size,
-        });
-    }
-    Ok(())
 }
 
 /// Milliseconds since the Unix epoch: a timer message's delivery time is on the broker's wall
