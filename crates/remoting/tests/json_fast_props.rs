@@ -7,20 +7,8 @@ use rmq_remoting::fuzzing::check_header;
 use rmq_remoting::{DecodeError, RemotingCodec, RemotingCommand};
 use tokio_util::codec::Decoder;
 
-/// A fixture of `tests/fixtures` (hex, `#` comments) as bytes.
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let digits: String = text
-        .lines()
-        .map(|l| l.split('#').next().unwrap_or(""))
-        .flat_map(|l| l.chars().filter(|c| !c.is_whitespace()))
-        .collect();
-    (0..digits.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).expect("hex digit"))
-        .collect()
-}
+mod common;
+use common::fixture;
 
 /// The JSON header of a whole frame.
 fn json_header(frame: &[u8]) -> &[u8] {

@@ -8,6 +8,9 @@ use rmq_common::{CommandHeader, ExtFields, HeaderError};
 use rmq_remoting::{RemotingCodec, RemotingCommand};
 use tokio_util::codec::Decoder;
 
+mod common;
+use common::fixture;
+
 /// A JSON frame whose header is `header` (no body).
 fn frame(header: &[u8]) -> BytesMut {
     let mut buf = BytesMut::new();
@@ -45,24 +48,10 @@ fn read(ext: &str) -> Result<SendMessageResponseHeader, HeaderError> {
     got
 }
 
-fn hex_fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let digits: String = text
-        .lines()
-        .map(|l| l.split('#').next().unwrap_or(""))
-        .flat_map(|l| l.chars().filter(|c| !c.is_whitespace()))
-        .collect();
-    (0..digits.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).expect("hex digit"))
-        .collect()
-}
-
 #[test]
 fn captured_real_server_replies_read_into_the_typed_header() {
     for name in ["send_v2_json.resp.hex", "send_v2_rocketmq.resp.hex"] {
-        let cmd = decode(BytesMut::from(&hex_fixture(name)[..])).expect(name);
+        let cmd = decode(BytesMut::from(&fixture(name)[..])).expect(name);
         let h = SendMessageResponseHeader::read_from(&cmd.ext_fields).expect(name);
         assert_eq!(h.msg_id.len(), 32, "{name}");
         assert_eq!(h.queue_id, 0, "{name}");
