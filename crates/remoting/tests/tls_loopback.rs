@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{request, within};
+use common::{eventually, request, within};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose, SanType,
@@ -295,7 +295,13 @@ async fn a_permissive_server_serves_plain_and_tls_clients() {
     echo_ok(&plain, &addr, "plain").await;
     echo_ok(&tls, &addr, "tls").await;
     echo_ok(&plain, &addr, "plain again").await;
-    assert_eq!(s.connection_count(), 2);
+    // A connection is registered by its handshake task just after it starts serving, so its
+    // first reply can come before the count includes it (seen once in CI on 2 loaded cores).
+    assert!(
+        eventually(|| s.connection_count() == 2).await,
+        "connections: {}",
+        s.connection_count()
+    );
     // A TLS client that does not trust the server still fails (and fast).
     let err = fails_fast(&client(Some(TlsConfig::new())), &addr).await;
     assert_tls_error(&err, &addr, true);
