@@ -21,7 +21,8 @@
 #
 # Environment (all optional):
 #   RMQ_DEV_CACHE   where the binaries are installed   (default: ${XDG_CACHE_HOME:-$HOME/.cache}/rmq-dev)
-#   RMQ_DEV_STATE   pid files, configs, logs, stores    (default: ${TMPDIR:-/tmp}/rmq-dev-$UID)
+#   RMQ_DEV_STATE   pid files, configs, logs            (default: ${TMPDIR:-/tmp}/rmq-dev-$UID)
+#   RMQ_DEV_STORES  the brokers' stores (default: a tmpfs of their own, see prepare_stores)
 #   RMQ_DEV_NAMESRV_PORT (9876), RMQ_DEV_BROKER_A_PORT (10911), RMQ_DEV_BROKER_B_PORT (10921)
 #   RMQ_DEV_ACL_NAMESRV_PORT (9886), RMQ_DEV_BROKER_ACL_PORT (10931)
 #   RMQ_DEV_TLS_NAMESRV_PORT (9896), RMQ_DEV_BROKER_TLS_PORT (10941)
@@ -42,6 +43,7 @@ PROXY_ROOT="$CACHE/rocketmq-proxy-$VERSION"
 PROXY_BIN="$PROXY_ROOT/bin/rocketmq-proxy-rust"
 NO_PROXY_BUILD=${RMQ_DEV_NO_PROXY:-}
 STATE=${RMQ_DEV_STATE:-${TMPDIR:-/tmp}/rmq-dev-$(id -u)}
+STORES_MOUNT="$STATE/stores"
 NAMESRV_PORT=${RMQ_DEV_NAMESRV_PORT:-9876}
 BROKER_A_PORT=${RMQ_DEV_BROKER_A_PORT:-10911}
 BROKER_B_PORT=${RMQ_DEV_BROKER_B_PORT:-10921}
@@ -265,6 +267,58 @@ pid_alive() {
   tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'rocketmq-\(namesrv\|broker\|proxy\)-rust'
 }
 
+# prepare_stores: sets STORES, where the brokers keep their stores, and prints the broker's own
+# measure of that filesystem's fill. A rocketmq-rust broker refuses every write
+# ("store_backpressure reason=store_not_writeable") while (size - available) / size of its store's
+# filesystem is above 0.90 (rocketmq-store-local cleanup.rs `classify`; the ratio is clamped to at
+# most 0.90 in rocketmq-store's message_store_config.rs, so no setting raises it). `available`
+# excludes the root-reserved blocks, so a disk that df shows 61 % used is 85 % by this measure, and a
+# shared CI disk can cross 0.90 while the build is running. So the stores live on a filesystem of
+# their own, in this order:
+#   1. RMQ_DEV_STORES, when set;
+#   2. a tmpfs mounted at $STATE/stores (needs root; 8 GiB at most, used as written: the cluster's
+#      test messages take well under 1 GiB of RAM), unmounted by `stop`;
+#   3. /dev/shm/rmq-dev-$UID, when /dev/shm is a tmpfs with at least 2 GiB available;
+#   4. $STATE/stores on the disk, with a warning when the disk is already above 0.85.
+prepare_stores() {
+  if [ -n "${RMQ_DEV_STORES:-}" ]; then
+    STORES=$RMQ_DEV_STORES
+  elif mountpoint -q "$STORES_MOUNT" 2>/dev/null; then
+    STORES=$STORES_MOUNT
+  else
+    mkdir -p "$STORES_MOUNT"
+    if [ "$(id -u)" = 0 ] && mount -t tmpfs -o size=8g,mode=0700 rmq-dev-stores "$STORES_MOUNT" 2>/dev/null; then
+      STORES=$STORES_MOUNT
+      log "broker stores on a tmpfs of their own at $STORES"
+    elif [ -d /dev/shm ] && [ -w /dev/shm ] && [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] \
+        && [ "$(df -P --block-size=1M /dev/shm | awk 'NR == 2 { print $4 }')" -ge 2048 ]; then
+      STORES=/dev/shm/rmq-dev-$(id -u)
+      log "broker stores in $STORES (a tmpfs could not be mounted)"
+    else
+      STORES=$STORES_MOUNT
+      log "broker stores on the disk at $STORES (neither a tmpfs of their own nor /dev/shm)"
+    fi
+  fi
+  mkdir -p "$STORES"
+  local used
+  used=$(df -P --block-size=1M "$STORES" | awk 'NR == 2 && $2 > 0 { printf "%d", 100 * ($2 - $4) / $2 }')
+  if [ -n "$used" ] && [ "$used" -gt 85 ]; then
+    log "warning: the brokers' store filesystem ($STORES) is $used % full by the broker's measure; above 90 % every send is refused with store_not_writeable"
+  fi
+}
+
+# release_stores: after the last broker stopped, the tmpfs of prepare_stores is unmounted (its
+# messages go with it; a fresh start clears the stores anyway).
+release_stores() {
+  local b
+  for b in broker-a broker-b broker-acl broker-tls; do pid_alive "$STATE/$b.pid" && return 0; done
+  if mountpoint -q "$STORES_MOUNT" 2>/dev/null; then
+    umount "$STORES_MOUNT" 2>/dev/null && log "unmounted the stores' tmpfs ($STORES_MOUNT)" \
+      || log "could not unmount $STORES_MOUNT"
+  fi
+  if [ -d "/dev/shm/rmq-dev-$(id -u)" ]; then rm -rf "/dev/shm/rmq-dev-$(id -u)"; fi
+}
+
 # gen_certs: the TLS material of broker-tls and namesrv-tls in $TLS_DIR, made once per fresh cluster:
 # ca.pem (a CA), server.pem / server.key (a certificate it signed for IP 127.0.0.1 and DNS localhost,
 # the key in PKCS#8), and other-ca.pem, an unrelated CA that signed nothing here (the "does not trust"
@@ -361,13 +415,13 @@ keyPath = \"$TLS_DIR/server.key\""
 authConfigPath = \"$dir/auth\"
 initAuthenticationUser = '{\"username\":\"$ACL_USER\",\"password\":\"$ACL_SECRET\"}'"
   fi
-  mkdir -p "$dir/store"
+  mkdir -p "$dir" "$STORES/$name"
   cat >"$dir/broker.toml" <<EOF
 [broker]
 namesrvAddr = "$HOST:$(broker_namesrv_port "$name")"
 brokerIp1 = "$HOST"
 listenPort = $port
-storePathRootDir = "$dir/store"
+storePathRootDir = "$STORES/$name"
 autoCreateTopicEnable = true
 # Short transaction timers (all in ms), so that the transactional interop tests see the broker's
 # CHECK_TRANSACTION_STATE within seconds, not the defaults' 30 s interval / 6 s timeout: a half
@@ -394,7 +448,7 @@ brokerId = 0
 [store]
 storeType = "LocalFile"
 brokerRole = "ASYNC_MASTER"
-storePathRootDir = "$dir/store"
+storePathRootDir = "$STORES/$name"
 haListenAddress = "$HOST"
 haListenPort = $((port + 1))
 # Small preallocated files: the defaults (1 GiB commit log, 400 MiB index, 6 MB per consume
@@ -440,6 +494,7 @@ start_broker() {
   port_open $((port + 1)) && die "port $((port + 1)) (HA) is in use by another process"
   port_open $((port - 2)) && die "port $((port - 2)) (fast channel) is in use by another process"
   if [ "$name" = broker-tls ]; then gen_certs; fi
+  [ -n "${STORES:-}" ] || prepare_stores
   write_broker_config "$name" "$port"
   (run_env; cd "$STATE/$name" && exec setsid "$BIN/rocketmq-broker-rust" -c "$STATE/$name/broker.toml" \
       -n "$HOST:$(broker_namesrv_port "$name")" >"$STATE/$name/out.log" 2>&1 </dev/null) &
@@ -567,6 +622,8 @@ cmd_start() {
     # A fresh cluster: no topics, offsets, users, messages or certificates left over from an
     # earlier run.
     for w in $ALL home tls; do rm -rf "${STATE:?}/$w" "${STATE:?}/$w.pid"; done
+    prepare_stores
+    for w in broker-a broker-b broker-acl broker-tls; do rm -rf "${STORES:?}/$w"; done
   fi
   # A start that fails shows the last lines of every server's log.
   trap 'rc=$?; [ "$rc" = 0 ] || dump_logs' EXIT
@@ -616,6 +673,7 @@ stop_one() {
 cmd_stop() {
   local w
   for w in $ALL; do stop_one "$w"; done
+  release_stores
 }
 
 cmd_status() {
