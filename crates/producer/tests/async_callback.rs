@@ -3,79 +3,18 @@
 //! before the launch returns, the connection timer's timeout, a connection closed mid-flight,
 //! a retryable first answer going on to another broker, shutdown with sends in flight (answered
 //! before its deadline, or parked past it and cancelled), sends racing shutdown, a `SendFuture`
-//! dropped before its send ends, and a `send_async` future dropped inside its launch.
+//! dropped before its send ends. A `send_async` future dropped inside its launch:
+//! `async_launch_drop.rs`.
 
-use std::sync::{Arc, Mutex};
+mod callback_support;
+
 use std::time::{Duration, Instant};
 
-use rmq_common::{Message, RequestCode, ResponseCode};
-use rmq_producer::{
-    ErrorKind, Producer, ProducerBuilder, SendError, SendFuture, SendOptions, SendStatus,
-};
-use rmq_remoting::RemotingConfig;
-use rmq_testkit::{MockBroker, MockCluster, Reply};
+use callback_support::*;
+use rmq_common::{Message, ResponseCode};
+use rmq_producer::{ErrorKind, Producer, SendError, SendFuture, SendOptions, SendStatus};
+use rmq_testkit::Reply;
 use tokio::time::timeout;
-use tracing_subscriber::layer::{Context, SubscriberExt};
-use tracing_subscriber::Layer;
-
-const T: Duration = Duration::from_secs(20);
-
-async fn cluster(brokers: usize, topic: &str) -> MockCluster {
-    let c = timeout(T, MockCluster::start(brokers))
-        .await
-        .expect("in time")
-        .expect("cluster");
-    c.create_topic(topic, 1);
-    c
-}
-
-fn builder(c: &MockCluster) -> ProducerBuilder {
-    Producer::builder("CallbackGroup")
-        .name_server(c.namesrv_addr())
-        .busy_backoff(Duration::from_millis(20))
-}
-
-async fn start(b: ProducerBuilder) -> Producer {
-    timeout(T, b.start())
-        .await
-        .expect("in time")
-        .expect("start")
-}
-
-fn broker<'a>(c: &'a MockCluster, name: &str) -> &'a MockBroker {
-    c.broker(name).expect("broker")
-}
-
-fn sends(b: &MockBroker) -> usize {
-    b.request_count(RequestCode::SEND_MESSAGE_V2)
-}
-
-async fn send_async(p: &Producer, topic: &str, body: &str, options: SendOptions) -> SendFuture {
-    timeout(
-        T,
-        p.send_async(Message::new(topic, body.to_owned()), options),
-    )
-    .await
-    .expect("in time")
-    .expect("admitted")
-}
-
-/// Waits (bounded) until `cond` holds.
-async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + T;
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    cond()
-}
-
-async fn stop(p: Producer, c: MockCluster) {
-    timeout(T, p.shutdown()).await.expect("shutdown in time");
-    c.shutdown().await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_before_the_launch_returns_settles_the_send_and_its_retry_goes_on() {
@@ -244,21 +183,6 @@ async fn a_dropped_send_future_loses_no_completion() {
     stop(p, c).await;
 }
 
-/// The time past its deadline a shutdown may take: the cancelled sends' resolution, the
-/// unregister's floor (the brokers answer nothing), the connections' close, a loaded machine.
-const SLACK: Duration = Duration::from_millis(1500);
-
-fn is_cancelled(kind: &ErrorKind, written: bool) -> bool {
-    matches!(kind, ErrorKind::Cancelled { maybe_stored, .. } if *maybe_stored == written)
-}
-
-fn assert_idle(p: &Producer) {
-    let s = p.stats();
-    assert_eq!(s.sends_in_flight, 0, "{s:?}");
-    assert_eq!(s.async_in_flight, 0, "room released: {s:?}");
-    assert_eq!(s.async_bytes_in_flight, 0, "room released: {s:?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_cancels_the_sends_parked_for_an_answer_at_its_deadline() {
     let c = cluster(2, "Parked").await;
@@ -424,96 +348,5 @@ async fn sends_racing_shutdown_all_resolve_and_later_sends_are_refused() {
     // Stored: the warm-up and at most the sends not cancelled (a cancelled one may be stored
     // too, after its answer was given up on).
     assert!(c.messages_of("Race").len() > ok);
-    c.shutdown().await;
-}
-
-/// Counts of `n` in the events that report sends cancelled while waiting for their answer.
-#[derive(Clone, Default)]
-struct CancelledWaits(Arc<Mutex<Vec<u64>>>);
-
-struct N(Option<u64>, bool);
-
-impl tracing::field::Visit for N {
-    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
-        if field.name() == "n" {
-            self.0 = Some(value);
-        }
-    }
-
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            self.1 = format!("{value:?}").contains("waiting for their answer");
-        }
-    }
-}
-
-impl<S: tracing::Subscriber> Layer<S> for CancelledWaits {
-    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
-        let mut n = N(None, false);
-        event.record(&mut n);
-        if let N(Some(n), true) = n {
-            self.0.lock().unwrap_or_else(|p| p.into_inner()).push(n);
-        }
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_send_async_dropped_inside_its_launch_leaves_nothing_listed() {
-    let c = cluster(1, "Launch").await;
-    // One async request in flight per client: a second waits for the permit inside its launch,
-    // listed for shutdown to cancel.
-    let remoting = RemotingConfig {
-        max_async_in_flight: 1,
-        ..RemotingConfig::default()
-    };
-    let grace = Duration::from_millis(300);
-    let p = start(builder(&c).remoting(remoting).shutdown_timeout(grace)).await;
-    timeout(T, p.send(Message::new("Launch", "warm")))
-        .await
-        .expect("in time")
-        .expect("sent");
-    let a = broker(&c, "broker-a");
-    a.faults().set_black_hole(true);
-    let options = SendOptions::new().timeout(Duration::from_secs(30));
-    let parked = send_async(&p, "Launch", "parked", options.clone()).await;
-    assert!(
-        eventually(|| sends(a) == 2).await,
-        "written, holds the permit"
-    );
-    for i in 0..5 {
-        let launch = p.send_async(Message::new("Launch", format!("{i}")), options.clone());
-        // Still waiting for the permit: dropped there.
-        assert!(
-            timeout(Duration::from_millis(100), launch).await.is_err(),
-            "send {i} waits for the permit"
-        );
-    }
-    assert_eq!(sends(a), 2, "the dropped sends wrote nothing");
-    let s = p.stats();
-    assert_eq!(
-        (s.sends_in_flight, s.async_in_flight),
-        (1, 1),
-        "only the parked send left: {s:?}"
-    );
-    let seen = CancelledWaits::default();
-    let subscriber = tracing_subscriber::registry().with(seen.clone());
-    let t0 = Instant::now();
-    {
-        // Shutdown runs on this thread: its events come here.
-        let _guard = tracing::subscriber::set_default(subscriber);
-        timeout(T, p.shutdown()).await.expect("shutdown in time");
-    }
-    assert!(t0.elapsed() < grace + SLACK, "{:?}", t0.elapsed());
-    assert_eq!(
-        *seen.0.lock().expect("lock"),
-        vec![1],
-        "shutdown found only the parked send listed"
-    );
-    let err = timeout(Duration::ZERO, parked)
-        .await
-        .expect("resolved")
-        .expect_err("cancelled");
-    assert!(is_cancelled(err.kind(), true), "{err}");
-    assert_idle(&p);
     c.shutdown().await;
 }
