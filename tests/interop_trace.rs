@@ -3,22 +3,24 @@
 //! offset ids and store hosts match the send results, in trace messages keyed by those ids;
 //! transactions leave their half message's `Pub` record and an `EndTransaction` record.
 //! Read back from the brokers' commit logs (`VIEW_MESSAGE_BY_ID`), from a marker message sent
-//! to the trace topic on every broker before the traced sends.
+//! on every broker before the traced sends.
 //!
 //! Skipped (with a note) when the cluster is not configured, failed when `CI` is set without it.
 
 mod support;
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use rmq_common::message_id::OffsetMessageId;
 use rmq_common::stored::MessageExt;
 use rmq_common::{property, Message, MessageQueue};
 use rmq_producer::{
-    ListenerError, Producer, SendOptions, SendResult, TraceConfig, TransactionListener,
+    ErrorKind, ListenerError, Producer, SendOptions, SendResult, TraceConfig, TransactionListener,
     TransactionState, DEFAULT_TRACE_TOPIC,
 };
 use rmq_remoting::{RemotingClient, RemotingConfig};
+use support::admin::create_topic_on_brokers;
 use support::commit_log::walk_commit_log;
 use support::{cluster_shared, real_cluster, unique_topic, RealCluster, INTEROP_TIMEOUT as T};
 use tokio::time::timeout;
@@ -32,9 +34,16 @@ struct Traced {
     keys: Vec<String>,
 }
 
-/// Markers: one untraced message to the trace topic on every broker (created there through
-/// TBW102 when missing); its commit-log offset, by broker, is where a walk starts.
+/// Markers: one message on every broker; its commit-log offset, by broker, is where a walk for
+/// the trace topic's records starts (a broker's commit log holds every topic). They go to a
+/// topic of their own, created on every broker first: the trace topic cannot be (it is a system
+/// topic), and a send that creates it through TBW102 leaves it on one broker until the other
+/// has it too, so a marker there could find a route that does not list its broker. A route
+/// lags its brokers' registrations, so a marker is tried again, bounded, while its broker is
+/// not listed yet (`BrokerNotFound`, as Java's).
 async fn markers(cluster: &RealCluster) -> HashMap<String, i64> {
+    let topic = unique_topic("RmqTraceMarker");
+    create_topic_on_brokers(cluster, &topic, None, cluster.brokers.len()).await;
     let plain = timeout(
         T,
         Producer::builder("RmqInteropTraceMarker")
@@ -46,15 +55,22 @@ async fn markers(cluster: &RealCluster) -> HashMap<String, i64> {
     .expect("start");
     let mut walk_from = HashMap::new();
     for (broker, _) in &cluster.brokers {
-        let to =
-            SendOptions::new().queue(MessageQueue::new(DEFAULT_TRACE_TOPIC, broker.as_str(), 0));
-        let r = timeout(
-            T,
-            plain.send_with(Message::new(DEFAULT_TRACE_TOPIC, "marker"), to),
-        )
-        .await
-        .expect("marker in time")
-        .expect("marker stored");
+        let to = SendOptions::new().queue(MessageQueue::new(topic.as_str(), broker.as_str(), 0));
+        let deadline = Instant::now() + T;
+        let r = loop {
+            let sent = timeout(
+                T,
+                plain.send_with(Message::new(topic.as_str(), "marker"), to.clone()),
+            )
+            .await
+            .expect("marker in time");
+            match sent {
+                Err(e) if not_routed_yet(e.kind()) && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                other => break other.expect("marker stored"),
+            }
+        };
         let at = OffsetMessageId::decode(&r.offset_msg_id)
             .expect("offset message id")
             .commit_log_offset;
@@ -62,6 +78,17 @@ async fn markers(cluster: &RealCluster) -> HashMap<String, i64> {
     }
     plain.shutdown().await;
     walk_from
+}
+
+/// The trace topic's route does not list the marker's broker yet.
+fn not_routed_yet(kind: &ErrorKind) -> bool {
+    match kind {
+        ErrorKind::BrokerNotFound { .. } => true,
+        ErrorKind::RetriesExhausted { last, .. } => {
+            matches!(**last, ErrorKind::BrokerNotFound { .. })
+        }
+        _ => false,
+    }
 }
 
 /// Every record of the trace topic written after the markers, with its trace message's keys.

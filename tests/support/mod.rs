@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+pub mod admin;
 pub mod commit_log;
 pub mod load;
 pub mod proxy;

@@ -5,12 +5,13 @@ use std::time::{Duration, Instant};
 
 use rmq_common::message_id::OffsetMessageId;
 use rmq_common::stored::MessageExt;
-use rmq_common::{ExtFields, Message, RequestCode, ResponseCode};
+use rmq_common::Message;
 use rmq_producer::Producer;
-use rmq_remoting::{RemotingClient, RemotingCommand, RemotingConfig};
+use rmq_remoting::RemotingClient;
 use rmq_testkit::interop::{ProxyEndpoint, NO_PROXY_VAR, PROXY_VAR};
 use tokio::time::timeout;
 
+use super::admin::create_topic_on_brokers;
 use super::commit_log::walk_commit_log;
 use super::{env, real_cluster, RealCluster, INTEROP_TIMEOUT as T};
 
@@ -100,33 +101,8 @@ pub async fn create_typed_topic(
     message_type: &str,
     brokers: usize,
 ) -> BTreeMap<String, i64> {
-    let client = RemotingClient::new(RemotingConfig::default());
     let attributes = format!("+message.type={message_type}");
-    for (name, addr) in cluster.brokers.iter().take(brokers) {
-        let ext: ExtFields = [
-            ("topic", topic),
-            ("defaultTopic", "TBW102"),
-            ("readQueueNums", "4"),
-            ("writeQueueNums", "4"),
-            ("perm", "6"),
-            ("topicFilterType", "SINGLE_TAG"),
-            ("topicSysFlag", "0"),
-            ("order", "false"),
-            ("attributes", attributes.as_str()),
-        ]
-        .into_iter()
-        .collect();
-        let req = RemotingCommand::request(RequestCode::UPDATE_AND_CREATE_TOPIC, ext);
-        let resp = timeout(T, client.invoke_sync(addr, req, T))
-            .await
-            .expect("in time")
-            .expect("create topic");
-        assert_eq!(
-            resp.response_code(),
-            ResponseCode::SUCCESS,
-            "create {topic} on {name}"
-        );
-    }
+    create_topic_on_brokers(cluster, topic, Some(&attributes), brokers).await;
     create_topic_on(brokers.min(cluster.brokers.len()), p, topic).await
 }
 
