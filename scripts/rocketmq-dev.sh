@@ -556,8 +556,10 @@ wait_routable() {
   while :; do
     reply=$(route_brokers "$port" ${ca:+"$ca"})
     missing=""
+    # Listed by the name server and listening: a broker restarted after a hard kill is still
+    # listed by its old registration (until the name server expires it) before it listens.
     for b in "$@"; do
-      printf '%s\n' "$reply" | grep -qx -- "$b" || missing="$missing $b"
+      { printf '%s\n' "$reply" | grep -qx -- "$b" && port_open "$(broker_port "$b")"; } || missing="$missing $b"
     done
     if [ -n "$reply" ] && [ -z "$missing" ]; then
       for b in "$@"; do
@@ -664,7 +666,12 @@ stop_one() {
   if pid_alive "$pidf"; then
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$pid" 2>/dev/null && { log "$what did not stop in 5 s; killing"; kill -KILL "$pid" 2>/dev/null || true; }
+    if kill -0 "$pid" 2>/dev/null; then
+      log "$what did not stop in 5 s; killing"
+      kill -KILL "$pid" 2>/dev/null || true
+      # Gone before this returns: a start right after must not meet its port or store lock.
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
     log "stopped $what (pid $pid)"
   fi
   rm -f "$pidf"
