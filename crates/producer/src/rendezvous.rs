@@ -1,10 +1,10 @@
 //! Where an asynchronous send's first answer meets the send's state.
 //!
-//! A transport that answers by callback ([`Transport::launch_with`](crate::transport::Transport))
-//! may call back before `launch_with` returns (a fast broker, or an error before the write),
-//! while the send's state is still borrowed by the launch. A [`Rendezvous`] holds whichever
-//! arrives first, the answer or the parked state; whichever arrives second settles the send,
-//! exactly once, on its own thread (the connection's task, or the caller's).
+//! A send parks its state here before its request goes to the connection, whose answer may
+//! come at any time after (from the connection's task); shutdown may cancel the wait in
+//! between. A [`Rendezvous`] holds whichever arrives first, the answer or the parked state;
+//! whichever arrives second settles the send, exactly once, on its own thread (the
+//! connection's task, or the caller's).
 //!
 //! A [`Registry`] lists the rendezvous still waiting for their answer, so that a shutdown that
 //! stops waiting ends them at once with a cancellation (the answer that comes later is ignored).
