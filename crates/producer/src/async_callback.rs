@@ -31,6 +31,7 @@ use crate::send::timeout_of;
 use crate::send_result::SendResult;
 use crate::transport::remoting::RemotingTransport;
 use crate::transport::Transport;
+use rmq_remoting::RemotingError;
 
 /// A send waiting for its first answer.
 struct Waiting<D>
@@ -121,6 +122,16 @@ where
 {
     fn give(mut self, answer: Result<SendResult, ErrorKind>) {
         if let Some(meeting) = self.0.take() {
+            let answer = match answer {
+                // The launch was dropped before the request was queued (the caller dropped its
+                // `send_async` future, or shutdown's abort): the send ends cancelled, not
+                // retried.
+                Err(ErrorKind::Transport {
+                    source: RemotingError::Shutdown,
+                    ..
+                }) if !meeting.launched() => Waiting::<D>::cancelled(),
+                other => other,
+            };
             meeting.answer(answer);
         }
     }
@@ -228,17 +239,18 @@ where
         }
     };
     // Dropped before it is called (this future dropped early), it answers with a cancellation.
-    let answer = Answer(Some(meeting));
+    let answer = Answer(Some(Arc::clone(&meeting)));
     let core = &inner.core;
     Either::Left(
         async move {
             // Shutdown's abort ends the wait for the connection or room: the launch is dropped,
-            // and answers with the transport's error.
+            // and answers with a cancellation.
             tokio::select! {
                 biased;
                 () = transport.launch_prepared(prepared, move |a| answer.give(a)) => {}
                 () = core.aborted() => {}
             }
+            meeting.set_launched();
         }
         .instrument(attempt_span),
     )

@@ -86,29 +86,26 @@ impl RemotingTransport {
     /// writing. The answer is read (`process_response`) and handed to `on_answer`, exactly
     /// once, on the connection's task that has it: the reader (reply), the timer (timeout) or
     /// the writer (failure); an error that kept the request from being queued calls it here.
-    /// Dropped before it resolves, the future calls `on_answer` with the transport's
-    /// shutdown error (or drops it uncalled when never polled).
-    // Not an `async fn`: one would hold `prepared` and `on_answer` twice.
-    #[allow(clippy::manual_async_fn)]
+    /// Dropped before it resolves (polled or not), the future calls `on_answer` with the
+    /// transport's shutdown error.
     pub(crate) fn launch_prepared(
         &self,
         prepared: Prepared,
         on_answer: impl FnOnce(Result<SendResult, ErrorKind>) + Send + 'static,
     ) -> impl Future<Output = ()> + Send + '_ {
-        async move {
-            let Prepared {
-                addr,
-                req,
-                mut reading,
-                budget,
-            } = prepared;
-            self.instance
-                .remoting
-                .invoke_async_with(&addr, req, budget, move |answer| {
-                    on_answer(reading.read(answer));
-                })
-                .await;
-        }
+        let Prepared {
+            addr,
+            req,
+            mut reading,
+            budget,
+        } = prepared;
+        // The connection's future as it is, owning the address: wrapped in a block of ours,
+        // it would hold the request and the callback twice.
+        self.instance
+            .remoting
+            .invoke_async_with(addr, req, budget, move |answer| {
+                on_answer(reading.read(answer));
+            })
     }
 }
 
