@@ -158,7 +158,6 @@ pub(super) fn start<'a, D>(
     transport: &'a RemotingTransport,
     out: Outgoing,
     options: &'a SendOptions,
-    started: Instant,
     admitted: Admitted,
     span: Span,
     deliver: Deliver<D, (SendOutcome, Leftovers)>,
@@ -166,6 +165,7 @@ pub(super) fn start<'a, D>(
 where
     D: FnOnce((SendOutcome, Leftovers)) + Send + 'static,
 {
+    let started = admitted.started;
     match ready_now(inner, out, options, started, &span) {
         Ok(ready) => Either::Left(launch(inner, transport, ready, admitted, span, deliver)),
         // Boxed: the common case's future stays small.
@@ -258,6 +258,8 @@ where
 
 /// The first attempt without waiting when nothing needs a wait (no selector or queue target,
 /// the route cached), in the send's span; else `out` back, for [`first_attempt`].
+// The `Err` is the prepared message handed back by value, as it came (boxing it would allocate).
+#[allow(clippy::result_large_err)]
 fn ready_now(
     inner: &Arc<Inner>,
     out: Outgoing,

@@ -304,10 +304,7 @@ impl Producer {
             deliver.may_be_stored();
             if let AnyTransport::Remoting(transport) = &inner.core.transport {
                 // The common case: the first answer settles the send where it arrives.
-                callback::start(
-                    inner, transport, out, &options, started, admitted, span, deliver,
-                )
-                .await;
+                callback::start(inner, transport, out, &options, admitted, span, deliver).await;
                 return Ok(SendFuture::new(rx));
             }
             // A gRPC proxy's send (its answer awaited on the completion driver): boxed, so that
