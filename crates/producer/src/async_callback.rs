@@ -5,14 +5,17 @@
 //! retry (which awaits: back-off, `SYSTEM_BUSY` pause, the next attempts) goes to the
 //! completion driver.
 //!
-//! The answer may come before the launch returns (the state is still borrowed by it), so both
-//! meet in a [`Rendezvous`]; the producer's [`Registry`](crate::rendezvous::Registry) lists the
-//! sends waiting there, for shutdown to cancel once it stops waiting.
+//! The request is built first (it borrows the send's state); then the state waits in a
+//! [`Rendezvous`] before the request goes to the connection, so that the answer, however early,
+//! finds it there, and the launch's future holds the transport's alone. The producer's
+//! [`Registry`](crate::rendezvous::Registry) lists the sends waiting there, for shutdown to
+//! cancel once it stops waiting.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use tokio::time::Instant;
 use tracing::{Instrument, Span};
 
@@ -20,11 +23,15 @@ use super::{conclude, first_attempt, hand_off, spawn, Admitted, First, Held, Rea
 use crate::deliver::{Deliver, Leftovers, SendOutcome};
 use crate::error::ErrorKind;
 use crate::kernel::Outgoing;
-use crate::options::SendOptions;
+use crate::options::{SendOptions, To};
 use crate::producer::Inner;
 use crate::rendezvous::{Cancel, Rendezvous, Settle};
-use crate::retry::{self, Queue, Settled};
+use crate::retry::{self, Job, Mode, Next, Queue, SendState, Settled, Target};
+use crate::send::timeout_of;
 use crate::send_result::SendResult;
+use crate::transport::remoting::RemotingTransport;
+use crate::transport::Transport;
+use rmq_remoting::RemotingError;
 
 /// A send waiting for its first answer.
 struct Waiting<D>
@@ -115,6 +122,16 @@ where
 {
     fn give(mut self, answer: Result<SendResult, ErrorKind>) {
         if let Some(meeting) = self.0.take() {
+            let answer = match answer {
+                // The launch was dropped before the request was queued (the caller dropped its
+                // `send_async` future, or shutdown's abort): the send ends cancelled, not
+                // retried.
+                Err(ErrorKind::Transport {
+                    source: RemotingError::Shutdown,
+                    ..
+                }) if !meeting.launched() => Waiting::<D>::cancelled(),
+                other => other,
+            };
             meeting.answer(answer);
         }
     }
@@ -131,18 +148,16 @@ where
     }
 }
 
-/// Starts an admitted send: the caller's part of its first attempt ([`first_attempt`]), then
-/// hands the attempt to the transport and leaves the send to its answer. Returns once the
-/// attempt is written or queued (or failed); the send may be over by then. A send over before
-/// any attempt goes to the completion driver as before ([`spawn`]).
-// Not an `async fn`: one would hold every by-value argument twice (the send's state, message
-// and deliverer are moved into and out of this future).
-#[allow(clippy::manual_async_fn)]
+/// Starts an admitted send: the caller's part of its first attempt (at once when the route
+/// is cached and no selector runs, else [`first_attempt`] in a boxed future), then hands the
+/// attempt to the transport and leaves the send to its answer. Returns once the attempt is
+/// written or queued (or failed); the send may be over by then. A send over before any attempt
+/// goes to the completion driver as before ([`spawn`]).
 pub(super) fn start<'a, D>(
     inner: &'a Arc<Inner>,
+    transport: &'a RemotingTransport,
     out: Outgoing,
     options: &'a SendOptions,
-    started: Instant,
     admitted: Admitted,
     span: Span,
     deliver: Deliver<D, (SendOutcome, Leftovers)>,
@@ -150,68 +165,126 @@ pub(super) fn start<'a, D>(
 where
     D: FnOnce((SendOutcome, Leftovers)) + Send + 'static,
 {
-    async move {
-        let ready = match admitted.held.first() {
-            Some(msg) => {
-                first_attempt(inner, out, options, msg, started)
-                    .instrument(span.clone())
-                    .await
-            }
-            None => Ready::Over(Err(ErrorKind::InvalidBatch(
-                rmq_common::batch::BatchError::Empty,
-            ))),
-        };
-        let (state, queue, budget) = match ready {
-            Ready::Attempt(state, queue, budget) => (state, queue, budget),
-            Ready::Over(outcome) => {
-                return spawn(inner, admitted, First::Over(outcome), span, deliver)
-            }
-        };
-        let meeting = Rendezvous::<Waiting<D>>::new();
-        // Listed before the launch: a shutdown that stops waiting from now on cancels it.
-        let key = inner
-            .waiting
-            .insert(Arc::clone(&meeting) as Arc<dyn Cancel>);
-        // Should the caller drop this future during the launch, the send ends there (its
-        // deliverer reports the cancellation) and leaves the list.
-        let mut listed = Listed { inner, key };
-        // The first attempt's clock read is the send's own (as the synchronous path's).
-        let t0 = state.attempt_started();
-        if key.is_some() {
-            let answer = Answer(Some(Arc::clone(&meeting)));
-            state
-                .launch_with(&queue, budget, move |a| answer.give(a))
-                .instrument(span.clone())
-                .await;
-        } else {
-            // The producer is shutting down: the attempt was never handed to the transport.
+    let started = admitted.started;
+    match ready_now(inner, out, options, started, &span) {
+        Ok(ready) => Either::Left(launch(inner, transport, ready, admitted, span, deliver)),
+        // Boxed: the common case's future stays small.
+        Err(out) => Either::Right(Box::pin(async move {
+            let ready = match admitted.held.first() {
+                Some(msg) => {
+                    first_attempt(inner, out, options, msg, started)
+                        .instrument(span.clone())
+                        .await
+                }
+                None => Ready::Over(Err(ErrorKind::InvalidBatch(
+                    rmq_common::batch::BatchError::Empty,
+                ))),
+            };
+            launch(inner, transport, ready, admitted, span, deliver).await;
+        })),
+    }
+}
+
+/// Hands a ready first attempt to the transport. The request is built at once (it borrows the
+/// send's state), then the state waits for its answer in a [`Rendezvous`], listed in the
+/// producer's registry, before the request goes to the connection: the answer, however early,
+/// finds it there. The future returned holds the transport's launch alone.
+fn launch<'a, D>(
+    inner: &'a Arc<Inner>,
+    transport: &'a RemotingTransport,
+    ready: Ready,
+    admitted: Admitted,
+    span: Span,
+    deliver: Deliver<D, (SendOutcome, Leftovers)>,
+) -> impl Future<Output = ()> + Send + 'a
+where
+    D: FnOnce((SendOutcome, Leftovers)) + Send + 'static,
+{
+    let (state, queue, budget) = match ready {
+        Ready::Attempt(state, queue, budget) => (state, queue, budget),
+        Ready::Over(outcome) => {
+            spawn(inner, admitted, First::Over(outcome), span, deliver);
+            return Either::Right(std::future::ready(()));
+        }
+    };
+    let prepared = transport.prepare(&state.attempt(&queue, budget));
+    let attempt_span = state.current_attempt_span().clone();
+    let meeting = Rendezvous::<Waiting<D>>::new();
+    // Listed before the launch: a shutdown that stops waiting from now on cancels it.
+    let key = inner
+        .waiting
+        .insert(Arc::clone(&meeting) as Arc<dyn Cancel>);
+    // The first attempt's clock read is the send's own (as the synchronous path's).
+    let t0 = state.attempt_started();
+    meeting.park(Waiting {
+        inner: Arc::clone(inner),
+        state,
+        queue,
+        t0,
+        admitted,
+        span,
+        deliver,
+        key,
+    });
+    let prepared = match (key, prepared) {
+        (Some(_), Ok(prepared)) => prepared,
+        (Some(_), Err(e)) => {
+            meeting.answer(Err(e));
+            return Either::Right(std::future::ready(()));
+        }
+        // The producer is shutting down: the attempt is never handed to the transport.
+        (None, _) => {
             meeting.answer(Err(retry::cancelled(false)));
+            return Either::Right(std::future::ready(()));
         }
-        listed.key = None;
-        drop(listed);
-        meeting.park(Waiting {
-            inner: Arc::clone(inner),
-            state,
-            queue,
-            t0,
-            admitted,
-            span,
-            deliver,
-            key,
-        });
-    }
+    };
+    // Dropped before it is called (this future dropped early), it answers with a cancellation.
+    let answer = Answer(Some(Arc::clone(&meeting)));
+    let core = &inner.core;
+    Either::Left(
+        async move {
+            // Shutdown's abort ends the wait for the connection or room: the launch is dropped,
+            // and answers with a cancellation.
+            tokio::select! {
+                biased;
+                () = transport.launch_prepared(prepared, move |a| answer.give(a)) => {}
+                () = core.aborted() => {}
+            }
+            meeting.set_launched();
+        }
+        .instrument(attempt_span),
+    )
 }
 
-/// Takes a send off the producer's list when its launch is dropped.
-struct Listed<'a> {
-    inner: &'a Inner,
-    key: Option<usize>,
-}
-
-impl Drop for Listed<'_> {
-    fn drop(&mut self) {
-        if let Some(key) = self.key {
-            self.inner.waiting.remove(key);
-        }
+/// The first attempt without waiting when nothing needs a wait (no selector or queue target,
+/// the route cached), in the send's span; else `out` back, for [`first_attempt`].
+// The `Err` is the prepared message handed back by value, as it came (boxing it would allocate).
+#[allow(clippy::result_large_err)]
+fn ready_now(
+    inner: &Arc<Inner>,
+    out: Outgoing,
+    options: &SendOptions,
+    started: Instant,
+    span: &Span,
+) -> Result<Ready, Outgoing> {
+    let core = &inner.core;
+    if !matches!(options.target(), To::Any) {
+        return Err(out);
     }
+    let Some(info) = core.transport.cached_route(out.topic()) else {
+        return Err(out);
+    };
+    let job = Job {
+        out,
+        target: Target::Any,
+        mode: Mode::Reply,
+        retries: core.cfg.retries_async,
+        started,
+        timeout: timeout_of(core, options),
+    };
+    let mut state = SendState::new(Arc::clone(core), job, info, span.clone());
+    Ok(match state.next() {
+        Next::Done(outcome) => Ready::Over(outcome),
+        Next::Attempt(queue, budget) => Ready::Attempt(state, queue, budget),
+    })
 }

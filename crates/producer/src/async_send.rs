@@ -302,16 +302,19 @@ impl Producer {
             };
             // From here the request may be written: a drop of this future reports "maybe stored".
             deliver.may_be_stored();
-            if inner.core.transport.answers_by_callback() {
+            if let AnyTransport::Remoting(transport) = &inner.core.transport {
                 // The common case: the first answer settles the send where it arrives.
-                callback::start(inner, out, &options, started, admitted, span, deliver).await;
+                callback::start(inner, transport, out, &options, admitted, span, deliver).await;
                 return Ok(SendFuture::new(rx));
             }
+            // A gRPC proxy's send (its answer awaited on the completion driver): boxed, so that
+            // the remoting path's future stays small.
             let first = match admitted.held.first() {
                 Some(first) => {
-                    launch_first(inner, out, &options, first, started)
-                        .instrument(span.clone())
-                        .await
+                    Box::pin(
+                        launch_first(inner, out, &options, first, started).instrument(span.clone()),
+                    )
+                    .await
                 }
                 None => First::Over(Err(ErrorKind::InvalidBatch(
                     rmq_common::batch::BatchError::Empty,

@@ -1,14 +1,15 @@
 //! Where an asynchronous send's first answer meets the send's state.
 //!
-//! A transport that answers by callback ([`Transport::launch_with`](crate::transport::Transport))
-//! may call back before `launch_with` returns (a fast broker, or an error before the write),
-//! while the send's state is still borrowed by the launch. A [`Rendezvous`] holds whichever
-//! arrives first, the answer or the parked state; whichever arrives second settles the send,
-//! exactly once, on its own thread (the connection's task, or the caller's).
+//! A send parks its state here before its request goes to the connection, whose answer may
+//! come at any time after (from the connection's task); shutdown may cancel the wait in
+//! between. A [`Rendezvous`] holds whichever arrives first, the answer or the parked state;
+//! whichever arrives second settles the send, exactly once, on its own thread (the
+//! connection's task, or the caller's).
 //!
 //! A [`Registry`] lists the rendezvous still waiting for their answer, so that a shutdown that
 //! stops waiting ends them at once with a cancellation (the answer that comes later is ignored).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// What waits for its answer in a [`Rendezvous`].
@@ -37,6 +38,8 @@ enum Slot<P: Settle> {
 /// The meeting point of one answer and one state. See the [module docs](self).
 pub(crate) struct Rendezvous<P: Settle> {
     slot: Mutex<Slot<P>>,
+    /// Whether the request was handed to the connection (its launch resolved).
+    launched: AtomicBool,
 }
 
 impl<P: Settle> std::fmt::Debug for Rendezvous<P> {
@@ -55,7 +58,18 @@ impl<P: Settle> Rendezvous<P> {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self {
             slot: Mutex::new(Slot::Launching),
+            launched: AtomicBool::new(false),
         })
+    }
+
+    /// Records that the request was handed to the connection.
+    pub(crate) fn set_launched(&self) {
+        self.launched.store(true, Ordering::Release);
+    }
+
+    /// Whether [`Rendezvous::set_launched`] ran.
+    pub(crate) fn launched(&self) -> bool {
+        self.launched.load(Ordering::Acquire)
     }
 
     /// A panic never happens under this lock (nothing but moves run under it), so a poisoned
@@ -203,7 +217,7 @@ impl Registry {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
 
     use super::*;
 

@@ -390,7 +390,8 @@ impl<T: Transport> SendState<T> {
         }
     }
 
-    fn attempt<'a>(&'a self, queue: &'a Queue, budget: Duration) -> Attempt<'a> {
+    /// The attempt to `queue` within `budget`, for the transport.
+    pub(crate) fn attempt<'a>(&'a self, queue: &'a Queue, budget: Duration) -> Attempt<'a> {
         Attempt {
             info: &self.info,
             mq: self.queue(queue),
@@ -423,30 +424,9 @@ impl<T: Transport> SendState<T> {
         launched.instrument(self.attempt_span.clone()).await
     }
 
-    /// Phase 1 for a transport that answers by callback ([`Transport::launch_with`]): the
-    /// answer goes to `on_answer` (the caller then [settles](Self::settle) the attempt there).
-    /// Shutdown's abort ends the wait for the connection or room; `on_answer` is then dropped
-    /// uncalled or called with the transport's error.
-    // Not an `async fn` (one would hold `on_answer` twice): the transport's future and the
-    // abort's, in the attempt's span, with nothing else around them.
-    pub(crate) fn launch_with<'a>(
-        &'a self,
-        queue: &'a Queue,
-        budget: Duration,
-        on_answer: impl FnOnce(Result<SendResult, ErrorKind>) + Send + 'static,
-    ) -> Instrumented<impl Future<Output = ()> + Send + 'a> {
-        let attempt = self.attempt(queue, budget);
-        let core = &self.core;
-        // The futures made in the select itself: made outside, each would be held twice (once
-        // here, once in the select's own tuple).
-        async move {
-            tokio::select! {
-                biased;
-                () = core.transport.launch_with(attempt, on_answer) => {}
-                () = core.aborted() => {}
-            }
-        }
-        .instrument(self.attempt_span.clone())
+    /// The span of the current attempt (a child of the send's, at debug).
+    pub(crate) fn current_attempt_span(&self) -> &Span {
+        &self.attempt_span
     }
 
     /// When the current attempt started (the clock read of [`SendState::next`]; the send's

@@ -99,25 +99,6 @@ impl Transport for AnyTransport {
         }
     }
 
-    fn answers_by_callback(&self) -> bool {
-        match self {
-            Self::Remoting(t) => t.answers_by_callback(),
-            Self::Grpc(t) => t.answers_by_callback(),
-        }
-    }
-
-    fn launch_with(
-        &self,
-        attempt: Attempt<'_>,
-        on_answer: impl FnOnce(Result<SendResult, ErrorKind>) + Send + 'static,
-    ) -> impl Future<Output = ()> + Send {
-        // Either future as it is (an `async fn` would hold `attempt` and `on_answer` twice).
-        match self {
-            Self::Remoting(t) => Either::Left(t.launch_with(attempt, on_answer)),
-            Self::Grpc(t) => Either::Right(Box::pin(t.launch_with(attempt, on_answer))),
-        }
-    }
-
     fn call(
         &self,
         attempt: Attempt<'_>,

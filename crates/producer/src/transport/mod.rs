@@ -100,28 +100,6 @@ pub(crate) trait Transport: Send + Sync + 'static {
         attempt: Attempt<'_>,
     ) -> impl Future<Output = Result<Self::Pending, ErrorKind>> + Send;
 
-    /// Whether [`Transport::launch_with`] hands the answer to its callback where the answer
-    /// arrives (the connection's task), so that an asynchronous send can settle there; else
-    /// asynchronous sends await [`Transport::launch`]'s answer on the completion driver.
-    fn answers_by_callback(&self) -> bool {
-        false
-    }
-
-    /// [`Transport::launch`] with the answer handed to `on_answer`, called exactly once: with
-    /// an error that kept the attempt from being written (possibly before this returns), else
-    /// with the answer, a timeout at the budget, or the connection's failure. Resolves once
-    /// the attempt is written or queued for writing; dropping the future before that drops
-    /// `on_answer` uncalled or calls it with an error. The default runs the whole attempt
-    /// ([`Transport::call`]) and then calls `on_answer`: correct, but not pipelined (see
-    /// [`Transport::answers_by_callback`]).
-    fn launch_with(
-        &self,
-        attempt: Attempt<'_>,
-        on_answer: impl FnOnce(Result<SendResult, ErrorKind>) + Send + 'static,
-    ) -> impl Future<Output = ()> + Send {
-        async move { on_answer(self.call(attempt).await) }
-    }
-
     /// A whole attempt in one call, for a caller that awaits it anyway.
     fn call(
         &self,

@@ -57,6 +57,58 @@ impl RemotingTransport {
     }
 }
 
+/// An attempt's request, built at once and owning all it needs, so that the send's state is
+/// free to move (to wait for the answer) before the request is handed to the connection
+/// ([`RemotingTransport::launch_prepared`]).
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    addr: String,
+    req: RemotingCommand,
+    reading: Reading,
+    budget: Duration,
+}
+
+impl RemotingTransport {
+    /// The request of `attempt`, or the error that keeps it from being made (no broker
+    /// address).
+    pub(crate) fn prepare(&self, attempt: &Attempt<'_>) -> Result<Prepared, ErrorKind> {
+        let (addr, req) = self.request(attempt)?;
+        let reading = Reading::of(attempt, matches!(addr, Cow::Owned(_)).then_some(&*addr));
+        Ok(Prepared {
+            addr: addr.into_owned(),
+            req,
+            reading,
+            budget: attempt.budget,
+        })
+    }
+
+    /// Hands a prepared request to the connection; resolves once it is written or queued for
+    /// writing. The answer is read (`process_response`) and handed to `on_answer`, exactly
+    /// once, on the connection's task that has it: the reader (reply), the timer (timeout) or
+    /// the writer (failure); an error that kept the request from being queued calls it here.
+    /// Dropped before it resolves (polled or not), the future calls `on_answer` with the
+    /// transport's shutdown error.
+    pub(crate) fn launch_prepared(
+        &self,
+        prepared: Prepared,
+        on_answer: impl FnOnce(Result<SendResult, ErrorKind>) + Send + 'static,
+    ) -> impl Future<Output = ()> + Send + '_ {
+        let Prepared {
+            addr,
+            req,
+            mut reading,
+            budget,
+        } = prepared;
+        // The connection's future as it is, owning the address: wrapped in a block of ours,
+        // it would hold the request and the callback twice.
+        self.instance
+            .remoting
+            .invoke_async_with(addr, req, budget, move |answer| {
+                on_answer(reading.read(answer));
+            })
+    }
+}
+
 /// What reading an attempt's answer needs (moved into the result, so nothing is copied twice).
 #[derive(Debug)]
 struct Reading {
@@ -181,36 +233,6 @@ impl Transport for RemotingTransport {
             fut,
             reading: Reading::of(&attempt, matches!(addr, Cow::Owned(_)).then_some(&*addr)),
         })
-    }
-
-    fn answers_by_callback(&self) -> bool {
-        true
-    }
-
-    /// The answer is read (`process_response`) and handed to `on_answer` on the connection's
-    /// task that has it: the reader (reply), the timer (timeout) or the writer (failure).
-    // Not an `async fn`: one would hold `attempt` and `on_answer` twice.
-    #[allow(clippy::manual_async_fn)]
-    fn launch_with(
-        &self,
-        attempt: Attempt<'_>,
-        on_answer: impl FnOnce(Result<SendResult, ErrorKind>) + Send + 'static,
-    ) -> impl Future<Output = ()> + Send {
-        // An async block using its captures in place.
-        async move {
-            let (addr, req) = match self.request(&attempt) {
-                Ok(request) => request,
-                Err(e) => return on_answer(Err(e)),
-            };
-            let mut reading =
-                Reading::of(&attempt, matches!(addr, Cow::Owned(_)).then_some(&*addr));
-            self.instance
-                .remoting
-                .invoke_async_with(&addr, req, attempt.budget, move |answer| {
-                    on_answer(reading.read(answer));
-                })
-                .await;
-        }
     }
 
     // Not an `async fn`: one would hold `attempt` twice.

@@ -324,21 +324,26 @@ impl RemotingClient {
     /// The callback runs on a connection task that reads every reply of the connection: keep
     /// it short and never block in it (hand longer work to a task or a channel). A panic in it
     /// is caught and logged.
-    pub async fn invoke_async_with(
-        &self,
-        addr: &str,
+    // Not an `async fn`: one would hold `req` and `callback` twice (as its arguments, and in the
+    // instrumented block that uses them). The address is anything that gives a `&str`, owned
+    // by the future (a caller that builds the request before it awaits may own it).
+    #[allow(clippy::manual_async_fn)]
+    pub fn invoke_async_with<'a>(
+        &'a self,
+        addr: impl AsRef<str> + Send + 'a,
         req: RemotingCommand,
         timeout: Duration,
         callback: impl FnOnce(Result<RemotingCommand, RemotingError>) + Send + 'static,
-    ) {
+    ) -> impl Future<Output = ()> + Send + 'a {
         let callback = Callback::new(callback);
         let span = tracing::debug_span!(
             "rmq.invoke_async",
-            addr,
+            addr = addr.as_ref(),
             code = req.code,
             opaque = field::Empty
         );
-        async {
+        async move {
+            let addr = addr.as_ref();
             let deadline = crate::deadline_after(timeout);
             let conn = match self.connection(addr, deadline).await {
                 Ok(conn) => conn,
@@ -367,7 +372,6 @@ impl RemotingClient {
             .await;
         }
         .instrument(span)
-        .await;
     }
 
     /// Sends `req` with the oneway bit set; resolves once it is queued on the connection (as
