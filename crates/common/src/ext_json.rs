@@ -239,6 +239,31 @@ mod tests {
     }
 
     #[test]
+    fn escapes_and_quotes_around_word_boundaries() {
+        // Strings of every length across a 8-byte word, with the damage (an escaped
+        // quote, a backslash, a control character) at every position.
+        for len in 0..70 {
+            let text = "x".repeat(len);
+            let obj = format!(r#"x{{"k":"{text}","{text}":"v"}}"#);
+            let (v, _) = parse(&obj).unwrap_or_else(|| panic!("{obj}"));
+            assert_eq!(v[0].1, text);
+            assert_eq!(v[1].0, text);
+            for at in 0..=len {
+                for bad in ["\\\"", "\\", "\u{1}", "\\u0041"] {
+                    let mut t = text.clone();
+                    t.insert_str(at, bad);
+                    assert!(parse(&format!(r#"x{{"a":"{t}"}}"#)).is_none(), "{t:?}");
+                    assert!(parse(&format!(r#"x{{"{t}":"a"}}"#)).is_none(), "{t:?}");
+                    assert!(
+                        parse(&format!(r#"x{{"a":"{t}","b":"c"}}"#)).is_none(),
+                        "{t:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn anything_else_is_refused() {
         for s in [
             r#"x{"a":1}"#,

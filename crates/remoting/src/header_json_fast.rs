@@ -53,6 +53,12 @@ pub(crate) fn decode(header: &Bytes) -> Option<RemotingCommand> {
     (s.at == text.len()).then_some(cmd)
 }
 
+/// `Some((N, key))` when `rest` starts with the `N` bytes of `name`.
+#[inline(always)]
+fn lit<const N: usize>(rest: &[u8], name: &[u8; N], key: Key) -> Option<(usize, Key)> {
+    (rest.first_chunk::<N>() == Some(name)).then_some((N, key))
+}
+
 /// A top-level key of the header.
 #[derive(Clone, Copy)]
 enum Key {
@@ -110,23 +116,24 @@ impl<'a> Scan<'a> {
     }
 
     /// A key and its colon: the known keys told by their first letter and compared whole
-    /// (closing quote and colon included), without a string scan.
+    /// (closing quote and colon included, as fixed-size arrays: no `memcmp` call), without a
+    /// string scan.
     fn key(&mut self) -> Option<Key> {
         self.byte(b'"')?;
         let rest = self.bytes().get(self.at..)?;
-        let (name, key): (&[u8], Key) = match *rest.first()? {
-            b'c' => (b"code\":", Key::Code),
-            b'e' => (b"extFields\":", Key::ExtFields),
-            b'f' => (b"flag\":", Key::Flag),
-            b'l' => (b"language\":", Key::Language),
-            b'o' => (b"opaque\":", Key::Opaque),
-            b'r' => (b"remark\":", Key::Remark),
-            b's' => (b"serializeTypeCurrentRPC\":", Key::Other),
-            b'v' => (b"version\":", Key::Version),
-            _ => (b"", Key::Other),
+        let known = match *rest.first()? {
+            b'c' => lit(rest, b"code\":", Key::Code),
+            b'e' => lit(rest, b"extFields\":", Key::ExtFields),
+            b'f' => lit(rest, b"flag\":", Key::Flag),
+            b'l' => lit(rest, b"language\":", Key::Language),
+            b'o' => lit(rest, b"opaque\":", Key::Opaque),
+            b'r' => lit(rest, b"remark\":", Key::Remark),
+            b's' => lit(rest, b"serializeTypeCurrentRPC\":", Key::Other),
+            b'v' => lit(rest, b"version\":", Key::Version),
+            _ => None,
         };
-        if !name.is_empty() && rest.starts_with(name) {
-            self.at += name.len();
+        if let Some((len, key)) = known {
+            self.at += len;
             return Some(key);
         }
         self.at -= 1;
@@ -260,6 +267,41 @@ mod tests {
             "",
         ] {
             assert_eq!(both(s).0, None, "took the fast path: {s:?}");
+        }
+    }
+
+    #[test]
+    fn strings_of_every_length_with_damage_at_every_position() {
+        // Around the 16- and 32-byte vectors of the string search: a remark, an unknown key and
+        // an ext value of every length agree with the full decoder, and an escape, a
+        // backslash or a control character anywhere sends the header to the full decoder.
+        for len in 0..70 {
+            let text: String = (0..len)
+                .map(|i| if i % 3 == 0 { 'é' } else { 'x' })
+                .collect();
+            let shapes = [
+                format!(r#"{{"code":1,"remark":"{text}","opaque":2}}"#),
+                format!(r#"{{"{text}":"{text}","code":1}}"#),
+                format!(r#"{{"extFields":{{"{text}":"{text}","k":"v"}},"flag":1}}"#),
+            ];
+            for s in &shapes {
+                let (fast, full) = both(s);
+                assert!(fast.is_some(), "not on the fast path: {s}");
+                assert_eq!(fast, full, "{s}");
+            }
+            for at in (0..=len).step_by(3) {
+                for bad in ["\\\"", "\\\\", "\\u0041", "\u{1}", "\n", "\\"] {
+                    let mut t = text.clone();
+                    t.insert_str(t.char_indices().nth(at).map_or(t.len(), |(i, _)| i), bad);
+                    for s in [
+                        format!(r#"{{"code":1,"remark":"{t}","opaque":2}}"#),
+                        format!(r#"{{"{t}":"x","code":1}}"#),
+                        format!(r#"{{"extFields":{{"k":"{t}"}},"flag":1}}"#),
+                    ] {
+                        assert_eq!(both(&s).0, None, "took the fast path: {s:?}");
+                    }
+                }
+            }
         }
     }
 
