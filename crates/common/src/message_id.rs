@@ -156,7 +156,9 @@ impl UniqIdGenerator {
         match Month::of_day(days) {
             Some(month) => {
                 self.month.store(month.0, Ordering::Relaxed);
-                month.start_if_contains(days).unwrap_or_else(|| month_start_utc_ms(now_ms))
+                month
+                    .start_if_contains(days)
+                    .unwrap_or_else(|| month_start_utc_ms(now_ms))
             }
             // Before 1970 or past 2^32 days: computed each time.
             None => month_start_utc_ms(now_ms),

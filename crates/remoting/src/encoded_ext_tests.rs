@@ -140,7 +140,11 @@ fn integers_of_every_length_and_sign_are_their_decimal_text() {
             }
             b.int(key, v);
             want.push_str(&format!("{}:\"{v}\"", serde_json::to_string(key).unwrap()));
-            assert_eq!(String::from_utf8_lossy(b.build().as_json()), want, "{key} {v}");
+            assert_eq!(
+                String::from_utf8_lossy(b.build().as_json()),
+                want,
+                "{key} {v}"
+            );
         }
     }
 }

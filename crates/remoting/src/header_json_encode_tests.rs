@@ -66,7 +66,8 @@ fn strings_that_are_all_escapes_cross_the_stage_at_every_offset() {
 
 #[test]
 fn properties_like_a_producer_sends() {
-    let s = "TAGS\u{1}TagA\u{2}UNIQ_KEY\u{1}7F0000010F2C18B4AAC2000000000000\u{2}WAIT\u{1}true\u{2}";
+    let s =
+        "TAGS\u{1}TagA\u{2}UNIQ_KEY\u{1}7F0000010F2C18B4AAC2000000000000\u{2}WAIT\u{1}true\u{2}";
     assert_eq!(put(s), reference(s));
     assert_eq!(
         put("KEYS\u{1}k\u{2}"),
@@ -115,7 +116,11 @@ fn entries_clean_escaped_long_and_many_are_written_as_the_reference() {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        assert_eq!(header_ext(&entries), reference_entries(&entries), "{case:?}");
+        assert_eq!(
+            header_ext(&entries),
+            reference_entries(&entries),
+            "{case:?}"
+        );
     }
     // enough entries to flush the stage (256 bytes) at many offsets
     for n in 1..80 {

@@ -348,8 +348,18 @@ mod tests {
     fn the_last_topic_on_a_thread_is_reused_only_for_that_topic() {
         let meter = opentelemetry::metrics::noop::NoopMeterProvider::new().meter("rmq");
         let (m1, m2) = (Metrics::new(&meter, "a@1"), Metrics::new(&meter, "b@2"));
-        for (m, topic) in [(&m1, "A"), (&m1, "A"), (&m2, "B"), (&m1, "A"), (&m2, "A"), (&m2, "B")] {
-            assert_eq!(Metrics::topic(instruments(m), topic), KeyValue::new(TOPIC, topic));
+        for (m, topic) in [
+            (&m1, "A"),
+            (&m1, "A"),
+            (&m2, "B"),
+            (&m1, "A"),
+            (&m2, "A"),
+            (&m2, "B"),
+        ] {
+            assert_eq!(
+                Metrics::topic(instruments(m), topic),
+                KeyValue::new(TOPIC, topic)
+            );
         }
         // The second producer's "A" came from the thread's last topic (the first producer's).
         assert_eq!(instruments(&m2).topics.len(), 1);

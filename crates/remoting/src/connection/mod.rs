@@ -197,7 +197,10 @@ impl Shared {
     /// Resolves once the connection is closed or closing, for the one task that owns `waker`
     /// (the reader's or the writer's: an [`AtomicWaker`] keeps one task's waker). Registered
     /// before the flag is read, so a close between the two still wakes the task.
-    pub(crate) fn closed_for<'a>(&'a self, waker: &'a AtomicWaker) -> impl Future<Output = ()> + 'a {
+    pub(crate) fn closed_for<'a>(
+        &'a self,
+        waker: &'a AtomicWaker,
+    ) -> impl Future<Output = ()> + 'a {
         std::future::poll_fn(move |cx| {
             if self.is_closed() {
                 return Poll::Ready(());
