@@ -6,7 +6,7 @@ use std::fmt;
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::hex;
@@ -44,6 +44,32 @@ pub struct UniqIdGenerator {
     pid: u32,
     prefix: String,
     counter: AtomicU32,
+    /// The month of the last id ([`Month`] packed), so that the month start is computed once a
+    /// month, not per id (Java keeps `startTime`/`nextStartTime` the same way).
+    month: AtomicU64,
+}
+
+/// A month as days since 1970-01-01 of its first day (low 32 bits) and its length in days (the
+/// next 8), packed into one word so that it is read and replaced whole; 0 is no month.
+#[derive(Clone, Copy)]
+struct Month(u64);
+
+impl Month {
+    /// The month containing day `days` (computed).
+    fn of_day(days: i64) -> Option<Self> {
+        let first = days - (civil_day_of_month(days) - 1);
+        let next = first + 31 - (civil_day_of_month(first + 31) - 1);
+        let first = u32::try_from(first).ok()?;
+        let len = u64::try_from(next - i64::from(first)).ok()?;
+        Some(Self(u64::from(first) | len << 32))
+    }
+
+    /// The start of this month in epoch milliseconds, if it contains day `days`.
+    fn start_if_contains(self, days: i64) -> Option<i64> {
+        let first = i64::from(self.0 as u32);
+        let len = (self.0 >> 32) as i64;
+        (self.0 != 0 && days >= first && days < first + len).then_some(first * DAY_MS)
+    }
 }
 
 impl UniqIdGenerator {
@@ -85,6 +111,7 @@ impl UniqIdGenerator {
             pid,
             prefix,
             counter: AtomicU32::new(counter),
+            month: AtomicU64::new(0),
         }
     }
 
@@ -106,7 +133,7 @@ impl UniqIdGenerator {
     /// A new id for the given time (epoch milliseconds): the clock is injected.
     #[must_use]
     pub fn next_id_at(&self, now_ms: i64) -> String {
-        let diff = now_ms.wrapping_sub(month_start_utc_ms(now_ms));
+        let diff = now_ms.wrapping_sub(self.month_start(now_ms));
         let counter = self.counter.fetch_add(1, Ordering::Relaxed) as u16;
         let mut tail = [0u8; 6];
         tail[..4].copy_from_slice(&(diff as u32).to_be_bytes());
@@ -115,6 +142,27 @@ impl UniqIdGenerator {
         id.push_str(&self.prefix);
         hex::encode_upper_into(&tail, &mut id);
         id
+    }
+}
+
+impl UniqIdGenerator {
+    /// [`month_start_utc_ms`] of `now_ms`, from the month of the last id when it contains it.
+    fn month_start(&self, now_ms: i64) -> i64 {
+        let days = now_ms.div_euclid(DAY_MS);
+        let cached = Month(self.month.load(Ordering::Relaxed));
+        if let Some(start) = cached.start_if_contains(days) {
+            return start;
+        }
+        match Month::of_day(days) {
+            Some(month) => {
+                self.month.store(month.0, Ordering::Relaxed);
+                month
+                    .start_if_contains(days)
+                    .unwrap_or_else(|| month_start_utc_ms(now_ms))
+            }
+            // Before 1970 or past 2^32 days: computed each time.
+            None => month_start_utc_ms(now_ms),
+        }
     }
 }
 
@@ -276,6 +324,27 @@ mod tests {
         ];
         for (ms, want) in cases {
             assert_eq!(month_start_utc_ms(ms), want, "{ms}");
+        }
+    }
+
+    #[test]
+    fn the_cached_month_start_is_the_computed_one_at_every_boundary_and_backwards() {
+        let g = UniqIdGenerator::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 1);
+        // Every month boundary from 1999 to 2101 (leap years, 2000, 2100), each side of it,
+        // visited forwards then backwards (a wall clock set back), and before 1970.
+        let mut instants = Vec::new();
+        let mut day = 10_592; // 1999-01-01
+        while day < 48_000 {
+            let start = month_start_utc_ms(day * DAY_MS);
+            instants.extend([start - 1, start, start + 1, start + 12 * 3_600_000]);
+            day += 27;
+        }
+        let back: Vec<i64> = instants.iter().rev().copied().collect();
+        instants.extend(back);
+        instants.extend([-1, 0, -DAY_MS * 400, i64::MIN / 2, 5_000_000_000 * DAY_MS]);
+        for ms in instants {
+            assert_eq!(g.month_start(ms), month_start_utc_ms(ms), "{ms}");
+            assert_eq!(g.month_start(ms), month_start_utc_ms(ms), "{ms} cached");
         }
     }
 

@@ -59,7 +59,9 @@ pub struct RemotingConfig {
     /// the reply after connecting (J5 `invokeSync`). Async and oneway timeouts never close.
     pub close_on_timeout: bool,
     /// Close a connection with no read and no write for this long (Java 120 s), unless requests
-    /// on it still wait for their replies; zero disables.
+    /// on it still wait for their replies; zero disables. Looked at once per period (reads and
+    /// writes are not timed one by one): an idle connection closes one to two periods after its
+    /// last read or write.
     pub idle_timeout: Duration,
     /// Set `TCP_NODELAY` on every socket (Java: true).
     pub tcp_nodelay: bool,

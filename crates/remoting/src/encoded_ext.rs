@@ -122,13 +122,19 @@ impl EncodedExtBuilder {
         let value = value.as_bytes();
         let clean = clean_prefix(value);
         self.json.reserve(key.len() + value.len() + 8);
-        let mut entry = Entry::new();
-        if entry.key(!self.json.is_empty(), key) {
-            entry.push(b'"');
-            self.json.put_slice(entry.bytes());
+        if let Some(head) = short_key(key) {
+            // `,"k":"` in one fixed-size write (the comma skipped for the first entry).
+            let at = usize::from(self.json.is_empty());
+            self.json.put_slice(&head[at..]);
         } else {
-            self.slow_key(key);
-            self.json.put_u8(b'"');
+            let mut entry = Entry::new();
+            if entry.key(!self.json.is_empty(), key) {
+                entry.push(b'"');
+                self.json.put_slice(entry.bytes());
+            } else {
+                self.slow_key(key);
+                self.json.put_u8(b'"');
+            }
         }
         self.json.put_slice(&value[..clean]);
         if clean < value.len() {
@@ -140,6 +146,17 @@ impl EncodedExtBuilder {
 
     /// Adds `key` with the decimal text of `value`.
     pub fn int(&mut self, key: &str, value: i64) -> &mut Self {
+        if let Some(head) = short_key(key) {
+            // The whole entry assembled backwards on the stack (the closing quote, the digits,
+            // then `,"k":"`) and written in one copy.
+            let mut buf = [0u8; 32];
+            buf[31] = b'"';
+            let start = put_decimal(value, &mut buf);
+            let at = start - 6 + usize::from(self.json.is_empty());
+            buf[start - 6..start].copy_from_slice(&head);
+            self.json.put_slice(&buf[at..]);
+            return self;
+        }
         let mut entry = Entry::new();
         if entry.key(!self.json.is_empty(), key) {
             // The whole entry in one write.
@@ -209,6 +226,51 @@ impl EncodedExtBuilder {
         put_str_bytes(&mut self.json, key.as_bytes());
         self.json.put_u8(b':');
     }
+}
+
+/// `,"k":"` for a one-byte key that needs no escape (every key of a producer's send); `None`
+/// for any other key.
+fn short_key(key: &str) -> Option<[u8; 6]> {
+    match *key.as_bytes() {
+        [k] if k >= 0x20 && k != b'"' && k != b'\\' => Some([b',', b'"', k, b'"', b':', b'"']),
+        _ => None,
+    }
+}
+
+/// `"00".."99"`: two decimal digits per lookup.
+const PAIRS: &[u8; 200] = b"\
+    0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
+/// Writes the decimal text of `v` so that it ends just before `buf[31]`, two digits at a time
+/// (as `itoa`); returns where it starts. At most 20 bytes (`i64::MIN`: a sign and 19 digits),
+/// so at least 11 bytes stay free before it.
+fn put_decimal(v: i64, buf: &mut [u8; 32]) -> usize {
+    let mut n = v.unsigned_abs();
+    let mut pos = 31;
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        pos -= 2;
+        buf[pos..pos + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        pos -= 2;
+        buf[pos..pos + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
+        pos -= 1;
+        // A single digit: n < 10.
+        buf[pos] = b'0' + n as u8;
+    }
+    if v < 0 {
+        pos -= 1;
+        buf[pos] = b'-';
+    }
+    pos
 }
 
 /// One entry with a short key, assembled on the stack and written in one copy (ext keys are

@@ -121,6 +121,49 @@ fn numbers_and_booleans_are_written_as_java_strings() {
 }
 
 #[test]
+fn integers_of_every_length_and_sign_are_their_decimal_text() {
+    let mut values = vec![0, i64::MIN, i64::MIN + 1, i64::MAX, i64::MAX - 1];
+    let mut p: i64 = 1;
+    for _ in 0..19 {
+        for v in [p - 1, p, p + 1, p * 5, p.saturating_mul(9)] {
+            values.extend([v, -v]);
+        }
+        p = p.saturating_mul(10);
+    }
+    for v in values {
+        for (key, comma) in [("g", false), ("g", true), ("born", true), ("q\"", true)] {
+            let mut b = EncodedExtFields::builder(0);
+            let mut want = String::new();
+            if comma {
+                b.bool("x", true);
+                want.push_str(r#""x":"true","#);
+            }
+            b.int(key, v);
+            want.push_str(&format!("{}:\"{v}\"", serde_json::to_string(key).unwrap()));
+            assert_eq!(
+                String::from_utf8_lossy(b.build().as_json()),
+                want,
+                "{key} {v}"
+            );
+        }
+    }
+}
+
+#[test]
+fn one_byte_keys_that_need_escapes_take_the_slow_path() {
+    for k in ["\"", "\\", "\u{0}", "\u{1f}"] {
+        let mut b = EncodedExtFields::builder(0);
+        b.int(k, 1).str(k, "v").bool(k, false);
+        let mut ext = ExtFields::new();
+        for v in ["1", "v", "false"] {
+            ext.push(k.into(), v.into());
+        }
+        let (x, y) = same_frame(b.build(), ext);
+        assert_eq!(x, y, "{k:?}");
+    }
+}
+
+#[test]
 fn extend_joins_encoded_parts_and_skips_empty_ones() {
     let mut a = EncodedExtFields::builder(0);
     a.str("a", "1");

@@ -28,28 +28,7 @@ pub(crate) fn encode(cmd: &RemotingCommand, dst: &mut BytesMut) {
     if !pre.is_empty() || !cmd.ext_fields.is_empty() {
         dst.put_slice(b",\"extFields\":{");
         dst.put_slice(pre);
-        for (i, (k, v)) in cmd.ext_fields.iter().enumerate() {
-            let (k, v) = (k.as_bytes(), v.as_bytes());
-            let sep: &[u8] = if i > 0 || !pre.is_empty() {
-                b",\""
-            } else {
-                b"\""
-            };
-            // The common case, neither needing an escape: `,"k":"v"` in five writes.
-            if clean_prefix(k) == k.len() && clean_prefix(v) == v.len() {
-                dst.reserve(k.len() + v.len() + 6);
-                dst.put_slice(sep);
-                dst.put_slice(k);
-                dst.put_slice(b"\":\"");
-                dst.put_slice(v);
-                dst.put_u8(b'"');
-                continue;
-            }
-            dst.put_slice(&sep[..sep.len() - 1]);
-            put_str_bytes(dst, k);
-            dst.put_u8(b':');
-            put_str_bytes(dst, v);
-        }
+        put_entries(dst, &cmd.ext_fields, !pre.is_empty());
         dst.put_u8(b'}');
     }
     dst.put_slice(b",\"flag\":");
@@ -67,6 +46,61 @@ pub(crate) fn encode(cmd: &RemotingCommand, dst: &mut BytesMut) {
     dst.put_slice(b",\"version\":");
     put_i32(dst, cmd.version);
     dst.put_u8(b'}');
+}
+
+/// Bytes of entries gathered on the stack between two copies into the header.
+const STAGE: usize = 256;
+
+/// Writes the members of `ext` (`"k":"v"` joined by `,`; a leading `,` when `comma`). Entries
+/// that need no escape (the common case) are gathered on the stack and copied into `dst` a few
+/// hundred bytes at a time; a one-byte key (every key of a producer's send) is one fixed-size
+/// store.
+fn put_entries(dst: &mut BytesMut, ext: &ExtFields, mut comma: bool) {
+    let mut stage = [0u8; STAGE];
+    let mut n = 0;
+    for (k, v) in ext.iter() {
+        let (k, v) = (k.as_bytes(), v.as_bytes());
+        let need = k.len() + v.len() + 6;
+        if need <= STAGE && clean_prefix(k) == k.len() && clean_prefix(v) == v.len() {
+            if n + need > STAGE {
+                dst.put_slice(&stage[..n]);
+                n = 0;
+            }
+            // `,"k":"v"`: the comma written always, kept only when wanted.
+            let at = n;
+            if let &[key] = k {
+                stage[at..at + 6].copy_from_slice(&[b',', b'"', key, b'"', b':', b'"']);
+                n += 6;
+            } else {
+                stage[at..at + 2].copy_from_slice(b",\"");
+                stage[at + 2..at + 2 + k.len()].copy_from_slice(k);
+                n += 2 + k.len();
+                stage[n..n + 3].copy_from_slice(b"\":\"");
+                n += 3;
+            }
+            stage[n..n + v.len()].copy_from_slice(v);
+            n += v.len();
+            stage[n] = b'"';
+            n += 1;
+            if !comma {
+                // The first entry: no comma (moved over it; rare, once per header).
+                stage.copy_within(at + 1..n, at);
+                n -= 1;
+                comma = true;
+            }
+            continue;
+        }
+        dst.put_slice(&stage[..n]);
+        n = 0;
+        if comma {
+            dst.put_u8(b',');
+        }
+        comma = true;
+        put_str_bytes(dst, k);
+        dst.put_u8(b':');
+        put_str_bytes(dst, v);
+    }
+    dst.put_slice(&stage[..n]);
 }
 
 /// Writes `v` in decimal.
@@ -406,6 +440,10 @@ impl<'de> de::Deserialize<'de> for ExtValue<'de> {
         d.deserialize_any(V)
     }
 }
+
+#[cfg(test)]
+#[path = "header_json_encode_tests.rs"]
+mod encode_tests;
 
 #[cfg(test)]
 mod tests {

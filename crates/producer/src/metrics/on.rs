@@ -1,5 +1,6 @@
 //! The recorder with the `metrics` feature: OpenTelemetry instruments made once per producer.
 
+use std::cell::RefCell;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -21,6 +22,13 @@ const GROUP: &str = "producer_group";
 /// Topics whose `topic` attribute is kept (a producer sends to a handful; past this many, a
 /// new topic's attribute is made per send).
 const MAX_CACHED_TOPICS: usize = 1024;
+
+thread_local! {
+    /// The `topic` attribute made or found last on this thread (it depends on the topic only,
+    /// not on the producer): the sends of one topic take it without hashing the name into the
+    /// map and locking a shard.
+    static LAST_TOPIC: RefCell<Option<KeyValue>> = const { RefCell::new(None) };
+}
 
 /// The instruments the send path records into.
 #[derive(Debug)]
@@ -92,16 +100,29 @@ impl Metrics {
 
     /// The `topic` attribute of `topic`: cached, cloned without a copy of the name.
     fn topic(i: &Instruments, topic: &str) -> KeyValue {
-        if let Some(kv) = i.topics.get(topic) {
-            return kv.clone();
+        let last = LAST_TOPIC.with(|last| {
+            last.borrow()
+                .as_ref()
+                .filter(|kv| matches!(&kv.value, Value::String(s) if s.as_str() == topic))
+                .cloned()
+        });
+        if let Some(kv) = last {
+            return kv;
         }
-        let kv = KeyValue::new(
-            TOPIC,
-            Value::String(StringValue::from(Arc::<str>::from(topic))),
-        );
-        if i.topics.len() < MAX_CACHED_TOPICS {
-            i.topics.insert(topic.to_owned(), kv.clone());
-        }
+        let kv = match i.topics.get(topic) {
+            Some(kv) => kv.clone(),
+            None => {
+                let kv = KeyValue::new(
+                    TOPIC,
+                    Value::String(StringValue::from(Arc::<str>::from(topic))),
+                );
+                if i.topics.len() < MAX_CACHED_TOPICS {
+                    i.topics.insert(topic.to_owned(), kv.clone());
+                }
+                kv
+            }
+        };
+        LAST_TOPIC.with(|last| *last.borrow_mut() = Some(kv.clone()));
         kv
     }
 
@@ -321,5 +342,26 @@ mod tests {
         }
         assert_eq!(i.topics.len(), MAX_CACHED_TOPICS);
         assert_eq!(Metrics::topic(i, "past the bound").key.as_str(), TOPIC);
+    }
+
+    #[test]
+    fn the_last_topic_on_a_thread_is_reused_only_for_that_topic() {
+        let meter = opentelemetry::metrics::noop::NoopMeterProvider::new().meter("rmq");
+        let (m1, m2) = (Metrics::new(&meter, "a@1"), Metrics::new(&meter, "b@2"));
+        for (m, topic) in [
+            (&m1, "A"),
+            (&m1, "A"),
+            (&m2, "B"),
+            (&m1, "A"),
+            (&m2, "A"),
+            (&m2, "B"),
+        ] {
+            assert_eq!(
+                Metrics::topic(instruments(m), topic),
+                KeyValue::new(TOPIC, topic)
+            );
+        }
+        // The second producer's "A" came from the thread's last topic (the first producer's).
+        assert_eq!(instruments(&m2).topics.len(), 1);
     }
 }

@@ -27,12 +27,15 @@ mod timer;
 mod timer_tests;
 mod writer;
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use futures_util::task::AtomicWaker;
 use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -149,11 +152,16 @@ pub(crate) struct Shared {
     closed: CancellationToken,
     /// Set (before `closed` is cancelled) when the connection closes.
     closed_flag: AtomicBool,
+    /// The reader's and the writer's wakers for the close ([`Shared::closed_for`]): their waits
+    /// go through a waker register instead of the token's waiter list, which took a lock to
+    /// join and one to leave at every wait (issue 13).
+    pub(crate) reader_close: AtomicWaker,
+    pub(crate) writer_close: AtomicWaker,
     /// Cancelled once the writer has failed every waiter and both halves are being dropped.
     pub(crate) finished: CancellationToken,
-    /// Milliseconds since `started` of the last frame read (for the idle timeout).
-    pub(crate) last_read_ms: AtomicU64,
-    pub(crate) started: Instant,
+    /// Set by the reader when it reads a frame, taken by the writer's idle check: traffic
+    /// since the last check (the idle timeout needs no clock read per frame).
+    pub(crate) read_seen: AtomicBool,
     /// Set by the reader before it closes the connection over a TLS refusal or a protocol
     /// error: the waiters then fail with `RemotingError::Tls` or `RemotingError::Protocol`
     /// rather than `ConnectionClosed`.
@@ -182,6 +190,28 @@ impl Shared {
         self.closed_flag.store(true, Ordering::Release);
         self.budget.close();
         self.closed.cancel();
+        self.reader_close.wake();
+        self.writer_close.wake();
+    }
+
+    /// Resolves once the connection is closed or closing, for the one task that owns `waker`
+    /// (the reader's or the writer's: an [`AtomicWaker`] keeps one task's waker). Registered
+    /// before the flag is read, so a close between the two still wakes the task.
+    pub(crate) fn closed_for<'a>(
+        &'a self,
+        waker: &'a AtomicWaker,
+    ) -> impl Future<Output = ()> + 'a {
+        std::future::poll_fn(move |cx| {
+            if self.is_closed() {
+                return Poll::Ready(());
+            }
+            waker.register(cx.waker());
+            if self.is_closed() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
     }
 
     /// Whether the connection is closed or closing (an atomic load: the token's own check
@@ -294,9 +324,10 @@ impl Connection {
             budget: Semaphore::new(budget),
             closed: CancellationToken::new(),
             closed_flag: AtomicBool::new(false),
+            reader_close: AtomicWaker::new(),
+            writer_close: AtomicWaker::new(),
             finished: CancellationToken::new(),
-            last_read_ms: AtomicU64::new(0),
-            started: Instant::now(),
+            read_seen: AtomicBool::new(false),
             close_cause: OnceLock::new(),
             draining: AtomicBool::new(false),
             spare_heads: Mutex::new(Vec::new()),

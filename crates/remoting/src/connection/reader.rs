@@ -26,9 +26,6 @@ impl Drop for CloseOnDrop {
     }
 }
 
-/// Frames read without waiting between two updates of the last-read time.
-const STAMP_EVERY: u32 = 64;
-
 /// The reader task; `guard` is made by the spawner, so it exists before the first poll.
 pub(super) async fn run<R: AsyncRead + Unpin>(guard: CloseOnDrop, rd: R) {
     let conn = &guard.0;
@@ -36,34 +33,27 @@ pub(super) async fn run<R: AsyncRead + Unpin>(guard: CloseOnDrop, rd: R) {
     let codec = RemotingCodec::with_max_frame_length(shared.opts.max_frame_length);
     let mut frames = FramedRead::with_capacity(rd, codec, 16 * 1024);
     let mut first = true;
-    let mut unstamped = STAMP_EVERY;
     loop {
         if shared.is_closed() {
             break;
         }
         // A frame already buffered (the common case under load: one read brings many) is taken
         // without building the select below, whose close future costs more than the frame.
-        let (item, waited) = match frames.next().now_or_never() {
-            Some(item) => (item, false),
+        let item = match frames.next().now_or_never() {
+            Some(item) => item,
             None => tokio::select! {
                 biased;
-                () = shared.closed() => break,
-                item = frames.next() => (item, true),
+                () = shared.closed_for(&shared.reader_close) => break,
+                item = frames.next() => item,
             },
         };
         match item {
             Some(Ok(cmd)) => {
                 first = false;
-                // The read time, for the idle timeout: after a wait, and every few frames of a
-                // run taken without waiting (they came in the same reads; a clock read per frame
-                // costs more than the idle timeout's precision is worth).
-                unstamped += 1;
-                if waited || unstamped >= STAMP_EVERY {
-                    unstamped = 0;
-                    let ms = shared.started.elapsed().as_millis();
-                    shared
-                        .last_read_ms
-                        .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
+                // Traffic, for the idle timeout: a flag the writer's idle check takes (no clock
+                // read per frame; written only when it changes).
+                if !shared.read_seen.load(Ordering::Relaxed) {
+                    shared.read_seen.store(true, Ordering::Relaxed);
                 }
                 if cmd.is_response() {
                     let opaque = cmd.opaque;
@@ -74,8 +64,6 @@ pub(super) async fn run<R: AsyncRead + Unpin>(guard: CloseOnDrop, rd: R) {
                     // Waits for queue budget: while the peer does not read our responses, we
                     // stop reading its requests.
                     send(conn, resp).await;
-                    // That may have waited: the next frame's read time is taken.
-                    unstamped = STAMP_EVERY;
                 }
             }
             Some(Err(e)) => {

@@ -128,7 +128,8 @@ async fn serve<W: AsyncWrite + Unpin>(
     let mut heads: Vec<bytes::BytesMut> = Vec::new();
     // Queue budget of the frames taken off the channel, given back once they are written.
     let mut taken: usize = 0;
-    let mut last_write = Instant::now();
+    // A write since the idle timer's last look.
+    let mut wrote = false;
     let mut idle_sleep = pin!(tokio::time::sleep(if idle.is_zero() { FAR } else { idle }));
 
     loop {
@@ -142,7 +143,7 @@ async fn serve<W: AsyncWrite + Unpin>(
         } else {
             tokio::select! {
             biased;
-            () = shared.closed() => {
+            () = shared.closed_for(&shared.writer_close) => {
                 lingering = shared.linger_until().is_some();
                 if lingering {
                     // No frame joins the queue from now on (a call racing the close gets
@@ -158,19 +159,17 @@ async fn serve<W: AsyncWrite + Unpin>(
                 None => return Stop::Closed,
             },
             () = &mut idle_sleep, if !idle.is_zero() => {
-                let last_read = shared.started
-                    + Duration::from_millis(shared.last_read_ms.load(Ordering::Relaxed));
-                let due = last_write.max(last_read) + idle;
-                let now = Instant::now();
-                if now < due {
-                    idle_sleep.as_mut().reset(due);
-                } else if shared.pending.len() > 0 {
-                    // Requests still wait for replies (a slow peer): not idle; look again later.
-                    idle_sleep.as_mut().reset(now + idle);
-                } else {
-                    return Stop::Idle;
+                // Traffic since the last look (a write, a frame read) or a request still
+                // waiting for its reply (a slow peer): not idle; look again one period later.
+                // The writes and reads are not timed (a clock read each cost more than the
+                // timeout's precision is worth): a connection closes between one and two
+                // periods after its last traffic.
+                let read = shared.read_seen.swap(false, Ordering::Relaxed);
+                if std::mem::take(&mut wrote) || read || shared.pending.len() > 0 {
+                    idle_sleep.as_mut().reset(Instant::now() + idle);
+                    continue;
                 }
-                continue;
+                return Stop::Idle;
             }
             }
         };
@@ -196,7 +195,7 @@ async fn serve<W: AsyncWrite + Unpin>(
         // Written: their in-flight slots are free.
         oneways.clear();
         shared.budget.add_permits(std::mem::take(&mut taken));
-        last_write = Instant::now();
+        wrote = true;
     }
 }
 
