@@ -123,13 +123,13 @@ where
     fn give(mut self, answer: Result<SendResult, ErrorKind>) {
         if let Some(meeting) = self.0.take() {
             let answer = match answer {
-                // The launch was dropped before the request was queued (the caller dropped its
-                // `send_async` future, or shutdown's abort): the send ends cancelled, not
-                // retried.
+                // The launch was given up before the request was queued (the caller dropped
+                // its `send_async` future, or shutdown's abort): the send ends cancelled, not
+                // retried. A `Shutdown` otherwise (the client closed) is the transport's error.
                 Err(ErrorKind::Transport {
                     source: RemotingError::Shutdown,
                     ..
-                }) if !meeting.launched() => Waiting::<D>::cancelled(),
+                }) if meeting.abandoned() => Waiting::<D>::cancelled(),
                 other => other,
             };
             meeting.answer(answer);
@@ -243,17 +243,37 @@ where
     let core = &inner.core;
     Either::Left(
         async move {
-            // Shutdown's abort ends the wait for the connection or room: the launch is dropped,
-            // and answers with a cancellation.
+            // Declared before the guard, so dropped after it: a launch given up marks the
+            // meeting before its callback answers `Shutdown`.
+            let launch = transport.launch_prepared(prepared, move |a| answer.give(a));
+            let mut launch = std::pin::pin!(launch);
+            let mut given_up = GivenUp(Some(&meeting));
+            // Shutdown's abort ends the wait for the connection or room: the launch is
+            // dropped, and answers with a cancellation.
             tokio::select! {
                 biased;
-                () = transport.launch_prepared(prepared, move |a| answer.give(a)) => {}
+                () = &mut launch => given_up.0 = None,
                 () = core.aborted() => {}
             }
-            meeting.set_launched();
         }
         .instrument(attempt_span),
     )
+}
+
+/// Marks a launch given up (dropped or aborted before it resolved) when dropped armed.
+struct GivenUp<'a, D>(Option<&'a Rendezvous<Waiting<D>>>)
+where
+    D: FnOnce((SendOutcome, Leftovers)) + Send + 'static;
+
+impl<D> Drop for GivenUp<'_, D>
+where
+    D: FnOnce((SendOutcome, Leftovers)) + Send + 'static,
+{
+    fn drop(&mut self) {
+        if let Some(meeting) = self.0 {
+            meeting.set_abandoned();
+        }
+    }
 }
 
 /// The first attempt without waiting when nothing needs a wait (no selector or queue target,

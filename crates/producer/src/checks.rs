@@ -20,7 +20,8 @@ pub(crate) fn check_message(msg: &Message, cfg: &ProducerConfig) -> Result<(), V
         validate_body(msg, cfg.max_message_size)?;
     } else {
         validate_message(msg, cfg.max_message_size)?;
-        LAST_VALID_TOPIC.with(|last| {
+        // `try_with`: nothing is remembered while the thread's locals are destroyed.
+        let _ = LAST_VALID_TOPIC.try_with(|last| {
             let mut last = last.borrow_mut();
             last.clear();
             last.push_str(msg.topic());
@@ -46,7 +47,10 @@ thread_local! {
 
 /// Whether `topic` is the last topic that passed the checks on this thread.
 fn topic_passed_last(topic: &str) -> bool {
-    !topic.is_empty() && LAST_VALID_TOPIC.with(|last| last.borrow().as_str() == topic)
+    !topic.is_empty()
+        && LAST_VALID_TOPIC
+            .try_with(|last| last.borrow().as_str() == topic)
+            .unwrap_or(false)
 }
 
 /// Milliseconds since the Unix epoch: a timer message's delivery time is on the broker's wall

@@ -259,17 +259,14 @@ impl EncodedConsts {
     /// Appends `a`, `b` (`topic`), `c` and `d` to `b`: a copy of this thread's last head when it
     /// is this producer's for `topic`, else encoded (and kept as the last head).
     fn put_head(&self, b: &mut EncodedExtBuilder, topic: &ByteString) {
-        LAST_HEAD.with(|last| {
+        let cached = LAST_HEAD.try_with(|last| {
             let mut last = last.borrow_mut();
             match &*last {
                 Some(head) if head.consts == self.id && head.topic == *topic => {
                     b.extend(&head.json);
                 }
                 _ => {
-                    let mut h =
-                        EncodedExtFields::builder(self.a.as_json().len() + topic.len() + 40);
-                    h.extend(&self.a).str("b", topic).extend(&self.cd);
-                    let json = h.build();
+                    let json = self.head(topic);
                     b.extend(&json);
                     *last = Some(Head {
                         consts: self.id,
@@ -279,6 +276,17 @@ impl EncodedConsts {
                 }
             }
         });
+        // The thread's locals are being destroyed (a send from a thread-local destructor).
+        if cached.is_err() {
+            b.extend(&self.head(topic));
+        }
+    }
+
+    /// `a`, `b` (`topic`), `c` and `d`, encoded.
+    fn head(&self, topic: &ByteString) -> EncodedExtFields {
+        let mut h = EncodedExtFields::builder(self.a.as_json().len() + topic.len() + 40);
+        h.extend(&self.a).str("b", topic).extend(&self.cd);
+        h.build()
     }
 }
 
@@ -340,24 +348,27 @@ fn shared_text(
     last: &'static std::thread::LocalKey<RefCell<ByteString>>,
     text: &str,
 ) -> ByteString {
-    last.with(|last| {
+    last.try_with(|last| {
         let mut last = last.borrow_mut();
         if &**last != text {
             *last = ByteString::from(text);
         }
         last.clone()
     })
+    .unwrap_or_else(|_| ByteString::from(text))
 }
 
 /// Decimal text of a millisecond timestamp, shared by the sends of the same millisecond.
 fn millis_text(ms: i64) -> ByteString {
-    LAST_MILLIS.with(|last| {
-        let mut last = last.borrow_mut();
-        if last.0 != ms {
-            *last = (ms, ByteString::from(ms.to_string()));
-        }
-        last.1.clone()
-    })
+    LAST_MILLIS
+        .try_with(|last| {
+            let mut last = last.borrow_mut();
+            if last.0 != ms {
+                *last = (ms, ByteString::from(ms.to_string()));
+            }
+            last.1.clone()
+        })
+        .unwrap_or_else(|_| ByteString::from(ms.to_string()))
 }
 
 fn boolean(v: bool) -> ByteString {

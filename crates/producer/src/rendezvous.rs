@@ -38,8 +38,9 @@ enum Slot<P: Settle> {
 /// The meeting point of one answer and one state. See the [module docs](self).
 pub(crate) struct Rendezvous<P: Settle> {
     slot: Mutex<Slot<P>>,
-    /// Whether the request was handed to the connection (its launch resolved).
-    launched: AtomicBool,
+    /// Whether the launch was given up before it resolved (its future dropped, or shutdown's
+    /// abort): a `Shutdown` answer then means a cancelled send, not a closed client.
+    abandoned: AtomicBool,
 }
 
 impl<P: Settle> std::fmt::Debug for Rendezvous<P> {
@@ -58,18 +59,18 @@ impl<P: Settle> Rendezvous<P> {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self {
             slot: Mutex::new(Slot::Launching),
-            launched: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
         })
     }
 
-    /// Records that the request was handed to the connection.
-    pub(crate) fn set_launched(&self) {
-        self.launched.store(true, Ordering::Release);
+    /// Records that the launch was given up before it resolved.
+    pub(crate) fn set_abandoned(&self) {
+        self.abandoned.store(true, Ordering::Release);
     }
 
-    /// Whether [`Rendezvous::set_launched`] ran.
-    pub(crate) fn launched(&self) -> bool {
-        self.launched.load(Ordering::Acquire)
+    /// Whether [`Rendezvous::set_abandoned`] ran.
+    pub(crate) fn abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::Acquire)
     }
 
     /// A panic never happens under this lock (nothing but moves run under it), so a poisoned

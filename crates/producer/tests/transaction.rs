@@ -357,8 +357,7 @@ async fn a_check_flood_is_bounded() {
             .await
             .expect("written");
     }
-    // Two checks run (held at the gate); the worker holds one more waiting for a slot and the
-    // queue ten: every other check was dropped at once.
+    // Two checks run (held at the gate).
     barrier(&conn).await;
     eventually("two checks running", || p.listener().checked().len() == 2).await;
     assert_eq!(p.listener().checked().len(), 2);
@@ -367,19 +366,24 @@ async fn a_check_flood_is_bounded() {
         .as_ref()
         .expect("gate")
         .add_permits(10_000);
-    eventually("the held checks are answered", || {
-        checks_answered(&c).len() == 13
-    })
-    .await;
-    assert_eq!(p.listener().checked().len(), 13, "the rest were dropped");
-    // The producer is still fine, and the broker asks again later: a new check is answered.
+    // The producer is still fine, and the broker asks again later: a new check is answered,
+    // after what was queued before it.
     conn.invoke_oneway(check_request("TxFlood", "AGAIN", 9_999), T)
         .await
         .expect("written");
     eventually("a later check is answered", || {
-        checks_answered(&c).len() == 14
+        checks_answered(&c).iter().any(|(id, ..)| id == "AGAIN")
     })
     .await;
+    eventually("every check run is answered", || {
+        checks_answered(&c).len() == p.listener().checked().len()
+    })
+    .await;
+    // Of the flood, the queue held ten, plus what the worker had taken off it while the flood
+    // came in (two running, one waiting for a slot): 13, or as few as 10 when the flood outran
+    // the worker (a loaded machine). Every other check was dropped at once.
+    let flood = checks_answered(&c).len() - 1;
+    assert!((10..=13).contains(&flood), "{flood} of 2,000 checks run");
     timeout(T, p.shutdown()).await.expect("shutdown in time");
 }
 

@@ -228,15 +228,18 @@ impl ClientInstance {
         // Addresses stay in the table for the instance's life: one this thread noted last for
         // this instance is there, no lookup needed (most sends go where the one before went).
         let id = self.id;
-        let seen = LAST_NOTED.with(|last| {
-            let last = last.borrow();
-            last.0 == id && last.1 == addr
-        });
+        // `try_with`: a thread whose locals are being destroyed looks the address up.
+        let seen = LAST_NOTED
+            .try_with(|last| {
+                let last = last.borrow();
+                last.0 == id && last.1 == addr
+            })
+            .unwrap_or(false);
         if seen {
             return;
         }
         let remember = || {
-            LAST_NOTED.with(|last| {
+            let _ = LAST_NOTED.try_with(|last| {
                 let mut last = last.borrow_mut();
                 last.0 = id;
                 last.1.clear();

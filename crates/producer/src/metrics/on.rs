@@ -100,12 +100,17 @@ impl Metrics {
 
     /// The `topic` attribute of `topic`: cached, cloned without a copy of the name.
     fn topic(i: &Instruments, topic: &str) -> KeyValue {
-        let last = LAST_TOPIC.with(|last| {
-            last.borrow()
-                .as_ref()
-                .filter(|kv| matches!(&kv.value, Value::String(s) if s.as_str() == topic))
-                .cloned()
-        });
+        // `try_with`: a send may settle while its thread's locals are being destroyed (a
+        // future dropped in a thread-local destructor); the map serves it then.
+        let last = LAST_TOPIC
+            .try_with(|last| {
+                last.borrow()
+                    .as_ref()
+                    .filter(|kv| matches!(&kv.value, Value::String(s) if s.as_str() == topic))
+                    .cloned()
+            })
+            .ok()
+            .flatten();
         if let Some(kv) = last {
             return kv;
         }
@@ -122,7 +127,7 @@ impl Metrics {
                 kv
             }
         };
-        LAST_TOPIC.with(|last| *last.borrow_mut() = Some(kv.clone()));
+        let _ = LAST_TOPIC.try_with(|last| *last.borrow_mut() = Some(kv.clone()));
         kv
     }
 

@@ -117,7 +117,8 @@ async fn serve<W: AsyncWrite + Unpin>(
     rx: &mut mpsc::UnboundedReceiver<Outbound>,
     wr: &mut W,
 ) -> Stop {
-    let idle = shared.opts.idle_timeout;
+    // At most a year: a longer one means "never" too, and `now + idle` must not overflow.
+    let idle = shared.opts.idle_timeout.min(FAR);
     let batch_limit = shared.opts.write_batch_bytes.max(1);
     let mut gather = Gather::new(wr.is_write_vectored());
     // The oneway requests in this write: their slots go once it is written (or failed).
@@ -269,7 +270,7 @@ async fn stall_guard<T>(
         return r.map_err(Stop::Io);
     }
     let limit = shared.opts.write_timeout;
-    let stall_at = Instant::now() + if limit.is_zero() { FAR } else { limit };
+    let stall_at = Instant::now() + if limit.is_zero() { FAR } else { limit.min(FAR) };
     tokio::select! {
         biased;
         () = shared.closed() => {}
