@@ -524,7 +524,7 @@ async fn interop_proxy_stopping_a_broker_loses_no_acknowledged_message() {
         .map(|o| o.ended - o.started)
         .max()
         .unwrap_or_default();
-    let on_a_while_down = while_down.len() - on_b_while_down;
+    let acked_while_down = while_down.iter().filter(|o| o.result.is_ok()).count();
 
     // Read back: every acknowledged message by its id, with the body sent (bounded retries:
     // broker-b may not serve reads at once after its start).
@@ -597,9 +597,13 @@ async fn interop_proxy_stopping_a_broker_loses_no_acknowledged_message() {
         missing.is_empty(),
         "acknowledged but not stored: {missing:?}"
     );
+    // Sends went on while broker-b was down. Not necessarily asking for broker-a's queues: the
+    // proxy acknowledges a send to a queue of broker-b, storing it on broker-a, so the fault
+    // table may keep choosing broker-b's queues for the whole outage (seen in a CI run: all 268
+    // asked for broker-b, all stored on broker-a).
     assert!(
-        on_a_while_down > 0,
-        "sends went on on broker-a while broker-b was down (errors: {errors:?})"
+        acked_while_down > 0,
+        "sends went on while broker-b was down (errors: {errors:?})"
     );
     timeout(T, p.shutdown()).await.expect("shutdown in time");
     remoting.shutdown().await;
