@@ -204,18 +204,8 @@ impl Producer {
                 }
             },
         };
-        let (out, held) = prepare(inner, held)?;
-        let (tx, rx) = oneshot::channel();
-        let span = send_span(out.topic());
-        let admitted = Admitted {
-            token,
-            permit,
-            held,
-            started,
-        };
-        let deliver = Deliver::new(move |delivered: (SendOutcome, Leftovers)| {
-            let _ = tx.send(delivered);
-        });
+        let (out, admitted, span, deliver, future) =
+            prepare_admitted(inner, token, permit, held, started)?;
         spawn(
             inner,
             admitted,
@@ -223,7 +213,7 @@ impl Producer {
             span,
             deliver,
         );
-        Ok(SendFuture::new(rx))
+        Ok(future)
     }
 
     /// Admission (waiting for room), first launch in the caller, then the task.
@@ -287,25 +277,14 @@ impl Producer {
             if !inner.is_running() {
                 return Err(SendError::new(ErrorKind::NotRunning, held.into_unsent()));
             }
-            let (out, held) = prepare(inner, held)?;
-            let (tx, rx) = oneshot::channel();
-            let mut deliver = Deliver::new(move |delivered: (SendOutcome, Leftovers)| {
-                // The receiver may be gone (the caller dropped the future): the outcome is discarded.
-                let _ = tx.send(delivered);
-            });
-            let span = send_span(out.topic());
-            let admitted = Admitted {
-                token,
-                permit,
-                held,
-                started,
-            };
+            let (out, admitted, span, mut deliver, future) =
+                prepare_admitted(inner, token, permit, held, started)?;
             // From here the request may be written: a drop of this future reports "maybe stored".
             deliver.may_be_stored();
             if let AnyTransport::Remoting(transport) = &inner.core.transport {
                 // The common case: the first answer settles the send where it arrives.
                 callback::start(inner, transport, out, &options, admitted, span, deliver).await;
-                return Ok(SendFuture::new(rx));
+                return Ok(future);
             }
             // A gRPC proxy's send (its answer awaited on the completion driver): boxed, so that
             // the remoting path's future stays small.
@@ -321,7 +300,7 @@ impl Producer {
                 ))),
             };
             spawn(inner, admitted, first, span, deliver);
-            Ok(SendFuture::new(rx))
+            Ok(future)
         }
     }
 }
@@ -362,6 +341,41 @@ fn prepare(inner: &Inner, held: Held) -> Result<(Outgoing, Held), SendError> {
             Err(kind) => Err(SendError::new(kind, Unsent::batch(msgs))),
         },
     }
+}
+
+/// An admitted send with room, prepared ([`prepare`]): its request, its registrations, its
+/// span, and the deliverer of the outcome the returned [`SendFuture`] receives.
+#[allow(clippy::type_complexity)]
+fn prepare_admitted(
+    inner: &Inner,
+    token: TaskTrackerToken,
+    permit: Option<Permit>,
+    held: Held,
+    started: Instant,
+) -> Result<
+    (
+        Outgoing,
+        Admitted,
+        Span,
+        Deliver<impl FnOnce((SendOutcome, Leftovers)) + Send + 'static, (SendOutcome, Leftovers)>,
+        SendFuture,
+    ),
+    SendError,
+> {
+    let (out, held) = prepare(inner, held)?;
+    let (tx, rx) = oneshot::channel();
+    let deliver = Deliver::new(move |delivered: (SendOutcome, Leftovers)| {
+        // The receiver may be gone (the caller dropped the future): the outcome is discarded.
+        let _ = tx.send(delivered);
+    });
+    let span = send_span(out.topic());
+    let admitted = Admitted {
+        token,
+        permit,
+        held,
+        started,
+    };
+    Ok((out, admitted, span, deliver, SendFuture::new(rx)))
 }
 
 /// The first attempt, ready to be handed to the transport, or the send already over.
