@@ -29,7 +29,7 @@ mod writer;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::Poll;
 use std::time::Duration;
@@ -162,6 +162,10 @@ pub(crate) struct Shared {
     /// Set by the reader when it reads a frame, taken by the writer's idle check: traffic
     /// since the last check (the idle timeout needs no clock read per frame).
     pub(crate) read_seen: AtomicBool,
+    /// Replies the reader has handed to their waiters since the writer's last look: when more
+    /// than one, their callers are about to queue their next frames, and the writer lets them
+    /// run before it writes, so that their frames share one write (see `writer::serve`).
+    pub(crate) answered: AtomicU32,
     /// Set by the reader before it closes the connection over a TLS refusal or a protocol
     /// error: the waiters then fail with `RemotingError::Tls` or `RemotingError::Protocol`
     /// rather than `ConnectionClosed`.
@@ -328,6 +332,7 @@ impl Connection {
             writer_close: AtomicWaker::new(),
             finished: CancellationToken::new(),
             read_seen: AtomicBool::new(false),
+            answered: AtomicU32::new(0),
             close_cause: OnceLock::new(),
             draining: AtomicBool::new(false),
             spare_heads: Mutex::new(Vec::new()),

@@ -57,7 +57,10 @@ pub(super) async fn run<R: AsyncRead + Unpin>(guard: CloseOnDrop, rd: R) {
                 }
                 if cmd.is_response() {
                     let opaque = cmd.opaque;
-                    if !shared.pending.complete(opaque, Ok(cmd)) {
+                    if shared.pending.complete(opaque, Ok(cmd)) {
+                        // For the writer: a caller woken here may queue its next frame soon.
+                        shared.answered.fetch_add(1, Ordering::Relaxed);
+                    } else {
                         tracing::debug!(opaque, "response without a waiter (timed out?); dropped");
                     }
                 } else if let Some(resp) = dispatch(conn, cmd) {

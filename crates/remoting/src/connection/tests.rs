@@ -209,3 +209,145 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for NotVectored<S> {
         std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
+
+/// Several sync callers answered by one read send their next requests together: the writer,
+/// woken by the first of them, waits for the others (on a multi-thread runtime it would
+/// otherwise run right after each caller and write its frame alone, a `writev` and a wake-up
+/// of the peer per frame).
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn callers_answered_together_share_one_write() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_util::codec::Framed;
+
+    use crate::codec::RemotingCodec;
+
+    const CALLERS: usize = 8;
+    let (ours, theirs) = tokio::io::duplex(256 * 1024);
+    let writes = Arc::new(AtomicUsize::new(0));
+    let ours = CountWrites {
+        inner: ours,
+        writes: Arc::clone(&writes),
+    };
+    let opts = ConnOptions::new(
+        "duplex".to_owned(),
+        &RemotingConfig::default(),
+        ProcessorTable::new(),
+        Arc::new(AtomicI32::new(1)),
+    );
+    let conn = Connection::start_io(ours, "127.0.0.1:1".parse().expect("addr"), opts);
+    let callers: Vec<_> = (0..CALLERS)
+        .map(|_| {
+            let conn = conn.clone();
+            tokio::spawn(async move {
+                for _ in 0..2 {
+                    let mut req =
+                        RemotingCommand::request(RequestCode::HEART_BEAT, ExtFields::new());
+                    req.opaque = conn.next_opaque();
+                    let deadline = Instant::now() + LIMIT;
+                    conn.call(&req, deadline, LIMIT, false)
+                        .await
+                        .expect("a reply");
+                }
+            })
+        })
+        .collect();
+    let mut peer = Framed::new(theirs, RemotingCodec::new());
+    let mut round = Vec::new();
+    for _ in 0..CALLERS {
+        let req = tokio::time::timeout(LIMIT, peer.next())
+            .await
+            .expect("in time")
+            .expect("a frame")
+            .expect("decodes");
+        round.push(req);
+    }
+    let before = writes.load(Ordering::SeqCst);
+    // Every reply in one write, so that the reader hands them out in one go.
+    for req in &round {
+        peer.feed(req.response_to(rmq_common::ResponseCode::SUCCESS, None))
+            .await
+            .expect("buffered");
+    }
+    tokio::time::timeout(LIMIT, SinkExt::<RemotingCommand>::flush(&mut peer))
+        .await
+        .expect("in time")
+        .expect("sent");
+    let mut second = Vec::new();
+    for _ in 0..CALLERS {
+        let req = tokio::time::timeout(LIMIT, peer.next())
+            .await
+            .expect("in time")
+            .expect("a frame")
+            .expect("decodes");
+        second.push(req.opaque);
+        peer.send(req.response_to(rmq_common::ResponseCode::SUCCESS, None))
+            .await
+            .expect("sent");
+    }
+    let second_round_writes = writes.load(Ordering::SeqCst) - before;
+    for c in callers {
+        tokio::time::timeout(LIMIT, c)
+            .await
+            .expect("in time")
+            .expect("caller");
+    }
+    // Each opaque once: no frame lost or repeated.
+    second.sort_unstable();
+    second.dedup();
+    assert_eq!(second.len(), CALLERS);
+    assert!(
+        second_round_writes <= 2,
+        "{CALLERS} frames took {second_round_writes} writes"
+    );
+    conn.close();
+    tokio::time::timeout(LIMIT, conn.finished())
+        .await
+        .expect("finished");
+}
+
+/// A stream that counts the writes that took bytes.
+struct CountWrites<S> {
+    inner: S,
+    writes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for CountWrites<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for CountWrites<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(r, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            self.writes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        r
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -175,17 +175,47 @@ async fn serve<W: AsyncWrite + Unpin>(
             }
         };
 
+        // Frames likely to come: one per caller the reader has woken since the last write
+        // (sync callers sending again, a pipelining task refilling its window).
+        let expected = shared.answered.swap(0, Ordering::Relaxed) as usize;
+        let mut frames = 0usize;
+        let mut yields = 0u32;
         let mut next = Some(first);
-        while let Some(out) = next.take() {
-            taken += out.cost as usize;
-            // A frame whose caller gave up (timeout, drop) must not be sent.
-            if claim(shared, out.kind, &mut oneways) {
-                heads.extend(gather.push_mut(out.head));
-                gather.push(out.body);
+        loop {
+            while let Some(out) = next.take() {
+                frames += 1;
+                taken += out.cost as usize;
+                // A frame whose caller gave up (timeout, drop) must not be sent.
+                if claim(shared, out.kind, &mut oneways) {
+                    heads.extend(gather.push_mut(out.head));
+                    gather.push(out.body);
+                }
+                if !gather.is_full(batch_limit) {
+                    next = rx.try_recv().ok();
+                }
             }
-            if !gather.is_full(batch_limit) {
-                next = rx.try_recv().ok();
+            // On a multi-thread runtime this task, woken by the first of those callers' frames,
+            // runs in the worker's next-task slot right after that caller: it would write that
+            // frame alone, then the next caller's, one `writev` (and one wake-up of the peer)
+            // per frame. While fewer frames are in hand than callers were woken, it yields
+            // instead (deferred until the worker has run its other ready tasks), a few times
+            // at most. A lone request (ping-pong) is written at once.
+            if frames >= expected
+                || yields == MAX_YIELDS
+                || lingering
+                || gather.is_full(batch_limit)
+            {
+                break;
             }
+            yields += 1;
+            tokio::task::yield_now().await;
+            next = rx.try_recv().ok();
+        }
+        if yields > 0 && shared.is_closed() && shared.linger_until().is_none() {
+            // Closed while it yielded: nothing more is written (the waiters of the claimed
+            // frames are failed with `written: true`, as for a close racing a write).
+            not_written(shared, &oneways);
+            return Stop::Closed;
         }
         if let Err(stop) = write_gathered(shared, wr, &gather).await {
             not_written(shared, &oneways);
@@ -199,6 +229,9 @@ async fn serve<W: AsyncWrite + Unpin>(
         wrote = true;
     }
 }
+
+/// The most times the writer yields for more frames before a write.
+const MAX_YIELDS: u32 = 4;
 
 /// A deadline far enough away to mean "never" (the idle timeout disabled).
 const FAR: Duration = Duration::from_secs(86_400 * 365);
