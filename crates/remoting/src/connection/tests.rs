@@ -307,6 +307,80 @@ async fn callers_answered_together_share_one_write() {
         .expect("finished");
 }
 
+/// A close while the writer waits for the frames of callers answered together: every caller's
+/// next request still resolves, with `ConnectionClosed`, and the connection finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_close_while_the_writer_gathers_fails_every_request() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_util::codec::Framed;
+
+    use crate::codec::RemotingCodec;
+
+    const CALLERS: usize = 8;
+    let (ours, theirs) = tokio::io::duplex(256 * 1024);
+    let opts = ConnOptions::new(
+        "duplex".to_owned(),
+        &RemotingConfig::default(),
+        ProcessorTable::new(),
+        Arc::new(AtomicI32::new(1)),
+    );
+    let conn = Connection::start_io(ours, "127.0.0.1:1".parse().expect("addr"), opts);
+    let callers: Vec<_> = (0..CALLERS)
+        .map(|i| {
+            let conn = conn.clone();
+            tokio::spawn(async move {
+                let mut req = RemotingCommand::request(RequestCode::HEART_BEAT, ExtFields::new());
+                req.opaque = conn.next_opaque();
+                let deadline = Instant::now() + LIMIT;
+                conn.call(&req, deadline, LIMIT, false)
+                    .await
+                    .expect("a reply");
+                if i == CALLERS / 2 {
+                    // Between the other callers' next frames.
+                    conn.close();
+                    return None;
+                }
+                req.opaque = conn.next_opaque();
+                Some(conn.call(&req, Instant::now() + LIMIT, LIMIT, false).await)
+            })
+        })
+        .collect();
+    let mut peer = Framed::new(theirs, RemotingCodec::new());
+    for _ in 0..CALLERS {
+        let req = tokio::time::timeout(LIMIT, peer.next())
+            .await
+            .expect("in time")
+            .expect("a frame")
+            .expect("decodes");
+        peer.feed(req.response_to(rmq_common::ResponseCode::SUCCESS, None))
+            .await
+            .expect("buffered");
+    }
+    tokio::time::timeout(LIMIT, SinkExt::<RemotingCommand>::flush(&mut peer))
+        .await
+        .expect("in time")
+        .expect("sent");
+    let mut failed = 0;
+    for c in callers {
+        let second = tokio::time::timeout(LIMIT, c)
+            .await
+            .expect("every request resolves")
+            .expect("caller");
+        if let Some(reply) = second {
+            assert!(
+                matches!(reply, Err(RemotingError::ConnectionClosed { .. })),
+                "{reply:?}"
+            );
+            failed += 1;
+        }
+    }
+    assert_eq!(failed, CALLERS - 1);
+    tokio::time::timeout(LIMIT, conn.finished())
+        .await
+        .expect("finished");
+    assert_eq!(conn.pending_len(), 0);
+}
+
 /// A stream that counts the writes that took bytes.
 struct CountWrites<S> {
     inner: S,
