@@ -2,7 +2,9 @@
 //! (see [`Gather`]); a write the socket takes no byte of for the write timeout closes the
 //! connection, and the queue budget of written (or skipped) frames is given back after each
 //! write, as are the in-flight slots of oneway requests (whose callers returned once they were
-//! queued). After an orderly close ([`Connection::close_after_queued`](super::Connection)) it
+//! queued). When the reader has just woken several callers, it waits (yielding, a few times at
+//! most) for about as many frames before writing, so that their frames share one write. After
+//! an orderly close ([`Connection::close_after_queued`](super::Connection)) it
 //! first writes what is queued, within that close's bound.
 
 use std::future::Future;
