@@ -379,7 +379,8 @@ mod sizes {
     //! The sizes of what an asynchronous send moves (issue 13, seventh pass: `memcpy` was a
     //! fifth of its instructions): its waiting state (settled in place, moved once into its
     //! rendezvous) and the launch that `send_async` holds. Bounds with some room over the sizes
-    //! measured (debug build), so that a change that grows them again fails here.
+    //! measured (debug build: waiting 720, state 440, admitted 128, start 1,392, launch_prepared
+    //! 1,232), so that a change that grows them again fails here.
 
     #![allow(unreachable_code, unused_variables, clippy::diverging_sub_expression)]
 
@@ -426,6 +427,6 @@ mod sizes {
         eprintln!("{sizes}");
         assert!(waiting <= state + admitted + 200, "{sizes}");
         // The launch holds the transport's future and little else (no request twice).
-        assert!(start <= launch_prepared + 160, "{sizes}");
+        assert!(start <= launch_prepared + 224, "{sizes}");
     }
 }
