@@ -12,7 +12,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::future::Either;
 use rmq_common::validate::validate_message;
 use rmq_common::Message;
 use tokio::sync::{mpsc, oneshot};
@@ -145,18 +144,8 @@ impl Producer {
         msg: Message,
         options: SendOptions,
     ) -> impl Future<Output = Result<SendFuture, SendError>> + Send + '_ {
-        match self.inner().batcher {
-            None => Either::Left(self.start_async(Held::One(msg), options)),
-            // Boxed: a send without auto-batching keeps its future as small as before.
-            Some(_) => Either::Right(Box::pin(async move {
-                match crate::auto_batch::send_async(self.inner(), msg, options).await {
-                    crate::auto_batch::Routed::Done(outcome) => outcome,
-                    crate::auto_batch::Routed::Direct(msg, options) => {
-                        self.start_async(Held::One(msg), options).await
-                    }
-                }
-            })),
-        }
+        // One future, not an `Either` around it: every wrapper moves it whole (issue 13).
+        self.start_async(Held::One(msg), options, true)
     }
 
     /// [`Producer::send_async`] for a batch (see [`Producer::send_batch`]).
@@ -169,7 +158,7 @@ impl Producer {
         msgs: Vec<Message>,
         options: SendOptions,
     ) -> impl Future<Output = Result<SendFuture, SendError>> + Send + '_ {
-        self.start_async(Held::Batch(msgs), options)
+        self.start_async(Held::Batch(msgs), options, false)
     }
 
     /// Starts an asynchronous send if the back-pressure bounds leave room, without waiting.
@@ -216,16 +205,31 @@ impl Producer {
         Ok(future)
     }
 
-    /// Admission (waiting for room), first launch in the caller, then the task.
+    /// Admission (waiting for room), first launch in the caller, then the task; a message goes
+    /// to the auto-batcher first when `batching` and the producer has one.
     // Not an `async fn`: one would hold `held` and `options` twice.
     #[allow(clippy::manual_async_fn)]
     fn start_async(
         &self,
-        held: Held,
-        options: SendOptions,
+        mut held: Held,
+        mut options: SendOptions,
+        batching: bool,
     ) -> impl Future<Output = Result<SendFuture, SendError>> + Send + '_ {
         async move {
             let inner = self.inner();
+            if batching && inner.batcher.is_some() {
+                if let Held::One(msg) = held {
+                    // Boxed: a send without auto-batching keeps its future as small as before.
+                    let routed = Box::pin(crate::auto_batch::send_async(inner, msg, options)).await;
+                    match routed {
+                        crate::auto_batch::Routed::Done(outcome) => return outcome,
+                        crate::auto_batch::Routed::Direct(msg, direct) => {
+                            held = Held::One(msg);
+                            options = direct;
+                        }
+                    }
+                }
+            }
             // One deadline covers the wait for room too (Java's `tryAcquire(timeout)`, whose cost
             // is taken off the send timeout).
             let started = Instant::now();

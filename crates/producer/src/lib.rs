@@ -34,6 +34,7 @@ mod identity;
 mod instance;
 mod java_hash;
 mod kernel;
+mod launching;
 pub mod metrics;
 mod name_servers;
 mod namespace;

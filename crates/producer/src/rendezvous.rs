@@ -4,7 +4,9 @@
 //! come at any time after (from the connection's task); shutdown may cancel the wait in
 //! between. A [`Rendezvous`] holds whichever arrives first, the answer or the parked state;
 //! whichever arrives second settles the send, exactly once, on its own thread (the
-//! connection's task, or the caller's).
+//! connection's task, or the caller's). A parked state is settled where it waits, under the
+//! rendezvous' lock, not moved out (it is large: moving it was a tenth of an asynchronous
+//! send's copies, issue 13).
 //!
 //! A [`Registry`] lists the rendezvous still waiting for their answer, so that a shutdown that
 //! stops waiting ends them at once with a cancellation (the answer that comes later is ignored).
@@ -17,8 +19,9 @@ pub(crate) trait Settle: Send + 'static {
     /// The answer.
     type Answer: Send + 'static;
 
-    /// Runs once, with the answer.
-    fn settle(self, answer: Self::Answer);
+    /// Runs once, with the answer, on the state where it waits (which is dropped after). It
+    /// runs under the rendezvous' lock: it must not call back into its own rendezvous.
+    fn settle(&mut self, answer: Self::Answer);
 
     /// The answer a cancelled wait gets.
     fn cancelled() -> Self::Answer;
@@ -73,8 +76,9 @@ impl<P: Settle> Rendezvous<P> {
         self.abandoned.load(Ordering::Acquire)
     }
 
-    /// A panic never happens under this lock (nothing but moves run under it), so a poisoned
-    /// lock's content is as good as any.
+    /// A settlement runs under this lock; one that panicked leaves the slot as it was, so a
+    /// poisoned lock's content is as good as any (a slot still parked settles nothing twice:
+    /// the state's deliverer is taken before anything that can panic).
     fn lock(&self) -> MutexGuard<'_, Slot<P>> {
         self.slot.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -83,17 +87,16 @@ impl<P: Settle> Rendezvous<P> {
     /// [`Rendezvous::park`]. A second answer is dropped; returns whether this one was taken.
     pub(crate) fn answer(&self, answer: P::Answer) -> bool {
         let mut slot = self.lock();
-        // Decided by reference: only the state that leaves is moved.
-        match &*slot {
+        // Decided by reference: a parked state is settled in place, then dropped there (nothing
+        // it holds locks this rendezvous: its caller holds a handle, so it is not the last).
+        match &mut *slot {
             Slot::Launching => {
                 *slot = Slot::Answered(answer);
                 true
             }
-            Slot::Parked(_) => {
-                if let Slot::Parked(state) = std::mem::replace(&mut *slot, Slot::Over) {
-                    drop(slot);
-                    state.settle(answer);
-                }
+            Slot::Parked(state) => {
+                state.settle(answer);
+                *slot = Slot::Over;
                 true
             }
             Slot::Answered(_) | Slot::Over => false,
@@ -108,6 +111,7 @@ impl<P: Settle> Rendezvous<P> {
             Slot::Answered(_) => {
                 if let Slot::Answered(answer) = std::mem::replace(&mut *slot, Slot::Over) {
                     drop(slot);
+                    let mut state = state;
                     state.settle(answer);
                 }
             }
@@ -228,7 +232,7 @@ mod tests {
     impl Settle for Probe {
         type Answer = i32;
 
-        fn settle(self, answer: i32) {
+        fn settle(&mut self, answer: i32) {
             self.0.lock().expect("lock").push(answer);
         }
 
@@ -311,7 +315,7 @@ mod tests {
         struct Count(Arc<AtomicUsize>);
         impl Settle for Count {
             type Answer = ();
-            fn settle(self, (): ()) {
+            fn settle(&mut self, (): ()) {
                 self.0.fetch_add(1, Ordering::SeqCst);
             }
             fn cancelled() {}

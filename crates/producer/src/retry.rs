@@ -382,6 +382,22 @@ impl<T: Transport> SendState<T> {
         self.job.out
     }
 
+    /// The send's prepared message, taken out of a state that is over (an empty one is left).
+    pub(crate) fn take_outgoing(&mut self) -> Outgoing {
+        let empty = Outgoing {
+            code: self.job.out.code,
+            body: bytes::Bytes::new(),
+            sys_flag: 0,
+            flag: 0,
+            topic_bytes: bytestring::ByteString::new(),
+            properties: bytestring::ByteString::new(),
+            msg_id: String::new(),
+            reconsume_times: 0,
+            max_reconsume_times: None,
+        };
+        std::mem::replace(&mut self.job.out, empty)
+    }
+
     /// The message queue `queue` stands for.
     pub(crate) fn queue<'a>(&'a self, queue: &'a Queue) -> &'a MessageQueue {
         match queue {

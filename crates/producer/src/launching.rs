@@ -1,0 +1,128 @@
+//! [`Launching`]: the first attempt of an asynchronous send on its way to the connection.
+//!
+//! The transport's launch is polled in the attempt's span until the request is written or
+//! queued, or until shutdown's abort. Given up before it resolved (dropped, or aborted), it
+//! marks its send's [`Rendezvous`] abandoned *before* the transport's future is dropped, whose
+//! callback then answers `Shutdown`: read as a cancellation, not as a closed client.
+//!
+//! A future written by hand, not an `async` block wrapped in `instrument` and `Either`: each of
+//! those moved the transport's ~1.2 KB future whole, and the block held the request twice
+//! (issue 13, seventh pass: a fifth of an asynchronous send's copies).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tracing::Span;
+
+use crate::rendezvous::{Rendezvous, Settle};
+
+/// A send's part that runs before its first attempt is ready (rare: a selector, a route to
+/// load), boxed so that the common case stays small.
+pub(crate) type Before<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+pin_project_lite::pin_project! {
+    /// The transport's launch `F`, raced (biased to the launch) with shutdown's abort `A`.
+    /// See the [module docs](self).
+    pub(crate) struct Launching<'a, F, A, P>
+    where
+        P: Settle,
+    {
+        #[pin]
+        launch: Option<F>,
+        #[pin]
+        aborted: A,
+        // The rendezvous to mark when given up; `None` once the launch resolved.
+        armed: Option<Arc<Rendezvous<P>>>,
+        span: Span,
+        before: Option<Before<'a>>,
+    }
+
+    impl<'a, F, A, P> PinnedDrop for Launching<'a, F, A, P>
+    where
+        P: Settle,
+    {
+        fn drop(this: Pin<&mut Self>) {
+            // Runs before the fields are dropped: the launch's callback finds the mark.
+            if let Some(meeting) = this.project().armed.take() {
+                meeting.set_abandoned();
+            }
+        }
+    }
+}
+
+impl<'a, F, A, P> Launching<'a, F, A, P>
+where
+    F: Future<Output = ()>,
+    A: Future<Output = ()>,
+    P: Settle,
+{
+    /// `launch` in `span`, marking `meeting` when given up.
+    pub(crate) fn new(launch: F, aborted: A, meeting: Arc<Rendezvous<P>>, span: Span) -> Self {
+        Self {
+            launch: Some(launch),
+            aborted,
+            armed: Some(meeting),
+            span,
+            before: None,
+        }
+    }
+
+    /// Nothing to launch (the send is over, or settled already).
+    pub(crate) fn none(aborted: A) -> Self {
+        Self {
+            launch: None,
+            aborted,
+            armed: None,
+            span: Span::none(),
+            before: None,
+        }
+    }
+
+    /// The rare path: `before` does it all.
+    pub(crate) fn before(aborted: A, before: Before<'a>) -> Self {
+        Self {
+            launch: None,
+            aborted,
+            armed: None,
+            span: Span::none(),
+            before: Some(before),
+        }
+    }
+}
+
+impl<F, A, P> Future for Launching<'_, F, A, P>
+where
+    F: Future<Output = ()>,
+    A: Future<Output = ()>,
+    P: Settle,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        if let Some(before) = this.before.as_mut() {
+            return before.as_mut().poll(cx);
+        }
+        let Some(launch) = this.launch.as_mut().as_pin_mut() else {
+            return Poll::Ready(());
+        };
+        let _entered = this.span.enter();
+        if launch.poll(cx).is_ready() {
+            *this.armed = None;
+            this.launch.set(None);
+            return Poll::Ready(());
+        }
+        if this.aborted.poll(cx).is_ready() {
+            // Shutdown's abort ends the wait for the connection or room: marked, then the
+            // launch is dropped and answers with a cancellation.
+            if let Some(meeting) = this.armed.take() {
+                meeting.set_abandoned();
+            }
+            this.launch.set(None);
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
