@@ -108,18 +108,20 @@ fn key() -> impl Strategy<Value = String> {
 /// Values: numbers (in and out of range, signed, padded), words, unicode, empty.
 fn value() -> impl Strategy<Value = String> {
     prop_oneof![
-        any::<i32>().prop_map(|n| n.to_string()),
-        any::<i64>().prop_map(|n| n.to_string()),
-        "[-+ 0-9a-fA-F.é]{0,20}",
-        Just("false".to_owned()),
-        Just("true".to_owned()),
-        Just(String::new()),
+        4 => any::<i32>().prop_map(|n| n.to_string()),
+        4 => any::<i64>().prop_map(|n| n.to_string()),
+        4 => "[-+ 0-9a-fA-F.é]{0,20}",
+        // past the 256 bytes whose ends are kept
+        1 => "[0-9a-z]{100,200}",
+        2 => Just("false".to_owned()),
+        2 => Just("true".to_owned()),
+        2 => Just(String::new()),
     ]
 }
 
 proptest! {
     #[test]
-    fn any_entries_read_alike(entries in proptest::collection::vec((key(), value()), 0..12)) {
+    fn any_entries_read_alike(entries in proptest::collection::vec((key(), value()), 0..24)) {
         let body: Vec<String> = entries.iter().map(|(k, v)| format!("\"{k}\":\"{v}\"")).collect();
         let obj = format!("{{{}}}", body.join(","));
         let (fast, general) = both(&obj);
