@@ -6,23 +6,11 @@ use bytestring::ByteString;
 /// The inside of a JSON object of plain strings, `"k":"v","k2":"v2"` (possibly empty), as
 /// received: no whitespace, no escapes, no control characters (checked by [`parse`](Self::parse),
 /// so every string ends at the next quote).
-///
-/// The walk that checks the text also keeps where the first entries' keys and values end
-/// ([`ends`](Self::ends)), so that reading them searches nothing.
 #[derive(Clone)]
 pub(crate) struct JsonEntries {
     text: ByteString,
     len: u32,
-    /// How many of the first entries have their ends in [`ends`](Self::ends).
-    indexed: u8,
-    /// For each of the first `indexed` entries, the index in `text` of its key's closing quote
-    /// and of its value's closing quote (entries past [`INDEXED`], or ending past byte 255 of
-    /// the text, are found by a search instead).
-    ends: [[u8; 2]; INDEXED],
 }
-
-/// How many entries [`JsonEntries`] keeps the ends of (a send reply has 5 to 7).
-const INDEXED: usize = 12;
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -158,8 +146,6 @@ impl JsonEntries {
         }
         let start = at + 1;
         let mut len: u32 = 0;
-        let mut indexed = 0;
-        let mut ends = [[0u8; 2]; INDEXED];
         let end = match bytes.get(start)? {
             b'}' => start,
             b'"' => {
@@ -170,23 +156,15 @@ impl JsonEntries {
                     if bytes.get(key_end + 1..key_end + 3) != Some(b":\"") {
                         return None;
                     }
-                    // the value's opening quote, then its closing one
-                    stops.quote()?;
+                    // the value's opening quote (the next stop: a colon is none), then its
+                    // closing one
+                    stops.next()?;
                     let value_end = stops.quote()?;
                     len = len.checked_add(1)?;
-                    // Kept while the entries fit: once one does not, no later one does.
-                    if let (Some(slot), Ok(k), Ok(v)) = (
-                        ends.get_mut(indexed),
-                        u8::try_from(key_end - start),
-                        u8::try_from(value_end - start),
-                    ) {
-                        *slot = [k, v];
-                        indexed += 1;
-                    }
                     match bytes.get(value_end + 1)? {
                         b',' if bytes.get(value_end + 2) == Some(&b'"') => {
-                            // the next key's opening quote
-                            stops.quote()?;
+                            // the next key's opening quote (the next stop)
+                            stops.next()?;
                         }
                         b'}' => break value_end + 1,
                         _ => return None,
@@ -198,30 +176,7 @@ impl JsonEntries {
         // Between ASCII bytes: on character boundaries.
         let inner = src.get(start..end)?;
         let text = src.slice_ref(inner);
-        let indexed = u8::try_from(indexed).ok()?;
-        Some((
-            Self {
-                text,
-                len,
-                indexed,
-                ends,
-            },
-            end + 1,
-        ))
-    }
-
-    /// The ends of entry `i` (its key's closing quote, its value's closing quote), whose key's
-    /// opening quote is at `at`: kept by [`parse`](Self::parse), or searched.
-    #[inline(always)]
-    fn ends_of(&self, i: usize, at: usize) -> (usize, usize) {
-        if i < usize::from(self.indexed) {
-            if let Some(&[k, v]) = self.ends.get(i) {
-                return (usize::from(k), usize::from(v));
-            }
-        }
-        let bytes = self.text.as_bytes();
-        let key_end = next_quote(bytes, at + 1);
-        (key_end, next_quote(bytes, key_end + 3))
+        Some((Self { text, len }, end + 1))
     }
 
     /// Number of entries.
@@ -232,8 +187,7 @@ impl JsonEntries {
     /// The entries in order.
     pub(crate) fn iter(&self) -> Iter<'_> {
         Iter {
-            entries: self,
-            i: 0,
+            text: &self.text,
             at: 0,
         }
     }
@@ -260,23 +214,18 @@ impl JsonEntries {
         let bytes = text.as_bytes();
         // The opening quote of the next key.
         let mut at = 0;
-        for i in 0..self.len() {
+        for _ in 0..self.len {
             let ks = at + 1;
-            let known = bytes.get(ks..).and_then(&known);
-            let (vs, ve) = if i < usize::from(self.indexed) {
-                let (key_end, value_end) = self.ends_of(i, at);
-                (key_end + 3, value_end)
-            } else {
+            let (slot, vs) = match bytes.get(ks..).and_then(&known) {
                 // `key":"`: the key and its closing quote, the colon and the value's quote.
-                let vs = match known {
-                    Some((_, matched)) => ks + matched + 2,
-                    None => next_quote(bytes, ks) + 3,
-                };
-                (vs, next_quote(bytes, vs))
+                Some((slot, matched)) => (Some(slot), ks + matched + 2),
+                None => (None, next_quote(bytes, ks) + 3),
             };
-            if let Some(slot) = known.and_then(|(slot, _)| slots.get_mut(slot)) {
-                // Cut at ASCII quotes: on character boundaries (and `None` past the end).
-                *slot = text.get(vs..ve);
+            let ve = next_quote(bytes, vs);
+            // Cut at ASCII quotes: on character boundaries (and `None` past the end).
+            let value = text.get(vs..ve);
+            if let Some(slot) = slot.and_then(|i| slots.get_mut(i)) {
+                *slot = value;
             }
             at = ve + 2;
         }
@@ -291,9 +240,7 @@ impl JsonEntries {
 
 /// The entries of a [`JsonEntries`], in order.
 pub(crate) struct Iter<'a> {
-    entries: &'a JsonEntries,
-    /// The index of the next entry.
-    i: usize,
+    text: &'a str,
     /// The opening quote of the next key.
     at: usize,
 }
@@ -302,15 +249,14 @@ impl<'a> Iterator for Iter<'a> {
     type Item = (&'a str, &'a str);
 
     fn next(&mut self) -> Option<(&'a str, &'a str)> {
-        if self.i >= self.entries.len() {
-            return None;
-        }
-        let text: &'a str = &self.entries.text;
-        let (ke, ve) = self.entries.ends_of(self.i, self.at);
+        let bytes = self.text.as_bytes();
+        let ks = self.at + 1;
+        let ke = next_quote(bytes, ks);
+        let vs = ke + 3;
+        let ve = next_quote(bytes, vs);
         // Cut at ASCII quotes: on character boundaries (and `None` past the end).
-        let key = text.get(self.at + 1..ke)?;
-        let value = text.get(ke + 3..ve)?;
-        self.i += 1;
+        let key = self.text.get(ks..ke)?;
+        let value = self.text.get(vs..ve)?;
         self.at = ve + 2;
         Some((key, value))
     }
@@ -403,7 +349,6 @@ mod tests {
             parts in proptest::collection::vec(
                 proptest::prop_oneof![
                     8 => "[a-z0-9é]{0,19}".prop_map(|s| format!("\"{s}\"")),
-                    // past the 256 bytes whose ends are kept
                     1 => "[a-z]{60,130}".prop_map(|s| format!("\"{s}\"")),
                     2 => proptest::sample::select(vec![":", ",", "{", "}", "\"", "\\", "\u{1}", "\n", " ", "\u{7f}", "é", "\"a\\\"b\""]).prop_map(str::to_owned),
                 ],
