@@ -119,6 +119,14 @@ impl ExtFields {
         Some((Self { repr }, end))
     }
 
+    /// The entries when they are still the JSON text they arrived in.
+    pub(crate) const fn as_json(&self) -> Option<&JsonEntries> {
+        match &self.repr {
+            Repr::Json(e) => Some(e),
+            Repr::Owned(_) => None,
+        }
+    }
+
     /// The value of `key` (the last one if the key is duplicated).
     #[must_use]
     pub fn get(&self, key: &str) -> Option<&str> {

@@ -24,14 +24,6 @@ const fn equal(w: u64, b: u8) -> u64 {
     x.wrapping_sub(ONES) & !x & HIGH
 }
 
-/// The high bit of each byte of `w` that ends a plain string or cannot be in one: a quote, a
-/// backslash or a control character (exact for the lowest, as [`equal`]).
-#[inline(always)]
-const fn stop_flags(w: u64) -> u64 {
-    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-    control | equal(w, b'"') | equal(w, b'\\')
-}
-
 /// The index of the first byte at or after `at` that `flags` flags, 8 bytes at a time; `None`
 /// when there is none.
 #[inline(always)]
@@ -60,55 +52,131 @@ fn find(bytes: &[u8], at: usize, flags: impl Fn(u64) -> u64) -> Option<usize> {
     (f != 0 && found < bytes.len()).then_some(found)
 }
 
-/// The length of the plain string starting at `at` (after its opening quote), when it ends
-/// with a quote.
-#[inline]
-fn plain_len(bytes: &[u8], at: usize) -> Option<usize> {
-    let end = find(bytes, at, stop_flags)?;
-    (bytes[end] == b'"').then_some(end - at)
-}
-
 /// The index of the next quote at or after `at` (`bytes.len()` when none).
 #[inline]
 fn next_quote(bytes: &[u8], at: usize) -> usize {
     find(bytes, at, |w| equal(w, b'"')).unwrap_or(bytes.len())
 }
 
+/// The high bit of each byte of `w` that ends a plain string or cannot be in one (a quote, a
+/// backslash or a control character), exact for every byte (no carry crosses a byte), so that
+/// the flags of one word serve every stop in it ([`Stops`]).
+#[inline(always)]
+const fn exact_stop_flags(w: u64) -> u64 {
+    const LOW: u64 = ONES * 0x7F;
+    let low = w & LOW;
+    // Bytes below 0x20: their low 7 bits plus 0x60 stay under 0x80, and their high bit is clear.
+    let control = !(low.wrapping_add(ONES * 0x60) | w);
+    // Bytes equal to `b`: `x` zero, so neither `x` nor its low 7 bits plus 0x7F reach 0x80.
+    let quote = w ^ (ONES * b'"' as u64);
+    let quote = !((quote & LOW).wrapping_add(LOW) | quote);
+    let backslash = w ^ (ONES * b'\\' as u64);
+    let backslash = !((backslash & LOW).wrapping_add(LOW) | backslash);
+    (control | quote | backslash) & HIGH
+}
+
+/// The stop bytes ([`exact_stop_flags`]) of a text from some index on, in order, one word of 8
+/// bytes loaded per 8 bytes however many stops it holds.
+struct Stops<'a> {
+    bytes: &'a [u8],
+    /// The index of the current word's first byte.
+    at: usize,
+    /// The current word's stops not handed out yet.
+    flags: u64,
+}
+
+impl<'a> Stops<'a> {
+    fn new(bytes: &'a [u8], at: usize) -> Self {
+        Self {
+            bytes,
+            at,
+            flags: Self::load(bytes, at),
+        }
+    }
+
+    /// The stop flags of the 8 bytes at `at`; bytes past the end count as none.
+    #[inline(always)]
+    fn load(bytes: &[u8], at: usize) -> u64 {
+        if let Some(word) = bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+            return exact_stop_flags(u64::from_le_bytes(*word));
+        }
+        // Fewer than 8 bytes left: padded with spaces (not stops).
+        let mut pad = [b' '; 8];
+        let rest = bytes.get(at..).unwrap_or_default();
+        pad[..rest.len()].copy_from_slice(rest);
+        exact_stop_flags(u64::from_le_bytes(pad))
+    }
+
+    /// The index of the next stop, `None` when the text has no more.
+    #[inline(always)]
+    fn next(&mut self) -> Option<usize> {
+        while self.flags == 0 {
+            self.at += 8;
+            if self.at >= self.bytes.len() {
+                return None;
+            }
+            self.flags = Self::load(self.bytes, self.at);
+        }
+        let i = self.at + (self.flags.trailing_zeros() / 8) as usize;
+        self.flags &= self.flags - 1;
+        Some(i)
+    }
+
+    /// The next stop, which must be a quote: `None` otherwise (an escape or a control
+    /// character: not a plain string).
+    #[inline(always)]
+    fn quote(&mut self) -> Option<usize> {
+        let i = self.next()?;
+        (self.bytes[i] == b'"').then_some(i)
+    }
+}
+
 impl JsonEntries {
     /// Parses the object that starts at byte `at` of `src` (its `{`): `Some` with the entries and
     /// the index just past the closing `}` when the object has the plain shape, `None`
     /// otherwise (whatever else it may be).
+    ///
+    /// One walk: every byte of the object is either inside a string or one of the separators
+    /// checked here, so handing out its quotes, backslashes and control characters in order
+    /// ([`Stops`]) and asking each to be the expected quote checks the whole object.
     pub(crate) fn parse(src: &ByteString, at: usize) -> Option<(Self, usize)> {
         let bytes = src.as_bytes();
         if bytes.get(at) != Some(&b'{') {
             return None;
         }
         let start = at + 1;
-        let mut i = start;
         let mut len: u32 = 0;
-        if bytes.get(i) != Some(&b'}') {
-            loop {
-                // "key":"value"
-                if bytes.get(i) != Some(&b'"') {
-                    return None;
-                }
-                i += 1 + plain_len(bytes, i + 1)? + 1;
-                if bytes.get(i..i + 2) != Some(b":\"") {
-                    return None;
-                }
-                i += 2 + plain_len(bytes, i + 2)? + 1;
-                len = len.checked_add(1)?;
-                match bytes.get(i)? {
-                    b',' => i += 1,
-                    b'}' => break,
-                    _ => return None,
+        let end = match bytes.get(start)? {
+            b'}' => start,
+            b'"' => {
+                let mut stops = Stops::new(bytes, start + 1);
+                loop {
+                    // "key":"value", the key's opening quote already passed
+                    let key_end = stops.quote()?;
+                    if bytes.get(key_end + 1..key_end + 3) != Some(b":\"") {
+                        return None;
+                    }
+                    // the value's opening quote (the next stop: a colon is none), then its
+                    // closing one
+                    stops.next()?;
+                    let value_end = stops.quote()?;
+                    len = len.checked_add(1)?;
+                    match bytes.get(value_end + 1)? {
+                        b',' if bytes.get(value_end + 2) == Some(&b'"') => {
+                            // the next key's opening quote (the next stop)
+                            stops.next()?;
+                        }
+                        b'}' => break value_end + 1,
+                        _ => return None,
+                    }
                 }
             }
-        }
+            _ => return None,
+        };
         // Between ASCII bytes: on character boundaries.
-        let inner = src.get(start..i)?;
+        let inner = src.get(start..end)?;
         let text = src.slice_ref(inner);
-        Some((Self { text, len }, i + 1))
+        Some((Self { text, len }, end + 1))
     }
 
     /// Number of entries.
@@ -130,6 +198,38 @@ impl JsonEntries {
             .filter(|(k, _)| *k == key)
             .last()
             .map(|(_, v)| v)
+    }
+
+    /// The values of the keys that `known` recognises, in one walk over the entries: `known`
+    /// is given the bytes from an entry's key on (after its opening quote) and answers the slot
+    /// of the key and the length of its name with its closing quote when these start the bytes
+    /// (a plain key holds no quote, so that is the whole key); the key of any other entry is
+    /// passed by a search for its end. A key given twice fills its slot with its last value, as [`get`](Self::get).
+    pub(crate) fn pick<const N: usize>(
+        &self,
+        known: impl Fn(&[u8]) -> Option<(usize, usize)>,
+    ) -> [Option<&str>; N] {
+        let mut slots = [None; N];
+        let text: &str = &self.text;
+        let bytes = text.as_bytes();
+        // The opening quote of the next key.
+        let mut at = 0;
+        for _ in 0..self.len {
+            let ks = at + 1;
+            let (slot, vs) = match bytes.get(ks..).and_then(&known) {
+                // `key":"`: the key and its closing quote, the colon and the value's quote.
+                Some((slot, matched)) => (Some(slot), ks + matched + 2),
+                None => (None, next_quote(bytes, ks) + 3),
+            };
+            let ve = next_quote(bytes, vs);
+            // Cut at ASCII quotes: on character boundaries (and `None` past the end).
+            let value = text.get(vs..ve);
+            if let Some(slot) = slot.and_then(|i| slots.get_mut(i)) {
+                *slot = value;
+            }
+            at = ve + 2;
+        }
+        slots
     }
 
     /// `s` (a string of these entries) as a shared slice (no copy).
@@ -164,6 +264,8 @@ impl<'a> Iterator for Iter<'a> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::strategy::Strategy;
+
     use super::*;
 
     fn parse(s: &str) -> Option<(Vec<(String, String)>, usize)> {
@@ -176,6 +278,105 @@ mod tests {
                 .collect();
             (v, end)
         })
+    }
+
+    #[test]
+    fn exact_stop_flags_flag_each_byte_alone() {
+        // Every byte value at every place of a word of every other byte value: no carry or
+        // borrow from one byte reaches another.
+        let stop = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
+        for b in 0..=255u8 {
+            for fill in 0..=255u8 {
+                for at in 0..8 {
+                    let mut w = [fill; 8];
+                    w[at] = b;
+                    let f = exact_stop_flags(u64::from_le_bytes(w));
+                    for (i, &x) in w.iter().enumerate() {
+                        assert_eq!(
+                            f >> (8 * i + 7) & 1 == 1,
+                            stop(x),
+                            "{b:#x} in {fill:#x} at {at}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The plain-object reading byte by byte: the entries and the index past the `}`.
+    fn reference(s: &str, at: usize) -> Option<(Vec<(String, String)>, usize)> {
+        let b = s.as_bytes();
+        let string = |mut i: usize| -> Option<(String, usize)> {
+            if b.get(i) != Some(&b'"') {
+                return None;
+            }
+            i += 1;
+            let start = i;
+            loop {
+                match *b.get(i)? {
+                    b'"' => return Some((s.get(start..i)?.to_owned(), i + 1)),
+                    c if c < 0x20 || c == b'\\' => return None,
+                    _ => i += 1,
+                }
+            }
+        };
+        if b.get(at) != Some(&b'{') {
+            return None;
+        }
+        let mut i = at + 1;
+        let mut out = Vec::new();
+        if b.get(i) == Some(&b'}') {
+            return Some((out, i + 1));
+        }
+        loop {
+            let (k, next) = string(i)?;
+            if b.get(next) != Some(&b':') {
+                return None;
+            }
+            let (v, next) = string(next + 1)?;
+            out.push((k, v));
+            match *b.get(next)? {
+                b',' => i = next + 1,
+                b'}' => return Some((out, next + 1)),
+                _ => return None,
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_agrees_with_a_byte_by_byte_reading(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    8 => "[a-z0-9é]{0,19}".prop_map(|s| format!("\"{s}\"")),
+                    1 => "[a-z]{60,130}".prop_map(|s| format!("\"{s}\"")),
+                    2 => proptest::sample::select(vec![":", ",", "{", "}", "\"", "\\", "\u{1}", "\n", " ", "\u{7f}", "é", "\"a\\\"b\""]).prop_map(str::to_owned),
+                ],
+                0..40,
+            ),
+            lead in proptest::sample::select(vec!["", "x", "{"]),
+            seps in proptest::collection::vec(proptest::prop_oneof![6 => proptest::strategy::Just(","), 1 => proptest::strategy::Just(":")], 16),
+        ) {
+            // Mostly well-formed objects (strings joined by alternating `:` and `,`), with damage.
+            let mut obj = format!("{lead}{{");
+            for (i, p) in parts.iter().enumerate() {
+                if i > 0 {
+                    obj.push_str(if i % 2 == 1 { ":" } else { seps[i % 16] });
+                }
+                obj.push_str(p);
+            }
+            obj.push_str("},\"flag\":1}");
+            let at = lead.len();
+            let src = ByteString::from(obj.clone());
+            let got = JsonEntries::parse(&src, at).map(|(e, end)| {
+                let v: Vec<(String, String)> =
+                    e.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+                proptest::prop_assert_eq!(v.len(), e.len());
+                Ok((v, end))
+            });
+            let got = got.transpose()?;
+            proptest::prop_assert_eq!(got, reference(&obj, at), "{}", obj);
+        }
     }
 
     #[test]
@@ -232,9 +433,9 @@ mod tests {
                     );
                 }
                 text[at] = 0x1F;
-                assert_eq!(find(&text, 0, stop_flags), Some(at));
+                assert_eq!(find(&text, 0, exact_stop_flags), Some(at));
             }
-            assert_eq!(find(&vec![b'a'; len], 0, stop_flags), None);
+            assert_eq!(find(&vec![b'a'; len], 0, exact_stop_flags), None);
         }
     }
 

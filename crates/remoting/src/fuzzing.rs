@@ -3,7 +3,8 @@
 
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
-use rmq_common::{ExtFields, LanguageCode};
+use rmq_common::header::send::SendMessageResponseHeader;
+use rmq_common::{CommandHeader, ExtFields, LanguageCode};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::codec::RemotingCodec;
@@ -135,6 +136,13 @@ pub fn check_header(bytes: &[u8]) -> HeaderDecoded {
         );
         if let Ok(full) = &full {
             assert_same(&fast, full, "the JSON fast path");
+            // A send reply's header read from the fast path's entries (still the frame's text:
+            // the known-key walk) and from the full decoder's (ordinary entries).
+            assert_eq!(
+                SendMessageResponseHeader::read_from(&fast.ext_fields),
+                SendMessageResponseHeader::read_from(&full.ext_fields),
+                "the send reply header read from the fast path's text"
+            );
         }
         decoded.json_fast = true;
     }

@@ -83,6 +83,8 @@ fn fields_in_any_order_with_extra_and_repeated_ones() {
         r#""msgId":"old","queueId":"0","queueOffset":"-9","MSG_REGION":"r","TRACE_ON":"false","msgId":"AB","queueId":"3""#,
         // Escapes and spaces: the full decoder's path, same answer.
         r#""msgId":"A\u0042","queueId" : "3","queueOffset":"-9","MSG_REGION":"\u0072","TRACE_ON":"false""#,
+        // Numbers and a boolean as JSON writes them, not as strings: the full decoder's path.
+        r#""msgId":"AB","queueId":3,"queueOffset":-9,"MSG_REGION":"r","TRACE_ON":false"#,
     ] {
         assert_eq!(read(ext), Ok(want.clone()), "{ext}");
     }

@@ -319,25 +319,23 @@ impl CommandHeader for SendMessageResponseHeader {
     }
 
     /// One pass over the fields (this runs for every send answer); a key given twice counts
-    /// with its last value, as [`ExtFields::get`].
+    /// with its last value, as [`ExtFields::get`]. Fields still in the JSON text they arrived
+    /// in are read by their known key names, without a search for the end of those keys.
     fn read_from(ext: &ExtFields) -> Result<Self, HeaderError> {
-        let (mut msg_id, mut queue_id, mut queue_offset) = (None, None, None);
-        let (mut transaction_id, mut batch_uniq_id, mut region_id) = (None, None, None);
-        let (mut trace_on, mut recall_handle) = (None, None);
-        for (k, v) in ext.iter() {
-            let slot = match k {
-                "msgId" => &mut msg_id,
-                "queueId" => &mut queue_id,
-                "queueOffset" => &mut queue_offset,
-                "transactionId" => &mut transaction_id,
-                "batchUniqId" => &mut batch_uniq_id,
-                crate::property::MSG_REGION => &mut region_id,
-                crate::property::TRACE_ON => &mut trace_on,
-                "recallHandle" => &mut recall_handle,
-                _ => continue,
-            };
-            *slot = Some(v);
-        }
+        let slots = match ext.as_json() {
+            Some(json) => json.pick(response_key),
+            None => {
+                let mut slots = [None; RESPONSE_KEYS];
+                for (k, v) in ext.iter() {
+                    if let Some(i) = response_slot(k) {
+                        slots[i] = Some(v);
+                    }
+                }
+                slots
+            }
+        };
+        let [msg_id, queue_id, queue_offset, transaction_id, batch_uniq_id, region_id, trace_on, recall_handle] =
+            slots;
         let owned = |v: Option<&str>| v.map(str::to_owned);
         Ok(Self {
             msg_id: msg_id
@@ -354,6 +352,47 @@ impl CommandHeader for SendMessageResponseHeader {
     }
 }
 
+/// How many keys [`SendMessageResponseHeader`] reads.
+const RESPONSE_KEYS: usize = 8;
+
+/// The slot of a response key: msgId, queueId, queueOffset, transactionId, batchUniqId,
+/// `MSG_REGION`, `TRACE_ON`, recallHandle.
+fn response_slot(key: &str) -> Option<usize> {
+    Some(match key {
+        "msgId" => 0,
+        "queueId" => 1,
+        "queueOffset" => 2,
+        "transactionId" => 3,
+        "batchUniqId" => 4,
+        crate::property::MSG_REGION => 5,
+        crate::property::TRACE_ON => 6,
+        "recallHandle" => 7,
+        _ => return None,
+    })
+}
+
+/// `Some((slot, N))` when `rest` starts with the `N` bytes of `name`.
+#[inline(always)]
+fn lit<const N: usize>(rest: &[u8], name: &[u8; N], slot: usize) -> Option<(usize, usize)> {
+    (rest.first_chunk::<N>() == Some(name)).then_some((slot, N))
+}
+
+/// [`response_slot`] for the bytes of a plain JSON key and what follows it: the key names with
+/// their closing quote, told by their first byte and compared as fixed-size arrays.
+#[inline]
+fn response_key(rest: &[u8]) -> Option<(usize, usize)> {
+    match *rest.first()? {
+        b'm' => lit(rest, b"msgId\"", 0),
+        b'q' => lit(rest, b"queueId\"", 1).or_else(|| lit(rest, b"queueOffset\"", 2)),
+        b't' => lit(rest, b"transactionId\"", 3),
+        b'b' => lit(rest, b"batchUniqId\"", 4),
+        b'M' => lit(rest, b"MSG_REGION\"", 5),
+        b'T' => lit(rest, b"TRACE_ON\"", 6),
+        b'r' => lit(rest, b"recallHandle\"", 7),
+        _ => None,
+    }
+}
+
 /// A required number read from its text (as [`required_num`]).
 fn number<T: std::str::FromStr>(
     v: Option<&str>,
@@ -367,6 +406,10 @@ fn number<T: std::str::FromStr>(
         expected,
     })
 }
+
+#[cfg(test)]
+#[path = "send_response_tests.rs"]
+mod response_tests;
 
 #[cfg(test)]
 mod tests {
