@@ -103,7 +103,12 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
         if let Some(before) = this.before.as_mut() {
-            return before.as_mut().poll(cx);
+            if before.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // Done: a later poll finds nothing to run (a finished `async` block would panic).
+            *this.before = None;
+            return Poll::Ready(());
         }
         let Some(launch) = this.launch.as_mut().as_pin_mut() else {
             return Poll::Ready(());

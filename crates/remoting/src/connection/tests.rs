@@ -425,3 +425,93 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for CountWrites<S> {
         std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+/// A caller told `ConnectionClosed { written: true }` after a close that came while the writer
+/// gathered the next frames of callers answered together had its frame reach the peer (the
+/// writer gave up on the frames in hand when it found the connection closed after a yield,
+/// reporting them written; found in review).
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn written_true_after_a_close_while_gathering_means_the_peer_got_it() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_util::codec::Framed;
+
+    use crate::codec::RemotingCodec;
+
+    const CALLERS: usize = 8;
+    let (mut written_true, mut never_arrived) = (0, 0);
+    for _round in 0..20 {
+        let (ours, theirs) = tokio::io::duplex(256 * 1024);
+        let opts = ConnOptions::new(
+            "duplex".to_owned(),
+            &RemotingConfig::default(),
+            ProcessorTable::new(),
+            Arc::new(AtomicI32::new(1)),
+        );
+        let conn = Connection::start_io(ours, "127.0.0.1:1".parse().expect("addr"), opts);
+        let callers: Vec<_> = (0..CALLERS)
+            .map(|i| {
+                let conn = conn.clone();
+                tokio::spawn(async move {
+                    let mut req =
+                        RemotingCommand::request(RequestCode::HEART_BEAT, ExtFields::new());
+                    req.opaque = conn.next_opaque();
+                    conn.call(&req, Instant::now() + LIMIT, LIMIT, false)
+                        .await
+                        .expect("a reply");
+                    if i == CALLERS / 2 {
+                        conn.close();
+                        return None;
+                    }
+                    req.opaque = conn.next_opaque();
+                    let next = conn.call(&req, Instant::now() + LIMIT, LIMIT, false).await;
+                    Some((req.opaque, next))
+                })
+            })
+            .collect();
+        // Every first request answered in one write, so their callers wake together.
+        let mut peer = Framed::new(theirs, RemotingCodec::new());
+        for _ in 0..CALLERS {
+            let req = tokio::time::timeout(LIMIT, peer.next())
+                .await
+                .expect("in time")
+                .expect("a frame")
+                .expect("decodes");
+            peer.feed(req.response_to(rmq_common::ResponseCode::SUCCESS, None))
+                .await
+                .expect("buffered");
+        }
+        tokio::time::timeout(LIMIT, SinkExt::<RemotingCommand>::flush(&mut peer))
+            .await
+            .expect("in time")
+            .expect("sent");
+        let mut results = Vec::new();
+        for c in callers {
+            let r = tokio::time::timeout(LIMIT, c).await.expect("resolves");
+            if let Some(r) = r.expect("caller") {
+                results.push(r);
+            }
+        }
+        tokio::time::timeout(LIMIT, conn.finished())
+            .await
+            .expect("finished");
+        drop(conn);
+        let mut seen = Vec::new();
+        while let Ok(Some(Ok(f))) =
+            tokio::time::timeout(Duration::from_millis(500), peer.next()).await
+        {
+            seen.push(f.opaque);
+        }
+        for (opaque, r) in &results {
+            if let Err(RemotingError::ConnectionClosed { written: true, .. }) = r {
+                written_true += 1;
+                if !seen.contains(opaque) {
+                    never_arrived += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(
+        never_arrived, 0,
+        "{never_arrived} of {written_true} requests reported written never reached the peer"
+    );
+}

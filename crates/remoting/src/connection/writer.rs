@@ -179,6 +179,8 @@ async fn serve<W: AsyncWrite + Unpin>(
 
         // Frames likely to come: one per caller the reader has woken since the last write
         // (sync callers sending again, a pipelining task refilling its window).
+        // (A count left by callers that sent nothing more, e.g. a drained async window, makes
+        // the next lone frame wait its few yields once, then it is reset here.)
         let expected = shared.answered.swap(0, Ordering::Relaxed) as usize;
         let mut frames = 0usize;
         let mut yields = 0u32;
@@ -212,12 +214,6 @@ async fn serve<W: AsyncWrite + Unpin>(
             yields += 1;
             tokio::task::yield_now().await;
             next = rx.try_recv().ok();
-        }
-        if yields > 0 && shared.is_closed() && shared.linger_until().is_none() {
-            // Closed while it yielded: nothing more is written (the waiters of the claimed
-            // frames are failed with `written: true`, as for a close racing a write).
-            not_written(shared, &oneways);
-            return Stop::Closed;
         }
         if let Err(stop) = write_gathered(shared, wr, &gather).await {
             not_written(shared, &oneways);
