@@ -2,8 +2,9 @@
 //! (see [`Gather`]); a write the socket takes no byte of for the write timeout closes the
 //! connection, and the queue budget of written (or skipped) frames is given back after each
 //! write, as are the in-flight slots of oneway requests (whose callers returned once they were
-//! queued). When the reader has just woken several callers, it waits (yielding, a few times at
-//! most) for about as many frames before writing, so that their frames share one write. After
+//! queued). When the reader has just woken several callers and the writer came in with one
+//! frame, it waits (yielding, a few times at most, while each yield brings more) for about as
+//! many frames before writing, so that their frames share one write. After
 //! an orderly close ([`Connection::close_after_queued`](super::Connection)) it
 //! first writes what is queued, within that close's bound.
 
@@ -184,6 +185,8 @@ async fn serve<W: AsyncWrite + Unpin>(
         let expected = shared.answered.swap(0, Ordering::Relaxed) as usize;
         let mut frames = 0usize;
         let mut yields = 0u32;
+        // Frames in hand before the last yield (none yet).
+        let mut before_yield = 0usize;
         let mut next = Some(first);
         loop {
             while let Some(out) = next.take() {
@@ -204,13 +207,19 @@ async fn serve<W: AsyncWrite + Unpin>(
             // per frame. While fewer frames are in hand than callers were woken, it yields
             // instead (deferred until the worker has run its other ready tasks), a few times
             // at most. A lone request (ping-pong) is written at once.
+            // Only when it came in right after a single caller (one frame in hand) and each
+            // yield brought more: a task that queues many frames itself (a pipelining window)
+            // has queued them by the time the writer runs, and a yield would only cost it.
             if frames >= expected
+                || (yields == 0 && frames > 1)
+                || frames == before_yield
                 || yields == MAX_YIELDS
                 || lingering
                 || gather.is_full(batch_limit)
             {
                 break;
             }
+            before_yield = frames;
             yields += 1;
             tokio::task::yield_now().await;
             next = rx.try_recv().ok();
