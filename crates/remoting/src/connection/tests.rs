@@ -19,6 +19,20 @@ use crate::processor::ProcessorTable;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
+/// A connection over an in-memory stream, with the default configuration.
+fn start_duplex<S>(io: S) -> Connection
+where
+    S: tokio::io::AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let opts = ConnOptions::new(
+        "duplex".to_owned(),
+        &RemotingConfig::default(),
+        ProcessorTable::new(),
+        Arc::new(AtomicI32::new(1)),
+    );
+    Connection::start_io(io, "127.0.0.1:1".parse().expect("addr"), opts)
+}
+
 /// A connection to a loopback peer that reads nothing; the peer's socket is returned to keep
 /// it open.
 async fn connection() -> (Connection, [JoinHandle<()>; 2], TcpStream) {
@@ -123,13 +137,7 @@ async fn frames_go_whole_over_a_stream_without_vectored_writes() {
     let (ours, theirs) = tokio::io::duplex(4096);
     let ours = NotVectored(ours);
     assert!(!ours.is_write_vectored());
-    let opts = ConnOptions::new(
-        "duplex".to_owned(),
-        &RemotingConfig::default(),
-        ProcessorTable::new(),
-        Arc::new(AtomicI32::new(1)),
-    );
-    let conn = Connection::start_io(ours, "127.0.0.1:1".parse().expect("addr"), opts);
+    let conn = start_duplex(ours);
     let sizes = [0usize, 5, 600, 20_000, 3, 300_000, 1];
     let bodies: Vec<Bytes> = sizes
         .iter()
@@ -230,13 +238,7 @@ async fn callers_answered_together_share_one_write() {
         inner: ours,
         writes: Arc::clone(&writes),
     };
-    let opts = ConnOptions::new(
-        "duplex".to_owned(),
-        &RemotingConfig::default(),
-        ProcessorTable::new(),
-        Arc::new(AtomicI32::new(1)),
-    );
-    let conn = Connection::start_io(ours, "127.0.0.1:1".parse().expect("addr"), opts);
+    let conn = start_duplex(ours);
     let callers: Vec<_> = (0..CALLERS)
         .map(|_| {
             let conn = conn.clone();
@@ -367,13 +369,7 @@ async fn a_close_while_the_writer_gathers_fails_every_request_truthfully() {
     let (mut written_true, mut never_arrived) = (0, 0);
     for _round in 0..20 {
         let (ours, theirs) = tokio::io::duplex(256 * 1024);
-        let opts = ConnOptions::new(
-            "duplex".to_owned(),
-            &RemotingConfig::default(),
-            ProcessorTable::new(),
-            Arc::new(AtomicI32::new(1)),
-        );
-        let conn = Connection::start_io(ours, "127.0.0.1:1".parse().expect("addr"), opts);
+        let conn = start_duplex(ours);
         let callers: Vec<_> = (0..CALLERS)
             .map(|i| {
                 let conn = conn.clone();
