@@ -19,6 +19,38 @@ use crate::processor::ProcessorTable;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
+/// The peer of an in-memory connection.
+type Peer = tokio_util::codec::Framed<tokio::io::DuplexStream, crate::codec::RemotingCodec>;
+
+/// The next `n` requests the peer reads.
+async fn read_frames(peer: &mut Peer, n: usize) -> Vec<RemotingCommand> {
+    use futures_util::StreamExt;
+    let mut frames = Vec::with_capacity(n);
+    for _ in 0..n {
+        let req = tokio::time::timeout(LIMIT, peer.next())
+            .await
+            .expect("in time")
+            .expect("a frame")
+            .expect("decodes");
+        frames.push(req);
+    }
+    frames
+}
+
+/// Answers `reqs` with SUCCESS in one write, so that the reader hands the replies out in one go.
+async fn answer_in_one_write(peer: &mut Peer, reqs: &[RemotingCommand]) {
+    use futures_util::SinkExt;
+    for req in reqs {
+        peer.feed(req.response_to(rmq_common::ResponseCode::SUCCESS, None))
+            .await
+            .expect("buffered");
+    }
+    tokio::time::timeout(LIMIT, SinkExt::<RemotingCommand>::flush(peer))
+        .await
+        .expect("in time")
+        .expect("sent");
+}
+
 /// A connection over an in-memory stream, with the default configuration.
 fn start_duplex<S>(io: S) -> Connection
 where
@@ -256,26 +288,9 @@ async fn callers_answered_together_share_one_write() {
         })
         .collect();
     let mut peer = Framed::new(theirs, RemotingCodec::new());
-    let mut round = Vec::new();
-    for _ in 0..CALLERS {
-        let req = tokio::time::timeout(LIMIT, peer.next())
-            .await
-            .expect("in time")
-            .expect("a frame")
-            .expect("decodes");
-        round.push(req);
-    }
+    let round = read_frames(&mut peer, CALLERS).await;
     let before = writes.load(Ordering::SeqCst);
-    // Every reply in one write, so that the reader hands them out in one go.
-    for req in &round {
-        peer.feed(req.response_to(rmq_common::ResponseCode::SUCCESS, None))
-            .await
-            .expect("buffered");
-    }
-    tokio::time::timeout(LIMIT, SinkExt::<RemotingCommand>::flush(&mut peer))
-        .await
-        .expect("in time")
-        .expect("sent");
+    answer_in_one_write(&mut peer, &round).await;
     let mut second = Vec::new();
     for _ in 0..CALLERS {
         let req = tokio::time::timeout(LIMIT, peer.next())
@@ -360,7 +375,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for CountWrites<S> {
 /// when it found the connection closed after a yield, reporting them written; found in review).
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn a_close_while_the_writer_gathers_fails_every_request_truthfully() {
-    use futures_util::{SinkExt, StreamExt};
+    use futures_util::StreamExt;
     use tokio_util::codec::Framed;
 
     use crate::codec::RemotingCodec;
@@ -392,20 +407,8 @@ async fn a_close_while_the_writer_gathers_fails_every_request_truthfully() {
             .collect();
         // Every first request answered in one write, so their callers wake together.
         let mut peer = Framed::new(theirs, RemotingCodec::new());
-        for _ in 0..CALLERS {
-            let req = tokio::time::timeout(LIMIT, peer.next())
-                .await
-                .expect("in time")
-                .expect("a frame")
-                .expect("decodes");
-            peer.feed(req.response_to(rmq_common::ResponseCode::SUCCESS, None))
-                .await
-                .expect("buffered");
-        }
-        tokio::time::timeout(LIMIT, SinkExt::<RemotingCommand>::flush(&mut peer))
-            .await
-            .expect("in time")
-            .expect("sent");
+        let first = read_frames(&mut peer, CALLERS).await;
+        answer_in_one_write(&mut peer, &first).await;
         let mut results = Vec::new();
         for c in callers {
             let r = tokio::time::timeout(LIMIT, c).await.expect("resolves");
