@@ -1,7 +1,7 @@
 //! `PublishRoute`: a topic's publish info with what every send would otherwise compute or look
 //! up again: the round-robin counter of its queues and the number of its real brokers.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
@@ -9,8 +9,8 @@ use crate::publish_info::TopicPublishInfo;
 
 /// A topic's [`TopicPublishInfo`] as senders use it: with the round-robin counter of its queues
 /// (Java's per-`TopicPublishInfo` `sendWhichQueue`, seeded at random so that producers started
-/// together do not all begin on the same queue) and the number of distinct real brokers of its
-/// queues, computed once.
+/// together do not all begin on the same queue), the number of distinct real brokers of its
+/// queues and the master address of every queue's broker, computed once.
 ///
 /// The [`RouteCache`](crate::RouteCache) keeps one per cached topic; a route that changes gets a
 /// new one, which carries the counter of the one it replaces on (see [`PublishRoute::after`]).
@@ -31,12 +31,17 @@ use crate::publish_info::TopicPublishInfo;
 /// let route = PublishRoute::new(Arc::new(info));
 /// assert_eq!(route.brokers(), 2);
 /// assert_eq!(route.info().queues.len(), 3);
+/// assert_eq!(route.queue_addr(0), None); // no broker address in this route
 /// ```
 #[derive(Debug)]
 pub struct PublishRoute {
     info: Arc<TopicPublishInfo>,
     counter: AtomicU32,
     brokers: u32,
+    /// Per queue: an index into `addrs`, or `u32::MAX` when its broker has no address.
+    queue_addrs: Vec<u32>,
+    /// The master addresses of the route's brokers that have queues.
+    addrs: Vec<String>,
 }
 
 impl PublishRoute {
@@ -73,9 +78,27 @@ impl PublishRoute {
             .map(|q| info.broker_name_of(q))
             .collect::<BTreeSet<_>>()
             .len();
+        // One address per broker name, shared by its queues.
+        let mut index: BTreeMap<&str, u32> = BTreeMap::new();
+        let mut addrs = Vec::new();
+        let queue_addrs = info
+            .queues
+            .iter()
+            .map(|q| {
+                let Some(addr) = info.master_addr(&q.broker_name) else {
+                    return u32::MAX;
+                };
+                *index.entry(q.broker_name.as_str()).or_insert_with(|| {
+                    addrs.push(addr.to_owned());
+                    u32::try_from(addrs.len() - 1).unwrap_or(u32::MAX)
+                })
+            })
+            .collect();
         Self {
             counter: AtomicU32::new(seed),
             brokers: u32::try_from(brokers).unwrap_or(u32::MAX),
+            queue_addrs,
+            addrs,
             info,
         }
     }
@@ -96,6 +119,30 @@ impl PublishRoute {
     #[must_use]
     pub fn brokers(&self) -> u32 {
         self.brokers
+    }
+
+    /// The master address of the broker named by queue `i` of [`TopicPublishInfo::queues`]
+    /// (what `info().master_addr(&queues[i].broker_name)` gives, without the map lookup).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use rmq_common::MessageQueue;
+    /// use rmq_nameserver_client::{PublishRoute, TopicPublishInfo};
+    ///
+    /// let mut info = TopicPublishInfo::default();
+    /// info.queues = vec![MessageQueue::new("T", "a", 0), MessageQueue::new("T", "b", 0)];
+    /// info.broker_addrs.insert("a".into(), "h:1".into());
+    /// let route = PublishRoute::new(Arc::new(info));
+    /// assert_eq!(route.queue_addr(0), Some("h:1"));
+    /// assert_eq!(route.queue_addr(1), None);
+    /// assert_eq!(route.queue_addr(2), None);
+    /// ```
+    #[must_use]
+    pub fn queue_addr(&self, i: usize) -> Option<&str> {
+        let at = *self.queue_addrs.get(i)?;
+        self.addrs
+            .get(usize::try_from(at).ok()?)
+            .map(String::as_str)
     }
 }
 
@@ -137,6 +184,22 @@ mod tests {
             .collect();
         i.static_endpoints = endpoints;
         assert_eq!(PublishRoute::new(Arc::new(i)).brokers(), 2);
+    }
+
+    #[test]
+    fn queue_addr_is_the_routes_master_addr_of_each_queue() {
+        let mut i = info(&[("a", 2), ("b", 1), ("c", 2), ("a", 1)]);
+        i.broker_addrs.insert("a".into(), "h:1".into());
+        i.broker_addrs.insert("c".into(), "h:3".into());
+        let route = PublishRoute::new(Arc::new(i.clone()));
+        for (n, q) in i.queues.iter().enumerate() {
+            assert_eq!(
+                route.queue_addr(n),
+                i.master_addr(&q.broker_name),
+                "queue {n}"
+            );
+        }
+        assert_eq!(route.queue_addr(i.queues.len()), None);
     }
 
     #[test]

@@ -272,16 +272,14 @@ impl<T: Transport> SendState<T> {
         }
         // One clock read serves the deadline, the fault table and the attempt's latency; the
         // first attempt takes the send's start (read microseconds before).
-        let now = if self.tally.attempts == 0 {
-            self.job.started
+        let (now, left) = if self.tally.attempts == 0 {
+            (self.job.started, self.job.timeout)
         } else {
-            Instant::now()
+            let now = Instant::now();
+            let spent = now.saturating_duration_since(self.job.started);
+            (now, self.job.timeout.saturating_sub(spent))
         };
         self.attempt_t0 = now;
-        let left = self
-            .job
-            .timeout
-            .saturating_sub(now.saturating_duration_since(self.job.started));
         if left.is_zero() {
             return Next::Done(self.finish_timeout());
         }
@@ -404,6 +402,10 @@ impl<T: Transport> SendState<T> {
         Attempt {
             info: self.info.info(),
             mq: self.queue(queue),
+            addr: match queue {
+                Queue::Route(i) => self.info.queue_addr(*i),
+                Queue::Own(_) => None,
+            },
             out: &self.job.out,
             budget,
             pinned: matches!(self.job.target, Target::Queue(_)),

@@ -45,7 +45,11 @@ impl RemotingTransport {
         attempt: &Attempt<'a>,
     ) -> Result<(Cow<'a, str>, RemotingCommand), ErrorKind> {
         let mq = attempt.mq;
-        let Some(addr) = self.broker_addr(attempt.info, &mq.broker_name) else {
+        let found = match attempt.addr {
+            Some(addr) => Some(Cow::Borrowed(addr)),
+            None => self.broker_addr(attempt.info, &mq.broker_name),
+        };
+        let Some(addr) = found else {
             self.instance.routes.refresh_now(attempt.out.topic());
             return Err(ErrorKind::BrokerNotFound {
                 broker: mq.broker_name.clone(),
