@@ -17,6 +17,7 @@ use crate::client::NameServerClient;
 use crate::config::NameServerConfig;
 use crate::error::NameServerError;
 use crate::publish_info::{cap_default_route, java_string_cmp, TopicPublishInfo};
+use crate::publish_route::PublishRoute;
 
 /// Routes of the topics in use, loaded on demand and kept fresh.
 ///
@@ -80,7 +81,8 @@ enum Source {
 #[derive(Debug)]
 struct Entry {
     route: Arc<TopicRouteData>,
-    info: Arc<TopicPublishInfo>,
+    /// The publish info with its round-robin counter (replaced when the route changes).
+    publish: Arc<PublishRoute>,
     source: Source,
     /// When the topic was last asked for, in milliseconds since [`Inner::base`]. Atomic so that
     /// marking a use only takes the map's read lock (senders of one topic do not serialize).
@@ -107,19 +109,19 @@ enum StoreMode {
 #[derive(Debug)]
 enum Stored {
     /// The route differs from the cached one (or none was cached) and replaced it.
-    Changed(Arc<TopicPublishInfo>),
+    Changed(Arc<PublishRoute>),
     /// Same route as the cached one, which is kept.
-    Unchanged(Arc<TopicPublishInfo>),
+    Unchanged(Arc<PublishRoute>),
     /// A fetch that started later already stored its answer: this one is dropped. Carries the
     /// cached (newer) info.
-    Stale(Arc<TopicPublishInfo>),
+    Stale(Arc<PublishRoute>),
     /// A refresh of a topic no longer cached: nothing stored.
     NotCached,
 }
 
 impl Stored {
     /// The publish info cached after the store.
-    fn info(self) -> Option<Arc<TopicPublishInfo>> {
+    fn info(self) -> Option<Arc<PublishRoute>> {
         match self {
             Self::Changed(info) | Self::Unchanged(info) | Self::Stale(info) => Some(info),
             Self::NotCached => None,
@@ -201,9 +203,18 @@ impl RouteCache {
     /// anything (marks the topic as in use, as [`publish_info`](Self::publish_info) does).
     #[must_use]
     pub fn cached_publish_info(&self, topic: &str) -> Option<Arc<TopicPublishInfo>> {
-        self.touch(topic)
-            .map(|(info, _)| info)
-            .filter(|info| info.is_ok())
+        self.cached_route(topic, Instant::now())
+            .map(|route| Arc::clone(route.info()))
+    }
+
+    /// [`cached_publish_info`](Self::cached_publish_info) with its round-robin counter (see
+    /// [`PublishRoute`]), the topic marked as in use at `now` (a sender's own clock read of
+    /// this moment: the cache reads no clock here).
+    #[must_use]
+    pub fn cached_route(&self, topic: &str, now: Instant) -> Option<Arc<PublishRoute>> {
+        self.touch(topic, self.ms_at(now))
+            .map(|(route, _)| route)
+            .filter(|route| route.info().is_ok())
     }
 
     /// The publish info of `topic`, loading its route on first use (or while it has no queue).
@@ -223,9 +234,25 @@ impl RouteCache {
         allow_auto_create: bool,
         timeout: Duration,
     ) -> Result<Arc<TopicPublishInfo>, NameServerError> {
+        self.publish_route(topic, allow_auto_create, timeout)
+            .await
+            .map(|route| Arc::clone(route.info()))
+    }
+
+    /// [`publish_info`](Self::publish_info) with its round-robin counter (see
+    /// [`PublishRoute`]).
+    ///
+    /// # Errors
+    /// As [`publish_info`](Self::publish_info).
+    pub async fn publish_route(
+        &self,
+        topic: &str,
+        allow_auto_create: bool,
+        timeout: Duration,
+    ) -> Result<Arc<PublishRoute>, NameServerError> {
         let deadline = rmq_remoting::deadline_after(timeout);
-        let seen = match self.touch(topic) {
-            Some((info, _)) if info.is_ok() => return Ok(info),
+        let seen = match self.touch(topic, self.now_ms()) {
+            Some((route, _)) if route.info().is_ok() => return Ok(route),
             other => other.map(|(_, generation)| generation),
         };
         // The load is boxed: it is rare, and it would otherwise make every caller's future as
@@ -246,12 +273,12 @@ impl RouteCache {
         allow_auto_create: bool,
         deadline: Instant,
         lock: &tokio::sync::Mutex<()>,
-    ) -> Result<Arc<TopicPublishInfo>, NameServerError> {
+    ) -> Result<Arc<PublishRoute>, NameServerError> {
         // Past the deadline the load below fails fast with the name server's timeout.
         let _guard = tokio::time::timeout_at(deadline, lock.lock()).await.ok();
-        if let Some((info, generation)) = self.touch(topic) {
-            if info.is_ok() {
-                return Ok(info);
+        if let Some((route, generation)) = self.touch(topic, self.now_ms()) {
+            if route.info().is_ok() {
+                return Ok(route);
             }
             if Some(generation) != seen {
                 // Loaded by another caller meanwhile, and still without a writable queue.
@@ -268,7 +295,7 @@ impl RouteCache {
         topic: &str,
         allow_auto_create: bool,
         timeout: Duration,
-    ) -> Result<Arc<TopicPublishInfo>, NameServerError> {
+    ) -> Result<Arc<PublishRoute>, NameServerError> {
         let deadline = rmq_remoting::deadline_after(timeout);
         let fetch = self.next_fetch();
         self.inner.stats.loaded();
@@ -295,7 +322,7 @@ impl RouteCache {
             .store(topic, source, route, fetch, StoreMode::Insert)
             .info()
         {
-            Some(info) if info.is_ok() => Ok(info),
+            Some(route) if route.info().is_ok() => Ok(route),
             _ => Err(no_writable_master(topic)),
         }
     }
@@ -316,21 +343,26 @@ impl RouteCache {
         Ok(cap_default_route(&route, config.default_topic_queue_nums))
     }
 
-    /// Marks `topic` as used now; returns its info and generation when cached.
-    fn touch(&self, topic: &str) -> Option<(Arc<TopicPublishInfo>, u64)> {
+    /// Marks `topic` as used at `now` (ms since [`Inner::base`]); returns its route and
+    /// generation when cached.
+    fn touch(&self, topic: &str, now: u64) -> Option<(Arc<PublishRoute>, u64)> {
         let entry = self.inner.topics.get(topic)?;
-        let now = self.now_ms();
         // Written only when the millisecond moved on: the sends of one millisecond share the
         // entry's cache line without a locked write each.
         if entry.last_used.load(Ordering::Relaxed) < now {
             entry.last_used.fetch_max(now, Ordering::Relaxed);
         }
-        Some((entry.info.clone(), entry.generation))
+        Some((Arc::clone(&entry.publish), entry.generation))
     }
 
     /// Milliseconds since [`Inner::base`].
     fn now_ms(&self) -> u64 {
-        let elapsed = Instant::now().saturating_duration_since(self.inner.base);
+        self.ms_at(Instant::now())
+    }
+
+    /// `at` in milliseconds since [`Inner::base`].
+    fn ms_at(&self, at: Instant) -> u64 {
+        let elapsed = at.saturating_duration_since(self.inner.base);
         u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
     }
 
@@ -359,7 +391,7 @@ impl RouteCache {
                     stored = e.get().fetch,
                     "route answer older than the cached route dropped"
                 );
-                Stored::Stale(e.get().info.clone())
+                Stored::Stale(Arc::clone(&e.get().publish))
             }
             dashmap::Entry::Occupied(mut e) if *e.get().route == route => {
                 let entry = e.get_mut();
@@ -367,20 +399,21 @@ impl RouteCache {
                 entry.updated = now;
                 entry.generation += 1;
                 entry.fetch = fetch;
-                Stored::Unchanged(entry.info.clone())
+                Stored::Unchanged(Arc::clone(&entry.publish))
             }
             slot => {
                 let info = TopicPublishInfo::from_route(topic, &route);
-                let (generation, last_used, last_immediate) = match &slot {
+                let (generation, last_used, last_immediate, previous) = match &slot {
                     dashmap::Entry::Occupied(e) => {
                         let e = e.get();
                         (
                             e.generation + 1,
                             e.last_used.load(Ordering::Relaxed),
                             e.last_immediate.load(Ordering::Relaxed),
+                            Some(Arc::clone(&e.publish)),
                         )
                     }
-                    dashmap::Entry::Vacant(_) => (0, self.now_ms(), 0),
+                    dashmap::Entry::Vacant(_) => (0, self.now_ms(), 0, None),
                 };
                 tracing::info!(
                     topic,
@@ -390,10 +423,15 @@ impl RouteCache {
                     brokers = ?info.broker_addrs,
                     "topic route changed"
                 );
+                // A changed route goes on with the round robin where the old one stands.
                 let info = Arc::new(info);
+                let publish = Arc::new(match previous {
+                    Some(previous) => PublishRoute::after(info, &previous),
+                    None => PublishRoute::new(info),
+                });
                 slot.insert(Entry {
                     route: Arc::new(route),
-                    info: info.clone(),
+                    publish: Arc::clone(&publish),
                     source,
                     last_used: AtomicU64::new(last_used),
                     last_immediate: AtomicU64::new(last_immediate),
@@ -401,7 +439,7 @@ impl RouteCache {
                     generation,
                     fetch,
                 });
-                Stored::Changed(info)
+                Stored::Changed(publish)
             }
         };
         if matches!(outcome, Stored::Changed(_)) {
@@ -488,7 +526,10 @@ impl RouteCache {
     /// The cached publish info of `topic`, without loading it or marking it as used.
     #[must_use]
     pub fn cached(&self, topic: &str) -> Option<Arc<TopicPublishInfo>> {
-        self.inner.topics.get(topic).map(|e| e.info.clone())
+        self.inner
+            .topics
+            .get(topic)
+            .map(|e| Arc::clone(e.publish.info()))
     }
 
     /// The cached topics.

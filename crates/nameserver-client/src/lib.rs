@@ -18,6 +18,7 @@ mod config;
 mod error;
 mod limits;
 mod publish_info;
+mod publish_route;
 mod refresher;
 mod route_json;
 mod static_topic;
@@ -31,6 +32,7 @@ pub use config::{
 pub use error::{NameServerError, RouteDecodeError};
 pub use limits::{MAX_QUEUES_PER_BROKER, MAX_QUEUES_PER_ROUTE};
 pub use publish_info::TopicPublishInfo;
+pub use publish_route::PublishRoute;
 pub use route_json::decode_route;
 pub use static_topic::{
     mock_broker_name, LOGICAL_QUEUE_MOCK_BROKER_NAME_NOT_EXIST, LOGICAL_QUEUE_MOCK_BROKER_PREFIX,

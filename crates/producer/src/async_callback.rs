@@ -31,7 +31,7 @@ use crate::send::timeout_of;
 use crate::send_result::SendResult;
 use crate::transport::remoting::RemotingTransport;
 use crate::transport::Transport;
-use rmq_nameserver_client::TopicPublishInfo;
+use rmq_nameserver_client::PublishRoute;
 use rmq_remoting::RemotingError;
 use std::time::Duration;
 
@@ -183,7 +183,7 @@ where
 {
     let started = admitted.started;
     let aborted = inner.core.aborted();
-    let Some(info) = route_now(inner, options, &out) else {
+    let Some(info) = route_now(inner, options, &out, started) else {
         // Boxed: the common case's future stays small.
         return Launching::before(
             aborted,
@@ -305,11 +305,12 @@ fn route_now(
     inner: &Inner,
     options: &SendOptions,
     out: &Outgoing,
-) -> Option<Arc<TopicPublishInfo>> {
+    started: Instant,
+) -> Option<Arc<PublishRoute>> {
     if !matches!(options.target(), To::Any) {
         return None;
     }
-    inner.core.transport.cached_route(out.topic())
+    inner.core.transport.cached_route(out.topic(), started)
 }
 
 /// The first attempt of a send whose route is at hand ([`route_now`]), in the send's span: its
@@ -321,7 +322,7 @@ fn ready_now<'a, D, A>(
     inner: &Arc<Inner>,
     transport: &'a RemotingTransport,
     out: Outgoing,
-    info: Arc<TopicPublishInfo>,
+    info: Arc<PublishRoute>,
     options: &SendOptions,
     admitted: Admitted,
     span: Span,

@@ -18,12 +18,12 @@
 //! task. Every other attempt runs in one call (`invoke_sync`).
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rmq_common::{MessageQueue, ResponseCode};
-use rmq_nameserver_client::TopicPublishInfo;
+use rmq_nameserver_client::PublishRoute;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -35,18 +35,17 @@ use crate::error::ErrorKind;
 use crate::fault::LatencyFaultTolerance;
 use crate::kernel::Outgoing;
 use crate::policy::{attempt_budget, fault_verdict, is_retryable, untried_brokers};
-use crate::select::{select_queue, TopicCounters};
+use crate::select::select_queue;
 use crate::send_result::SendResult;
 use crate::transport::{Attempt, Transport};
 
-/// What every send of one producer shares: the transport, the settings, the fault table, the
-/// round-robin counters, and shutdown's signal to give up.
+/// What every send of one producer shares: the transport, the settings, the fault table, and
+/// shutdown's signal to give up (the round-robin counters live with the routes).
 #[derive(Debug)]
 pub(crate) struct Core<T> {
     pub(crate) transport: T,
     pub(crate) cfg: ProducerConfig,
     pub(crate) faults: LatencyFaultTolerance,
-    pub(crate) counters: TopicCounters,
     /// Cancelled when shutdown stops waiting for in-flight sends (for the rare waits).
     pub(crate) abort: CancellationToken,
     /// The same as a flag, for the per-attempt check (no lock).
@@ -65,7 +64,6 @@ impl<T: Transport> Core<T> {
             transport,
             cfg,
             faults: LatencyFaultTolerance::new(),
-            counters: TopicCounters::default(),
             abort: CancellationToken::new(),
             aborted: AtomicBool::new(false),
             abort_wake: Notify::new(),
@@ -175,9 +173,9 @@ pub(crate) async fn publish_info<T: Transport>(
     topic: &str,
     started: Instant,
     timeout: Duration,
-) -> Result<Arc<TopicPublishInfo>, ErrorKind> {
+) -> Result<Arc<PublishRoute>, ErrorKind> {
     // The common case: a cached route, without a timer or a future.
-    if let Some(info) = core.transport.cached_route(topic) {
+    if let Some(info) = core.transport.cached_route(topic, started) {
         return Ok(info);
     }
     Box::pin(load_publish_info(core, topic, started, timeout)).await
@@ -189,7 +187,7 @@ async fn load_publish_info<T: Transport>(
     topic: &str,
     started: Instant,
     timeout: Duration,
-) -> Result<Arc<TopicPublishInfo>, ErrorKind> {
+) -> Result<Arc<PublishRoute>, ErrorKind> {
     let left = time_left(started, timeout);
     let lookup = core.transport.load_route(topic, left);
     // Shutdown's deadline also ends a lookup (the name servers may be unreachable).
@@ -220,8 +218,8 @@ struct Tally {
 pub(crate) struct SendState<T> {
     core: Arc<Core<T>>,
     job: Job,
-    info: Arc<TopicPublishInfo>,
-    counter: Arc<AtomicU32>,
+    /// The route, with its round-robin counter.
+    info: Arc<PublishRoute>,
     total: u32,
     tally: Tally,
     last_broker: Option<String>,
@@ -236,12 +234,7 @@ pub(crate) struct SendState<T> {
 
 impl<T: Transport> SendState<T> {
     /// A send of `job` over the queues of `info`, recording into `span`.
-    pub(crate) fn new(
-        core: Arc<Core<T>>,
-        job: Job,
-        info: Arc<TopicPublishInfo>,
-        span: Span,
-    ) -> Self {
+    pub(crate) fn new(core: Arc<Core<T>>, job: Job, info: Arc<PublishRoute>, span: Span) -> Self {
         let total = match job.mode {
             Mode::Oneway => 1,
             // A proxy's later settings replace the attempts the send started with.
@@ -251,7 +244,6 @@ impl<T: Transport> SendState<T> {
                 .max_attempts
                 .unwrap_or_else(|| job.retries.saturating_add(1)),
         };
-        let counter = core.counters.get(job.out.topic());
         let job_started = job.started;
         if !span.is_disabled() {
             span.record("msg_id", job.out.msg_id.as_str());
@@ -260,7 +252,6 @@ impl<T: Transport> SendState<T> {
             core,
             job,
             info,
-            counter,
             total,
             tally: Tally::default(),
             last_broker: None,
@@ -281,16 +272,14 @@ impl<T: Transport> SendState<T> {
         }
         // One clock read serves the deadline, the fault table and the attempt's latency; the
         // first attempt takes the send's start (read microseconds before).
-        let now = if self.tally.attempts == 0 {
-            self.job.started
+        let (now, left) = if self.tally.attempts == 0 {
+            (self.job.started, self.job.timeout)
         } else {
-            Instant::now()
+            let now = Instant::now();
+            let spent = now.saturating_duration_since(self.job.started);
+            (now, self.job.timeout.saturating_sub(spent))
         };
         self.attempt_t0 = now;
-        let left = self
-            .job
-            .timeout
-            .saturating_sub(now.saturating_duration_since(self.job.started));
         if left.is_zero() {
             return Next::Done(self.finish_timeout());
         }
@@ -302,11 +291,11 @@ impl<T: Transport> SendState<T> {
                     .cfg
                     .latency_fault_tolerance
                     .then_some((&self.core.faults, now));
-                let queues = &self.info.queues;
+                let queues = &self.info.info().queues;
                 let picked = select_queue(
                     queues,
-                    &self.info.static_endpoints,
-                    &self.counter,
+                    &self.info.info().static_endpoints,
+                    self.info.counter(),
                     self.last_broker.as_deref(),
                     faults,
                 )
@@ -323,18 +312,20 @@ impl<T: Transport> SendState<T> {
         let untried = match self.job.target {
             Target::Queue(_) => 1,
             Target::Any if !splits => 1,
+            // Nothing tried yet: every broker of the route (counted once per route).
+            Target::Any if self.tally.brokers.is_empty() => self.info.brokers(),
             Target::Any => untried_brokers(
-                &self.info.queues,
-                &self.info.static_endpoints,
+                &self.info.info().queues,
+                &self.info.info().static_endpoints,
                 &self.tally.brokers,
             ),
         };
         // A static topic's logical queue goes to its real broker, under its logical id (Java's
         // `sendKernelImpl` with `getBrokerNameFromMessageQueue`): from here on the queue names
         // the real broker (address, request `bname`, fault table, errors, result).
-        let queue = if self.info.is_static() {
+        let queue = if self.info.info().is_static() {
             let mq = self.queue(&queue);
-            let real = self.info.broker_name_of(mq).to_owned();
+            let real = self.info.info().broker_name_of(mq).to_owned();
             Queue::Own(MessageQueue::new(mq.topic.clone(), real, mq.queue_id))
         } else {
             queue
@@ -401,7 +392,7 @@ impl<T: Transport> SendState<T> {
     /// The message queue `queue` stands for.
     pub(crate) fn queue<'a>(&'a self, queue: &'a Queue) -> &'a MessageQueue {
         match queue {
-            Queue::Route(i) => &self.info.queues[*i],
+            Queue::Route(i) => &self.info.info().queues[*i],
             Queue::Own(mq) => mq,
         }
     }
@@ -409,8 +400,12 @@ impl<T: Transport> SendState<T> {
     /// The attempt to `queue` within `budget`, for the transport.
     pub(crate) fn attempt<'a>(&'a self, queue: &'a Queue, budget: Duration) -> Attempt<'a> {
         Attempt {
-            info: &self.info,
+            info: self.info.info(),
             mq: self.queue(queue),
+            addr: match queue {
+                Queue::Route(i) => self.info.queue_addr(*i),
+                Queue::Own(_) => None,
+            },
             out: &self.job.out,
             budget,
             pinned: matches!(self.job.target, Target::Queue(_)),
@@ -504,7 +499,7 @@ impl<T: Transport> SendState<T> {
         let now = Instant::now();
         let latency = now.saturating_duration_since(t0);
         // The route stays alive through this clone while `self` changes.
-        let info = Arc::clone(&self.info);
+        let info = Arc::clone(self.info.info());
         let mq = match queue {
             Queue::Route(i) => &info.queues[*i],
             Queue::Own(mq) => mq,
@@ -583,8 +578,8 @@ impl<T: Transport> SendState<T> {
                     let elsewhere = match self.job.target {
                         Target::Queue(_) => 0,
                         Target::Any => untried_brokers(
-                            &self.info.queues,
-                            &self.info.static_endpoints,
+                            &self.info.info().queues,
+                            &self.info.info().static_endpoints,
                             &self.tally.brokers,
                         ),
                     };

@@ -10,10 +10,8 @@
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
 use tokio::time::Instant;
 
-use dashmap::DashMap;
 use rmq_common::{Message, MessageQueue};
 
 use crate::fault::LatencyFaultTolerance;
@@ -137,28 +135,6 @@ impl Hasher for Fnv1a {
             self.0 ^= u64::from(*b);
             self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
-    }
-}
-
-/// One round-robin counter per topic, each seeded at random (Java's per-`TopicPublishInfo`
-/// `sendWhichQueue`), so that producers started together do not all begin on the same queue.
-#[derive(Debug, Default)]
-pub(crate) struct TopicCounters {
-    counters: DashMap<String, Arc<AtomicU32>, FnvBuild>,
-}
-
-impl TopicCounters {
-    /// The counter of `topic`, created on first use.
-    pub(crate) fn get(&self, topic: &str) -> Arc<AtomicU32> {
-        if let Some(c) = self.counters.get(topic) {
-            return Arc::clone(c.value());
-        }
-        Arc::clone(
-            self.counters
-                .entry(topic.to_owned())
-                .or_insert_with(|| Arc::new(AtomicU32::new(fastrand::u32(..))))
-                .value(),
-        )
     }
 }
 
@@ -334,15 +310,6 @@ mod tests {
         // Only b exists and it is isolated and avoided: still a queue.
         let only_b = queues(&[("b", 2)]);
         assert!(select_queue(&only_b, NONE, &c, Some("b"), Some((&faults, t0))).is_some());
-    }
-
-    #[test]
-    fn topic_counters_are_per_topic_and_stable() {
-        let counters = TopicCounters::default();
-        let a = counters.get("A");
-        a.store(5, Ordering::Relaxed);
-        assert_eq!(counters.get("A").load(Ordering::Relaxed), 5);
-        assert!(!Arc::ptr_eq(&a, &counters.get("B")));
     }
 
     #[test]

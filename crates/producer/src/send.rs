@@ -203,7 +203,8 @@ pub(crate) async fn resolve_target<T: Transport>(
         To::Any => Ok(Target::Any),
         To::Queue(queue) => target_queue(ns, queue, topic),
         To::Selector(selector) => {
-            let info = retry::publish_info(core, topic, started, timeout).await?;
+            let route = retry::publish_info(core, topic, started, timeout).await?;
+            let info = route.info();
             let pick = crate::namespace::select(ns, &**selector, &info.queues, msg);
             match pick.and_then(|i| info.queues.get(i)) {
                 Some(queue) => Ok(Target::Queue(queue.clone())),
@@ -289,7 +290,7 @@ fn start<'a, T: Transport>(
         },
         To::Selector(_) => return slow_start(core, job, msg, options, span),
     };
-    let Some(info) = core.transport.cached_route(job.out.topic()) else {
+    let Some(info) = core.transport.cached_route(job.out.topic(), job.started) else {
         return slow_start(core, job, msg, options, span);
     };
     job.target = target;

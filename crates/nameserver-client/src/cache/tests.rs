@@ -124,3 +124,66 @@ async fn cached_publish_info_answers_only_from_the_cache_and_marks_the_use() {
         .await
         .expect("shutdown");
 }
+
+#[tokio::test]
+async fn cached_route_marks_the_use_at_the_senders_clock_read() {
+    let (ns, cache) = cache_with_topic("T").await;
+    let before = last_used(&cache, "T");
+    let later = tokio::time::Instant::now() + Duration::from_secs(5);
+    let route = cache.cached_route("T", later).expect("cached");
+    assert_eq!(route.info().queues.len(), 1);
+    assert!(
+        last_used(&cache, "T") >= before + 5_000,
+        "the use is recorded at the given instant"
+    );
+    assert!(cache.cached_route("Unknown", later).is_none(), "no load");
+    tokio::time::timeout(STEP, ns.shutdown())
+        .await
+        .expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_refresh_keeps_an_unchanged_routes_counter_and_replaces_a_changed_route() {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    let (ns, cache) = cache_with_topic("T").await;
+    let now = tokio::time::Instant::now;
+    let first = cache.cached_route("T", now()).expect("cached");
+    assert_eq!(first.brokers(), 1);
+    first.counter().store(7, Ordering::Relaxed);
+    // The same route again: the same publish route, counter and all.
+    let refreshed = tokio::time::timeout(STEP, cache.refresh("T"))
+        .await
+        .expect("refresh timed out");
+    assert!(matches!(refreshed, Ok(false)), "{refreshed:?}");
+    let same = cache.cached_route("T", now()).expect("cached");
+    assert!(Arc::ptr_eq(&first, &same));
+    // A changed route (a second broker): a new publish route whose queues and broker count are
+    // the new route's, never the old one's; its round robin goes on from the old counter.
+    first.counter().store(9, Ordering::Relaxed);
+    ns.set_route(
+        "T",
+        RouteBuilder::new()
+            .broker("broker-a", "127.0.0.1:10911")
+            .broker("broker-b", "127.0.0.1:10921")
+            .queues("broker-a", 1)
+            .queues("broker-b", 2)
+            .build(),
+    );
+    let refreshed = tokio::time::timeout(STEP, cache.refresh("T"))
+        .await
+        .expect("refresh timed out");
+    assert!(matches!(refreshed, Ok(true)), "{refreshed:?}");
+    let changed = cache.cached_route("T", now()).expect("cached");
+    assert!(!Arc::ptr_eq(&first, &changed));
+    assert_eq!(changed.info().queues.len(), 3);
+    assert_eq!(changed.brokers(), 2);
+    assert_eq!(changed.counter().load(Ordering::Relaxed), 9);
+    // The old publish info API serves the same info.
+    let info = cache.cached_publish_info("T").expect("cached");
+    assert!(Arc::ptr_eq(&info, changed.info()));
+    tokio::time::timeout(STEP, ns.shutdown())
+        .await
+        .expect("shutdown");
+}

@@ -208,7 +208,7 @@ pub(crate) fn prepare_request(
 /// every broker now (Java's `prepareSendRequest`), so that the broker a reply reaches knows this
 /// client. Bounded by half of what is left of the deadline; failures are left to the send.
 async fn register_first(inner: &Arc<Inner>, topic: &str, started: Instant, timeout: Duration) {
-    if inner.core.transport.cached_route(topic).is_some() {
+    if inner.core.transport.cached_route(topic, started).is_some() {
         return;
     }
     if let Err(e) = retry::publish_info(&inner.core, topic, started, timeout).await {

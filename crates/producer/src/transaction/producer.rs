@@ -365,7 +365,9 @@ fn trace_end<T: Transport>(
     state: TransactionState,
 ) {
     let wire_topic = rmq_common::namespace::wrap(crate::namespace::of(&core.cfg), msg.topic());
-    let route = core.transport.cached_route(&wire_topic);
+    let route = core
+        .transport
+        .cached_route(&wire_topic, tokio::time::Instant::now());
     trace.ended(&crate::trace::record::EndTx {
         group: trace.group(),
         topic: msg.topic(),
@@ -374,7 +376,7 @@ fn trace_end<T: Transport>(
         transaction_id: msg.property(property::UNIQ_KEY),
         store_host: route
             .as_deref()
-            .and_then(|r| r.master_addr(&sent.queue.broker_name)),
+            .and_then(|r| r.info().master_addr(&sent.queue.broker_name)),
         state,
         from_check: false,
     });

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures_util::future::Either;
 use rmq_common::header::transaction::EndTransactionRequestHeader;
-use rmq_nameserver_client::TopicPublishInfo;
+use rmq_nameserver_client::{PublishRoute, TopicPublishInfo};
 
 use super::grpc::{GrpcPending, GrpcTransport};
 use super::remoting::{RemotingPending, RemotingTransport};
@@ -74,10 +74,10 @@ impl Future for AnyPending {
 impl Transport for AnyTransport {
     type Pending = AnyPending;
 
-    fn cached_route(&self, topic: &str) -> Option<Arc<TopicPublishInfo>> {
+    fn cached_route(&self, topic: &str, now: tokio::time::Instant) -> Option<Arc<PublishRoute>> {
         match self {
-            Self::Remoting(t) => t.cached_route(topic),
-            Self::Grpc(t) => t.cached_route(topic),
+            Self::Remoting(t) => t.cached_route(topic, now),
+            Self::Grpc(t) => t.cached_route(topic, now),
         }
     }
 
@@ -85,7 +85,7 @@ impl Transport for AnyTransport {
         &self,
         topic: &str,
         timeout: Duration,
-    ) -> Result<Arc<TopicPublishInfo>, ErrorKind> {
+    ) -> Result<Arc<PublishRoute>, ErrorKind> {
         match self {
             Self::Remoting(t) => t.load_route(topic, timeout).await,
             Self::Grpc(t) => Box::pin(t.load_route(topic, timeout)).await,

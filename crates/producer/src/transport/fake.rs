@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rmq_common::header::transaction::EndTransactionRequestHeader;
 use rmq_common::{MessageQueue, OffsetMessageId, ResponseCode};
-use rmq_nameserver_client::TopicPublishInfo;
+use rmq_nameserver_client::{PublishRoute, TopicPublishInfo};
 use rmq_remoting::RemotingError;
 use tokio::time::Instant;
 
@@ -51,7 +51,7 @@ pub(crate) struct Call {
 /// Brokers `broker-a`, `broker-b`, ... with scripted steps (`Ok(0)` once a script runs out).
 #[derive(Debug)]
 pub(crate) struct FakeTransport {
-    route: Arc<TopicPublishInfo>,
+    route: Arc<PublishRoute>,
     scripts: Mutex<HashMap<String, VecDeque<Step>>>,
     /// Steps for the next attempts whatever their broker, used before the brokers' own.
     next: Mutex<VecDeque<Step>>,
@@ -82,7 +82,7 @@ impl FakeTransport {
             static_endpoints: BTreeMap::new(),
         };
         Self {
-            route: Arc::new(route),
+            route: Arc::new(PublishRoute::new(Arc::new(route))),
             scripts: Mutex::default(),
             next: Mutex::default(),
             calls: Mutex::default(),
@@ -211,7 +211,7 @@ impl FakeTransport {
 impl Transport for FakeTransport {
     type Pending = Answer;
 
-    fn cached_route(&self, _topic: &str) -> Option<Arc<TopicPublishInfo>> {
+    fn cached_route(&self, _topic: &str, _now: Instant) -> Option<Arc<PublishRoute>> {
         Some(Arc::clone(&self.route))
     }
 
@@ -219,7 +219,7 @@ impl Transport for FakeTransport {
         &self,
         _topic: &str,
         _timeout: Duration,
-    ) -> Result<Arc<TopicPublishInfo>, ErrorKind> {
+    ) -> Result<Arc<PublishRoute>, ErrorKind> {
         Ok(Arc::clone(&self.route))
     }
 

@@ -32,7 +32,7 @@ use dashmap::DashMap;
 use rmq_common::header::transaction::EndTransactionRequestHeader;
 use rmq_common::MessageQueue;
 use rmq_grpc::{pb, ClientMeta, Endpoint, ServerSettings, Session, SessionConfig, Telemetry};
-use rmq_nameserver_client::TopicPublishInfo;
+use rmq_nameserver_client::{PublishRoute, TopicPublishInfo};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -71,7 +71,7 @@ pub(crate) struct GrpcTransport {
     pub(super) session: Session,
     pub(super) endpoint: Arc<str>,
     telemetry: Telemetry,
-    routes: DashMap<String, (Instant, Arc<TopicPublishInfo>)>,
+    routes: DashMap<String, (Instant, Arc<PublishRoute>)>,
     route_ttl: Duration,
     topics: Arc<Mutex<BTreeSet<String>>>,
     group: String,
@@ -392,16 +392,17 @@ pub(crate) fn publish_info(
 impl Transport for GrpcTransport {
     type Pending = GrpcPending;
 
-    fn cached_route(&self, topic: &str) -> Option<Arc<TopicPublishInfo>> {
+    fn cached_route(&self, topic: &str, now: Instant) -> Option<Arc<PublishRoute>> {
         let entry = self.routes.get(topic)?;
-        (entry.0.elapsed() < self.route_ttl).then(|| Arc::clone(&entry.1))
+        let age = now.saturating_duration_since(entry.0);
+        (age < self.route_ttl).then(|| Arc::clone(&entry.1))
     }
 
     async fn load_route(
         &self,
         topic: &str,
         timeout: Duration,
-    ) -> Result<Arc<TopicPublishInfo>, ErrorKind> {
+    ) -> Result<Arc<PublishRoute>, ErrorKind> {
         let req = pb::QueryRouteRequest {
             topic: Some(resource(topic)),
             endpoints: Some(self.session.endpoint().to_pb()),
@@ -430,9 +431,14 @@ impl Transport for GrpcTransport {
                 source: None,
             });
         }
+        // A reloaded route goes on with the round robin where the old one stands.
         let info = Arc::new(info);
+        let route = Arc::new(match self.routes.get(topic) {
+            Some(old) => PublishRoute::after(info, &old.1),
+            None => PublishRoute::new(info),
+        });
         self.routes
-            .insert(topic.to_owned(), (Instant::now(), Arc::clone(&info)));
+            .insert(topic.to_owned(), (Instant::now(), Arc::clone(&route)));
         let new = self
             .topics
             .lock()
@@ -443,10 +449,10 @@ impl Transport for GrpcTransport {
         }
         tracing::debug!(
             topic,
-            queues = info.queues.len(),
+            queues = route.info().queues.len(),
             "route loaded from the proxy"
         );
-        Ok(info)
+        Ok(route)
     }
 
     fn live_limits(&self) -> LiveLimits {

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use rmq_common::header::transaction::EndTransactionRequestHeader;
 use rmq_common::MessageQueue;
-use rmq_nameserver_client::TopicPublishInfo;
+use rmq_nameserver_client::{PublishRoute, TopicPublishInfo};
 
 use crate::error::ErrorKind;
 use crate::kernel::Outgoing;
@@ -40,6 +40,9 @@ pub(crate) struct Attempt<'a> {
     pub(crate) info: &'a Arc<TopicPublishInfo>,
     /// The queue (for a static topic: already the real broker's).
     pub(crate) mq: &'a MessageQueue,
+    /// The master address of `mq`'s broker when the route has it at hand (a queue of the
+    /// route's list); `None`: resolve it from `info` or elsewhere.
+    pub(crate) addr: Option<&'a str>,
     /// The message, prepared once per send.
     pub(crate) out: &'a Outgoing,
     /// The longest this attempt may take, connecting and writing included.
@@ -81,8 +84,9 @@ pub(crate) trait Transport: Send + Sync + 'static {
         info.master_addr(broker).map(Cow::Borrowed)
     }
 
-    /// The topic's route when it is known without a network call (the hot path).
-    fn cached_route(&self, topic: &str) -> Option<Arc<TopicPublishInfo>>;
+    /// The topic's route when it is known without a network call (the hot path), the topic
+    /// marked as in use at `now` (the send's own clock read).
+    fn cached_route(&self, topic: &str, now: tokio::time::Instant) -> Option<Arc<PublishRoute>>;
 
     /// Loads the topic's route within `timeout` ([`ErrorKind::NoRoute`] when the topic has no
     /// writable queue, [`ErrorKind::NameServer`] when it cannot be asked).
@@ -90,7 +94,7 @@ pub(crate) trait Transport: Send + Sync + 'static {
         &self,
         topic: &str,
         timeout: Duration,
-    ) -> impl Future<Output = Result<Arc<TopicPublishInfo>, ErrorKind>> + Send;
+    ) -> impl Future<Output = Result<Arc<PublishRoute>, ErrorKind>> + Send;
 
     /// Hands the attempt to the network and returns once it is written or queued for writing
     /// (this is where connection set-up and back-pressure wait), so that the sends of one task

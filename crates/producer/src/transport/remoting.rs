@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rmq_common::header::transaction::EndTransactionRequestHeader;
 use rmq_common::MessageQueue;
-use rmq_nameserver_client::{NameServerError, TopicPublishInfo};
+use rmq_nameserver_client::{NameServerError, PublishRoute, TopicPublishInfo};
 use rmq_remoting::{RemotingCommand, RemotingError, ResponseFuture};
 
 use crate::error::ErrorKind;
@@ -45,7 +45,11 @@ impl RemotingTransport {
         attempt: &Attempt<'a>,
     ) -> Result<(Cow<'a, str>, RemotingCommand), ErrorKind> {
         let mq = attempt.mq;
-        let Some(addr) = self.broker_addr(attempt.info, &mq.broker_name) else {
+        let found = match attempt.addr {
+            Some(addr) => Some(Cow::Borrowed(addr)),
+            None => self.broker_addr(attempt.info, &mq.broker_name),
+        };
+        let Some(addr) = found else {
             self.instance.routes.refresh_now(attempt.out.topic());
             return Err(ErrorKind::BrokerNotFound {
                 broker: mq.broker_name.clone(),
@@ -183,19 +187,19 @@ impl Transport for RemotingTransport {
         self.broker_addr(info, broker)
     }
 
-    fn cached_route(&self, topic: &str) -> Option<Arc<TopicPublishInfo>> {
-        self.instance.routes.cached_publish_info(topic)
+    fn cached_route(&self, topic: &str, now: tokio::time::Instant) -> Option<Arc<PublishRoute>> {
+        self.instance.routes.cached_route(topic, now)
     }
 
     async fn load_route(
         &self,
         topic: &str,
         timeout: Duration,
-    ) -> Result<Arc<TopicPublishInfo>, ErrorKind> {
+    ) -> Result<Arc<PublishRoute>, ErrorKind> {
         let info = match self
             .instance
             .routes
-            .publish_info(topic, true, timeout)
+            .publish_route(topic, true, timeout)
             .await
         {
             Err(
@@ -210,7 +214,7 @@ impl Transport for RemotingTransport {
             Err(source) => return Err(ErrorKind::NameServer(source)),
             Ok(info) => info,
         };
-        if info.is_ok() {
+        if info.info().is_ok() {
             Ok(info)
         } else {
             Err(ErrorKind::NoRoute {
