@@ -11,7 +11,20 @@ use bytestring::ByteString;
 pub(crate) struct JsonEntries {
     text: ByteString,
     len: u32,
+    /// The value lengths of the first [`SHORT`] entries as found by the parse, for
+    /// [`pick`](Self::pick) to skip their search ([`LONG`]: not kept, search). In what would
+    /// be the struct's padding: it stays 40 bytes.
+    value_lens: Shape,
 }
+
+/// How many entries' value lengths a [`JsonEntries`] keeps.
+const SHORT: usize = 4;
+
+/// A value length not kept (255 bytes or more).
+const LONG: u8 = u8::MAX;
+
+/// The value lengths of the first [`SHORT`] entries ([`LONG`] where not kept).
+type Shape = [u8; SHORT];
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -98,11 +111,18 @@ impl JsonEntries {
     /// the index just past the closing `}` when the object has the plain shape, `None`
     /// otherwise (whatever else it may be).
     pub(crate) fn parse(src: &ByteString, at: usize) -> Option<(Self, usize)> {
-        let (len, end) = Self::shape(src.as_bytes(), at)?;
+        let (len, value_lens, end) = Self::shape(src.as_bytes(), at)?;
         // Between ASCII bytes: on character boundaries.
         let inner = src.get(at + 1..end)?;
         let text = src.slice_ref(inner);
-        Some((Self { text, len }, end + 1))
+        Some((
+            Self {
+                text,
+                len,
+                value_lens,
+            },
+            end + 1,
+        ))
     }
 
     /// [`parse`](Self::parse) for bytes not known to be UTF-8: only the object's inside is
@@ -115,7 +135,7 @@ impl JsonEntries {
     /// rest of `src` cut at its edge, or bytes that are not UTF-8 around the object) the object
     /// alone is checked, so what is accepted does not depend on the bytes around the object.
     pub(crate) fn parse_bytes(src: &Bytes, at: usize) -> Option<(Self, usize)> {
-        let (len, end) = Self::shape(src, at)?;
+        let (len, value_lens, end) = Self::shape(src, at)?;
         let inner = at + 1..end;
         let span = block_span(src.len(), inner.clone());
         let off = inner.start - span.start;
@@ -124,7 +144,14 @@ impl JsonEntries {
             Ok(wide) => wide.slice_ref(wide.get(off..off + inner.len())?),
             Err(_) => ByteString::try_from(src.slice(inner)).ok()?,
         };
-        Some((Self { text, len }, end + 1))
+        Some((
+            Self {
+                text,
+                len,
+                value_lens,
+            },
+            end + 1,
+        ))
     }
 
     /// The number of entries of the plain object that starts at byte `at` of `bytes` (its `{`)
@@ -134,12 +161,13 @@ impl JsonEntries {
     /// separators compared here, and each string is searched for its first quote, backslash or
     /// control character ([`string_end`]), which must be its closing quote; the opening quotes
     /// are the separators' (`":"` and `,"`).
-    fn shape(bytes: &[u8], at: usize) -> Option<(u32, usize)> {
+    fn shape(bytes: &[u8], at: usize) -> Option<(u32, Shape, usize)> {
         if bytes.get(at) != Some(&b'{') {
             return None;
         }
         let start = at + 1;
         let mut len: u32 = 0;
+        let mut value_lens = [LONG; SHORT];
         let end = match bytes.get(start)? {
             b'}' => start,
             b'"' => {
@@ -151,6 +179,9 @@ impl JsonEntries {
                         return None;
                     }
                     let value_end = string_end(bytes, key_end + 3)?;
+                    if let Some(kept) = value_lens.get_mut(len as usize) {
+                        *kept = u8::try_from(value_end - (key_end + 3)).unwrap_or(LONG);
+                    }
                     len = len.checked_add(1)?;
                     match bytes.get(value_end + 1)? {
                         b',' if bytes.get(value_end + 2) == Some(&b'"') => key = value_end + 3,
@@ -161,7 +192,7 @@ impl JsonEntries {
             }
             _ => return None,
         };
-        Some((len, end))
+        Some((len, value_lens, end))
     }
 
     /// Number of entries.
@@ -199,14 +230,18 @@ impl JsonEntries {
         let bytes = text.as_bytes();
         // The opening quote of the next key.
         let mut at = 0;
-        for _ in 0..self.len {
+        for i in 0..self.len as usize {
             let ks = at + 1;
             let (slot, vs) = match bytes.get(ks..).and_then(&known) {
                 // `key":"`: the key and its closing quote, the colon and the value's quote.
                 Some((slot, matched)) => (Some(slot), ks + matched + 2),
                 None => (None, next_quote(bytes, ks) + 3),
             };
-            let ve = next_quote(bytes, vs);
+            // The value's length as the parse found it, or its closing quote searched for.
+            let ve = match self.value_lens.get(i) {
+                Some(&n) if n != LONG => vs + usize::from(n),
+                _ => next_quote(bytes, vs),
+            };
             // Cut at ASCII quotes: on character boundaries (and `None` past the end).
             let value = text.get(vs..ve);
             if let Some(slot) = slot.and_then(|i| slots.get_mut(i)) {
@@ -426,6 +461,50 @@ mod tests {
                     let mut bad = src.to_vec();
                     bad[at + 11] = 0xFF;
                     assert!(JsonEntries::parse_bytes(&Bytes::from(bad), at).is_none());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pick_reads_as_get_with_kept_and_searched_value_lengths() {
+        assert_eq!(size_of::<crate::ExtFields>(), 40);
+        let known = |rest: &[u8]| match rest {
+            [b'a', b'"', ..] => Some((0, 2)),
+            [b'b', b'"', ..] => Some((1, 2)),
+            [b'c', b'"', ..] => Some((2, 2)),
+            _ => None,
+        };
+        for lens in [
+            [0, 254, 255, 300, 1, 7],
+            [300, 0, 0, 0, 255, 254],
+            [1, 1, 1, 1, 1, 1],
+        ] {
+            for keys in [
+                ["a", "b", "c", "a", "x", "b"],
+                ["x", "yy", "a", "b", "c", "c"],
+            ] {
+                let body: Vec<String> = keys
+                    .iter()
+                    .zip(lens)
+                    .enumerate()
+                    .map(|(i, (k, n))| {
+                        format!(
+                            r#""{k}":"{}""#,
+                            "vé".repeat(n / 3) + &i.to_string().repeat(n % 3)
+                        )
+                    })
+                    .collect();
+                for n in 0..=body.len() {
+                    let obj = format!("{{{}}}", body[..n].join(","));
+                    let src = ByteString::from(obj.clone());
+                    let (e, _) = JsonEntries::parse(&src, 0).expect("plain");
+                    let (b, _) =
+                        JsonEntries::parse_bytes(&Bytes::from(obj.clone()), 0).expect("plain");
+                    for e in [&e, &b] {
+                        let picked: [Option<&str>; 3] = e.pick(known);
+                        assert_eq!(picked, [e.get("a"), e.get("b"), e.get("c")], "{obj}");
+                    }
                 }
             }
         }
