@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use bytes::Bytes;
 use bytestring::ByteString;
 
 use crate::ext_json::{self, JsonEntries};
@@ -111,12 +112,37 @@ impl ExtFields {
     #[must_use]
     pub fn from_plain_json(src: &ByteString, at: usize) -> Option<(Self, usize)> {
         let (entries, end) = JsonEntries::parse(src, at)?;
+        Some((Self::from_entries(entries), end))
+    }
+
+    /// [`from_plain_json`](Self::from_plain_json) for a frame not known to be UTF-8: only the
+    /// object's bytes are checked (once), for a decoder that checks the rest of the frame
+    /// itself. `None` also when the object is not UTF-8.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use rmq_common::ExtFields;
+    /// let src = Bytes::from_static(br#"{"x":{"queueId":"3"}}"#);
+    /// let (ext, end) = ExtFields::from_plain_json_bytes(&src, 5).unwrap();
+    /// assert_eq!(end, src.len() - 1);
+    /// assert_eq!(ext.get("queueId"), Some("3"));
+    /// let bad = Bytes::from_static(b"{\"a\":\"\xFF\"}");
+    /// assert!(ExtFields::from_plain_json_bytes(&bad, 0).is_none());
+    /// ```
+    #[must_use]
+    pub fn from_plain_json_bytes(src: &Bytes, at: usize) -> Option<(Self, usize)> {
+        let (entries, end) = JsonEntries::parse_bytes(src, at)?;
+        Some((Self::from_entries(entries), end))
+    }
+
+    /// The map of parsed entries (none: an ordinary empty map).
+    fn from_entries(entries: JsonEntries) -> Self {
         let repr = if entries.len() == 0 {
             Repr::Owned(Vec::new())
         } else {
             Repr::Json(entries)
         };
-        Some((Self { repr }, end))
+        Self { repr }
     }
 
     /// The entries when they are still the JSON text they arrived in.

@@ -1,6 +1,7 @@
 //! [`JsonEntries`]: ext-field entries kept as the JSON object text they arrived in, read on
 //! demand, so that a decoded reply costs no allocation and no reference count per entry.
 
+use bytes::Bytes;
 use bytestring::ByteString;
 
 /// The inside of a JSON object of plain strings, `"k":"v","k2":"v2"` (possibly empty), as
@@ -10,7 +11,20 @@ use bytestring::ByteString;
 pub(crate) struct JsonEntries {
     text: ByteString,
     len: u32,
+    /// The value lengths of the first [`SHORT`] entries as found by the parse, for
+    /// [`pick`](Self::pick) to skip their search ([`LONG`]: not kept, search). In what would
+    /// be the struct's padding: it stays 40 bytes.
+    value_lens: Shape,
 }
+
+/// How many entries' value lengths a [`JsonEntries`] keeps.
+const SHORT: usize = 4;
+
+/// A value length not kept (255 bytes or more).
+const LONG: u8 = u8::MAX;
+
+/// The value lengths of the first [`SHORT`] entries ([`LONG`] where not kept).
+type Shape = [u8; SHORT];
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -58,114 +72,119 @@ fn next_quote(bytes: &[u8], at: usize) -> usize {
     find(bytes, at, |w| equal(w, b'"')).unwrap_or(bytes.len())
 }
 
-/// The high bit of each byte of `w` that ends a plain string or cannot be in one (a quote, a
-/// backslash or a control character), exact for every byte (no carry crosses a byte), so that
-/// the flags of one word serve every stop in it ([`Stops`]).
+/// The high bit of the first byte of `w` (little-endian) that ends a plain string or cannot be
+/// in one: a quote, a backslash or a control character. Exact for the lowest flagged byte (the
+/// borrows of the subtractions only run upwards from a byte that is one of these), which is all
+/// [`find`] reads.
+///
+/// Quotes and control characters in one test: with bit 1 flipped, the bytes below `0x21` are
+/// exactly the control characters (which stay below `0x20`) and the quote (`0x22` becomes
+/// `0x20`; the space becomes `0x22`, `!` `0x23` and `#` `0x21`).
 #[inline(always)]
-const fn exact_stop_flags(w: u64) -> u64 {
-    const LOW: u64 = ONES * 0x7F;
-    let low = w & LOW;
-    // Bytes below 0x20: their low 7 bits plus 0x60 stay under 0x80, and their high bit is clear.
-    let control = !(low.wrapping_add(ONES * 0x60) | w);
-    // Bytes equal to `b`: `x` zero, so neither `x` nor its low 7 bits plus 0x7F reach 0x80.
-    let quote = w ^ (ONES * b'"' as u64);
-    let quote = !((quote & LOW).wrapping_add(LOW) | quote);
-    let backslash = w ^ (ONES * b'\\' as u64);
-    let backslash = !((backslash & LOW).wrapping_add(LOW) | backslash);
-    (control | quote | backslash) & HIGH
+const fn stop_flags(w: u64) -> u64 {
+    let x = w ^ (ONES * 0x02);
+    let quote_or_control = x.wrapping_sub(ONES * 0x21) & !x;
+    let b = w ^ (ONES * b'\\' as u64);
+    let backslash = b.wrapping_sub(ONES) & !b;
+    (quote_or_control | backslash) & HIGH
 }
 
-/// The stop bytes ([`exact_stop_flags`]) of a text from some index on, in order, one word of 8
-/// bytes loaded per 8 bytes however many stops it holds.
-struct Stops<'a> {
-    bytes: &'a [u8],
-    /// The index of the current word's first byte.
-    at: usize,
-    /// The current word's stops not handed out yet.
-    flags: u64,
+/// The index of the quote that ends the plain string whose text starts at `at`: `None` when a
+/// backslash or a control character comes first, or the text ends.
+#[inline(always)]
+fn string_end(bytes: &[u8], at: usize) -> Option<usize> {
+    let end = find(bytes, at, stop_flags)?;
+    (bytes.get(end) == Some(&b'"')).then_some(end)
 }
 
-impl<'a> Stops<'a> {
-    fn new(bytes: &'a [u8], at: usize) -> Self {
-        Self {
-            bytes,
-            at,
-            flags: Self::load(bytes, at),
-        }
-    }
-
-    /// The stop flags of the 8 bytes at `at`; bytes past the end count as none.
-    #[inline(always)]
-    fn load(bytes: &[u8], at: usize) -> u64 {
-        if let Some(word) = bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) {
-            return exact_stop_flags(u64::from_le_bytes(*word));
-        }
-        // Fewer than 8 bytes left: padded with spaces (not stops).
-        let mut pad = [b' '; 8];
-        let rest = bytes.get(at..).unwrap_or_default();
-        pad[..rest.len()].copy_from_slice(rest);
-        exact_stop_flags(u64::from_le_bytes(pad))
-    }
-
-    /// The index of the next stop, `None` when the text has no more.
-    #[inline(always)]
-    fn next(&mut self) -> Option<usize> {
-        while self.flags == 0 {
-            self.at += 8;
-            if self.at >= self.bytes.len() {
-                return None;
-            }
-            self.flags = Self::load(self.bytes, self.at);
-        }
-        let i = self.at + (self.flags.trailing_zeros() / 8) as usize;
-        self.flags &= self.flags - 1;
-        Some(i)
-    }
-
-    /// The next stop, which must be a quote: `None` otherwise (an escape or a control
-    /// character: not a plain string).
-    #[inline(always)]
-    fn quote(&mut self) -> Option<usize> {
-        let i = self.next()?;
-        (self.bytes[i] == b'"').then_some(i)
-    }
+/// The span of `0..len` to check as UTF-8 for the bytes `inner`: `inner` widened to a whole
+/// number of 64-byte blocks, to the right as far as `len` allows and then to the left (all of
+/// `0..len` when it is shorter than those blocks).
+fn block_span(len: usize, inner: std::ops::Range<usize>) -> std::ops::Range<usize> {
+    let blocks = inner.len().div_ceil(64) * 64;
+    let end = len.min(inner.start.saturating_add(blocks));
+    end.saturating_sub(blocks)..end
 }
 
 impl JsonEntries {
     /// Parses the object that starts at byte `at` of `src` (its `{`): `Some` with the entries and
     /// the index just past the closing `}` when the object has the plain shape, `None`
     /// otherwise (whatever else it may be).
-    ///
-    /// One walk: every byte of the object is either inside a string or one of the separators
-    /// checked here, so handing out its quotes, backslashes and control characters in order
-    /// ([`Stops`]) and asking each to be the expected quote checks the whole object.
     pub(crate) fn parse(src: &ByteString, at: usize) -> Option<(Self, usize)> {
-        let bytes = src.as_bytes();
+        let (len, value_lens, end) = Self::shape(src.as_bytes(), at)?;
+        // Between ASCII bytes: on character boundaries.
+        let inner = src.get(at + 1..end)?;
+        let text = src.slice_ref(inner);
+        Some((
+            Self {
+                text,
+                len,
+                value_lens,
+            },
+            end + 1,
+        ))
+    }
+
+    /// [`parse`](Self::parse) for bytes not known to be UTF-8: only the object's inside is
+    /// checked (once, whole), so that a caller that reads the rest of `src` itself (and checks
+    /// its strings) does not check the object's bytes twice.
+    ///
+    /// The check runs over a span of whole 64-byte blocks around the object when `src` has
+    /// room for one (the standard check goes 64 bytes at a time, then byte by byte: about 5
+    /// instructions a byte for the last 1-63); when that span is not UTF-8 (a character of the
+    /// rest of `src` cut at its edge, or bytes that are not UTF-8 around the object) the object
+    /// alone is checked, so what is accepted does not depend on the bytes around the object.
+    pub(crate) fn parse_bytes(src: &Bytes, at: usize) -> Option<(Self, usize)> {
+        let (len, value_lens, end) = Self::shape(src, at)?;
+        let inner = at + 1..end;
+        let span = block_span(src.len(), inner.clone());
+        let off = inner.start - span.start;
+        let text = match ByteString::try_from(src.slice(span)) {
+            // Between ASCII bytes (the braces): on character boundaries.
+            Ok(wide) => wide.slice_ref(wide.get(off..off + inner.len())?),
+            Err(_) => ByteString::try_from(src.slice(inner)).ok()?,
+        };
+        Some((
+            Self {
+                text,
+                len,
+                value_lens,
+            },
+            end + 1,
+        ))
+    }
+
+    /// The number of entries of the plain object that starts at byte `at` of `bytes` (its `{`)
+    /// and the index of its `}`; `None` when the object does not have the plain shape.
+    ///
+    /// One search per string: every byte of the object is either inside a string or one of the
+    /// separators compared here, and each string is searched for its first quote, backslash or
+    /// control character ([`string_end`]), which must be its closing quote; the opening quotes
+    /// are the separators' (`":"` and `,"`).
+    fn shape(bytes: &[u8], at: usize) -> Option<(u32, Shape, usize)> {
         if bytes.get(at) != Some(&b'{') {
             return None;
         }
         let start = at + 1;
         let mut len: u32 = 0;
+        let mut value_lens = [LONG; SHORT];
         let end = match bytes.get(start)? {
             b'}' => start,
             b'"' => {
-                let mut stops = Stops::new(bytes, start + 1);
+                // The text of the next key.
+                let mut key = start + 1;
                 loop {
-                    // "key":"value", the key's opening quote already passed
-                    let key_end = stops.quote()?;
+                    let key_end = string_end(bytes, key)?;
                     if bytes.get(key_end + 1..key_end + 3) != Some(b":\"") {
                         return None;
                     }
-                    // the value's opening quote (the next stop: a colon is none), then its
-                    // closing one
-                    stops.next()?;
-                    let value_end = stops.quote()?;
+                    let value_end = string_end(bytes, key_end + 3)?;
+                    if let Some(kept) = value_lens.get_mut(len as usize) {
+                        *kept = u8::try_from(value_end - (key_end + 3)).unwrap_or(LONG);
+                    }
                     len = len.checked_add(1)?;
                     match bytes.get(value_end + 1)? {
-                        b',' if bytes.get(value_end + 2) == Some(&b'"') => {
-                            // the next key's opening quote (the next stop)
-                            stops.next()?;
-                        }
+                        b',' if bytes.get(value_end + 2) == Some(&b'"') => key = value_end + 3,
                         b'}' => break value_end + 1,
                         _ => return None,
                     }
@@ -173,10 +192,7 @@ impl JsonEntries {
             }
             _ => return None,
         };
-        // Between ASCII bytes: on character boundaries.
-        let inner = src.get(start..end)?;
-        let text = src.slice_ref(inner);
-        Some((Self { text, len }, end + 1))
+        Some((len, value_lens, end))
     }
 
     /// Number of entries.
@@ -214,14 +230,18 @@ impl JsonEntries {
         let bytes = text.as_bytes();
         // The opening quote of the next key.
         let mut at = 0;
-        for _ in 0..self.len {
+        for i in 0..self.len as usize {
             let ks = at + 1;
             let (slot, vs) = match bytes.get(ks..).and_then(&known) {
                 // `key":"`: the key and its closing quote, the colon and the value's quote.
                 Some((slot, matched)) => (Some(slot), ks + matched + 2),
                 None => (None, next_quote(bytes, ks) + 3),
             };
-            let ve = next_quote(bytes, vs);
+            // The value's length as the parse found it, or its closing quote searched for.
+            let ve = match self.value_lens.get(i) {
+                Some(&n) if n != LONG => vs + usize::from(n),
+                _ => next_quote(bytes, vs),
+            };
             // Cut at ASCII quotes: on character boundaries (and `None` past the end).
             let value = text.get(vs..ve);
             if let Some(slot) = slot.and_then(|i| slots.get_mut(i)) {
@@ -281,22 +301,25 @@ mod tests {
     }
 
     #[test]
-    fn exact_stop_flags_flag_each_byte_alone() {
-        // Every byte value at every place of a word of every other byte value: no carry or
-        // borrow from one byte reaches another.
+    fn stop_flags_find_the_first_stop_of_every_word() {
+        // Every byte value at every place of a word of every other byte value, and two stops
+        // in one word: the lowest flagged byte is the first stop (no borrow runs downwards).
         let stop = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
+        let first = |w: [u8; 8]| w.iter().position(|&x| stop(x));
         for b in 0..=255u8 {
             for fill in 0..=255u8 {
                 for at in 0..8 {
                     let mut w = [fill; 8];
                     w[at] = b;
-                    let f = exact_stop_flags(u64::from_le_bytes(w));
-                    for (i, &x) in w.iter().enumerate() {
-                        assert_eq!(
-                            f >> (8 * i + 7) & 1 == 1,
-                            stop(x),
-                            "{b:#x} in {fill:#x} at {at}"
-                        );
+                    let f = stop_flags(u64::from_le_bytes(w));
+                    let got = (f != 0).then(|| (f.trailing_zeros() / 8) as usize);
+                    assert_eq!(got, first(w), "{b:#x} in {fill:#x} at {at}");
+                    for later in at + 1..8 {
+                        let mut w2 = w;
+                        w2[later] = [b'"', b'\\', 0, 0x1F][later % 4];
+                        let f = stop_flags(u64::from_le_bytes(w2));
+                        let got = (f != 0).then(|| (f.trailing_zeros() / 8) as usize);
+                        assert_eq!(got, first(w2), "{b:#x} in {fill:#x} at {at}, {later}");
                     }
                 }
             }
@@ -375,7 +398,115 @@ mod tests {
                 Ok((v, end))
             });
             let got = got.transpose()?;
+            let from_bytes = JsonEntries::parse_bytes(&Bytes::from(obj.clone()), at).map(|(e, end)| {
+                let v: Vec<(String, String)> =
+                    e.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+                (v, end)
+            });
+            proptest::prop_assert_eq!(&from_bytes, &got, "parse_bytes: {}", obj);
             proptest::prop_assert_eq!(got, reference(&obj, at), "{}", obj);
+        }
+    }
+
+    #[test]
+    fn block_span_covers_the_object_in_whole_blocks() {
+        for len in 0..300 {
+            for start in 0..len.min(140) {
+                for end in start..=len.min(start + 140) {
+                    let span = block_span(len, start..end);
+                    assert!(span.start <= start && end <= span.end && span.end <= len);
+                    let blocks = (end - start).div_ceil(64) * 64;
+                    if len >= blocks {
+                        assert_eq!(span.len(), blocks, "{len} {start} {end}");
+                    } else {
+                        assert_eq!(span, 0..len);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn parse_bytes_ignores_what_surrounds_the_object() {
+        // Multi-byte characters cut by the checked span at every place around the object,
+        // and bytes that are not UTF-8 before or after it: the object reads the same; bytes
+        // that are not UTF-8 inside it refuse it.
+        let obj = r#"{"msgId":"7F00000100002A9F0000000000000001","queueId":"3","é":"ü"}"#;
+        let want = parse(&format!("x{obj}")).expect("plain").0;
+        for before in 0..140 {
+            for after in [0, 1, 7, 63, 64, 65, 130] {
+                for (lead, trail) in [("é", "ü"), ("€", "𝄞")] {
+                    let text = format!(
+                        "{}{obj}{}",
+                        lead.repeat(before / lead.len()) + &"a".repeat(before % lead.len()),
+                        trail.repeat(after)
+                    );
+                    let at = text.find('{').expect("object");
+                    let src = Bytes::from(text.clone());
+                    let (e, end) = JsonEntries::parse_bytes(&src, at).expect("plain");
+                    assert_eq!(end, at + obj.len(), "{text}");
+                    let got: Vec<(String, String)> = e
+                        .iter()
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .collect();
+                    assert_eq!(got, want, "{text}");
+                    // A character cut in two just before and after the object.
+                    let mut cut = src.to_vec();
+                    if at > 0 {
+                        cut[at - 1] = 0xC3;
+                    }
+                    cut.push(0xFF);
+                    let cut = Bytes::from(cut);
+                    assert!(JsonEntries::parse_bytes(&cut, at).is_some(), "{text}");
+                    let mut bad = src.to_vec();
+                    bad[at + 11] = 0xFF;
+                    assert!(JsonEntries::parse_bytes(&Bytes::from(bad), at).is_none());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pick_reads_as_get_with_kept_and_searched_value_lengths() {
+        assert_eq!(size_of::<crate::ExtFields>(), 40);
+        let known = |rest: &[u8]| match rest {
+            [b'a', b'"', ..] => Some((0, 2)),
+            [b'b', b'"', ..] => Some((1, 2)),
+            [b'c', b'"', ..] => Some((2, 2)),
+            _ => None,
+        };
+        for lens in [
+            [0, 254, 255, 300, 1, 7],
+            [300, 0, 0, 0, 255, 254],
+            [1, 1, 1, 1, 1, 1],
+        ] {
+            for keys in [
+                ["a", "b", "c", "a", "x", "b"],
+                ["x", "yy", "a", "b", "c", "c"],
+            ] {
+                let body: Vec<String> = keys
+                    .iter()
+                    .zip(lens)
+                    .enumerate()
+                    .map(|(i, (k, n))| {
+                        format!(
+                            r#""{k}":"{}""#,
+                            "vé".repeat(n / 3) + &i.to_string().repeat(n % 3)
+                        )
+                    })
+                    .collect();
+                for n in 0..=body.len() {
+                    let obj = format!("{{{}}}", body[..n].join(","));
+                    let src = ByteString::from(obj.clone());
+                    let (e, _) = JsonEntries::parse(&src, 0).expect("plain");
+                    let (b, _) =
+                        JsonEntries::parse_bytes(&Bytes::from(obj.clone()), 0).expect("plain");
+                    for e in [&e, &b] {
+                        let picked: [Option<&str>; 3] = e.pick(known);
+                        assert_eq!(picked, [e.get("a"), e.get("b"), e.get("c")], "{obj}");
+                    }
+                }
+            }
         }
     }
 
@@ -433,9 +564,9 @@ mod tests {
                     );
                 }
                 text[at] = 0x1F;
-                assert_eq!(find(&text, 0, exact_stop_flags), Some(at));
+                assert_eq!(find(&text, 0, stop_flags), Some(at));
             }
-            assert_eq!(find(&vec![b'a'; len], 0, exact_stop_flags), None);
+            assert_eq!(find(&vec![b'a'; len], 0, stop_flags), None);
         }
     }
 

@@ -9,7 +9,6 @@
 //! (the fuzz target `decode_header` checks this: [`crate::fuzzing::check_header`]).
 
 use bytes::Bytes;
-use bytestring::ByteString;
 use rmq_common::{ExtFields, LanguageCode};
 
 use crate::command::{self, RemotingCommand};
@@ -17,11 +16,15 @@ use crate::header_json::clean_prefix;
 
 /// Decodes `header` if it has the common shape; `None` means "use the full decoder" (the
 /// header may still be valid, or not).
+///
+/// UTF-8 is checked piece by piece, each byte once: outside strings only ASCII separators,
+/// digits, `null` and the known keys are accepted; the `extFields` object is checked whole
+/// ([`ExtFields::from_plain_json_bytes`]); every other string on its own.
 pub(crate) fn decode(header: &Bytes) -> Option<RemotingCommand> {
-    // Checked as UTF-8 once, whole: every string inside is then a slice of it (cut at ASCII
-    // quotes, so on character boundaries), with no check of its own.
-    let text = ByteString::try_from(header.clone()).ok()?;
-    let mut s = Scan { text: &text, at: 0 };
+    let mut s = Scan {
+        bytes: header,
+        at: 0,
+    };
     let mut cmd = command::blank();
     s.byte(b'{')?;
     if !s.eat(b'}') {
@@ -33,13 +36,22 @@ pub(crate) fn decode(header: &Bytes) -> Option<RemotingCommand> {
                 Key::Version => cmd.version = s.int()?,
                 // `null` as the full decoder reads it: no remark, no ext fields.
                 Key::Remark if s.null() => cmd.remark = None,
-                Key::Remark => cmd.remark = Some(s.plain_str()?.to_owned()),
+                Key::Remark => cmd.remark = Some(s.text()?.to_owned()),
                 Key::Language => {
-                    let name = s.plain_str()?;
-                    cmd.language = LanguageCode::from_name(name).unwrap_or(LanguageCode::OTHER);
+                    cmd.language = match s.plain_bytes()? {
+                        b"JAVA" => LanguageCode::JAVA,
+                        b"RUST" => LanguageCode::RUST,
+                        // Not UTF-8: not here (the full decoder refuses it).
+                        name => LanguageCode::from_name(std::str::from_utf8(name).ok()?)
+                            .unwrap_or(LanguageCode::OTHER),
+                    };
                 }
                 Key::ExtFields if s.null() => cmd.ext_fields = ExtFields::new(),
-                Key::ExtFields => cmd.ext_fields = s.ext()?,
+                Key::ExtFields => {
+                    let (ext, end) = ExtFields::from_plain_json_bytes(header, s.at)?;
+                    s.at = end;
+                    cmd.ext_fields = ext;
+                }
                 Key::Other => s.skip_scalar()?,
             }
             if s.eat(b'}') {
@@ -50,7 +62,7 @@ pub(crate) fn decode(header: &Bytes) -> Option<RemotingCommand> {
     }
     // Nothing may follow the object (the full decoder rejects trailing bytes, or skips
     // whitespace: either way, not the fast path's business).
-    (s.at == text.len()).then_some(cmd)
+    (s.at == header.len()).then_some(cmd)
 }
 
 /// `Some((N, key))` when `rest` starts with the `N` bytes of `name`.
@@ -75,18 +87,13 @@ enum Key {
 
 struct Scan<'a> {
     /// The whole header.
-    text: &'a ByteString,
+    bytes: &'a [u8],
     at: usize,
 }
 
 impl<'a> Scan<'a> {
-    fn bytes(&self) -> &'a [u8] {
-        let text: &'a str = self.text;
-        text.as_bytes()
-    }
-
     fn peek(&self) -> Option<u8> {
-        self.bytes().get(self.at).copied()
+        self.bytes.get(self.at).copied()
     }
 
     /// Consumes `b` or fails.
@@ -106,7 +113,7 @@ impl<'a> Scan<'a> {
     /// Consumes `null` if it is next.
     fn null(&mut self) -> bool {
         let next = self
-            .bytes()
+            .bytes
             .get(self.at..)
             .is_some_and(|r| r.starts_with(b"null"));
         if next {
@@ -120,7 +127,7 @@ impl<'a> Scan<'a> {
     /// string scan.
     fn key(&mut self) -> Option<Key> {
         self.byte(b'"')?;
-        let rest = self.bytes().get(self.at..)?;
+        let rest = self.bytes.get(self.at..)?;
         let known = match *rest.first()? {
             b'c' => lit(rest, b"code\":", Key::Code),
             b'e' => lit(rest, b"extFields\":", Key::ExtFields),
@@ -137,47 +144,62 @@ impl<'a> Scan<'a> {
             return Some(key);
         }
         self.at -= 1;
-        self.plain_str()?;
+        self.checked_str()?;
         self.byte(b':')?;
         Some(Key::Other)
     }
 
-    /// A string without escapes or control characters.
+    /// The bytes of a string without escapes or control characters (not checked as UTF-8).
     #[inline]
-    fn plain_str(&mut self) -> Option<&'a str> {
+    fn plain_bytes(&mut self) -> Option<&'a [u8]> {
         self.byte(b'"')?;
         let start = self.at;
-        let rest = self.bytes().get(start..)?;
+        let rest = self.bytes.get(start..)?;
         let len = clean_prefix(rest);
         if rest.get(len) != Some(&b'"') {
             return None;
         }
         self.at += len + 1;
-        let text: &'a str = self.text;
-        // Between two ASCII quotes: on character boundaries.
-        text.get(start..start + len)
+        rest.get(..len)
+    }
+
+    /// A string without escapes or control characters, checked as UTF-8.
+    #[inline]
+    fn text(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.plain_bytes()?).ok()
+    }
+
+    /// A string without escapes or control characters, checked as UTF-8 but not needed as text
+    /// (ASCII, the common case, checked without the UTF-8 decoder).
+    #[inline]
+    fn checked_str(&mut self) -> Option<()> {
+        let b = self.plain_bytes()?;
+        (b.is_ascii() || std::str::from_utf8(b).is_ok()).then_some(())
     }
 
     /// An `i32` written as JSON writes it: `0`, or an optional `-` and digits not starting
-    /// with `0`.
+    /// with `0`. Read in one walk over the digits (at most 11 looked at: more is too many).
+    #[inline(always)]
     fn int(&mut self) -> Option<i32> {
         let neg = self.eat(b'-');
-        let rest = self.bytes().get(self.at..)?;
-        let len = rest
-            .iter()
-            .position(|b| !b.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let digits = &rest[..len];
-        // An empty number, a leading zero (`01`, `-0`) or a fraction / exponent: not here.
-        if digits.is_empty() || (digits[0] == b'0' && (len > 1 || neg)) || len > 10 {
+        let rest = self.bytes.get(self.at..)?;
+        let mut v: i64 = 0;
+        let mut len = 0;
+        for &b in rest.iter().take(11) {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            v = v * 10 + i64::from(d);
+            len += 1;
+        }
+        // An empty number, a leading zero (`01`, `-0`), too many digits or a fraction /
+        // exponent: not here.
+        if len == 0 || len > 10 || (rest[0] == b'0' && (len > 1 || neg)) {
             return None;
         }
         if matches!(rest.get(len), Some(b'.' | b'e' | b'E')) {
             return None;
-        }
-        let mut v: i64 = 0;
-        for &d in digits {
-            v = v * 10 + i64::from(d - b'0');
         }
         self.at += len;
         i32::try_from(if neg { -v } else { v }).ok()
@@ -186,18 +208,10 @@ impl<'a> Scan<'a> {
     /// The value of an unknown key: a plain string or an integer (anything else: full decoder).
     fn skip_scalar(&mut self) -> Option<()> {
         if self.peek()? == b'"' {
-            self.plain_str().map(|_| ())
+            self.checked_str()
         } else {
             self.int().map(|_| ())
         }
-    }
-
-    /// The `extFields` object with plain string keys and values, kept as the header's text
-    /// ([`ExtFields::from_plain_json`]: no allocation or reference count per entry).
-    fn ext(&mut self) -> Option<ExtFields> {
-        let (ext, end) = ExtFields::from_plain_json(self.text, self.at)?;
-        self.at = end;
-        Some(ext)
     }
 }
 
@@ -313,6 +327,62 @@ mod tests {
         let mut b = br#"{"extFields":{"a":""#.to_vec();
         b.extend_from_slice(&[0xC3, b'"', b'}', b'}']);
         assert_eq!(decode(&Bytes::from(b)), None);
+    }
+
+    #[test]
+    fn languages_and_unknown_strings_agree_and_bytes_not_utf8_fall_back() {
+        for s in [
+            r#"{"language":"JAVA","code":1}"#,
+            r#"{"language":"RUST","code":1}"#,
+            r#"{"language":"CPP","code":1}"#,
+            r#"{"language":"JAVAX","code":1}"#,
+            r#"{"language":"","code":1}"#,
+            r#"{"language":"é","code":1}"#,
+            r#"{"clé":"vàleur","x":"ü","code":1}"#,
+        ] {
+            let (fast, full) = both(s);
+            assert!(fast.is_some(), "not on the fast path: {s}");
+            assert_eq!(fast, full, "{s}");
+        }
+        for (head, tail) in [
+            (&br#"{"language":""#[..], &br#"","code":1}"#[..]),
+            (br#"{"remark":""#, br#"","code":1}"#),
+            (br#"{""#, br#"":"v","code":1}"#),
+            (br#"{"k":""#, br#"","code":1}"#),
+            (br#"{"extFields":{"k":""#, br#""},"code":1}"#),
+        ] {
+            for bad in [&[0xFF][..], &[0xC3], &[b'a', 0xC3], &[0xE2, 0x82]] {
+                let mut b = head.to_vec();
+                b.extend_from_slice(bad);
+                b.extend_from_slice(tail);
+                let b = Bytes::from(b);
+                // (The full decoder skips an unknown key's value unread: it may take it.)
+                assert_eq!(decode(&b), None, "{b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn non_ascii_text_around_the_ext_object_at_every_offset() {
+        // The ext object is checked as UTF-8 over whole 64-byte blocks around it: characters of
+        // the remark cut at that span's edges still take the fast path.
+        for n in 0..80 {
+            for c in ["é", "€", "𝄞"] {
+                let pad = c.repeat(n / 3) + &"x".repeat(n % 3);
+                for s in [
+                    format!(
+                        r#"{{"remark":"{pad}","extFields":{{"msgId":"AB","queueId":"1"}},"code":0}}"#
+                    ),
+                    format!(
+                        r#"{{"extFields":{{"msgId":"AB","queueId":"1"}},"remark":"{pad}","code":0}}"#
+                    ),
+                ] {
+                    let (fast, full) = both(&s);
+                    assert!(fast.is_some(), "not on the fast path: {s}");
+                    assert_eq!(fast, full, "{s}");
+                }
+            }
+        }
     }
 
     #[test]
