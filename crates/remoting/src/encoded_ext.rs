@@ -12,6 +12,7 @@
 //! binary header, and every request that goes through an [`RpcHook`](crate::RpcHook) (ACL
 //! signing signs the fields it sends).
 
+use std::cell::RefCell;
 use std::fmt;
 
 use bytes::{BufMut, BytesMut};
@@ -45,10 +46,24 @@ pub struct EncodedExtFields {
 
 impl EncodedExtFields {
     /// A builder with room for `capacity` bytes of JSON.
+    ///
+    /// The JSON of small entries is carved out of a per-thread chunk of 4 KiB (the
+    /// entries of many requests share one allocation, freed when the last of them is dropped)
+    /// rather than allocated for each.
     #[must_use]
     pub fn builder(capacity: usize) -> EncodedExtBuilder {
+        let spare = SPARE
+            .try_with(|spare| std::mem::take(&mut *spare.borrow_mut()))
+            .unwrap_or_default();
+        let json = if spare.capacity() >= capacity {
+            spare
+        } else if capacity <= CHUNK / 4 {
+            BytesMut::with_capacity(CHUNK)
+        } else {
+            BytesMut::with_capacity(capacity)
+        };
         EncodedExtBuilder {
-            json: BytesMut::with_capacity(capacity),
+            json,
             stage: Stage::new(),
         }
     }
@@ -122,6 +137,17 @@ pub struct EncodedExtBuilder {
 /// Bytes of entries gathered on the stack between two copies into the JSON.
 const STAGE: usize = 128;
 
+/// The size of the chunks the builders of small entries share.
+const CHUNK: usize = 4096;
+
+/// Room left in a chunk below which it is not kept for the next builder.
+const MIN_SPARE: usize = 256;
+
+thread_local! {
+    /// The unused end of this thread's last chunk (see [`EncodedExtFields::builder`]).
+    static SPARE: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
 impl EncodedExtBuilder {
     /// Adds `key` with a string value.
     #[inline]
@@ -184,7 +210,18 @@ impl EncodedExtBuilder {
     #[inline]
     pub fn build(mut self) -> EncodedExtFields {
         self.stage.flush(&mut self.json);
-        EncodedExtFields { json: self.json }
+        // The entries keep their bytes; the room after them serves the next builder.
+        let json = self.json.split();
+        if self.json.capacity() >= MIN_SPARE {
+            // A nested builder may have put its own spare back meanwhile: the larger one stays.
+            let _ = SPARE.try_with(|spare| {
+                let mut spare = spare.borrow_mut();
+                if spare.capacity() < self.json.capacity() {
+                    *spare = std::mem::take(&mut self.json);
+                }
+            });
+        }
+        EncodedExtFields { json }
     }
 
     /// `,"key":` (no comma before the first entry), and the value's opening quote when
