@@ -87,6 +87,23 @@ impl<const N: usize> Stage<N> {
     /// four at a time, then copied with one fixed-size copy (no digit count needed first).
     fn int_slow(&mut self, dst: &mut BytesMut, v: i64) {
         self.room(dst);
+        if let Ok(u @ 10..=9999) = u16::try_from(v) {
+            // Two to four digits (request codes, versions, queue ids): no loop, no scratch.
+            let (hi, lo) = (usize::from(u / 100), usize::from(u % 100));
+            let at = self.n;
+            let lo_at = if hi == 0 {
+                at
+            } else if hi < 10 {
+                self.buf[at] = b'0' + hi as u8;
+                at + 1
+            } else {
+                self.buf[at..at + 2].copy_from_slice(&PAIRS[hi * 2..hi * 2 + 2]);
+                at + 2
+            };
+            self.buf[lo_at..lo_at + 2].copy_from_slice(&PAIRS[lo * 2..lo * 2 + 2]);
+            self.n = lo_at + 2;
+            return;
+        }
         // Digits end at `END`; a sign and 19 digits at most: they start at 4 or later.
         const END: usize = 24;
         let mut digits = [b'0'; END + 24];
