@@ -12,12 +12,13 @@
 //! binary header, and every request that goes through an [`RpcHook`](crate::RpcHook) (ACL
 //! signing signs the fields it sends).
 
+use std::cell::RefCell;
 use std::fmt;
 
 use bytes::{BufMut, BytesMut};
 use rmq_common::ExtFields;
 
-use crate::header_json::{clean_prefix, put_escaped, put_i64, put_str_bytes};
+use crate::json_write::Stage;
 
 /// Ext-field entries encoded as the members of the JSON header's `extFields` object:
 /// `"k1":"v1","k2":"v2"` (no braces; empty for no entry). Made only by [`EncodedExtBuilder`],
@@ -45,10 +46,25 @@ pub struct EncodedExtFields {
 
 impl EncodedExtFields {
     /// A builder with room for `capacity` bytes of JSON.
+    ///
+    /// The JSON of small entries is carved out of a per-thread chunk of 4 KiB (the
+    /// entries of many requests share one allocation, freed when the last of them is dropped)
+    /// rather than allocated for each.
     #[must_use]
     pub fn builder(capacity: usize) -> EncodedExtBuilder {
+        let spare = SPARE
+            .try_with(|spare| std::mem::take(&mut *spare.borrow_mut()))
+            .unwrap_or_default();
+        let json = if spare.capacity() >= capacity {
+            spare
+        } else if capacity <= CHUNK / 4 {
+            BytesMut::with_capacity(CHUNK)
+        } else {
+            BytesMut::with_capacity(capacity)
+        };
         EncodedExtBuilder {
-            json: BytesMut::with_capacity(capacity),
+            json,
+            stage: Stage::new(),
         }
     }
 
@@ -60,6 +76,7 @@ impl EncodedExtFields {
 
     /// Whether there is no entry.
     #[must_use]
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.json.is_empty()
     }
@@ -111,224 +128,136 @@ impl fmt::Debug for EncodedExtFields {
 ///     br#""producerGroup":"pg","bornTimestamp":"1700000000000""#
 /// );
 /// ```
-#[derive(Debug)]
 pub struct EncodedExtBuilder {
     json: BytesMut,
+    /// Entries on their way into `json` (written by [`build`](Self::build) at the latest).
+    stage: Stage<STAGE>,
+}
+
+/// Bytes of entries gathered on the stack between two copies into the JSON.
+const STAGE: usize = 128;
+
+/// The size of the chunks the builders of small entries share.
+const CHUNK: usize = 4096;
+
+/// Room left in a chunk below which it is not kept for the next builder.
+const MIN_SPARE: usize = 256;
+
+thread_local! {
+    /// The unused end of this thread's last chunk (see [`EncodedExtFields::builder`]).
+    static SPARE: RefCell<BytesMut> = RefCell::new(BytesMut::new());
 }
 
 impl EncodedExtBuilder {
     /// Adds `key` with a string value.
+    #[inline]
     pub fn str(&mut self, key: &str, value: &str) -> &mut Self {
-        let value = value.as_bytes();
-        let clean = clean_prefix(value);
-        self.json.reserve(key.len() + value.len() + 8);
-        if let Some(head) = short_key(key) {
-            // `,"k":"` in one fixed-size write (the comma skipped for the first entry).
-            let at = usize::from(self.json.is_empty());
-            self.json.put_slice(&head[at..]);
-        } else {
-            let mut entry = Entry::new();
-            if entry.key(!self.json.is_empty(), key) {
-                entry.push(b'"');
-                self.json.put_slice(entry.bytes());
-            } else {
-                self.slow_key(key);
-                self.json.put_u8(b'"');
-            }
-        }
-        self.json.put_slice(&value[..clean]);
-        if clean < value.len() {
-            put_escaped(&mut self.json, &value[clean..]);
-        }
-        self.json.put_u8(b'"');
+        self.key(key, true);
+        self.stage.str_content(&mut self.json, value.as_bytes());
+        self.stage.fixed(&mut self.json, b"\"");
         self
     }
 
     /// Adds `key` with the decimal text of `value`.
+    #[inline]
     pub fn int(&mut self, key: &str, value: i64) -> &mut Self {
-        if let Some(head) = short_key(key) {
-            // The whole entry assembled backwards on the stack (the closing quote, the digits,
-            // then `,"k":"`) and written in one copy.
-            let mut buf = [0u8; 32];
-            buf[31] = b'"';
-            let start = put_decimal(value, &mut buf);
-            let at = start - 6 + usize::from(self.json.is_empty());
-            buf[start - 6..start].copy_from_slice(&head);
-            self.json.put_slice(&buf[at..]);
-            return self;
-        }
-        let mut entry = Entry::new();
-        if entry.key(!self.json.is_empty(), key) {
-            // The whole entry in one write.
-            entry.push(b'"');
-            entry.int(value);
-            entry.push(b'"');
-            self.json.put_slice(entry.bytes());
-        } else {
-            self.slow_key(key);
-            self.json.reserve(22);
-            self.json.put_u8(b'"');
-            put_i64(&mut self.json, value);
-            self.json.put_u8(b'"');
-        }
+        self.key(key, true);
+        self.stage.int(&mut self.json, value);
+        self.stage.fixed(&mut self.json, b"\"");
         self
     }
 
     /// Adds `key` with `"true"` or `"false"`.
+    #[inline]
     pub fn bool(&mut self, key: &str, value: bool) -> &mut Self {
-        let text: &[u8] = if value { b"\"true\"" } else { b"\"false\"" };
-        let mut entry = Entry::new();
-        if entry.key(!self.json.is_empty(), key) {
-            entry.extend(text);
-            self.json.put_slice(entry.bytes());
+        self.key(key, false);
+        if value {
+            self.stage.fixed(&mut self.json, b"\"true\"");
         } else {
-            self.slow_key(key);
-            self.json.put_slice(text);
+            self.stage.fixed(&mut self.json, b"\"false\"");
         }
         self
     }
 
     /// Adds every entry of `other`, copied as it is.
+    #[inline]
     pub fn extend(&mut self, other: &EncodedExtFields) -> &mut Self {
         if !other.is_empty() {
-            self.json.reserve(other.json.len() + 1);
-            if !self.json.is_empty() {
-                self.json.put_u8(b',');
+            if !self.is_empty() {
+                self.stage.fixed(&mut self.json, b",");
             }
-            self.json.put_slice(&other.json);
+            self.stage.raw(&mut self.json, &other.json);
         }
         self
     }
 
     /// The bytes written so far.
     #[must_use]
+    #[inline]
     pub fn len(&self) -> usize {
-        self.json.len()
+        self.json.len() + self.stage.len()
     }
 
     /// Whether nothing is written yet.
     #[must_use]
+    #[inline]
     pub fn is_empty(&self) -> bool {
-        self.json.is_empty()
+        self.len() == 0
     }
 
     /// The entries written.
     #[must_use]
-    pub fn build(self) -> EncodedExtFields {
-        EncodedExtFields { json: self.json }
+    #[inline]
+    pub fn build(mut self) -> EncodedExtFields {
+        self.stage.flush(&mut self.json);
+        // The entries keep their bytes; the room after them serves the next builder.
+        let json = self.json.split();
+        if self.json.capacity() >= MIN_SPARE {
+            // A nested builder may have put its own spare back meanwhile: the larger one stays.
+            let _ = SPARE.try_with(|spare| {
+                let mut spare = spare.borrow_mut();
+                if spare.capacity() < self.json.capacity() {
+                    *spare = std::mem::take(&mut self.json);
+                }
+            });
+        }
+        EncodedExtFields { json }
     }
 
-    /// `,"key":` (no comma before the first entry), for a key that needs escapes or is long.
-    fn slow_key(&mut self, key: &str) {
-        if !self.json.is_empty() {
-            self.json.put_u8(b',');
+    /// `,"key":` (no comma before the first entry), and the value's opening quote when
+    /// `quote`; a one-byte key that needs no escape (every key of a producer's send) in one
+    /// fixed-size store.
+    #[inline(always)]
+    fn key(&mut self, key: &str, quote: bool) {
+        let first = self.is_empty();
+        let (json, stage) = (&mut self.json, &mut self.stage);
+        match *key.as_bytes() {
+            [k] if k >= 0x20 && k != b'"' && k != b'\\' => match (first, quote) {
+                (false, true) => stage.fixed(json, &[b',', b'"', k, b'"', b':', b'"']),
+                (true, true) => stage.fixed(json, &[b'"', k, b'"', b':', b'"']),
+                (false, false) => stage.fixed(json, &[b',', b'"', k, b'"', b':']),
+                (true, false) => stage.fixed(json, &[b'"', k, b'"', b':']),
+            },
+            _ => {
+                if !first {
+                    stage.fixed(json, b",");
+                }
+                stage.fixed(json, b"\"");
+                stage.str_content(json, key.as_bytes());
+                stage.fixed(json, b"\":");
+                if quote {
+                    stage.fixed(json, b"\"");
+                }
+            }
         }
-        put_str_bytes(&mut self.json, key.as_bytes());
-        self.json.put_u8(b':');
     }
 }
 
-/// `,"k":"` for a one-byte key that needs no escape (every key of a producer's send); `None`
-/// for any other key.
-fn short_key(key: &str) -> Option<[u8; 6]> {
-    match *key.as_bytes() {
-        [k] if k >= 0x20 && k != b'"' && k != b'\\' => Some([b',', b'"', k, b'"', b':', b'"']),
-        _ => None,
-    }
-}
-
-/// `"00".."99"`: two decimal digits per lookup.
-const PAIRS: &[u8; 200] = b"\
-    0001020304050607080910111213141516171819\
-    2021222324252627282930313233343536373839\
-    4041424344454647484950515253545556575859\
-    6061626364656667686970717273747576777879\
-    8081828384858687888990919293949596979899";
-
-/// Writes the decimal text of `v` so that it ends just before `buf[31]`, two digits at a time
-/// (as `itoa`); returns where it starts. At most 20 bytes (`i64::MIN`: a sign and 19 digits),
-/// so at least 11 bytes stay free before it.
-fn put_decimal(v: i64, buf: &mut [u8; 32]) -> usize {
-    let mut n = v.unsigned_abs();
-    let mut pos = 31;
-    while n >= 100 {
-        let pair = (n % 100) as usize * 2;
-        n /= 100;
-        pos -= 2;
-        buf[pos..pos + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-    }
-    if n >= 10 {
-        let pair = n as usize * 2;
-        pos -= 2;
-        buf[pos..pos + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-    } else {
-        pos -= 1;
-        // A single digit: n < 10.
-        buf[pos] = b'0' + n as u8;
-    }
-    if v < 0 {
-        pos -= 1;
-        buf[pos] = b'-';
-    }
-    pos
-}
-
-/// One entry with a short key, assembled on the stack and written in one copy (ext keys are
-/// short identifiers: the protocol's longest is under 30 bytes).
-struct Entry {
-    buf: [u8; Entry::CAP],
-    len: usize,
-}
-
-impl Entry {
-    /// Room for a comma, a quoted key of [`MAX_KEY`](Self::MAX_KEY) bytes, the colon and a
-    /// quoted 20-digit number.
-    const CAP: usize = 64;
-    const MAX_KEY: usize = 32;
-
-    const fn new() -> Self {
-        Self {
-            buf: [0; Self::CAP],
-            len: 0,
-        }
-    }
-
-    /// Writes `,"key":` (no comma when `comma` is false) if the key is short and needs no
-    /// escape; false (nothing written) otherwise.
-    fn key(&mut self, comma: bool, key: &str) -> bool {
-        let key = key.as_bytes();
-        if key.len() > Self::MAX_KEY || clean_prefix(key) != key.len() {
-            return false;
-        }
-        if comma {
-            self.push(b',');
-        }
-        self.push(b'"');
-        self.extend(key);
-        self.extend(b"\":");
-        true
-    }
-
-    fn push(&mut self, b: u8) {
-        if let Some(slot) = self.buf.get_mut(self.len) {
-            *slot = b;
-            self.len += 1;
-        }
-    }
-
-    fn extend(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.push(b);
-        }
-    }
-
-    /// The decimal text of `v`.
-    fn int(&mut self, v: i64) {
-        self.extend(itoa::Buffer::new().format(v).as_bytes());
-    }
-
-    fn bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
+impl fmt::Debug for EncodedExtBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EncodedExtBuilder")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
     }
 }
 

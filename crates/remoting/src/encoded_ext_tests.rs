@@ -239,3 +239,46 @@ fn short_long_and_escaped_keys_are_written_alike_by_every_method() {
         assert_eq!(x, y, "{key:?} first");
     }
 }
+
+#[test]
+fn builders_sharing_a_chunk_keep_their_own_bytes() {
+    let expected = |i: usize| {
+        format!(
+            r#""a":"{i}","b":"{}""#,
+            "x\u{1}".repeat(i % 40).replace('\u{1}', "\\u0001")
+        )
+    };
+    let mut kept: Vec<(usize, EncodedExtFields)> = Vec::new();
+    // Enough builders to fill several chunks, some dropped early, some kept to the end.
+    for i in 0..400 {
+        let mut b = EncodedExtFields::builder(16 + i % 40 * 7);
+        b.int("a", i as i64).str("b", &"x\u{1}".repeat(i % 40));
+        kept.push((i, b.build()));
+        if i % 3 == 0 {
+            let (j, first) = kept.remove(0);
+            assert_eq!(first.as_json(), expected(j).as_bytes(), "{j}");
+        }
+    }
+    for (i, e) in &kept {
+        assert_eq!(e.as_json(), expected(*i).as_bytes(), "{i}");
+    }
+    // A builder made and built while another is being written.
+    let mut outer = EncodedExtFields::builder(16);
+    outer.str("o", "1");
+    let inner = {
+        let mut b = EncodedExtFields::builder(16);
+        b.str("i", "2");
+        b.build()
+    };
+    outer.extend(&inner).str("p", "3");
+    assert_eq!(outer.build().as_json(), br#""o":"1","i":"2","p":"3""#);
+    assert_eq!(inner.as_json(), br#""i":"2""#);
+    // Larger than a chunk, and a builder dropped unbuilt.
+    let long = "y".repeat(10_000);
+    let mut big = EncodedExtFields::builder(10_010);
+    big.str("l", &long);
+    drop(EncodedExtFields::builder(8));
+    let big = big.build();
+    assert_eq!(big.as_json().len(), long.len() + 6);
+    assert_eq!(big.to_ext_fields().get("l"), Some(long.as_str()));
+}

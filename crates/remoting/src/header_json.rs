@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 use rmq_common::{ExtFields, LanguageCode};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
@@ -18,195 +18,88 @@ use serde::Deserializer;
 
 use crate::command::{self, RemotingCommand};
 use crate::error::DecodeError;
+/// Where the reply decoder finds its strings' escapes.
+pub(crate) use crate::json_write::clean_prefix;
+use crate::json_write::Stage;
+#[cfg(test)]
+use crate::json_write::{put_i64, put_str_bytes};
 
-/// Appends the JSON header of `cmd` to `dst`.
+/// Appends the JSON header of `cmd` to `dst`, gathered on the stack and copied a few hundred
+/// bytes at a time ([`Stage`]).
 pub(crate) fn encode(cmd: &RemotingCommand, dst: &mut BytesMut) {
-    dst.put_slice(b"{\"code\":");
-    put_i32(dst, cmd.code);
+    let mut s = Stage::<256>::new();
+    s.fixed(dst, b"{\"code\":");
+    s.int(dst, cmd.code.into());
     // Entries already encoded come first, copied in one write.
     let pre = cmd.encoded_ext.as_ref().map_or(&[][..], |e| e.as_json());
     if !pre.is_empty() || !cmd.ext_fields.is_empty() {
-        dst.put_slice(b",\"extFields\":{");
-        dst.put_slice(pre);
-        put_entries(dst, &cmd.ext_fields, !pre.is_empty());
-        dst.put_u8(b'}');
+        s.fixed(dst, b",\"extFields\":{");
+        s.raw(dst, pre);
+        put_entries(&mut s, dst, &cmd.ext_fields, !pre.is_empty());
+        s.fixed(dst, b"}");
     }
-    dst.put_slice(b",\"flag\":");
-    put_i32(dst, cmd.flag);
-    dst.put_slice(b",\"language\":");
-    put_str(dst, cmd.language.name().unwrap_or("OTHER"));
-    dst.put_slice(b",\"opaque\":");
-    put_i32(dst, cmd.opaque);
+    s.fixed(dst, b",\"flag\":");
+    s.int(dst, cmd.flag.into());
+    s.fixed(dst, b",\"language\":\"");
+    s.str_content(dst, cmd.language.name().unwrap_or("OTHER").as_bytes());
+    s.fixed(dst, b"\",\"opaque\":");
+    s.int(dst, cmd.opaque.into());
     if let Some(remark) = &cmd.remark {
-        dst.put_slice(b",\"remark\":");
-        put_str(dst, remark);
+        s.fixed(dst, b",\"remark\":\"");
+        s.str_content(dst, remark.as_bytes());
+        s.fixed(dst, b"\"");
     }
-    dst.put_slice(b",\"serializeTypeCurrentRPC\":");
-    put_str(dst, cmd.serialize_type.java_name());
-    dst.put_slice(b",\"version\":");
-    put_i32(dst, cmd.version);
-    dst.put_u8(b'}');
+    s.fixed(dst, b",\"serializeTypeCurrentRPC\":\"");
+    s.str_content(dst, cmd.serialize_type.java_name().as_bytes());
+    s.fixed(dst, b"\",\"version\":");
+    s.int(dst, cmd.version.into());
+    s.fixed(dst, b"}");
+    s.flush(dst);
 }
 
-/// Bytes of entries gathered on the stack between two copies into the header.
-const STAGE: usize = 256;
-
-/// Writes the members of `ext` (`"k":"v"` joined by `,`; a leading `,` when `comma`). Entries
-/// that need no escape (the common case) are gathered on the stack and copied into `dst` a few
-/// hundred bytes at a time; a one-byte key (every key of a producer's send) is one fixed-size
-/// store.
-fn put_entries(dst: &mut BytesMut, ext: &ExtFields, mut comma: bool) {
-    let mut stage = [0u8; STAGE];
-    let mut n = 0;
+/// Writes the members of `ext` (`"k":"v"` joined by `,`; a leading `,` when `comma`); a
+/// one-byte key that needs no escape (every key of a producer's send) is one fixed-size store.
+fn put_entries<const N: usize>(
+    s: &mut Stage<N>,
+    dst: &mut BytesMut,
+    ext: &ExtFields,
+    mut comma: bool,
+) {
     for (k, v) in ext.iter() {
-        let (k, v) = (k.as_bytes(), v.as_bytes());
-        let need = k.len() + v.len() + 6;
-        if need <= STAGE && clean_prefix(k) == k.len() && clean_prefix(v) == v.len() {
-            if n + need > STAGE {
-                dst.put_slice(&stage[..n]);
-                n = 0;
+        match *k.as_bytes() {
+            [key] if key >= 0x20 && key != b'"' && key != b'\\' => {
+                if comma {
+                    s.fixed(dst, &[b',', b'"', key, b'"', b':', b'"']);
+                } else {
+                    s.fixed(dst, &[b'"', key, b'"', b':', b'"']);
+                }
             }
-            // `,"k":"v"`: the comma written always, kept only when wanted.
-            let at = n;
-            if let &[key] = k {
-                stage[at..at + 6].copy_from_slice(&[b',', b'"', key, b'"', b':', b'"']);
-                n += 6;
-            } else {
-                stage[at..at + 2].copy_from_slice(b",\"");
-                stage[at + 2..at + 2 + k.len()].copy_from_slice(k);
-                n += 2 + k.len();
-                stage[n..n + 3].copy_from_slice(b"\":\"");
-                n += 3;
+            _ => {
+                if comma {
+                    s.fixed(dst, b",");
+                }
+                s.fixed(dst, b"\"");
+                s.str_content(dst, k.as_bytes());
+                s.fixed(dst, b"\":\"");
             }
-            stage[n..n + v.len()].copy_from_slice(v);
-            n += v.len();
-            stage[n] = b'"';
-            n += 1;
-            if !comma {
-                // The first entry: no comma (moved over it; rare, once per header).
-                stage.copy_within(at + 1..n, at);
-                n -= 1;
-                comma = true;
-            }
-            continue;
-        }
-        dst.put_slice(&stage[..n]);
-        n = 0;
-        if comma {
-            dst.put_u8(b',');
         }
         comma = true;
-        put_str_bytes(dst, k);
-        dst.put_u8(b':');
-        put_str_bytes(dst, v);
+        s.str_content(dst, v.as_bytes());
+        s.fixed(dst, b"\"");
     }
-    dst.put_slice(&stage[..n]);
 }
 
 /// Writes `v` in decimal.
+#[cfg(test)]
 fn put_i32(dst: &mut BytesMut, v: i32) {
-    dst.put_slice(itoa::Buffer::new().format(v).as_bytes());
-}
-
-/// Writes `v` in decimal.
-pub(crate) fn put_i64(dst: &mut BytesMut, v: i64) {
-    dst.put_slice(itoa::Buffer::new().format(v).as_bytes());
+    put_i64(dst, v.into());
 }
 
 /// Writes `s` as a JSON string: `"` and `\` escaped, `\b \f \n \r \t` in short form, other
 /// control characters as `\u00XX` (uppercase hex, as fastjson); everything else raw UTF-8.
+#[cfg(test)]
 fn put_str(dst: &mut BytesMut, s: &str) {
     put_str_bytes(dst, s.as_bytes());
-}
-
-/// [`put_str`] of the bytes of a `str`.
-pub(crate) fn put_str_bytes(dst: &mut BytesMut, bytes: &[u8]) {
-    dst.reserve(bytes.len() + 2);
-    dst.put_u8(b'"');
-    // Most strings need no escape: found a word at a time, they are copied whole.
-    let clean = clean_prefix(bytes);
-    dst.put_slice(&bytes[..clean]);
-    if clean < bytes.len() {
-        put_escaped(dst, &bytes[clean..]);
-    }
-    dst.put_u8(b'"');
-}
-
-/// How many leading bytes of `bytes` need no escape: 8 bytes at a time, the first one found
-/// exactly from the word's flags; the last 1-7 bytes of a string of 8 or more as one overlapping
-/// word (its leading bytes are known clean); shorter strings byte by byte.
-pub(crate) fn clean_prefix(bytes: &[u8]) -> usize {
-    let mut i = 0;
-    while let Some(word) = bytes[i..].first_chunk::<8>() {
-        let flags = escape_flags(u64::from_le_bytes(*word));
-        if flags != 0 {
-            return i + (flags.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    if i == bytes.len() {
-        return i;
-    }
-    if let Some(word) = bytes.last_chunk::<8>() {
-        let flags = escape_flags(u64::from_le_bytes(*word));
-        return if flags == 0 {
-            bytes.len()
-        } else {
-            bytes.len() - 8 + (flags.trailing_zeros() / 8) as usize
-        };
-    }
-    bytes
-        .iter()
-        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
-        .unwrap_or(bytes.len())
-}
-
-/// The high bit of each byte of `w` (little-endian) that is below 0x20, a quote or a backslash.
-/// Exact for the lowest flagged byte (the bit tricks' borrows only run upwards from a flagged
-/// byte), which is all [`clean_prefix`] reads.
-#[inline(always)]
-const fn escape_flags(w: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let control = w.wrapping_sub(ONES * 0x20) & !w;
-    let q = w ^ (ONES * b'"' as u64);
-    let quote = q.wrapping_sub(ONES) & !q;
-    let b = w ^ (ONES * b'\\' as u64);
-    let backslash = b.wrapping_sub(ONES) & !b;
-    (control | quote | backslash) & HIGH
-}
-
-/// Writes `bytes` (the inside of a JSON string), escaping what needs it.
-pub(crate) fn put_escaped(dst: &mut BytesMut, mut bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    // `bytes` starts with a byte to escape; the clean runs between escapes are copied whole.
-    while let Some((&b, rest)) = bytes.split_first() {
-        let short = match b {
-            b'"' => b'"',
-            b'\\' => b'\\',
-            0x08 => b'b',
-            0x0C => b'f',
-            b'\n' => b'n',
-            b'\r' => b'r',
-            b'\t' => b't',
-            _ => 0,
-        };
-        if short == 0 {
-            dst.put_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 0xF)],
-            ]);
-        } else {
-            dst.put_slice(&[b'\\', short]);
-        }
-        let clean = clean_prefix(rest);
-        dst.put_slice(&rest[..clean]);
-        bytes = &rest[clean..];
-    }
 }
 
 /// Decodes a JSON header. `header` must be a slice of the received frame: unescaped ext

@@ -39,6 +39,7 @@ mod error_duplicate;
 mod header_binary;
 mod header_json;
 mod header_json_fast;
+mod json_write;
 mod processor;
 mod server;
 mod tls;
