@@ -6,6 +6,7 @@ mod callback_end;
 mod go_away;
 mod in_flight;
 mod pool;
+mod recent;
 mod response_future;
 mod start;
 mod stats;

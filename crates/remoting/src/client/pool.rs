@@ -44,8 +44,10 @@ impl Hasher for AddrHasher {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Pool {
+    /// Its id in the threads' caches of recent connections (`super::recent`).
+    id: u64,
     conns: DashMap<String, Connection, BuildHasherDefault<AddrHasher>>,
     /// One connect at a time per address; an entry lives while someone connects there.
     connecting: DashMap<String, Arc<Mutex<()>>>,
@@ -55,6 +57,19 @@ pub(super) struct Pool {
     draining: std::sync::Mutex<Vec<Connection>>,
     /// Connects, reconnects and failed connects (for metrics).
     pub(super) counters: super::stats::Counters,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Self {
+            id: super::recent::pool_id(),
+            conns: DashMap::default(),
+            connecting: DashMap::default(),
+            backoff: Backoffs::default(),
+            draining: std::sync::Mutex::default(),
+            counters: super::stats::Counters::default(),
+        }
+    }
 }
 
 /// A share of the per-address connect lock; the last share to go removes the map entry, so
@@ -116,10 +131,18 @@ impl Pool {
         Box::pin(self.connect(ctx)).await
     }
 
-    /// The pooled connection to `addr` when it is up and not draining.
+    /// The pooled connection to `addr` when it is up and not draining (this thread's recent
+    /// one when it still is, else the map's).
     pub(super) fn live(&self, addr: &str) -> Option<Connection> {
+        if let Some(c) = super::recent::get(self.id, addr) {
+            return Some(c);
+        }
         let c = self.conns.get(addr).map(|c| c.clone())?;
-        (!c.is_closed() && !c.is_draining()).then_some(c)
+        let live = !c.is_closed() && !c.is_draining();
+        if live {
+            super::recent::put(self.id, addr, &c);
+        }
+        live.then_some(c)
     }
 
     /// Takes `conn` (the peer said `GO_AWAY` on it) out of the table, so that the next call to

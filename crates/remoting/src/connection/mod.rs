@@ -286,6 +286,17 @@ pub(crate) struct Connection {
     pub(crate) shared: Arc<Shared>,
 }
 
+/// A [`Connection`] held weakly (a cache's: it does not keep a closed connection's state).
+#[derive(Debug, Clone)]
+pub(crate) struct WeakConnection(std::sync::Weak<Shared>);
+
+impl WeakConnection {
+    /// The connection, while anyone else still holds it.
+    pub(crate) fn upgrade(&self) -> Option<Connection> {
+        self.0.upgrade().map(|shared| Connection { shared })
+    }
+}
+
 impl Connection {
     /// Starts the reader and writer tasks on a plain socket (in a tokio runtime).
     pub(crate) fn start(stream: TcpStream, opts: ConnOptions) -> Self {
@@ -372,6 +383,11 @@ impl Connection {
     /// Whether the peer said `GO_AWAY` on this connection.
     pub(crate) fn is_draining(&self) -> bool {
         self.shared.draining.load(Ordering::Acquire)
+    }
+
+    /// This connection, held weakly.
+    pub(crate) fn downgrade(&self) -> WeakConnection {
+        WeakConnection(Arc::downgrade(&self.shared))
     }
 
     /// Whether both connections are the same one.
