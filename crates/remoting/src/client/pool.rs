@@ -415,19 +415,27 @@ mod tests {
             .get(&addr, deadline, &config, &processors, &opaque, &shut)
             .await
             .expect("connects");
-        // Closed on a timeout: out of the table.
+        // Twice: the second lookup is this thread's cached one.
+        for _ in 0..2 {
+            assert!(pool.live(&addr).is_some_and(|c| c.same(&first)));
+        }
+        // Closed on a timeout: out of the table (and not handed out from the cache).
         pool.close(&addr);
+        assert!(pool.live(&addr).is_none());
         let again = pool
             .get(&addr, deadline, &config, &processors, &opaque, &shut)
             .await
             .expect("connects again");
         assert!(!again.same(&first));
+        assert!(pool.live(&addr).is_some_and(|c| c.same(&again)));
         // Retired after a GO_AWAY: out of the table too.
         assert!(pool.retire(&addr, &again));
+        assert!(pool.live(&addr).is_none(), "a draining connection is not used");
         let third = pool
             .get(&addr, deadline, &config, &processors, &opaque, &shut)
             .await
             .expect("connects a third time");
+        assert!(pool.live(&addr).is_some_and(|c| c.same(&third)));
         let stats = pool.counters.snapshot(0);
         assert_eq!((stats.connects, stats.reconnects), (3, 2), "{stats:?}");
         pool.close_all(Instant::now());
