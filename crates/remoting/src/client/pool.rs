@@ -430,7 +430,10 @@ mod tests {
         assert!(pool.live(&addr).is_some_and(|c| c.same(&again)));
         // Retired after a GO_AWAY: out of the table too.
         assert!(pool.retire(&addr, &again));
-        assert!(pool.live(&addr).is_none(), "a draining connection is not used");
+        assert!(
+            pool.live(&addr).is_none(),
+            "a draining connection is not used"
+        );
         let third = pool
             .get(&addr, deadline, &config, &processors, &opaque, &shut)
             .await

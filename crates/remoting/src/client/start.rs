@@ -262,15 +262,17 @@ impl RemotingClient {
     where
         F: FnOnce(Reply) + Send + 'static,
     {
-        let ended = Ended {
+        // Boxed here, once: what follows moves a pointer.
+        let ended = Box::new(Ended {
             client: Arc::downgrade(&self.inner),
             conn,
             deadline,
             timeout,
             hook,
-            permit,
+            permit: Some(permit),
             callback,
-        };
+            req: None,
+        });
         let resend = self.inner.config.reconnect_on_go_away;
         move |req| ended.into_reply(resend.then_some(req))
     }

@@ -55,7 +55,7 @@ use crate::processor::ProcessorTable;
 pub(crate) use cause::CloseCause;
 pub use handle::ConnectionHandle;
 use pending::PendingTable;
-pub(crate) use pending::{OnReply, PendingGuard, Reply};
+pub(crate) use pending::{Complete, OnReply, PendingGuard, Reply};
 
 /// What a queued frame is, for the writer's bookkeeping.
 #[derive(Debug)]

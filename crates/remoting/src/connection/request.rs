@@ -118,12 +118,12 @@ impl Connection {
         let callback = make(req);
         let (head, body) = match encoded {
             Ok(parts) => parts,
-            Err(e) => return callback.call(Err(e)),
+            Err(e) => return callback.complete(Err(e)),
         };
         let cost = self.cost(head.len() + body.len());
         let wait = Wait::per(self.shared.opts.overload, deadline);
         if let Err(e) = self.reserve(cost, wait).await {
-            return callback.call(Err(e));
+            return callback.complete(Err(e));
         }
         self.queue_callback(head, body, cost, opaque, deadline, timeout, callback);
     }
@@ -155,7 +155,7 @@ impl Connection {
         let (head, body) = match (encoded, reserved) {
             (Ok(parts), Ok(_)) => parts,
             (Err(e), _) | (_, Err(e)) => {
-                callback.call(Err(e));
+                callback.complete(Err(e));
                 return None;
             }
         };
