@@ -252,7 +252,12 @@ impl RemotingClient {
         );
         async move {
             let deadline = crate::deadline_after(timeout);
-            let started = span.in_scope(|| self.start_async(addr, req, deadline, timeout, &span));
+            // Entered for the synchronous part only (a closure for `in_scope` would copy the
+            // request into it).
+            let started = {
+                let _entered = span.enter();
+                self.start_async(addr, req, deadline, timeout, &span)
+            };
             match started {
                 start::Started::Done(done) => done,
                 started => {
@@ -330,9 +335,11 @@ impl RemotingClient {
             let addr = addr.as_ref();
             let deadline = crate::deadline_after(timeout);
             // Queued at once when nothing needs a wait; else the waiting rest, boxed (rare).
-            let waiting = span
-                .in_scope(|| self.start_with(addr, req, deadline, timeout, callback, &span))
-                .map(|waiting| Box::pin(waiting.instrument(span)));
+            let waiting = {
+                let _entered = span.enter();
+                self.start_with(addr, req, deadline, timeout, callback, &span)
+            };
+            let waiting = waiting.map(|waiting| Box::pin(waiting.instrument(span)));
             if let Some(waiting) = waiting {
                 waiting.await;
             }

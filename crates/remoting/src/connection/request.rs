@@ -143,23 +143,24 @@ impl Connection {
         M: FnOnce(RemotingCommand) -> OnReply,
     {
         let opaque = req.opaque;
-        let encoded = self.encode(&req);
-        let reserved = match &encoded {
-            Ok((head, body)) => self.try_reserve(self.cost(head.len() + body.len())),
-            Err(_) => Ok(true),
-        };
-        if matches!(reserved, Ok(false)) {
-            return Some((req, make));
-        }
-        let callback = make(req);
-        let (head, body) = match (encoded, reserved) {
-            (Ok(parts), Ok(_)) => parts,
-            (Err(e), _) | (_, Err(e)) => {
-                callback.complete(Err(e));
+        // No tuple of the outcomes (each would be copied into it, issue 13).
+        let (head, body) = match self.encode(&req) {
+            Ok(parts) => parts,
+            Err(e) => {
+                make(req).complete(Err(e));
                 return None;
             }
         };
         let cost = self.cost(head.len() + body.len());
+        match self.try_reserve(cost) {
+            Ok(true) => {}
+            Ok(false) => return Some((req, make)),
+            Err(e) => {
+                make(req).complete(Err(e));
+                return None;
+            }
+        }
+        let callback = make(req);
         self.queue_callback(head, body, cost, opaque, deadline, timeout, callback);
         None
     }
