@@ -88,6 +88,8 @@ struct Inner {
     pool: pool::Pool,
     processors: ProcessorTable,
     hook: RwLock<Option<Arc<dyn RpcHook>>>,
+    /// Set once a hook is set: until then a call does not take the hook's lock.
+    has_hook: AtomicBool,
     async_permits: InFlight,
     oneway_permits: InFlight,
     opaque: Arc<AtomicI32>,
@@ -141,6 +143,7 @@ impl RemotingClient {
                 pool: pool::Pool::default(),
                 processors: ProcessorTable::new(),
                 hook: RwLock::new(None),
+                has_hook: AtomicBool::new(false),
                 async_permits,
                 oneway_permits,
                 opaque: Arc::new(AtomicI32::new(1)),
@@ -404,6 +407,7 @@ impl RemotingClient {
             .hook
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Some(hook);
+        self.inner.has_hook.store(true, Ordering::Release);
     }
 
     /// Requests waiting for a reply, over all connections.
@@ -497,6 +501,9 @@ impl RemotingClient {
 
     /// The hook, read once per call (before and after a call use the same one).
     fn hook(&self) -> Option<Arc<dyn RpcHook>> {
+        if !self.inner.has_hook.load(Ordering::Acquire) {
+            return None;
+        }
         self.inner
             .hook
             .read()
