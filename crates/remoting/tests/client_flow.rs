@@ -296,3 +296,64 @@ async fn a_connection_with_a_pending_request_is_not_closed_as_idle() {
         "an idle connection without pending requests is closed"
     );
 }
+
+/// A callback call that finds the connection's queue full waits for room (Wait policy) and is
+/// answered once the peer reads again; until then it neither resolves nor calls back. Its
+/// first phase otherwise queues without a wait: this is its other path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_call_waits_for_queue_room_then_is_answered() {
+    let (l, addr) = listener().await;
+    let (read_tx, read_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let mut f = accept(&l).await;
+        within(read_rx).await.expect("told to read");
+        loop {
+            let req = next(&mut f).await;
+            send(&mut f, echo(&req)).await;
+            if &req.body[..] == b"waited" {
+                return f;
+            }
+        }
+    });
+    let c = RemotingClient::new(RemotingConfig {
+        max_queued_bytes: 16 * 1024 * 1024,
+        overload: OverloadPolicy::Wait,
+        close_on_timeout: false,
+        ..RemotingConfig::default()
+    });
+    let addr = addr.to_string();
+    // Fill the socket buffers and the queue (the server reads nothing yet).
+    let big = Bytes::from(vec![1u8; 8 * 1024 * 1024]);
+    let short = Duration::from_millis(100);
+    let mut accepted = Vec::new();
+    for _ in 0..64 {
+        match within(c.invoke_async(&addr, request(CODE, big.clone()), short)).await {
+            Ok(f) => accepted.push(f),
+            Err(RemotingError::Overloaded { .. }) => break,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert!(accepted.len() < 64, "the queue never filled");
+    // Now a call with a frame too big for what is left must wait for room.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let call = c.invoke_async_with(
+        addr.clone(),
+        request(CODE, big.clone()),
+        Duration::from_secs(15),
+        move |r| drop(tx.send(r)),
+    );
+    let mut call = Box::pin(call);
+    let waited = tokio::time::timeout(Duration::from_millis(300), call.as_mut()).await;
+    assert!(waited.is_err(), "the call did not wait for room");
+    // Abandoned calls give their budget back once written or skipped; the server reads now.
+    drop(accepted);
+    read_tx.send(()).expect("server waits");
+    within(call).await;
+    let reply = within(rx).await.expect("called back").expect("a reply");
+    assert_eq!(reply.body.len(), big.len());
+    within(c.invoke_sync(&addr, request(CODE, "waited"), Duration::from_secs(15)))
+        .await
+        .expect("reply");
+    assert_eq!(c.pending_len(), 0);
+    drop(within(server).await);
+}

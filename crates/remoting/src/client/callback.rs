@@ -19,10 +19,27 @@ where
     }
 
     /// Calls the callback with `outcome`.
+    #[inline]
     pub(crate) fn call(mut self, outcome: Result<RemotingCommand, RemotingError>) {
+        self.call_in_place(outcome);
+    }
+
+    /// Calls the callback with `outcome` where it is (once: a second call does nothing, and
+    /// the drop then reports nothing either).
+    #[inline]
+    pub(crate) fn call_in_place(&mut self, outcome: Result<RemotingCommand, RemotingError>) {
         if let Some(f) = self.0.take() {
             f(outcome);
         }
+    }
+}
+
+impl<F> crate::connection::Complete for Callback<F>
+where
+    F: FnOnce(Result<RemotingCommand, RemotingError>) + Send,
+{
+    fn complete(mut self: Box<Self>, reply: crate::connection::Reply) {
+        self.call_in_place(reply);
     }
 }
 

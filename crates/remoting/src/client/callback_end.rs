@@ -12,10 +12,12 @@ use super::callback::Callback;
 use super::in_flight::Slot;
 use super::{go_away, Inner, RemotingClient};
 use crate::command::RemotingCommand;
-use crate::connection::{Connection, OnReply, Reply};
+use crate::connection::{Complete, Connection, OnReply, Reply};
 use crate::processor::RpcHook;
 
-/// What the end of one call needs.
+/// What the end of one call needs. Boxed once, when the call starts, and completed in its box
+/// (it is the connection's completion of the call): the caller's callback, which holds what
+/// the caller needs to read the answer, is not copied from hand to hand (issue 13).
 pub(super) struct Ended<F>
 where
     F: FnOnce(Reply),
@@ -26,26 +28,31 @@ where
     pub(super) deadline: Instant,
     pub(super) timeout: Duration,
     pub(super) hook: Option<Arc<dyn RpcHook>>,
-    pub(super) permit: Slot,
+    /// Released (`None`) before the callback runs.
+    pub(super) permit: Option<Slot>,
     pub(super) callback: Callback<F>,
+    /// The request as sent, when a `GO_AWAY` answer is to be resent.
+    pub(super) req: Option<RemotingCommand>,
 }
 
 impl<F> Ended<F>
 where
     F: FnOnce(Reply) + Send + 'static,
 {
-    /// The callback the connection calls with the outcome; `req` (the request as sent) when a
+    /// The connection's completion of the call; `req` (the request as sent) is kept when a
     /// `GO_AWAY` answer is to be resent.
-    pub(super) fn into_reply(self, req: Option<RemotingCommand>) -> OnReply {
-        Callback::new(Box::new(move |reply: Reply| self.end(reply, req)))
+    pub(super) fn into_reply(mut self: Box<Self>, req: Option<RemotingCommand>) -> OnReply {
+        self.req = req;
+        self
     }
 
-    fn end(self, reply: Reply, req: Option<RemotingCommand>) {
-        if let (Ok(resp), Some(req)) = (&reply, req) {
-            if go_away::is_go_away(resp) {
+    fn end(mut self: Box<Self>, reply: Reply) {
+        if let Ok(resp) = &reply {
+            if self.req.is_some() && go_away::is_go_away(resp) {
                 let client = self.client.upgrade().map(|inner| RemotingClient { inner });
                 let runtime = tokio::runtime::Handle::try_current().ok();
-                if let (Some(client), Some(runtime)) = (client, runtime) {
+                if let (Some(client), Some(runtime), Some(req)) = (client, runtime, self.req.take())
+                {
                     drop(runtime.spawn(async move {
                         let addr = self.conn.addr().to_owned();
                         let resent = client
@@ -67,21 +74,20 @@ where
         self.finish(reply);
     }
 
-    fn finish(self, reply: Reply) {
-        let Self {
-            conn,
-            hook,
-            permit,
-            callback,
-            ..
-        } = self;
-        drop(permit);
-        let reply = reply.map(|mut resp| {
-            if let Some(hook) = &hook {
-                hook.after_response(conn.addr(), &mut resp);
-            }
-            resp
-        });
-        callback.call(reply);
+    fn finish(&mut self, mut reply: Reply) {
+        self.permit = None;
+        if let (Ok(resp), Some(hook)) = (&mut reply, &self.hook) {
+            hook.after_response(self.conn.addr(), resp);
+        }
+        self.callback.call_in_place(reply);
+    }
+}
+
+impl<F> Complete for Ended<F>
+where
+    F: FnOnce(Reply) + Send + 'static,
+{
+    fn complete(self: Box<Self>, reply: Reply) {
+        self.end(reply);
     }
 }

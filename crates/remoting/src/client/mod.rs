@@ -6,7 +6,9 @@ mod callback_end;
 mod go_away;
 mod in_flight;
 mod pool;
+mod recent;
 mod response_future;
+mod start;
 mod stats;
 
 pub use stats::ConnectionStats;
@@ -86,6 +88,8 @@ struct Inner {
     pool: pool::Pool,
     processors: ProcessorTable,
     hook: RwLock<Option<Arc<dyn RpcHook>>>,
+    /// Set once a hook is set: until then a call does not take the hook's lock.
+    has_hook: AtomicBool,
     async_permits: InFlight,
     oneway_permits: InFlight,
     opaque: Arc<AtomicI32>,
@@ -139,6 +143,7 @@ impl RemotingClient {
                 pool: pool::Pool::default(),
                 processors: ProcessorTable::new(),
                 hook: RwLock::new(None),
+                has_hook: AtomicBool::new(false),
                 async_permits,
                 oneway_permits,
                 opaque: Arc::new(AtomicI32::new(1)),
@@ -233,52 +238,37 @@ impl RemotingClient {
     /// # Errors
     /// As [`invoke_sync`](Self::invoke_sync); [`RemotingError::Overloaded`] also when every
     /// async permit is taken.
-    pub async fn invoke_async(
-        &self,
-        addr: &str,
+    // Not an `async fn`: the call's future is a plain block that queues the request without a
+    // wait when it can (see `start`); only a call that must wait builds (and boxes) the future
+    // that waits, in the call's span.
+    pub fn invoke_async<'a>(
+        &'a self,
+        addr: &'a str,
         req: RemotingCommand,
         timeout: Duration,
-    ) -> Result<ResponseFuture, RemotingError> {
+    ) -> impl Future<Output = Result<ResponseFuture, RemotingError>> + Send + 'a {
         let span = tracing::debug_span!(
             "rmq.invoke_async",
             addr,
             code = req.code,
             opaque = field::Empty
         );
-        async {
+        async move {
             let deadline = crate::deadline_after(timeout);
-            let conn = self.connection(addr, deadline).await?;
-            let permit = self
-                .permit(&self.inner.async_permits, addr, deadline)
-                .await?;
-            let hook = self.hook();
-            let req = self.prepare(addr, req, &conn, hook.as_deref());
-            tracing::Span::current().record("opaque", req.opaque);
-            // An async timeout never closes the connection (Java's invokeAsync).
-            let (rx, guard) = conn.send_request(&req, deadline, timeout, false).await?;
-            let opaque = req.opaque;
-            // Kept for a resend after GO_AWAY (its body is shared, not copied).
-            let go_away = self
-                .inner
-                .config
-                .reconnect_on_go_away
-                .then(|| response_future::Resend::new(Arc::downgrade(&self.inner), req));
-            Ok(ResponseFuture {
-                rx,
-                guard,
-                deadline,
-                conn,
-                opaque,
-                timeout,
-                hook,
-                permit: Some(permit),
-                done: false,
-                go_away,
-                resending: None,
-            })
+            // Entered for the synchronous part only (a closure for `in_scope` would copy the
+            // request into it).
+            let started = {
+                let _entered = span.enter();
+                self.start_async(addr, req, deadline, timeout, &span)
+            };
+            match started {
+                start::Started::Done(done) => done,
+                started => {
+                    let waiting = self.start_async_waiting(addr, started, deadline, timeout);
+                    Box::pin(waiting.instrument(span)).await
+                }
+            }
         }
-        .instrument(span)
-        .await
     }
 
     /// Callback form of [`invoke_async`](Self::invoke_async): spawns the first phase (connect,
@@ -325,8 +315,10 @@ impl RemotingClient {
     /// it short and never block in it (hand longer work to a task or a channel). A panic in it
     /// is caught and logged.
     // Not an `async fn`: one would hold `req` and `callback` twice (as its arguments, and in the
-    // instrumented block that uses them). The address is anything that gives a `&str`, owned
-    // by the future (a caller that builds the request before it awaits may own it).
+    // block that uses them). The block queues the request without a wait when it can (see
+    // `start`); only a call that must wait builds (and boxes) the future that waits, in the
+    // call's span. The address is anything that gives a `&str`, owned by the future (a caller
+    // that builds the request before it awaits may own it).
     #[allow(clippy::manual_async_fn)]
     pub fn invoke_async_with<'a>(
         &'a self,
@@ -345,33 +337,16 @@ impl RemotingClient {
         async move {
             let addr = addr.as_ref();
             let deadline = crate::deadline_after(timeout);
-            let conn = match self.connection(addr, deadline).await {
-                Ok(conn) => conn,
-                Err(e) => return callback.call(Err(e)),
+            // Queued at once when nothing needs a wait; else the waiting rest, boxed (rare).
+            let waiting = {
+                let _entered = span.enter();
+                self.start_with(addr, req, deadline, timeout, callback, &span)
             };
-            let permit = match self.permit(&self.inner.async_permits, addr, deadline).await {
-                Ok(permit) => permit,
-                Err(e) => return callback.call(Err(e)),
-            };
-            let hook = self.hook();
-            let req = self.prepare(addr, req, &conn, hook.as_deref());
-            tracing::Span::current().record("opaque", req.opaque);
-            let ended = callback_end::Ended {
-                client: Arc::downgrade(&self.inner),
-                conn: conn.clone(),
-                deadline,
-                timeout,
-                hook,
-                permit,
-                callback,
-            };
-            let resend = self.inner.config.reconnect_on_go_away;
-            conn.send_request_callback(req, deadline, timeout, move |req| {
-                ended.into_reply(resend.then_some(req))
-            })
-            .await;
+            let waiting = waiting.map(|waiting| Box::pin(waiting.instrument(span)));
+            if let Some(waiting) = waiting {
+                waiting.await;
+            }
         }
-        .instrument(span)
     }
 
     /// Sends `req` with the oneway bit set; resolves once it is queued on the connection (as
@@ -432,6 +407,7 @@ impl RemotingClient {
             .hook
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Some(hook);
+        self.inner.has_hook.store(true, Ordering::Release);
     }
 
     /// Requests waiting for a reply, over all connections.
@@ -525,6 +501,9 @@ impl RemotingClient {
 
     /// The hook, read once per call (before and after a call use the same one).
     fn hook(&self) -> Option<Arc<dyn RpcHook>> {
+        if !self.inner.has_hook.load(Ordering::Acquire) {
+            return None;
+        }
         self.inner
             .hook
             .read()
@@ -571,6 +550,22 @@ const _: () = assert_send_sync::<ResponseFuture>();
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The futures of the async calls hold their arguments and the span, nothing more: what
+    /// waits (connect, permit, queue room) is boxed, off the path that needs no wait, and each
+    /// caller moves these futures at least once.
+    #[test]
+    fn the_async_calls_futures_stay_small() {
+        let client = RemotingClient::new(RemotingConfig::default());
+        let req = || RemotingCommand::request(RequestCode::SEND_MESSAGE_V2, Default::default());
+        let cmd = size_of::<RemotingCommand>();
+        let t = Duration::from_secs(1);
+        let call = client.invoke_async("127.0.0.1:1", req(), t);
+        assert!(size_of_val(&call) <= cmd + 128, "{}", size_of_val(&call));
+        drop(call);
+        let call = client.invoke_async_with("127.0.0.1:1".to_owned(), req(), t, |_| {});
+        assert!(size_of_val(&call) <= cmd + 144, "{}", size_of_val(&call));
+    }
 
     #[test]
     fn sync_timeout_closes_only_with_enough_time_left_as_java() {

@@ -44,8 +44,10 @@ impl Hasher for AddrHasher {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Pool {
+    /// Its id in the threads' caches of recent connections (`super::recent`).
+    id: u64,
     conns: DashMap<String, Connection, BuildHasherDefault<AddrHasher>>,
     /// One connect at a time per address; an entry lives while someone connects there.
     connecting: DashMap<String, Arc<Mutex<()>>>,
@@ -55,6 +57,19 @@ pub(super) struct Pool {
     draining: std::sync::Mutex<Vec<Connection>>,
     /// Connects, reconnects and failed connects (for metrics).
     pub(super) counters: super::stats::Counters,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Self {
+            id: super::recent::pool_id(),
+            conns: DashMap::default(),
+            connecting: DashMap::default(),
+            backoff: Backoffs::default(),
+            draining: std::sync::Mutex::default(),
+            counters: super::stats::Counters::default(),
+        }
+    }
 }
 
 /// A share of the per-address connect lock; the last share to go removes the map entry, so
@@ -116,10 +131,18 @@ impl Pool {
         Box::pin(self.connect(ctx)).await
     }
 
-    /// The pooled connection to `addr` when it is up and not draining.
+    /// The pooled connection to `addr` when it is up and not draining (this thread's recent
+    /// one when it still is, else the map's).
     pub(super) fn live(&self, addr: &str) -> Option<Connection> {
+        if let Some(c) = super::recent::get(self.id, addr) {
+            return Some(c);
+        }
         let c = self.conns.get(addr).map(|c| c.clone())?;
-        (!c.is_closed() && !c.is_draining()).then_some(c)
+        let live = !c.is_closed() && !c.is_draining();
+        if live {
+            super::recent::put(self.id, addr, &c);
+        }
+        live.then_some(c)
     }
 
     /// Takes `conn` (the peer said `GO_AWAY` on it) out of the table, so that the next call to
@@ -392,19 +415,30 @@ mod tests {
             .get(&addr, deadline, &config, &processors, &opaque, &shut)
             .await
             .expect("connects");
-        // Closed on a timeout: out of the table.
+        // Twice: the second lookup is this thread's cached one.
+        for _ in 0..2 {
+            assert!(pool.live(&addr).is_some_and(|c| c.same(&first)));
+        }
+        // Closed on a timeout: out of the table (and not handed out from the cache).
         pool.close(&addr);
+        assert!(pool.live(&addr).is_none());
         let again = pool
             .get(&addr, deadline, &config, &processors, &opaque, &shut)
             .await
             .expect("connects again");
         assert!(!again.same(&first));
+        assert!(pool.live(&addr).is_some_and(|c| c.same(&again)));
         // Retired after a GO_AWAY: out of the table too.
         assert!(pool.retire(&addr, &again));
+        assert!(
+            pool.live(&addr).is_none(),
+            "a draining connection is not used"
+        );
         let third = pool
             .get(&addr, deadline, &config, &processors, &opaque, &shut)
             .await
             .expect("connects a third time");
+        assert!(pool.live(&addr).is_some_and(|c| c.same(&third)));
         let stats = pool.counters.snapshot(0);
         assert_eq!((stats.connects, stats.reconnects), (3, 2), "{stats:?}");
         pool.close_all(Instant::now());

@@ -20,6 +20,7 @@ mod gather;
 mod handle;
 pub(crate) mod pending;
 mod reader;
+mod request;
 #[cfg(test)]
 mod tests;
 mod timer;
@@ -39,7 +40,7 @@ use futures_util::task::AtomicWaker;
 use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, Semaphore, TryAcquireError};
+use tokio::sync::{mpsc, Semaphore, TryAcquireError};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -54,7 +55,7 @@ use crate::processor::ProcessorTable;
 pub(crate) use cause::CloseCause;
 pub use handle::ConnectionHandle;
 use pending::PendingTable;
-pub(crate) use pending::{OnReply, PendingGuard, Reply};
+pub(crate) use pending::{Complete, OnReply, PendingGuard, Reply};
 
 /// What a queued frame is, for the writer's bookkeeping.
 #[derive(Debug)]
@@ -285,6 +286,17 @@ pub(crate) struct Connection {
     pub(crate) shared: Arc<Shared>,
 }
 
+/// A [`Connection`] held weakly (a cache's: it does not keep a closed connection's state).
+#[derive(Debug, Clone)]
+pub(crate) struct WeakConnection(std::sync::Weak<Shared>);
+
+impl WeakConnection {
+    /// The connection, while anyone else still holds it.
+    pub(crate) fn upgrade(&self) -> Option<Connection> {
+        self.0.upgrade().map(|shared| Connection { shared })
+    }
+}
+
 impl Connection {
     /// Starts the reader and writer tasks on a plain socket (in a tokio runtime).
     pub(crate) fn start(stream: TcpStream, opts: ConnOptions) -> Self {
@@ -373,6 +385,11 @@ impl Connection {
         self.shared.draining.load(Ordering::Acquire)
     }
 
+    /// This connection, held weakly.
+    pub(crate) fn downgrade(&self) -> WeakConnection {
+        WeakConnection(Arc::downgrade(&self.shared))
+    }
+
     /// Whether both connections are the same one.
     pub(crate) fn same(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
@@ -446,18 +463,10 @@ impl Connection {
 
     /// Takes `cost` bytes of queue budget, waiting as `wait` says.
     async fn reserve(&self, cost: u32, wait: Wait) -> Result<(), RemotingError> {
-        if cost == 0 {
+        if self.try_reserve(cost)? {
             return Ok(());
         }
         let budget = &self.shared.budget;
-        match budget.try_acquire_many(cost) {
-            Ok(p) => {
-                p.forget();
-                return Ok(());
-            }
-            Err(TryAcquireError::Closed) => return Err(self.closed_error(false)),
-            Err(TryAcquireError::NoPermits) => {}
-        }
         // Waiting is rare (the queue is over its byte budget): boxed, so that it does not size
         // every send's future.
         let acquired = match wait {
@@ -484,6 +493,22 @@ impl Connection {
         }
     }
 
+    /// Takes `cost` bytes of queue budget if there is room now: false when there is not (the
+    /// caller waits with [`reserve`](Self::reserve)).
+    fn try_reserve(&self, cost: u32) -> Result<bool, RemotingError> {
+        if cost == 0 {
+            return Ok(true);
+        }
+        match self.shared.budget.try_acquire_many(cost) {
+            Ok(p) => {
+                p.forget();
+                Ok(true)
+            }
+            Err(TryAcquireError::Closed) => Err(self.closed_error(false)),
+            Err(TryAcquireError::NoPermits) => Ok(false),
+        }
+    }
+
     fn enqueue(&self, out: Outbound) -> Result<(), Outbound> {
         if self.is_closed() {
             return Err(out);
@@ -494,98 +519,6 @@ impl Connection {
     /// Takes the next opaque.
     pub(crate) fn next_opaque(&self) -> i32 {
         self.shared.opts.opaque.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Takes queue budget for `req` (whose opaque is set; waiting per the overload policy, at
-    /// most until `deadline`), registers it and queues it. At `deadline` the connection's timer
-    /// fails it with [`RemotingError::Timeout`] reporting `timeout`, and closes the connection
-    /// when `close_on_timeout`.
-    pub(crate) async fn send_request(
-        &self,
-        req: &RemotingCommand,
-        deadline: Instant,
-        timeout: Duration,
-        close_on_timeout: bool,
-    ) -> Result<(oneshot::Receiver<Reply>, PendingGuard), RemotingError> {
-        let (head, body) = self.encode(req)?;
-        let cost = self.cost(head.len() + body.len());
-        let wait = Wait::per(self.shared.opts.overload, deadline);
-        self.reserve(cost, wait).await?;
-        let (rx, guard) =
-            self.shared
-                .pending
-                .register(req.opaque, deadline, timeout, close_on_timeout);
-        let out = Outbound {
-            head,
-            body,
-            kind: Kind::Request {
-                opaque: req.opaque,
-                id: guard.id(),
-            },
-            cost,
-        };
-        // On failure the guard drops and removes the entry.
-        self.enqueue(out).map_err(|_| self.closed_error(false))?;
-        Ok((rx, guard))
-    }
-
-    /// [`send_request`](Self::send_request) with the outcome going to `callback`, called
-    /// exactly once: here with an error that kept the request from being queued, else by the
-    /// connection task that ends it (reply, deadline, failure). A timeout does not close the
-    /// connection.
-    /// `callback` is made by `make` from the request once it is encoded (the request moves
-    /// into it, for a resend).
-    pub(crate) async fn send_request_callback(
-        &self,
-        req: RemotingCommand,
-        deadline: Instant,
-        timeout: Duration,
-        make: impl FnOnce(RemotingCommand) -> OnReply,
-    ) {
-        let opaque = req.opaque;
-        let encoded = self.encode(&req);
-        let callback = make(req);
-        let (head, body) = match encoded {
-            Ok(parts) => parts,
-            Err(e) => return callback.call(Err(e)),
-        };
-        let cost = self.cost(head.len() + body.len());
-        let wait = Wait::per(self.shared.opts.overload, deadline);
-        if let Err(e) = self.reserve(cost, wait).await {
-            return callback.call(Err(e));
-        }
-        let pending = &self.shared.pending;
-        let id = pending.register_callback(opaque, deadline, timeout, callback);
-        let out = Outbound {
-            head,
-            body,
-            kind: Kind::Request { opaque, id },
-            cost,
-        };
-        if self.enqueue(out).is_err() {
-            // Not queued: the entry's callback gets the error (unless the writer's cleanup
-            // already failed it).
-            pending.fail(opaque, id, self.closed_error(false));
-        }
-    }
-
-    /// Sends `req` and waits for its reply until `deadline` (`timeout` is what is reported);
-    /// closes the connection on timeout when `close_on_timeout`. The deadline is kept by the
-    /// connection's timer.
-    pub(crate) async fn call(
-        &self,
-        req: &RemotingCommand,
-        deadline: Instant,
-        timeout: Duration,
-        close_on_timeout: bool,
-    ) -> Result<RemotingCommand, RemotingError> {
-        let (rx, mut guard) = self
-            .send_request(req, deadline, timeout, close_on_timeout)
-            .await?;
-        let reply = rx.await;
-        // Whatever answered (reply, timer, failure) took the entry out.
-        guard.disarm();
-        reply.unwrap_or_else(|_| Err(self.closed_error(true)))
     }
 
     /// Queues a oneway request (waiting for queue budget per the overload policy, at most until

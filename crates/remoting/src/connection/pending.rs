@@ -17,10 +17,18 @@ use crate::error::RemotingError;
 /// What a waiter receives: the reply, or the reason there will be none.
 pub(crate) type Reply = Result<RemotingCommand, RemotingError>;
 
-/// A completion callback, called exactly once with the outcome by whoever ends the request:
-/// the reader (the reply), the timer (the timeout), or the writer (the connection failed).
-/// Dropped uncalled, it is called with [`RemotingError::Shutdown`].
-pub(crate) type OnReply = crate::client::Callback<Box<dyn FnOnce(Reply) + Send>>;
+/// A completion, called exactly once with the outcome by whoever ends the request: the reader
+/// (the reply), the timer (the timeout), or the writer (the connection failed). Dropped
+/// uncalled, it reports [`RemotingError::Shutdown`] (as [`Callback`](crate::client::Callback)
+/// does).
+pub(crate) trait Complete: Send {
+    /// Ends the request with `reply` (in place: the completion's state is not moved out of
+    /// its box to be called, issue 13).
+    fn complete(self: Box<Self>, reply: Reply);
+}
+
+/// A request's completion, as the table keeps it.
+pub(crate) type OnReply = Box<dyn Complete>;
 
 /// Where a waiter's outcome goes.
 enum Slot {
@@ -70,7 +78,7 @@ impl Waiter {
             }
             Slot::Callback(f) => {
                 let called =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.call(reply)));
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.complete(reply)));
                 if called.is_err() {
                     tracing::error!("a request's completion callback panicked (caught)");
                 }

@@ -174,7 +174,7 @@ async fn send_with_callback(
     let opaque = req.opaque;
     let seen = Arc::clone(seen);
     conn.send_request_callback(req, Instant::now() + after, after, move |_| {
-        crate::client::Callback::new(Box::new(move |r: Reply| {
+        Box::new(crate::client::Callback::new(move |r: Reply| {
             seen.lock().expect("lock").push((r, Instant::now()));
         }))
     })
@@ -216,7 +216,9 @@ async fn a_panicking_callback_does_not_end_the_connection() {
     let mut req = RemotingCommand::request(RequestCode::HEART_BEAT, ExtFields::new());
     req.opaque = conn.next_opaque();
     conn.send_request_callback(req, Instant::now() + 50 * MS, 50 * MS, |_| {
-        crate::client::Callback::new(Box::new(|_r: Reply| panic!("callback panics")))
+        Box::new(crate::client::Callback::new(|_r: Reply| {
+            panic!("callback panics")
+        }))
     })
     .await;
     tokio::time::sleep(100 * MS).await;
