@@ -129,19 +129,7 @@ async fn requests_queued_when_the_connection_dies_are_not_written() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_over_the_queue_budget_are_refused_and_give_their_permits_back() {
     // The server reads nothing until told: the socket buffers fill, then the client's queue.
-    let (l, addr) = listener().await;
-    let (read_tx, read_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        let mut f = accept(&l).await;
-        within(read_rx).await.expect("told to read");
-        loop {
-            let req = next(&mut f).await;
-            send(&mut f, echo(&req)).await;
-            if &req.body[..] == b"last" {
-                return f;
-            }
-        }
-    });
+    let (read_tx, server, addr) = echo_when_told(b"last").await;
     const PERMITS: usize = 16;
     let c = RemotingClient::new(RemotingConfig {
         max_async_in_flight: PERMITS,
@@ -302,19 +290,7 @@ async fn a_connection_with_a_pending_request_is_not_closed_as_idle() {
 /// first phase otherwise queues without a wait: this is its other path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_callback_call_waits_for_queue_room_then_is_answered() {
-    let (l, addr) = listener().await;
-    let (read_tx, read_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        let mut f = accept(&l).await;
-        within(read_rx).await.expect("told to read");
-        loop {
-            let req = next(&mut f).await;
-            send(&mut f, echo(&req)).await;
-            if &req.body[..] == b"waited" {
-                return f;
-            }
-        }
-    });
+    let (read_tx, server, addr) = echo_when_told(b"waited").await;
     let c = RemotingClient::new(RemotingConfig {
         max_queued_bytes: 16 * 1024 * 1024,
         overload: OverloadPolicy::Wait,
@@ -356,4 +332,31 @@ async fn a_callback_call_waits_for_queue_room_then_is_answered() {
         .expect("reply");
     assert_eq!(c.pending_len(), 0);
     drop(within(server).await);
+}
+
+/// A server that reads nothing until told, then echoes every request until one whose body is
+/// `last`; it hands its connection back (kept open) when done.
+async fn echo_when_told(
+    last: &'static [u8],
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<
+        tokio_util::codec::Framed<tokio::net::TcpStream, rmq_remoting::RemotingCodec>,
+    >,
+    std::net::SocketAddr,
+) {
+    let (l, addr) = listener().await;
+    let (read_tx, read_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let mut f = accept(&l).await;
+        within(read_rx).await.expect("told to read");
+        loop {
+            let req = next(&mut f).await;
+            send(&mut f, echo(&req)).await;
+            if &req.body[..] == last {
+                return f;
+            }
+        }
+    });
+    (read_tx, server, addr)
 }
