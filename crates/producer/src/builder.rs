@@ -182,7 +182,9 @@ impl ProducerBuilder {
         self
     }
 
-    /// The instance name in the client id (default `pid#nanos`).
+    /// The instance name in the client id (default `pid#nanos`). Producers given the same name
+    /// (and connection settings) share one client instance: its connections, its routes and
+    /// each topic's queue rotation (Java keeps one rotation per producer).
     pub fn instance_name(mut self, name: impl Into<String>) -> Self {
         self.cfg.instance_name = Some(name.into());
         self

@@ -242,12 +242,13 @@ impl EncodedConsts {
         let k = k.build();
         let mut km_single = EncodedExtFields::builder(24);
         km_single.extend(&k).bool("m", false);
+        // Kept as long as the producer: not in the builders' shared chunks.
         Self {
             id: NEXT_CONSTS_ID.fetch_add(1, Ordering::Relaxed),
-            a: a.build(),
-            cd: cd.build(),
-            k,
-            km_single: km_single.build(),
+            a: a.build().detach(),
+            cd: cd.build().detach(),
+            k: k.detach(),
+            km_single: km_single.build().detach(),
         }
     }
 
@@ -268,6 +269,8 @@ impl EncodedConsts {
                 _ => {
                     let json = self.head(topic);
                     b.extend(&json);
+                    // Kept until another head replaces it (one chunk per thread at most:
+                    // not detached, which would cost a send that changes topic a copy).
                     *last = Some(Head {
                         consts: self.id,
                         topic: topic.clone(),

@@ -49,7 +49,8 @@ impl EncodedExtFields {
     ///
     /// The JSON of small entries is carved out of a per-thread chunk of 4 KiB (the
     /// entries of many requests share one allocation, freed when the last of them is dropped)
-    /// rather than allocated for each.
+    /// rather than allocated for each. A value kept for long should be
+    /// [`detach`](EncodedExtFields::detach)ed.
     #[must_use]
     pub fn builder(capacity: usize) -> EncodedExtBuilder {
         let spare = SPARE
@@ -65,6 +66,27 @@ impl EncodedExtFields {
         EncodedExtBuilder {
             json,
             stage: Stage::new(),
+        }
+    }
+
+    /// The same entries in an allocation of their own.
+    ///
+    /// A built value shares its builder's per-thread chunk with the entries of other requests,
+    /// and keeps the whole chunk (4 KiB) allocated while it lives: a value kept for long (a
+    /// producer's constant entries) should be detached first.
+    ///
+    /// ```
+    /// use rmq_remoting::EncodedExtFields;
+    ///
+    /// let mut b = EncodedExtFields::builder(16);
+    /// b.str("a", "group");
+    /// let kept = b.build().detach();
+    /// assert_eq!(kept.as_json(), br#""a":"group""#);
+    /// ```
+    #[must_use]
+    pub fn detach(self) -> Self {
+        Self {
+            json: BytesMut::from(&self.json[..]),
         }
     }
 

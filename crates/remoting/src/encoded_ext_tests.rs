@@ -282,3 +282,31 @@ fn builders_sharing_a_chunk_keep_their_own_bytes() {
     assert_eq!(big.as_json().len(), long.len() + 6);
     assert_eq!(big.to_ext_fields().get("l"), Some(long.as_str()));
 }
+
+#[test]
+fn a_detached_value_leaves_the_shared_chunk() {
+    // Built one after the other on one thread: the second sits right after the first, in
+    // one allocation.
+    let mut b = EncodedExtFields::builder(16);
+    b.str("a", "group");
+    let first = b.build();
+    let mut b = EncodedExtFields::builder(16);
+    b.str("b", "topic");
+    let second = b.build();
+    let start = first.as_json().as_ptr() as usize;
+    assert_eq!(
+        second.as_json().as_ptr() as usize,
+        start + first.as_json().len(),
+        "consecutive builds share a chunk"
+    );
+    let end = second.as_json().as_ptr() as usize + second.as_json().len();
+    let kept = first.detach();
+    assert_eq!(kept.as_json(), br#""a":"group""#);
+    // The chunk stays allocated (`second` holds it): a copy of its own cannot lie inside.
+    let at = kept.as_json().as_ptr() as usize;
+    assert!(
+        at + kept.as_json().len() <= start || at >= end,
+        "the detached entries still point into the shared chunk"
+    );
+    assert_eq!(second.as_json(), br#""b":"topic""#);
+}
