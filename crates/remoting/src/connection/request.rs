@@ -12,7 +12,21 @@ use super::{Connection, Kind, OnReply, Outbound, PendingGuard, Reply, Wait};
 use crate::command::RemotingCommand;
 use crate::error::RemotingError;
 
+/// A request's encoded frame with its queue budget.
+struct Frame {
+    head: BytesMut,
+    body: Bytes,
+    cost: u32,
+}
+
 impl Connection {
+    /// `req` encoded, with what its frame costs of the queue budget.
+    fn frame(&self, req: &RemotingCommand) -> Result<Frame, RemotingError> {
+        let (head, body) = self.encode(req)?;
+        let cost = self.cost(head.len() + body.len());
+        Ok(Frame { head, body, cost })
+    }
+
     /// Takes queue budget for `req` (whose opaque is set; waiting per the overload policy, at
     /// most until `deadline`), registers it and queues it. At `deadline` the connection's timer
     /// fails it with [`RemotingError::Timeout`] reporting `timeout`, and closes the connection
@@ -24,19 +38,10 @@ impl Connection {
         timeout: Duration,
         close_on_timeout: bool,
     ) -> Result<(oneshot::Receiver<Reply>, PendingGuard), RemotingError> {
-        let (head, body) = self.encode(req)?;
-        let cost = self.cost(head.len() + body.len());
+        let frame = self.frame(req)?;
         let wait = Wait::per(self.shared.opts.overload, deadline);
-        self.reserve(cost, wait).await?;
-        self.queue_request(
-            head,
-            body,
-            cost,
-            req.opaque,
-            deadline,
-            timeout,
-            close_on_timeout,
-        )
+        self.reserve(frame.cost, wait).await?;
+        self.queue_request(frame, req.opaque, deadline, timeout, close_on_timeout)
     }
 
     /// [`send_request`](Self::send_request) when it needs no wait: `None` when the queue has no
@@ -49,34 +54,22 @@ impl Connection {
         timeout: Duration,
         close_on_timeout: bool,
     ) -> Option<Result<(oneshot::Receiver<Reply>, PendingGuard), RemotingError>> {
-        let (head, body) = match self.encode(req) {
-            Ok(parts) => parts,
+        let frame = match self.frame(req) {
+            Ok(frame) => frame,
             Err(e) => return Some(Err(e)),
         };
-        let cost = self.cost(head.len() + body.len());
-        match self.try_reserve(cost) {
+        match self.try_reserve(frame.cost) {
             Ok(true) => {}
             Ok(false) => return None,
             Err(e) => return Some(Err(e)),
         }
-        Some(self.queue_request(
-            head,
-            body,
-            cost,
-            req.opaque,
-            deadline,
-            timeout,
-            close_on_timeout,
-        ))
+        Some(self.queue_request(frame, req.opaque, deadline, timeout, close_on_timeout))
     }
 
     /// Registers a request whose frame holds its queue budget, and queues the frame.
-    #[allow(clippy::too_many_arguments)]
     fn queue_request(
         &self,
-        head: BytesMut,
-        body: Bytes,
-        cost: u32,
+        Frame { head, body, cost }: Frame,
         opaque: i32,
         deadline: Instant,
         timeout: Duration,
@@ -114,18 +107,17 @@ impl Connection {
         make: impl FnOnce(RemotingCommand) -> OnReply,
     ) {
         let opaque = req.opaque;
-        let encoded = self.encode(&req);
+        let frame = self.frame(&req);
         let callback = make(req);
-        let (head, body) = match encoded {
-            Ok(parts) => parts,
+        let frame = match frame {
+            Ok(frame) => frame,
             Err(e) => return callback.complete(Err(e)),
         };
-        let cost = self.cost(head.len() + body.len());
         let wait = Wait::per(self.shared.opts.overload, deadline);
-        if let Err(e) = self.reserve(cost, wait).await {
+        if let Err(e) = self.reserve(frame.cost, wait).await {
             return callback.complete(Err(e));
         }
-        self.queue_callback(head, body, cost, opaque, deadline, timeout, callback);
+        self.queue_callback(frame, opaque, deadline, timeout, callback);
     }
 
     /// [`send_request_callback`](Self::send_request_callback) when it needs no wait: gives
@@ -144,15 +136,14 @@ impl Connection {
     {
         let opaque = req.opaque;
         // No tuple of the outcomes (each would be copied into it, issue 13).
-        let (head, body) = match self.encode(&req) {
-            Ok(parts) => parts,
+        let frame = match self.frame(&req) {
+            Ok(frame) => frame,
             Err(e) => {
                 make(req).complete(Err(e));
                 return None;
             }
         };
-        let cost = self.cost(head.len() + body.len());
-        match self.try_reserve(cost) {
+        match self.try_reserve(frame.cost) {
             Ok(true) => {}
             Ok(false) => return Some((req, make)),
             Err(e) => {
@@ -161,18 +152,15 @@ impl Connection {
             }
         }
         let callback = make(req);
-        self.queue_callback(head, body, cost, opaque, deadline, timeout, callback);
+        self.queue_callback(frame, opaque, deadline, timeout, callback);
         None
     }
 
     /// Registers a request with its callback (its frame holds its queue budget) and queues the
     /// frame.
-    #[allow(clippy::too_many_arguments)]
     fn queue_callback(
         &self,
-        head: BytesMut,
-        body: Bytes,
-        cost: u32,
+        Frame { head, body, cost }: Frame,
         opaque: i32,
         deadline: Instant,
         timeout: Duration,
