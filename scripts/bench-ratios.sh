@@ -5,6 +5,9 @@
 # example; starts nullbroker on loopback; measures the wire limit with rawping (ping-pong, and
 # pipelined with 256 in flight), then rmq: RemotingClient::invoke_async with 256 in flight,
 # producer send with 1 task, async with 256 in flight, 64 sync tasks and oneway with 4 tasks.
+# Two more rows run invoke_async and the producer's async row on a runtime with one worker thread
+# (TOKIO_WORKER_THREADS=1; the others use tokio's default, one worker per core): no target, they
+# show how much of a row's time is the runtime's threads handing work to each other.
 # Prints one table: absolute rates and each rmq row as a ratio to its wire limit. Every run is
 # bounded by its count; nullbroker is killed on exit.
 #
@@ -75,6 +78,8 @@ SYNC1=$(run_rmq sync 1 "$(count 50000)")
 ASYNC=$(run_rmq async 256 "$(count 600000)")
 SYNC64=$(run_rmq sync 64 "$(count 300000)")
 ONEWAY=$(run_rmq oneway 4 "$(count 600000)")
+INVOKE_1W=$(TOKIO_WORKER_THREADS=1 "$RBENCH" "127.0.0.1:$BR_PORT" "$(count 600000)" 256 | tps_of)
+ASYNC_1W=$(TOKIO_WORKER_THREADS=1 run_rmq async 256 "$(count 600000)")
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 row() { # name tps baseline-tps target
@@ -94,3 +99,5 @@ row "producer send, 1 task" "$SYNC1" "$PING" ">=0.9"
 row "producer async, 256 in flight" "$ASYNC" "$PIPE" ">=0.5"
 row "producer sync, 64 tasks" "$SYNC64" "$PIPE" ">=0.3"
 row "producer oneway, 4 tasks" "$ONEWAY" "$PIPE" ">=0.5"
+row "invoke_async 256, 1 worker thread" "$INVOKE_1W" "$PIPE" ""
+row "producer async 256, 1 worker thread" "$ASYNC_1W" "$PIPE" ""
