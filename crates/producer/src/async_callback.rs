@@ -198,9 +198,11 @@ where
                         rmq_common::batch::BatchError::Empty,
                     ))),
                 };
-                let waiting = match ready {
+                let parked = match ready {
                     Ready::Attempt(state, queue, budget) => Some((
-                        Waiting::new(inner, state, queue, admitted, span, deliver),
+                        Rendezvous::parked(Waiting::new(
+                            inner, state, queue, admitted, span, deliver,
+                        )),
                         budget,
                     )),
                     Ready::Over(outcome) => {
@@ -208,8 +210,8 @@ where
                         None
                     }
                 };
-                if let Some((waiting, budget)) = waiting {
-                    park(inner, transport, waiting, budget, inner.core.aborted()).await;
+                if let Some((meeting, budget)) = parked {
+                    park(inner, transport, meeting, budget, inner.core.aborted()).await;
                 }
             }),
         );
@@ -248,14 +250,15 @@ where
 /// The launch of a first attempt (see [`Launching`]): what of it must wait, boxed.
 type Launch<'a, A, D> = Launching<'a, Before<'a>, A, Waiting<D>>;
 
-/// Hands a first attempt to the transport. The request is built at once (it borrows the send's
-/// state), then the state waits for its answer in a [`Rendezvous`], listed in the producer's
-/// registry, before the request goes to the connection ([`Launching`]): the answer, however
-/// early, finds it there. Nothing to launch when the send is settled already.
+/// Hands a first attempt to the transport. Its state waits in `meeting` already (built there,
+/// not moved in: it is large, issue 13); the request is built from it there, then the
+/// rendezvous is listed in the producer's registry, before the request goes to the connection
+/// ([`Launching`]): the answer, however early, finds the state waiting. Nothing to launch when
+/// the send is settled already.
 fn park<'a, D, A>(
     inner: &Arc<Inner>,
     transport: &'a RemotingTransport,
-    mut waiting: Waiting<D>,
+    meeting: Arc<Rendezvous<Waiting<D>>>,
     budget: Duration,
     aborted: A,
 ) -> Launch<'a, A, D>
@@ -263,19 +266,23 @@ where
     D: FnOnce((SendOutcome, Leftovers)) + Send + 'static,
     A: Future<Output = ()>,
 {
-    let Some(state) = &waiting.state else {
+    // Under the rendezvous' lock: nothing can answer yet (the request is not sent, and the
+    // registry lists it only in here), so this waits for nobody.
+    let listed = meeting.with_parked(|waiting| {
+        let state = waiting.state.as_ref()?;
+        let prepared = transport.prepare(&state.attempt(&waiting.queue, budget));
+        let attempt_span = state.current_attempt_span().clone();
+        // Listed before the launch: a shutdown that stops waiting from now on cancels it.
+        let key = inner
+            .waiting
+            .insert(Arc::clone(&meeting) as Arc<dyn Cancel>);
+        waiting.key = key;
+        Some((key.is_some(), prepared, attempt_span))
+    });
+    let Some(Some((listed, prepared, attempt_span))) = listed else {
         return Launching::none(aborted);
     };
-    let prepared = transport.prepare(&state.attempt(&waiting.queue, budget));
-    let attempt_span = state.current_attempt_span().clone();
-    let meeting = Rendezvous::<Waiting<D>>::new();
-    // Listed before the launch: a shutdown that stops waiting from now on cancels it.
-    let key = inner
-        .waiting
-        .insert(Arc::clone(&meeting) as Arc<dyn Cancel>);
-    waiting.key = key;
-    meeting.park(waiting);
-    if key.is_none() {
+    if !listed {
         // The producer is shutting down: the attempt is never handed to the transport.
         meeting.answer(Err(retry::cancelled(false)));
         return Launching::none(aborted);
@@ -346,43 +353,34 @@ where
         started: admitted.started,
         timeout: timeout_of(core, options),
     };
-    let mut waiting = Waiting {
-        inner: Arc::clone(inner),
-        state: Some(SendState::new(Arc::clone(core), job, info, span.clone())),
-        queue: Queue::Route(0),
-        t0: admitted.started,
-        admitted: Some(admitted),
-        span,
-        deliver: Some(deliver),
-        key: None,
-    };
-    let next = waiting.state.as_mut().map(SendState::next);
-    match next {
-        Some(Next::Attempt(queue, budget)) => {
-            waiting.queue = queue;
-            // The first attempt's clock read is the send's own (as the synchronous path's).
-            if let Some(state) = &waiting.state {
-                waiting.t0 = state.attempt_started();
-            }
-            park(inner, transport, waiting, budget, aborted)
+    let mut state = SendState::new(Arc::clone(core), job, info, span.clone());
+    match state.next() {
+        Next::Attempt(queue, budget) => {
+            // Built where it waits (moving it was a tenth of the send's copies, issue 13). The
+            // first attempt's clock read is the send's own (as the synchronous path's).
+            let meeting = Rendezvous::parked(Waiting {
+                inner: Arc::clone(inner),
+                t0: state.attempt_started(),
+                state: Some(state),
+                queue,
+                admitted: Some(admitted),
+                span,
+                deliver: Some(deliver),
+                key: None,
+            });
+            park(inner, transport, meeting, budget, aborted)
         }
-        Some(Next::Done(outcome)) => {
-            if let (Some(admitted), Some(deliver)) =
-                (waiting.admitted.take(), waiting.deliver.take())
-            {
-                let span = waiting.span.clone();
-                spawn(inner, admitted, First::Over(outcome), span, deliver);
-            }
+        Next::Done(outcome) => {
+            spawn(inner, admitted, First::Over(outcome), span, deliver);
             Launching::none(aborted)
         }
-        None => Launching::none(aborted),
     }
 }
 
 #[cfg(test)]
 mod sizes {
     //! The sizes of what an asynchronous send moves (issue 13, seventh pass: `memcpy` was a
-    //! fifth of its instructions): its waiting state (settled in place, moved once into its
+    //! fifth of its instructions): its waiting state (settled in place, built in its
     //! rendezvous) and the launch that `send_async` holds across its await. Bounds with some
     //! room over the sizes measured (debug build: waiting 720, state 440, admitted 128, start
     //! 160; before the ninth pass, start was 1,392: it held the remoting call's future), so

@@ -1,12 +1,11 @@
 //! Where an asynchronous send's first answer meets the send's state.
 //!
-//! A send parks its state here before its request goes to the connection, whose answer may
-//! come at any time after (from the connection's task); shutdown may cancel the wait in
-//! between. A [`Rendezvous`] holds whichever arrives first, the answer or the parked state;
-//! whichever arrives second settles the send, exactly once, on its own thread (the
-//! connection's task, or the caller's). A parked state is settled where it waits, under the
-//! rendezvous' lock, not moved out (it is large: moving it was a tenth of an asynchronous
-//! send's copies, issue 13).
+//! A send's state is parked in a [`Rendezvous`] (built there) before its request goes to the
+//! connection, whose answer may come at any time after (from the connection's task); shutdown
+//! may cancel the wait in between. The first answer (or cancellation) settles the send,
+//! exactly once, on its own thread; any later one is dropped. The state is settled where it
+//! waits, under the rendezvous' lock, not moved out (it is large: moving it was a tenth of an
+//! asynchronous send's copies, issue 13).
 //!
 //! A [`Registry`] lists the rendezvous still waiting for their answer, so that a shutdown that
 //! stops waiting ends them at once with a cancellation (the answer that comes later is ignored).
@@ -28,13 +27,9 @@ pub(crate) trait Settle: Send + 'static {
 }
 
 enum Slot<P: Settle> {
-    /// Neither the answer nor the state is here yet.
-    Launching,
-    /// The answer came first.
-    Answered(P::Answer),
     /// The state waits for the answer.
     Parked(P),
-    /// Settled (or cancelled before either came): anything arriving now is dropped.
+    /// Settled: anything arriving now is dropped.
     Over,
 }
 
@@ -49,8 +44,6 @@ pub(crate) struct Rendezvous<P: Settle> {
 impl<P: Settle> std::fmt::Debug for Rendezvous<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = match &*self.lock() {
-            Slot::Launching => "launching",
-            Slot::Answered(_) => "answered",
             Slot::Parked(_) => "parked",
             Slot::Over => "over",
         };
@@ -59,11 +52,22 @@ impl<P: Settle> std::fmt::Debug for Rendezvous<P> {
 }
 
 impl<P: Settle> Rendezvous<P> {
-    pub(crate) fn new() -> Arc<Self> {
+    /// A rendezvous where `state` waits (parked before its request is sent, so that the answer,
+    /// however early, finds it): built in its place, not moved in after (it is large, issue 13).
+    pub(crate) fn parked(state: P) -> Arc<Self> {
         Arc::new(Self {
-            slot: Mutex::new(Slot::Launching),
+            slot: Mutex::new(Slot::Parked(state)),
             abandoned: AtomicBool::new(false),
         })
+    }
+
+    /// Runs `f` on the state waiting here, under the lock (`None` when no state waits: it is
+    /// settled, or it never came). `f` must not call back into this rendezvous.
+    pub(crate) fn with_parked<R>(&self, f: impl FnOnce(&mut P) -> R) -> Option<R> {
+        match &mut *self.lock() {
+            Slot::Parked(state) => Some(f(state)),
+            Slot::Over => None,
+        }
     }
 
     /// Records that the launch was given up before it resolved.
@@ -83,44 +87,19 @@ impl<P: Settle> Rendezvous<P> {
         self.slot.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Hands the answer over: settles a parked state here, else keeps the answer for
-    /// [`Rendezvous::park`]. A second answer is dropped; returns whether this one was taken.
+    /// Hands the answer over: settles the parked state here. A second answer is dropped;
+    /// returns whether this one was taken.
     pub(crate) fn answer(&self, answer: P::Answer) -> bool {
         let mut slot = self.lock();
-        // Decided by reference: a parked state is settled in place, then dropped there (nothing
-        // it holds locks this rendezvous: its caller holds a handle, so it is not the last).
+        // Decided by reference: the state is settled in place, then dropped there (nothing it
+        // holds locks this rendezvous: its caller holds a handle, so it is not the last).
         match &mut *slot {
-            Slot::Launching => {
-                *slot = Slot::Answered(answer);
-                true
-            }
             Slot::Parked(state) => {
                 state.settle(answer);
                 *slot = Slot::Over;
                 true
             }
-            Slot::Answered(_) | Slot::Over => false,
-        }
-    }
-
-    /// Leaves the state to wait for its answer; settles it here when the answer came first.
-    pub(crate) fn park(&self, state: P) {
-        let mut slot = self.lock();
-        match &*slot {
-            Slot::Launching => *slot = Slot::Parked(state),
-            Slot::Answered(_) => {
-                if let Slot::Answered(answer) = std::mem::replace(&mut *slot, Slot::Over) {
-                    drop(slot);
-                    let mut state = state;
-                    state.settle(answer);
-                }
-            }
-            // Parked twice (a bug): the state is dropped, and with it its deliverer, which
-            // reports a cancellation.
-            Slot::Parked(_) | Slot::Over => {
-                drop(slot);
-                tracing::error!("an asynchronous send was parked twice");
-            }
+            Slot::Over => false,
         }
     }
 }
@@ -251,31 +230,17 @@ mod tests {
     }
 
     #[test]
-    fn an_answer_before_the_park_settles_at_the_park() {
+    fn a_state_parked_from_the_start_is_reached_until_settled() {
         let (s, p) = probe();
-        let r = Rendezvous::new();
-        assert!(r.answer(7));
+        let r = Rendezvous::parked(p);
+        assert_eq!(r.with_parked(|_| 5), Some(5));
         assert!(seen(&s).is_empty());
-        r.park(p);
-        assert_eq!(seen(&s), vec![7]);
-        assert!(!r.answer(8), "a second answer is dropped");
-        assert_eq!(seen(&s), vec![7]);
-    }
-
-    #[test]
-    fn an_answer_after_the_park_settles_at_the_answer() {
-        let (s, p) = probe();
-        let r = Rendezvous::new();
-        r.park(p);
-        assert!(seen(&s).is_empty());
-        assert!(r.answer(3));
-        assert_eq!(seen(&s), vec![3]);
+        assert!(r.answer(4));
+        assert_eq!(seen(&s), vec![4]);
+        assert_eq!(r.with_parked(|_| 5), None, "settled: nothing waits");
+        assert!(!r.answer(6), "a second answer is dropped");
         r.cancel();
-        assert_eq!(
-            seen(&s),
-            vec![3],
-            "a cancel after the answer changes nothing"
-        );
+        assert_eq!(seen(&s), vec![4]);
     }
 
     #[test]
@@ -284,10 +249,9 @@ mod tests {
         let mut probes = Vec::new();
         for i in 0..5 {
             let (s, p) = probe();
-            let r = Rendezvous::new();
+            let r = Rendezvous::parked(p);
             let key = registry.insert(Arc::clone(&r) as Arc<dyn Cancel>);
             assert_eq!(key, Some(i));
-            r.park(p);
             probes.push((s, r, key));
         }
         // One ends by itself and leaves the list; its key is used again.
@@ -295,9 +259,8 @@ mod tests {
         registry.remove(1);
         assert_eq!(registry.len(), 4);
         let (s5, p5) = probe();
-        let r5 = Rendezvous::new();
+        let r5 = Rendezvous::parked(p5);
         assert_eq!(registry.insert(Arc::clone(&r5) as Arc<dyn Cancel>), Some(1));
-        r5.park(p5);
         registry.cancel_all();
         assert_eq!(registry.len(), 0);
         assert_eq!(seen(&probes[0].0), vec![-1]);
@@ -305,12 +268,12 @@ mod tests {
         assert_eq!(seen(&s5), vec![-1]);
         // Removing after the cancel is harmless; inserting is refused.
         registry.remove(0);
-        let r6: Arc<Rendezvous<Probe>> = Rendezvous::new();
-        assert_eq!(registry.insert(r6), None);
+        let (_, p6) = probe();
+        assert_eq!(registry.insert(Rendezvous::parked(p6)), None);
     }
 
     #[test]
-    fn answers_racing_parks_settle_each_send_exactly_once() {
+    fn answers_racing_cancels_settle_each_send_exactly_once() {
         let settled = Arc::new(AtomicUsize::new(0));
         struct Count(Arc<AtomicUsize>);
         impl Settle for Count {
@@ -321,16 +284,20 @@ mod tests {
             fn cancelled() {}
         }
         let n = 2000;
-        let all: Vec<_> = (0..n).map(|_| Rendezvous::<Count>::new()).collect();
+        let registry = Arc::new(Registry::default());
+        let all: Vec<_> = (0..n)
+            .map(|_| Rendezvous::parked(Count(Arc::clone(&settled))))
+            .collect();
+        for r in &all {
+            assert!(registry.insert(Arc::clone(r) as Arc<dyn Cancel>).is_some());
+        }
         let answers: Vec<_> = all.iter().map(Arc::clone).collect();
         let answering = std::thread::spawn(move || {
             for r in answers {
                 r.answer(());
             }
         });
-        for r in &all {
-            r.park(Count(Arc::clone(&settled)));
-        }
+        registry.cancel_all();
         answering.join().expect("thread");
         assert_eq!(settled.load(Ordering::SeqCst), n);
     }
