@@ -37,14 +37,17 @@ use std::time::Duration;
 
 /// A send waiting for its first answer. Settled in place ([`Settle::settle`] through `&mut`):
 /// only what leaves it is moved (the deliverer, the registrations; the state only for a
-/// retry), not the whole (issue 13: it is ~800 bytes).
+/// retry), not the whole (issue 13: it is ~700 bytes). Once settled, it keeps only what the
+/// caller's task allocated ([`Spent`]), freed with its rendezvous by the last handle: the
+/// receiver of the outcome, which holds one as the send's [`Leftovers`].
 struct Waiting<D>
 where
     D: FnOnce((SendOutcome, Leftovers)),
 {
-    inner: Arc<Inner>,
-    /// `None` once settled.
-    state: Option<State>,
+    /// `None` once settled (nothing with an effect outlives the settlement).
+    inner: Option<Arc<Inner>>,
+    /// The send's state until settled, then what is left of it.
+    phase: Phase,
     queue: Queue,
     /// When the attempt was handed to the transport.
     t0: Instant,
@@ -55,8 +58,20 @@ where
     key: Option<usize>,
 }
 
-/// What a send settled in a callback hands back to be freed by the receiver of its outcome
-/// (see [`Leftovers`]): its prepared request and message, bodies emptied.
+/// Where a [`Waiting`] send is.
+// The state is large and built in its place (never moved while it waits).
+#[allow(clippy::large_enum_variant)]
+enum Phase {
+    /// Waiting for its first answer.
+    Waiting(State),
+    /// Settled by its first answer: what the receiver of the outcome frees.
+    Spent { _left: Spent },
+    /// Gone on (a retry) or settled without leftovers.
+    Gone,
+}
+
+/// What a send settled in a callback leaves to be freed by the receiver of its outcome (see
+/// [`Leftovers`]): its prepared request and message, bodies emptied.
 struct Spent {
     _out: Outgoing,
     _held: Option<Held>,
@@ -73,10 +88,10 @@ where
         Err(retry::cancelled(true))
     }
 
-    fn settle(&mut self, answer: Self::Answer) {
+    fn settle(&mut self, answer: Self::Answer, meeting: &Arc<Rendezvous<Self>>) {
         let Self {
             inner,
-            state,
+            phase,
             queue,
             t0,
             admitted,
@@ -84,43 +99,57 @@ where
             deliver,
             key,
         } = self;
+        // Taken first: a settlement that panicked is never run twice. What has an effect (the
+        // producer handle, the state's route and spans) is dropped here, by the end.
+        let Some(inner) = inner.take() else {
+            return;
+        };
         if let Some(key) = key.take() {
             inner.waiting.remove(key);
         }
-        // Taken first: a settlement that panicked is never run twice.
         let (Some(deliver), Some(admitted)) = (deliver.take(), admitted.take()) else {
             return;
         };
-        let Some(running) = state.as_mut() else {
+        let Phase::Waiting(running) = phase else {
             return;
         };
         let settled = span.in_scope(|| running.settle(queue, *t0, answer.map(Some)));
         match settled {
             Settled::Done(outcome) => {
-                let _entered = span.enter();
-                conclude(inner, admitted, span, deliver, outcome, |held| {
-                    let mut out = running.take_outgoing();
-                    out.body = Bytes::new();
-                    Leftovers::new(Box::new(Spent {
-                        _out: out,
-                        _held: held.map(Held::emptied),
-                    }))
+                let mut kept = None;
+                let entered = span.enter();
+                conclude(&inner, admitted, span, deliver, outcome, |held| {
+                    kept = held.map(Held::emptied);
+                    // No allocation: the receiver holds this rendezvous, where the leftovers
+                    // stay (set below, under its lock, before anyone can read them).
+                    Leftovers::shared(Arc::clone(meeting) as Arc<dyn Send + Sync>)
                 });
+                drop(entered);
+                let mut out = running.take_outgoing();
+                out.body = Bytes::new();
+                // The rest of the state (route, producer handle, spans) is dropped here.
+                *phase = Phase::Spent {
+                    _left: Spent {
+                        _out: out,
+                        _held: kept,
+                    },
+                };
+                *span = Span::none();
             }
             Settled::Again(pause) => {
-                let Some(state) = state.take() else {
+                let Phase::Waiting(state) = std::mem::replace(phase, Phase::Gone) else {
                     return;
                 };
                 tracing::debug!(parent: &*span, ?pause, "retrying on the completion driver");
-                let task_inner = Arc::clone(inner);
-                let span = span.clone();
+                let task_inner = Arc::clone(&inner);
+                let span = std::mem::replace(span, Span::none());
                 let task = async move {
                     let outcome = Box::pin(state.resume(pause)).instrument(span.clone()).await;
                     conclude(&task_inner, admitted, &span, deliver, outcome, |_| {
                         Leftovers::default()
                     });
                 };
-                hand_off(inner, task);
+                hand_off(&inner, task);
             }
         }
     }
@@ -235,9 +264,9 @@ where
         deliver: Deliver<D, (SendOutcome, Leftovers)>,
     ) -> Self {
         Self {
-            inner: Arc::clone(inner),
+            inner: Some(Arc::clone(inner)),
             t0: state.attempt_started(),
-            state: Some(state),
+            phase: Phase::Waiting(state),
             queue,
             admitted: Some(admitted),
             span,
@@ -269,7 +298,9 @@ where
     // Under the rendezvous' lock: nothing can answer yet (the request is not sent, and the
     // registry lists it only in here), so this waits for nobody.
     let listed = meeting.with_parked(|waiting| {
-        let state = waiting.state.as_ref()?;
+        let Phase::Waiting(state) = &waiting.phase else {
+            return None;
+        };
         let prepared = transport.prepare(&state.attempt(&waiting.queue, budget));
         let attempt_span = state.current_attempt_span().clone();
         // Listed before the launch: a shutdown that stops waiting from now on cancels it.
@@ -359,9 +390,9 @@ where
             // Built where it waits (moving it was a tenth of the send's copies, issue 13). The
             // first attempt's clock read is the send's own (as the synchronous path's).
             let meeting = Rendezvous::parked(Waiting {
-                inner: Arc::clone(inner),
+                inner: Some(Arc::clone(inner)),
                 t0: state.attempt_started(),
-                state: Some(state),
+                phase: Phase::Waiting(state),
                 queue,
                 admitted: Some(admitted),
                 span,

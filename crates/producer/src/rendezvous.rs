@@ -18,19 +18,23 @@ pub(crate) trait Settle: Send + 'static {
     /// The answer.
     type Answer: Send + 'static;
 
-    /// Runs once, with the answer, on the state where it waits (which is dropped after). It
-    /// runs under the rendezvous' lock: it must not call back into its own rendezvous.
-    fn settle(&mut self, answer: Self::Answer);
+    /// Runs once, with the answer, on the state where it waits (`meeting`, which keeps what is
+    /// left of it until the last handle goes: a handle may go with the outcome, so that its
+    /// receiver frees it). It runs under the rendezvous' lock: it must not call back into its
+    /// own rendezvous.
+    fn settle(&mut self, answer: Self::Answer, meeting: &Arc<Rendezvous<Self>>)
+    where
+        Self: Sized;
 
     /// The answer a cancelled wait gets.
     fn cancelled() -> Self::Answer;
 }
 
-enum Slot<P: Settle> {
-    /// The state waits for the answer.
-    Parked(P),
+struct Slot<P: Settle> {
+    /// The state: waiting for the answer, or what is left of it once settled.
+    state: P,
     /// Settled: anything arriving now is dropped.
-    Over,
+    over: bool,
 }
 
 /// The meeting point of one answer and one state. See the [module docs](self).
@@ -43,10 +47,7 @@ pub(crate) struct Rendezvous<P: Settle> {
 
 impl<P: Settle> std::fmt::Debug for Rendezvous<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = match &*self.lock() {
-            Slot::Parked(_) => "parked",
-            Slot::Over => "over",
-        };
+        let state = if self.lock().over { "over" } else { "parked" };
         f.debug_struct("Rendezvous").field("state", &state).finish()
     }
 }
@@ -56,7 +57,7 @@ impl<P: Settle> Rendezvous<P> {
     /// however early, finds it): built in its place, not moved in after (it is large, issue 13).
     pub(crate) fn parked(state: P) -> Arc<Self> {
         Arc::new(Self {
-            slot: Mutex::new(Slot::Parked(state)),
+            slot: Mutex::new(Slot { state, over: false }),
             abandoned: AtomicBool::new(false),
         })
     }
@@ -64,10 +65,8 @@ impl<P: Settle> Rendezvous<P> {
     /// Runs `f` on the state waiting here, under the lock (`None` when no state waits: it is
     /// settled, or it never came). `f` must not call back into this rendezvous.
     pub(crate) fn with_parked<R>(&self, f: impl FnOnce(&mut P) -> R) -> Option<R> {
-        match &mut *self.lock() {
-            Slot::Parked(state) => Some(f(state)),
-            Slot::Over => None,
-        }
+        let mut slot = self.lock();
+        (!slot.over).then(|| f(&mut slot.state))
     }
 
     /// Records that the launch was given up before it resolved.
@@ -87,31 +86,28 @@ impl<P: Settle> Rendezvous<P> {
         self.slot.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Hands the answer over: settles the parked state here. A second answer is dropped;
-    /// returns whether this one was taken.
-    pub(crate) fn answer(&self, answer: P::Answer) -> bool {
+    /// Hands the answer over: settles the parked state here, in place (what is left of it
+    /// goes with the last handle). A second answer is dropped; returns whether this one was
+    /// taken.
+    pub(crate) fn answer(self: &Arc<Self>, answer: P::Answer) -> bool {
         let mut slot = self.lock();
-        // Decided by reference: the state is settled in place, then dropped there (nothing it
-        // holds locks this rendezvous: its caller holds a handle, so it is not the last).
-        match &mut *slot {
-            Slot::Parked(state) => {
-                state.settle(answer);
-                *slot = Slot::Over;
-                true
-            }
-            Slot::Over => false,
+        if slot.over {
+            return false;
         }
+        slot.state.settle(answer, self);
+        slot.over = true;
+        true
     }
 }
 
 /// What a [`Registry`] can end.
 pub(crate) trait Cancel: Send + Sync {
     /// Ends the wait with a cancellation (nothing when already over).
-    fn cancel(&self);
+    fn cancel(self: Arc<Self>);
 }
 
 impl<P: Settle> Cancel for Rendezvous<P> {
-    fn cancel(&self) {
+    fn cancel(self: Arc<Self>) {
         self.answer(P::cancelled());
     }
 }
@@ -211,7 +207,7 @@ mod tests {
     impl Settle for Probe {
         type Answer = i32;
 
-        fn settle(&mut self, answer: i32) {
+        fn settle(&mut self, answer: i32, _: &Arc<Rendezvous<Self>>) {
             self.0.lock().expect("lock").push(answer);
         }
 
@@ -239,8 +235,47 @@ mod tests {
         assert_eq!(seen(&s), vec![4]);
         assert_eq!(r.with_parked(|_| 5), None, "settled: nothing waits");
         assert!(!r.answer(6), "a second answer is dropped");
-        r.cancel();
+        Arc::clone(&r).cancel();
         assert_eq!(seen(&s), vec![4]);
+    }
+
+    #[test]
+    fn what_is_left_of_a_settled_state_goes_with_the_last_handle() {
+        /// Hands a handle of its rendezvous out when settled; records its own drop.
+        struct Keep(
+            std::sync::mpsc::Sender<Arc<Rendezvous<Keep>>>,
+            Arc<AtomicUsize>,
+        );
+        impl Settle for Keep {
+            type Answer = ();
+            fn settle(&mut self, (): (), meeting: &Arc<Rendezvous<Self>>) {
+                self.0.send(Arc::clone(meeting)).expect("receiver");
+            }
+            fn cancelled() {}
+        }
+        impl Drop for Keep {
+            fn drop(&mut self) {
+                self.1.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let r = Rendezvous::parked(Keep(tx, Arc::clone(&dropped)));
+        assert!(r.answer(()));
+        drop(r);
+        assert_eq!(
+            dropped.load(Ordering::SeqCst),
+            0,
+            "kept by the handed-out handle"
+        );
+        let handle = rx.try_recv().expect("a handle handed out");
+        assert!(!handle.answer(()), "settled once");
+        drop(handle);
+        assert_eq!(
+            dropped.load(Ordering::SeqCst),
+            1,
+            "freed with the last handle"
+        );
     }
 
     #[test]
@@ -278,7 +313,7 @@ mod tests {
         struct Count(Arc<AtomicUsize>);
         impl Settle for Count {
             type Answer = ();
-            fn settle(&mut self, (): ()) {
+            fn settle(&mut self, (): (), _: &Arc<Rendezvous<Self>>) {
                 self.0.fetch_add(1, Ordering::SeqCst);
             }
             fn cancelled() {}
