@@ -22,7 +22,7 @@ use super::{conclude, first_attempt, hand_off, spawn, Admitted, First, Held, Rea
 use crate::deliver::{Deliver, Leftovers, SendOutcome};
 use crate::error::ErrorKind;
 use crate::kernel::Outgoing;
-use crate::launching::Launching;
+use crate::launching::{Before, Launching};
 use crate::options::{SendOptions, To};
 use crate::producer::Inner;
 use crate::rendezvous::{Cancel, Rendezvous, Settle};
@@ -37,14 +37,17 @@ use std::time::Duration;
 
 /// A send waiting for its first answer. Settled in place ([`Settle::settle`] through `&mut`):
 /// only what leaves it is moved (the deliverer, the registrations; the state only for a
-/// retry), not the whole (issue 13: it is ~800 bytes).
+/// retry), not the whole (issue 13: it is ~700 bytes). Once settled, it keeps only what the
+/// caller's task allocated ([`Spent`]), freed with its rendezvous by the last handle: the
+/// receiver of the outcome, which holds one as the send's [`Leftovers`].
 struct Waiting<D>
 where
     D: FnOnce((SendOutcome, Leftovers)),
 {
-    inner: Arc<Inner>,
-    /// `None` once settled.
-    state: Option<State>,
+    /// `None` once settled (nothing with an effect outlives the settlement).
+    inner: Option<Arc<Inner>>,
+    /// The send's state until settled, then what is left of it.
+    phase: Phase,
     queue: Queue,
     /// When the attempt was handed to the transport.
     t0: Instant,
@@ -55,8 +58,20 @@ where
     key: Option<usize>,
 }
 
-/// What a send settled in a callback hands back to be freed by the receiver of its outcome
-/// (see [`Leftovers`]): its prepared request and message, bodies emptied.
+/// Where a [`Waiting`] send is.
+// The state is large and built in its place (never moved while it waits).
+#[allow(clippy::large_enum_variant)]
+enum Phase {
+    /// Waiting for its first answer.
+    Waiting(State),
+    /// Settled by its first answer: what the receiver of the outcome frees.
+    Spent { _left: Spent },
+    /// Gone on (a retry) or settled without leftovers.
+    Gone,
+}
+
+/// What a send settled in a callback leaves to be freed by the receiver of its outcome (see
+/// [`Leftovers`]): its prepared request and message, bodies emptied.
 struct Spent {
     _out: Outgoing,
     _held: Option<Held>,
@@ -73,10 +88,10 @@ where
         Err(retry::cancelled(true))
     }
 
-    fn settle(&mut self, answer: Self::Answer) {
+    fn settle(&mut self, answer: Self::Answer, meeting: &Arc<Rendezvous<Self>>) {
         let Self {
             inner,
-            state,
+            phase,
             queue,
             t0,
             admitted,
@@ -84,43 +99,57 @@ where
             deliver,
             key,
         } = self;
+        // Taken first: a settlement that panicked is never run twice. What has an effect (the
+        // producer handle, the state's route and spans) is dropped here, by the end.
+        let Some(inner) = inner.take() else {
+            return;
+        };
         if let Some(key) = key.take() {
             inner.waiting.remove(key);
         }
-        // Taken first: a settlement that panicked is never run twice.
         let (Some(deliver), Some(admitted)) = (deliver.take(), admitted.take()) else {
             return;
         };
-        let Some(running) = state.as_mut() else {
+        let Phase::Waiting(running) = phase else {
             return;
         };
         let settled = span.in_scope(|| running.settle(queue, *t0, answer.map(Some)));
         match settled {
             Settled::Done(outcome) => {
-                let _entered = span.enter();
-                conclude(inner, admitted, span, deliver, outcome, |held| {
-                    let mut out = running.take_outgoing();
-                    out.body = Bytes::new();
-                    Leftovers::new(Box::new(Spent {
-                        _out: out,
-                        _held: held.map(Held::emptied),
-                    }))
+                let mut kept = None;
+                let entered = span.enter();
+                conclude(&inner, admitted, span, deliver, outcome, |held| {
+                    kept = held.map(Held::emptied);
+                    // No allocation: the receiver holds this rendezvous, where the leftovers
+                    // stay (set below, under its lock, before anyone can read them).
+                    Leftovers::shared(Arc::clone(meeting) as Arc<dyn Send + Sync>)
                 });
+                drop(entered);
+                let mut out = running.take_outgoing();
+                out.body = Bytes::new();
+                // The rest of the state (route, producer handle, spans) is dropped here.
+                *phase = Phase::Spent {
+                    _left: Spent {
+                        _out: out,
+                        _held: kept,
+                    },
+                };
+                *span = Span::none();
             }
             Settled::Again(pause) => {
-                let Some(state) = state.take() else {
+                let Phase::Waiting(state) = std::mem::replace(phase, Phase::Gone) else {
                     return;
                 };
                 tracing::debug!(parent: &*span, ?pause, "retrying on the completion driver");
-                let task_inner = Arc::clone(inner);
-                let span = span.clone();
+                let task_inner = Arc::clone(&inner);
+                let span = std::mem::replace(span, Span::none());
                 let task = async move {
                     let outcome = Box::pin(state.resume(pause)).instrument(span.clone()).await;
                     conclude(&task_inner, admitted, &span, deliver, outcome, |_| {
                         Leftovers::default()
                     });
                 };
-                hand_off(inner, task);
+                hand_off(&inner, task);
             }
         }
     }
@@ -198,9 +227,11 @@ where
                         rmq_common::batch::BatchError::Empty,
                     ))),
                 };
-                let waiting = match ready {
+                let parked = match ready {
                     Ready::Attempt(state, queue, budget) => Some((
-                        Waiting::new(inner, state, queue, admitted, span, deliver),
+                        Rendezvous::parked(Waiting::new(
+                            inner, state, queue, admitted, span, deliver,
+                        )),
                         budget,
                     )),
                     Ready::Over(outcome) => {
@@ -208,8 +239,8 @@ where
                         None
                     }
                 };
-                if let Some((waiting, budget)) = waiting {
-                    park(inner, transport, waiting, budget, inner.core.aborted()).await;
+                if let Some((meeting, budget)) = parked {
+                    park(inner, transport, meeting, budget, inner.core.aborted()).await;
                 }
             }),
         );
@@ -233,9 +264,9 @@ where
         deliver: Deliver<D, (SendOutcome, Leftovers)>,
     ) -> Self {
         Self {
-            inner: Arc::clone(inner),
+            inner: Some(Arc::clone(inner)),
             t0: state.attempt_started(),
-            state: Some(state),
+            phase: Phase::Waiting(state),
             queue,
             admitted: Some(admitted),
             span,
@@ -245,37 +276,44 @@ where
     }
 }
 
-/// The launch of a first attempt (see [`Launching`]).
-type Launch<'a, F, A, D> = Launching<'a, F, A, Waiting<D>>;
+/// The launch of a first attempt (see [`Launching`]): what of it must wait, boxed.
+type Launch<'a, A, D> = Launching<'a, Before<'a>, A, Waiting<D>>;
 
-/// Hands a first attempt to the transport. The request is built at once (it borrows the send's
-/// state), then the state waits for its answer in a [`Rendezvous`], listed in the producer's
-/// registry, before the request goes to the connection ([`Launching`]): the answer, however
-/// early, finds it there. Nothing to launch when the send is settled already.
+/// Hands a first attempt to the transport. Its state waits in `meeting` already (built there,
+/// not moved in: it is large, issue 13); the request is built from it there, then the
+/// rendezvous is listed in the producer's registry, before the request goes to the connection
+/// ([`Launching`]): the answer, however early, finds the state waiting. Nothing to launch when
+/// the send is settled already.
 fn park<'a, D, A>(
     inner: &Arc<Inner>,
     transport: &'a RemotingTransport,
-    mut waiting: Waiting<D>,
+    meeting: Arc<Rendezvous<Waiting<D>>>,
     budget: Duration,
     aborted: A,
-) -> Launch<'a, impl Future<Output = ()> + Send + 'a, A, D>
+) -> Launch<'a, A, D>
 where
     D: FnOnce((SendOutcome, Leftovers)) + Send + 'static,
     A: Future<Output = ()>,
 {
-    let Some(state) = &waiting.state else {
+    // Under the rendezvous' lock: nothing can answer yet (the request is not sent, and the
+    // registry lists it only in here), so this waits for nobody.
+    let listed = meeting.with_parked(|waiting| {
+        let Phase::Waiting(state) = &waiting.phase else {
+            return None;
+        };
+        let prepared = transport.prepare(&state.attempt(&waiting.queue, budget));
+        let attempt_span = state.current_attempt_span().clone();
+        // Listed before the launch: a shutdown that stops waiting from now on cancels it.
+        let key = inner
+            .waiting
+            .insert(Arc::clone(&meeting) as Arc<dyn Cancel>);
+        waiting.key = key;
+        Some((key.is_some(), prepared, attempt_span))
+    });
+    let Some(Some((listed, prepared, attempt_span))) = listed else {
         return Launching::none(aborted);
     };
-    let prepared = transport.prepare(&state.attempt(&waiting.queue, budget));
-    let attempt_span = state.current_attempt_span().clone();
-    let meeting = Rendezvous::<Waiting<D>>::new();
-    // Listed before the launch: a shutdown that stops waiting from now on cancels it.
-    let key = inner
-        .waiting
-        .insert(Arc::clone(&meeting) as Arc<dyn Cancel>);
-    waiting.key = key;
-    meeting.park(waiting);
-    if key.is_none() {
+    if !listed {
         // The producer is shutting down: the attempt is never handed to the transport.
         meeting.answer(Err(retry::cancelled(false)));
         return Launching::none(aborted);
@@ -285,12 +323,16 @@ where
             // Dropped before it is called (the launch dropped early), it answers with a
             // cancellation.
             let answer = Answer(Some(Arc::clone(&meeting)));
-            Launching::new(
-                transport.launch_prepared(prepared, move |a| answer.give(a)),
-                aborted,
-                meeting,
-                attempt_span,
-            )
+            // Queued here when nothing needs a wait: then nothing of the launch is held across
+            // the caller's await (only what must wait is, boxed).
+            let rest = {
+                let _entered = attempt_span.enter();
+                transport.try_launch_prepared(prepared, move |a| answer.give(a))
+            };
+            match rest {
+                Some(rest) => Launching::new(rest, aborted, meeting, attempt_span),
+                None => Launching::none(aborted),
+            }
         }
         Err(e) => {
             meeting.answer(Err(e));
@@ -328,7 +370,7 @@ fn ready_now<'a, D, A>(
     span: Span,
     deliver: Deliver<D, (SendOutcome, Leftovers)>,
     aborted: A,
-) -> Launch<'a, impl Future<Output = ()> + Send + 'a, A, D>
+) -> Launch<'a, A, D>
 where
     D: FnOnce((SendOutcome, Leftovers)) + Send + 'static,
     A: Future<Output = ()>,
@@ -342,46 +384,38 @@ where
         started: admitted.started,
         timeout: timeout_of(core, options),
     };
-    let mut waiting = Waiting {
-        inner: Arc::clone(inner),
-        state: Some(SendState::new(Arc::clone(core), job, info, span.clone())),
-        queue: Queue::Route(0),
-        t0: admitted.started,
-        admitted: Some(admitted),
-        span,
-        deliver: Some(deliver),
-        key: None,
-    };
-    let next = waiting.state.as_mut().map(SendState::next);
-    match next {
-        Some(Next::Attempt(queue, budget)) => {
-            waiting.queue = queue;
-            // The first attempt's clock read is the send's own (as the synchronous path's).
-            if let Some(state) = &waiting.state {
-                waiting.t0 = state.attempt_started();
-            }
-            park(inner, transport, waiting, budget, aborted)
+    let mut state = SendState::new(Arc::clone(core), job, info, span.clone());
+    match state.next() {
+        Next::Attempt(queue, budget) => {
+            // Built where it waits (moving it was a tenth of the send's copies, issue 13). The
+            // first attempt's clock read is the send's own (as the synchronous path's).
+            let meeting = Rendezvous::parked(Waiting {
+                inner: Some(Arc::clone(inner)),
+                t0: state.attempt_started(),
+                phase: Phase::Waiting(state),
+                queue,
+                admitted: Some(admitted),
+                span,
+                deliver: Some(deliver),
+                key: None,
+            });
+            park(inner, transport, meeting, budget, aborted)
         }
-        Some(Next::Done(outcome)) => {
-            if let (Some(admitted), Some(deliver)) =
-                (waiting.admitted.take(), waiting.deliver.take())
-            {
-                let span = waiting.span.clone();
-                spawn(inner, admitted, First::Over(outcome), span, deliver);
-            }
+        Next::Done(outcome) => {
+            spawn(inner, admitted, First::Over(outcome), span, deliver);
             Launching::none(aborted)
         }
-        None => Launching::none(aborted),
     }
 }
 
 #[cfg(test)]
 mod sizes {
     //! The sizes of what an asynchronous send moves (issue 13, seventh pass: `memcpy` was a
-    //! fifth of its instructions): its waiting state (settled in place, moved once into its
-    //! rendezvous) and the launch that `send_async` holds. Bounds with some room over the sizes
-    //! measured (debug build: waiting 720, state 440, admitted 128, start 1,392, launch_prepared
-    //! 1,232), so that a change that grows them again fails here.
+    //! fifth of its instructions): its waiting state (settled in place, built in its
+    //! rendezvous) and the launch that `send_async` holds across its await. Bounds with some
+    //! room over the sizes measured (debug build: waiting 720, state 440, admitted 128, start
+    //! 160; before the ninth pass, start was 1,392: it held the remoting call's future), so
+    //! that a change that grows them again fails here.
 
     #![allow(unreachable_code, unused_variables, clippy::diverging_sub_expression)]
 
@@ -417,17 +451,10 @@ mod sizes {
                 deliver,
             )
         });
-        let launch_prepared = size(|| {
-            let t: &RemotingTransport = unreachable!();
-            t.launch_prepared(unreachable!(), |_| {})
-        });
-        let sizes = format!(
-            "waiting {waiting}, state {state}, admitted {admitted}, start {start}, \
-             launch_prepared {launch_prepared}"
-        );
+        let sizes = format!("waiting {waiting}, state {state}, admitted {admitted}, start {start}");
         eprintln!("{sizes}");
         assert!(waiting <= state + admitted + 200, "{sizes}");
-        // The launch holds the transport's future and little else (no request twice).
-        assert!(start <= launch_prepared + 224, "{sizes}");
+        // The launch holds boxes and the abort's wait, never the request or the state.
+        assert!(start <= 320, "{sizes}");
     }
 }

@@ -9,6 +9,7 @@
 
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 use crate::error::{ErrorKind, SendError};
 use crate::send_result::SendResult;
@@ -22,16 +23,31 @@ pub(crate) type SendOutcome = Result<SendResult, SendError>;
 /// thread that allocated keeps the system allocator's per-thread caches warm; freeing on the
 /// completion driver's thread made every send pay cross-thread frees (measured: up to half the
 /// pipelined throughput with glibc's malloc). Nothing with an effect travels here (no producer
-/// handle, connection, timer or span), so an unawaited `SendFuture` holds a few strings at most.
+/// handle, connection, timer or span), so an unawaited `SendFuture` holds a few strings at most
+/// (and, for a send settled in the connection's callback, the ~0.7 KB rendezvous they stay in:
+/// the send's own allocation, freed with them by the receiver rather than by the connection's
+/// reader).
 #[derive(Default)]
 pub(crate) struct Leftovers {
-    held: Option<Box<dyn Send>>,
+    held: Kept,
+}
+
+/// How [`Leftovers`] hold what they free.
+#[derive(Default)]
+enum Kept {
+    #[default]
+    Nothing,
+    /// Boxed for the trip.
+    Boxed { _held: Box<dyn Send> },
+    /// A handle of what holds them already, where the send settled (its rendezvous: no
+    /// allocation for the trip, and the receiver usually drops the last handle, freeing it).
+    Shared { _holder: Arc<dyn Send + Sync> },
 }
 
 impl std::fmt::Debug for Leftovers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Leftovers")
-            .field("held", &self.held.is_some())
+            .field("held", &!matches!(self.held, Kept::Nothing))
             .finish()
     }
 }
@@ -39,7 +55,16 @@ impl std::fmt::Debug for Leftovers {
 impl Leftovers {
     /// Leftovers holding `held`.
     pub(crate) fn new(held: Box<dyn Send>) -> Self {
-        Self { held: Some(held) }
+        Self {
+            held: Kept::Boxed { _held: held },
+        }
+    }
+
+    /// Leftovers holding a handle of what holds them.
+    pub(crate) fn shared(holder: Arc<dyn Send + Sync>) -> Self {
+        Self {
+            held: Kept::Shared { _holder: holder },
+        }
     }
 }
 

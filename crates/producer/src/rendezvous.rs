@@ -1,12 +1,11 @@
 //! Where an asynchronous send's first answer meets the send's state.
 //!
-//! A send parks its state here before its request goes to the connection, whose answer may
-//! come at any time after (from the connection's task); shutdown may cancel the wait in
-//! between. A [`Rendezvous`] holds whichever arrives first, the answer or the parked state;
-//! whichever arrives second settles the send, exactly once, on its own thread (the
-//! connection's task, or the caller's). A parked state is settled where it waits, under the
-//! rendezvous' lock, not moved out (it is large: moving it was a tenth of an asynchronous
-//! send's copies, issue 13).
+//! A send's state is parked in a [`Rendezvous`] (built there) before its request goes to the
+//! connection, whose answer may come at any time after (from the connection's task); shutdown
+//! may cancel the wait in between. The first answer (or cancellation) settles the send,
+//! exactly once, on its own thread; any later one is dropped. The state is settled where it
+//! waits, under the rendezvous' lock, not moved out (it is large: moving it was a tenth of an
+//! asynchronous send's copies, issue 13).
 //!
 //! A [`Registry`] lists the rendezvous still waiting for their answer, so that a shutdown that
 //! stops waiting ends them at once with a cancellation (the answer that comes later is ignored).
@@ -19,23 +18,23 @@ pub(crate) trait Settle: Send + 'static {
     /// The answer.
     type Answer: Send + 'static;
 
-    /// Runs once, with the answer, on the state where it waits (which is dropped after). It
-    /// runs under the rendezvous' lock: it must not call back into its own rendezvous.
-    fn settle(&mut self, answer: Self::Answer);
+    /// Runs once, with the answer, on the state where it waits (`meeting`, which keeps what is
+    /// left of it until the last handle goes: a handle may go with the outcome, so that its
+    /// receiver frees it). It runs under the rendezvous' lock: it must not call back into its
+    /// own rendezvous.
+    fn settle(&mut self, answer: Self::Answer, meeting: &Arc<Rendezvous<Self>>)
+    where
+        Self: Sized;
 
     /// The answer a cancelled wait gets.
     fn cancelled() -> Self::Answer;
 }
 
-enum Slot<P: Settle> {
-    /// Neither the answer nor the state is here yet.
-    Launching,
-    /// The answer came first.
-    Answered(P::Answer),
-    /// The state waits for the answer.
-    Parked(P),
-    /// Settled (or cancelled before either came): anything arriving now is dropped.
-    Over,
+struct Slot<P: Settle> {
+    /// The state: waiting for the answer, or what is left of it once settled.
+    state: P,
+    /// Settled: anything arriving now is dropped.
+    over: bool,
 }
 
 /// The meeting point of one answer and one state. See the [module docs](self).
@@ -48,22 +47,26 @@ pub(crate) struct Rendezvous<P: Settle> {
 
 impl<P: Settle> std::fmt::Debug for Rendezvous<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = match &*self.lock() {
-            Slot::Launching => "launching",
-            Slot::Answered(_) => "answered",
-            Slot::Parked(_) => "parked",
-            Slot::Over => "over",
-        };
+        let state = if self.lock().over { "over" } else { "parked" };
         f.debug_struct("Rendezvous").field("state", &state).finish()
     }
 }
 
 impl<P: Settle> Rendezvous<P> {
-    pub(crate) fn new() -> Arc<Self> {
+    /// A rendezvous where `state` waits (parked before its request is sent, so that the answer,
+    /// however early, finds it): built in its place, not moved in after (it is large, issue 13).
+    pub(crate) fn parked(state: P) -> Arc<Self> {
         Arc::new(Self {
-            slot: Mutex::new(Slot::Launching),
+            slot: Mutex::new(Slot { state, over: false }),
             abandoned: AtomicBool::new(false),
         })
+    }
+
+    /// Runs `f` on the state waiting here, under the lock (`None` when no state waits: it is
+    /// settled, or it never came). `f` must not call back into this rendezvous.
+    pub(crate) fn with_parked<R>(&self, f: impl FnOnce(&mut P) -> R) -> Option<R> {
+        let mut slot = self.lock();
+        (!slot.over).then(|| f(&mut slot.state))
     }
 
     /// Records that the launch was given up before it resolved.
@@ -83,56 +86,28 @@ impl<P: Settle> Rendezvous<P> {
         self.slot.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Hands the answer over: settles a parked state here, else keeps the answer for
-    /// [`Rendezvous::park`]. A second answer is dropped; returns whether this one was taken.
-    pub(crate) fn answer(&self, answer: P::Answer) -> bool {
+    /// Hands the answer over: settles the parked state here, in place (what is left of it
+    /// goes with the last handle). A second answer is dropped; returns whether this one was
+    /// taken.
+    pub(crate) fn answer(self: &Arc<Self>, answer: P::Answer) -> bool {
         let mut slot = self.lock();
-        // Decided by reference: a parked state is settled in place, then dropped there (nothing
-        // it holds locks this rendezvous: its caller holds a handle, so it is not the last).
-        match &mut *slot {
-            Slot::Launching => {
-                *slot = Slot::Answered(answer);
-                true
-            }
-            Slot::Parked(state) => {
-                state.settle(answer);
-                *slot = Slot::Over;
-                true
-            }
-            Slot::Answered(_) | Slot::Over => false,
+        if slot.over {
+            return false;
         }
-    }
-
-    /// Leaves the state to wait for its answer; settles it here when the answer came first.
-    pub(crate) fn park(&self, state: P) {
-        let mut slot = self.lock();
-        match &*slot {
-            Slot::Launching => *slot = Slot::Parked(state),
-            Slot::Answered(_) => {
-                if let Slot::Answered(answer) = std::mem::replace(&mut *slot, Slot::Over) {
-                    drop(slot);
-                    let mut state = state;
-                    state.settle(answer);
-                }
-            }
-            // Parked twice (a bug): the state is dropped, and with it its deliverer, which
-            // reports a cancellation.
-            Slot::Parked(_) | Slot::Over => {
-                drop(slot);
-                tracing::error!("an asynchronous send was parked twice");
-            }
-        }
+        slot.state.settle(answer, self);
+        slot.over = true;
+        true
     }
 }
 
 /// What a [`Registry`] can end.
 pub(crate) trait Cancel: Send + Sync {
     /// Ends the wait with a cancellation (nothing when already over).
-    fn cancel(&self);
+    fn cancel(self: Arc<Self>);
 }
 
 impl<P: Settle> Cancel for Rendezvous<P> {
-    fn cancel(&self) {
+    fn cancel(self: Arc<Self>) {
         self.answer(P::cancelled());
     }
 }
@@ -232,7 +207,7 @@ mod tests {
     impl Settle for Probe {
         type Answer = i32;
 
-        fn settle(&mut self, answer: i32) {
+        fn settle(&mut self, answer: i32, _: &Arc<Rendezvous<Self>>) {
             self.0.lock().expect("lock").push(answer);
         }
 
@@ -251,30 +226,55 @@ mod tests {
     }
 
     #[test]
-    fn an_answer_before_the_park_settles_at_the_park() {
+    fn a_state_parked_from_the_start_is_reached_until_settled() {
         let (s, p) = probe();
-        let r = Rendezvous::new();
-        assert!(r.answer(7));
+        let r = Rendezvous::parked(p);
+        assert_eq!(r.with_parked(|_| 5), Some(5));
         assert!(seen(&s).is_empty());
-        r.park(p);
-        assert_eq!(seen(&s), vec![7]);
-        assert!(!r.answer(8), "a second answer is dropped");
-        assert_eq!(seen(&s), vec![7]);
+        assert!(r.answer(4));
+        assert_eq!(seen(&s), vec![4]);
+        assert_eq!(r.with_parked(|_| 5), None, "settled: nothing waits");
+        assert!(!r.answer(6), "a second answer is dropped");
+        Arc::clone(&r).cancel();
+        assert_eq!(seen(&s), vec![4]);
     }
 
     #[test]
-    fn an_answer_after_the_park_settles_at_the_answer() {
-        let (s, p) = probe();
-        let r = Rendezvous::new();
-        r.park(p);
-        assert!(seen(&s).is_empty());
-        assert!(r.answer(3));
-        assert_eq!(seen(&s), vec![3]);
-        r.cancel();
+    fn what_is_left_of_a_settled_state_goes_with_the_last_handle() {
+        /// Hands a handle of its rendezvous out when settled; records its own drop.
+        struct Keep(
+            std::sync::mpsc::Sender<Arc<Rendezvous<Keep>>>,
+            Arc<AtomicUsize>,
+        );
+        impl Settle for Keep {
+            type Answer = ();
+            fn settle(&mut self, (): (), meeting: &Arc<Rendezvous<Self>>) {
+                self.0.send(Arc::clone(meeting)).expect("receiver");
+            }
+            fn cancelled() {}
+        }
+        impl Drop for Keep {
+            fn drop(&mut self) {
+                self.1.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let r = Rendezvous::parked(Keep(tx, Arc::clone(&dropped)));
+        assert!(r.answer(()));
+        drop(r);
         assert_eq!(
-            seen(&s),
-            vec![3],
-            "a cancel after the answer changes nothing"
+            dropped.load(Ordering::SeqCst),
+            0,
+            "kept by the handed-out handle"
+        );
+        let handle = rx.try_recv().expect("a handle handed out");
+        assert!(!handle.answer(()), "settled once");
+        drop(handle);
+        assert_eq!(
+            dropped.load(Ordering::SeqCst),
+            1,
+            "freed with the last handle"
         );
     }
 
@@ -284,10 +284,9 @@ mod tests {
         let mut probes = Vec::new();
         for i in 0..5 {
             let (s, p) = probe();
-            let r = Rendezvous::new();
+            let r = Rendezvous::parked(p);
             let key = registry.insert(Arc::clone(&r) as Arc<dyn Cancel>);
             assert_eq!(key, Some(i));
-            r.park(p);
             probes.push((s, r, key));
         }
         // One ends by itself and leaves the list; its key is used again.
@@ -295,9 +294,8 @@ mod tests {
         registry.remove(1);
         assert_eq!(registry.len(), 4);
         let (s5, p5) = probe();
-        let r5 = Rendezvous::new();
+        let r5 = Rendezvous::parked(p5);
         assert_eq!(registry.insert(Arc::clone(&r5) as Arc<dyn Cancel>), Some(1));
-        r5.park(p5);
         registry.cancel_all();
         assert_eq!(registry.len(), 0);
         assert_eq!(seen(&probes[0].0), vec![-1]);
@@ -305,32 +303,36 @@ mod tests {
         assert_eq!(seen(&s5), vec![-1]);
         // Removing after the cancel is harmless; inserting is refused.
         registry.remove(0);
-        let r6: Arc<Rendezvous<Probe>> = Rendezvous::new();
-        assert_eq!(registry.insert(r6), None);
+        let (_, p6) = probe();
+        assert_eq!(registry.insert(Rendezvous::parked(p6)), None);
     }
 
     #[test]
-    fn answers_racing_parks_settle_each_send_exactly_once() {
+    fn answers_racing_cancels_settle_each_send_exactly_once() {
         let settled = Arc::new(AtomicUsize::new(0));
         struct Count(Arc<AtomicUsize>);
         impl Settle for Count {
             type Answer = ();
-            fn settle(&mut self, (): ()) {
+            fn settle(&mut self, (): (), _: &Arc<Rendezvous<Self>>) {
                 self.0.fetch_add(1, Ordering::SeqCst);
             }
             fn cancelled() {}
         }
         let n = 2000;
-        let all: Vec<_> = (0..n).map(|_| Rendezvous::<Count>::new()).collect();
+        let registry = Arc::new(Registry::default());
+        let all: Vec<_> = (0..n)
+            .map(|_| Rendezvous::parked(Count(Arc::clone(&settled))))
+            .collect();
+        for r in &all {
+            assert!(registry.insert(Arc::clone(r) as Arc<dyn Cancel>).is_some());
+        }
         let answers: Vec<_> = all.iter().map(Arc::clone).collect();
         let answering = std::thread::spawn(move || {
             for r in answers {
                 r.answer(());
             }
         });
-        for r in &all {
-            r.park(Count(Arc::clone(&settled)));
-        }
+        registry.cancel_all();
         answering.join().expect("thread");
         assert_eq!(settled.load(Ordering::SeqCst), n);
     }

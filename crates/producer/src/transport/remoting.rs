@@ -86,28 +86,27 @@ impl RemotingTransport {
         })
     }
 
-    /// Hands a prepared request to the connection; resolves once it is written or queued for
-    /// writing. The answer is read (`process_response`) and handed to `on_answer`, exactly
-    /// once, on the connection's task that has it: the reader (reply), the timer (timeout) or
-    /// the writer (failure); an error that kept the request from being queued calls it here.
-    /// Dropped before it resolves (polled or not), the future calls `on_answer` with the
-    /// transport's shutdown error.
-    pub(crate) fn launch_prepared(
+    /// Hands a prepared request to the connection: queued at once when nothing needs a wait
+    /// (`None`), else the boxed future that waits and queues it. The answer is read
+    /// (`process_response`) and handed to `on_answer`, exactly once, on the connection's task
+    /// that has it: the reader (reply), the timer (timeout) or the writer (failure); an error
+    /// that kept the request from being queued calls it here (or in the future). Dropped
+    /// before it resolves (polled or not), the future calls `on_answer` with the transport's
+    /// shutdown error.
+    pub(crate) fn try_launch_prepared(
         &self,
         prepared: Prepared,
         on_answer: impl FnOnce(Result<SendResult, ErrorKind>) + Send + 'static,
-    ) -> impl Future<Output = ()> + Send + '_ {
+    ) -> Option<Pin<Box<dyn Future<Output = ()> + Send + '_>>> {
         let Prepared {
             addr,
             req,
             mut reading,
             budget,
         } = prepared;
-        // The connection's future as it is, owning the address: wrapped in a block of ours,
-        // it would hold the request and the callback twice.
         self.instance
             .remoting
-            .invoke_async_with(addr, req, budget, move |answer| {
+            .try_invoke_async_with(addr, req, budget, move |answer| {
                 on_answer(reading.read(answer));
             })
     }

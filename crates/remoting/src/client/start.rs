@@ -6,12 +6,13 @@
 //! cost more than a third of the client's own share of a request).
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::time::Instant;
-use tracing::Span;
+use tracing::{field, Instrument, Span};
 
 use super::callback::Callback;
 use super::callback_end::Ended;
@@ -222,6 +223,61 @@ impl RemotingClient {
             conn.send_request_callback(req, deadline, timeout, make)
                 .await;
         }))
+    }
+
+    /// [`invoke_async_with`](Self::invoke_async_with) without a future when none is needed:
+    /// with the connection up, an async permit free and room in the connection's queue, the
+    /// request is queued here and this returns `None`; `None` too when an error kept it from
+    /// being queued (`callback` has run then, with it). Otherwise it returns the future, boxed,
+    /// that waits for what is missing and queues the request, under the rules of
+    /// `invoke_async_with`'s future: dropped before it resolves, it calls `callback` with
+    /// [`RemotingError::Shutdown`]. `callback` runs exactly once, as `invoke_async_with` says.
+    ///
+    /// For callers that hold the returned future across an await: nothing of the call is held
+    /// when it was queued at once (issue 13: `invoke_async_with`'s future is the size of the
+    /// request and the callback, and each await that holds it moves it).
+    pub fn try_invoke_async_with<'a>(
+        &'a self,
+        addr: impl AsRef<str> + Send + 'a,
+        req: RemotingCommand,
+        timeout: Duration,
+        callback: impl FnOnce(Result<RemotingCommand, RemotingError>) + Send + 'static,
+    ) -> Option<Pin<Box<dyn Future<Output = ()> + Send + 'a>>> {
+        let callback = Callback::new(callback);
+        let span = tracing::debug_span!(
+            "rmq.invoke_async",
+            addr = addr.as_ref(),
+            code = req.code,
+            opaque = field::Empty
+        );
+        let deadline = crate::deadline_after(timeout);
+        let entered = span.enter();
+        let (conn, permit) = match self.ready_now(addr.as_ref()) {
+            Ready::Now(conn, permit) => (conn, permit),
+            Ready::Wait => {
+                drop(entered);
+                let waiting = async move {
+                    self.start_with_waiting(addr.as_ref(), req, deadline, timeout, callback)
+                        .await;
+                };
+                return Some(Box::pin(waiting.instrument(span)));
+            }
+            Ready::Failed(e) => {
+                callback.call(Err(e));
+                return None;
+            }
+        };
+        let hook = self.hook();
+        let req = self.prepare(addr.as_ref(), req, &conn, hook.as_deref());
+        span.record("opaque", req.opaque);
+        let make = self.on_reply(conn.clone(), permit, hook, callback, deadline, timeout);
+        let (req, make) = conn.try_send_request_callback(req, deadline, timeout, make)?;
+        drop(entered);
+        let waiting = async move {
+            conn.send_request_callback(req, deadline, timeout, make)
+                .await;
+        };
+        Some(Box::pin(waiting.instrument(span)))
     }
 
     /// [`start_with`](Self::start_with) from the start, waiting for the connection and the
