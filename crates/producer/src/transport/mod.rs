@@ -47,6 +47,9 @@ pub(crate) struct Attempt<'a> {
     pub(crate) out: &'a Outgoing,
     /// The longest this attempt may take, connecting and writing included.
     pub(crate) budget: Duration,
+    /// The `bornTimestamp` when the attempt takes the prepare's clock read (a first attempt
+    /// made without a wait); `None`: the transport reads the clock.
+    pub(crate) born_ms: Option<i64>,
     /// Whether the send is pinned to this queue (a selector or a queue target); a gRPC proxy
     /// is then told the queue id, else it picks the queue itself.
     pub(crate) pinned: bool,

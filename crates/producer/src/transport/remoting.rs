@@ -56,7 +56,8 @@ impl RemotingTransport {
             });
         };
         self.instance.note_broker(&addr);
-        let req = build_request(attempt.out, &self.wire, mq, now_ms());
+        let born_ms = attempt.born_ms.unwrap_or_else(crate::kernel::wall_ms);
+        let req = build_request(attempt.out, &self.wire, mq, born_ms);
         Ok((addr, req))
     }
 }
@@ -311,11 +312,4 @@ fn transport_error(broker: &str, source: RemotingError) -> ErrorKind {
         broker: broker.to_owned(),
         source,
     }
-}
-
-/// Milliseconds since the Unix epoch (`bornTimestamp`).
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
