@@ -47,6 +47,9 @@ pub(crate) struct Attempt<'a> {
     pub(crate) out: &'a Outgoing,
     /// The longest this attempt may take, connecting and writing included.
     pub(crate) budget: Duration,
+    /// When the attempt started: the clock read `budget` counts from (its deadline is
+    /// `started + budget`, no later than the send's).
+    pub(crate) started: tokio::time::Instant,
     /// The `bornTimestamp` when the attempt takes the prepare's clock read (a first attempt
     /// made without a wait); `None`: the transport reads the clock.
     pub(crate) born_ms: Option<i64>,

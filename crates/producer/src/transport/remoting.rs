@@ -39,6 +39,14 @@ impl RemotingTransport {
             .or_else(|| self.instance.routes.master_addr(broker).map(Cow::Owned))
     }
 
+    /// The deadline of `attempt`: its budget from its start (no clock read).
+    fn deadline(attempt: &Attempt<'_>) -> tokio::time::Instant {
+        attempt
+            .started
+            .checked_add(attempt.budget)
+            .unwrap_or_else(|| rmq_remoting::deadline_after(attempt.budget))
+    }
+
     /// The broker address and the request of `attempt`.
     fn request<'a>(
         &self,
@@ -70,6 +78,7 @@ pub(crate) struct Prepared {
     addr: String,
     req: RemotingCommand,
     reading: Reading,
+    deadline: tokio::time::Instant,
     budget: Duration,
 }
 
@@ -83,6 +92,7 @@ impl RemotingTransport {
             addr: addr.into_owned(),
             req,
             reading,
+            deadline: Self::deadline(attempt),
             budget: attempt.budget,
         })
     }
@@ -102,13 +112,14 @@ impl RemotingTransport {
             addr,
             req,
             mut reading,
+            deadline,
             budget,
         } = prepared;
         // The connection's future as it is, owning the address: wrapped in a block of ours,
         // it would hold the request and the callback twice.
         self.instance
             .remoting
-            .invoke_async_with(addr, req, budget, move |answer| {
+            .invoke_async_with_until(addr, req, deadline, budget, move |answer| {
                 on_answer(reading.read(answer));
             })
     }
@@ -253,7 +264,7 @@ impl Transport for RemotingTransport {
             let resp = self
                 .instance
                 .remoting
-                .invoke_sync(&addr, req, attempt.budget)
+                .invoke_sync_until(&addr, req, Self::deadline(&attempt), attempt.budget)
                 .await
                 .map_err(|e| transport_error(&mq.broker_name, e))?;
             let queue =
