@@ -427,7 +427,7 @@ impl<T: Transport> SendState<T> {
             started: self.attempt_t0,
             // The first attempt made without a wait is born at the prepare's clock read (taken
             // microseconds before, with the message id); every other reads the clock.
-            born_ms: (self.tally.attempts <= 1 && !self.waited).then_some(self.job.out.born_ms),
+            born_at_prepare: self.tally.attempts <= 1 && !self.waited,
             pinned: matches!(self.job.target, Target::Queue(_)),
         }
     }

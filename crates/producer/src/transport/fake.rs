@@ -127,7 +127,7 @@ impl FakeTransport {
             at: Instant::now(),
             queue_id: attempt.mq.queue_id,
             ids: attempt.out.msg_id.split(',').map(str::to_owned).collect(),
-            born_ms: attempt.born_ms,
+            born_ms: attempt.born_at_prepare.then_some(attempt.out.born_ms),
         });
         let next = self.next.lock().expect("next").pop_front();
         let step = next

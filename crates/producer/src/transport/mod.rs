@@ -50,9 +50,9 @@ pub(crate) struct Attempt<'a> {
     /// When the attempt started: the clock read `budget` counts from (its deadline is
     /// `started + budget`, no later than the send's).
     pub(crate) started: tokio::time::Instant,
-    /// The `bornTimestamp` when the attempt takes the prepare's clock read (a first attempt
-    /// made without a wait); `None`: the transport reads the clock.
-    pub(crate) born_ms: Option<i64>,
+    /// Whether the attempt is born at the prepare's clock read ([`Outgoing::born_ms`]: a first
+    /// attempt made without a wait); else the transport reads the clock for `bornTimestamp`.
+    pub(crate) born_at_prepare: bool,
     /// Whether the send is pinned to this queue (a selector or a queue target); a gRPC proxy
     /// is then told the queue id, else it picks the queue itself.
     pub(crate) pinned: bool,

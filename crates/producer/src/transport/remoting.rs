@@ -64,7 +64,11 @@ impl RemotingTransport {
             });
         };
         self.instance.note_broker(&addr);
-        let born_ms = attempt.born_ms.unwrap_or_else(crate::kernel::wall_ms);
+        let born_ms = if attempt.born_at_prepare {
+            attempt.out.born_ms
+        } else {
+            crate::kernel::wall_ms()
+        };
         let req = build_request(attempt.out, &self.wire, mq, born_ms);
         Ok((addr, req))
     }
