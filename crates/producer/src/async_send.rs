@@ -34,7 +34,7 @@ use crate::send::{
 use crate::send_future::SendFuture;
 use crate::transport::any::AnyTransport;
 use crate::transport::Transport;
-use crate::{identity, Producer};
+use crate::Producer;
 
 #[path = "async_callback.rs"]
 mod callback;
@@ -332,9 +332,7 @@ fn admit(inner: &Inner, held: Held) -> Result<(TaskTrackerToken, Held), SendErro
 fn prepare(inner: &Inner, held: Held) -> Result<(Outgoing, Held), SendError> {
     match held {
         Held::One(mut msg) => {
-            let out = prepare_single(&mut msg, inner.cfg(), &mut || {
-                identity::uniq_ids().next_id()
-            });
+            let out = prepare_single(&mut msg, inner.cfg(), &mut crate::kernel::ProcessIds);
             match check_final_size(&out, inner.cfg().max_message_size) {
                 Ok(()) => Ok((out, Held::One(msg))),
                 Err(kind) => Err(SendError::new(kind, Unsent::one(msg))),
@@ -421,7 +419,7 @@ fn first_attempt<'a>(
             Ok(info) => info,
             Err(e) => return Ready::Over(Err(e)),
         };
-        let mut state = SendState::new(Arc::clone(core), job, info, Span::current());
+        let mut state = SendState::new(Arc::clone(core), job, info, Span::current()).after_wait();
         match state.next() {
             Next::Done(outcome) => Ready::Over(outcome),
             Next::Attempt(queue, budget) => Ready::Attempt(state, queue, budget),

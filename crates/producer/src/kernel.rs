@@ -47,6 +47,10 @@ pub(crate) struct Outgoing {
     pub(crate) properties: ByteString,
     /// What [`SendResult::msg_id`] reports: the `UNIQ_KEY`, or the inner keys joined by `,`.
     pub(crate) msg_id: String,
+    /// The wall-clock read of the prepare (epoch ms): the time of the ids it generated, and the
+    /// `bornTimestamp` of a first attempt made without a wait (a later one reads the clock again,
+    /// as Java's `sendKernelImpl` does per attempt).
+    pub(crate) born_ms: i64,
     /// `reconsumeTimes` / `maxReconsumeTimes` moved out of the properties of `%RETRY%` topics.
     pub(crate) reconsume_times: i32,
     pub(crate) max_reconsume_times: Option<i32>,
@@ -64,25 +68,61 @@ impl Outgoing {
     }
 }
 
+/// Where a prepare gets the `UNIQ_KEY`s it generates: a closure (which reads the clock itself),
+/// or [`ProcessIds`] (which takes the prepare's own clock read: one read per send).
+pub(crate) trait IdSource {
+    /// A new id; `now_ms` is the prepare's wall-clock read.
+    fn id_at(&mut self, now_ms: i64) -> String;
+}
+
+impl<F: FnMut() -> String> IdSource for F {
+    fn id_at(&mut self, _now_ms: i64) -> String {
+        self()
+    }
+}
+
+/// The process-wide generator ([`crate::identity::uniq_ids`]), fed the prepare's clock read.
+pub(crate) struct ProcessIds;
+
+impl IdSource for ProcessIds {
+    fn id_at(&mut self, now_ms: i64) -> String {
+        crate::identity::uniq_ids().next_id_at(now_ms)
+    }
+}
+
 /// Sets the message's `UNIQ_KEY` when absent (Java `setUniqID`) and returns it.
 pub(crate) fn ensure_uniq_key(msg: &mut Message, next_id: &mut impl FnMut() -> String) -> String {
+    ensure_uniq_key_at(msg, 0, next_id)
+}
+
+/// [`ensure_uniq_key`] with the id generated for `now_ms` (when `ids` takes it).
+fn ensure_uniq_key_at(msg: &mut Message, now_ms: i64, ids: &mut impl IdSource) -> String {
     if let Some(id) = msg.property(property::UNIQ_KEY).filter(|id| !id.is_empty()) {
         return id.to_owned();
     }
-    let id = next_id();
+    let id = ids.id_at(now_ms);
     msg.properties_mut()
         .insert_named(property::UNIQ_KEY, id.clone());
     id
 }
 
+/// Milliseconds since the Unix epoch (`bornTimestamp`, and the time in a `UNIQ_KEY`).
+pub(crate) fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Prepares one message (the message is already validated). Sets its `UNIQ_KEY` when absent; the
-/// message itself is otherwise untouched (its body stays uncompressed).
+/// message itself is otherwise untouched (its body stays uncompressed). Reads the wall clock once
+/// ([`Outgoing::born_ms`]).
 pub(crate) fn prepare_single(
     msg: &mut Message,
     cfg: &ProducerConfig,
-    next_id: &mut impl FnMut() -> String,
+    next_id: &mut impl IdSource,
 ) -> Outgoing {
-    let uniq_key = ensure_uniq_key(msg, next_id);
+    let born_ms = wall_ms();
+    let uniq_key = ensure_uniq_key_at(msg, born_ms, next_id);
     let mut sys_flag = 0;
     let raw = msg.body().clone();
     // Compressed only when that makes it smaller: random or already compressed data grows under
@@ -137,6 +177,7 @@ pub(crate) fn prepare_single(
         topic_bytes: shared_text(&LAST_TOPIC, msg.topic()),
         properties: ByteString::from(properties),
         msg_id: uniq_key,
+        born_ms,
         reconsume_times,
         max_reconsume_times,
     };
@@ -156,11 +197,12 @@ pub(crate) fn prepare_single(
 /// The batch rules (same topic, same `WAIT`, no delay, not a retry topic, not empty).
 pub(crate) fn prepare_batch(
     msgs: &mut [Message],
-    next_id: &mut impl FnMut() -> String,
+    next_id: &mut impl IdSource,
 ) -> Result<Outgoing, rmq_common::batch::BatchError> {
+    let born_ms = wall_ms();
     let inner_ids: Vec<String> = msgs
         .iter_mut()
-        .map(|m| ensure_uniq_key(m, next_id))
+        .map(|m| ensure_uniq_key_at(m, born_ms, next_id))
         .collect();
     let body = encode_batch(msgs)?;
     let first = msgs.first().ok_or(rmq_common::batch::BatchError::Empty)?;
@@ -181,6 +223,7 @@ pub(crate) fn prepare_batch(
         topic_bytes: ByteString::from(first.topic()),
         properties: ByteString::from(wrapper.encode()),
         msg_id: inner_ids.join(","),
+        born_ms,
         reconsume_times: 0,
         max_reconsume_times: None,
     })

@@ -179,6 +179,33 @@ fn uniq_key_set_once_and_kept() {
     );
 }
 
+/// One wall-clock read per prepare: the generated `UNIQ_KEY` carries the time that is also the
+/// first attempt's `bornTimestamp` (and the key is the one the result reports).
+#[test]
+fn the_uniq_key_and_the_born_timestamp_share_the_prepares_clock_read() {
+    use rmq_common::message_id::month_start_utc_ms;
+    let mut msg = Message::new("T", "small");
+    let before = wall_ms();
+    let out = prepare_single(&mut msg, &cfg(), &mut ProcessIds);
+    assert!(out.born_ms >= before && out.born_ms <= wall_ms());
+    assert_eq!(msg.property(property::UNIQ_KEY), Some(out.msg_id.as_str()));
+    let prefix = crate::identity::uniq_ids().prefix().len();
+    let time = &out.msg_id[prefix..prefix + 8];
+    let since_month = (out.born_ms - month_start_utc_ms(out.born_ms)) as u32;
+    assert_eq!(time, format!("{since_month:08X}"), "{}", out.msg_id);
+    // The batch's inner ids too.
+    let mut msgs = vec![Message::new("T", "a"), Message::new("T", "b")];
+    let out = prepare_batch(&mut msgs, &mut ProcessIds).expect("batch");
+    let since_month = (out.born_ms - month_start_utc_ms(out.born_ms)) as u32;
+    for id in out.msg_id.split(',') {
+        assert_eq!(
+            &id[prefix..prefix + 8],
+            format!("{since_month:08X}"),
+            "{id}"
+        );
+    }
+}
+
 #[test]
 fn compression_threshold_is_inclusive_and_message_keeps_its_body() {
     let cfg = cfg();

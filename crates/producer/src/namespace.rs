@@ -175,6 +175,7 @@ mod tests {
             topic_bytes: ByteString::from(topic),
             properties: ByteString::from(props),
             msg_id: String::new(),
+            born_ms: 0,
             reconsume_times: 0,
             max_reconsume_times: None,
         }

@@ -230,6 +230,10 @@ pub(crate) struct SendState<T> {
     attempt_span: Span,
     /// When the current attempt started (the clock read of [`SendState::next`]).
     attempt_t0: Instant,
+    /// Whether the state was built after a wait (a route lookup, a selector): its first
+    /// attempt then reads the clocks instead of taking the send's start and the prepare's
+    /// wall-clock read ([`SendState::after_wait`]).
+    waited: bool,
 }
 
 impl<T: Transport> SendState<T> {
@@ -257,9 +261,19 @@ impl<T: Transport> SendState<T> {
             last_broker: None,
             last_err: None,
             attempt_t0: job_started,
+            waited: false,
             span,
             attempt_span: Span::none(),
         }
+    }
+
+    /// This state, built after the send waited (a route lookup, a selector, ...) since its start
+    /// and its prepare: its first attempt reads the clocks (its time left is what the wait
+    /// left, its `bornTimestamp` is fresh), as every later attempt does.
+    #[must_use]
+    pub(crate) fn after_wait(mut self) -> Self {
+        self.waited = true;
+        self
     }
 
     /// The next attempt's queue and budget, or the end of the send.
@@ -271,8 +285,9 @@ impl<T: Transport> SendState<T> {
             return Next::Done(self.finish_exhausted());
         }
         // One clock read serves the deadline, the fault table and the attempt's latency; the
-        // first attempt takes the send's start (read microseconds before).
-        let (now, left) = if self.tally.attempts == 0 {
+        // first attempt takes the send's start (read microseconds before) unless the state was
+        // built after a wait.
+        let (now, left) = if self.tally.attempts == 0 && !self.waited {
             (self.job.started, self.job.timeout)
         } else {
             let now = Instant::now();
@@ -383,6 +398,7 @@ impl<T: Transport> SendState<T> {
             topic_bytes: bytestring::ByteString::new(),
             properties: bytestring::ByteString::new(),
             msg_id: String::new(),
+            born_ms: 0,
             reconsume_times: 0,
             max_reconsume_times: None,
         };
@@ -408,6 +424,10 @@ impl<T: Transport> SendState<T> {
             },
             out: &self.job.out,
             budget,
+            started: self.attempt_t0,
+            // The first attempt made without a wait is born at the prepare's clock read (taken
+            // microseconds before, with the message id); every other reads the clock.
+            born_at_prepare: self.tally.attempts <= 1 && !self.waited,
             pinned: matches!(self.job.target, Target::Queue(_)),
         }
     }

@@ -349,3 +349,60 @@ async fn abort_wakes_every_waiting_attempt_and_later_ones_at_once() {
     let late = tokio::time::timeout(ms(10), core.aborted()).await;
     assert!(late.is_ok(), "an attempt after the abort does not wait");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_first_attempt_is_born_at_the_prepares_clock_read_and_a_retry_reads_the_clock() {
+    let core = core(FakeTransport::new(2, 1), |_| {});
+    core.transport
+        .script_next(&[Step::Refuse(ResponseCode::SYSTEM_ERROR)]);
+    let job = job(Target::Any, 2, S3);
+    let born = job.out.born_ms;
+    assert!(born > 0, "the prepare read the wall clock");
+    run(&core, job).await.expect("the retry answers");
+    let calls = core.transport.calls();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[0].born_ms, Some(born), "the prepare's read, no other");
+    assert_eq!(calls[1].born_ms, None, "a retry is born when it is made");
+}
+
+/// A state built after a wait (a route lookup, a selector): its first attempt has what the
+/// wait left of the send's timeout, never the whole of it, and a fresh `bornTimestamp`.
+#[tokio::test(start_paused = true)]
+async fn a_first_attempt_after_a_wait_has_only_the_time_left() {
+    let core = core(FakeTransport::new(2, 1), |_| {});
+    core.transport.script_next(&[Step::BlackHole]);
+    let job = job(Target::Any, 0, S3);
+    let t0 = job.started;
+    tokio::time::advance(ms(2000)).await;
+    let info = publish_info(&core, "T", job.started, job.timeout)
+        .await
+        .expect("route");
+    let err = SendState::new(Arc::clone(&core), job, info, Span::none())
+        .after_wait()
+        .run()
+        .await
+        .expect_err("timed out");
+    let calls = core.transport.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].budget, ms(1000), "what the wait left");
+    assert_eq!(calls[0].born_ms, None, "born when it is made");
+    assert!(err.is_timeout(), "{err:?}");
+    assert_eq!(t0.elapsed(), S3, "never later than the send's deadline");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_that_spent_the_whole_timeout_ends_the_send_without_an_attempt() {
+    let core = core(FakeTransport::new(2, 1), |_| {});
+    let job = job(Target::Any, 2, S3);
+    tokio::time::advance(S3).await;
+    let info = publish_info(&core, "T", job.started, job.timeout)
+        .await
+        .expect("route");
+    let err = SendState::new(Arc::clone(&core), job, info, Span::none())
+        .after_wait()
+        .run()
+        .await
+        .expect_err("timed out");
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(core.transport.calls().is_empty());
+}

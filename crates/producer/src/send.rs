@@ -172,9 +172,7 @@ pub(crate) fn send_single(
                 Unsent::one(msg),
             ));
         }
-        let out = prepare_single(&mut msg, inner.cfg(), &mut || {
-            identity::uniq_ids().next_id()
-        });
+        let out = prepare_single(&mut msg, inner.cfg(), &mut crate::kernel::ProcessIds);
         let outcome = run_sync(&inner.core, out, &msg, options, mode, retries).await;
         outcome.map_err(|kind| SendError::new(kind, Unsent::one(msg)))
     }
@@ -312,6 +310,7 @@ fn slow_start<'a, T: Transport>(
         job.target = resolve_target(core, &options, msg, topic, job.started, job.timeout).await?;
         let info = retry::publish_info(core, job.out.topic(), job.started, job.timeout).await?;
         SendState::new(Arc::clone(core), job, info, span)
+            .after_wait()
             .run()
             .await
     }))

@@ -593,3 +593,51 @@ async fn a_call_runs_both_halves_of_the_same_hook() {
     assert!(second.seen.lock().expect("lock").is_empty());
     drop(within(server).await);
 }
+
+/// A deadline given by the caller ends the call, not the (much longer) timeout: the sync and
+/// the callback forms, on a server that never answers.
+#[tokio::test]
+async fn a_given_deadline_ends_the_call_before_its_timeout() {
+    let (l, addr) = listener().await;
+    let server = tokio::spawn(async move {
+        let mut f = accept(&l).await;
+        // Read both requests, answer neither.
+        next(&mut f).await;
+        next(&mut f).await;
+        f
+    });
+    let c = RemotingClient::new(RemotingConfig {
+        close_on_timeout: false,
+        ..RemotingConfig::default()
+    });
+    let addr = addr.to_string();
+    let long = Duration::from_secs(600);
+    let t0 = Instant::now();
+    let err = within(c.invoke_sync_until(
+        &addr,
+        request(CODE, "sync"),
+        t0 + Duration::from_millis(200),
+        long,
+    ))
+    .await
+    .expect_err("times out");
+    assert!(matches!(err, RemotingError::Timeout { .. }), "{err:?}");
+    assert!(t0.elapsed() >= Duration::from_millis(200));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let t1 = Instant::now();
+    within(c.invoke_async_with_until(
+        &addr,
+        request(CODE, "callback"),
+        t1 + Duration::from_millis(200),
+        long,
+        move |answer| drop(tx.send(answer)),
+    ))
+    .await;
+    let answer = within(rx).await.expect("called once");
+    assert!(
+        matches!(answer, Err(RemotingError::Timeout { .. })),
+        "{answer:?}"
+    );
+    assert!(t1.elapsed() >= Duration::from_millis(200));
+    drop(within(server).await);
+}

@@ -46,6 +46,8 @@ pub(crate) struct Call {
     pub(crate) queue_id: i32,
     /// The message ids sent (a batch's, in order).
     pub(crate) ids: Vec<String>,
+    /// The `bornTimestamp` the attempt carried (`None`: the transport reads the clock).
+    pub(crate) born_ms: Option<i64>,
 }
 
 /// Brokers `broker-a`, `broker-b`, ... with scripted steps (`Ok(0)` once a script runs out).
@@ -125,6 +127,7 @@ impl FakeTransport {
             at: Instant::now(),
             queue_id: attempt.mq.queue_id,
             ids: attempt.out.msg_id.split(',').map(str::to_owned).collect(),
+            born_ms: attempt.born_at_prepare.then_some(attempt.out.born_ms),
         });
         let next = self.next.lock().expect("next").pop_front();
         let step = next

@@ -47,6 +47,12 @@ pub(crate) struct Attempt<'a> {
     pub(crate) out: &'a Outgoing,
     /// The longest this attempt may take, connecting and writing included.
     pub(crate) budget: Duration,
+    /// When the attempt started: the clock read `budget` counts from (its deadline is
+    /// `started + budget`, no later than the send's).
+    pub(crate) started: tokio::time::Instant,
+    /// Whether the attempt is born at the prepare's clock read ([`Outgoing::born_ms`]: a first
+    /// attempt made without a wait); else the transport reads the clock for `bornTimestamp`.
+    pub(crate) born_at_prepare: bool,
     /// Whether the send is pinned to this queue (a selector or a queue target); a gRPC proxy
     /// is then told the queue id, else it picks the queue itself.
     pub(crate) pinned: bool,

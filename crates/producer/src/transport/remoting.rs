@@ -39,6 +39,14 @@ impl RemotingTransport {
             .or_else(|| self.instance.routes.master_addr(broker).map(Cow::Owned))
     }
 
+    /// The deadline of `attempt`: its budget from its start (no clock read).
+    fn deadline(attempt: &Attempt<'_>) -> tokio::time::Instant {
+        attempt
+            .started
+            .checked_add(attempt.budget)
+            .unwrap_or_else(|| rmq_remoting::deadline_after(attempt.budget))
+    }
+
     /// The broker address and the request of `attempt`.
     fn request<'a>(
         &self,
@@ -56,7 +64,12 @@ impl RemotingTransport {
             });
         };
         self.instance.note_broker(&addr);
-        let req = build_request(attempt.out, &self.wire, mq, now_ms());
+        let born_ms = if attempt.born_at_prepare {
+            attempt.out.born_ms
+        } else {
+            crate::kernel::wall_ms()
+        };
+        let req = build_request(attempt.out, &self.wire, mq, born_ms);
         Ok((addr, req))
     }
 }
@@ -69,6 +82,7 @@ pub(crate) struct Prepared {
     addr: String,
     req: RemotingCommand,
     reading: Reading,
+    deadline: tokio::time::Instant,
     budget: Duration,
 }
 
@@ -82,6 +96,7 @@ impl RemotingTransport {
             addr: addr.into_owned(),
             req,
             reading,
+            deadline: Self::deadline(attempt),
             budget: attempt.budget,
         })
     }
@@ -102,11 +117,12 @@ impl RemotingTransport {
             addr,
             req,
             mut reading,
+            deadline,
             budget,
         } = prepared;
         self.instance
             .remoting
-            .try_invoke_async_with(addr, req, budget, move |answer| {
+            .try_invoke_async_with_until(addr, req, deadline, budget, move |answer| {
                 on_answer(reading.read(answer));
             })
     }
@@ -251,7 +267,7 @@ impl Transport for RemotingTransport {
             let resp = self
                 .instance
                 .remoting
-                .invoke_sync(&addr, req, attempt.budget)
+                .invoke_sync_until(&addr, req, Self::deadline(&attempt), attempt.budget)
                 .await
                 .map_err(|e| transport_error(&mq.broker_name, e))?;
             let queue =
@@ -310,11 +326,4 @@ fn transport_error(broker: &str, source: RemotingError) -> ErrorKind {
         broker: broker.to_owned(),
         source,
     }
-}
-
-/// Milliseconds since the Unix epoch (`bornTimestamp`).
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

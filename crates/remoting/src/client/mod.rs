@@ -183,7 +183,37 @@ impl RemotingClient {
     pub fn invoke_sync<'a>(
         &'a self,
         addr: &'a str,
+        req: RemotingCommand,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<RemotingCommand, RemotingError>> + Send + 'a {
+        self.invoke_sync_within(addr, req, None, timeout)
+    }
+
+    /// [`invoke_sync`](Self::invoke_sync) ended by `deadline` instead of `timeout` from now:
+    /// for a caller that has read the clock already (one read less per call). `deadline`
+    /// should be no later than `timeout` from now; `timeout` is what the call's errors report.
+    ///
+    /// # Errors
+    /// As [`invoke_sync`](Self::invoke_sync).
+    #[inline]
+    pub fn invoke_sync_until<'a>(
+        &'a self,
+        addr: &'a str,
+        req: RemotingCommand,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<RemotingCommand, RemotingError>> + Send + 'a {
+        self.invoke_sync_within(addr, req, Some(deadline), timeout)
+    }
+
+    /// [`invoke_sync`](Self::invoke_sync) ended by `deadline`, else by `timeout` from the
+    /// first poll.
+    #[inline]
+    fn invoke_sync_within<'a>(
+        &'a self,
+        addr: &'a str,
         mut req: RemotingCommand,
+        deadline: Option<Instant>,
         timeout: Duration,
     ) -> impl Future<Output = Result<RemotingCommand, RemotingError>> + Send + 'a {
         let span = tracing::debug_span!(
@@ -196,7 +226,7 @@ impl RemotingClient {
         // would hold `req` twice, and an outer state around the span's future would copy it
         // whole at every await (issue 13).
         async move {
-            let deadline = crate::deadline_after(timeout);
+            let deadline = deadline.unwrap_or_else(|| crate::deadline_after(timeout));
             // A live connection leaves all the time (no second clock read).
             let (conn, left) = match self.live_connection(addr) {
                 Some(conn) => (conn, timeout),
@@ -319,11 +349,39 @@ impl RemotingClient {
     // `start`); only a call that must wait builds (and boxes) the future that waits, in the
     // call's span. The address is anything that gives a `&str`, owned by the future (a caller
     // that builds the request before it awaits may own it).
-    #[allow(clippy::manual_async_fn)]
     pub fn invoke_async_with<'a>(
         &'a self,
         addr: impl AsRef<str> + Send + 'a,
         req: RemotingCommand,
+        timeout: Duration,
+        callback: impl FnOnce(Result<RemotingCommand, RemotingError>) + Send + 'static,
+    ) -> impl Future<Output = ()> + Send + 'a {
+        self.invoke_async_within(addr, req, None, timeout, callback)
+    }
+
+    /// [`invoke_async_with`](Self::invoke_async_with) ended by `deadline` instead of `timeout`
+    /// from now: for a caller that has read the clock already (one read less per call).
+    /// `deadline` should be no later than `timeout` from now; `timeout` is what the call's
+    /// errors report.
+    pub fn invoke_async_with_until<'a>(
+        &'a self,
+        addr: impl AsRef<str> + Send + 'a,
+        req: RemotingCommand,
+        deadline: Instant,
+        timeout: Duration,
+        callback: impl FnOnce(Result<RemotingCommand, RemotingError>) + Send + 'static,
+    ) -> impl Future<Output = ()> + Send + 'a {
+        self.invoke_async_within(addr, req, Some(deadline), timeout, callback)
+    }
+
+    /// [`invoke_async_with`](Self::invoke_async_with) ended by `deadline`, else by `timeout`
+    /// from the first poll.
+    #[allow(clippy::manual_async_fn)]
+    fn invoke_async_within<'a>(
+        &'a self,
+        addr: impl AsRef<str> + Send + 'a,
+        req: RemotingCommand,
+        deadline: Option<Instant>,
         timeout: Duration,
         callback: impl FnOnce(Result<RemotingCommand, RemotingError>) + Send + 'static,
     ) -> impl Future<Output = ()> + Send + 'a {
@@ -336,7 +394,7 @@ impl RemotingClient {
         );
         async move {
             let addr = addr.as_ref();
-            let deadline = crate::deadline_after(timeout);
+            let deadline = deadline.unwrap_or_else(|| crate::deadline_after(timeout));
             // Queued at once when nothing needs a wait; else the waiting rest, boxed (rare).
             let waiting = {
                 let _entered = span.enter();

@@ -243,6 +243,33 @@ impl RemotingClient {
         timeout: Duration,
         callback: impl FnOnce(Result<RemotingCommand, RemotingError>) + Send + 'static,
     ) -> Option<Pin<Box<dyn Future<Output = ()> + Send + 'a>>> {
+        self.try_invoke_async_within(addr, req, None, timeout, callback)
+    }
+
+    /// [`try_invoke_async_with`](Self::try_invoke_async_with) ended by `deadline` (as
+    /// [`invoke_async_with_until`](Self::invoke_async_with_until)): no clock read of its own.
+    pub fn try_invoke_async_with_until<'a>(
+        &'a self,
+        addr: impl AsRef<str> + Send + 'a,
+        req: RemotingCommand,
+        deadline: Instant,
+        timeout: Duration,
+        callback: impl FnOnce(Result<RemotingCommand, RemotingError>) + Send + 'static,
+    ) -> Option<Pin<Box<dyn Future<Output = ()> + Send + 'a>>> {
+        self.try_invoke_async_within(addr, req, Some(deadline), timeout, callback)
+    }
+
+    /// [`try_invoke_async_with`](Self::try_invoke_async_with) ended by `deadline`, else by
+    /// `timeout` from now.
+    #[inline]
+    fn try_invoke_async_within<'a>(
+        &'a self,
+        addr: impl AsRef<str> + Send + 'a,
+        req: RemotingCommand,
+        deadline: Option<Instant>,
+        timeout: Duration,
+        callback: impl FnOnce(Result<RemotingCommand, RemotingError>) + Send + 'static,
+    ) -> Option<Pin<Box<dyn Future<Output = ()> + Send + 'a>>> {
         let callback = Callback::new(callback);
         let span = tracing::debug_span!(
             "rmq.invoke_async",
@@ -250,7 +277,7 @@ impl RemotingClient {
             code = req.code,
             opaque = field::Empty
         );
-        let deadline = crate::deadline_after(timeout);
+        let deadline = deadline.unwrap_or_else(|| crate::deadline_after(timeout));
         let entered = span.enter();
         let (conn, permit) = match self.ready_now(addr.as_ref()) {
             Ready::Now(conn, permit) => (conn, permit),
