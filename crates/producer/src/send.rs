@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::{Either, FutureExt};
 use rmq_common::validate::{validate_message, ValidationError};
 use rmq_common::Message;
 use tokio::time::Instant;
@@ -29,8 +30,13 @@ impl Producer {
     /// # Errors
     /// A [`SendError`]; [`SendError::maybe_stored`] tells whether the message may have been
     /// stored, [`SendError::into_message`] hands it back when it certainly was not.
-    pub async fn send(&self, msg: Message) -> Result<SendResult, SendError> {
-        self.send_with(msg, SendOptions::new()).await
+    // Not an `async fn`: `send_with`'s future as it is, with no state of its own around it
+    // (every await copies a future whole: issue 13).
+    pub fn send(
+        &self,
+        msg: Message,
+    ) -> impl Future<Output = Result<SendResult, SendError>> + Send + '_ {
+        self.send_with(msg, SendOptions::new())
     }
 
     /// Sends `msg` and waits for the broker's answer, with `options` (deadline, target queue or
@@ -39,25 +45,31 @@ impl Producer {
     /// # Errors
     /// As [`Producer::send`]; [`ErrorKind::QueueUnavailable`] when the target queue is of
     /// another topic or the selector picks none.
-    pub async fn send_with(
+    // Not an `async fn`: one would hold `msg` and `options` twice, around the send's future.
+    // Without auto-batching this is the send's future itself; with it, the whole send is boxed
+    // (one allocation, as the accumulator's part was before).
+    pub fn send_with(
         &self,
         msg: Message,
         options: SendOptions,
-    ) -> Result<SendResult, SendError> {
-        // Boxed: a send without auto-batching keeps its future as small as before.
-        let (msg, options) = match self.inner().batcher {
-            None => (msg, options),
-            Some(_) => {
-                match Box::pin(crate::auto_batch::send_sync(self.inner(), msg, options)).await {
+    ) -> impl Future<Output = Result<SendResult, SendError>> + Send + '_ {
+        let inner = self.inner();
+        let retries = inner.cfg().retries;
+        match inner.batcher {
+            None => Either::Left(
+                send_single(inner, msg, options, Mode::Reply, retries)
+                    .map(|r| r.and_then(expect_result)),
+            ),
+            Some(_) => Either::Right(Box::pin(async move {
+                let (msg, options) = match crate::auto_batch::send_sync(inner, msg, options).await {
                     crate::auto_batch::Routed::Done(outcome) => return outcome,
                     crate::auto_batch::Routed::Direct(msg, options) => (msg, options),
-                }
-            }
-        };
-        let retries = self.inner().cfg().retries;
-        send_single(self.inner(), msg, options, Mode::Reply, retries)
-            .await
-            .and_then(expect_result)
+                };
+                send_single(inner, msg, options, Mode::Reply, retries)
+                    .await
+                    .and_then(expect_result)
+            })),
+        }
     }
 
     /// Sends `msg` once without waiting for an answer. No retry.
