@@ -18,7 +18,7 @@ use crate::error::{ErrorKind, SendError, Unsent};
 use crate::kernel::{prepare_batch, prepare_single, Outgoing};
 use crate::options::{SendOptions, To};
 use crate::producer::Inner;
-use crate::retry::{self, Core, Job, Mode, Outcome, SendState, Target};
+use crate::retry::{self, Ask, AskOneway, AskReply, Core, Job, Mode, Outcome, SendState, Target};
 use crate::send_result::SendResult;
 use crate::transport::Transport;
 use crate::{identity, Producer};
@@ -57,7 +57,7 @@ impl Producer {
         let retries = inner.cfg().retries;
         match inner.batcher {
             None => Either::Left(
-                send_single(inner, msg, options, Mode::Reply, retries)
+                send_single::<AskReply>(inner, msg, options, retries)
                     .map(|r| r.and_then(expect_result)),
             ),
             Some(_) => Either::Right(Box::pin(async move {
@@ -65,7 +65,7 @@ impl Producer {
                     crate::auto_batch::Routed::Done(outcome) => return outcome,
                     crate::auto_batch::Routed::Direct(msg, options) => (msg, options),
                 };
-                send_single(inner, msg, options, Mode::Reply, retries)
+                send_single::<AskReply>(inner, msg, options, retries)
                     .await
                     .and_then(expect_result)
             })),
@@ -87,7 +87,7 @@ impl Producer {
     /// As [`Producer::send_with`], for the route lookup, the connect and the waits for room (an
     /// in-flight permit, the connection's queue budget).
     pub async fn send_oneway(&self, msg: Message, options: SendOptions) -> Result<(), SendError> {
-        send_single(self.inner(), msg, options, Mode::Oneway, 0)
+        send_single::<AskOneway>(self.inner(), msg, options, 0)
             .await
             .map(|_| ())
     }
@@ -167,11 +167,10 @@ pub(crate) fn prepare_batch_checked(
 // Not an `async fn`: one would hold `msg` and `options` twice.
 #[allow(clippy::manual_async_fn)]
 #[inline]
-pub(crate) fn send_single(
+pub(crate) fn send_single<A: Ask>(
     inner: &Arc<Inner>,
     mut msg: Message,
     options: SendOptions,
-    mode: Mode,
     retries: u32,
 ) -> impl Future<Output = Result<Option<SendResult>, SendError>> + Send + '_ {
     async move {
@@ -187,7 +186,7 @@ pub(crate) fn send_single(
         let out = prepare_single(&mut msg, inner.cfg(), &mut || {
             identity::uniq_ids().next_id()
         });
-        let outcome = run_sync(&inner.core, out, &msg, options, mode, retries).await;
+        let outcome = run_sync_as::<A, _>(&inner.core, out, &msg, options, retries).await;
         outcome.map_err(|kind| SendError::new(kind, Unsent::one(msg)))
     }
 }
@@ -244,6 +243,25 @@ pub(crate) fn run_sync<'a, T: Transport>(
     mode: Mode,
     retries: u32,
 ) -> impl Future<Output = Outcome> + Send + 'a {
+    match mode {
+        Mode::Reply => Either::Left(run_sync_as::<AskReply, T>(core, out, msg, options, retries)),
+        Mode::Oneway => Either::Right(run_sync_as::<AskOneway, T>(
+            core, out, msg, options, retries,
+        )),
+    }
+}
+
+/// [`run_sync`] with the broker asked as `A` says: the send's future holds the future of its
+/// own kind of attempt only.
+#[inline]
+pub(crate) fn run_sync_as<'a, A: Ask, T: Transport>(
+    core: &'a Arc<Core<T>>,
+    out: Outgoing,
+    msg: &'a Message,
+    options: SendOptions,
+    retries: u32,
+) -> impl Future<Output = Outcome> + Send + 'a {
+    let mode = A::MODE;
     let span = send_span(out.topic());
     let started = Instant::now();
     let timeout = timeout_of(core, &options);
@@ -259,7 +277,7 @@ pub(crate) fn run_sync<'a, T: Transport>(
     async move {
         let outcome = async {
             match &mut first {
-                First::Ready(state) => state.run_mut().await,
+                First::Ready(state) => state.run_as::<A>().await,
                 First::Slow(slow) => slow.await,
                 First::Failed(kind) => Err(std::mem::replace(kind, retry::cancelled(false))),
             }
