@@ -645,8 +645,18 @@ impl<T: Transport> SendState<T> {
     }
 
     /// Runs the remaining attempts to the end, the state borrowed (its future holds a reference,
-    /// not the state: issue 13).
+    /// not the state: issue 13). A oneway send's loop is boxed here: the synchronous sends pick
+    /// their loop by type ([`SendState::run_as`]), so that a send with a reply does not carry a
+    /// oneway attempt's larger future (and the other way round).
     pub(crate) async fn run_mut(&mut self) -> Outcome {
+        match self.job.mode {
+            Mode::Reply => self.run_as::<AskReply>().await,
+            Mode::Oneway => Box::pin(self.run_as::<AskOneway>()).await,
+        }
+    }
+
+    /// [`SendState::run_mut`] with the broker asked as `A` says (the job's mode).
+    pub(crate) async fn run_as<A: Ask>(&mut self) -> Outcome {
         loop {
             let (queue, budget) = match self.next() {
                 Next::Done(outcome) => return outcome,
@@ -655,17 +665,10 @@ impl<T: Transport> SendState<T> {
             let t0 = self.attempt_t0;
             // Shutdown's deadline ends an attempt wherever it is (connecting, writing, waiting);
             // the request may have been written by then.
-            let outcome = match self.job.mode {
-                Mode::Reply => tokio::select! {
-                    biased;
-                    outcome = self.call(&queue, budget) => outcome.map(Some),
-                    () = self.core.aborted() => Err(cancelled(true)),
-                },
-                Mode::Oneway => tokio::select! {
-                    biased;
-                    outcome = self.call_oneway(&queue, budget) => outcome.map(|()| None),
-                    () = self.core.aborted() => Err(cancelled(true)),
-                },
+            let outcome = tokio::select! {
+                biased;
+                answer = A::ask(self, &queue, budget) => A::outcome(answer),
+                () = self.core.aborted() => Err(cancelled(true)),
             };
             match self.settle(&queue, t0, outcome) {
                 Settled::Done(outcome) => return outcome,
@@ -723,6 +726,67 @@ impl<T: Transport> SendState<T> {
             &self.tally,
             self.last_err.take(),
         ))
+    }
+}
+
+/// How a synchronous attempt asks the broker: with a reply ([`AskReply`]) or oneway
+/// ([`AskOneway`]). A type, not a value, so that each loop's future holds its own attempt's
+/// future only.
+pub(crate) trait Ask {
+    /// The job's mode.
+    const MODE: Mode;
+
+    /// What an attempt that went well yields.
+    type Answer;
+
+    /// One attempt to `queue` within `budget`, in the attempt's span.
+    fn ask<'a, T: Transport>(
+        state: &'a SendState<T>,
+        queue: &'a Queue,
+        budget: Duration,
+    ) -> impl Future<Output = Result<Self::Answer, ErrorKind>> + Send + 'a;
+
+    /// The attempt's outcome from its answer.
+    fn outcome(answer: Result<Self::Answer, ErrorKind>) -> Outcome;
+}
+
+/// An attempt that waits for the broker's answer.
+pub(crate) struct AskReply;
+
+/// A oneway attempt: over once queued.
+pub(crate) struct AskOneway;
+
+impl Ask for AskReply {
+    const MODE: Mode = Mode::Reply;
+    type Answer = SendResult;
+
+    fn ask<'a, T: Transport>(
+        state: &'a SendState<T>,
+        queue: &'a Queue,
+        budget: Duration,
+    ) -> impl Future<Output = Result<SendResult, ErrorKind>> + Send + 'a {
+        state.call(queue, budget)
+    }
+
+    fn outcome(answer: Result<SendResult, ErrorKind>) -> Outcome {
+        answer.map(Some)
+    }
+}
+
+impl Ask for AskOneway {
+    const MODE: Mode = Mode::Oneway;
+    type Answer = ();
+
+    fn ask<'a, T: Transport>(
+        state: &'a SendState<T>,
+        queue: &'a Queue,
+        budget: Duration,
+    ) -> impl Future<Output = Result<(), ErrorKind>> + Send + 'a {
+        state.call_oneway(queue, budget)
+    }
+
+    fn outcome(answer: Result<(), ErrorKind>) -> Outcome {
+        answer.map(|()| None)
     }
 }
 

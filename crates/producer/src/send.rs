@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::{Either, FutureExt};
 use rmq_common::validate::{validate_message, ValidationError};
 use rmq_common::Message;
 use tokio::time::Instant;
@@ -17,7 +18,7 @@ use crate::error::{ErrorKind, SendError, Unsent};
 use crate::kernel::{prepare_batch, prepare_single, Outgoing};
 use crate::options::{SendOptions, To};
 use crate::producer::Inner;
-use crate::retry::{self, Core, Job, Mode, Outcome, SendState, Target};
+use crate::retry::{self, Ask, AskOneway, AskReply, Core, Job, Mode, Outcome, SendState, Target};
 use crate::send_result::SendResult;
 use crate::transport::Transport;
 use crate::{identity, Producer};
@@ -29,8 +30,13 @@ impl Producer {
     /// # Errors
     /// A [`SendError`]; [`SendError::maybe_stored`] tells whether the message may have been
     /// stored, [`SendError::into_message`] hands it back when it certainly was not.
-    pub async fn send(&self, msg: Message) -> Result<SendResult, SendError> {
-        self.send_with(msg, SendOptions::new()).await
+    // Not an `async fn`: `send_with`'s future as it is, with no state of its own around it
+    // (every await copies a future whole: issue 13).
+    pub fn send(
+        &self,
+        msg: Message,
+    ) -> impl Future<Output = Result<SendResult, SendError>> + Send + '_ {
+        self.send_with(msg, SendOptions::new())
     }
 
     /// Sends `msg` and waits for the broker's answer, with `options` (deadline, target queue or
@@ -39,25 +45,31 @@ impl Producer {
     /// # Errors
     /// As [`Producer::send`]; [`ErrorKind::QueueUnavailable`] when the target queue is of
     /// another topic or the selector picks none.
-    pub async fn send_with(
+    // Not an `async fn`: one would hold `msg` and `options` twice, around the send's future.
+    // Without auto-batching this is the send's future itself; with it, the whole send is boxed
+    // (one allocation, as the accumulator's part was before).
+    pub fn send_with(
         &self,
         msg: Message,
         options: SendOptions,
-    ) -> Result<SendResult, SendError> {
-        // Boxed: a send without auto-batching keeps its future as small as before.
-        let (msg, options) = match self.inner().batcher {
-            None => (msg, options),
-            Some(_) => {
-                match Box::pin(crate::auto_batch::send_sync(self.inner(), msg, options)).await {
+    ) -> impl Future<Output = Result<SendResult, SendError>> + Send + '_ {
+        let inner = self.inner();
+        let retries = inner.cfg().retries;
+        match inner.batcher {
+            None => Either::Left(
+                send_single::<AskReply>(inner, msg, options, retries)
+                    .map(|r| r.and_then(expect_result)),
+            ),
+            Some(_) => Either::Right(Box::pin(async move {
+                let (msg, options) = match crate::auto_batch::send_sync(inner, msg, options).await {
                     crate::auto_batch::Routed::Done(outcome) => return outcome,
                     crate::auto_batch::Routed::Direct(msg, options) => (msg, options),
-                }
-            }
-        };
-        let retries = self.inner().cfg().retries;
-        send_single(self.inner(), msg, options, Mode::Reply, retries)
-            .await
-            .and_then(expect_result)
+                };
+                send_single::<AskReply>(inner, msg, options, retries)
+                    .await
+                    .and_then(expect_result)
+            })),
+        }
     }
 
     /// Sends `msg` once without waiting for an answer. No retry.
@@ -75,7 +87,7 @@ impl Producer {
     /// As [`Producer::send_with`], for the route lookup, the connect and the waits for room (an
     /// in-flight permit, the connection's queue budget).
     pub async fn send_oneway(&self, msg: Message, options: SendOptions) -> Result<(), SendError> {
-        send_single(self.inner(), msg, options, Mode::Oneway, 0)
+        send_single::<AskOneway>(self.inner(), msg, options, 0)
             .await
             .map(|_| ())
     }
@@ -155,11 +167,10 @@ pub(crate) fn prepare_batch_checked(
 // Not an `async fn`: one would hold `msg` and `options` twice.
 #[allow(clippy::manual_async_fn)]
 #[inline]
-pub(crate) fn send_single(
+pub(crate) fn send_single<A: Ask>(
     inner: &Arc<Inner>,
     mut msg: Message,
     options: SendOptions,
-    mode: Mode,
     retries: u32,
 ) -> impl Future<Output = Result<Option<SendResult>, SendError>> + Send + '_ {
     async move {
@@ -173,7 +184,7 @@ pub(crate) fn send_single(
             ));
         }
         let out = prepare_single(&mut msg, inner.cfg(), &mut crate::kernel::ProcessIds);
-        let outcome = run_sync(&inner.core, out, &msg, options, mode, retries).await;
+        let outcome = run_sync_as::<A, _>(&inner.core, out, &msg, options, retries).await;
         outcome.map_err(|kind| SendError::new(kind, Unsent::one(msg)))
     }
 }
@@ -230,6 +241,25 @@ pub(crate) fn run_sync<'a, T: Transport>(
     mode: Mode,
     retries: u32,
 ) -> impl Future<Output = Outcome> + Send + 'a {
+    match mode {
+        Mode::Reply => Either::Left(run_sync_as::<AskReply, T>(core, out, msg, options, retries)),
+        Mode::Oneway => Either::Right(run_sync_as::<AskOneway, T>(
+            core, out, msg, options, retries,
+        )),
+    }
+}
+
+/// [`run_sync`] with the broker asked as `A` says: the send's future holds the future of its
+/// own kind of attempt only.
+#[inline]
+pub(crate) fn run_sync_as<'a, A: Ask, T: Transport>(
+    core: &'a Arc<Core<T>>,
+    out: Outgoing,
+    msg: &'a Message,
+    options: SendOptions,
+    retries: u32,
+) -> impl Future<Output = Outcome> + Send + 'a {
+    let mode = A::MODE;
     let span = send_span(out.topic());
     let started = Instant::now();
     let timeout = timeout_of(core, &options);
@@ -245,7 +275,7 @@ pub(crate) fn run_sync<'a, T: Transport>(
     async move {
         let outcome = async {
             match &mut first {
-                First::Ready(state) => state.run_mut().await,
+                First::Ready(state) => state.run_as::<A>().await,
                 First::Slow(slow) => slow.await,
                 First::Failed(kind) => Err(std::mem::replace(kind, retry::cancelled(false))),
             }

@@ -99,10 +99,10 @@ impl Transport for AnyTransport {
         }
     }
 
-    fn call(
-        &self,
-        attempt: Attempt<'_>,
-    ) -> impl Future<Output = Result<SendResult, ErrorKind>> + Send {
+    fn call<'a>(
+        &'a self,
+        attempt: Attempt<'a>,
+    ) -> impl Future<Output = Result<SendResult, ErrorKind>> + Send + 'a {
         // Either future as it is, with no state of its own around it (every await copies a
         // future whole: issue 13).
         match self {

@@ -230,7 +230,7 @@ impl Transport for FakeTransport {
         Ok(self.answer(&attempt))
     }
 
-    async fn call(&self, attempt: Attempt<'_>) -> Result<SendResult, ErrorKind> {
+    async fn call<'a>(&'a self, attempt: Attempt<'a>) -> Result<SendResult, ErrorKind> {
         self.answer(&attempt).await
     }
 

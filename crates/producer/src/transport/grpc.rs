@@ -471,7 +471,7 @@ impl Transport for GrpcTransport {
         Ok(GrpcPending { fut })
     }
 
-    async fn call(&self, attempt: Attempt<'_>) -> Result<SendResult, ErrorKind> {
+    async fn call<'a>(&'a self, attempt: Attempt<'a>) -> Result<SendResult, ErrorKind> {
         self.send(&attempt)?.await
     }
 

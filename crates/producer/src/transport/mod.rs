@@ -111,10 +111,10 @@ pub(crate) trait Transport: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Self::Pending, ErrorKind>> + Send;
 
     /// A whole attempt in one call, for a caller that awaits it anyway.
-    fn call(
-        &self,
-        attempt: Attempt<'_>,
-    ) -> impl Future<Output = Result<SendResult, ErrorKind>> + Send;
+    fn call<'a>(
+        &'a self,
+        attempt: Attempt<'a>,
+    ) -> impl Future<Output = Result<SendResult, ErrorKind>> + Send + 'a;
 
     /// Sends once without an answer; resolves once queued on the connection (not once written).
     fn oneway(&self, attempt: Attempt<'_>) -> impl Future<Output = Result<(), ErrorKind>> + Send;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::future::{Either, FutureExt};
 use rmq_common::header::transaction::EndTransactionRequestHeader;
 use rmq_common::MessageQueue;
 use rmq_nameserver_client::{NameServerError, PublishRoute, TopicPublishInfo};
@@ -120,11 +121,15 @@ impl RemotingTransport {
             deadline,
             budget,
         } = prepared;
-        self.instance
-            .remoting
-            .try_invoke_async_with_until(addr, req, deadline, budget, move |answer| {
+        self.instance.remoting.try_invoke_async_with_until(
+            addr,
+            req,
+            deadline,
+            budget,
+            move |answer| {
                 on_answer(reading.read(answer));
-            })
+            },
+        )
     }
 }
 
@@ -254,26 +259,35 @@ impl Transport for RemotingTransport {
         })
     }
 
-    // Not an `async fn`: one would hold `attempt` twice.
-    #[allow(clippy::manual_async_fn)]
-    fn call(
-        &self,
-        attempt: Attempt<'_>,
-    ) -> impl Future<Output = Result<SendResult, ErrorKind>> + Send {
-        // An async block using `attempt` in place (an `async fn` would hold it twice).
-        async move {
-            let (addr, req) = self.request(&attempt)?;
-            let mq = attempt.mq;
-            let resp = self
-                .instance
-                .remoting
-                .invoke_sync_until(&addr, req, Self::deadline(&attempt), attempt.budget)
-                .await
-                .map_err(|e| transport_error(&mq.broker_name, e))?;
-            let queue =
-                MessageQueue::new(attempt.out.topic(), mq.broker_name.as_str(), mq.queue_id);
-            let out = attempt.out;
-            process_response(&resp, out.msg_id.clone(), out.is_batch(), queue, &addr)
+    // Not an `async fn`: the request is built here, at once, and the future is the
+    // connection's call with the reply's reading mapped on, holding what it reads by reference
+    // (no state of its own around the call: every await copies a future whole, issue 13). The
+    // caller polls it at once.
+    fn call<'a>(
+        &'a self,
+        attempt: Attempt<'a>,
+    ) -> impl Future<Output = Result<SendResult, ErrorKind>> + Send + 'a {
+        let Attempt {
+            mq, out, budget, ..
+        } = attempt;
+        let deadline = Self::deadline(&attempt);
+        match self.request(&attempt) {
+            Ok((Cow::Borrowed(addr), req)) => Either::Left(
+                self.instance
+                    .remoting
+                    .invoke_sync_until(addr, req, deadline, budget)
+                    .map(move |answer| read_reply(answer, mq, out, addr)),
+            ),
+            // Rare: the broker is not in the send's route (boxed, off the common path).
+            Ok((Cow::Owned(addr), req)) => Either::Right(Box::pin(async move {
+                let answer = self
+                    .instance
+                    .remoting
+                    .invoke_sync_until(&addr, req, deadline, budget)
+                    .await;
+                read_reply(answer, mq, out, &addr)
+            }) as BoxedCall<'a>),
+            Err(e) => Either::Right(Box::pin(std::future::ready(Err(e))) as BoxedCall<'a>),
         }
     }
 
@@ -319,6 +333,21 @@ impl Transport for RemotingTransport {
             .await
             .map_err(|e| transport_error(&broker, e))
     }
+}
+
+/// The rare forms of [`RemotingTransport::call`](Transport::call).
+type BoxedCall<'a> = Pin<Box<dyn Future<Output = Result<SendResult, ErrorKind>> + Send + 'a>>;
+
+/// A synchronous attempt's outcome from the connection's answer.
+fn read_reply(
+    answer: Result<RemotingCommand, RemotingError>,
+    mq: &MessageQueue,
+    out: &crate::kernel::Outgoing,
+    addr: &str,
+) -> Result<SendResult, ErrorKind> {
+    let resp = answer.map_err(|e| transport_error(&mq.broker_name, e))?;
+    let queue = MessageQueue::new(out.topic(), mq.broker_name.as_str(), mq.queue_id);
+    process_response(&resp, out.msg_id.clone(), out.is_batch(), queue, addr)
 }
 
 fn transport_error(broker: &str, source: RemotingError) -> ErrorKind {

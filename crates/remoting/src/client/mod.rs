@@ -10,6 +10,7 @@ mod recent;
 mod response_future;
 mod start;
 mod stats;
+mod sync_call;
 
 pub use stats::ConnectionStats;
 
@@ -179,6 +180,8 @@ impl RemotingClient {
     /// [`RemotingError::Overloaded`] (the connection's queue is over
     /// [`max_queued_bytes`](RemotingConfig::max_queued_bytes)), [`RemotingError::FrameTooLarge`],
     /// [`RemotingError::Encode`], [`RemotingError::Shutdown`].
+    // Not an `async fn`: a hand-written future that queues the request at its first poll
+    // without a wait when it can, then waits on the reply's channel alone (see `sync_call`).
     #[inline]
     pub fn invoke_sync<'a>(
         &'a self,
@@ -186,7 +189,7 @@ impl RemotingClient {
         req: RemotingCommand,
         timeout: Duration,
     ) -> impl Future<Output = Result<RemotingCommand, RemotingError>> + Send + 'a {
-        self.invoke_sync_within(addr, req, None, timeout)
+        sync_call::SyncCall::new(self, addr, req, None, timeout)
     }
 
     /// [`invoke_sync`](Self::invoke_sync) ended by `deadline` instead of `timeout` from now:
@@ -203,55 +206,7 @@ impl RemotingClient {
         deadline: Instant,
         timeout: Duration,
     ) -> impl Future<Output = Result<RemotingCommand, RemotingError>> + Send + 'a {
-        self.invoke_sync_within(addr, req, Some(deadline), timeout)
-    }
-
-    /// [`invoke_sync`](Self::invoke_sync) ended by `deadline`, else by `timeout` from the
-    /// first poll.
-    #[inline]
-    fn invoke_sync_within<'a>(
-        &'a self,
-        addr: &'a str,
-        mut req: RemotingCommand,
-        deadline: Option<Instant>,
-        timeout: Duration,
-    ) -> impl Future<Output = Result<RemotingCommand, RemotingError>> + Send + 'a {
-        let span = tracing::debug_span!(
-            "rmq.invoke_sync",
-            addr,
-            code = req.code,
-            opaque = field::Empty
-        );
-        // A plain function around one instrumented block that uses `req` in place: an `async fn`
-        // would hold `req` twice, and an outer state around the span's future would copy it
-        // whole at every await (issue 13).
-        async move {
-            let deadline = deadline.unwrap_or_else(|| crate::deadline_after(timeout));
-            // A live connection leaves all the time (no second clock read).
-            let (conn, left) = match self.live_connection(addr) {
-                Some(conn) => (conn, timeout),
-                None => {
-                    let conn = self.connection(addr, deadline).await?;
-                    (conn, deadline.saturating_duration_since(Instant::now()))
-                }
-            };
-            let close =
-                self.inner.config.close_on_timeout && close_after_sync_timeout(timeout, left);
-            let hook = self.hook();
-            self.prepare_in_place(addr, &mut req, &conn, hook.as_deref());
-            tracing::Span::current().record("opaque", req.opaque);
-            let mut resp = conn.call(&req, deadline, timeout, close).await?;
-            if go_away::is_go_away(&resp) && self.inner.config.reconnect_on_go_away {
-                // Boxed: rare, and it would otherwise size every call's future.
-                let resend = self.resend_after_go_away(addr, &conn, req, deadline, timeout, true);
-                resp = Box::pin(resend).await?;
-            }
-            if let Some(hook) = &hook {
-                hook.after_response(addr, &mut resp);
-            }
-            Ok(resp)
-        }
-        .instrument(span)
+        sync_call::SyncCall::new(self, addr, req, Some(deadline), timeout)
     }
 
     /// Sends `req` to `addr` in two phases: this future resolves once the request is accepted

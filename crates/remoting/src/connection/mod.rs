@@ -433,7 +433,7 @@ impl Connection {
         self.shared.pending.len()
     }
 
-    fn closed_error(&self, written: bool) -> RemotingError {
+    pub(crate) fn closed_error(&self, written: bool) -> RemotingError {
         self.shared.closed_error(written)
     }
 
