@@ -385,6 +385,10 @@ where
         timeout: timeout_of(core, options),
     };
     let mut state = SendState::new(Arc::clone(core), job, info, span.clone());
+    if admitted.waited {
+        // Its first attempt gets what the wait for room left, not the whole timeout.
+        state = state.after_wait();
+    }
     match state.next() {
         Next::Attempt(queue, budget) => {
             // Built where it waits (moving it was a tenth of the send's copies, issue 13). The

@@ -94,6 +94,10 @@ struct Admitted {
     permit: Option<Permit>,
     held: Held,
     started: Instant,
+    /// Whether the send waited for back-pressure room after `started`: its first attempt then
+    /// reads the clocks ([`SendState::after_wait`]), so that its budget and deadline are what
+    /// the wait left.
+    waited: bool,
 }
 
 /// Where the first attempt stands when the task takes over.
@@ -194,7 +198,7 @@ impl Producer {
             },
         };
         let (out, admitted, span, deliver, future) =
-            prepare_admitted(inner, token, permit, held, started)?;
+            prepare_admitted(inner, token, permit, held, started, false)?;
         spawn(
             inner,
             admitted,
@@ -236,12 +240,14 @@ impl Producer {
             let timeout = timeout_of(&inner.core, &options);
             let (token, held) = admit(inner, held)?;
             let size = held.size();
+            let mut waited = false;
             let permit = match &inner.flow {
                 None => None,
                 // Fast path without registering a waiter anywhere; wait only when full.
                 Some(flow) => match flow.try_acquire(size) {
                     Some(p) => Some(p),
                     None => {
+                        waited = true;
                         let got = tokio::select! {
                             biased;
                             () = inner.core.abort.cancelled() => Ok(None),
@@ -282,7 +288,7 @@ impl Producer {
                 return Err(SendError::new(ErrorKind::NotRunning, held.into_unsent()));
             }
             let (out, admitted, span, mut deliver, future) =
-                prepare_admitted(inner, token, permit, held, started)?;
+                prepare_admitted(inner, token, permit, held, started, waited)?;
             // From here the request may be written: a drop of this future reports "maybe stored".
             deliver.may_be_stored();
             if let AnyTransport::Remoting(transport) = &inner.core.transport {
@@ -354,6 +360,7 @@ fn prepare_admitted(
     permit: Option<Permit>,
     held: Held,
     started: Instant,
+    waited: bool,
 ) -> Result<
     (
         Outgoing,
@@ -376,6 +383,7 @@ fn prepare_admitted(
         permit,
         held,
         started,
+        waited,
     };
     Ok((out, admitted, span, deliver, SendFuture::new(rx)))
 }

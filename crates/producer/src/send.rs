@@ -21,7 +21,7 @@ use crate::producer::Inner;
 use crate::retry::{self, Ask, AskOneway, AskReply, Core, Job, Mode, Outcome, SendState, Target};
 use crate::send_result::SendResult;
 use crate::transport::Transport;
-use crate::{identity, Producer};
+use crate::Producer;
 
 impl Producer {
     /// Sends `msg` and waits for the broker's answer, within the configured send timeout, to any
@@ -149,7 +149,7 @@ pub(crate) fn prepare_batch_checked(
     msgs.iter()
         .try_for_each(|m| validate_message(m, max))
         .map_err(ErrorKind::InvalidMessage)?;
-    match prepare_batch(msgs, &mut || identity::uniq_ids().next_id()) {
+    match prepare_batch(msgs, &mut crate::kernel::ProcessIds) {
         Ok(mut out) if out.body.len() <= max => {
             crate::namespace::apply(&mut out, crate::namespace::of(inner.cfg()));
             Ok(out)

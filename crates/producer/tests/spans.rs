@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rmq_common::{Message, ResponseCode};
 use rmq_producer::{Producer, SendOptions};
-use rmq_testkit::MockCluster;
+use rmq_testkit::{MockCluster, Reply};
 use tokio::time::timeout;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -259,4 +259,82 @@ async fn a_send_is_one_span_and_its_attempts_are_children() {
         .inspect(|e| assert_eq!(e.level, Level::INFO))
         .count();
     assert!(closed >= 1, "{closed}");
+}
+
+// The review of issue 13's ninth pass: a send that waited for back-pressure room made its first
+// attempt with a deadline counted from the send's start, already past after a long wait, so
+// that attempt timed out at once and a retry did the work. Seen here as the attempts it makes.
+#[tokio::test]
+async fn a_send_that_waited_for_room_makes_its_first_attempt_with_its_whole_cap() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::registry().with(
+        capture
+            .clone()
+            .with_filter(tracing_subscriber::filter::LevelFilter::DEBUG),
+    );
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let c = cluster(1, "WaitTopic").await;
+    // One room; an attempt with another after it is capped at 800 ms.
+    let p = timeout(
+        T,
+        Producer::builder("WaitGroup")
+            .name_server(c.namesrv_addr())
+            .async_backpressure(1, 1 << 20)
+            .send_timeout(Duration::from_secs(10))
+            .attempt_timeout(Duration::from_millis(800))
+            .retries_async(1)
+            .start(),
+    )
+    .await
+    .expect("in time")
+    .expect("start");
+    timeout(T, p.send(Message::new("WaitTopic", "warm")))
+        .await
+        .expect("in time")
+        .expect("sent");
+    // `first` holds the room ~1.2 s: its first attempt is swallowed (800 ms), its second
+    // answered 400 ms late. `waited` waits for the room all that time.
+    let faults = c.broker("broker-a").expect("broker").faults();
+    faults.script([Reply::NoReply]);
+    faults.set_delay(Duration::from_millis(400));
+    let first = p
+        .send_async(Message::new("WaitTopic", "first"), SendOptions::new())
+        .await
+        .expect("admitted: the one room");
+    let waited = {
+        let p = p.clone();
+        tokio::spawn(async move {
+            let f = p
+                .send_async(Message::new("WaitTopic", "waited"), SendOptions::new())
+                .await
+                .expect("admitted after the wait");
+            f.await
+        })
+    };
+    timeout(T, first)
+        .await
+        .expect("in time")
+        .expect("sent by its second attempt");
+    timeout(T, waited)
+        .await
+        .expect("in time")
+        .expect("task")
+        .expect("sent");
+    timeout(T, p.shutdown()).await.expect("shutdown in time");
+    c.shutdown().await;
+
+    let seen = capture.seen();
+    let sends: Vec<&SpanRec> = seen.spans.iter().filter(|s| s.name == "send").collect();
+    assert_eq!(sends.len(), 3, "warm, first, waited");
+    let attempts_of = |send: &SpanRec| -> usize {
+        seen.spans
+            .iter()
+            .filter(|a| a.name == "attempt" && a.parent == Some(send.id))
+            .count()
+    };
+    assert_eq!(attempts_of(sends[1]), 2, "first: swallowed, then answered");
+    // Its 800 ms count from the end of the wait: the answer, 400 ms late, is in time.
+    assert_eq!(attempts_of(sends[2]), 1, "waited: one attempt");
+    assert_eq!(field(sends[2], "outcome"), "SEND_OK");
 }

@@ -11,7 +11,6 @@ use tracing::Instrument;
 use super::accumulator::{Accumulator, Key, Kind, Release, Ticket, Trigger};
 use super::rules::split_result;
 use crate::error::{ErrorKind, SendError, Unsent};
-use crate::identity;
 use crate::kernel::prepare_batch;
 use crate::options::SendOptions;
 use crate::retry::{self, Core, Mode};
@@ -109,7 +108,7 @@ pub(crate) async fn send<T: Transport>(core: &Arc<Core<T>>, key: &Key, release: 
             tracing::debug!("auto-batch: every member withdrawn or expired; nothing to send");
             return;
         };
-        let out = match prepare_batch(&mut msgs, &mut || identity::uniq_ids().next_id()) {
+        let out = match prepare_batch(&mut msgs, &mut crate::kernel::ProcessIds) {
             Ok(out) => out,
             Err(e) => return fail_all(tickets, msgs, ErrorKind::InvalidBatch(e)),
         };

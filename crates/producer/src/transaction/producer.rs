@@ -24,7 +24,7 @@ use crate::send::{expect_result_kind, run_sync};
 use crate::send_result::SendStatus;
 use crate::transport::any::AnyTransport;
 use crate::transport::{EndTarget, Transport};
-use crate::{identity, Producer};
+use crate::Producer;
 
 /// A producer of transactional messages: [`send_in_transaction`](Self::send_in_transaction)
 /// sends a half message, runs the listener's [`execute`](TransactionListener::execute) and
@@ -273,7 +273,7 @@ where
     if let Err(source) = check_message(&msg, &core.cfg) {
         return Err((ErrorKind::InvalidMessage(source), unmark_half(msg, delay)));
     }
-    let out = prepare_single(&mut msg, &core.cfg, &mut || identity::uniq_ids().next_id());
+    let out = prepare_single(&mut msg, &core.cfg, &mut crate::kernel::ProcessIds);
     let sent = match run_sync(core, out, &msg, options, Mode::Reply, core.cfg.retries)
         .await
         .and_then(expect_result_kind)
