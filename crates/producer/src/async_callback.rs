@@ -254,7 +254,8 @@ impl<D> Waiting<D>
 where
     D: FnOnce((SendOutcome, Leftovers)) + Send + 'static,
 {
-    /// A send about to make its first attempt to `queue` (the rare path's: see [`ready_now`]).
+    /// A send about to make its first attempt to `queue`.
+    #[inline]
     fn new(
         inner: &Arc<Inner>,
         state: State,
@@ -393,16 +394,8 @@ where
         Next::Attempt(queue, budget) => {
             // Built where it waits (moving it was a tenth of the send's copies, issue 13). The
             // first attempt's clock read is the send's own (as the synchronous path's).
-            let meeting = Rendezvous::parked(Waiting {
-                inner: Some(Arc::clone(inner)),
-                t0: state.attempt_started(),
-                phase: Phase::Waiting(state),
-                queue,
-                admitted: Some(admitted),
-                span,
-                deliver: Some(deliver),
-                key: None,
-            });
+            let meeting =
+                Rendezvous::parked(Waiting::new(inner, state, queue, admitted, span, deliver));
             park(inner, transport, meeting, budget, aborted)
         }
         Next::Done(outcome) => {

@@ -107,6 +107,19 @@ fn field<'a>(s: &'a SpanRec, name: &str) -> &'a str {
         .map_or_else(|| panic!("{} has no {name}: {s:?}", s.name), String::as_str)
 }
 
+/// A capture of everything at debug and above, installed as this thread's default subscriber
+/// while the guard lives.
+fn capture_debug() -> (Capture, tracing::subscriber::DefaultGuard) {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::registry().with(
+        capture
+            .clone()
+            .with_filter(tracing_subscriber::filter::LevelFilter::DEBUG),
+    );
+    let guard = tracing::subscriber::set_default(subscriber);
+    (capture, guard)
+}
+
 async fn cluster(brokers: usize, topic: &str) -> MockCluster {
     let c = timeout(T, MockCluster::start(brokers))
         .await
@@ -119,13 +132,7 @@ async fn cluster(brokers: usize, topic: &str) -> MockCluster {
 // A current-thread runtime: every task runs on this thread, under the default subscriber.
 #[tokio::test]
 async fn a_send_is_one_span_and_its_attempts_are_children() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::registry().with(
-        capture
-            .clone()
-            .with_filter(tracing_subscriber::filter::LevelFilter::DEBUG),
-    );
-    let _default = tracing::subscriber::set_default(subscriber);
+    let (capture, _default) = capture_debug();
 
     let c = cluster(2, "SpanTopic").await;
     let p = timeout(
@@ -266,13 +273,7 @@ async fn a_send_is_one_span_and_its_attempts_are_children() {
 // that attempt timed out at once and a retry did the work. Seen here as the attempts it makes.
 #[tokio::test]
 async fn a_send_that_waited_for_room_makes_its_first_attempt_with_its_whole_cap() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::registry().with(
-        capture
-            .clone()
-            .with_filter(tracing_subscriber::filter::LevelFilter::DEBUG),
-    );
-    let _default = tracing::subscriber::set_default(subscriber);
+    let (capture, _default) = capture_debug();
 
     let c = cluster(1, "WaitTopic").await;
     // One room; an attempt with another after it is capped at 800 ms.
