@@ -157,11 +157,11 @@ impl Future for SyncCall<'_> {
                             if go_away::is_go_away(&resp)
                                 && this.client.inner.config.reconnect_on_go_away =>
                         {
-                            let Step::Waiting(w) = std::mem::replace(&mut this.step, Step::Done)
-                            else {
-                                unreachable!("matched above")
-                            };
-                            let Some(req) = this.req.take() else {
+                            // `Waiting`, as matched above; the request is kept for this.
+                            let (Step::Waiting(w), Some(req)) = (
+                                std::mem::replace(&mut this.step, Step::Done),
+                                this.req.take(),
+                            ) else {
                                 return Poll::Ready(Err(RemotingError::Shutdown));
                             };
                             this.step =
