@@ -194,7 +194,10 @@ impl RemotingClient {
 
     /// [`invoke_sync`](Self::invoke_sync) ended by `deadline` instead of `timeout` from now:
     /// for a caller that has read the clock already (one read less per call). `deadline`
-    /// should be no later than `timeout` from now; `timeout` is what the call's errors report.
+    /// should be no later than `timeout` from now; `timeout` is what the call's errors report,
+    /// and what [`close_on_timeout`](RemotingConfig::close_on_timeout)'s rule looks at on a live
+    /// connection (not the time `deadline` leaves): such a call that times out closes its
+    /// connection as an `invoke_sync` with that `timeout` would.
     ///
     /// # Errors
     /// As [`invoke_sync`](Self::invoke_sync).

@@ -152,6 +152,9 @@ impl Future for SyncCall<'_> {
                     };
                     // Whatever answered (reply, timer, failure) took the entry out.
                     w.guard.disarm();
+                    // The reply is handled in the call's span (the hook, a resend's start).
+                    let span = w.span.clone();
+                    let _entered = span.enter();
                     match r.unwrap_or_else(|_| Err(w.conn.closed_error(true))) {
                         Ok(resp)
                             if go_away::is_go_away(&resp)
