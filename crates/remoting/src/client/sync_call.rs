@@ -152,9 +152,6 @@ impl Future for SyncCall<'_> {
                     };
                     // Whatever answered (reply, timer, failure) took the entry out.
                     w.guard.disarm();
-                    // The reply is handled in the call's span (the hook, a resend's start).
-                    let span = w.span.clone();
-                    let _entered = span.enter();
                     match r.unwrap_or_else(|_| Err(w.conn.closed_error(true))) {
                         Ok(resp)
                             if go_away::is_go_away(&resp)
@@ -172,6 +169,8 @@ impl Future for SyncCall<'_> {
                         }
                         Ok(mut resp) => {
                             if let Some(hook) = &w.hook {
+                                // In the call's span (a resend runs in it too, instrumented).
+                                let _entered = w.span.enter();
                                 hook.after_response(this.addr, &mut resp);
                             }
                             this.step = Step::Done;
