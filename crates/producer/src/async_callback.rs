@@ -131,7 +131,10 @@ impl Settle for Waiting {
                 let delivery = conclude(&inner, admitted, span, outcome, |held| {
                     // Kept here, where the receiver frees it (set below, under this lock,
                     // before anyone can read it): no allocation for the trip.
-                    kept = held.map(Held::emptied);
+                    kept = held;
+                    if let Some(held) = &mut kept {
+                        held.empty_bodies();
+                    }
                     Leftovers::default()
                 });
                 meeting.deliver(delivery.delivered);

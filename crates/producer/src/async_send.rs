@@ -82,18 +82,14 @@ impl Held {
         }
     }
 
-    /// Empties the bodies (leftovers carry only memory of small strings).
-    fn emptied(self) -> Self {
+    /// Empties the bodies in place (leftovers carry only memory of small strings).
+    fn empty_bodies(&mut self) {
         match self {
-            Self::One(mut m) => {
-                m.set_body(Bytes::new());
-                Self::One(m)
-            }
-            Self::Batch(mut v) => {
-                for m in &mut v {
+            Self::One(m) => m.set_body(Bytes::new()),
+            Self::Batch(v) => {
+                for m in v {
                     m.set_body(Bytes::new());
                 }
-                Self::Batch(v)
             }
         }
     }
@@ -586,7 +582,10 @@ fn leftovers(held: Option<Held>, flight: Option<Box<Flight>>) -> Leftovers {
         out.body = Bytes::new();
         flight.out = Some(out);
     }
-    flight.held = held.map(Held::emptied);
+    flight.held = held;
+    if let Some(held) = &mut flight.held {
+        held.empty_bodies();
+    }
     Leftovers::new(flight)
 }
 
