@@ -7,9 +7,11 @@
 //!
 //! The request is built first (it borrows the send's state); then the state waits in a
 //! [`Rendezvous`] before the request goes to the connection, so that the answer, however early,
-//! finds it there, and the launch's future holds the transport's alone. The producer's
-//! [`Registry`](crate::rendezvous::Registry) lists the sends waiting there, for shutdown to
-//! cancel once it stops waiting.
+//! finds it there, and the launch's future holds the transport's alone. The rendezvous is the
+//! send's one shared allocation ([`SendCell`]): the outcome waits there too, for the
+//! [`SendFuture`](crate::SendFuture) that the launch's caller makes of it (no channel). The
+//! producer's [`Registry`](crate::rendezvous::Registry) lists the sends waiting there, for
+//! shutdown to cancel once it stops waiting.
 
 use std::future::Future;
 use std::sync::Arc;
