@@ -116,6 +116,8 @@ impl Settle for Waiting {
         let Some(inner) = inner.take() else {
             return;
         };
+        // From here the send's outcome is delivered once, whatever happens (a panic too).
+        let mut unsettled = Unsettled(Some(&**meeting));
         if let Some(key) = key.take() {
             inner.waiting.remove(key);
         }
@@ -139,6 +141,7 @@ impl Settle for Waiting {
                     }
                     Leftovers::default()
                 });
+                unsettled.0 = None;
                 meeting.deliver(delivery.delivered);
                 drop(delivery.token);
                 drop(entered);
@@ -162,6 +165,8 @@ impl Settle for Waiting {
                 let span = std::mem::replace(span, Span::none());
                 let mut deliver = Deliver::new(Arc::clone(meeting));
                 deliver.may_be_stored();
+                // The deliverer delivers from now on (a cancellation if dropped undelivered).
+                unsettled.0 = None;
                 let task = async move {
                     let outcome = Box::pin(state.resume(pause)).instrument(span.clone()).await;
                     conclude(&task_inner, admitted, &span, outcome, |_| {
@@ -171,6 +176,23 @@ impl Settle for Waiting {
                 };
                 hand_off(&inner, task);
             }
+        }
+    }
+}
+
+/// Delivers a cancellation (the request may have been written) when dropped armed: a
+/// settlement that ended without delivering (a panic, or a state not parked as it should be),
+/// so that its [`SendFuture`](crate::SendFuture) never waits forever.
+struct Unsettled<'a>(Option<&'a SendCell>);
+
+impl Drop for Unsettled<'_> {
+    fn drop(&mut self) {
+        if let Some(cell) = self.0.take() {
+            tracing::debug!("asynchronous send settled without an outcome: delivering Cancelled");
+            cell.deliver((
+                Err(SendError::bare(retry::cancelled(true))),
+                Leftovers::default(),
+            ));
         }
     }
 }
@@ -414,6 +436,29 @@ where
             park(inner, transport, meeting, budget, aborted)
         }
         Next::Done(outcome) => Launching::none(aborted, over(inner, admitted, outcome, span)),
+    }
+}
+
+#[cfg(test)]
+mod unsettled {
+    use super::*;
+
+    #[test]
+    fn a_settlement_that_ends_without_an_outcome_delivers_a_cancellation() {
+        let cell = Waiting::cell();
+        drop(Unsettled(Some(&*cell)));
+        let waker = futures_util::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(matches!(
+            cell.poll_outcome(&mut cx),
+            std::task::Poll::Ready(Some((Err(e), _)))
+                if matches!(e.kind(), ErrorKind::Cancelled { maybe_stored: true })
+        ));
+        let delivered = Waiting::cell();
+        let mut armed = Unsettled(Some(&*delivered));
+        armed.0 = None;
+        drop(armed);
+        assert!(!delivered.delivered(), "disarmed: the settlement delivered");
     }
 }
 
