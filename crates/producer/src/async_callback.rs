@@ -467,9 +467,10 @@ mod sizes {
     //! The sizes of what an asynchronous send moves (issue 13, seventh pass: `memcpy` was a
     //! fifth of its instructions): its waiting state (settled in place, built in its
     //! rendezvous) and the launch that `send_async` holds across its await. Bounds with some
-    //! room over the sizes measured (debug build: waiting 720, state 440, admitted 128, start
-    //! 160; before the ninth pass, start was 1,392: it held the remoting call's future), so
-    //! that a change that grows them again fails here.
+    //! room over the sizes measured (debug build: waiting 712, state 440, admitted 136, start
+    //! 168, the launch now holding the send's rendezvous for its `SendFuture`; before the ninth
+    //! pass, start was 1,392: it held the remoting call's future), so that a change that grows
+    //! them again fails here.
 
     #![allow(unreachable_code, unused_variables, clippy::diverging_sub_expression)]
 
