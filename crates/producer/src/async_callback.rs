@@ -7,9 +7,11 @@
 //!
 //! The request is built first (it borrows the send's state); then the state waits in a
 //! [`Rendezvous`] before the request goes to the connection, so that the answer, however early,
-//! finds it there, and the launch's future holds the transport's alone. The producer's
-//! [`Registry`](crate::rendezvous::Registry) lists the sends waiting there, for shutdown to
-//! cancel once it stops waiting.
+//! finds it there, and the launch's future holds the transport's alone. The rendezvous is the
+//! send's one shared allocation ([`SendCell`]): the outcome waits there too, for the
+//! [`SendFuture`](crate::SendFuture) that the launch's caller makes of it (no channel). The
+//! producer's [`Registry`](crate::rendezvous::Registry) lists the sends waiting there, for
+//! shutdown to cancel once it stops waiting.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,15 +20,17 @@ use bytes::Bytes;
 use tokio::time::Instant;
 use tracing::{Instrument, Span};
 
-use super::{conclude, first_attempt, hand_off, spawn, Admitted, First, Held, Ready, State};
-use crate::deliver::{Deliver, Leftovers, SendOutcome};
-use crate::error::ErrorKind;
+use super::{
+    conclude, first_attempt, hand_off, spawn, Admitted, First, Held, Ready, SendCell, State,
+};
+use crate::deliver::{Deliver, Delivered, Leftovers};
+use crate::error::{ErrorKind, SendError};
 use crate::kernel::Outgoing;
-use crate::launching::{Before, Launching};
+use crate::launching::{Launching, Rest};
 use crate::options::{SendOptions, To};
 use crate::producer::Inner;
 use crate::rendezvous::{Cancel, Rendezvous, Settle};
-use crate::retry::{self, Job, Mode, Next, Queue, SendState, Settled, Target};
+use crate::retry::{self, Job, Mode, Next, Outcome, Queue, SendState, Settled, Target};
 use crate::send::timeout_of;
 use crate::send_result::SendResult;
 use crate::transport::remoting::RemotingTransport;
@@ -35,39 +39,39 @@ use rmq_nameserver_client::PublishRoute;
 use rmq_remoting::RemotingError;
 use std::time::Duration;
 
-/// A send waiting for its first answer. Settled in place ([`Settle::settle`] through `&mut`):
-/// only what leaves it is moved (the deliverer, the registrations; the state only for a
-/// retry), not the whole (issue 13: it is ~700 bytes). Once settled, it keeps only what the
-/// caller's task allocated ([`Spent`]), freed with its rendezvous by the last handle: the
-/// receiver of the outcome, which holds one as the send's [`Leftovers`].
-struct Waiting<D>
-where
-    D: FnOnce((SendOutcome, Leftovers)),
-{
-    /// `None` once settled (nothing with an effect outlives the settlement).
+/// A send's state in its rendezvous (the send's [`SendCell`]), which exists from the send's
+/// admission (the [`SendFuture`](crate::SendFuture) reads the outcome there): empty until the
+/// first attempt is ready, then waiting for its first answer. Settled in place
+/// ([`Settle::settle`] through `&mut`): only what leaves it is moved (the registrations; the
+/// state only for a retry), not the whole (issue 13: it is ~700 bytes). Once settled, it keeps
+/// only what the caller's task allocated ([`Spent`]), freed with its rendezvous by the last
+/// handle: usually the receiver of the outcome.
+pub(crate) struct Waiting {
+    /// `None` until parked, and once settled (nothing with an effect outlives the settlement).
     inner: Option<Arc<Inner>>,
-    /// The send's state until settled, then what is left of it.
+    /// The send's state while it waits, then what is left of it.
     phase: Phase,
-    queue: Queue,
-    /// When the attempt was handed to the transport.
-    t0: Instant,
     admitted: Option<Admitted>,
     span: Span,
-    deliver: Option<Deliver<D, (SendOutcome, Leftovers)>>,
     /// Its entry in the producer's registry.
     key: Option<usize>,
 }
 
 /// Where a [`Waiting`] send is.
-// The state is large and built in its place (never moved while it waits).
+// The state is large and never moved while it waits.
 #[allow(clippy::large_enum_variant)]
 enum Phase {
+    /// Not parked yet, gone on (a retry), or settled without leftovers.
+    Empty,
     /// Waiting for its first answer.
-    Waiting(State),
+    Waiting {
+        state: State,
+        queue: Queue,
+        /// When the attempt was handed to the transport.
+        t0: Instant,
+    },
     /// Settled by its first answer: what the receiver of the outcome frees.
     Spent { _left: Spent },
-    /// Gone on (a retry) or settled without leftovers.
-    Gone,
 }
 
 /// What a send settled in a callback leaves to be freed by the receiver of its outcome (see
@@ -77,11 +81,22 @@ struct Spent {
     _held: Option<Held>,
 }
 
-impl<D> Settle for Waiting<D>
-where
-    D: FnOnce((SendOutcome, Leftovers)) + Send + 'static,
-{
+impl Waiting {
+    /// Nothing parked yet: the send's rendezvous as its admission makes it.
+    pub(crate) fn cell() -> Arc<SendCell> {
+        Rendezvous::parked(Self {
+            inner: None,
+            phase: Phase::Empty,
+            admitted: None,
+            span: Span::none(),
+            key: None,
+        })
+    }
+}
+
+impl Settle for Waiting {
     type Answer = Result<SendResult, ErrorKind>;
+    type Outcome = Delivered;
 
     fn cancelled() -> Self::Answer {
         // Shutdown's abort: the request may have been written.
@@ -92,11 +107,8 @@ where
         let Self {
             inner,
             phase,
-            queue,
-            t0,
             admitted,
             span,
-            deliver,
             key,
         } = self;
         // Taken first: a settlement that panicked is never run twice. What has an effect (the
@@ -104,28 +116,36 @@ where
         let Some(inner) = inner.take() else {
             return;
         };
+        // From here the send's outcome is delivered once, whatever happens (a panic too).
+        let mut unsettled = Unsettled(Some(&**meeting));
         if let Some(key) = key.take() {
             inner.waiting.remove(key);
         }
-        let (Some(deliver), Some(admitted)) = (deliver.take(), admitted.take()) else {
+        let Some(admitted) = admitted.take() else {
             return;
         };
-        let Phase::Waiting(running) = phase else {
+        let Phase::Waiting { state, queue, t0 } = phase else {
             return;
         };
-        let settled = span.in_scope(|| running.settle(queue, *t0, answer.map(Some)));
+        let settled = span.in_scope(|| state.settle(queue, *t0, answer.map(Some)));
         match settled {
             Settled::Done(outcome) => {
                 let mut kept = None;
                 let entered = span.enter();
-                conclude(&inner, admitted, span, deliver, outcome, |held| {
-                    kept = held.map(Held::emptied);
-                    // No allocation: the receiver holds this rendezvous, where the leftovers
-                    // stay (set below, under its lock, before anyone can read them).
-                    Leftovers::shared(Arc::clone(meeting) as Arc<dyn Send + Sync>)
+                let delivery = conclude(&inner, admitted, span, outcome, |held| {
+                    // Kept here, where the receiver frees it (set below, under this lock,
+                    // before anyone can read it): no allocation for the trip.
+                    kept = held;
+                    if let Some(held) = &mut kept {
+                        held.empty_bodies();
+                    }
+                    Leftovers::default()
                 });
+                unsettled.0 = None;
+                meeting.deliver(delivery.delivered);
+                drop(delivery.token);
                 drop(entered);
-                let mut out = running.take_outgoing();
+                let mut out = state.take_outgoing();
                 out.body = Bytes::new();
                 // The rest of the state (route, producer handle, spans) is dropped here.
                 *phase = Phase::Spent {
@@ -137,17 +157,22 @@ where
                 *span = Span::none();
             }
             Settled::Again(pause) => {
-                let Phase::Waiting(state) = std::mem::replace(phase, Phase::Gone) else {
+                let Phase::Waiting { state, .. } = std::mem::replace(phase, Phase::Empty) else {
                     return;
                 };
                 tracing::debug!(parent: &*span, ?pause, "retrying on the completion driver");
                 let task_inner = Arc::clone(&inner);
                 let span = std::mem::replace(span, Span::none());
+                let mut deliver = Deliver::new(Arc::clone(meeting));
+                deliver.may_be_stored();
+                // The deliverer delivers from now on (a cancellation if dropped undelivered).
+                unsettled.0 = None;
                 let task = async move {
                     let outcome = Box::pin(state.resume(pause)).instrument(span.clone()).await;
-                    conclude(&task_inner, admitted, &span, deliver, outcome, |_| {
+                    conclude(&task_inner, admitted, &span, outcome, |_| {
                         Leftovers::default()
-                    });
+                    })
+                    .to(deliver);
                 };
                 hand_off(&inner, task);
             }
@@ -155,16 +180,28 @@ where
     }
 }
 
-/// The transport's callback: hands the answer to the rendezvous; dropped uncalled (the launch
-/// was dropped before the transport took it), it hands a cancellation.
-struct Answer<D>(Option<Arc<Rendezvous<Waiting<D>>>>)
-where
-    D: FnOnce((SendOutcome, Leftovers)) + Send + 'static;
+/// Delivers a cancellation (the request may have been written) when dropped armed: a
+/// settlement that ended without delivering (a panic, or a state not parked as it should be),
+/// so that its [`SendFuture`](crate::SendFuture) never waits forever.
+struct Unsettled<'a>(Option<&'a SendCell>);
 
-impl<D> Answer<D>
-where
-    D: FnOnce((SendOutcome, Leftovers)) + Send + 'static,
-{
+impl Drop for Unsettled<'_> {
+    fn drop(&mut self) {
+        if let Some(cell) = self.0.take() {
+            tracing::debug!("asynchronous send settled without an outcome: delivering Cancelled");
+            cell.deliver((
+                Err(SendError::bare(retry::cancelled(true))),
+                Leftovers::default(),
+            ));
+        }
+    }
+}
+
+/// The transport's callback: hands the answer to the rendezvous; dropped uncalled (the launch
+/// was dropped before the transport took it, or a panic on the way), it hands a cancellation.
+struct Answer(Option<Arc<SendCell>>);
+
+impl Answer {
     fn give(mut self, answer: Result<SendResult, ErrorKind>) {
         if let Some(meeting) = self.0.take() {
             let answer = match answer {
@@ -174,7 +211,7 @@ where
                 Err(ErrorKind::Transport {
                     source: RemotingError::Shutdown,
                     ..
-                }) if meeting.abandoned() => Waiting::<D>::cancelled(),
+                }) if meeting.abandoned() => Waiting::cancelled(),
                 other => other,
             };
             meeting.answer(answer);
@@ -182,34 +219,28 @@ where
     }
 }
 
-impl<D> Drop for Answer<D>
-where
-    D: FnOnce((SendOutcome, Leftovers)) + Send + 'static,
-{
+impl Drop for Answer {
     fn drop(&mut self) {
         if let Some(meeting) = self.0.take() {
-            meeting.answer(Waiting::<D>::cancelled());
+            meeting.answer(Waiting::cancelled());
         }
     }
 }
 
 /// Starts an admitted send: the caller's part of its first attempt (at once when the route
 /// is cached and no selector runs, else [`first_attempt`] in a boxed future), then hands the
-/// attempt to the transport and leaves the send to its answer. Returns once the attempt is
-/// written or queued (or failed); the send may be over by then. A send over before any attempt
-/// goes to the completion driver as before ([`spawn`]).
-pub(super) fn start<'a, D>(
+/// attempt to the transport and leaves the send to its answer. Resolves once the attempt is
+/// written or queued (or failed), to the send's rendezvous, where its outcome will be; the
+/// send may be over by then. A send over before any attempt goes to the completion driver as
+/// before ([`spawn`]), its outcome to a rendezvous of its own.
+pub(super) fn start<'a>(
     inner: &'a Arc<Inner>,
     transport: &'a RemotingTransport,
     out: Outgoing,
     options: &'a SendOptions,
     admitted: Admitted,
     span: Span,
-    deliver: Deliver<D, (SendOutcome, Leftovers)>,
-) -> impl Future<Output = ()> + Send + 'a
-where
-    D: FnOnce((SendOutcome, Leftovers)) + Send + 'static,
-{
+) -> impl Future<Output = Option<Arc<SendCell>>> + Send + 'a {
     let started = admitted.started;
     let aborted = inner.core.aborted();
     let Some(info) = route_now(inner, options, &out, started) else {
@@ -227,82 +258,94 @@ where
                         rmq_common::batch::BatchError::Empty,
                     ))),
                 };
-                let parked = match ready {
-                    Ready::Attempt(state, queue, budget) => Some((
-                        Rendezvous::parked(Waiting::new(
-                            inner, state, queue, admitted, span, deliver,
-                        )),
-                        budget,
-                    )),
-                    Ready::Over(outcome) => {
-                        spawn(inner, admitted, First::Over(outcome), span, deliver);
-                        None
+                match ready {
+                    Ready::Attempt(state, queue, budget) => {
+                        let meeting =
+                            Rendezvous::parked(Waiting::new(inner, state, queue, admitted, span));
+                        let launch = park(inner, transport, meeting, budget, inner.core.aborted());
+                        // `None` only for a launch polled again after it resolved: cannot happen.
+                        match launch.await {
+                            Some(meeting) => meeting,
+                            None => cancelled(),
+                        }
                     }
-                };
-                if let Some((meeting, budget)) = parked {
-                    park(inner, transport, meeting, budget, inner.core.aborted()).await;
+                    Ready::Over(outcome) => over(inner, admitted, outcome, span),
                 }
             }),
         );
     };
     ready_now(
-        inner, transport, out, info, options, admitted, span, deliver, aborted,
+        inner, transport, out, info, options, admitted, span, aborted,
     )
 }
 
-impl<D> Waiting<D>
-where
-    D: FnOnce((SendOutcome, Leftovers)) + Send + 'static,
-{
+/// A send over before any attempt: concluded on the completion driver ([`spawn`]), its outcome
+/// delivered to a rendezvous of its own (nothing parked there).
+fn over(inner: &Arc<Inner>, admitted: Admitted, outcome: Outcome, span: Span) -> Arc<SendCell> {
+    let cell = Waiting::cell();
+    let mut deliver = Deliver::new(Arc::clone(&cell));
+    // Dropped undelivered (runtime shutdown): as a send that may have been written.
+    deliver.may_be_stored();
+    spawn(inner, admitted, First::Over(outcome), span, deliver);
+    cell
+}
+
+/// A rendezvous holding a cancellation (for what cannot happen).
+fn cancelled() -> Arc<SendCell> {
+    let cell = Waiting::cell();
+    cell.deliver((
+        Err(SendError::bare(retry::cancelled(true))),
+        Leftovers::default(),
+    ));
+    cell
+}
+
+impl Waiting {
     /// A send about to make its first attempt to `queue`.
     #[inline]
-    fn new(
-        inner: &Arc<Inner>,
-        state: State,
-        queue: Queue,
-        admitted: Admitted,
-        span: Span,
-        deliver: Deliver<D, (SendOutcome, Leftovers)>,
-    ) -> Self {
+    fn new(inner: &Arc<Inner>, state: State, queue: Queue, admitted: Admitted, span: Span) -> Self {
         Self {
             inner: Some(Arc::clone(inner)),
-            t0: state.attempt_started(),
-            phase: Phase::Waiting(state),
-            queue,
+            phase: Phase::Waiting {
+                t0: state.attempt_started(),
+                state,
+                queue,
+            },
             admitted: Some(admitted),
             span,
-            deliver: Some(deliver),
             key: None,
         }
     }
 }
 
 /// The launch of a first attempt (see [`Launching`]): what of it must wait, boxed.
-type Launch<'a, A, D> = Launching<'a, Before<'a>, A, Waiting<D>>;
+type Launch<'a, A> = Launching<'a, Rest<'a>, A, Waiting>;
 
 /// Hands a first attempt to the transport. Its state waits in `meeting` already (built there,
 /// not moved in: it is large, issue 13); the request is built from it there, then the
 /// rendezvous is listed in the producer's registry, before the request goes to the connection
 /// ([`Launching`]): the answer, however early, finds the state waiting. Nothing to launch when
 /// the send is settled already.
-fn park<'a, D, A>(
+fn park<'a, A>(
     inner: &Arc<Inner>,
     transport: &'a RemotingTransport,
-    meeting: Arc<Rendezvous<Waiting<D>>>,
+    meeting: Arc<SendCell>,
     budget: Duration,
     aborted: A,
-) -> Launch<'a, A, D>
+) -> Launch<'a, A>
 where
-    D: FnOnce((SendOutcome, Leftovers)) + Send + 'static,
     A: Future<Output = ()>,
 {
+    // From here, whatever happens (a panic too), the send is answered: dropped uncalled, this
+    // answers with a cancellation.
+    let answer = Answer(Some(Arc::clone(&meeting)));
     // Under the rendezvous' lock: nothing can answer yet (the request is not sent, and the
     // registry lists it only in here), so this waits for nobody.
     let listed = meeting.with_parked(|waiting| {
-        let Phase::Waiting(state) = &waiting.phase else {
+        let Phase::Waiting { state, queue, .. } = &waiting.phase else {
             return None;
         };
-        let prepared = transport.prepare(&state.attempt(&waiting.queue, budget));
+        let prepared = transport.prepare(&state.attempt(queue, budget));
         let attempt_span = state.current_attempt_span().clone();
         // Listed before the launch: a shutdown that stops waiting from now on cancels it.
         let key = inner
@@ -312,18 +355,15 @@ where
         Some((key.is_some(), prepared, attempt_span))
     });
     let Some(Some((listed, prepared, attempt_span))) = listed else {
-        return Launching::none(aborted);
+        return Launching::none(aborted, meeting);
     };
     if !listed {
         // The producer is shutting down: the attempt is never handed to the transport.
-        meeting.answer(Err(retry::cancelled(false)));
-        return Launching::none(aborted);
+        answer.give(Err(retry::cancelled(false)));
+        return Launching::none(aborted, meeting);
     }
     match prepared {
         Ok(prepared) => {
-            // Dropped before it is called (the launch dropped early), it answers with a
-            // cancellation.
-            let answer = Answer(Some(Arc::clone(&meeting)));
             // Queued here when nothing needs a wait: then nothing of the launch is held across
             // the caller's await (only what must wait is, boxed).
             let rest = {
@@ -332,12 +372,12 @@ where
             };
             match rest {
                 Some(rest) => Launching::new(rest, aborted, meeting, attempt_span),
-                None => Launching::none(aborted),
+                None => Launching::none(aborted, meeting),
             }
         }
         Err(e) => {
-            meeting.answer(Err(e));
-            Launching::none(aborted)
+            answer.give(Err(e));
+            Launching::none(aborted, meeting)
         }
     }
 }
@@ -357,11 +397,11 @@ fn route_now(
 }
 
 /// The first attempt of a send whose route is at hand ([`route_now`]), in the send's span: its
-/// state built where it waits, in its [`Waiting`] (moving it was a tenth of the send's copies,
-/// issue 13), then [`park`]ed; `None` when the send is over before any attempt (handed to the
-/// completion driver).
+/// state built where it waits, in its rendezvous (moving it was a tenth of the send's copies,
+/// issue 13), then [`park`]ed; when the send is over before any attempt, handed to the
+/// completion driver ([`over`]).
 #[allow(clippy::too_many_arguments)]
-fn ready_now<'a, D, A>(
+fn ready_now<'a, A>(
     inner: &Arc<Inner>,
     transport: &'a RemotingTransport,
     out: Outgoing,
@@ -369,11 +409,9 @@ fn ready_now<'a, D, A>(
     options: &SendOptions,
     admitted: Admitted,
     span: Span,
-    deliver: Deliver<D, (SendOutcome, Leftovers)>,
     aborted: A,
-) -> Launch<'a, A, D>
+) -> Launch<'a, A>
 where
-    D: FnOnce((SendOutcome, Leftovers)) + Send + 'static,
     A: Future<Output = ()>,
 {
     let core = &inner.core;
@@ -394,14 +432,33 @@ where
         Next::Attempt(queue, budget) => {
             // Built where it waits (moving it was a tenth of the send's copies, issue 13). The
             // first attempt's clock read is the send's own (as the synchronous path's).
-            let meeting =
-                Rendezvous::parked(Waiting::new(inner, state, queue, admitted, span, deliver));
+            let meeting = Rendezvous::parked(Waiting::new(inner, state, queue, admitted, span));
             park(inner, transport, meeting, budget, aborted)
         }
-        Next::Done(outcome) => {
-            spawn(inner, admitted, First::Over(outcome), span, deliver);
-            Launching::none(aborted)
-        }
+        Next::Done(outcome) => Launching::none(aborted, over(inner, admitted, outcome, span)),
+    }
+}
+
+#[cfg(test)]
+mod unsettled {
+    use super::*;
+
+    #[test]
+    fn a_settlement_that_ends_without_an_outcome_delivers_a_cancellation() {
+        let cell = Waiting::cell();
+        drop(Unsettled(Some(&*cell)));
+        let waker = futures_util::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(matches!(
+            cell.poll_outcome(&mut cx),
+            std::task::Poll::Ready(Some((Err(e), _)))
+                if matches!(e.kind(), ErrorKind::Cancelled { maybe_stored: true })
+        ));
+        let delivered = Waiting::cell();
+        let mut armed = Unsettled(Some(&*delivered));
+        armed.0 = None;
+        drop(armed);
+        assert!(!delivered.delivered(), "disarmed: the settlement delivered");
     }
 }
 
@@ -410,9 +467,10 @@ mod sizes {
     //! The sizes of what an asynchronous send moves (issue 13, seventh pass: `memcpy` was a
     //! fifth of its instructions): its waiting state (settled in place, built in its
     //! rendezvous) and the launch that `send_async` holds across its await. Bounds with some
-    //! room over the sizes measured (debug build: waiting 720, state 440, admitted 128, start
-    //! 160; before the ninth pass, start was 1,392: it held the remoting call's future), so
-    //! that a change that grows them again fails here.
+    //! room over the sizes measured (debug build: waiting 712, state 440, admitted 136, start
+    //! 168, the launch now holding the send's rendezvous for its `SendFuture`; before the ninth
+    //! pass, start was 1,392: it held the remoting call's future), so that a change that grows
+    //! them again fails here.
 
     #![allow(unreachable_code, unused_variables, clippy::diverging_sub_expression)]
 
@@ -421,23 +479,19 @@ mod sizes {
 
     use super::*;
 
-    /// The deliverer's receiver of `send_async` (a closure holding a oneshot sender): a word.
-    type Receiver = fn((SendOutcome, Leftovers));
-
     fn size<F: Future, C: FnOnce() -> F>(_: C) -> usize {
         size_of::<F>()
     }
 
     #[test]
     fn the_moved_state_stays_small() {
-        let waiting = size_of::<Waiting<Receiver>>();
+        let waiting = size_of::<Waiting>();
         let state = size_of::<State>();
         let admitted = size_of::<Admitted>();
         let start = size(|| {
             let inner: &Arc<Inner> = unreachable!();
             let transport: &RemotingTransport = unreachable!();
             let options: &SendOptions = unreachable!();
-            let deliver: Deliver<Receiver, (SendOutcome, Leftovers)> = unreachable!();
             start(
                 inner,
                 transport,
@@ -445,7 +499,6 @@ mod sizes {
                 options,
                 unreachable!(),
                 Span::none(),
-                deliver,
             )
         });
         let sizes = format!("waiting {waiting}, state {state}, admitted {admitted}, start {start}");

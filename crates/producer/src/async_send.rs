@@ -14,19 +14,20 @@ use std::sync::Arc;
 use bytes::Bytes;
 use rmq_common::validate::validate_message;
 use rmq_common::Message;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::{Instrument, Span};
 
 use crate::backpressure::Permit;
 use crate::checks::check_message;
-use crate::deliver::{Deliver, Leftovers, SendOutcome};
+use crate::deliver::{Deliver, Delivered, Leftovers};
 use crate::error::{ErrorKind, SendError, Unsent};
 use crate::kernel::{prepare_single, Outgoing};
 use crate::metrics::Wait;
 use crate::options::SendOptions;
 use crate::producer::Inner;
+use crate::rendezvous::Rendezvous;
 use crate::retry::{self, Job, Launched, Mode, Next, Outcome, Queue, SendState, Settled};
 use crate::send::{
     check_final_size, log_outcome, prepare_batch_checked, resolve_target, send_span, timeout_of,
@@ -40,6 +41,16 @@ use crate::Producer;
 mod callback;
 
 type State = SendState<AnyTransport>;
+
+/// An asynchronous send's one shared allocation: its state while it waits for its first answer
+/// by callback (its rendezvous), and its outcome until the [`SendFuture`] takes it.
+pub(crate) type SendCell = Rendezvous<callback::Waiting>;
+
+/// A send's cell with nothing parked (for tests of what reads it).
+#[cfg(test)]
+pub(crate) fn cell() -> Arc<SendCell> {
+    callback::Waiting::cell()
+}
 type Pending = <AnyTransport as Transport>::Pending;
 
 /// What an asynchronous send carries: one message or a batch.
@@ -71,18 +82,14 @@ impl Held {
         }
     }
 
-    /// Empties the bodies (leftovers carry only memory of small strings).
-    fn emptied(self) -> Self {
+    /// Empties the bodies in place (leftovers carry only memory of small strings).
+    fn empty_bodies(&mut self) {
         match self {
-            Self::One(mut m) => {
-                m.set_body(Bytes::new());
-                Self::One(m)
-            }
-            Self::Batch(mut v) => {
-                for m in &mut v {
+            Self::One(m) => m.set_body(Bytes::new()),
+            Self::Batch(v) => {
+                for m in v {
                     m.set_body(Bytes::new());
                 }
-                Self::Batch(v)
             }
         }
     }
@@ -197,8 +204,8 @@ impl Producer {
                 }
             },
         };
-        let (out, admitted, span, deliver, future) =
-            prepare_admitted(inner, token, permit, held, started, false)?;
+        let (out, admitted, span) = prepare_admitted(inner, token, permit, held, started, false)?;
+        let (deliver, future) = outlet();
         spawn(
             inner,
             admitted,
@@ -287,15 +294,20 @@ impl Producer {
             if !inner.is_running() {
                 return Err(SendError::new(ErrorKind::NotRunning, held.into_unsent()));
             }
-            let (out, admitted, span, mut deliver, future) =
+            let (out, admitted, span) =
                 prepare_admitted(inner, token, permit, held, started, waited)?;
+            if let AnyTransport::Remoting(transport) = &inner.core.transport {
+                // The common case: the first answer settles the send where it arrives, in the
+                // send's rendezvous, where its outcome then waits for the `SendFuture`.
+                let cell = callback::start(inner, transport, out, &options, admitted, span).await;
+                return cell.map(SendFuture::of).ok_or_else(|| {
+                    // A launch resolves once (cannot happen).
+                    SendError::bare(ErrorKind::Cancelled { maybe_stored: true })
+                });
+            }
+            let (mut deliver, future) = outlet();
             // From here the request may be written: a drop of this future reports "maybe stored".
             deliver.may_be_stored();
-            if let AnyTransport::Remoting(transport) = &inner.core.transport {
-                // The common case: the first answer settles the send where it arrives.
-                callback::start(inner, transport, out, &options, admitted, span, deliver).await;
-                return Ok(future);
-            }
             // A gRPC proxy's send (its answer awaited on the completion driver): boxed, so that
             // the remoting path's future stays small.
             let first = match admitted.held.first() {
@@ -351,9 +363,15 @@ fn prepare(inner: &Inner, held: Held) -> Result<(Outgoing, Held), SendError> {
     }
 }
 
+/// A deliverer and the [`SendFuture`] that receives what it delivers (a send whose state does
+/// not wait in its rendezvous: over gRPC, or `try_send_async`).
+fn outlet() -> (Deliver<callback::Waiting>, SendFuture) {
+    let cell = callback::Waiting::cell();
+    (Deliver::new(Arc::clone(&cell)), SendFuture::of(cell))
+}
+
 /// An admitted send with room, prepared ([`prepare`]): its request, its registrations, its
-/// span, and the deliverer of the outcome the returned [`SendFuture`] receives.
-#[allow(clippy::type_complexity)]
+/// span.
 fn prepare_admitted(
     inner: &Inner,
     token: TaskTrackerToken,
@@ -361,22 +379,8 @@ fn prepare_admitted(
     held: Held,
     started: Instant,
     waited: bool,
-) -> Result<
-    (
-        Outgoing,
-        Admitted,
-        Span,
-        Deliver<impl FnOnce((SendOutcome, Leftovers)) + Send + 'static, (SendOutcome, Leftovers)>,
-        SendFuture,
-    ),
-    SendError,
-> {
+) -> Result<(Outgoing, Admitted, Span), SendError> {
     let (out, held) = prepare(inner, held)?;
-    let (tx, rx) = oneshot::channel();
-    let deliver = Deliver::new(move |delivered: (SendOutcome, Leftovers)| {
-        // The receiver may be gone (the caller dropped the future): the outcome is discarded.
-        let _ = tx.send(delivered);
-    });
     let span = send_span(out.topic());
     let admitted = Admitted {
         token,
@@ -385,7 +389,7 @@ fn prepare_admitted(
         started,
         waited,
     };
-    Ok((out, admitted, span, deliver, SendFuture::new(rx)))
+    Ok((out, admitted, span))
 }
 
 /// The first attempt, ready to be handed to the transport, or the send already over.
@@ -462,15 +466,13 @@ async fn launch_first(
 
 /// The task's part: await the first answer, run the remaining attempts, deliver exactly once,
 /// then release the send's registrations.
-fn spawn<D>(
+fn spawn(
     inner: &Arc<Inner>,
     admitted: Admitted,
     first: First,
     span: Span,
-    mut deliver: Deliver<D, (SendOutcome, Leftovers)>,
-) where
-    D: FnOnce((SendOutcome, Leftovers)) + Send + 'static,
-{
+    mut deliver: Deliver<callback::Waiting>,
+) {
     if !matches!(first, First::Over(_)) {
         deliver.may_be_stored();
     }
@@ -495,26 +497,40 @@ fn spawn<D>(
             other => other,
         };
         let (outcome, flight) = complete(first).instrument(span.clone()).await;
-        conclude(&task_inner, admitted, &span, deliver, outcome, |held| {
+        conclude(&task_inner, admitted, &span, outcome, |held| {
             leftovers(held, flight)
-        });
+        })
+        .to(deliver);
     };
     hand_off(inner, task);
 }
 
-/// Ends a send: records its outcome, frees its room, delivers, then releases its token (what
-/// `shutdown` waits for). `spent` makes the leftovers, given the message when the send
+/// A send concluded: what to deliver, then its token to release (what `shutdown` waits for).
+#[must_use = "deliver, then drop the token"]
+struct Concluded {
+    delivered: Delivered,
+    token: TaskTrackerToken,
+}
+
+impl Concluded {
+    /// Delivers with `deliver`, then releases the token.
+    fn to(self, deliver: Deliver<callback::Waiting>) {
+        let (outcome, leftovers) = self.delivered;
+        deliver.call_with(outcome, leftovers);
+        drop(self.token);
+    }
+}
+
+/// Ends a send: records its outcome and frees its room; the caller delivers, then releases its
+/// token ([`Concluded`]). `spent` makes the leftovers, given the message when the send
 /// succeeded (else it goes back to the caller in the error).
-fn conclude<D>(
+fn conclude(
     inner: &Inner,
     admitted: Admitted,
     span: &Span,
-    deliver: Deliver<D, (SendOutcome, Leftovers)>,
     outcome: Outcome,
     spent: impl FnOnce(Option<Held>) -> Leftovers,
-) where
-    D: FnOnce((SendOutcome, Leftovers)),
-{
+) -> Concluded {
     let topic = admitted.held.first().map_or("", Message::topic);
     log_outcome(&inner.core.metrics, topic, span, admitted.started, &outcome);
     let outcome = crate::namespace::outcome_out(crate::namespace::of(&inner.core.cfg), outcome);
@@ -537,8 +553,10 @@ fn conclude<D>(
         ),
         Err(kind) => (Err(SendError::new(kind, held.into_unsent())), spent(None)),
     };
-    deliver.call_with(outcome, leftovers);
-    drop(token);
+    Concluded {
+        delivered: (outcome, leftovers),
+        token,
+    }
 }
 
 /// Hands the rest of a send to the completion driver.
@@ -564,7 +582,10 @@ fn leftovers(held: Option<Held>, flight: Option<Box<Flight>>) -> Leftovers {
         out.body = Bytes::new();
         flight.out = Some(out);
     }
-    flight.held = held.map(Held::emptied);
+    flight.held = held;
+    if let Some(held) = &mut flight.held {
+        held.empty_bodies();
+    }
     Leftovers::new(flight)
 }
 

@@ -1,17 +1,16 @@
 //! [`Deliver`]: the outcome of an asynchronous send handed over exactly once.
 //!
-//! A send's deliverer travels from the caller to where the send ends (the connection's callback
-//! or the completion driver). Whatever happens on
-//! the way (the caller drops the `send_async` future while it waits for room, the runtime shuts
-//! down and drops the send's task), it is called once: dropped uncalled, it delivers
-//! [`ErrorKind::Cancelled`]. A panic in the receiver is caught and logged; it never
-//! reaches the completion driver.
+//! A send's deliverer travels from the caller to where the send ends (the completion driver;
+//! a send settled in the connection's callback delivers from its rendezvous itself). Whatever happens on the way (the caller drops
+//! the `send_async` future while it waits for room, the runtime shuts down and drops the
+//! send's task), it delivers once: dropped undelivered, it delivers [`ErrorKind::Cancelled`].
+//! Delivering runs no user code: it stores the outcome in the rendezvous' outlet and wakes
+//! the [`SendFuture`](crate::SendFuture) polling it.
 
-use std::marker::PhantomData;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crate::error::{ErrorKind, SendError};
+use crate::rendezvous::{Rendezvous, Settle};
 use crate::send_result::SendResult;
 
 /// The outcome of one asynchronous send.
@@ -24,30 +23,17 @@ pub(crate) type SendOutcome = Result<SendResult, SendError>;
 /// completion driver's thread made every send pay cross-thread frees (measured: up to half the
 /// pipelined throughput with glibc's malloc). Nothing with an effect travels here (no producer
 /// handle, connection, timer or span), so an unawaited `SendFuture` holds a few strings at most
-/// (and, for a send settled in the connection's callback, the ~0.7 KB rendezvous they stay in:
-/// the send's own allocation, freed with them by the receiver rather than by the connection's
-/// reader).
+/// (a send settled in the connection's callback hands none: what it leaves stays in its
+/// rendezvous, the send's own allocation, which the receiver usually frees with its handle).
 #[derive(Default)]
 pub(crate) struct Leftovers {
-    held: Kept,
-}
-
-/// How [`Leftovers`] hold what they free.
-#[derive(Default)]
-enum Kept {
-    #[default]
-    Nothing,
-    /// Boxed for the trip.
-    Boxed { _held: Box<dyn Send> },
-    /// A handle of what holds them already, where the send settled (its rendezvous: no
-    /// allocation for the trip, and the receiver usually drops the last handle, freeing it).
-    Shared { _holder: Arc<dyn Send + Sync> },
+    held: Option<Box<dyn Send>>,
 }
 
 impl std::fmt::Debug for Leftovers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Leftovers")
-            .field("held", &!matches!(self.held, Kept::Nothing))
+            .field("held", &self.held.is_some())
             .finish()
     }
 }
@@ -55,62 +41,34 @@ impl std::fmt::Debug for Leftovers {
 impl Leftovers {
     /// Leftovers holding `held`.
     pub(crate) fn new(held: Box<dyn Send>) -> Self {
-        Self {
-            held: Kept::Boxed { _held: held },
-        }
-    }
-
-    /// Leftovers holding a handle of what holds them.
-    pub(crate) fn shared(holder: Arc<dyn Send + Sync>) -> Self {
-        Self {
-            held: Kept::Shared { _holder: holder },
-        }
+        Self { held: Some(held) }
     }
 }
 
-/// What a deliverer's receiver takes: the outcome alone (leftovers are dropped where the send
-/// completes), or the outcome with its leftovers.
-pub(crate) trait Delivered: Sized {
-    fn from_parts(outcome: SendOutcome, leftovers: Leftovers) -> Self;
-}
+/// What a send's rendezvous hands its receiver: the outcome and what the send left behind.
+pub(crate) type Delivered = (SendOutcome, Leftovers);
 
-impl Delivered for SendOutcome {
-    fn from_parts(outcome: SendOutcome, _: Leftovers) -> Self {
-        outcome
-    }
-}
-
-impl Delivered for (SendOutcome, Leftovers) {
-    fn from_parts(outcome: SendOutcome, leftovers: Leftovers) -> Self {
-        (outcome, leftovers)
-    }
-}
-
-/// Holds the receiver of a send's outcome until it is called; calls it with
-/// [`ErrorKind::Cancelled`] when dropped uncalled.
-pub(crate) struct Deliver<F, T = SendOutcome>
+/// Holds a send's way to its receiver (its rendezvous' outlet) until it delivers; delivers
+/// [`ErrorKind::Cancelled`] when dropped undelivered.
+pub(crate) struct Deliver<P>
 where
-    F: FnOnce(T),
-    T: Delivered,
+    P: Settle<Outcome = Delivered>,
 {
-    f: Option<F>,
+    to: Option<Arc<Rendezvous<P>>>,
     /// What a drop reports: whether the request may have been written by then.
     maybe_stored: bool,
-    _takes: PhantomData<fn(T)>,
 }
 
-impl<F, T> Deliver<F, T>
+impl<P> Deliver<P>
 where
-    F: FnOnce(T),
-    T: Delivered,
+    P: Settle<Outcome = Delivered>,
 {
-    /// A deliverer that, dropped uncalled, reports a send certainly not stored (until
-    /// [`Deliver::may_be_stored`]).
-    pub(crate) const fn new(f: F) -> Self {
+    /// A deliverer to `to`'s receiver that, dropped undelivered, reports a send certainly not
+    /// stored (until [`Deliver::may_be_stored`]).
+    pub(crate) const fn new(to: Arc<Rendezvous<P>>) -> Self {
         Self {
-            f: Some(f),
+            to: Some(to),
             maybe_stored: false,
-            _takes: PhantomData,
         }
     }
 
@@ -119,27 +77,20 @@ where
         self.maybe_stored = true;
     }
 
-    /// Delivers `outcome`; a panic of the receiver is caught and logged.
-    #[cfg(test)]
-    pub(crate) fn call(self, outcome: SendOutcome) {
-        self.call_with(outcome, Leftovers::default());
-    }
-
     /// Delivers `outcome` with what the send leaves behind.
     pub(crate) fn call_with(mut self, outcome: SendOutcome, leftovers: Leftovers) {
-        if let Some(f) = self.f.take() {
-            run(f, T::from_parts(outcome, leftovers));
+        if let Some(to) = self.to.take() {
+            to.deliver((outcome, leftovers));
         }
     }
 }
 
-impl<F, T> Drop for Deliver<F, T>
+impl<P> Drop for Deliver<P>
 where
-    F: FnOnce(T),
-    T: Delivered,
+    P: Settle<Outcome = Delivered>,
 {
     fn drop(&mut self) {
-        if let Some(f) = self.f.take() {
+        if let Some(to) = self.to.take() {
             tracing::debug!(
                 maybe_stored = self.maybe_stored,
                 "asynchronous send dropped before it ended: delivering Cancelled"
@@ -147,86 +98,88 @@ where
             let cancelled = Err(SendError::bare(ErrorKind::Cancelled {
                 maybe_stored: self.maybe_stored,
             }));
-            run(f, T::from_parts(cancelled, Leftovers::default()));
+            to.deliver((cancelled, Leftovers::default()));
         }
     }
 }
 
-impl<F, T> std::fmt::Debug for Deliver<F, T>
+impl<P> std::fmt::Debug for Deliver<P>
 where
-    F: FnOnce(T),
-    T: Delivered,
+    P: Settle<Outcome = Delivered>,
 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Deliver")
-            .field("pending", &self.f.is_some())
+            .field("pending", &self.to.is_some())
             .field("maybe_stored", &self.maybe_stored)
             .finish()
     }
 }
 
-fn run<F: FnOnce(T), T>(f: F, value: T) {
-    if catch_unwind(AssertUnwindSafe(move || f(value))).is_err() {
-        tracing::error!("a send callback panicked (the panic was caught)");
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use super::*;
 
-    type Seen = Arc<Mutex<Vec<String>>>;
+    /// A rendezvous with nothing parked: only its outlet is used.
+    struct Outlet;
 
-    fn recorder() -> (Seen, impl FnOnce(SendOutcome) + Send + 'static) {
-        let seen = Seen::default();
-        let s = Arc::clone(&seen);
-        (seen, move |r: SendOutcome| {
-            let text = match r {
-                Ok(_) => "ok".to_owned(),
-                Err(e) => format!("{e} maybe_stored={}", e.maybe_stored()),
-            };
-            s.lock().expect("lock").push(text);
-        })
+    impl Settle for Outlet {
+        type Answer = ();
+        type Outcome = Delivered;
+        fn settle(&mut self, (): (), _: &Arc<Rendezvous<Self>>) {}
+        fn cancelled() {}
     }
 
-    fn seen(s: &Seen) -> Vec<String> {
-        s.lock().expect("lock").clone()
+    fn outlet() -> Arc<Rendezvous<Outlet>> {
+        Rendezvous::parked(Outlet)
+    }
+
+    fn taken(r: &Rendezvous<Outlet>) -> Option<String> {
+        let waker = futures_util::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        match r.poll_outcome(&mut cx) {
+            std::task::Poll::Ready(Some((Ok(_), _))) => Some("ok".to_owned()),
+            std::task::Poll::Ready(Some((Err(e), _))) => {
+                Some(format!("{e} maybe_stored={}", e.maybe_stored()))
+            }
+            std::task::Poll::Ready(None) => Some("taken".to_owned()),
+            std::task::Poll::Pending => None,
+        }
     }
 
     #[test]
-    fn dropped_uncalled_it_reports_cancelled_once() {
-        let (s, f) = recorder();
-        drop(Deliver::new(f));
+    fn dropped_undelivered_it_delivers_cancelled_once() {
+        let r = outlet();
+        drop(Deliver::new(Arc::clone(&r)));
         assert_eq!(
-            seen(&s),
-            vec!["send cancelled by shutdown maybe_stored=false"]
+            taken(&r).as_deref(),
+            Some("send cancelled by shutdown maybe_stored=false")
         );
-        let (s, f) = recorder();
-        let mut d = Deliver::new(f);
+        let r = outlet();
+        let mut d = Deliver::new(Arc::clone(&r));
         d.may_be_stored();
         drop(d);
         assert_eq!(
-            seen(&s),
-            vec!["send cancelled by shutdown maybe_stored=true"]
+            taken(&r).as_deref(),
+            Some("send cancelled by shutdown maybe_stored=true")
         );
+        assert_eq!(taken(&r).as_deref(), Some("taken"));
     }
 
     #[test]
-    fn called_once() {
-        let (s, f) = recorder();
-        Deliver::new(f).call(Err(SendError::bare(ErrorKind::NotRunning)));
+    fn delivered_once() {
+        let r = outlet();
+        assert_eq!(taken(&r), None, "nothing delivered yet");
+        Deliver::new(Arc::clone(&r)).call_with(
+            Err(SendError::bare(ErrorKind::NotRunning)),
+            Leftovers::default(),
+        );
+        assert!(!r.deliver((
+            Err(SendError::bare(ErrorKind::NotRunning)),
+            Leftovers::default()
+        )));
         assert_eq!(
-            seen(&s),
-            vec!["the producer is not running maybe_stored=false"]
+            taken(&r).as_deref(),
+            Some("the producer is not running maybe_stored=false")
         );
-    }
-
-    #[test]
-    fn a_panicking_receiver_is_contained() {
-        Deliver::new(|_: SendOutcome| panic!("user bug"))
-            .call(Err(SendError::bare(ErrorKind::NotRunning)));
-        drop(Deliver::new(|_: SendOutcome| panic!("user bug in drop")));
     }
 }

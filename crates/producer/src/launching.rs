@@ -3,7 +3,9 @@
 //! The transport's launch is polled in the attempt's span until the request is written or
 //! queued, or until shutdown's abort. Given up before it resolved (dropped, or aborted), it
 //! marks its send's [`Rendezvous`] abandoned *before* the transport's future is dropped, whose
-//! callback then answers `Shutdown`: read as a cancellation, not as a closed client.
+//! callback then answers `Shutdown`: read as a cancellation, not as a closed client. It
+//! resolves to the send's rendezvous, where the send's outcome will be (the caller's
+//! [`SendFuture`](crate::SendFuture) reads it there).
 //!
 //! A future written by hand, not an `async` block wrapped in `instrument` and `Either`: each of
 //! those moved the transport's ~1.2 KB future whole, and the block held the request twice
@@ -19,8 +21,11 @@ use tracing::Span;
 use crate::rendezvous::{Rendezvous, Settle};
 
 /// A send's part that runs before its first attempt is ready (rare: a selector, a route to
-/// load), boxed so that the common case stays small.
-pub(crate) type Before<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+/// load), boxed so that the common case stays small; it resolves to the send's rendezvous.
+/// What of the transport's launch must wait (for the connection, or room in its queue), boxed.
+pub(crate) type Rest<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+pub(crate) type Before<'a, P> = Pin<Box<dyn Future<Output = Arc<Rendezvous<P>>> + Send + 'a>>;
 
 pin_project_lite::pin_project! {
     /// The transport's launch `F`, raced (biased to the launch) with shutdown's abort `A`.
@@ -33,10 +38,12 @@ pin_project_lite::pin_project! {
         launch: Option<F>,
         #[pin]
         aborted: A,
-        // The rendezvous to mark when given up; `None` once the launch resolved.
-        armed: Option<Arc<Rendezvous<P>>>,
+        // The send's rendezvous, handed out when this resolves.
+        meeting: Option<Arc<Rendezvous<P>>>,
+        // Whether to mark it when given up: false once the launch resolved.
+        armed: bool,
         span: Span,
-        before: Option<Before<'a>>,
+        before: Option<Before<'a, P>>,
     }
 
     impl<'a, F, A, P> PinnedDrop for Launching<'a, F, A, P>
@@ -45,8 +52,11 @@ pin_project_lite::pin_project! {
     {
         fn drop(this: Pin<&mut Self>) {
             // Runs before the fields are dropped: the launch's callback finds the mark.
-            if let Some(meeting) = this.project().armed.take() {
-                meeting.set_abandoned();
+            let this = this.project();
+            if *this.armed {
+                if let Some(meeting) = this.meeting.as_ref() {
+                    meeting.set_abandoned();
+                }
             }
         }
     }
@@ -63,29 +73,33 @@ where
         Self {
             launch: Some(launch),
             aborted,
-            armed: Some(meeting),
+            meeting: Some(meeting),
+            armed: true,
             span,
             before: None,
         }
     }
 
-    /// Nothing to launch (the send is over, or settled already).
-    pub(crate) fn none(aborted: A) -> Self {
+    /// Nothing to launch (the send is over, or settled already, or its launch queued): resolves
+    /// to `meeting` at once.
+    pub(crate) fn none(aborted: A, meeting: Arc<Rendezvous<P>>) -> Self {
         Self {
             launch: None,
             aborted,
-            armed: None,
+            meeting: Some(meeting),
+            armed: false,
             span: Span::none(),
             before: None,
         }
     }
 
     /// The rare path: `before` does it all.
-    pub(crate) fn before(aborted: A, before: Before<'a>) -> Self {
+    pub(crate) fn before(aborted: A, before: Before<'a, P>) -> Self {
         Self {
             launch: None,
             aborted,
-            armed: None,
+            meeting: None,
+            armed: false,
             span: Span::none(),
             before: Some(before),
         }
@@ -98,35 +112,37 @@ where
     A: Future<Output = ()>,
     P: Settle,
 {
-    type Output = ();
+    /// The send's rendezvous (`None` only when polled again after it resolved).
+    type Output = Option<Arc<Rendezvous<P>>>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         if let Some(before) = this.before.as_mut() {
-            if before.as_mut().poll(cx).is_pending() {
+            let Poll::Ready(meeting) = before.as_mut().poll(cx) else {
                 return Poll::Pending;
-            }
+            };
             // Done: a later poll finds nothing to run (a finished `async` block would panic).
             *this.before = None;
-            return Poll::Ready(());
+            return Poll::Ready(Some(meeting));
         }
         let Some(launch) = this.launch.as_mut().as_pin_mut() else {
-            return Poll::Ready(());
+            return Poll::Ready(this.meeting.take());
         };
         let _entered = this.span.enter();
         if launch.poll(cx).is_ready() {
-            *this.armed = None;
+            *this.armed = false;
             this.launch.set(None);
-            return Poll::Ready(());
+            return Poll::Ready(this.meeting.take());
         }
         if this.aborted.poll(cx).is_ready() {
             // Shutdown's abort ends the wait for the connection or room: marked, then the
             // launch is dropped and answers with a cancellation.
-            if let Some(meeting) = this.armed.take() {
+            if let Some(meeting) = this.meeting.as_ref() {
                 meeting.set_abandoned();
             }
+            *this.armed = false;
             this.launch.set(None);
-            return Poll::Ready(());
+            return Poll::Ready(this.meeting.take());
         }
         Poll::Pending
     }

@@ -7,16 +7,25 @@
 //! waits, under the rendezvous' lock, not moved out (it is large: moving it was a tenth of an
 //! asynchronous send's copies, issue 13).
 //!
+//! The rendezvous is also where the send's outcome waits for its receiver (its outlet: the
+//! [`SendFuture`](crate::SendFuture) polls it): one allocation per send holds the state, the
+//! outcome and the receiver's waker, and the receiver, which usually drops the last handle,
+//! frees what the send left there.
+//!
 //! A [`Registry`] lists the rendezvous still waiting for their answer, so that a shutdown that
 //! stops waiting ends them at once with a cancellation (the answer that comes later is ignored).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
 
 /// What waits for its answer in a [`Rendezvous`].
 pub(crate) trait Settle: Send + 'static {
     /// The answer.
     type Answer: Send + 'static;
+
+    /// What the rendezvous hands its receiver, once ([`Rendezvous::deliver`]).
+    type Outcome: Send + 'static;
 
     /// Runs once, with the answer, on the state where it waits (`meeting`, which keeps what is
     /// left of it until the last handle goes: a handle may go with the outcome, so that its
@@ -37,9 +46,22 @@ struct Slot<P: Settle> {
     over: bool,
 }
 
-/// The meeting point of one answer and one state. See the [module docs](self).
+/// Where the outcome waits for its receiver.
+struct Outlet<T> {
+    /// The outcome, until the receiver takes it.
+    value: Option<T>,
+    /// The receiver's, while it waits.
+    waker: Option<Waker>,
+    /// Delivered: a second delivery is dropped.
+    delivered: bool,
+}
+
+/// The meeting point of one answer and one state, and of the outcome and its receiver. See the
+/// [module docs](self).
 pub(crate) struct Rendezvous<P: Settle> {
     slot: Mutex<Slot<P>>,
+    /// Locked alone, or under the slot's lock (never the other way round).
+    outlet: Mutex<Outlet<P::Outcome>>,
     /// Whether the launch was given up before it resolved (its future dropped, or shutdown's
     /// abort): a `Shutdown` answer then means a cancelled send, not a closed client.
     abandoned: AtomicBool,
@@ -58,8 +80,56 @@ impl<P: Settle> Rendezvous<P> {
     pub(crate) fn parked(state: P) -> Arc<Self> {
         Arc::new(Self {
             slot: Mutex::new(Slot { state, over: false }),
+            outlet: Mutex::new(Outlet {
+                value: None,
+                waker: None,
+                delivered: false,
+            }),
             abandoned: AtomicBool::new(false),
         })
+    }
+
+    /// Hands `outcome` to the receiver (and wakes it); a second delivery is dropped. Returns
+    /// whether this one was taken.
+    pub(crate) fn deliver(&self, outcome: P::Outcome) -> bool {
+        let waker = {
+            let mut outlet = self.outlet_lock();
+            if outlet.delivered {
+                return false;
+            }
+            outlet.delivered = true;
+            outlet.value = Some(outcome);
+            outlet.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        true
+    }
+
+    /// The receiver's side of [`Rendezvous::deliver`]: the outcome once delivered (`None` when
+    /// taken already), else pending (woken by the delivery).
+    pub(crate) fn poll_outcome(&self, cx: &mut Context<'_>) -> Poll<Option<P::Outcome>> {
+        let mut outlet = self.outlet_lock();
+        if outlet.delivered {
+            return Poll::Ready(outlet.value.take());
+        }
+        match &outlet.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => outlet.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Whether the outcome was delivered.
+    #[cfg(test)]
+    pub(crate) fn delivered(&self) -> bool {
+        self.outlet_lock().delivered
+    }
+
+    fn outlet_lock(&self) -> MutexGuard<'_, Outlet<P::Outcome>> {
+        // Nothing that can panic runs under it.
+        self.outlet.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Runs `f` on the state waiting here, under the lock (`None` when no state waits: it is
@@ -206,6 +276,7 @@ mod tests {
 
     impl Settle for Probe {
         type Answer = i32;
+        type Outcome = i32;
 
         fn settle(&mut self, answer: i32, _: &Arc<Rendezvous<Self>>) {
             self.0.lock().expect("lock").push(answer);
@@ -248,6 +319,7 @@ mod tests {
         );
         impl Settle for Keep {
             type Answer = ();
+            type Outcome = ();
             fn settle(&mut self, (): (), meeting: &Arc<Rendezvous<Self>>) {
                 self.0.send(Arc::clone(meeting)).expect("receiver");
             }
@@ -313,6 +385,7 @@ mod tests {
         struct Count(Arc<AtomicUsize>);
         impl Settle for Count {
             type Answer = ();
+            type Outcome = ();
             fn settle(&mut self, (): (), _: &Arc<Rendezvous<Self>>) {
                 self.0.fetch_add(1, Ordering::SeqCst);
             }

@@ -2,11 +2,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::sync::oneshot;
 
-use crate::deliver::{Leftovers, SendOutcome};
+use crate::async_send::SendCell;
+use crate::deliver::Delivered;
 use crate::error::{ErrorKind, SendError};
 use crate::send_result::SendResult;
 
@@ -17,12 +19,31 @@ use crate::send_result::SendResult;
 #[derive(Debug)]
 #[must_use = "the outcome of the send is only known through this future"]
 pub struct SendFuture {
-    rx: oneshot::Receiver<(SendOutcome, Leftovers)>,
+    from: From,
+}
+
+/// Where the outcome comes from.
+#[derive(Debug)]
+enum From {
+    /// The send's own rendezvous (`send_async`, `try_send_async`): one allocation per send
+    /// holds its state and its outcome.
+    Cell(Arc<SendCell>),
+    /// A channel (a message held by the auto-batcher).
+    Channel(oneshot::Receiver<Delivered>),
 }
 
 impl SendFuture {
-    pub(crate) fn new(rx: oneshot::Receiver<(SendOutcome, Leftovers)>) -> Self {
-        Self { rx }
+    pub(crate) fn new(rx: oneshot::Receiver<Delivered>) -> Self {
+        Self {
+            from: From::Channel(rx),
+        }
+    }
+
+    /// The receiver of what `cell` delivers.
+    pub(crate) fn of(cell: Arc<SendCell>) -> Self {
+        Self {
+            from: From::Cell(cell),
+        }
     }
 }
 
@@ -30,23 +51,29 @@ impl Future for SendFuture {
     type Output = Result<SendResult, SendError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx).poll(cx).map(|r| match r {
+        let delivered = match &mut self.from {
+            From::Cell(cell) => cell.poll_outcome(cx),
+            From::Channel(rx) => Pin::new(rx).poll(cx).map(Result::ok),
+        };
+        delivered.map(|d| match d {
             // What the send left behind is freed here, on the caller's side.
-            Ok((outcome, _leftovers)) => outcome,
-            // The task always sends before it ends; a lost sender means the runtime dropped the
-            // task (runtime shutdown), after which the outcome is unknown.
-            Err(_) => Err(SendError::bare(ErrorKind::Cancelled { maybe_stored: true })),
+            Some((outcome, _leftovers)) => outcome,
+            // The deliverer always delivers before it is dropped; a lost sender means the
+            // runtime dropped the task (runtime shutdown), after which the outcome is unknown.
+            // (Also what a poll after the outcome gets.)
+            None => Err(SendError::bare(ErrorKind::Cancelled { maybe_stored: true })),
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::task::Wake;
 
     use super::*;
-    use crate::deliver::Deliver;
+    use crate::async_send::cell;
+    use crate::deliver::{Deliver, Leftovers};
 
     struct Flag(Arc<AtomicBool>);
 
@@ -59,16 +86,14 @@ mod tests {
     #[tokio::test]
     async fn leftovers_are_freed_by_whoever_awaits_the_outcome() {
         let freed = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = oneshot::channel();
-        let deliver = Deliver::new(move |delivered: (SendOutcome, Leftovers)| {
-            let _ = tx.send(delivered);
-        });
-        deliver.call_with(
+        let cell = cell();
+        let future = SendFuture::of(Arc::clone(&cell));
+        Deliver::new(cell).call_with(
             Err(SendError::bare(ErrorKind::NotRunning)),
             Leftovers::new(Box::new(Flag(Arc::clone(&freed)))),
         );
         assert!(!freed.load(Ordering::SeqCst), "freed by the sender");
-        let outcome = SendFuture::new(rx).await;
+        let outcome = future.await;
         assert!(matches!(
             outcome.map_err(|e| e.into_parts().0),
             Err(ErrorKind::NotRunning)
@@ -76,31 +101,67 @@ mod tests {
         assert!(freed.load(Ordering::SeqCst), "freed once awaited");
     }
 
+    #[tokio::test]
+    async fn a_dropped_deliverer_resolves_the_future_as_cancelled() {
+        let cell = cell();
+        let future = SendFuture::of(Arc::clone(&cell));
+        let mut deliver = Deliver::new(cell);
+        deliver.may_be_stored();
+        drop(deliver);
+        assert!(matches!(
+            future.await.map_err(|e| e.into_parts().0),
+            Err(ErrorKind::Cancelled { maybe_stored: true })
+        ));
+    }
+
+    /// Counts its wake-ups.
+    struct Wakes(AtomicUsize);
+
+    impl Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
     #[test]
-    fn an_outcome_only_receiver_frees_leftovers_at_once() {
-        let freed = Arc::new(AtomicBool::new(false));
-        let got = Arc::new(AtomicBool::new(false));
-        let seen = Arc::clone(&got);
-        Deliver::new(move |_: SendOutcome| seen.store(true, Ordering::SeqCst)).call_with(
+    fn a_waiting_future_is_woken_once_by_its_outcome_and_resolves_once() {
+        let cell = cell();
+        let mut future = SendFuture::of(Arc::clone(&cell));
+        let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(Arc::clone(&wakes));
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut future).poll(&mut cx).is_pending());
+        assert!(Pin::new(&mut future).poll(&mut cx).is_pending());
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
+        Deliver::new(Arc::clone(&cell)).call_with(
             Err(SendError::bare(ErrorKind::NotRunning)),
-            Leftovers::new(Box::new(Flag(Arc::clone(&freed)))),
+            Leftovers::default(),
         );
-        assert!(got.load(Ordering::SeqCst));
-        assert!(freed.load(Ordering::SeqCst));
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "woken by the delivery");
+        // A second delivery (cannot happen: one deliverer per send) is dropped.
+        Deliver::new(cell).call_with(
+            Err(SendError::bare(ErrorKind::InvalidBatch(
+                rmq_common::batch::BatchError::Empty,
+            ))),
+            Leftovers::default(),
+        );
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+        let first = Pin::new(&mut future).poll(&mut cx);
+        assert!(matches!(
+            first.map(|r| r.map_err(|e| e.into_parts().0)),
+            Poll::Ready(Err(ErrorKind::NotRunning))
+        ));
     }
 
     #[tokio::test]
-    async fn a_dropped_deliverer_resolves_the_future_as_cancelled() {
-        let (tx, rx) = oneshot::channel::<(SendOutcome, Leftovers)>();
-        let mut deliver = Deliver::new(move |delivered: (SendOutcome, Leftovers)| {
-            let _ = tx.send(delivered);
-        });
-        deliver.may_be_stored();
-        drop(deliver);
-        let outcome = SendFuture::new(rx).await;
-        assert!(matches!(
-            outcome.map_err(|e| e.into_parts().0),
-            Err(ErrorKind::Cancelled { maybe_stored: true })
-        ));
+    async fn a_dropped_future_discards_only_the_outcome() {
+        let cell = cell();
+        drop(SendFuture::of(Arc::clone(&cell)));
+        Deliver::new(Arc::clone(&cell)).call_with(
+            Err(SendError::bare(ErrorKind::NotRunning)),
+            Leftovers::default(),
+        );
+        assert!(cell.delivered());
+        assert_eq!(Arc::strong_count(&cell), 1, "nothing else holds the cell");
     }
 }
