@@ -420,7 +420,7 @@ impl<T: Transport> SendState<T> {
             info: self.info.info(),
             mq: self.queue(queue),
             addr: match queue {
-                Queue::Route(i) => self.info.queue_addr(*i),
+                Queue::Route(i) => self.info.queue_addr_shared(*i),
                 Queue::Own(_) => None,
             },
             out: &self.job.out,
