@@ -3,7 +3,6 @@
 //! attempt; the `finish_*` helpers build the send's final outcome (the kept non-OK result, the
 //! error carrying every attempt's risk, the timeout).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use rmq_common::ResponseCode;
@@ -23,6 +22,7 @@ pub(crate) enum Settled {
     /// Another attempt follows, after this pause (zero but after `SYSTEM_BUSY`).
     Again(Duration),
 }
+
 impl<T: Transport> SendState<T> {
     /// Records an attempt to `queue` that started at `t0` and decides what follows: the end of
     /// the send, or another attempt (after a pause when the broker answered `SYSTEM_BUSY`).
@@ -30,13 +30,14 @@ impl<T: Transport> SendState<T> {
         // One clock read serves the latency and the fault table.
         let now = Instant::now();
         let latency = now.saturating_duration_since(t0);
-        // The route stays alive through this clone while `self` changes.
-        let info = Arc::clone(self.info.info());
+        // Borrowed from their fields (no reference count touched per send), while the
+        // attempt's span and the tally change.
+        let info = self.info.info();
         let mq = match queue {
             Queue::Route(i) => &info.queues[*i],
             Queue::Own(mq) => mq,
         };
-        let core = Arc::clone(&self.core);
+        let core = &*self.core;
         let cfg = &core.cfg;
         if let (true, Some((isolation, reachable))) =
             (cfg.latency_fault_tolerance, fault_verdict(&outcome))
@@ -49,7 +50,7 @@ impl<T: Transport> SendState<T> {
         }
         if let (Some(trace), Ok(Some(result))) = (&core.trace, &outcome) {
             // The address the transport resolved, the route's or else the instance's.
-            let host = core.transport.store_addr(&info, &mq.broker_name);
+            let host = core.transport.store_addr(info, &mq.broker_name);
             trace.sent(&self.job.out, host.as_deref(), t0, result);
         }
         // The attempt's span ends here, with its outcome.
