@@ -46,8 +46,8 @@ mod ask;
 mod settle;
 
 pub(crate) use ask::{Ask, AskOneway, AskReply};
-use settle::timeout_error;
 pub(crate) use settle::Settled;
+use settle::{timeout_error, Tally};
 
 /// What every send of one producer shares: the transport, the settings, the fault table, and
 /// shutdown's signal to give up (the round-robin counters live with the routes).
@@ -202,17 +202,6 @@ async fn load_publish_info<T: Transport>(
     }
 }
 
-/// Everything the loop learned, for the final error.
-#[derive(Debug, Default)]
-struct Tally {
-    attempts: u32,
-    brokers: Vec<String>,
-    maybe_stored: bool,
-    /// A stored-but-not-OK result kept while another broker is tried (boxed: rare, and it keeps
-    /// the state of every send small).
-    kept: Option<Box<SendResult>>,
-}
-
 /// The state of one send across its attempts. Owns what it needs, so an asynchronous send can
 /// move it to its task after the first launch.
 #[derive(Debug)]
@@ -223,8 +212,6 @@ pub(crate) struct SendState<T> {
     info: Arc<PublishRoute>,
     total: u32,
     tally: Tally,
-    last_broker: Option<String>,
-    last_err: Option<Box<ErrorKind>>,
     span: Span,
     /// The current attempt's span (a child of `span`, at debug; none between attempts and when
     /// no subscriber wants it).
@@ -259,8 +246,6 @@ impl<T: Transport> SendState<T> {
             info,
             total,
             tally: Tally::default(),
-            last_broker: None,
-            last_err: None,
             attempt_t0: job_started,
             waited: false,
             span,
@@ -312,7 +297,7 @@ impl<T: Transport> SendState<T> {
                     queues,
                     &self.info.info().static_endpoints,
                     self.info.counter(),
-                    self.last_broker.as_deref(),
+                    self.tally.last_broker(),
                     faults,
                 )
                 .and_then(|q| queues.iter().position(|c| std::ptr::eq(c, q)));
@@ -329,11 +314,11 @@ impl<T: Transport> SendState<T> {
             Target::Queue(_) => 1,
             Target::Any if !splits => 1,
             // Nothing tried yet: every broker of the route (counted once per route).
-            Target::Any if self.tally.brokers.is_empty() => self.info.brokers(),
+            Target::Any if self.tally.brokers().is_empty() => self.info.brokers(),
             Target::Any => untried_brokers(
                 &self.info.info().queues,
                 &self.info.info().static_endpoints,
-                &self.tally.brokers,
+                self.tally.brokers(),
             ),
         };
         // A static topic's logical queue goes to its real broker, under its logical id (Java's

@@ -9,10 +9,71 @@ use rmq_common::ResponseCode;
 use tokio::time::Instant;
 use tracing::Span;
 
-use super::{cancelled, time_left, Outcome, Queue, SendState, Tally, Target};
+use super::{cancelled, time_left, Outcome, Queue, SendState, Target};
 use crate::error::ErrorKind;
 use crate::policy::{fault_verdict, is_retryable, untried_brokers};
+use crate::send_result::SendResult;
 use crate::transport::Transport;
+
+/// Everything the loop learned, for the final error.
+#[derive(Debug, Default)]
+pub(super) struct Tally {
+    pub(super) attempts: u32,
+    pub(super) maybe_stored: bool,
+    /// What the attempts that did not end the send left (made at the first such attempt, and
+    /// boxed: a send that succeeds at once never makes it, and every send's state, moved a few
+    /// times per send, stays small).
+    retried: Option<Box<Retried>>,
+}
+
+/// What the attempts that failed (or stored but not OK) leave for the next ones and for the
+/// send's final outcome.
+#[derive(Debug, Default)]
+struct Retried {
+    /// The brokers of those attempts, in order.
+    brokers: Vec<String>,
+    /// A stored-but-not-OK result kept while another broker is tried.
+    kept: Option<SendResult>,
+    /// The broker of the last such attempt (the next queue avoids it).
+    last_broker: Option<String>,
+    /// The last attempt's error.
+    last_err: Option<Box<ErrorKind>>,
+}
+
+impl Tally {
+    /// The brokers of the attempts that did not end the send, in order.
+    pub(super) fn brokers(&self) -> &[String] {
+        self.retried
+            .as_deref()
+            .map_or(&[], |r| r.brokers.as_slice())
+    }
+
+    /// The broker of the last attempt that did not end the send.
+    pub(super) fn last_broker(&self) -> Option<&str> {
+        self.retried
+            .as_deref()
+            .and_then(|r| r.last_broker.as_deref())
+    }
+
+    fn retried(&mut self) -> &mut Retried {
+        self.retried.get_or_insert_with(Box::default)
+    }
+
+    fn take_kept(&mut self) -> Option<SendResult> {
+        self.retried.as_deref_mut().and_then(|r| r.kept.take())
+    }
+
+    fn take_last_err(&mut self) -> Option<Box<ErrorKind>> {
+        self.retried.as_deref_mut().and_then(|r| r.last_err.take())
+    }
+
+    fn take_brokers(&mut self) -> Vec<String> {
+        self.retried
+            .as_deref_mut()
+            .map(|r| std::mem::take(&mut r.brokers))
+            .unwrap_or_default()
+    }
+}
 
 /// What follows an attempt.
 #[derive(Debug)]
@@ -71,11 +132,12 @@ impl<T: Transport> SendState<T> {
                     && matches!(self.job.target, Target::Any)
                     && more =>
             {
-                self.tally.brokers.push(mq.broker_name.clone());
                 tracing::debug!(status = %result.status, broker = %mq.broker_name, "stored but not OK: retrying on another broker");
                 self.tally.maybe_stored = true;
-                self.tally.kept = Some(Box::new(result));
-                self.last_broker = Some(mq.broker_name.clone());
+                let retried = self.tally.retried();
+                retried.brokers.push(mq.broker_name.clone());
+                retried.kept = Some(result);
+                retried.last_broker = Some(mq.broker_name.clone());
                 if core.metrics.is_on() {
                     core.metrics.retry(&rmq_common::namespace::unwrap(
                         crate::namespace::of(cfg),
@@ -86,7 +148,7 @@ impl<T: Transport> SendState<T> {
             }
             Ok(result) => Settled::Done(Ok(result)),
             Err(err) => {
-                self.tally.brokers.push(mq.broker_name.clone());
+                self.tally.retried().brokers.push(mq.broker_name.clone());
                 self.tally.maybe_stored |= err.maybe_stored();
                 if core.is_aborted() {
                     // Shutdown gave up waiting and closed the connections under this attempt.
@@ -113,7 +175,7 @@ impl<T: Transport> SendState<T> {
                         Target::Any => untried_brokers(
                             &self.info.info().queues,
                             &self.info.info().static_endpoints,
-                            &self.tally.brokers,
+                            self.tally.brokers(),
                         ),
                     };
                     if elsewhere == 0 && retry_in < left {
@@ -124,8 +186,9 @@ impl<T: Transport> SendState<T> {
                 } else {
                     Duration::ZERO
                 };
-                self.last_broker = Some(mq.broker_name.clone());
-                self.last_err = Some(Box::new(err));
+                let retried = self.tally.retried();
+                retried.last_broker = Some(mq.broker_name.clone());
+                retried.last_err = Some(Box::new(err));
                 if more && core.metrics.is_on() {
                     core.metrics.retry(&rmq_common::namespace::unwrap(
                         crate::namespace::of(cfg),
@@ -139,10 +202,10 @@ impl<T: Transport> SendState<T> {
 
     /// The end after the last attempt (or with no queue at all).
     pub(super) fn finish_exhausted(&mut self) -> Outcome {
-        match self.last_err.take() {
+        match self.tally.take_last_err() {
             Some(err) => self.finish_error(*err),
-            None => match self.tally.kept.take() {
-                Some(kept) => Ok(Some(*kept)),
+            None => match self.tally.take_kept() {
+                Some(kept) => Ok(Some(kept)),
                 None => Err(ErrorKind::NoRoute {
                     topic: self.job.out.topic().to_owned(),
                     source: None,
@@ -155,8 +218,8 @@ impl<T: Transport> SendState<T> {
     /// [`ErrorKind::RetriesExhausted`] carrying what every attempt risked. A non-OK result
     /// kept by `retry_another_broker_when_not_store_ok` wins over a later failure (Java).
     fn finish_error(&mut self, err: ErrorKind) -> Outcome {
-        if let Some(kept) = self.tally.kept.take() {
-            return Ok(Some(*kept));
+        if let Some(kept) = self.tally.take_kept() {
+            return Ok(Some(kept));
         }
         if let ErrorKind::Cancelled { maybe_stored } = err {
             return Err(cancelled(maybe_stored || self.tally.maybe_stored));
@@ -166,21 +229,18 @@ impl<T: Transport> SendState<T> {
         }
         Err(ErrorKind::RetriesExhausted {
             attempts: self.tally.attempts,
-            brokers: std::mem::take(&mut self.tally.brokers),
+            brokers: self.tally.take_brokers(),
             last: Box::new(err),
             maybe_stored: self.tally.maybe_stored,
         })
     }
 
     pub(super) fn finish_timeout(&mut self) -> Outcome {
-        if let Some(kept) = self.tally.kept.take() {
-            return Ok(Some(*kept));
+        if let Some(kept) = self.tally.take_kept() {
+            return Ok(Some(kept));
         }
-        Err(timeout_error(
-            self.job.timeout,
-            &self.tally,
-            self.last_err.take(),
-        ))
+        let last = self.tally.take_last_err();
+        Err(timeout_error(self.job.timeout, &self.tally, last))
     }
 }
 
