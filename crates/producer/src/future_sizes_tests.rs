@@ -62,7 +62,7 @@ fn sync_send_futures_stay_small() {
          transport call {transport_call}, invoke_sync {invoke_sync}, state {state}"
     );
     // Measured (rustc 1.95, debug): 1,328 / 1,144 / 576 / 376 / 336 / 304 / 432 (the state
-    // 384 since the tenth pass). Before issue
+    // 336 since the tenth pass). Before issue
     // 13's ninth pass (the loop's future held a oneway attempt's too, `run` moved the state in,
     // `invoke_sync` nested the connection's futures): 1,776 / 1,584 / 1,456 / 824 / 720 / 560 /
     // 432; before the fifth pass: 4,296 / 4,024 / 2,984 / 1,952 / 1,792 / 1,584.
@@ -83,7 +83,7 @@ fn async_send_futures_stay_small() {
     });
     let state = size_of::<SendState<AnyTransport>>();
     let sizes = format!("send_async {send_async}, state {state}");
-    // Measured (rustc 1.95, debug): 640 / 384 (432 before the retry bookkeeping was boxed,
+    // Measured (rustc 1.95, debug): 640 / 336 (432 before the retry bookkeeping and a pinned queue were boxed,
     // issue 13 tenth pass); before issue 13's ninth pass (it held the
     // remoting call's future, 1,232, across the await that queues the request): 2,232; before
     // the sixth pass: send_async 4,744; before the fifth pass's round two: over 5,880.

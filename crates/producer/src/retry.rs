@@ -112,8 +112,8 @@ impl<T: Transport> Core<T> {
 pub(crate) enum Target {
     /// Any queue of the topic (round-robin with fault avoidance).
     Any,
-    /// This queue only.
-    Queue(MessageQueue),
+    /// This queue only (boxed: rare, and it keeps every send's state small).
+    Queue(Box<MessageQueue>),
 }
 
 /// How the broker is asked.
@@ -285,7 +285,7 @@ impl<T: Transport> SendState<T> {
             return Next::Done(self.finish_timeout());
         }
         let queue = match &self.job.target {
-            Target::Queue(q) => Queue::Own(q.clone()),
+            Target::Queue(q) => Queue::Own(MessageQueue::clone(q)),
             Target::Any => {
                 let faults = self
                     .core
