@@ -83,8 +83,8 @@ fn async_send_futures_stay_small() {
     });
     let state = size_of::<SendState<AnyTransport>>();
     let sizes = format!("send_async {send_async}, state {state}");
-    // Measured (rustc 1.95, debug): 640 / 336 (432 before the retry bookkeeping and a pinned queue were boxed,
-    // issue 13 tenth pass); before issue 13's ninth pass (it held the
+    // Measured (rustc 1.95, debug): 640 / 336 (the state 432 before issue 13's tenth pass boxed
+    // the retry bookkeeping and a pinned queue); before issue 13's ninth pass (it held the
     // remoting call's future, 1,232, across the await that queues the request): 2,232; before
     // the sixth pass: send_async 4,744; before the fifth pass's round two: over 5,880.
     eprintln!("{sizes}");
