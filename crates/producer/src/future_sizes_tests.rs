@@ -89,4 +89,7 @@ fn async_send_futures_stay_small() {
     // the sixth pass: send_async 4,744; before the fifth pass's round two: over 5,880.
     eprintln!("{sizes}");
     assert!(send_async <= 800, "{sizes}");
+    // The state is moved a few times per send: what few sends need (the retry bookkeeping, a
+    // pinned queue) stays boxed.
+    assert!(state <= 352, "{sizes}");
 }
