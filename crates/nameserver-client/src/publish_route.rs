@@ -40,8 +40,9 @@ pub struct PublishRoute {
     brokers: u32,
     /// Per queue: an index into `addrs`, or `u32::MAX` when its broker has no address.
     queue_addrs: Vec<u32>,
-    /// The master addresses of the route's brokers that have queues.
-    addrs: Vec<String>,
+    /// The master addresses of the route's brokers that have queues (shared: a send holds its
+    /// address without copying it).
+    addrs: Vec<Arc<str>>,
 }
 
 impl PublishRoute {
@@ -89,7 +90,7 @@ impl PublishRoute {
                     return u32::MAX;
                 };
                 *index.entry(q.broker_name.as_str()).or_insert_with(|| {
-                    addrs.push(addr.to_owned());
+                    addrs.push(Arc::from(addr));
                     u32::try_from(addrs.len() - 1).unwrap_or(u32::MAX)
                 })
             })
@@ -140,9 +141,30 @@ impl PublishRoute {
     #[must_use]
     pub fn queue_addr(&self, i: usize) -> Option<&str> {
         let at = *self.queue_addrs.get(i)?;
-        self.addrs
-            .get(usize::try_from(at).ok()?)
-            .map(String::as_str)
+        self.addrs.get(usize::try_from(at).ok()?).map(|a| &**a)
+    }
+
+    /// [`PublishRoute::queue_addr`], shared: a sender that keeps the address past the route's
+    /// borrow (an asynchronous send's request) clones the handle instead of the text.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use rmq_common::MessageQueue;
+    /// use rmq_nameserver_client::{PublishRoute, TopicPublishInfo};
+    ///
+    /// let mut info = TopicPublishInfo::default();
+    /// info.queues = vec![MessageQueue::new("T", "a", 0), MessageQueue::new("T", "b", 0)];
+    /// info.broker_addrs.insert("a".into(), "h:1".into());
+    /// let route = PublishRoute::new(Arc::new(info));
+    /// let addr: Arc<str> = Arc::clone(route.queue_addr_shared(0).unwrap());
+    /// assert_eq!(&*addr, "h:1");
+    /// assert_eq!(route.queue_addr_shared(1), None);
+    /// assert_eq!(route.queue_addr_shared(2), None);
+    /// ```
+    #[must_use]
+    pub fn queue_addr_shared(&self, i: usize) -> Option<&Arc<str>> {
+        let at = *self.queue_addrs.get(i)?;
+        self.addrs.get(usize::try_from(at).ok()?)
     }
 }
 

@@ -16,13 +16,16 @@
 //! broker and hands the request to the transport in the caller's task (so sends from one task
 //! are written in order and pipelined), [`SendState::finish`] awaits the answer on the send's
 //! task. Every other attempt runs in one call (`invoke_sync`).
+//!
+//! What follows an attempt (its record and the send's final outcome) is in `settle.rs`; the
+//! kinds of synchronous attempt ([`Ask`]) in `ask.rs`.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rmq_common::{MessageQueue, ResponseCode};
+use rmq_common::MessageQueue;
 use rmq_nameserver_client::PublishRoute;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -34,10 +37,17 @@ use crate::config::ProducerConfig;
 use crate::error::ErrorKind;
 use crate::fault::LatencyFaultTolerance;
 use crate::kernel::Outgoing;
-use crate::policy::{attempt_budget, fault_verdict, is_retryable, untried_brokers};
+use crate::policy::{attempt_budget, untried_brokers};
 use crate::select::select_queue;
 use crate::send_result::SendResult;
 use crate::transport::{Attempt, Transport};
+
+mod ask;
+mod settle;
+
+pub(crate) use ask::{Ask, AskOneway, AskReply};
+pub(crate) use settle::Settled;
+use settle::{timeout_error, Tally};
 
 /// What every send of one producer shares: the transport, the settings, the fault table, and
 /// shutdown's signal to give up (the round-robin counters live with the routes).
@@ -102,8 +112,8 @@ impl<T: Transport> Core<T> {
 pub(crate) enum Target {
     /// Any queue of the topic (round-robin with fault avoidance).
     Any,
-    /// This queue only.
-    Queue(MessageQueue),
+    /// This queue only (boxed: rare, and it keeps every send's state small).
+    Queue(Box<MessageQueue>),
 }
 
 /// How the broker is asked.
@@ -149,15 +159,6 @@ pub(crate) enum Next {
     Done(Outcome),
 }
 
-/// What follows an attempt.
-#[derive(Debug)]
-pub(crate) enum Settled {
-    /// The send is over.
-    Done(Outcome),
-    /// Another attempt follows, after this pause (zero but after `SYSTEM_BUSY`).
-    Again(Duration),
-}
-
 /// An attempt handed to the transport, or one that already ended.
 #[derive(Debug)]
 pub(crate) enum Launched<P> {
@@ -201,17 +202,6 @@ async fn load_publish_info<T: Transport>(
     }
 }
 
-/// Everything the loop learned, for the final error.
-#[derive(Debug, Default)]
-struct Tally {
-    attempts: u32,
-    brokers: Vec<String>,
-    maybe_stored: bool,
-    /// A stored-but-not-OK result kept while another broker is tried (boxed: rare, and it keeps
-    /// the state of every send small).
-    kept: Option<Box<SendResult>>,
-}
-
 /// The state of one send across its attempts. Owns what it needs, so an asynchronous send can
 /// move it to its task after the first launch.
 #[derive(Debug)]
@@ -222,8 +212,6 @@ pub(crate) struct SendState<T> {
     info: Arc<PublishRoute>,
     total: u32,
     tally: Tally,
-    last_broker: Option<String>,
-    last_err: Option<Box<ErrorKind>>,
     span: Span,
     /// The current attempt's span (a child of `span`, at debug; none between attempts and when
     /// no subscriber wants it).
@@ -258,8 +246,6 @@ impl<T: Transport> SendState<T> {
             info,
             total,
             tally: Tally::default(),
-            last_broker: None,
-            last_err: None,
             attempt_t0: job_started,
             waited: false,
             span,
@@ -299,7 +285,7 @@ impl<T: Transport> SendState<T> {
             return Next::Done(self.finish_timeout());
         }
         let queue = match &self.job.target {
-            Target::Queue(q) => Queue::Own(q.clone()),
+            Target::Queue(q) => Queue::Own(MessageQueue::clone(q)),
             Target::Any => {
                 let faults = self
                     .core
@@ -311,7 +297,7 @@ impl<T: Transport> SendState<T> {
                     queues,
                     &self.info.info().static_endpoints,
                     self.info.counter(),
-                    self.last_broker.as_deref(),
+                    self.tally.last_broker(),
                     faults,
                 )
                 .and_then(|q| queues.iter().position(|c| std::ptr::eq(c, q)));
@@ -328,11 +314,11 @@ impl<T: Transport> SendState<T> {
             Target::Queue(_) => 1,
             Target::Any if !splits => 1,
             // Nothing tried yet: every broker of the route (counted once per route).
-            Target::Any if self.tally.brokers.is_empty() => self.info.brokers(),
+            Target::Any if self.tally.brokers().is_empty() => self.info.brokers(),
             Target::Any => untried_brokers(
                 &self.info.info().queues,
                 &self.info.info().static_endpoints,
-                &self.tally.brokers,
+                self.tally.brokers(),
             ),
         };
         // A static topic's logical queue goes to its real broker, under its logical id (Java's
@@ -419,7 +405,7 @@ impl<T: Transport> SendState<T> {
             info: self.info.info(),
             mq: self.queue(queue),
             addr: match queue {
-                Queue::Route(i) => self.info.queue_addr(*i),
+                Queue::Route(i) => self.info.queue_addr_shared(*i),
                 Queue::Own(_) => None,
             },
             out: &self.job.out,
@@ -512,118 +498,6 @@ impl<T: Transport> SendState<T> {
         }
     }
 
-    /// Records an attempt to `queue` that started at `t0` and decides what follows: the end of
-    /// the send, or another attempt (after a pause when the broker answered `SYSTEM_BUSY`).
-    pub(crate) fn settle(&mut self, queue: &Queue, t0: Instant, outcome: Outcome) -> Settled {
-        // One clock read serves the latency and the fault table.
-        let now = Instant::now();
-        let latency = now.saturating_duration_since(t0);
-        // The route stays alive through this clone while `self` changes.
-        let info = Arc::clone(self.info.info());
-        let mq = match queue {
-            Queue::Route(i) => &info.queues[*i],
-            Queue::Own(mq) => mq,
-        };
-        let core = Arc::clone(&self.core);
-        let cfg = &core.cfg;
-        if let (true, Some((isolation, reachable))) =
-            (cfg.latency_fault_tolerance, fault_verdict(&outcome))
-        {
-            core.faults
-                .record(&mq.broker_name, latency, isolation, reachable, now);
-            if core.metrics.is_on() && isolates(isolation, latency) {
-                core.metrics.isolated(&mq.broker_name);
-            }
-        }
-        if let (Some(trace), Ok(Some(result))) = (&core.trace, &outcome) {
-            // The address the transport resolved, the route's or else the instance's.
-            let host = core.transport.store_addr(&info, &mq.broker_name);
-            trace.sent(&self.job.out, host.as_deref(), t0, result);
-        }
-        // The attempt's span ends here, with its outcome.
-        let attempt_span = std::mem::replace(&mut self.attempt_span, Span::none());
-        if !attempt_span.is_disabled() {
-            attempt_span.record("outcome", crate::send::outcome_label(&outcome));
-            attempt_span.record(
-                "latency_ms",
-                u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
-            );
-        }
-        drop(attempt_span);
-        let more = self.tally.attempts < self.total;
-        match outcome {
-            Ok(Some(result))
-                if !result.status.is_ok()
-                    && cfg.retry_another_broker_when_not_store_ok
-                    && matches!(self.job.target, Target::Any)
-                    && more =>
-            {
-                self.tally.brokers.push(mq.broker_name.clone());
-                tracing::debug!(status = %result.status, broker = %mq.broker_name, "stored but not OK: retrying on another broker");
-                self.tally.maybe_stored = true;
-                self.tally.kept = Some(Box::new(result));
-                self.last_broker = Some(mq.broker_name.clone());
-                if core.metrics.is_on() {
-                    core.metrics.retry(&rmq_common::namespace::unwrap(
-                        crate::namespace::of(cfg),
-                        &mq.topic,
-                    ));
-                }
-                Settled::Again(Duration::ZERO)
-            }
-            Ok(result) => Settled::Done(Ok(result)),
-            Err(err) => {
-                self.tally.brokers.push(mq.broker_name.clone());
-                self.tally.maybe_stored |= err.maybe_stored();
-                if core.is_aborted() {
-                    // Shutdown gave up waiting and closed the connections under this attempt.
-                    return Settled::Done(Err(cancelled(self.tally.maybe_stored)));
-                }
-                let pinned = matches!(self.job.target, Target::Queue(_));
-                let retry = is_retryable(cfg, &err) && !(pinned && err.maybe_stored());
-                tracing::debug!(error = %err, broker = %mq.broker_name, attempt = self.tally.attempts, retry, "send attempt failed");
-                if !retry {
-                    return Settled::Done(self.finish_error(err));
-                }
-                let left = time_left(self.job.started, self.job.timeout);
-                let pause = if !more {
-                    Duration::ZERO
-                } else if err.response_code() == Some(ResponseCode::SYSTEM_BUSY) {
-                    let live = core.transport.live_limits().busy_backoff;
-                    live.unwrap_or(cfg.busy_backoff).min(left / 4)
-                } else if let Some(retry_in) = backoff_window(&err) {
-                    // The transport will not connect there before `retry_in`: when no other
-                    // broker can take the retry, wait the window out (if the deadline allows)
-                    // instead of spending every attempt on fast refusals.
-                    let elsewhere = match self.job.target {
-                        Target::Queue(_) => 0,
-                        Target::Any => untried_brokers(
-                            &self.info.info().queues,
-                            &self.info.info().static_endpoints,
-                            &self.tally.brokers,
-                        ),
-                    };
-                    if elsewhere == 0 && retry_in < left {
-                        retry_in
-                    } else {
-                        Duration::ZERO
-                    }
-                } else {
-                    Duration::ZERO
-                };
-                self.last_broker = Some(mq.broker_name.clone());
-                self.last_err = Some(Box::new(err));
-                if more && core.metrics.is_on() {
-                    core.metrics.retry(&rmq_common::namespace::unwrap(
-                        crate::namespace::of(cfg),
-                        &mq.topic,
-                    ));
-                }
-                Settled::Again(pause)
-            }
-        }
-    }
-
     /// Runs the remaining attempts to the end, after `pause` (see [`Settled::Again`]).
     // Not an `async fn`: one would hold `self` twice (its argument and its binding).
     #[allow(clippy::manual_async_fn)]
@@ -681,113 +555,6 @@ impl<T: Transport> SendState<T> {
             }
         }
     }
-
-    /// The end after the last attempt (or with no queue at all).
-    fn finish_exhausted(&mut self) -> Outcome {
-        match self.last_err.take() {
-            Some(err) => self.finish_error(*err),
-            None => match self.tally.kept.take() {
-                Some(kept) => Ok(Some(*kept)),
-                None => Err(ErrorKind::NoRoute {
-                    topic: self.job.out.topic().to_owned(),
-                    source: None,
-                }),
-            },
-        }
-    }
-
-    /// The error after the loop: the error itself when it was the only attempt, else
-    /// [`ErrorKind::RetriesExhausted`] carrying what every attempt risked. A non-OK result
-    /// kept by `retry_another_broker_when_not_store_ok` wins over a later failure (Java).
-    fn finish_error(&mut self, err: ErrorKind) -> Outcome {
-        if let Some(kept) = self.tally.kept.take() {
-            return Ok(Some(*kept));
-        }
-        if let ErrorKind::Cancelled { maybe_stored } = err {
-            return Err(cancelled(maybe_stored || self.tally.maybe_stored));
-        }
-        if self.tally.attempts <= 1 {
-            return Err(err);
-        }
-        Err(ErrorKind::RetriesExhausted {
-            attempts: self.tally.attempts,
-            brokers: std::mem::take(&mut self.tally.brokers),
-            last: Box::new(err),
-            maybe_stored: self.tally.maybe_stored,
-        })
-    }
-
-    fn finish_timeout(&mut self) -> Outcome {
-        if let Some(kept) = self.tally.kept.take() {
-            return Ok(Some(*kept));
-        }
-        Err(timeout_error(
-            self.job.timeout,
-            &self.tally,
-            self.last_err.take(),
-        ))
-    }
-}
-
-/// How a synchronous attempt asks the broker: with a reply ([`AskReply`]) or oneway
-/// ([`AskOneway`]). A type, not a value, so that each loop's future holds its own attempt's
-/// future only.
-pub(crate) trait Ask {
-    /// The job's mode.
-    const MODE: Mode;
-
-    /// What an attempt that went well yields.
-    type Answer;
-
-    /// One attempt to `queue` within `budget`, in the attempt's span.
-    fn ask<'a, T: Transport>(
-        state: &'a SendState<T>,
-        queue: &'a Queue,
-        budget: Duration,
-    ) -> impl Future<Output = Result<Self::Answer, ErrorKind>> + Send + 'a;
-
-    /// The attempt's outcome from its answer.
-    fn outcome(answer: Result<Self::Answer, ErrorKind>) -> Outcome;
-}
-
-/// An attempt that waits for the broker's answer.
-pub(crate) struct AskReply;
-
-/// A oneway attempt: over once queued.
-pub(crate) struct AskOneway;
-
-impl Ask for AskReply {
-    const MODE: Mode = Mode::Reply;
-    type Answer = SendResult;
-
-    fn ask<'a, T: Transport>(
-        state: &'a SendState<T>,
-        queue: &'a Queue,
-        budget: Duration,
-    ) -> impl Future<Output = Result<SendResult, ErrorKind>> + Send + 'a {
-        state.call(queue, budget)
-    }
-
-    fn outcome(answer: Result<SendResult, ErrorKind>) -> Outcome {
-        answer.map(Some)
-    }
-}
-
-impl Ask for AskOneway {
-    const MODE: Mode = Mode::Oneway;
-    type Answer = ();
-
-    fn ask<'a, T: Transport>(
-        state: &'a SendState<T>,
-        queue: &'a Queue,
-        budget: Duration,
-    ) -> impl Future<Output = Result<(), ErrorKind>> + Send + 'a {
-        state.call_oneway(queue, budget)
-    }
-
-    fn outcome(answer: Result<(), ErrorKind>) -> Outcome {
-        answer.map(|()| None)
-    }
 }
 
 /// Waits `pause` between attempts; false when shutdown gave up first. Boxed: rare (after
@@ -801,37 +568,6 @@ async fn pause_for<T>(core: &Core<T>, pause: Duration) -> bool {
         }
     });
     wait.await
-}
-
-fn timeout_error(after: Duration, tally: &Tally, last: Option<Box<ErrorKind>>) -> ErrorKind {
-    ErrorKind::Timeout {
-        after,
-        attempts: tally.attempts,
-        maybe_stored: tally.maybe_stored,
-        last,
-    }
-}
-
-/// Whether an attempt recorded so in the fault table isolates its broker (a non-zero window).
-fn isolates(isolation: bool, latency: Duration) -> bool {
-    let latency = if isolation {
-        crate::fault::ISOLATION_LATENCY
-    } else {
-        latency
-    };
-    !crate::fault::not_available_duration(latency).is_zero()
-}
-
-/// How long the transport refuses to reconnect to the broker of `err`, when that is why the
-/// attempt failed.
-fn backoff_window(err: &ErrorKind) -> Option<Duration> {
-    match err {
-        ErrorKind::Transport {
-            source: rmq_remoting::RemotingError::Backoff { retry_in, .. },
-            ..
-        } => Some(*retry_in),
-        _ => None,
-    }
 }
 
 pub(crate) fn cancelled(maybe_stored: bool) -> ErrorKind {

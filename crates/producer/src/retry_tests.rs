@@ -134,7 +134,7 @@ async fn a_pinned_send_is_not_retried_once_it_may_be_stored() {
     let core = core(FakeTransport::new(2, 1), |_| {});
     core.transport
         .script("broker-b", &[Step::WrittenThenClosed(ms(10))]);
-    let err = run(&core, job(Target::Queue(queue.clone()), 2, S3))
+    let err = run(&core, job(Target::Queue(Box::new(queue.clone())), 2, S3))
         .await
         .expect_err("lost");
     assert!(err.maybe_stored());
@@ -145,7 +145,7 @@ async fn a_pinned_send_is_not_retried_once_it_may_be_stored() {
     core2
         .transport
         .script("broker-b", &[Step::Unwritten, Step::Unwritten]);
-    let result = run(&core2, job(Target::Queue(queue), 2, S3))
+    let result = run(&core2, job(Target::Queue(Box::new(queue)), 2, S3))
         .await
         .expect("third try");
     assert_eq!(brokers(&core2), ["broker-b", "broker-b", "broker-b"]);

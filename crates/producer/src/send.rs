@@ -216,7 +216,7 @@ pub(crate) async fn resolve_target<T: Transport>(
             let info = route.info();
             let pick = crate::namespace::select(ns, &**selector, &info.queues, msg);
             match pick.and_then(|i| info.queues.get(i)) {
-                Some(queue) => Ok(Target::Queue(queue.clone())),
+                Some(queue) => Ok(Target::Queue(Box::new(queue.clone()))),
                 None => Err(ErrorKind::QueueUnavailable {
                     topic: topic.to_owned(),
                     queue: format!("selector index {pick:?} of {}", info.queues.len()),
@@ -354,7 +354,7 @@ fn target_queue(
 ) -> Result<Target, ErrorKind> {
     let queue = crate::namespace::queue_in(ns, queue);
     if queue.topic == topic {
-        Ok(Target::Queue(queue))
+        Ok(Target::Queue(Box::new(queue)))
     } else {
         Err(ErrorKind::QueueUnavailable {
             topic: topic.to_owned(),

@@ -100,7 +100,7 @@ async fn submit(
     let queue = match options.target() {
         To::Any => None,
         _ => match resolve_target(core, &options, &msg, msg.topic(), started, timeout).await {
-            Ok(Target::Queue(queue)) => Some(queue),
+            Ok(Target::Queue(queue)) => Some(*queue),
             Ok(Target::Any) => None,
             Err(kind) => return Submitted::Failed(SendError::new(kind, Unsent::one(msg))),
         },

@@ -42,7 +42,7 @@ pub(crate) struct Attempt<'a> {
     pub(crate) mq: &'a MessageQueue,
     /// The master address of `mq`'s broker when the route has it at hand (a queue of the
     /// route's list); `None`: resolve it from `info` or elsewhere.
-    pub(crate) addr: Option<&'a str>,
+    pub(crate) addr: Option<&'a Arc<str>>,
     /// The message, prepared once per send.
     pub(crate) out: &'a Outgoing,
     /// The longest this attempt may take, connecting and writing included.

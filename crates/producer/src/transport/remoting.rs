@@ -55,7 +55,7 @@ impl RemotingTransport {
     ) -> Result<(Cow<'a, str>, RemotingCommand), ErrorKind> {
         let mq = attempt.mq;
         let found = match attempt.addr {
-            Some(addr) => Some(Cow::Borrowed(addr)),
+            Some(addr) => Some(Cow::Borrowed(&**addr)),
             None => self.broker_addr(attempt.info, &mq.broker_name),
         };
         let Some(addr) = found else {
@@ -80,7 +80,8 @@ impl RemotingTransport {
 /// ([`RemotingTransport::launch_prepared`]).
 #[derive(Debug)]
 pub(crate) struct Prepared {
-    addr: String,
+    /// The route's address shared (no copy per send), or one of its own.
+    addr: Arc<str>,
     req: RemotingCommand,
     reading: Reading,
     deadline: tokio::time::Instant,
@@ -93,8 +94,12 @@ impl RemotingTransport {
     pub(crate) fn prepare(&self, attempt: &Attempt<'_>) -> Result<Prepared, ErrorKind> {
         let (addr, req) = self.request(attempt)?;
         let reading = Reading::of(attempt, matches!(addr, Cow::Owned(_)).then_some(&*addr));
+        let addr = match attempt.addr {
+            Some(shared) => Arc::clone(shared),
+            None => Arc::from(&*addr),
+        };
         Ok(Prepared {
-            addr: addr.into_owned(),
+            addr,
             req,
             reading,
             deadline: Self::deadline(attempt),
