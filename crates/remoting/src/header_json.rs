@@ -70,7 +70,13 @@ fn put_entries<const N: usize>(s: &mut Stage<N>, dst: &mut BytesMut, ext: &ExtFi
 /// Writes one member (after a `,` when `comma`); a one-byte key that needs no escape (every key
 /// of a producer's send) is one fixed-size store.
 #[inline(always)]
-fn put_entry<const N: usize>(s: &mut Stage<N>, dst: &mut BytesMut, k: &[u8], v: &[u8], comma: bool) {
+fn put_entry<const N: usize>(
+    s: &mut Stage<N>,
+    dst: &mut BytesMut,
+    k: &[u8],
+    v: &[u8],
+    comma: bool,
+) {
     match *k {
         [key] if key >= 0x20 && key != b'"' && key != b'\\' => {
             if comma {
