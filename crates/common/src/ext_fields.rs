@@ -245,6 +245,15 @@ impl<'a> Iterator for Iter<'a> {
             Self::Json(it) => it.next(),
         }
     }
+
+    /// One look at the form for the whole walk (`for_each` and the other internal iterations
+    /// go through here): an encoder's loop over the entries runs over the slice itself.
+    fn fold<B, F: FnMut(B, Self::Item) -> B>(self, init: B, mut f: F) -> B {
+        match self {
+            Self::Owned(it) => it.fold(init, |acc, (k, v)| f(acc, (&**k, &**v))),
+            Self::Json(it) => it.fold(init, f),
+        }
+    }
 }
 
 impl PartialEq for ExtFields {

@@ -358,10 +358,16 @@ impl RemotingCommand {
             });
         }
         let header = frame.split_to(header_len);
-        let mut cmd = match serialize_type {
-            SerializeType::Json => header_json::decode(&header)?,
-            SerializeType::RocketMq => header_binary::decode(&header)?,
-        };
+        let mut cmd = blank();
+        // The JSON fast path decodes in place (no command moved from decoder to decoder).
+        let fast = serialize_type == SerializeType::Json
+            && crate::header_json_fast::decode_into(&header, &mut cmd).is_some();
+        if !fast {
+            cmd = match serialize_type {
+                SerializeType::Json => header_json::decode_full(&header)?,
+                SerializeType::RocketMq => header_binary::decode(&header)?,
+            };
+        }
         cmd.serialize_type = serialize_type;
         cmd.body = frame;
         Ok(cmd)

@@ -57,36 +57,45 @@ pub(crate) fn encode(cmd: &RemotingCommand, dst: &mut BytesMut) {
     s.flush(dst);
 }
 
-/// Writes the members of `ext` (`"k":"v"` joined by `,`; a leading `,` when `comma`); a
-/// one-byte key that needs no escape (every key of a producer's send) is one fixed-size store.
-fn put_entries<const N: usize>(
+/// Writes the members of `ext` (`"k":"v"` joined by `,`; a leading `,` when `comma`), walked
+/// with `for_each` (the map's form looked at once, not per entry).
+fn put_entries<const N: usize>(s: &mut Stage<N>, dst: &mut BytesMut, ext: &ExtFields, comma: bool) {
+    let mut comma = comma;
+    ext.iter().for_each(|(k, v)| {
+        put_entry(s, dst, k.as_bytes(), v.as_bytes(), comma);
+        comma = true;
+    });
+}
+
+/// Writes one member (after a `,` when `comma`); a one-byte key that needs no escape (every key
+/// of a producer's send) is one fixed-size store.
+#[inline(always)]
+fn put_entry<const N: usize>(
     s: &mut Stage<N>,
     dst: &mut BytesMut,
-    ext: &ExtFields,
-    mut comma: bool,
+    k: &[u8],
+    v: &[u8],
+    comma: bool,
 ) {
-    for (k, v) in ext.iter() {
-        match *k.as_bytes() {
-            [key] if key >= 0x20 && key != b'"' && key != b'\\' => {
-                if comma {
-                    s.fixed(dst, &[b',', b'"', key, b'"', b':', b'"']);
-                } else {
-                    s.fixed(dst, &[b'"', key, b'"', b':', b'"']);
-                }
-            }
-            _ => {
-                if comma {
-                    s.fixed(dst, b",");
-                }
-                s.fixed(dst, b"\"");
-                s.str_content(dst, k.as_bytes());
-                s.fixed(dst, b"\":\"");
+    match *k {
+        [key] if key >= 0x20 && key != b'"' && key != b'\\' => {
+            if comma {
+                s.fixed(dst, &[b',', b'"', key, b'"', b':', b'"']);
+            } else {
+                s.fixed(dst, &[b'"', key, b'"', b':', b'"']);
             }
         }
-        comma = true;
-        s.str_content(dst, v.as_bytes());
-        s.fixed(dst, b"\"");
+        _ => {
+            if comma {
+                s.fixed(dst, b",");
+            }
+            s.fixed(dst, b"\"");
+            s.str_content(dst, k);
+            s.fixed(dst, b"\":\"");
+        }
     }
+    s.str_content(dst, v);
+    s.fixed(dst, b"\"");
 }
 
 /// Writes `v` in decimal.

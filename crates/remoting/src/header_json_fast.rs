@@ -16,16 +16,69 @@ use crate::header_json::clean_prefix;
 
 /// Decodes `header` if it has the common shape; `None` means "use the full decoder" (the
 /// header may still be valid, or not).
-///
-/// UTF-8 is checked piece by piece, each byte once: outside strings only ASCII separators,
-/// digits, `null` and the known keys are accepted; the `extFields` object is checked whole
-/// ([`ExtFields::from_plain_json_bytes`]); every other string on its own.
 pub(crate) fn decode(header: &Bytes) -> Option<RemotingCommand> {
+    let mut cmd = command::blank();
+    decode_into(header, &mut cmd)?;
+    Some(cmd)
+}
+
+/// [`decode`] into `cmd`, which must be [`command::blank`] (the caller keeps its serialize type
+/// and body): `None` means "use the full decoder", and `cmd` may then hold part of the header.
+///
+/// Headers written in the order Java (fastjson) and brokers write them take [`canonical`]: each
+/// key with its separators compared whole, in that order, no key looked up. Any other order
+/// takes [`general`] from the start again.
+pub(crate) fn decode_into(header: &Bytes, cmd: &mut RemotingCommand) -> Option<()> {
+    if canonical(header, cmd).is_some() {
+        return Some(());
+    }
+    *cmd = command::blank();
+    general(header, cmd)
+}
+
+/// The header in fastjson's order: `{"code":C` [`,"extFields":{…}`] `,"flag":F,"language":"JAVA"`
+/// (or `"RUST"`) `,"opaque":O` [`,"remark":…`] `,"serializeTypeCurrentRPC":"JSON","version":V}`,
+/// and nothing after it. `None` for anything else (from wherever it differs).
+fn canonical(header: &Bytes, cmd: &mut RemotingCommand) -> Option<()> {
     let mut s = Scan {
         bytes: header,
         at: 0,
     };
-    let mut cmd = command::blank();
+    s.lit(b"{\"code\":")?;
+    cmd.code = s.int()?;
+    if s.lit(b",\"extFields\":").is_some() {
+        let (ext, end) = ExtFields::from_plain_json_bytes(header, s.at)?;
+        s.at = end;
+        cmd.ext_fields = ext;
+    }
+    s.lit(b",\"flag\":")?;
+    cmd.flag = s.int()?;
+    cmd.language = if s.lit(b",\"language\":\"JAVA\",\"opaque\":").is_some() {
+        LanguageCode::JAVA
+    } else {
+        s.lit(b",\"language\":\"RUST\",\"opaque\":")?;
+        LanguageCode::RUST
+    };
+    cmd.opaque = s.int()?;
+    if s.lit(b",\"remark\":").is_some() && !s.null() {
+        cmd.remark = Some(s.text()?.to_owned());
+    }
+    s.lit(b",\"serializeTypeCurrentRPC\":\"JSON\",\"version\":")?;
+    cmd.version = s.int()?;
+    s.lit(b"}")?;
+    (s.at == header.len()).then_some(())
+}
+
+/// Any order of keys, each looked up.
+///
+/// UTF-8 is checked piece by piece, each byte once: outside strings only ASCII separators,
+/// digits, `null` and the known keys are accepted; the `extFields` object is checked whole
+/// ([`ExtFields::from_plain_json_bytes`]); every other string on its own.
+fn general(header: &Bytes, cmd: &mut RemotingCommand) -> Option<()> {
+    let mut s = Scan {
+        bytes: header,
+        at: 0,
+    };
     s.byte(b'{')?;
     if !s.eat(b'}') {
         loop {
@@ -62,7 +115,7 @@ pub(crate) fn decode(header: &Bytes) -> Option<RemotingCommand> {
     }
     // Nothing may follow the object (the full decoder rejects trailing bytes, or skips
     // whitespace: either way, not the fast path's business).
-    (s.at == header.len()).then_some(cmd)
+    (s.at == header.len()).then_some(())
 }
 
 /// `Some((N, key))` when `rest` starts with the `N` bytes of `name`.
@@ -92,6 +145,13 @@ struct Scan<'a> {
 }
 
 impl<'a> Scan<'a> {
+    /// Consumes the `N` bytes of `text` if they are next (compared as a fixed-size array).
+    #[inline(always)]
+    fn lit<const N: usize>(&mut self, text: &[u8; N]) -> Option<()> {
+        let next = self.bytes.get(self.at..)?.first_chunk::<N>() == Some(text);
+        next.then(|| self.at += N)
+    }
+
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.at).copied()
     }
@@ -243,6 +303,71 @@ mod tests {
             let (fast, full) = both(s);
             assert!(fast.is_some(), "not on the fast path: {s}");
             assert_eq!(fast, full, "{s}");
+        }
+    }
+
+    /// `canonical` alone on `s`: `Some` with the command when it takes the header.
+    fn canonical_only(s: &str) -> Option<RemotingCommand> {
+        let b = Bytes::copy_from_slice(s.as_bytes());
+        let mut cmd = command::blank();
+        canonical(&b, &mut cmd).map(|()| cmd)
+    }
+
+    #[test]
+    fn headers_in_fastjson_order_take_the_canonical_walk_and_agree_with_serde() {
+        for s in [
+            r#"{"code":0,"extFields":{"msgId":"7F00000100002A9F0000000000000001","queueId":"3","queueOffset":"42","MSG_REGION":"DefaultRegion","TRACE_ON":"true"},"flag":1,"language":"JAVA","opaque":77,"serializeTypeCurrentRPC":"JSON","version":437}"#,
+            r#"{"code":-2147483648,"flag":-1,"language":"RUST","opaque":2147483647,"serializeTypeCurrentRPC":"JSON","version":0}"#,
+            r#"{"code":17,"flag":1,"language":"JAVA","opaque":5,"remark":"no route é","serializeTypeCurrentRPC":"JSON","version":9}"#,
+            r#"{"code":17,"flag":1,"language":"JAVA","opaque":5,"remark":null,"serializeTypeCurrentRPC":"JSON","version":9}"#,
+            r#"{"code":17,"flag":1,"language":"JAVA","opaque":5,"remark":"","serializeTypeCurrentRPC":"JSON","version":9}"#,
+            r#"{"code":1,"extFields":{},"flag":0,"language":"RUST","opaque":0,"serializeTypeCurrentRPC":"JSON","version":1}"#,
+            r#"{"code":1,"extFields":{"a":"1","a":"2"},"flag":0,"language":"JAVA","opaque":0,"serializeTypeCurrentRPC":"JSON","version":1}"#,
+        ] {
+            let canonical = canonical_only(s);
+            assert!(canonical.is_some(), "not on the canonical walk: {s}");
+            let (fast, full) = both(s);
+            assert_eq!(canonical, full, "{s}");
+            assert_eq!(fast, full, "{s}");
+        }
+    }
+
+    #[test]
+    fn other_orders_and_values_leave_the_canonical_walk_for_the_general_one() {
+        for s in [
+            // Other orders, languages, serialize types, missing keys: still the fast path.
+            r#"{"flag":1,"code":0,"language":"JAVA","opaque":5,"serializeTypeCurrentRPC":"JSON","version":9}"#,
+            r#"{"code":0,"flag":1,"language":"CPP","opaque":5,"serializeTypeCurrentRPC":"JSON","version":9}"#,
+            r#"{"code":0,"flag":1,"language":"JAVA","opaque":5,"serializeTypeCurrentRPC":"ROCKETMQ","version":9}"#,
+            r#"{"code":0,"flag":1,"language":"JAVA","opaque":5,"version":9}"#,
+            r#"{"code":0,"flag":1,"language":"JAVA","opaque":5,"serializeTypeCurrentRPC":"JSON","version":9,"x":1}"#,
+            r#"{"code":0,"extFields":null,"flag":1,"language":"JAVA","opaque":5,"serializeTypeCurrentRPC":"JSON","version":9}"#,
+            r#"{"code":0,"flag":1,"language":"JAVA","opaque":5,"remark":"a","remark":"b","serializeTypeCurrentRPC":"JSON","version":9}"#,
+            r#"{"code":0,"flag":1,"language":"JAVA","opaque":5,"serializeTypeCurrentRPC":"JSON","version":9,"code":3}"#,
+        ] {
+            assert!(canonical_only(s).is_none(), "on the canonical walk: {s}");
+            let (fast, full) = both(s);
+            assert!(fast.is_some(), "not on the fast path: {s}");
+            assert_eq!(fast, full, "{s}");
+        }
+        // Not JSON the fast path takes, at any point of the canonical order.
+        let good = r#"{"code":0,"extFields":{"k":"v"},"flag":1,"language":"JAVA","opaque":5,"remark":"r","serializeTypeCurrentRPC":"JSON","version":9}"#;
+        for cut in 0..good.len() {
+            let s = &good[..cut];
+            assert!(canonical_only(s).is_none(), "{s}");
+            assert_eq!(both(s).0, None, "{s}");
+        }
+        for s in [
+            format!("{good} "),
+            good.replace("\"opaque\":5", "\"opaque\":05"),
+            good.replace("\"version\":9", "\"version\":9.0"),
+            good.replace("\"code\":0", "\"code\":-0"),
+            good.replace("\"r\"", "\"r\\n\""),
+            good.replace("\"v\"", "\"v\\n\""),
+            good.replace("\"flag\":1", "\"flag\":2147483648"),
+        ] {
+            assert!(canonical_only(&s).is_none(), "{s}");
+            assert_eq!(both(&s).0, None, "{s}");
         }
     }
 

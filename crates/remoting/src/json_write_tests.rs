@@ -58,6 +58,46 @@ fn every_escape_class_at_every_position_of_short_and_long_strings() {
 }
 
 #[test]
+fn two_bytes_of_every_kind_at_every_pair_of_positions() {
+    // Several escapes in one word, and the bytes a borrow can flag wrongly next to an escape
+    // (space after a control character, `#` after a quote, `]` after a backslash), at the end
+    // of a short word's bytes too.
+    let kinds: Vec<u8> = (0u8..0x20)
+        .chain([b'"', b'\\', b' ', b'#', b']', b'x', 0x7F, 0x80, 0xC3, 0xFF])
+        .collect();
+    for len in [2, 3, 7, 8, 9, 12, 16, 17] {
+        for i in 0..len {
+            for j in i + 1..len {
+                for &a in &kinds {
+                    for &b in &kinds {
+                        let mut v = vec![b'y'; len];
+                        v[i] = a;
+                        v[j] = b;
+                        assert_eq!(
+                            staged::<128>(0, &v),
+                            reference(&v),
+                            "{a:#x} at {i}, {b:#x} at {j} of {len}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    // Every byte of a word to escape, then a run of them across words and a flush.
+    for prefix in [0, 3, 60, 64, 70] {
+        for len in [8, 16, 21] {
+            let v = vec![0x01; len];
+            assert_eq!(staged::<128>(prefix, &v), reference(&v), "{prefix} {len}");
+            assert_eq!(
+                staged::<64>(prefix.min(63), &v),
+                reference(&v),
+                "{prefix} {len}"
+            );
+        }
+    }
+}
+
+#[test]
 fn clean_short_strings_of_every_length_and_neighbours_of_the_escapes() {
     // bytes just above the controls, DEL and multi-byte UTF-8 need no escape
     let clean = " !#[]~\u{7f}é€😀 ".as_bytes();
