@@ -20,11 +20,11 @@ use tracing::Span;
 
 use crate::rendezvous::{Rendezvous, Settle};
 
-/// A send's part that runs before its first attempt is ready (rare: a selector, a route to
-/// load), boxed so that the common case stays small; it resolves to the send's rendezvous.
 /// What of the transport's launch must wait (for the connection, or room in its queue), boxed.
 pub(crate) type Rest<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
+/// A send's part that runs before its first attempt is ready (rare: a selector, a route to
+/// load), boxed so that the common case stays small; it resolves to the send's rendezvous.
 pub(crate) type Before<'a, P> = Pin<Box<dyn Future<Output = Arc<Rendezvous<P>>> + Send + 'a>>;
 
 pin_project_lite::pin_project! {

@@ -69,8 +69,22 @@ pub(crate) struct Rendezvous<P: Settle> {
 
 impl<P: Settle> std::fmt::Debug for Rendezvous<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = if self.lock().over { "over" } else { "parked" };
+        // Not `lock`: a waker woken by a settlement (which runs under the slot's lock) may
+        // format this.
+        let state = match self.slot.try_lock() {
+            Ok(slot) => slot_state(&slot),
+            Err(std::sync::TryLockError::Poisoned(p)) => slot_state(&p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => "settling",
+        };
         f.debug_struct("Rendezvous").field("state", &state).finish()
+    }
+}
+
+fn slot_state<P: Settle>(slot: &Slot<P>) -> &'static str {
+    if slot.over {
+        "over"
+    } else {
+        "parked"
     }
 }
 
@@ -151,7 +165,7 @@ impl<P: Settle> Rendezvous<P> {
 
     /// A settlement runs under this lock; one that panicked leaves the slot as it was, so a
     /// poisoned lock's content is as good as any (a slot still parked settles nothing twice:
-    /// the state's deliverer is taken before anything that can panic).
+    /// a settlement takes what it needs first, before anything that can panic).
     fn lock(&self) -> MutexGuard<'_, Slot<P>> {
         self.slot.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -30,6 +30,8 @@ enum From {
     Cell(Arc<SendCell>),
     /// A channel (a message held by the auto-batcher).
     Channel(oneshot::Receiver<Delivered>),
+    /// Resolved: the cell or channel is gone (what the send left behind freed with it).
+    Done,
 }
 
 impl SendFuture {
@@ -54,7 +56,12 @@ impl Future for SendFuture {
         let delivered = match &mut self.from {
             From::Cell(cell) => cell.poll_outcome(cx),
             From::Channel(rx) => Pin::new(rx).poll(cx).map(Result::ok),
+            From::Done => Poll::Ready(None),
         };
+        if delivered.is_ready() {
+            // Fused: a poll after the outcome gets `Cancelled` whichever way it came.
+            self.from = From::Done;
+        }
         delivered.map(|d| match d {
             // What the send left behind is freed here, on the caller's side.
             Some((outcome, _leftovers)) => outcome,
@@ -163,5 +170,41 @@ mod tests {
         );
         assert!(cell.delivered());
         assert_eq!(Arc::strong_count(&cell), 1, "nothing else holds the cell");
+    }
+
+    /// A poll after the outcome gets `Cancelled`, whichever way the outcome came (a channel's
+    /// receiver would panic: "called after complete").
+    #[tokio::test]
+    async fn a_poll_after_the_outcome_gets_cancelled_from_a_cell_or_a_channel() {
+        let cell = cell();
+        let from_cell = SendFuture::of(Arc::clone(&cell));
+        Deliver::new(cell).call_with(
+            Err(SendError::bare(ErrorKind::NotRunning)),
+            Leftovers::default(),
+        );
+        let (tx, rx) = oneshot::channel();
+        let from_channel = SendFuture::new(rx);
+        let _ = tx.send((
+            Err(SendError::bare(ErrorKind::NotRunning)),
+            Leftovers::default(),
+        ));
+        for mut future in [from_cell, from_channel] {
+            let first = (&mut future).await;
+            assert!(matches!(
+                first.map_err(|e| e.into_parts().0),
+                Err(ErrorKind::NotRunning)
+            ));
+            let again = std::future::poll_fn(|cx| Pin::new(&mut future).poll(cx)).await;
+            assert!(matches!(
+                again.map_err(|e| e.into_parts().0),
+                Err(ErrorKind::Cancelled { maybe_stored: true })
+            ));
+        }
+    }
+
+    #[test]
+    fn a_send_future_can_move_between_threads_and_be_shared() {
+        fn assert_auto<T: Send + Sync + Unpin + 'static>() {}
+        assert_auto::<SendFuture>();
     }
 }
