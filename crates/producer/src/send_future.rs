@@ -30,12 +30,23 @@ impl Future for SendFuture {
     type Output = Result<SendResult, SendError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx).poll(cx).map(|r| match r {
+        // An outcome already there is taken without spending the task's cooperative budget
+        // (the channel's `poll` spends a unit even when ready): a task awaiting a window of
+        // finished sends was otherwise deferred every 128 outcomes, which on a multi-thread
+        // runtime woke a parked worker each time (issue 13). Only an empty channel is polled.
+        let received = match self.rx.try_recv() {
+            Ok(sent) => Ok(sent),
+            Err(oneshot::error::TryRecvError::Empty) => {
+                std::task::ready!(Pin::new(&mut self.rx).poll(cx)).map_err(|_| ())
+            }
+            Err(oneshot::error::TryRecvError::Closed) => Err(()),
+        };
+        Poll::Ready(match received {
             // What the send left behind is freed here, on the caller's side.
             Ok((outcome, _leftovers)) => outcome,
             // The task always sends before it ends; a lost sender means the runtime dropped the
             // task (runtime shutdown), after which the outcome is unknown.
-            Err(_) => Err(SendError::bare(ErrorKind::Cancelled { maybe_stored: true })),
+            Err(()) => Err(SendError::bare(ErrorKind::Cancelled { maybe_stored: true })),
         })
     }
 }
@@ -102,5 +113,32 @@ mod tests {
             outcome.map_err(|e| e.into_parts().0),
             Err(ErrorKind::Cancelled { maybe_stored: true })
         ));
+    }
+
+    #[tokio::test]
+    async fn finished_sends_are_taken_without_spending_the_task_budget() {
+        // More outcomes than tokio's cooperative budget per task poll (128).
+        const READY: usize = 300;
+        let mut futs: Vec<SendFuture> = (0..READY)
+            .map(|_| {
+                let (tx, rx) = oneshot::channel::<(SendOutcome, Leftovers)>();
+                let outcome = Err(SendError::bare(ErrorKind::NotRunning));
+                assert!(tx.send((outcome, Leftovers::new(Box::new(())))).is_ok());
+                SendFuture::new(rx)
+            })
+            .collect();
+        // All of them in one poll of this task: none may report `Pending` (a budget spent).
+        let taken = std::future::poll_fn(|cx| {
+            let mut taken = 0;
+            for fut in &mut futs {
+                if Pin::new(fut).poll(cx).is_pending() {
+                    break;
+                }
+                taken += 1;
+            }
+            Poll::Ready(taken)
+        })
+        .await;
+        assert_eq!(taken, READY, "a finished send was held back by the budget");
     }
 }
