@@ -55,7 +55,16 @@ impl Future for SendFuture {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let delivered = match &mut self.from {
             From::Cell(cell) => cell.poll_outcome(cx),
-            From::Channel(rx) => Pin::new(rx).poll(cx).map(Result::ok),
+            // An outcome already there is taken without spending the task's cooperative
+            // budget (the channel's `poll` spends a unit even when ready): a task awaiting a
+            // window of finished sends was otherwise deferred every 128 outcomes, which on a
+            // multi-thread runtime woke a parked worker each time (issue 13). The cell's lock
+            // spends none.
+            From::Channel(rx) => match rx.try_recv() {
+                Ok(sent) => Poll::Ready(Some(sent)),
+                Err(oneshot::error::TryRecvError::Empty) => Pin::new(rx).poll(cx).map(Result::ok),
+                Err(oneshot::error::TryRecvError::Closed) => Poll::Ready(None),
+            },
             From::Done => Poll::Ready(None),
         };
         if delivered.is_ready() {
@@ -206,5 +215,39 @@ mod tests {
     fn a_send_future_can_move_between_threads_and_be_shared() {
         fn assert_auto<T: Send + Sync + Unpin + 'static>() {}
         assert_auto::<SendFuture>();
+    }
+
+    #[tokio::test]
+    async fn finished_sends_are_taken_without_spending_the_task_budget() {
+        // More outcomes than tokio's cooperative budget per task poll (128), half from cells,
+        // half from channels.
+        const READY: usize = 300;
+        let mut futs: Vec<SendFuture> = (0..READY)
+            .map(|i| {
+                let outcome = Err(SendError::bare(ErrorKind::NotRunning));
+                if i % 2 == 0 {
+                    let cell = cell();
+                    Deliver::new(Arc::clone(&cell)).call_with(outcome, Leftovers::default());
+                    SendFuture::of(cell)
+                } else {
+                    let (tx, rx) = oneshot::channel();
+                    assert!(tx.send((outcome, Leftovers::default())).is_ok());
+                    SendFuture::new(rx)
+                }
+            })
+            .collect();
+        // All of them in one poll of this task: none may report `Pending` (a budget spent).
+        let taken = std::future::poll_fn(|cx| {
+            let mut taken = 0;
+            for fut in &mut futs {
+                if Pin::new(fut).poll(cx).is_pending() {
+                    break;
+                }
+                taken += 1;
+            }
+            Poll::Ready(taken)
+        })
+        .await;
+        assert_eq!(taken, READY, "a finished send was held back by the budget");
     }
 }

@@ -124,9 +124,9 @@ impl Future for ResponseFuture {
                 Poll::Pending => Poll::Pending,
             };
         }
-        if let Poll::Ready(r) = Pin::new(&mut this.rx).poll(cx) {
+        if let Poll::Ready(r) = poll_reply(&mut this.rx, cx) {
             this.guard.disarm();
-            let reply = r.unwrap_or_else(|_| {
+            let reply = r.unwrap_or_else(|| {
                 Err(RemotingError::ConnectionClosed {
                     addr: this.conn.addr().to_owned(),
                     written: true,
@@ -145,5 +145,72 @@ impl Future for ResponseFuture {
         }
         // The deadline: the connection's timer fails the entry with a timeout, through `rx`.
         Poll::Pending
+    }
+}
+
+/// Polls the reply's channel; a reply already there is taken without spending the task's
+/// cooperative budget (tokio's channel spends one unit per ready poll). A task awaiting a
+/// window of answered requests (a pipelining loop) used to spend its budget half-way through
+/// the window: the runtime then deferred it, and on a multi-thread runtime that deferral, met
+/// with the reader's next wake-up, woke a parked worker (a futex wake and a cross-core
+/// hand-off per 128 replies, issue 13). Taking ready replies cannot starve other tasks: each
+/// one is a request the reader already answered, so their number is bounded by the requests
+/// in flight. Only an empty channel is polled (registering the waker), under the budget.
+fn poll_reply(rx: &mut oneshot::Receiver<Reply>, cx: &mut Context<'_>) -> Poll<Option<Reply>> {
+    match rx.try_recv() {
+        Ok(reply) => Poll::Ready(Some(reply)),
+        Err(oneshot::error::TryRecvError::Empty) => Pin::new(rx).poll(cx).map(Result::ok),
+        // The sender is gone without a value (the channel is spent now: not polled again).
+        Err(oneshot::error::TryRecvError::Closed) => Poll::Ready(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// More replies than tokio's cooperative budget per task poll (128).
+    const READY: usize = 300;
+
+    #[tokio::test]
+    async fn ready_replies_are_taken_without_spending_the_task_budget() {
+        let mut rxs: Vec<_> = (0..READY)
+            .map(|_| {
+                let (tx, rx) = oneshot::channel::<Reply>();
+                assert!(tx.send(Err(RemotingError::Shutdown)).is_ok());
+                rx
+            })
+            .collect();
+        // All of them in one poll of this task: none may report `Pending` (a budget spent).
+        let taken = std::future::poll_fn(|cx| {
+            let mut taken = 0;
+            for rx in &mut rxs {
+                if poll_reply(rx, cx).is_pending() {
+                    break;
+                }
+                taken += 1;
+            }
+            Poll::Ready(taken)
+        })
+        .await;
+        assert_eq!(taken, READY, "a ready reply was held back by the budget");
+    }
+
+    #[tokio::test]
+    async fn a_sender_gone_without_a_reply_is_reported_once_and_not_polled_again() {
+        let (tx, mut rx) = oneshot::channel::<Reply>();
+        drop(tx);
+        let first = std::future::poll_fn(|cx| Poll::Ready(poll_reply(&mut rx, cx))).await;
+        assert!(matches!(first, Poll::Ready(None)));
+    }
+
+    #[tokio::test]
+    async fn an_empty_channel_waits_for_its_reply() {
+        let (tx, mut rx) = oneshot::channel::<Reply>();
+        let empty = std::future::poll_fn(|cx| Poll::Ready(poll_reply(&mut rx, cx))).await;
+        assert!(empty.is_pending());
+        assert!(tx.send(Err(RemotingError::Shutdown)).is_ok());
+        let reply = std::future::poll_fn(|cx| poll_reply(&mut rx, cx)).await;
+        assert!(matches!(reply, Some(Err(RemotingError::Shutdown))));
     }
 }
