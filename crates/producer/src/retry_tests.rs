@@ -367,6 +367,21 @@ async fn a_first_attempt_is_born_at_the_prepares_clock_read_and_a_retry_reads_th
 
 /// A state built after a wait (a route lookup, a selector): its first attempt has what the
 /// wait left of the send's timeout, never the whole of it, and a fresh `bornTimestamp`.
+/// Runs `job` as a send that waited (for room, a route, a selector) since it started: its
+/// first attempt reads the clocks again ([`SendState::after_wait`]).
+async fn run_after_wait(
+    core: &Arc<Core<FakeTransport>>,
+    job: Job,
+) -> Result<Option<SendResult>, ErrorKind> {
+    let info = publish_info(core, "T", job.started, job.timeout)
+        .await
+        .expect("route");
+    SendState::new(Arc::clone(core), job, info, Span::none())
+        .after_wait()
+        .run()
+        .await
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_first_attempt_after_a_wait_has_only_the_time_left() {
     let core = core(FakeTransport::new(2, 1), |_| {});
@@ -374,14 +389,7 @@ async fn a_first_attempt_after_a_wait_has_only_the_time_left() {
     let job = job(Target::Any, 0, S3);
     let t0 = job.started;
     tokio::time::advance(ms(2000)).await;
-    let info = publish_info(&core, "T", job.started, job.timeout)
-        .await
-        .expect("route");
-    let err = SendState::new(Arc::clone(&core), job, info, Span::none())
-        .after_wait()
-        .run()
-        .await
-        .expect_err("timed out");
+    let err = run_after_wait(&core, job).await.expect_err("timed out");
     let calls = core.transport.calls();
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(calls[0].budget, ms(1000), "what the wait left");
@@ -395,14 +403,7 @@ async fn a_wait_that_spent_the_whole_timeout_ends_the_send_without_an_attempt() 
     let core = core(FakeTransport::new(2, 1), |_| {});
     let job = job(Target::Any, 2, S3);
     tokio::time::advance(S3).await;
-    let info = publish_info(&core, "T", job.started, job.timeout)
-        .await
-        .expect("route");
-    let err = SendState::new(Arc::clone(&core), job, info, Span::none())
-        .after_wait()
-        .run()
-        .await
-        .expect_err("timed out");
+    let err = run_after_wait(&core, job).await.expect_err("timed out");
     assert!(err.is_timeout(), "{err:?}");
     assert!(core.transport.calls().is_empty());
 }
