@@ -262,14 +262,9 @@ pub(super) fn start<'a>(
                     Ready::Attempt(state, queue, budget) => {
                         let meeting =
                             Rendezvous::parked(Waiting::new(inner, state, queue, admitted, span));
-                        let launch = park(inner, transport, meeting, budget, inner.core.aborted());
-                        // `None` only for a launch polled again after it resolved: cannot happen.
-                        match launch.await {
-                            Some(meeting) => meeting,
-                            None => cancelled(),
-                        }
+                        park(inner, transport, meeting, budget, inner.core.aborted()).await
                     }
-                    Ready::Over(outcome) => over(inner, admitted, outcome, span),
+                    Ready::Over(outcome) => Some(over(inner, admitted, outcome, span)),
                 }
             }),
         );
@@ -287,16 +282,6 @@ fn over(inner: &Arc<Inner>, admitted: Admitted, outcome: Outcome, span: Span) ->
     // Dropped undelivered (runtime shutdown): as a send that may have been written.
     deliver.may_be_stored();
     spawn(inner, admitted, First::Over(outcome), span, deliver);
-    cell
-}
-
-/// A rendezvous holding a cancellation (for what cannot happen).
-fn cancelled() -> Arc<SendCell> {
-    let cell = Waiting::cell();
-    cell.deliver((
-        Err(SendError::bare(retry::cancelled(true))),
-        Leftovers::default(),
-    ));
     cell
 }
 

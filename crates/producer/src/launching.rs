@@ -24,8 +24,9 @@ use crate::rendezvous::{Rendezvous, Settle};
 pub(crate) type Rest<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// A send's part that runs before its first attempt is ready (rare: a selector, a route to
-/// load), boxed so that the common case stays small; it resolves to the send's rendezvous.
-pub(crate) type Before<'a, P> = Pin<Box<dyn Future<Output = Arc<Rendezvous<P>>> + Send + 'a>>;
+/// load), boxed so that the common case stays small; it resolves as the launch does.
+pub(crate) type Before<'a, P> =
+    Pin<Box<dyn Future<Output = Option<Arc<Rendezvous<P>>>> + Send + 'a>>;
 
 pin_project_lite::pin_project! {
     /// The transport's launch `F`, raced (biased to the launch) with shutdown's abort `A`.
@@ -123,7 +124,7 @@ where
             };
             // Done: a later poll finds nothing to run (a finished `async` block would panic).
             *this.before = None;
-            return Poll::Ready(Some(meeting));
+            return Poll::Ready(meeting);
         }
         let Some(launch) = this.launch.as_mut().as_pin_mut() else {
             return Poll::Ready(this.meeting.take());
