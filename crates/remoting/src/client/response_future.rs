@@ -202,6 +202,10 @@ mod tests {
         drop(tx);
         let first = std::future::poll_fn(|cx| Poll::Ready(poll_reply(&mut rx, cx))).await;
         assert!(matches!(first, Poll::Ready(None)));
+        // A second look at the spent channel reports the same, without polling it (tokio's
+        // receiver panics when polled after it completed).
+        let again = std::future::poll_fn(|cx| Poll::Ready(poll_reply(&mut rx, cx))).await;
+        assert!(matches!(again, Poll::Ready(None)));
     }
 
     #[tokio::test]
