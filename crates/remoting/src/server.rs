@@ -312,8 +312,9 @@ async fn accept_loop(listener: TcpListener, registry: Weak<Registry>, stop: Canc
             let span = tracing::debug_span!("rmq.handshake", %peer);
             tokio::spawn(handshake(reg, stream, peer).instrument(span));
         } else {
-            let conn = Connection::start(stream, options(&reg, peer));
-            register(&reg, conn, peer, "accepted");
+            Connection::start(stream, options(&reg, peer), |conn| {
+                register(&reg, conn, peer, "accepted");
+            });
         }
     }
 }
@@ -332,25 +333,24 @@ async fn handshake(reg: Arc<Registry>, stream: tokio::net::TcpStream, peer: Sock
         () = reg.shut.cancelled() => return,
         r = accepting => r,
     };
-    let (conn, how) = match accepted {
-        Ok(Accepted::Plain(stream)) => (
-            Connection::start(stream, options(&reg, peer)),
-            "accepted (plain)",
-        ),
-        Ok(Accepted::Tls(stream)) => (
-            Connection::start_io(*stream, peer, options(&reg, peer)),
-            "accepted (TLS)",
-        ),
+    match accepted {
+        Ok(Accepted::Plain(stream)) => {
+            Connection::start(stream, options(&reg, peer), |conn| {
+                register(&reg, conn, peer, "accepted (plain)");
+            });
+        }
+        Ok(Accepted::Tls(stream)) => {
+            Connection::start_io(*stream, peer, options(&reg, peer), |conn| {
+                register(&reg, conn, peer, "accepted (TLS)");
+            });
+        }
         Err(e) if e.kind() == io::ErrorKind::InvalidData => {
             tracing::warn!(error = %e, "TLS handshake failed; connection dropped");
-            return;
         }
         Err(e) => {
             tracing::debug!(error = %e, "TLS handshake did not complete; connection dropped");
-            return;
         }
-    };
-    register(&reg, conn, peer, how);
+    }
 }
 
 fn options(reg: &Registry, peer: SocketAddr) -> ConnOptions {
@@ -362,9 +362,10 @@ fn options(reg: &Registry, peer: SocketAddr) -> ConnOptions {
     )
 }
 
-/// Adds a started connection to the registry until it finishes (or closes it at once when the
-/// server shut down meanwhile).
-fn register(reg: &Arc<Registry>, conn: Connection, peer: SocketAddr, how: &'static str) {
+/// Adds a connection to the registry until it finishes (or closes it at once when the server
+/// shut down meanwhile). Called before the connection's tasks start, so a connection is listed
+/// before it serves its first request.
+fn register(reg: &Arc<Registry>, conn: &Connection, peer: SocketAddr, how: &'static str) {
     let id = reg.next_id.fetch_add(1, Ordering::Relaxed);
     reg.conns.insert(id, conn.clone());
     if reg.shut.is_cancelled() {
@@ -373,6 +374,7 @@ fn register(reg: &Arc<Registry>, conn: Connection, peer: SocketAddr, how: &'stat
     }
     tracing::debug!(%peer, id, "{how}");
     let watch = Arc::downgrade(reg);
+    let conn = conn.clone();
     tokio::spawn(async move {
         conn.finished().await;
         if let Some(reg) = watch.upgrade() {

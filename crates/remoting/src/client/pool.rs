@@ -319,7 +319,7 @@ async fn open(ctx: &ConnectCtx<'_>) -> Result<Connection, RemotingError> {
         Arc::clone(ctx.opaque),
     );
     Ok(match &config.tls {
-        None => Connection::start(stream, opts),
+        None => Connection::start(stream, opts, |_| ()),
         Some(tls) => {
             let peer = stream
                 .peer_addr()
@@ -329,7 +329,7 @@ async fn open(ctx: &ConnectCtx<'_>) -> Result<Connection, RemotingError> {
                 })?;
             // Within the caller's connect timeout, like the TCP connect.
             let stream = tls.connect(addr, stream).await?;
-            Connection::start_io(stream, peer, opts)
+            Connection::start_io(stream, peer, opts, |_| ())
         }
     })
 }

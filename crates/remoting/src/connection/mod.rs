@@ -299,24 +299,41 @@ impl WeakConnection {
 
 impl Connection {
     /// Starts the reader and writer tasks on a plain socket (in a tokio runtime).
-    pub(crate) fn start(stream: TcpStream, opts: ConnOptions) -> Self {
-        Self::start_tcp(stream, opts).0
+    ///
+    /// `listed` sees the connection before its tasks exist, so whoever lists connections (a
+    /// server's registry) has it listed before it reads its first request.
+    pub(crate) fn start(
+        stream: TcpStream,
+        opts: ConnOptions,
+        listed: impl FnOnce(&Connection),
+    ) -> Self {
+        Self::start_tcp(stream, opts, listed).0
     }
 
-    /// Starts the reader and writer tasks on any stream (a TLS one) to or from `peer`.
-    pub(crate) fn start_io<S>(stream: S, peer: SocketAddr, opts: ConnOptions) -> Self
+    /// Starts the reader and writer tasks on any stream (a TLS one) to or from `peer`;
+    /// `listed` as in [`start`](Self::start).
+    pub(crate) fn start_io<S>(
+        stream: S,
+        peer: SocketAddr,
+        opts: ConnOptions,
+        listed: impl FnOnce(&Connection),
+    ) -> Self
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let (rd, wr) = tokio::io::split(stream);
-        Self::start_tasks(rd, wr, peer, opts).0
+        Self::start_tasks(rd, wr, peer, opts, listed).0
     }
 
     /// [`start`](Self::start), also returning the reader and writer tasks.
-    fn start_tcp(stream: TcpStream, opts: ConnOptions) -> (Self, [JoinHandle<()>; 2]) {
+    fn start_tcp(
+        stream: TcpStream,
+        opts: ConnOptions,
+        listed: impl FnOnce(&Connection),
+    ) -> (Self, [JoinHandle<()>; 2]) {
         let peer = peer_of(&stream);
         let (rd, wr) = stream.into_split();
-        Self::start_tasks(rd, wr, peer, opts)
+        Self::start_tasks(rd, wr, peer, opts, listed)
     }
 
     fn start_tasks<R, W>(
@@ -324,6 +341,7 @@ impl Connection {
         wr: W,
         peer: SocketAddr,
         opts: ConnOptions,
+        listed: impl FnOnce(&Connection),
     ) -> (Self, [JoinHandle<()>; 2])
     where
         R: AsyncRead + Send + Unpin + 'static,
@@ -354,6 +372,7 @@ impl Connection {
         let span =
             tracing::debug_span!("rmq.connection", addr = %conn.shared.opts.addr, peer = %peer);
         tracing::debug!(parent: &span, "connection up");
+        listed(&conn);
         // The tasks' drop guards exist before the tasks are first polled.
         let reader_guard = reader::CloseOnDrop(conn.clone());
         let timer_guard = reader::CloseOnDrop(conn.clone());

@@ -62,7 +62,7 @@ where
         ProcessorTable::new(),
         Arc::new(AtomicI32::new(1)),
     );
-    Connection::start_io(io, "127.0.0.1:1".parse().expect("addr"), opts)
+    Connection::start_io(io, "127.0.0.1:1".parse().expect("addr"), opts, |_| ())
 }
 
 /// A connection to a loopback peer that reads nothing; the peer's socket is returned to keep
@@ -81,7 +81,7 @@ async fn connection() -> (Connection, [JoinHandle<()>; 2], TcpStream) {
         ProcessorTable::new(),
         Arc::new(AtomicI32::new(1)),
     );
-    let (conn, tasks) = Connection::start_tcp(ours.expect("connect"), opts);
+    let (conn, tasks) = Connection::start_tcp(ours.expect("connect"), opts, |_| ());
     (conn, tasks, theirs.expect("accept").0)
 }
 

@@ -29,7 +29,7 @@ fn connection() -> (Connection, DuplexStream) {
         Arc::new(AtomicI32::new(1)),
     );
     let peer = SocketAddr::from(([127, 0, 0, 1], 9));
-    (Connection::start_io(ours, peer, opts), theirs)
+    (Connection::start_io(ours, peer, opts, |_| ()), theirs)
 }
 
 /// Sends a request that times out `after` from now.
