@@ -184,6 +184,39 @@ async fn close_connections_fails_the_clients_waiters() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_is_listed_before_it_serves_its_first_request() {
+    let s = server().await;
+    // A processor that answers with the number of live connections it sees.
+    const COUNTS: RequestCode = RequestCode::GET_BROKER_CLUSTER_INFO;
+    let seen_by = Arc::new(std::sync::OnceLock::<RemotingServer>::new());
+    let server_of = Arc::clone(&seen_by);
+    let counts = move |_: RequestContext, req: RemotingCommand| -> Reply {
+        let n = server_of.get().map_or(0, RemotingServer::connection_count);
+        Box::pin(async move { Some(req.response_to(ResponseCode::SUCCESS, Some(n.to_string()))) })
+    };
+    s.processors().register(COUNTS, Arc::new(counts));
+    seen_by.set(s.clone()).expect("set once");
+    let addr = s.local_addr().to_string();
+    // Each on a new connection: the first request of each races the accept loop's listing.
+    for i in 0..40 {
+        let resp = within(client().invoke_sync(&addr, request(COUNTS, ""), T))
+            .await
+            .expect("reply");
+        let n: usize = resp
+            .remark
+            .as_deref()
+            .unwrap_or("")
+            .parse()
+            .expect("a count");
+        assert!(
+            n >= 1,
+            "connection {i} served a request before it was listed"
+        );
+    }
+    within(s.shutdown()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_frame_makes_the_client_drop_the_connection() {
     let s = server().await;
     let c = client();
