@@ -497,7 +497,9 @@ fn process(
     mq: &MessageQueue,
     addr: &str,
 ) -> Result<SendResult, ErrorKind> {
-    process_response(resp, out.msg_id.clone(), out.is_batch(), mq.clone(), addr)
+    process_response(resp, out.msg_id.clone(), out.is_batch(), mq.clone(), |_| {
+        addr.to_owned()
+    })
 }
 
 #[test]

@@ -197,3 +197,46 @@ fn cached_heads_follow_the_topic_and_the_producer() {
         frame(&build_request_fields(&out, &consts[0], &mq, 5))
     );
 }
+
+#[test]
+fn cached_tails_follow_the_message_and_the_broker() {
+    // Consecutive sends on one thread to one broker that differ in one of the tail's values
+    // only (reconsume times, max reconsume times, batch or not), then in the broker only:
+    // every pre-encoded frame still equals the ExtFields one, so no tail is reused for other
+    // values.
+    let cfg = &configs()[0];
+    let w = WireConsts::new(cfg);
+    let retry = |times: &str, max: Option<&str>| {
+        let mut m = Message::new("%RETRY%GroupA", "r");
+        m.properties_mut().insert(property::RECONSUME_TIME, times);
+        if let Some(max) = max {
+            m.properties_mut()
+                .insert(property::MAX_RECONSUME_TIMES, max);
+        }
+        prepare_single(&mut m, cfg, &mut ids())
+    };
+    let single = || prepare_single(&mut Message::new("TopicA", "x"), cfg, &mut ids());
+    let batch = || {
+        let mut msgs = vec![Message::new("TopicA", "a"), Message::new("TopicA", "b")];
+        prepare_batch(&mut msgs, &mut ids()).expect("batch")
+    };
+    let sends = [
+        (single(), "broker-a"),
+        (batch(), "broker-a"),
+        (single(), "broker-a"),
+        (retry("3", Some("16")), "broker-a"),
+        (retry("1", Some("16")), "broker-a"),
+        (retry("1", Some("17")), "broker-a"),
+        (retry("1", None), "broker-a"),
+        (retry("0", None), "broker-a"),
+        (single(), "broker-a"),
+        (single(), "broker-b"),
+        (single(), "broker-a"),
+    ];
+    for (i, (out, broker)) in sends.iter().enumerate() {
+        let mq = MessageQueue::new(out.topic().to_owned(), *broker, 1);
+        let fast = build_request(out, &w, &mq, 1_700_000_000_000);
+        let slow = build_request_fields(out, &w, &mq, 1_700_000_000_000);
+        assert_eq!(frame(&fast), frame(&slow), "send {i} to {broker}");
+    }
+}

@@ -53,6 +53,13 @@ impl RemotingTransport {
         &self,
         attempt: &Attempt<'a>,
     ) -> Result<(Cow<'a, str>, RemotingCommand), ErrorKind> {
+        let (addr, born_ms) = self.target(attempt)?;
+        let req = build_request(attempt.out, &self.wire, attempt.mq, born_ms);
+        Ok((addr, req))
+    }
+
+    /// The broker address of `attempt` and the `bornTimestamp` of its request.
+    fn target<'a>(&self, attempt: &Attempt<'a>) -> Result<(Cow<'a, str>, i64), ErrorKind> {
         let mq = attempt.mq;
         let found = match attempt.addr {
             Some(addr) => Some(Cow::Borrowed(&**addr)),
@@ -70,8 +77,7 @@ impl RemotingTransport {
         } else {
             crate::kernel::wall_ms()
         };
-        let req = build_request(attempt.out, &self.wire, mq, born_ms);
-        Ok((addr, req))
+        Ok((addr, born_ms))
     }
 }
 
@@ -92,18 +98,20 @@ impl RemotingTransport {
     /// The request of `attempt`, or the error that keeps it from being made (no broker
     /// address).
     pub(crate) fn prepare(&self, attempt: &Attempt<'_>) -> Result<Prepared, ErrorKind> {
-        let (addr, req) = self.request(attempt)?;
+        let (addr, born_ms) = self.target(attempt)?;
         let reading = Reading::of(attempt, matches!(addr, Cow::Owned(_)).then_some(&*addr));
         let addr = match attempt.addr {
             Some(shared) => Arc::clone(shared),
             None => Arc::from(&*addr),
         };
+        // The request built last, in its field: not moved through the locals (each move of a
+        // request is a copy of 152 bytes).
         Ok(Prepared {
             addr,
-            req,
             reading,
             deadline: Self::deadline(attempt),
             budget: attempt.budget,
+            req: build_request(attempt.out, &self.wire, attempt.mq, born_ms),
         })
     }
 
@@ -171,13 +179,16 @@ impl Reading {
         let broker = self.queue.broker_name.as_str();
         match answer {
             Ok(resp) => {
-                let addr = self
-                    .addr
-                    .as_deref()
-                    .or_else(|| self.info.master_addr(broker))
-                    .unwrap_or_default();
                 let queue = std::mem::take(&mut self.queue);
                 let msg_id = std::mem::take(&mut self.msg_id);
+                // Looked up only for a refusal (the route's, unless the attempt had its own).
+                let (own, info) = (&self.addr, &self.info);
+                let addr = |broker: &str| {
+                    own.as_deref()
+                        .or_else(|| info.master_addr(broker))
+                        .unwrap_or_default()
+                        .to_owned()
+                };
                 process_response(&resp, msg_id, self.is_batch, queue, addr)
             }
             Err(source) => Err(transport_error(broker, source)),
@@ -352,12 +363,63 @@ fn read_reply(
 ) -> Result<SendResult, ErrorKind> {
     let resp = answer.map_err(|e| transport_error(&mq.broker_name, e))?;
     let queue = MessageQueue::new(out.topic(), mq.broker_name.as_str(), mq.queue_id);
-    process_response(&resp, out.msg_id.clone(), out.is_batch(), queue, addr)
+    process_response(&resp, out.msg_id.clone(), out.is_batch(), queue, |_| {
+        addr.to_owned()
+    })
 }
 
 fn transport_error(broker: &str, source: RemotingError) -> ErrorKind {
     ErrorKind::Transport {
         broker: broker.to_owned(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rmq_common::ResponseCode;
+
+    use super::*;
+
+    fn reading(addr: Option<&str>) -> Reading {
+        let mut info = TopicPublishInfo::default();
+        info.broker_addrs
+            .insert("broker-a".to_owned(), "10.0.0.1:10911".to_owned());
+        Reading {
+            info: Arc::new(info),
+            addr: addr.map(str::to_owned),
+            queue: MessageQueue::new("T", "broker-a", 2),
+            msg_id: "ID".to_owned(),
+            is_batch: false,
+        }
+    }
+
+    fn refused_addr(mut r: Reading) -> String {
+        let resp = RemotingCommand::response(ResponseCode(17), Some("no".into()));
+        match r.read(Ok(resp)) {
+            Err(ErrorKind::Broker { addr, broker, .. }) => {
+                assert_eq!(broker, "broker-a");
+                addr
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_refusal_names_the_route_address_or_the_attempt_own() {
+        // The address is looked up only for a refusal: the route's for the queue's broker,
+        // unless the attempt resolved one of its own.
+        assert_eq!(refused_addr(reading(None)), "10.0.0.1:10911");
+        assert_eq!(
+            refused_addr(reading(Some("10.0.0.9:10911"))),
+            "10.0.0.9:10911"
+        );
+        let mut gone = reading(None);
+        gone.queue.broker_name = "broker-x".to_owned();
+        let resp = RemotingCommand::response(ResponseCode(17), None);
+        assert!(matches!(
+            gone.read(Ok(resp)),
+            Err(ErrorKind::Broker { addr, .. }) if addr.is_empty()
+        ));
     }
 }
