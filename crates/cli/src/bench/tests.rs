@@ -12,6 +12,16 @@ fn body_has_the_requested_size() {
     }
 }
 
+#[test]
+fn the_body_has_no_reference_count_for_the_sends_to_write() {
+    // A body with a count of its own is unique while one handle holds it; a static one never
+    // is (its clones and drops write nothing shared).
+    let b = body(128);
+    assert!(!b.is_unique(), "the body is reference-counted");
+    let c = b.clone();
+    assert_eq!(b.as_ptr(), c.as_ptr(), "one buffer for every message");
+}
+
 #[tokio::test(start_paused = true)]
 async fn ticks_every_second_until_the_work_ends() {
     let rec = Recorder::default();
