@@ -333,8 +333,9 @@ impl EncodedConsts {
                 _ => {
                     let json = self.head(topic);
                     b.extend(&json);
-                    // Kept until another head replaces it (one chunk per thread at most:
-                    // not detached, which would cost a send that changes topic a copy).
+                    // Kept until another head replaces it (one chunk per thread for the
+                    // heads, one more for the tails: not detached, which would cost a send
+                    // that changes topic a copy).
                     *last = Some(Head {
                         consts: self.id,
                         topic: topic.clone(),

@@ -197,19 +197,24 @@ async fn a_connection_is_listed_before_it_serves_its_first_request() {
     s.processors().register(COUNTS, Arc::new(counts));
     seen_by.set(s.clone()).expect("set once");
     let addr = s.local_addr().to_string();
-    // Each on a new connection: the first request of each races the accept loop's listing.
+    // Each on a new connection, the earlier ones kept open: the first request of each races
+    // the accept loop's listing, and sees exactly the connections opened so far.
+    let mut clients = Vec::new();
     for i in 0..40 {
-        let resp = within(client().invoke_sync(&addr, request(COUNTS, ""), T))
+        let c = client();
+        let resp = within(c.invoke_sync(&addr, request(COUNTS, ""), T))
             .await
             .expect("reply");
+        clients.push(c);
         let n: usize = resp
             .remark
             .as_deref()
             .unwrap_or("")
             .parse()
             .expect("a count");
-        assert!(
-            n >= 1,
+        assert_eq!(
+            n,
+            i + 1,
             "connection {i} served a request before it was listed"
         );
     }

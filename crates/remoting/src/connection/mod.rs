@@ -372,11 +372,12 @@ impl Connection {
         let span =
             tracing::debug_span!("rmq.connection", addr = %conn.shared.opts.addr, peer = %peer);
         tracing::debug!(parent: &span, "connection up");
-        listed(&conn);
-        // The tasks' drop guards exist before the tasks are first polled.
+        // The tasks' drop guards exist before the tasks are first polled (and before `listed`:
+        // if it panicked, they would close the connection and end its waiters).
         let reader_guard = reader::CloseOnDrop(conn.clone());
         let timer_guard = reader::CloseOnDrop(conn.clone());
         let writer_state = writer::Cleanup::new(Arc::clone(&conn.shared), rx, wr);
+        listed(&conn);
         let reader = tokio::spawn(reader::run(reader_guard, rd).instrument(span.clone()));
         let writer = tokio::spawn(writer::run(writer_state).instrument(span.clone()));
         // Fire and forget: it ends when the connection closes.
