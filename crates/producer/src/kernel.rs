@@ -257,23 +257,6 @@ struct EncodedConsts {
     km_single: EncodedExtFields,
 }
 
-/// What a V2 header's tail, `j` to `n`, is written from: the producer's constants, the
-/// message's reconsume fields and kind, the queue's broker.
-#[derive(PartialEq)]
-struct TailKey {
-    consts: u64,
-    reconsume_times: i32,
-    max_reconsume_times: Option<i32>,
-    is_batch: bool,
-    broker: ByteString,
-}
-
-/// A tail (`j` to `n`) and what it was written from.
-struct Tail {
-    key: TailKey,
-    json: EncodedExtFields,
-}
-
 /// The source of [`EncodedConsts::id`].
 static NEXT_CONSTS_ID: AtomicU64 = AtomicU64::new(0);
 
@@ -288,10 +271,6 @@ thread_local! {
     /// The head last written on this thread: the sends of one topic copy it whole instead of
     /// encoding the topic each time (the topic needs escaping only in theory, but it is scanned).
     static LAST_HEAD: RefCell<Option<Head>> = const { RefCell::new(None) };
-    /// The tail last written on this thread: the sends to one broker copy it whole instead of
-    /// writing `j` to `n` (the broker name is scanned for escapes, and takes the slow path
-    /// when longer than 8 bytes).
-    static LAST_TAIL: RefCell<Option<Tail>> = const { RefCell::new(None) };
 }
 
 impl EncodedConsts {
@@ -333,9 +312,8 @@ impl EncodedConsts {
                 _ => {
                     let json = self.head(topic);
                     b.extend(&json);
-                    // Kept until another head replaces it (one chunk per thread for the
-                    // heads, one more for the tails: not detached, which would cost a send
-                    // that changes topic a copy).
+                    // Kept until another head replaces it (one chunk per thread at most:
+                    // not detached, which would cost a send that changes topic a copy).
                     *last = Some(Head {
                         consts: self.id,
                         topic: topic.clone(),
@@ -348,62 +326,6 @@ impl EncodedConsts {
         if cached.is_err() {
             b.extend(&self.head(topic));
         }
-    }
-
-    /// Appends `j` to `n` for `out` sent to `broker`: a copy of this thread's last tail when it
-    /// was written from the same values, else written (and kept as the last tail).
-    fn put_tail(&self, b: &mut EncodedExtBuilder, out: &Outgoing, broker: &str) {
-        let same = |key: &TailKey| {
-            key.consts == self.id
-                && key.reconsume_times == out.reconsume_times
-                && key.max_reconsume_times == out.max_reconsume_times
-                && key.is_batch == out.is_batch()
-                && *key.broker == *broker
-        };
-        let cached = LAST_TAIL.try_with(|last| {
-            let mut last = last.borrow_mut();
-            match &*last {
-                Some(tail) if same(&tail.key) => {
-                    b.extend(&tail.json);
-                }
-                _ => {
-                    let key = TailKey {
-                        consts: self.id,
-                        reconsume_times: out.reconsume_times,
-                        max_reconsume_times: out.max_reconsume_times,
-                        is_batch: out.is_batch(),
-                        broker: ByteString::from(broker),
-                    };
-                    let json = self.tail(out, broker);
-                    b.extend(&json);
-                    *last = Some(Tail { key, json });
-                }
-            }
-        });
-        // The thread's locals are being destroyed (a send from a thread-local destructor).
-        if cached.is_err() {
-            b.extend(&self.tail(out, broker));
-        }
-    }
-
-    /// `j` to `n` (`l` only when set), encoded.
-    fn tail(&self, out: &Outgoing, broker: &str) -> EncodedExtFields {
-        let mut t = EncodedExtFields::builder(broker.len() + 64);
-        t.int("j", out.reconsume_times.into());
-        match out.max_reconsume_times {
-            None if !out.is_batch() => {
-                t.extend(&self.km_single);
-            }
-            max => {
-                t.extend(&self.k);
-                if let Some(max) = max {
-                    t.int("l", max.into());
-                }
-                t.bool("m", out.is_batch());
-            }
-        }
-        t.str("n", broker);
-        t.build()
     }
 
     /// `a`, `b` (`topic`), `c` and `d`, encoded.
@@ -533,8 +455,21 @@ fn build_request_encoded(
         .int("f", out.sys_flag.into())
         .int("g", born_timestamp_ms)
         .int("h", out.flag.into())
-        .str("i", &out.properties);
-    consts.put_tail(&mut b, out, &mq.broker_name);
+        .str("i", &out.properties)
+        .int("j", out.reconsume_times.into());
+    match out.max_reconsume_times {
+        None if !out.is_batch() => {
+            b.extend(&consts.km_single);
+        }
+        max => {
+            b.extend(&consts.k);
+            if let Some(max) = max {
+                b.int("l", max.into());
+            }
+            b.bool("m", out.is_batch());
+        }
+    }
+    b.str("n", &mq.broker_name);
     // Fields set in place (each builder step moves the command: a copy of 152 bytes).
     let mut req = RemotingCommand::request_encoded(out.code, b.build());
     req.body = out.body.clone();

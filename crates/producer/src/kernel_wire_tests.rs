@@ -199,11 +199,11 @@ fn cached_heads_follow_the_topic_and_the_producer() {
 }
 
 #[test]
-fn cached_tails_follow_the_message_and_the_broker() {
+fn tails_follow_the_message_and_the_broker() {
     // Consecutive sends on one thread to one broker that differ in one of the tail's values
     // only (reconsume times, max reconsume times, batch or not), then in the broker only:
-    // every pre-encoded frame still equals the ExtFields one, so no tail is reused for other
-    // values.
+    // every pre-encoded frame equals the ExtFields one (a tail written once and reused, as
+    // the head is, must be keyed by all of them).
     let cfg = &configs()[0];
     let w = WireConsts::new(cfg);
     let retry = |times: &str, max: Option<&str>| {
