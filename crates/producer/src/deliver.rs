@@ -1,9 +1,10 @@
 //! [`Deliver`]: the outcome of an asynchronous send handed over exactly once.
 //!
 //! A send's deliverer travels from the caller to where the send ends (the completion driver;
-//! a send settled in the connection's callback delivers from its rendezvous itself). Whatever happens on the way (the caller drops
-//! the `send_async` future while it waits for room, the runtime shuts down and drops the
-//! send's task), it delivers once: dropped undelivered, it delivers [`ErrorKind::Cancelled`].
+//! a send settled in the connection's callback delivers from its rendezvous itself). Whatever
+//! happens on the way (the caller drops the `send_async` future while it waits for room, the
+//! runtime shuts down and drops the send's task), it delivers once: dropped undelivered, it
+//! delivers [`ErrorKind::Cancelled`].
 //! Delivering runs no user code: it stores the outcome in the rendezvous' outlet and wakes
 //! the [`SendFuture`](crate::SendFuture) polling it.
 
