@@ -307,11 +307,7 @@ pub(crate) async fn run(
 ) -> Report {
     let start = Instant::now();
     // Async mode: the sends in flight, at most what the producer's back-pressure admits.
-    let windows = async_window::windows(
-        plan.concurrency,
-        async_room(producer.config(), plan.size),
-        std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
-    );
+    let window = async_window::window(plan.concurrency, async_room(producer.config(), plan.size));
     let shared = Arc::new(Shared {
         producer,
         tx,
@@ -331,10 +327,7 @@ pub(crate) async fn run(
     // When the sends were done (before waiting for check-backs): the end of the measured time.
     let sends_done: OnceLock<Duration> = OnceLock::new();
     let workers: Vec<_> = match plan.mode {
-        BenchMode::Async => windows
-            .into_iter()
-            .map(|w| tokio::spawn(async_window::run(Arc::clone(&shared), w)))
-            .collect(),
+        BenchMode::Async => vec![tokio::spawn(async_window::run(Arc::clone(&shared), window))],
         _ => (0..plan.concurrency)
             .map(|_| tokio::spawn(worker(Arc::clone(&shared))))
             .collect(),
