@@ -23,6 +23,8 @@ mod reader;
 mod request;
 mod split;
 #[cfg(test)]
+mod split_tests;
+#[cfg(test)]
 mod tests;
 mod timer;
 #[cfg(test)]

@@ -4,7 +4,9 @@
 //! write, as are the in-flight slots of oneway requests (whose callers returned once they were
 //! queued). When the reader has just woken several callers and the writer came in with one
 //! frame, it waits (yielding, a few times at most, while each yield brings more) for about as
-//! many frames before writing, so that their frames share one write. After
+//! many frames before writing, so that their frames share one write; while the peer's answers
+//! to part of such a round come back before the client has worked through the rest, the round
+//! is written in chunks as it comes instead (see `split`). After
 //! an orderly close ([`Connection::close_after_queued`](super::Connection)) it
 //! first writes what is queued, within that close's bound.
 
