@@ -21,6 +21,9 @@ mod handle;
 pub(crate) mod pending;
 mod reader;
 mod request;
+mod split;
+#[cfg(test)]
+mod split_tests;
 #[cfg(test)]
 mod tests;
 mod timer;
@@ -167,6 +170,8 @@ pub(crate) struct Shared {
     /// than one, their callers are about to queue their next frames, and the writer lets them
     /// run before it writes, so that their frames share one write (see `writer::serve`).
     pub(crate) answered: AtomicU32,
+    /// The reader's notes for the writer on whether splitting rounds pays (see `split`).
+    pub(crate) split: split::SplitSignal,
     /// Set by the reader before it closes the connection over a TLS refusal or a protocol
     /// error: the waiters then fail with `RemotingError::Tls` or `RemotingError::Protocol`
     /// rather than `ConnectionClosed`.
@@ -363,6 +368,7 @@ impl Connection {
             finished: CancellationToken::new(),
             read_seen: AtomicBool::new(false),
             answered: AtomicU32::new(0),
+            split: split::SplitSignal::default(),
             close_cause: OnceLock::new(),
             draining: AtomicBool::new(false),
             spare_heads: Mutex::new(Vec::new()),

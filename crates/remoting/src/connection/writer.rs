@@ -4,7 +4,9 @@
 //! write, as are the in-flight slots of oneway requests (whose callers returned once they were
 //! queued). When the reader has just woken several callers and the writer came in with one
 //! frame, it waits (yielding, a few times at most, while each yield brings more) for about as
-//! many frames before writing, so that their frames share one write. After
+//! many frames before writing, so that their frames share one write; while the peer's answers
+//! to part of such a round come back before the client has worked through the rest, the round
+//! is written in chunks as it comes instead (see `split`). After
 //! an orderly close ([`Connection::close_after_queued`](super::Connection)) it
 //! first writes what is queued, within that close's bound.
 
@@ -21,6 +23,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::gather::{Gather, MAX_IOV};
+use super::split::{Split, CHUNK};
 use super::{Kind, Outbound, Shared};
 use crate::client::Slot;
 
@@ -134,6 +137,8 @@ async fn serve<W: AsyncWrite + Unpin>(
     let mut taken: usize = 0;
     // A write since the idle timer's last look.
     let mut wrote = false;
+    // Whether rounds are written in chunks (see `split`).
+    let mut split = Split::new();
     let mut idle_sleep = pin!(tokio::time::sleep(if idle.is_zero() { FAR } else { idle }));
 
     loop {
@@ -182,7 +187,15 @@ async fn serve<W: AsyncWrite + Unpin>(
         // (sync callers sending again, a pipelining task refilling its window).
         // (A count left by callers that sent nothing more, e.g. a drained async window, makes
         // the next lone frame wait its few yields once, then it is reset here.)
-        let expected = shared.answered.swap(0, Ordering::Relaxed) as usize;
+        // While rounds are split the count is taken down by the frames written (the rest of
+        // the round is still to come); otherwise it is forgotten at each write.
+        let seen = shared.answered.load(Ordering::Relaxed) as usize;
+        let chunk = split.chunk(&shared.split, seen);
+        let expected = if split.is_on() {
+            seen
+        } else {
+            shared.answered.swap(0, Ordering::Relaxed) as usize
+        };
         let mut frames = 0usize;
         let mut yields = 0u32;
         // Frames in hand before the last yield (none yet).
@@ -200,6 +213,28 @@ async fn serve<W: AsyncWrite + Unpin>(
                 if !gather.is_full(batch_limit) {
                     next = rx.try_recv().ok();
                 }
+            }
+            if chunk {
+                if frames >= CHUNK || lingering || gather.is_full(batch_limit) {
+                    break;
+                }
+                // A chunk: wait for the next caller's frame (its send wakes this task, which
+                // then runs right after it), or write what is in hand once the worker has run
+                // its other ready tasks and none came.
+                tokio::select! {
+                    biased;
+                    m = rx.recv() => match m {
+                        Some(m) => next = Some(m),
+                        None => break,
+                    },
+                    () = tokio::task::yield_now() => {
+                        next = rx.try_recv().ok();
+                        if next.is_none() {
+                            break;
+                        }
+                    }
+                }
+                continue;
             }
             // On a multi-thread runtime this task, woken by the first of those callers' frames,
             // runs in the worker's next-task slot right after that caller: it would write that
@@ -223,6 +258,12 @@ async fn serve<W: AsyncWrite + Unpin>(
             yields += 1;
             tokio::task::yield_now().await;
             next = rx.try_recv().ok();
+        }
+        if split.is_on() {
+            // At most `expected`: the count only grew since it was read.
+            shared
+                .answered
+                .fetch_sub(frames.min(expected) as u32, Ordering::Relaxed);
         }
         if let Err(stop) = write_gathered(shared, wr, &gather).await {
             not_written(shared, &oneways);
