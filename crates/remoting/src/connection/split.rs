@@ -2,8 +2,8 @@
 //!
 //! A round is the frames of the callers one read of replies woke together. Written whole, the
 //! peer has nothing to do while the client works through the round and the client nothing while
-//! the peer answers it: one park of each per round. Written in chunks of [`CHUNK`] frames as
-//! they come, the peer can answer the first chunk while the client still works on the rest;
+//! the peer answers it: one park of each per round. Written in chunks as they come (at least
+//! [`CHUNK`] frames, or what is in hand when a yield brings no more), the peer can answer the first chunk while the client still works on the rest;
 //! that pays only if the answer is back before the client runs out of work. Otherwise the
 //! client parks once per chunk instead of once per round, which costs more than the convoy.
 //!
@@ -13,6 +13,12 @@
 //! these replies) or not (the client had finished and waited). A miss stops the split; it is
 //! tried again after a number of whole rounds that doubles with each miss in a row, up to
 //! [`MAX_BACKOFF`]; a hit resets that number.
+//!
+//! Known limits: a burst is any reply that follows a read that found the socket empty, so a
+//! peer that writes each reply on its own (a Netty broker flushes per reply) can start a
+//! "burst" in the middle of a round, judged while the same round's callers are still counted
+//! (a hit where the client may have waited); and on a busy machine the one-worker state stays
+//! bistable (issue 13, twelfth pass, in benches/README.md).
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 

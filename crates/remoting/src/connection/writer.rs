@@ -200,6 +200,9 @@ async fn serve<W: AsyncWrite + Unpin>(
         let mut yields = 0u32;
         // Frames in hand before the last yield (none yet).
         let mut before_yield = 0usize;
+        // Set when the batch ended because the worker ran its other ready tasks and no frame
+        // came: the callers still counted as about to send had their turn and sent nothing.
+        let mut starved = false;
         let mut next = Some(first);
         loop {
             while let Some(out) = next.take() {
@@ -230,6 +233,7 @@ async fn serve<W: AsyncWrite + Unpin>(
                     () = tokio::task::yield_now() => {
                         next = rx.try_recv().ok();
                         if next.is_none() {
+                            starved = true;
                             break;
                         }
                     }
@@ -245,9 +249,10 @@ async fn serve<W: AsyncWrite + Unpin>(
             // Only when it came in right after a single caller (one frame in hand) and each
             // yield brought more: a task that queues many frames itself (a pipelining window)
             // has queued them by the time the writer runs, and a yield would only cost it.
+            starved = frames == before_yield;
             if frames >= expected
                 || (yields == 0 && frames > 1)
-                || frames == before_yield
+                || starved
                 || yields == MAX_YIELDS
                 || lingering
                 || gather.is_full(batch_limit)
@@ -260,10 +265,16 @@ async fn serve<W: AsyncWrite + Unpin>(
             next = rx.try_recv().ok();
         }
         if split.is_on() {
-            // At most `expected`: the count only grew since it was read.
-            shared
-                .answered
-                .fetch_sub(frames.min(expected) as u32, Ordering::Relaxed);
+            // The callers whose frames were taken, or all that were expected when a yield
+            // brought none (those that sent nothing more: finished tasks, a drained window,
+            // which would otherwise stay counted, and keep the split on, for good). At most
+            // `expected`: only the writer takes the count down, so it only grew since read.
+            let done = if starved {
+                expected
+            } else {
+                frames.min(expected)
+            };
+            shared.answered.fetch_sub(done as u32, Ordering::Relaxed);
         }
         if let Err(stop) = write_gathered(shared, wr, &gather).await {
             not_written(shared, &oneways);
