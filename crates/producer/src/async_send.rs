@@ -145,12 +145,14 @@ impl Producer {
     /// from one task are written in that order and pipelined; the second is the broker's
     /// answer. A callback form is `tokio::spawn(async move { callback(future.await) })`.
     ///
-    /// A task that keeps many sends in flight does best to await them oldest first (a
-    /// `VecDeque` of these futures, refilled as each resolves). A `FuturesUnordered` wakes its
-    /// own task whenever it polls as many pending futures as it holds (in such a loop: each
-    /// time the whole window was answered and refilled since the task last waited), and tokio's
-    /// multi-thread runtime hands a task that woke itself to another worker: the sends' path
-    /// then moves between the cores, at about twice the CPU per send.
+    /// A task that keeps many sends in flight on tokio's multi-thread runtime does best to
+    /// await them oldest first (a `VecDeque` of these futures, refilled as each resolves; the
+    /// price is that a slow send holds up the refills behind it). A `FuturesUnordered` wakes
+    /// its own task when one `poll_next` has polled as many pending futures as it holds (in
+    /// such a loop: each time the whole window was answered and refilled since the task last
+    /// waited); tokio puts a task that woke itself at the back of the run queue and wakes a
+    /// parked worker, which may steal it, and the sends' path then moves between the cores
+    /// (in `rmq bench` on two workers: about twice the CPU per send).
     ///
     /// # Errors
     /// [`ErrorKind::InvalidMessage`] or [`ErrorKind::NotRunning`], with the message.
