@@ -202,18 +202,22 @@ impl Drop for Unsettled<'_> {
 struct Answer(Option<Arc<SendCell>>);
 
 impl Answer {
-    fn give(mut self, answer: Result<SendResult, ErrorKind>) {
+    fn give(mut self, mut answer: Result<SendResult, ErrorKind>) {
         if let Some(meeting) = self.0.take() {
-            let answer = match answer {
-                // The launch was given up before the request was queued (the caller dropped
-                // its `send_async` future, or shutdown's abort): the send ends cancelled, not
-                // retried. A `Shutdown` otherwise (the client closed) is the transport's error.
+            // The launch was given up before the request was queued (the caller dropped its
+            // `send_async` future, or shutdown's abort): the send ends cancelled, not retried.
+            // A `Shutdown` otherwise (the client closed) is the transport's error. Replaced in
+            // place: the answer is not moved through a match (issue 13).
+            if matches!(
+                answer,
                 Err(ErrorKind::Transport {
                     source: RemotingError::Shutdown,
                     ..
-                }) if meeting.abandoned() => Waiting::cancelled(),
-                other => other,
-            };
+                })
+            ) && meeting.abandoned()
+            {
+                answer = Waiting::cancelled();
+            }
             meeting.answer(answer);
         }
     }

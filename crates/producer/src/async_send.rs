@@ -535,12 +535,12 @@ fn conclude(
     inner: &Inner,
     admitted: Admitted,
     span: &Span,
-    outcome: Outcome,
+    mut outcome: Outcome,
     spent: impl FnOnce(Option<Held>) -> Leftovers,
 ) -> Concluded {
     let topic = admitted.held.first().map_or("", Message::topic);
     log_outcome(&inner.core.metrics, topic, span, admitted.started, &outcome);
-    let outcome = crate::namespace::outcome_out(crate::namespace::of(&inner.core.cfg), outcome);
+    crate::namespace::outcome_out(crate::namespace::of(&inner.core.cfg), &mut outcome);
     let Admitted {
         token,
         permit,

@@ -284,7 +284,9 @@ pub(crate) fn run_sync_as<'a, A: Ask, T: Transport>(
         .await;
         drop(first);
         log_outcome(&core.metrics, msg.topic(), &span, started, &outcome);
-        crate::namespace::outcome_out(crate::namespace::of(&core.cfg), outcome)
+        let mut outcome = outcome;
+        crate::namespace::outcome_out(crate::namespace::of(&core.cfg), &mut outcome);
+        outcome
     }
 }
 
