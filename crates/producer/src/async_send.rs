@@ -353,20 +353,16 @@ fn admit(inner: &Inner, held: Held) -> Result<(TaskTrackerToken, Held), SendErro
     }
 }
 
-/// Prepares an admitted message (id, compression) or batch, once it has back-pressure room.
-fn prepare(inner: &Inner, held: Held) -> Result<(Outgoing, Held), SendError> {
+/// Prepares an admitted message (id, compression) or batch in place, once it has back-pressure
+/// room.
+fn prepare(inner: &Inner, held: &mut Held) -> Result<Outgoing, ErrorKind> {
     match held {
-        Held::One(mut msg) => {
-            let out = prepare_single(&mut msg, inner.cfg(), &mut crate::kernel::ProcessIds);
-            match check_final_size(&out, inner.cfg().max_message_size) {
-                Ok(()) => Ok((out, Held::One(msg))),
-                Err(kind) => Err(SendError::new(kind, Unsent::one(msg))),
-            }
+        Held::One(msg) => {
+            let out = prepare_single(msg, inner.cfg(), &mut crate::kernel::ProcessIds);
+            check_final_size(&out, inner.cfg().max_message_size)?;
+            Ok(out)
         }
-        Held::Batch(mut msgs) => match prepare_batch_checked(inner, &mut msgs) {
-            Ok(out) => Ok((out, Held::Batch(msgs))),
-            Err(kind) => Err(SendError::new(kind, Unsent::batch(msgs))),
-        },
+        Held::Batch(msgs) => prepare_batch_checked(inner, msgs),
     }
 }
 
@@ -378,25 +374,33 @@ fn outlet() -> (Deliver<callback::Waiting>, SendFuture) {
 }
 
 /// An admitted send with room, prepared ([`prepare`]): its request, its registrations, its
-/// span.
+/// span; else the error, with the message. The message is prepared where it is, and the
+/// registrations are built once it is: not moved through the results (issue 13: the request
+/// and the registrations were copied three times each on the way).
 fn prepare_admitted(
     inner: &Inner,
     token: TaskTrackerToken,
     permit: Option<Permit>,
-    held: Held,
+    mut held: Held,
     started: Instant,
     waited: bool,
 ) -> Result<(Outgoing, Admitted, Span), SendError> {
-    let (out, held) = prepare(inner, held)?;
-    let span = send_span(out.topic());
-    let admitted = Admitted {
-        token,
-        permit,
-        held,
-        started,
-        waited,
+    let out = match prepare(inner, &mut held) {
+        Ok(out) => out,
+        Err(kind) => return Err(SendError::new(kind, held.into_unsent())),
     };
-    Ok((out, admitted, span))
+    let span = send_span(out.topic());
+    Ok((
+        out,
+        Admitted {
+            token,
+            permit,
+            held,
+            started,
+            waited,
+        },
+        span,
+    ))
 }
 
 /// The first attempt, ready to be handed to the transport, or the send already over.
