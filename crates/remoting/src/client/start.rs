@@ -357,6 +357,6 @@ impl RemotingClient {
             req: None,
         });
         let resend = self.inner.config.reconnect_on_go_away;
-        move |req| ended.into_reply(resend.then_some(req))
+        move |req| ended.into_reply(req, resend)
     }
 }
