@@ -192,7 +192,7 @@ impl Producer {
     ) -> Result<SendFuture, SendError> {
         let started = Instant::now();
         let inner = self.inner();
-        let (token, held) = admit(inner, Held::One(msg))?;
+        let (token, mut held) = admit(inner, Held::One(msg))?;
         // Room first: a refused send costs neither compression nor an id.
         let permit = match &inner.flow {
             None => None,
@@ -211,7 +211,17 @@ impl Producer {
                 }
             },
         };
-        let (out, admitted, span) = prepare_admitted(inner, token, permit, held, started, false)?;
+        let (out, span) = match prepare_admitted(inner, &mut held) {
+            Ok(prepared) => prepared,
+            Err(kind) => return Err(SendError::new(kind, held.into_unsent())),
+        };
+        let admitted = Admitted {
+            token,
+            permit,
+            held,
+            started,
+            waited: false,
+        };
         let (deliver, future) = outlet();
         spawn(
             inner,
@@ -252,7 +262,7 @@ impl Producer {
             // is taken off the send timeout).
             let started = Instant::now();
             let timeout = timeout_of(&inner.core, &options);
-            let (token, held) = admit(inner, held)?;
+            let (token, mut held) = admit(inner, held)?;
             let size = held.size();
             let mut waited = false;
             let permit = match &inner.flow {
@@ -301,8 +311,17 @@ impl Producer {
             if !inner.is_running() {
                 return Err(SendError::new(ErrorKind::NotRunning, held.into_unsent()));
             }
-            let (out, admitted, span) =
-                prepare_admitted(inner, token, permit, held, started, waited)?;
+            let (out, span) = match prepare_admitted(inner, &mut held) {
+                Ok(prepared) => prepared,
+                Err(kind) => return Err(SendError::new(kind, held.into_unsent())),
+            };
+            let admitted = Admitted {
+                token,
+                permit,
+                held,
+                started,
+                waited,
+            };
             if let AnyTransport::Remoting(transport) = &inner.core.transport {
                 // The common case: the first answer settles the send where it arrives, in the
                 // send's rendezvous, where its outcome then waits for the `SendFuture`.
@@ -373,34 +392,14 @@ fn outlet() -> (Deliver<callback::Waiting>, SendFuture) {
     (Deliver::new(Arc::clone(&cell)), SendFuture::of(cell))
 }
 
-/// An admitted send with room, prepared ([`prepare`]): its request, its registrations, its
-/// span; else the error, with the message. The message is prepared where it is, and the
-/// registrations are built once it is: not moved through the results (issue 13: the request
-/// and the registrations were copied three times each on the way).
-fn prepare_admitted(
-    inner: &Inner,
-    token: TaskTrackerToken,
-    permit: Option<Permit>,
-    mut held: Held,
-    started: Instant,
-    waited: bool,
-) -> Result<(Outgoing, Admitted, Span), SendError> {
-    let out = match prepare(inner, &mut held) {
-        Ok(out) => out,
-        Err(kind) => return Err(SendError::new(kind, held.into_unsent())),
-    };
+/// An admitted send with room, prepared in place ([`prepare`]): its request and its span, or
+/// the error (the caller hands the message back in it). The caller builds the registrations
+/// ([`Admitted`]) after, where they stay: nothing large is moved through a result (issue 13:
+/// the request and the registrations were copied on the way).
+fn prepare_admitted(inner: &Inner, held: &mut Held) -> Result<(Outgoing, Span), ErrorKind> {
+    let out = prepare(inner, held)?;
     let span = send_span(out.topic());
-    Ok((
-        out,
-        Admitted {
-            token,
-            permit,
-            held,
-            started,
-            waited,
-        },
-        span,
-    ))
+    Ok((out, span))
 }
 
 /// The first attempt, ready to be handed to the transport, or the send already over.
