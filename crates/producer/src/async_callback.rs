@@ -202,18 +202,22 @@ impl Drop for Unsettled<'_> {
 struct Answer(Option<Arc<SendCell>>);
 
 impl Answer {
-    fn give(mut self, answer: Result<SendResult, ErrorKind>) {
+    fn give(mut self, mut answer: Result<SendResult, ErrorKind>) {
         if let Some(meeting) = self.0.take() {
-            let answer = match answer {
-                // The launch was given up before the request was queued (the caller dropped
-                // its `send_async` future, or shutdown's abort): the send ends cancelled, not
-                // retried. A `Shutdown` otherwise (the client closed) is the transport's error.
+            // The launch was given up before the request was queued (the caller dropped its
+            // `send_async` future, or shutdown's abort): the send ends cancelled, not retried.
+            // A `Shutdown` otherwise (the client closed) is the transport's error. Replaced in
+            // place: the answer is not moved through a match (issue 13).
+            if matches!(
+                answer,
                 Err(ErrorKind::Transport {
                     source: RemotingError::Shutdown,
                     ..
-                }) if meeting.abandoned() => Waiting::cancelled(),
-                other => other,
-            };
+                })
+            ) && meeting.abandoned()
+            {
+                answer = Waiting::cancelled();
+            }
             meeting.answer(answer);
         }
     }
@@ -324,22 +328,25 @@ where
     // From here, whatever happens (a panic too), the send is answered: dropped uncalled, this
     // answers with a cancellation.
     let answer = Answer(Some(Arc::clone(&meeting)));
+    // The request is built here, not returned through the lock's closure: each hop of a
+    // return value copies it (the prepared request is ~270 bytes, issue 13).
+    let mut prepared = None;
     // Under the rendezvous' lock: nothing can answer yet (the request is not sent, and the
     // registry lists it only in here), so this waits for nobody.
     let listed = meeting.with_parked(|waiting| {
         let Phase::Waiting { state, queue, .. } = &waiting.phase else {
             return None;
         };
-        let prepared = transport.prepare(&state.attempt(queue, budget));
+        prepared = Some(transport.prepare(&state.attempt(queue, budget)));
         let attempt_span = state.current_attempt_span().clone();
         // Listed before the launch: a shutdown that stops waiting from now on cancels it.
         let key = inner
             .waiting
             .insert(Arc::clone(&meeting) as Arc<dyn Cancel>);
         waiting.key = key;
-        Some((key.is_some(), prepared, attempt_span))
+        Some((key.is_some(), attempt_span))
     });
-    let Some(Some((listed, prepared, attempt_span))) = listed else {
+    let Some(Some((listed, attempt_span))) = listed else {
         return Launching::none(aborted, meeting);
     };
     if !listed {
@@ -348,7 +355,7 @@ where
         return Launching::none(aborted, meeting);
     }
     match prepared {
-        Ok(prepared) => {
+        Some(Ok(prepared)) => {
             // Queued here when nothing needs a wait: then nothing of the launch is held across
             // the caller's await (only what must wait is, boxed).
             let rest = {
@@ -360,10 +367,12 @@ where
                 None => Launching::none(aborted, meeting),
             }
         }
-        Err(e) => {
+        Some(Err(e)) => {
             answer.give(Err(e));
             Launching::none(aborted, meeting)
         }
+        // Cannot happen: the closure that lists the send also prepares its request.
+        None => Launching::none(aborted, meeting),
     }
 }
 

@@ -194,7 +194,7 @@ impl Producer {
     ) -> Result<SendFuture, SendError> {
         let started = Instant::now();
         let inner = self.inner();
-        let (token, held) = admit(inner, Held::One(msg))?;
+        let (token, mut held) = admit(inner, Held::One(msg))?;
         // Room first: a refused send costs neither compression nor an id.
         let permit = match &inner.flow {
             None => None,
@@ -213,7 +213,17 @@ impl Producer {
                 }
             },
         };
-        let (out, admitted, span) = prepare_admitted(inner, token, permit, held, started, false)?;
+        let (out, span) = match prepare_admitted(inner, &mut held) {
+            Ok(prepared) => prepared,
+            Err(kind) => return Err(SendError::new(kind, held.into_unsent())),
+        };
+        let admitted = Admitted {
+            token,
+            permit,
+            held,
+            started,
+            waited: false,
+        };
         let (deliver, future) = outlet();
         spawn(
             inner,
@@ -254,7 +264,7 @@ impl Producer {
             // is taken off the send timeout).
             let started = Instant::now();
             let timeout = timeout_of(&inner.core, &options);
-            let (token, held) = admit(inner, held)?;
+            let (token, mut held) = admit(inner, held)?;
             let size = held.size();
             let mut waited = false;
             let permit = match &inner.flow {
@@ -303,8 +313,17 @@ impl Producer {
             if !inner.is_running() {
                 return Err(SendError::new(ErrorKind::NotRunning, held.into_unsent()));
             }
-            let (out, admitted, span) =
-                prepare_admitted(inner, token, permit, held, started, waited)?;
+            let (out, span) = match prepare_admitted(inner, &mut held) {
+                Ok(prepared) => prepared,
+                Err(kind) => return Err(SendError::new(kind, held.into_unsent())),
+            };
+            let admitted = Admitted {
+                token,
+                permit,
+                held,
+                started,
+                waited,
+            };
             if let AnyTransport::Remoting(transport) = &inner.core.transport {
                 // The common case: the first answer settles the send where it arrives, in the
                 // send's rendezvous, where its outcome then waits for the `SendFuture`.
@@ -355,20 +374,16 @@ fn admit(inner: &Inner, held: Held) -> Result<(TaskTrackerToken, Held), SendErro
     }
 }
 
-/// Prepares an admitted message (id, compression) or batch, once it has back-pressure room.
-fn prepare(inner: &Inner, held: Held) -> Result<(Outgoing, Held), SendError> {
+/// Prepares an admitted message (id, compression) or batch in place, once it has back-pressure
+/// room.
+fn prepare(inner: &Inner, held: &mut Held) -> Result<Outgoing, ErrorKind> {
     match held {
-        Held::One(mut msg) => {
-            let out = prepare_single(&mut msg, inner.cfg(), &mut crate::kernel::ProcessIds);
-            match check_final_size(&out, inner.cfg().max_message_size) {
-                Ok(()) => Ok((out, Held::One(msg))),
-                Err(kind) => Err(SendError::new(kind, Unsent::one(msg))),
-            }
+        Held::One(msg) => {
+            let out = prepare_single(msg, inner.cfg(), &mut crate::kernel::ProcessIds);
+            check_final_size(&out, inner.cfg().max_message_size)?;
+            Ok(out)
         }
-        Held::Batch(mut msgs) => match prepare_batch_checked(inner, &mut msgs) {
-            Ok(out) => Ok((out, Held::Batch(msgs))),
-            Err(kind) => Err(SendError::new(kind, Unsent::batch(msgs))),
-        },
+        Held::Batch(msgs) => prepare_batch_checked(inner, msgs),
     }
 }
 
@@ -379,26 +394,14 @@ fn outlet() -> (Deliver<callback::Waiting>, SendFuture) {
     (Deliver::new(Arc::clone(&cell)), SendFuture::of(cell))
 }
 
-/// An admitted send with room, prepared ([`prepare`]): its request, its registrations, its
-/// span.
-fn prepare_admitted(
-    inner: &Inner,
-    token: TaskTrackerToken,
-    permit: Option<Permit>,
-    held: Held,
-    started: Instant,
-    waited: bool,
-) -> Result<(Outgoing, Admitted, Span), SendError> {
-    let (out, held) = prepare(inner, held)?;
+/// An admitted send with room, prepared in place ([`prepare`]): its request and its span, or
+/// the error (the caller hands the message back in it). The caller builds the registrations
+/// ([`Admitted`]) after, where they stay: nothing large is moved through a result (issue 13:
+/// the request and the registrations were copied on the way).
+fn prepare_admitted(inner: &Inner, held: &mut Held) -> Result<(Outgoing, Span), ErrorKind> {
+    let out = prepare(inner, held)?;
     let span = send_span(out.topic());
-    let admitted = Admitted {
-        token,
-        permit,
-        held,
-        started,
-        waited,
-    };
-    Ok((out, admitted, span))
+    Ok((out, span))
 }
 
 /// The first attempt, ready to be handed to the transport, or the send already over.
@@ -537,12 +540,12 @@ fn conclude(
     inner: &Inner,
     admitted: Admitted,
     span: &Span,
-    outcome: Outcome,
+    mut outcome: Outcome,
     spent: impl FnOnce(Option<Held>) -> Leftovers,
 ) -> Concluded {
     let topic = admitted.held.first().map_or("", Message::topic);
     log_outcome(&inner.core.metrics, topic, span, admitted.started, &outcome);
-    let outcome = crate::namespace::outcome_out(crate::namespace::of(&inner.core.cfg), outcome);
+    crate::namespace::outcome_out(crate::namespace::of(&inner.core.cfg), &mut outcome);
     let Admitted {
         token,
         permit,

@@ -273,7 +273,7 @@ pub(crate) fn run_sync_as<'a, A: Ask, T: Transport>(
     };
     let mut first = start(core, job, msg, options, &span);
     async move {
-        let outcome = async {
+        let mut outcome = async {
             match &mut first {
                 First::Ready(state) => state.run_as::<A>().await,
                 First::Slow(slow) => slow.await,
@@ -284,7 +284,8 @@ pub(crate) fn run_sync_as<'a, A: Ask, T: Transport>(
         .await;
         drop(first);
         log_outcome(&core.metrics, msg.topic(), &span, started, &outcome);
-        crate::namespace::outcome_out(crate::namespace::of(&core.cfg), outcome)
+        crate::namespace::outcome_out(crate::namespace::of(&core.cfg), &mut outcome);
+        outcome
     }
 }
 

@@ -71,14 +71,17 @@ impl Future for SendFuture {
             // Fused: a poll after the outcome gets `Cancelled` whichever way it came.
             self.from = From::Done;
         }
-        delivered.map(|d| match d {
+        match delivered {
+            Poll::Pending => Poll::Pending,
             // What the send left behind is freed here, on the caller's side.
-            Some((outcome, _leftovers)) => outcome,
+            Poll::Ready(Some((outcome, _leftovers))) => Poll::Ready(outcome),
             // The deliverer always delivers before it is dropped; a lost sender means the
             // runtime dropped the task (runtime shutdown), after which the outcome is unknown.
             // (Also what a poll after the outcome gets.)
-            None => Err(SendError::bare(ErrorKind::Cancelled { maybe_stored: true })),
-        })
+            Poll::Ready(None) => Poll::Ready(Err(SendError::bare(ErrorKind::Cancelled {
+                maybe_stored: true,
+            }))),
+        }
     }
 }
 

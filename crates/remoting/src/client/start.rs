@@ -83,7 +83,7 @@ impl RemotingClient {
     pub(super) fn start_async(
         &self,
         addr: &str,
-        req: RemotingCommand,
+        mut req: RemotingCommand,
         deadline: Instant,
         timeout: Duration,
         span: &Span,
@@ -94,7 +94,7 @@ impl RemotingClient {
             Ready::Failed(e) => return Started::Done(Err(e)),
         };
         let hook = self.hook();
-        let req = self.prepare(addr, req, &conn, hook.as_deref());
+        self.prepare_in_place(addr, &mut req, &conn, hook.as_deref());
         span.record("opaque", req.opaque);
         // An async timeout never closes the connection (Java's invokeAsync).
         match conn.try_send_request(&req, deadline, timeout, false) {
@@ -194,7 +194,7 @@ impl RemotingClient {
     pub(super) fn start_with<'s, F>(
         &'s self,
         addr: &'s str,
-        req: RemotingCommand,
+        mut req: RemotingCommand,
         deadline: Instant,
         timeout: Duration,
         callback: Callback<F>,
@@ -215,7 +215,7 @@ impl RemotingClient {
             }
         };
         let hook = self.hook();
-        let req = self.prepare(addr, req, &conn, hook.as_deref());
+        self.prepare_in_place(addr, &mut req, &conn, hook.as_deref());
         span.record("opaque", req.opaque);
         let make = self.on_reply(conn.clone(), permit, hook, callback, deadline, timeout);
         let (req, make) = conn.try_send_request_callback(req, deadline, timeout, make)?;
@@ -265,7 +265,7 @@ impl RemotingClient {
     fn try_invoke_async_within<'a>(
         &'a self,
         addr: impl AsRef<str> + Send + 'a,
-        req: RemotingCommand,
+        mut req: RemotingCommand,
         deadline: Option<Instant>,
         timeout: Duration,
         callback: impl FnOnce(Result<RemotingCommand, RemotingError>) + Send + 'static,
@@ -295,7 +295,7 @@ impl RemotingClient {
             }
         };
         let hook = self.hook();
-        let req = self.prepare(addr.as_ref(), req, &conn, hook.as_deref());
+        self.prepare_in_place(addr.as_ref(), &mut req, &conn, hook.as_deref());
         span.record("opaque", req.opaque);
         let make = self.on_reply(conn.clone(), permit, hook, callback, deadline, timeout);
         let (req, make) = conn.try_send_request_callback(req, deadline, timeout, make)?;
@@ -312,7 +312,7 @@ impl RemotingClient {
     async fn start_with_waiting<F>(
         &self,
         addr: &str,
-        req: RemotingCommand,
+        mut req: RemotingCommand,
         deadline: Instant,
         timeout: Duration,
         callback: Callback<F>,
@@ -324,7 +324,7 @@ impl RemotingClient {
             Err(e) => return callback.call(Err(e)),
         };
         let hook = self.hook();
-        let req = self.prepare(addr, req, &conn, hook.as_deref());
+        self.prepare_in_place(addr, &mut req, &conn, hook.as_deref());
         Span::current().record("opaque", req.opaque);
         let make = self.on_reply(conn.clone(), permit, hook, callback, deadline, timeout);
         conn.send_request_callback(req, deadline, timeout, make)
@@ -357,6 +357,6 @@ impl RemotingClient {
             req: None,
         });
         let resend = self.inner.config.reconnect_on_go_away;
-        move |req| ended.into_reply(resend.then_some(req))
+        move |req| ended.into_reply(req, resend)
     }
 }
