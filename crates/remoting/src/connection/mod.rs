@@ -15,15 +15,14 @@
 //! oneway requests and responses queued by then, within a bound.
 
 mod cause;
+#[cfg(test)]
+mod chunk_tests;
 mod deadlines;
 mod gather;
 mod handle;
 pub(crate) mod pending;
 mod reader;
 mod request;
-mod split;
-#[cfg(test)]
-mod split_tests;
 #[cfg(test)]
 mod tests;
 mod timer;
@@ -33,7 +32,7 @@ mod writer;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::Poll;
 use std::time::Duration;
@@ -166,12 +165,6 @@ pub(crate) struct Shared {
     /// Set by the reader when it reads a frame, taken by the writer's idle check: traffic
     /// since the last check (the idle timeout needs no clock read per frame).
     pub(crate) read_seen: AtomicBool,
-    /// Replies the reader has handed to their waiters since the writer's last look: when more
-    /// than one, their callers are about to queue their next frames, and the writer lets them
-    /// run before it writes, so that their frames share one write (see `writer::serve`).
-    pub(crate) answered: AtomicU32,
-    /// The reader's notes for the writer on whether splitting rounds pays (see `split`).
-    pub(crate) split: split::SplitSignal,
     /// Set by the reader before it closes the connection over a TLS refusal or a protocol
     /// error: the waiters then fail with `RemotingError::Tls` or `RemotingError::Protocol`
     /// rather than `ConnectionClosed`.
@@ -367,8 +360,6 @@ impl Connection {
             writer_close: AtomicWaker::new(),
             finished: CancellationToken::new(),
             read_seen: AtomicBool::new(false),
-            answered: AtomicU32::new(0),
-            split: split::SplitSignal::default(),
             close_cause: OnceLock::new(),
             draining: AtomicBool::new(false),
             spare_heads: Mutex::new(Vec::new()),

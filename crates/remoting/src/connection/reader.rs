@@ -33,9 +33,6 @@ pub(super) async fn run<R: AsyncRead + Unpin>(guard: CloseOnDrop, rd: R) {
     let codec = RemotingCodec::with_max_frame_length(shared.opts.max_frame_length);
     let mut frames = FramedRead::with_capacity(rd, codec, 16 * 1024);
     let mut first = true;
-    // Set when the reader found no frame buffered and waited on the socket: the next reply
-    // starts a burst (for the writer's split, see `split`).
-    let mut waited = false;
     loop {
         if shared.is_closed() {
             break;
@@ -44,14 +41,11 @@ pub(super) async fn run<R: AsyncRead + Unpin>(guard: CloseOnDrop, rd: R) {
         // without building the select below, whose close future costs more than the frame.
         let item = match frames.next().now_or_never() {
             Some(item) => item,
-            None => {
-                waited = true;
-                tokio::select! {
-                    biased;
-                    () = shared.closed_for(&shared.reader_close) => break,
-                    item = frames.next() => item,
-                }
-            }
+            None => tokio::select! {
+                biased;
+                () = shared.closed_for(&shared.reader_close) => break,
+                item = frames.next() => item,
+            },
         };
         match item {
             Some(Ok(cmd)) => {
@@ -62,18 +56,8 @@ pub(super) async fn run<R: AsyncRead + Unpin>(guard: CloseOnDrop, rd: R) {
                     shared.read_seen.store(true, Ordering::Relaxed);
                 }
                 if cmd.is_response() {
-                    if std::mem::take(&mut waited) {
-                        // Callers woken earlier still to send: the client was busy, not
-                        // waiting for this burst.
-                        shared
-                            .split
-                            .burst(shared.answered.load(Ordering::Relaxed) > 0);
-                    }
                     let opaque = cmd.opaque;
-                    if shared.pending.complete(opaque, Ok(cmd)) {
-                        // For the writer: a caller woken here may queue its next frame soon.
-                        shared.answered.fetch_add(1, Ordering::Relaxed);
-                    } else {
+                    if !shared.pending.complete(opaque, Ok(cmd)) {
                         tracing::debug!(opaque, "response without a waiter (timed out?); dropped");
                     }
                 } else if let Some(resp) = dispatch(conn, cmd) {
