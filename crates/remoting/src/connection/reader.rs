@@ -57,7 +57,12 @@ pub(super) async fn run<R: AsyncRead + Unpin>(guard: CloseOnDrop, rd: R) {
                 }
                 if cmd.is_response() {
                     let opaque = cmd.opaque;
-                    if !shared.pending.complete(opaque, Ok(cmd)) {
+                    if shared.pending.complete(opaque, Ok(cmd)) {
+                        // For the writer (written only when it changes).
+                        if !shared.replied.load(Ordering::Relaxed) {
+                            shared.replied.store(true, Ordering::Relaxed);
+                        }
+                    } else {
                         tracing::debug!(opaque, "response without a waiter (timed out?); dropped");
                     }
                 } else if let Some(resp) = dispatch(conn, cmd) {

@@ -251,9 +251,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for NotVectored<S> {
 }
 
 /// Several sync callers answered by one read send their next requests together: the writer,
-/// woken by the first of them, waits for the others (on a multi-thread runtime it would
-/// otherwise run right after each caller and write its frame alone, a `writev` and a wake-up
-/// of the peer per frame).
+/// woken by the first of them, gathers while each pass of the worker's ready tasks brings
+/// another frame (on a multi-thread runtime it would otherwise run right after each caller and
+/// write its frame alone, a `writev` and a wake-up of the peer per frame).
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn callers_answered_together_share_one_write() {
     use std::sync::atomic::{AtomicUsize, Ordering};
