@@ -217,10 +217,11 @@ async fn a_peer_that_answers_whole_rounds_still_gets_chunks() {
     );
 }
 
-/// A lone request that follows no reply (a first request, a heartbeat) is written at once, not
-/// after the worker's other ready tasks: here one that blocks the only worker for 300 ms.
+/// A lone request with nothing else in flight (one sync caller, a first request, a heartbeat)
+/// is written at once, not after the worker's other ready tasks: here one that blocks the only
+/// worker for 300 ms.
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
-async fn a_lone_request_after_no_reply_is_written_at_once() {
+async fn a_lone_request_is_written_at_once() {
     let (ours, theirs) = tokio::io::duplex(64 * 1024);
     let opts = ConnOptions::new(
         "duplex".to_owned(),

@@ -165,10 +165,6 @@ pub(crate) struct Shared {
     /// Set by the reader when it reads a frame, taken by the writer's idle check: traffic
     /// since the last check (the idle timeout needs no clock read per frame).
     pub(crate) read_seen: AtomicBool,
-    /// Set by the reader when it hands a reply to its waiter, taken by the writer at each
-    /// write: a frame that follows a reply may have company coming (the other callers the same
-    /// read woke), so the writer gathers; a lone frame that follows none is written at once.
-    pub(crate) replied: AtomicBool,
     /// Set by the reader before it closes the connection over a TLS refusal or a protocol
     /// error: the waiters then fail with `RemotingError::Tls` or `RemotingError::Protocol`
     /// rather than `ConnectionClosed`.
@@ -364,7 +360,6 @@ impl Connection {
             writer_close: AtomicWaker::new(),
             finished: CancellationToken::new(),
             read_seen: AtomicBool::new(false),
-            replied: AtomicBool::new(false),
             close_cause: OnceLock::new(),
             draining: AtomicBool::new(false),
             spare_heads: Mutex::new(Vec::new()),

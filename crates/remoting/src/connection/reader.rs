@@ -57,12 +57,7 @@ pub(super) async fn run<R: AsyncRead + Unpin>(guard: CloseOnDrop, rd: R) {
                 }
                 if cmd.is_response() {
                     let opaque = cmd.opaque;
-                    if shared.pending.complete(opaque, Ok(cmd)) {
-                        // For the writer (written only when it changes).
-                        if !shared.replied.load(Ordering::Relaxed) {
-                            shared.replied.store(true, Ordering::Relaxed);
-                        }
-                    } else {
+                    if !shared.pending.complete(opaque, Ok(cmd)) {
                         tracing::debug!(opaque, "response without a waiter (timed out?); dropped");
                     }
                 } else if let Some(resp) = dispatch(conn, cmd) {

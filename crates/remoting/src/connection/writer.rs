@@ -2,8 +2,8 @@
 //! (see [`Gather`]); a write the socket takes no byte of for the write timeout closes the
 //! connection, and the queue budget of written (or skipped) frames is given back after each
 //! write, as are the in-flight slots of oneway requests (whose callers returned once they were
-//! queued). A write takes what is queued, then (unless it is a lone frame that follows no
-//! reply) gathers more while they come: up to [`CHUNK`] frames, for as long as each pass of
+//! queued). A write takes what is queued, then (unless it is a lone frame with nothing else
+//! in flight) gathers more while they come: up to [`CHUNK`] frames, for as long as each pass of
 //! the worker's other ready tasks (one yield) brings another frame (see `serve`). After an orderly close
 //! ([`Connection::close_after_queued`](super::Connection)) it first writes what is queued,
 //! within that close's bound.
@@ -178,11 +178,6 @@ async fn serve<W: AsyncWrite + Unpin>(
             }
         };
 
-        // Replies handed out since the last write (taken; written only when set).
-        let after_reply = shared.replied.load(Ordering::Relaxed);
-        if after_reply {
-            shared.replied.store(false, Ordering::Relaxed);
-        }
         let mut frames = 0usize;
         let mut next = Some(first);
         loop {
@@ -199,14 +194,14 @@ async fn serve<W: AsyncWrite + Unpin>(
                 }
             }
             if frames >= CHUNK
-                || (frames == 1 && !after_reply)
+                || (frames == 1 && shared.pending.len() <= 1)
                 || lingering
                 || gather.is_full(batch_limit)
             {
                 break;
             }
-            // Fewer than a chunk in hand, and company likely (more than one frame, or replies
-            // handed out since the last write: the callers they woke send next): let the
+            // Fewer than a chunk in hand, and company likely (more than one frame, or other
+            // requests in flight: their callers send again as their replies come): let the
             // worker run its other ready tasks once (each caller's send wakes this task again,
             // and it takes the frame) and write when a pass brings no frame. On a multi-thread
             // runtime this task, woken by a caller's frame, runs in the worker's next-task slot
@@ -215,11 +210,9 @@ async fn serve<W: AsyncWrite + Unpin>(
             // whole or a frame at a time. In chunks as they come, the peer answers the first
             // chunk while the client still works on the rest (issue 13, twelfth pass, 3 rounds:
             // 64 sync tasks 219 -> 250 K/s on two workers, 222 -> 333 K/s on one, where the
-            // client stopped parking once per round). A lone frame that follows a reply (a sync
-            // caller's next request) pays one pass: on one worker an `epoll_wait` that does not
-            // block when nothing else is ready (the tasks ready ahead of it when something is);
-            // on two the yield wakes the parked worker, which then takes the reply (`send` with
-            // one task 12.0 -> 18.2 K/s). A lone frame after no reply is written at once.
+            // client stopped parking once per round). A lone frame with nothing else in flight
+            // (one sync caller, a first request, a heartbeat) is written at once: a pass would
+            // make it wait for the worker's other ready tasks, however long they run.
             tokio::select! {
                 biased;
                 m = rx.recv() => match m {
