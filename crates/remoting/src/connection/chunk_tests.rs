@@ -3,7 +3,7 @@
 //! keeps the client from waiting for whole rounds.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -14,11 +14,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
 
-use super::{ConnOptions, Connection};
+use super::tests::start_duplex;
+use super::Connection;
 use crate::codec::RemotingCodec;
 use crate::command::RemotingCommand;
-use crate::config::RemotingConfig;
-use crate::processor::ProcessorTable;
 
 const LIMIT: Duration = Duration::from_secs(20);
 const CALLERS: usize = 64;
@@ -32,6 +31,18 @@ const WORK: Duration = Duration::from_micros(150);
 /// What a run saw: the chunk-sized writes after the first round.
 struct Run {
     chunks: usize,
+}
+
+impl Run {
+    /// At least one chunk-sized write per four rounds (whole rounds give 2 to 4 in all).
+    fn has_chunks(&self) {
+        assert!(
+            self.chunks >= ROUNDS / 4,
+            "{} chunks in {} rounds of {CALLERS}",
+            self.chunks,
+            ROUNDS - 1
+        );
+    }
 }
 
 /// A stream that records the bytes of each of the writer's batches (it flushes once after
@@ -94,6 +105,21 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for CountFlushes<S> {
     }
 }
 
+/// Runs `peer` on a thread of its own, on a runtime of its own.
+fn on_own_thread<T, F>(peer: F) -> std::thread::JoinHandle<T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T> + Send + 'static,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(peer)
+    })
+}
+
 /// Runs [`CALLERS`] sync callers for [`ROUNDS`] requests each, every caller working [`WORK`]
 /// before each request, against a peer on its own thread that answers every `answer_every`
 /// frames it has read in one write.
@@ -105,52 +131,40 @@ async fn run(answer_every: usize) -> Run {
         unflushed: 0,
         batches: Arc::clone(&batches),
     };
-    let opts = ConnOptions::new(
-        "duplex".to_owned(),
-        &RemotingConfig::default(),
-        ProcessorTable::new(),
-        Arc::new(AtomicI32::new(1)),
-    );
-    let conn = Connection::start_io(ours, "127.0.0.1:1".parse().expect("addr"), opts, |_| ());
+    let conn = start_duplex(ours);
     let after_first = Arc::new(AtomicUsize::new(0));
     let peer = {
         let batches = Arc::clone(&batches);
         let after_first = Arc::clone(&after_first);
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let mut peer = Framed::new(theirs, RemotingCodec::new());
-                let mut held = Vec::new();
-                let mut seen = 0;
-                while seen < CALLERS * ROUNDS || !held.is_empty() {
-                    // Near the end fewer callers are left than a batch: what is held is
-                    // answered once nothing more comes for a while.
-                    let wait = if held.is_empty() { LIMIT } else { QUIET };
-                    let next = tokio::time::timeout(wait, peer.next()).await;
-                    if let Ok(req) = next {
-                        held.push(req.expect("a frame").expect("decodes"));
-                        seen += 1;
-                        if seen == CALLERS {
-                            let so_far = batches.lock().expect("not poisoned").len();
-                            after_first.store(so_far, Ordering::SeqCst);
-                        }
-                        if held.len() < answer_every {
-                            continue;
-                        }
+        on_own_thread(async move {
+            let mut peer = Framed::new(theirs, RemotingCodec::new());
+            let mut held = Vec::new();
+            let mut seen = 0;
+            while seen < CALLERS * ROUNDS || !held.is_empty() {
+                // Near the end fewer callers are left than a batch: what is held is
+                // answered once nothing more comes for a while.
+                let wait = if held.is_empty() { LIMIT } else { QUIET };
+                let next = tokio::time::timeout(wait, peer.next()).await;
+                if let Ok(req) = next {
+                    held.push(req.expect("a frame").expect("decodes"));
+                    seen += 1;
+                    if seen == CALLERS {
+                        let so_far = batches.lock().expect("not poisoned").len();
+                        after_first.store(so_far, Ordering::SeqCst);
                     }
-                    for req in held.drain(..) {
-                        peer.feed(req.response_to(ResponseCode::SUCCESS, None))
-                            .await
-                            .expect("buffered");
+                    if held.len() < answer_every {
+                        continue;
                     }
-                    SinkExt::<RemotingCommand>::flush(&mut peer)
-                        .await
-                        .expect("sent");
                 }
-            });
+                for req in held.drain(..) {
+                    peer.feed(req.response_to(ResponseCode::SUCCESS, None))
+                        .await
+                        .expect("buffered");
+                }
+                SinkExt::<RemotingCommand>::flush(&mut peer)
+                    .await
+                    .expect("sent");
+            }
         })
     };
     let callers: Vec<_> = (0..CALLERS)
@@ -195,26 +209,14 @@ async fn call(conn: &Connection) {
 /// frame at a time: none).
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn a_round_goes_out_in_chunks_the_peer_answers_as_they_come() {
-    let run = run(16).await;
-    assert!(
-        run.chunks >= ROUNDS / 4,
-        "{} chunks in {} rounds of {CALLERS}",
-        run.chunks,
-        ROUNDS - 1
-    );
+    run(16).await.has_chunks();
 }
 
 /// The peer answers only once it has the whole round: the frames still go out in chunks as
 /// the callers send (the writer does not hold them for a round).
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn a_peer_that_answers_whole_rounds_still_gets_chunks() {
-    let run = run(CALLERS).await;
-    assert!(
-        run.chunks >= ROUNDS / 4,
-        "{} chunks in {} rounds of {CALLERS}",
-        run.chunks,
-        ROUNDS - 1
-    );
+    run(CALLERS).await.has_chunks();
 }
 
 /// A lone request with nothing else in flight (one sync caller, a first request, a heartbeat)
@@ -223,32 +225,20 @@ async fn a_peer_that_answers_whole_rounds_still_gets_chunks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn a_lone_request_is_written_at_once() {
     let (ours, theirs) = tokio::io::duplex(64 * 1024);
-    let opts = ConnOptions::new(
-        "duplex".to_owned(),
-        &RemotingConfig::default(),
-        ProcessorTable::new(),
-        Arc::new(AtomicI32::new(1)),
-    );
-    let conn = Connection::start_io(ours, "127.0.0.1:1".parse().expect("addr"), opts, |_| ());
+    let conn = start_duplex(ours);
     let start = std::time::Instant::now();
-    let peer = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let mut peer = Framed::new(theirs, RemotingCodec::new());
-            let req = tokio::time::timeout(LIMIT, peer.next())
-                .await
-                .expect("in time")
-                .expect("a frame")
-                .expect("decodes");
-            let arrived = start.elapsed();
-            peer.send(req.response_to(ResponseCode::SUCCESS, None))
-                .await
-                .expect("sent");
-            arrived
-        })
+    let peer = on_own_thread(async move {
+        let mut peer = Framed::new(theirs, RemotingCodec::new());
+        let req = tokio::time::timeout(LIMIT, peer.next())
+            .await
+            .expect("in time")
+            .expect("a frame")
+            .expect("decodes");
+        let arrived = start.elapsed();
+        peer.send(req.response_to(ResponseCode::SUCCESS, None))
+            .await
+            .expect("sent");
+        arrived
     });
     let caller = {
         let conn = conn.clone();

@@ -52,7 +52,7 @@ async fn answer_in_one_write(peer: &mut Peer, reqs: &[RemotingCommand]) {
 }
 
 /// A connection over an in-memory stream, with the default configuration.
-fn start_duplex<S>(io: S) -> Connection
+pub(super) fn start_duplex<S>(io: S) -> Connection
 where
     S: tokio::io::AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
