@@ -3,10 +3,10 @@
 //! connection, and the queue budget of written (or skipped) frames is given back after each
 //! write, as are the in-flight slots of oneway requests (whose callers returned once they were
 //! queued). A write takes what is queued, then (unless it is a lone frame with nothing else
-//! in flight) gathers more while they come: up to [`CHUNK`] frames, for as long as each pass of
-//! the worker's other ready tasks (one yield) brings another frame (see `serve`). After an orderly close
-//! ([`Connection::close_after_queued`](super::Connection)) it first writes what is queued,
-//! within that close's bound.
+//! in flight) gathers more while they come: up to [`CHUNK`] frames, for as long as each pass
+//! of the worker's other ready tasks (one yield) brings another frame (see `serve`). After an
+//! orderly close ([`Connection::close_after_queued`](super::Connection)) it first writes what
+//! is queued, within that close's bound.
 
 use std::future::Future;
 use std::io::{self, IoSlice};
