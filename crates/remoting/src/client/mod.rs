@@ -527,19 +527,8 @@ impl RemotingClient {
             .clone()
     }
 
-    /// Runs the hook, applies the configured serialization and assigns the opaque.
-    fn prepare(
-        &self,
-        addr: &str,
-        mut req: RemotingCommand,
-        conn: &Connection,
-        hook: Option<&dyn RpcHook>,
-    ) -> RemotingCommand {
-        self.prepare_in_place(addr, &mut req, conn, hook);
-        req
-    }
-
-    /// [`prepare`](Self::prepare) on a request in place.
+    /// Runs the hook, applies the configured serialization and assigns the opaque, on the
+    /// request in place (a request moved through and back is copied twice: 152 bytes each).
     fn prepare_in_place(
         &self,
         addr: &str,

@@ -131,10 +131,10 @@ impl RemotingClient {
         let prepared = match started {
             Started::Done(done) => return done,
             Started::Room(prepared) => prepared,
-            Started::Connect(req) => {
+            Started::Connect(mut req) => {
                 let (conn, permit) = self.ready_waiting(addr, deadline).await?;
                 let hook = self.hook();
-                let req = self.prepare(addr, req, &conn, hook.as_deref());
+                self.prepare_in_place(addr, &mut req, &conn, hook.as_deref());
                 Span::current().record("opaque", req.opaque);
                 Prepared {
                     conn,
