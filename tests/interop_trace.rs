@@ -188,7 +188,7 @@ async fn interop_trace_topic_holds_one_pub_record_per_send() {
                 f[8].as_str()
             ),
             (
-                r.region_id.as_str(),
+                &*r.region_id,
                 "RmqInteropTrace",
                 topic.as_str(),
                 "TagT",

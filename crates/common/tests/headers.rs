@@ -39,7 +39,7 @@ prop_compose! {
         msg_id in s(), queue_id in any::<i32>(), queue_offset in any::<i64>(), transaction_id in os(),
         batch_uniq_id in os(), region_id in os(), trace_on in any::<Option<bool>>(), recall_handle in os(),
     ) -> SendMessageResponseHeader {
-        SendMessageResponseHeader { msg_id, queue_id, queue_offset, transaction_id, batch_uniq_id, region_id, trace_on, recall_handle }
+        SendMessageResponseHeader { msg_id, queue_id, queue_offset, transaction_id, batch_uniq_id, region_id: region_id.map(Into::into), trace_on, recall_handle }
     }
 }
 

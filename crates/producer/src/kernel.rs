@@ -10,13 +10,14 @@
 //!    for the chosen queue, with a fresh `bornTimestamp`;
 //! 3. [`process_response`]: the response code mapped as Java does, the ids read back.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use bytestring::ByteString;
 use rmq_common::batch::encode_batch;
-use rmq_common::header::send::SendMessageResponseHeader;
+use rmq_common::header::send::{SendMessageResponseHeader, DEFAULT_REGION};
 use rmq_common::{
     property, sysflag, CommandHeader, ExtFields, LanguageCode, Message, MessageQueue, Properties,
     RequestCode,
@@ -563,7 +564,7 @@ pub(crate) fn process_response(
         region_id: header
             .region_id
             .filter(|r| !r.is_empty())
-            .unwrap_or_else(|| "DefaultRegion".to_owned()),
+            .unwrap_or(Cow::Borrowed(DEFAULT_REGION)),
         trace_on: header.trace_on.unwrap_or(true),
         recall_handle: header.recall_handle,
     })

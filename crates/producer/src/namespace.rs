@@ -232,7 +232,7 @@ mod tests {
             queue: wire.clone(),
             queue_offset: 0,
             transaction_id: None,
-            region_id: String::new(),
+            region_id: "".into(),
             trace_on: false,
             recall_handle: None,
         };

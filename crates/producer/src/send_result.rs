@@ -1,5 +1,6 @@
 //! The outcome of a successful send: [`SendResult`] and [`SendStatus`].
 
+use std::borrow::Cow;
 use std::fmt;
 
 use rmq_common::{MessageQueue, ResponseCode};
@@ -82,8 +83,9 @@ pub struct SendResult {
     pub queue_offset: i64,
     /// The transaction id the broker answered (the stored message's `UNIQ_KEY`).
     pub transaction_id: Option<String>,
-    /// The broker's region (`MSG_REGION`, `"DefaultRegion"` when absent).
-    pub region_id: String,
+    /// The broker's region (`MSG_REGION`, `"DefaultRegion"` when absent). Borrowed when it is
+    /// `"DefaultRegion"` (a broker's default): no allocation per send for it.
+    pub region_id: Cow<'static, str>,
     /// Whether the broker has message tracing on (`TRACE_ON` is not `"false"`).
     pub trace_on: bool,
     /// The broker's recall handle (5.x, timer messages only): pass it to

@@ -395,7 +395,7 @@ impl Store {
             queue_offset: first_queue_offset.unwrap_or(0),
             transaction_id: header_props.get(property::UNIQ_KEY).map(str::to_owned),
             batch_uniq_id: None,
-            region_id: Some("DefaultRegion".to_owned()),
+            region_id: Some("DefaultRegion".into()),
             trace_on: Some(true),
             recall_handle,
         };

@@ -1,6 +1,8 @@
 //! Send headers: `SendMessageRequestHeader` (V1 long names), its V2 short-name form, and
 //! `SendMessageResponseHeader` (PROTOCOL §3.1–3.3).
 
+use std::borrow::Cow;
+
 use super::{bool_str, key, optional_bool, optional_num, optional_str, required_num, required_str};
 use crate::{CommandHeader, ExtFields, HeaderError, RequestCode};
 
@@ -287,8 +289,9 @@ pub struct SendMessageResponseHeader {
     pub transaction_id: Option<String>,
     /// `batchUniqId` (inner batches only).
     pub batch_uniq_id: Option<String>,
-    /// `MSG_REGION` ext field.
-    pub region_id: Option<String>,
+    /// `MSG_REGION` ext field. Brokers name their region `DefaultRegion` unless configured
+    /// otherwise: that name is read without an allocation ([`DEFAULT_REGION`], borrowed).
+    pub region_id: Option<Cow<'static, str>>,
     /// `TRACE_ON` ext field.
     pub trace_on: Option<bool>,
     /// `recallHandle` (5.x brokers, timer messages only): what
@@ -308,7 +311,7 @@ impl CommandHeader for SendMessageResponseHeader {
             ext.insert(key("batchUniqId"), v.as_str());
         }
         if let Some(v) = &self.region_id {
-            ext.insert(key(crate::property::MSG_REGION), v.as_str());
+            ext.insert(key(crate::property::MSG_REGION), &**v);
         }
         if let Some(v) = self.trace_on {
             ext.insert(key(crate::property::TRACE_ON), bool_str(v));
@@ -345,10 +348,24 @@ impl CommandHeader for SendMessageResponseHeader {
             queue_offset: number(queue_offset, "queueOffset", "i64")?,
             transaction_id: owned(transaction_id),
             batch_uniq_id: owned(batch_uniq_id),
-            region_id: owned(region_id),
+            region_id: region_id.map(region),
             trace_on: trace_on.map(|v| v != "false"),
             recall_handle: owned(recall_handle),
         })
+    }
+}
+
+/// The region brokers report unless configured otherwise (`MSG_REGION`: the broker's
+/// `regionId`, by default Java's `MixAll.DEFAULT_TRACE_REGION_ID`).
+pub const DEFAULT_REGION: &str = "DefaultRegion";
+
+/// A region's name as read: [`DEFAULT_REGION`] borrowed (every send answer of a broker left at
+/// its default carries it), any other name copied.
+fn region(v: &str) -> Cow<'static, str> {
+    if v == DEFAULT_REGION {
+        Cow::Borrowed(DEFAULT_REGION)
+    } else {
+        Cow::Owned(v.to_owned())
     }
 }
 
@@ -414,6 +431,27 @@ mod response_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_region_is_read_without_a_copy() {
+        let read = |region: &str| {
+            let ext: ExtFields = [
+                ("msgId", "M"),
+                ("queueId", "0"),
+                ("queueOffset", "0"),
+                ("MSG_REGION", region),
+            ]
+            .into_iter()
+            .collect();
+            SendMessageResponseHeader::read_from(&ext).map(|h| h.region_id)
+        };
+        assert!(matches!(
+            read("DefaultRegion"),
+            Ok(Some(Cow::Borrowed("DefaultRegion")))
+        ));
+        assert!(matches!(read("eu-1"), Ok(Some(Cow::Owned(r))) if r == "eu-1"));
+        assert!(matches!(read(""), Ok(Some(Cow::Owned(r))) if r.is_empty()));
+    }
 
     fn sample() -> SendMessageRequestHeader {
         SendMessageRequestHeader {

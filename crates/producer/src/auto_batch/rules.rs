@@ -228,7 +228,7 @@ mod tests {
             queue: MessageQueue::new("T", "broker-a", 3),
             queue_offset: offset,
             transaction_id: None,
-            region_id: "DefaultRegion".to_owned(),
+            region_id: "DefaultRegion".into(),
             trace_on: true,
             recall_handle: None,
         }

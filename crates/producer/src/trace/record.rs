@@ -158,7 +158,7 @@ pub(crate) fn pub_record(
     let region = if result.region_id.is_empty() {
         DEFAULT_REGION.to_owned()
     } else {
-        result.region_id.clone()
+        result.region_id.clone().into_owned()
     };
     Some(PubRecord {
         timestamp_ms: now_ms.saturating_sub(cost_ms),

@@ -278,7 +278,7 @@ fn result(msg_id: &str, trace_on: bool, region: &str, status: SendStatus) -> Sen
         queue: MessageQueue::new("T", "broker-a", 1),
         queue_offset: 7,
         transaction_id: None,
-        region_id: region.into(),
+        region_id: region.to_owned().into(),
         trace_on,
         recall_handle: None,
     }

@@ -167,7 +167,7 @@ impl FakeTransport {
                 msg_id: msg_id.clone(),
                 queue: queue.clone(),
                 queue_offset: 7,
-                region_id: "DefaultRegion".to_owned(),
+                region_id: "DefaultRegion".into(),
                 trace_on: true,
                 recall_handle: None,
             };

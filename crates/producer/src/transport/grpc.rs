@@ -29,6 +29,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use dashmap::DashMap;
+use rmq_common::header::send::DEFAULT_REGION;
 use rmq_common::header::transaction::EndTransactionRequestHeader;
 use rmq_common::MessageQueue;
 use rmq_grpc::{pb, ClientMeta, Endpoint, ServerSettings, Session, SessionConfig, Telemetry};
@@ -346,7 +347,7 @@ pub(crate) fn read_response(
         queue,
         queue_offset: first.offset,
         transaction_id: non_empty(&first.transaction_id),
-        region_id: "DefaultRegion".to_owned(),
+        region_id: DEFAULT_REGION.into(),
         trace_on: true,
         recall_handle: non_empty(&first.recall_handle),
     })
