@@ -372,6 +372,60 @@ async fn stored_but_not_ok_is_returned_or_retried_as_configured() {
     stop(p, c).await;
 }
 
+/// An asynchronous send's result carries its message's id whether it ends stored OK, stored
+/// not OK (returned as is) or stored not OK then retried: the remoting transport leaves the id
+/// to the send's state, which moves it in at the end or copies it when a retry follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_results_carry_the_id_of_every_copy() {
+    let c = cluster(2, "AsyncId").await;
+    let send = |p: &Producer, body: &'static str| {
+        let p = p.clone();
+        async move {
+            let fut = timeout(
+                T,
+                p.send_async(Message::new("AsyncId", body), SendOptions::new()),
+            )
+            .await
+            .expect("in time")
+            .expect("admitted");
+            timeout(T, fut).await.expect("in time").expect("stored")
+        }
+    };
+    let ids_of = |body: &[u8]| -> Vec<String> {
+        c.messages_of("AsyncId")
+            .into_iter()
+            .filter(|m| m.body().as_ref() == body)
+            .filter_map(|m| m.property(property::UNIQ_KEY).map(str::to_owned))
+            .collect()
+    };
+    for b in c.brokers() {
+        b.faults().script_codes([ResponseCode::FLUSH_DISK_TIMEOUT]);
+    }
+    let p = start(builder(&c)).await;
+    let not_ok = send(&p, "n").await;
+    assert_eq!(not_ok.status, SendStatus::FlushDiskTimeout);
+    timeout(T, p.shutdown()).await.expect("shutdown");
+    for b in c.brokers() {
+        b.faults().clear_script();
+        b.faults().script_codes([ResponseCode::FLUSH_DISK_TIMEOUT]);
+    }
+    let p = start(builder(&c).retry_another_broker_when_not_store_ok(true)).await;
+    let retried = send(&p, "r").await;
+    assert_eq!(
+        retried.status,
+        SendStatus::SendOk,
+        "retried on another broker"
+    );
+    // Both scripts are used up: stored OK at once.
+    let ok = send(&p, "o").await;
+    assert_eq!(ok.status, SendStatus::SendOk);
+    for (r, body, copies) in [(&not_ok, b"n", 1), (&ok, b"o", 1), (&retried, b"r", 3)] {
+        assert_eq!(r.msg_id.len(), 32, "{r}");
+        assert_eq!(ids_of(body), vec![r.msg_id.clone(); copies], "{r}");
+    }
+    stop(p, c).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_sends_retry_like_sync_sends() {
     let c = cluster(2, "AsyncRetry").await;

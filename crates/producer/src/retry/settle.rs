@@ -85,9 +85,29 @@ pub(crate) enum Settled {
 }
 
 impl<T: Transport> SendState<T> {
+    /// A single message's result whose id the transport left empty (the remoting transport's
+    /// answers) gets the message's id from the prepared request: moved when the send ends with
+    /// it stored OK (the request is not sent again), copied when it may be retried. A batch's
+    /// result is left as the transport read it (the broker's id of an inner batch, even empty,
+    /// as Java's `processSendResponse`).
+    fn fill_msg_id(&mut self, result: &mut SendResult) {
+        let out = &mut self.job.out;
+        if !result.msg_id.is_empty() || out.is_batch() {
+            return;
+        }
+        result.msg_id = if result.status.is_ok() {
+            std::mem::take(&mut out.msg_id)
+        } else {
+            out.msg_id.clone()
+        };
+    }
+
     /// Records an attempt to `queue` that started at `t0` and decides what follows: the end of
     /// the send, or another attempt (after a pause when the broker answered `SYSTEM_BUSY`).
-    pub(crate) fn settle(&mut self, queue: &Queue, t0: Instant, outcome: Outcome) -> Settled {
+    pub(crate) fn settle(&mut self, queue: &Queue, t0: Instant, mut outcome: Outcome) -> Settled {
+        if let Ok(Some(result)) = &mut outcome {
+            self.fill_msg_id(result);
+        }
         // One clock read serves the latency and the fault table.
         let now = Instant::now();
         let latency = now.saturating_duration_since(t0);

@@ -153,6 +153,9 @@ struct Reading {
     /// The address, when it did not come from the route (which cannot change).
     addr: Option<String>,
     queue: MessageQueue,
+    /// A batch's ids (a batch's result reports the broker's id or these). Empty for one
+    /// message: its result's id is left to the send's state, which moves its own copy in
+    /// ([`SendState::settle`](crate::retry::SendState::settle)), not copied per attempt here.
     msg_id: String,
     is_batch: bool,
 }
@@ -166,7 +169,11 @@ impl Reading {
             info: Arc::clone(attempt.info),
             addr: owned_addr.map(str::to_owned),
             queue: MessageQueue::new(attempt.out.topic(), mq.broker_name.as_str(), mq.queue_id),
-            msg_id: attempt.out.msg_id.clone(),
+            msg_id: if attempt.out.is_batch() {
+                attempt.out.msg_id.clone()
+            } else {
+                String::new()
+            },
             is_batch: attempt.out.is_batch(),
         }
     }
