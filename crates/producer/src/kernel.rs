@@ -516,8 +516,8 @@ pub(crate) fn build_request_fields(
 /// Java's `processSendResponse`: the four "stored" codes give a [`SendResult`] for `queue` (its
 /// id replaced by the one the broker answers), every other code is an [`ErrorKind::Broker`]
 /// refusal. `msg_id` is what the result reports (a batch's inner ids unless the broker names
-/// the batch; empty for one message read by the remoting transport's asynchronous attempts,
-/// whose id the send's state moves in). `addr` gives the broker's address from its name, read only for a refusal.
+/// the batch; empty for one message read by the remoting transport, whose id the send's state
+/// moves in). `addr` gives the broker's address from its name, read only for a refusal.
 ///
 /// # Errors
 /// [`ErrorKind::Broker`] for a refusal, [`ErrorKind::InvalidResponse`] when a "stored" answer

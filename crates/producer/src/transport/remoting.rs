@@ -155,7 +155,8 @@ struct Reading {
     queue: MessageQueue,
     /// A batch's ids (a batch's result reports the broker's id or these). Empty for one
     /// message: its result's id is left to the send's state, which moves its own copy in
-    /// ([`SendState::settle`](crate::retry::SendState::settle)), not copied per attempt here.
+    /// ([`SendState::settle`](crate::retry::SendState::settle)), not copied per attempt here
+    /// (the synchronous attempts' [`read_reply`] too).
     msg_id: String,
     is_batch: bool,
 }
@@ -362,7 +363,8 @@ impl Transport for RemotingTransport {
 /// The rare forms of [`RemotingTransport::call`](Transport::call).
 type BoxedCall<'a> = Pin<Box<dyn Future<Output = Result<SendResult, ErrorKind>> + Send + 'a>>;
 
-/// A synchronous attempt's outcome from the connection's answer.
+/// A synchronous attempt's outcome from the connection's answer. One message's id is left to
+/// the send's state, as for [`Reading`].
 fn read_reply(
     answer: Result<RemotingCommand, RemotingError>,
     mq: &MessageQueue,
@@ -371,9 +373,12 @@ fn read_reply(
 ) -> Result<SendResult, ErrorKind> {
     let resp = answer.map_err(|e| transport_error(&mq.broker_name, e))?;
     let queue = MessageQueue::new(out.topic(), mq.broker_name.as_str(), mq.queue_id);
-    process_response(&resp, out.msg_id.clone(), out.is_batch(), queue, |_| {
-        addr.to_owned()
-    })
+    let msg_id = if out.is_batch() {
+        out.msg_id.clone()
+    } else {
+        String::new()
+    };
+    process_response(&resp, msg_id, out.is_batch(), queue, |_| addr.to_owned())
 }
 
 fn transport_error(broker: &str, source: RemotingError) -> ErrorKind {
