@@ -416,7 +416,8 @@ async fn async_results_carry_the_id_of_every_copy() {
         SendStatus::SendOk,
         "retried on another broker"
     );
-    // Both scripts are used up: stored OK at once.
+    // Both scripts are used up: stored OK at once. (`retried` was stored three times: each
+    // broker's scripted FLUSH_DISK_TIMEOUT, then OK; the default `retries_async` of 2 allows it.)
     let ok = send(&p, "o").await;
     assert_eq!(ok.status, SendStatus::SendOk);
     for (r, body, copies) in [(&not_ok, b"n", 1), (&ok, b"o", 1), (&retried, b"r", 3)] {

@@ -4,15 +4,14 @@
 
 use std::time::Duration;
 
+// The region when the broker names none (Java `MixAll.DEFAULT_TRACE_REGION_ID`).
+use rmq_common::header::send::DEFAULT_REGION;
 use rmq_common::namespace::without_any;
 use rmq_common::{property, Properties};
 
 use crate::kernel::Outgoing;
 use crate::send_result::SendResult;
 use crate::transaction::TransactionState;
-
-/// The region when the broker names none (Java `MixAll.DEFAULT_TRACE_REGION_ID`).
-pub(crate) const DEFAULT_REGION: &str = "DefaultRegion";
 
 /// The traced message's type (Java `MessageType`): its ordinal goes on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,7 +157,7 @@ pub(crate) fn pub_record(
     let region = if result.region_id.is_empty() {
         DEFAULT_REGION.to_owned()
     } else {
-        result.region_id.clone().into_owned()
+        result.region_id.to_string()
     };
     Some(PubRecord {
         timestamp_ms: now_ms.saturating_sub(cost_ms),

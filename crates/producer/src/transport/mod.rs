@@ -82,6 +82,10 @@ pub(crate) struct LiveLimits {
 pub(crate) trait Transport: Send + Sync + 'static {
     /// An attempt handed to the network, resolving with its answer. Owns what it needs, so an
     /// asynchronous send can move it to the task that awaits it.
+    ///
+    /// A single message's answer may leave [`SendResult::msg_id`] empty: the send's state fills
+    /// it from the prepared request when it settles the attempt (the remoting transport does,
+    /// to avoid a copy per attempt). Every answer must therefore go through that settle.
     type Pending: Future<Output = Result<SendResult, ErrorKind>> + Send + Unpin + 'static;
 
     /// The address an attempt to `broker`, a broker of the route `info`, goes to, resolved as
