@@ -83,60 +83,15 @@ impl<const N: usize> Stage<N> {
         }
     }
 
-    /// [`int`](Self::int) of any value: the digits written right-aligned in a scratch array,
-    /// four at a time, then copied with one fixed-size copy (no digit count needed first).
+    /// [`int`](Self::int) of any value, formatted by `itoa` (at most 20 bytes: a sign and 19
+    /// digits, within the room [`room`](Self::room) keeps).
     fn int_slow(&mut self, dst: &mut BytesMut, v: i64) {
         self.room(dst);
-        if let Ok(u @ 10..=9999) = u16::try_from(v) {
-            // Two to four digits (request codes, versions, queue ids): no loop, no scratch.
-            let (hi, lo) = (usize::from(u / 100), usize::from(u % 100));
-            let at = self.n;
-            let lo_at = if hi == 0 {
-                at
-            } else if hi < 10 {
-                self.buf[at] = b'0' + hi as u8;
-                at + 1
-            } else {
-                self.buf[at..at + 2].copy_from_slice(&PAIRS[hi * 2..hi * 2 + 2]);
-                at + 2
-            };
-            self.buf[lo_at..lo_at + 2].copy_from_slice(&PAIRS[lo * 2..lo * 2 + 2]);
-            self.n = lo_at + 2;
-            return;
-        }
-        // Digits end at `END`; a sign and 19 digits at most: they start at 4 or later.
-        const END: usize = 24;
-        let mut digits = [b'0'; END + 24];
-        let mut pos = END;
-        let mut u = v.unsigned_abs();
-        while u >= 10_000 {
-            let four = (u % 10_000) as usize;
-            u /= 10_000;
-            pos -= 4;
-            digits[pos..pos + 2].copy_from_slice(&PAIRS[four / 100 * 2..four / 100 * 2 + 2]);
-            digits[pos + 2..pos + 4].copy_from_slice(&PAIRS[four % 100 * 2..four % 100 * 2 + 2]);
-        }
-        // u < 10_000 from here on.
-        let mut u = u as usize;
-        if u >= 100 {
-            pos -= 2;
-            digits[pos..pos + 2].copy_from_slice(&PAIRS[u % 100 * 2..u % 100 * 2 + 2]);
-            u /= 100;
-        }
-        if u >= 10 {
-            pos -= 2;
-            digits[pos..pos + 2].copy_from_slice(&PAIRS[u * 2..u * 2 + 2]);
-        } else {
-            pos -= 1;
-            digits[pos] = b'0' + u as u8;
-        }
-        if v < 0 {
-            pos -= 1;
-            digits[pos] = b'-';
-        }
+        let mut text = itoa::Buffer::new();
+        let digits = text.format(v).as_bytes();
         let at = self.n;
-        self.buf[at..at + 24].copy_from_slice(&digits[pos..pos + 24]);
-        self.n = at + (END - pos);
+        self.buf[at..at + digits.len()].copy_from_slice(digits);
+        self.n = at + digits.len();
     }
 
     /// Writes `bytes` (the inside of a JSON string), escaping what needs it: `"` and `\`,
@@ -265,14 +220,6 @@ const fn escapes() -> [[u8; 8]; 128] {
     t[b'\\' as usize] = [b'\\', b'\\', 0, 0, 0, 0, 0, 2];
     t
 }
-
-/// `"00".."99"`: two decimal digits per lookup.
-const PAIRS: &[u8; 200] = b"\
-    0001020304050607080910111213141516171819\
-    2021222324252627282930313233343536373839\
-    4041424344454647484950515253545556575859\
-    6061626364656667686970717273747576777879\
-    8081828384858687888990919293949596979899";
 
 #[cfg(test)]
 /// Writes `bytes` as a JSON string (quoted, escaped as [`Stage::str_content`]).
