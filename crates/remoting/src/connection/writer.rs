@@ -208,9 +208,9 @@ async fn serve<W: AsyncWrite + Unpin>(
             // right after that caller and would otherwise write each frame alone: one `writev`
             // and one wake-up of the peer per frame, and (64 sync callers) a round the peer sees
             // whole or a frame at a time. In chunks as they come, the peer answers the first
-            // chunk while the client still works on the rest (issue 13, twelfth pass, 3 rounds:
-            // 64 sync tasks 219 -> 250 K/s on two workers, 222 -> 333 K/s on one, where the
-            // client stopped parking once per round). A lone frame with nothing else in flight
+            // chunk while the client still works on the rest (issue 13, twelfth pass: the client
+            // stopped parking once per round of 64 sync tasks; numbers in benches/README.md).
+            // A lone frame with nothing else in flight
             // (one sync caller, a first request, a heartbeat) is written at once: a pass would
             // make it wait for the worker's other ready tasks, however long they run.
             tokio::select! {
